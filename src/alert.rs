@@ -1,0 +1,288 @@
+//! The alert: the one JSON document every sink receives.
+//!
+//! Field names are a contract (documented in the README): later versions add fields but
+//! never rename these. Every alert says what was seen (`observed`), what was expected
+//! (`expected`, with the normal band `lower`..`upper`), how unlikely it is (`p_value`),
+//! and where to look (`investigate`: a Logs Insights query over the anomalous window).
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::detect::{DetectorKind, Finding, Severity};
+use crate::rule::RuleSpec;
+use crate::series::Labels;
+use crate::stats::one_in;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub status: Status,
+    pub rule: String,
+    pub detector: String,
+    pub series: Labels,
+    /// The bin this notification is about (RFC 3339, UTC).
+    pub bin_start: String,
+    pub bin_end: String,
+    pub observed: f64,
+    pub expected: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub p_value: f64,
+    pub severity: Severity,
+    /// Stable per rule + detector + series: the identity of an incident's alert.
+    pub fingerprint: String,
+    /// One sentence a human reads at 3 a.m.
+    pub summary: String,
+    /// What `observed` counts: "failed sign-ins", "failure share", ...
+    pub measure: String,
+    /// Start of the first anomalous bin of this incident.
+    pub started_at: String,
+    /// A Logs Insights query over the anomalous window: paste it into the console.
+    pub investigate: String,
+}
+
+/// The stable identity of an alert: rule, detector and series labels.
+pub fn fingerprint(rule: &str, detector: DetectorKind, labels: &Labels) -> String {
+    let mut h = Sha256::new();
+    h.update(rule.as_bytes());
+    h.update([0]);
+    h.update(detector.name().as_bytes());
+    for (k, v) in labels {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([b'=']);
+        h.update(v.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Everything needed to write an alert for one bin.
+pub struct AlertInput<'a> {
+    pub status: Status,
+    pub rule: &'a RuleSpec,
+    pub detector: DetectorKind,
+    pub labels: &'a Labels,
+    pub bin_start_ms: i64,
+    pub started_ms: i64,
+    pub finding: &'a Finding,
+}
+
+impl Alert {
+    pub fn new(input: AlertInput<'_>) -> Alert {
+        let AlertInput {
+            status,
+            rule,
+            detector,
+            labels,
+            bin_start_ms,
+            started_ms,
+            finding: f,
+        } = input;
+        let bin_end_ms = bin_start_ms + rule.bin_ms();
+        Alert {
+            status,
+            rule: rule.name.clone(),
+            detector: detector.name().to_string(),
+            series: labels.clone(),
+            bin_start: rfc3339(bin_start_ms),
+            bin_end: rfc3339(bin_end_ms),
+            observed: round(f.observed),
+            expected: round(f.expected),
+            lower: round(f.lower),
+            upper: round(f.upper),
+            p_value: f.p_value,
+            severity: f.severity,
+            fingerprint: fingerprint(&rule.name, detector, labels),
+            summary: summary(status, rule, detector, labels, bin_start_ms, f),
+            measure: f.measure.to_string(),
+            started_at: rfc3339(started_ms),
+            investigate: investigate_query(rule, labels),
+        }
+    }
+}
+
+fn round(x: f64) -> f64 {
+    if x.abs() >= 10.0 {
+        (x * 10.0).round() / 10.0
+    } else {
+        (x * 10_000.0).round() / 10_000.0
+    }
+}
+
+fn show(x: f64, measure: &str) -> String {
+    if measure.contains("share") {
+        format!("{:.1}%", x * 100.0)
+    } else if x >= 10.0 || x.fract() == 0.0 {
+        format!("{}", x.round() as i64)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn summary(
+    status: Status,
+    rule: &RuleSpec,
+    detector: DetectorKind,
+    labels: &Labels,
+    bin_start_ms: i64,
+    f: &Finding,
+) -> String {
+    let mut s = String::new();
+    let series = if labels.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(" for {}", parts.join(", "))
+    };
+    let when = DateTime::<Utc>::from_timestamp_millis(bin_start_ms)
+        .unwrap_or_default()
+        .format("%a %H:%M UTC");
+    let bin = rule.bin_literal();
+    let (observed, expected) = (show(f.observed, f.measure), show(f.expected, f.measure));
+    match status {
+        Status::Resolved => {
+            let _ = write!(
+                s,
+                "Resolved: {} {}{series} back to normal — {observed} {} in the {bin} bin at {when}, expected about {expected}.",
+                rule.name,
+                detector.name(),
+                f.measure
+            );
+        }
+        Status::Firing => {
+            let what = match detector {
+                DetectorKind::FailureSpike => {
+                    "Failed sign-ins spiked (credential stuffing or password spraying?)"
+                }
+                DetectorKind::FailureRatio => {
+                    "The share of failing sign-ins jumped (an attack hiding in normal traffic?)"
+                }
+                DetectorKind::SuccessDrop => {
+                    "Successful sign-ins collapsed (IdP or integration outage?)"
+                }
+                DetectorKind::VolumeSpike => "Sign-in volume spiked (scripted traffic or a flood?)",
+                DetectorKind::Flatline => "No Okta events at all (is the log pipeline broken?)",
+            };
+            let band = match detector {
+                DetectorKind::SuccessDrop => {
+                    format!("normally at least {}", show(f.lower, f.measure))
+                }
+                DetectorKind::Flatline => format!("about {expected} expected over the silent bins"),
+                _ => format!("paging above {}", show(f.upper, f.measure)),
+            };
+            let _ = write!(
+                s,
+                "{what}{series} [{}]: {observed} {} in the {bin} bin at {when}, expected about {expected} ({band}); chance under normal traffic {}.",
+                rule.name,
+                f.measure,
+                one_in(f.p_value)
+            );
+        }
+    }
+    s
+}
+
+/// The Logs Insights query an operator pastes to see the events behind an alert.
+pub fn investigate_query(rule: &RuleSpec, labels: &Labels) -> String {
+    let types: Vec<String> = rule.event_types.iter().map(|t| format!("{t:?}")).collect();
+    let mut q = format!(
+        "fields @timestamp, detail.outcome.result, detail.outcome.reason, detail.actor.alternateId, detail.client.ipAddress, detail.client.geographicalContext.country\n| filter detail.eventType in [{}]",
+        types.join(", ")
+    );
+    for (k, v) in labels {
+        let _ = write!(q, " and detail.{k} = {v:?}");
+    }
+    q.push_str("\n| sort @timestamp desc\n| limit 200");
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding() -> Finding {
+        Finding {
+            anomalous: true,
+            observed: 412.0,
+            expected: 23.4,
+            lower: 0.0,
+            upper: 61.0,
+            p_value: 1e-14,
+            severity: Severity::Critical,
+            measure: "failed sign-ins",
+        }
+    }
+
+    #[test]
+    fn alert_json_has_the_contract_fields() {
+        let rule = RuleSpec::named("okta-sign-ins");
+        let labels = Labels::new();
+        let f = finding();
+        let a = Alert::new(AlertInput {
+            status: Status::Firing,
+            rule: &rule,
+            detector: DetectorKind::FailureSpike,
+            labels: &labels,
+            bin_start_ms: 1_795_601_700_000,
+            started_ms: 1_795_601_700_000,
+            finding: &f,
+        });
+        let v = serde_json::to_value(&a).unwrap();
+        for key in [
+            "status",
+            "rule",
+            "detector",
+            "series",
+            "bin_start",
+            "bin_end",
+            "observed",
+            "expected",
+            "lower",
+            "upper",
+            "p_value",
+            "severity",
+            "fingerprint",
+            "summary",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["status"], "firing");
+        assert_eq!(v["bin_start"], "2026-11-25T10:15:00Z");
+        assert_eq!(v["bin_end"], "2026-11-25T10:30:00Z");
+        assert_eq!(v["severity"], "critical");
+        assert!(a.summary.contains("412 failed sign-ins"), "{}", a.summary);
+        assert!(a.summary.contains("expected about 23"), "{}", a.summary);
+        assert!(a.summary.contains("1 in 10^14"), "{}", a.summary);
+        let back: Alert = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_distinct() {
+        let mut a = Labels::new();
+        a.insert("client.ipAddress".into(), "1.2.3.4".into());
+        let f1 = fingerprint("r", DetectorKind::FailureSpike, &a);
+        assert_eq!(f1, fingerprint("r", DetectorKind::FailureSpike, &a));
+        assert_ne!(f1, fingerprint("r", DetectorKind::VolumeSpike, &a));
+        assert_ne!(
+            f1,
+            fingerprint("r", DetectorKind::FailureSpike, &Labels::new())
+        );
+        assert_eq!(f1.len(), 16);
+    }
+}

@@ -1,0 +1,296 @@
+//! Baselines: what a bin of a series is expected to hold, learned from its history.
+//!
+//! Sign-ins follow the week: busy weekday mornings, quiet nights, quieter weekends. So
+//! the expectation for a bin comes, in order of preference, from
+//!
+//! 1. the same time in previous weeks (hour of week), when a week of history exists;
+//! 2. the same time on previous days of the same kind (weekday or weekend);
+//! 3. the recent level (the last few clean bins), when there is no more history.
+//!
+//! Each uses neighbouring bins too (±1 bin) and a trimmed mean, so one odd bin does not
+//! drag the expectation. Bins a detector flagged as anomalous are skipped, so an attack
+//! does not teach the baseline that attacks are normal. A level factor then scales the
+//! seasonal expectation by how the last few hours compared with what was expected of
+//! them, which follows slow drift and quiet holidays.
+
+use crate::series::{BinRecord, History};
+
+/// What a bin is expected to hold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expected {
+    pub total: f64,
+    pub success: f64,
+    pub failure: f64,
+    /// Seasonal `total` before the level factor (kept in history to measure level later).
+    pub seasonal_total: f64,
+    pub basis: Basis,
+    /// How many past bins the expectation rests on.
+    pub samples: usize,
+}
+
+impl Expected {
+    /// Expected share of attempts that fail, shrunk towards a small prior so that a
+    /// series with no failures yet does not make the first one look infinitely unlikely.
+    pub fn failure_share(&self) -> f64 {
+        (self.failure + 0.5) / (self.total + 10.0)
+    }
+
+    pub fn success_share(&self) -> f64 {
+        (self.success + 0.5) / (self.total + 1.0)
+    }
+}
+
+/// Which history an expectation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    HourOfWeek,
+    TimeOfDay,
+    RecentLevel,
+}
+
+/// A baseline computes expectations from a series' history.
+pub trait Baseline: Send + Sync {
+    /// The expectation for `bin`, from the history before it; `None` while there is too
+    /// little history to say.
+    fn expect(&self, history: &History, bin: i64) -> Option<Expected>;
+}
+
+/// The seasonal baseline described in the module docs.
+#[derive(Debug, Clone)]
+pub struct Seasonal {
+    bin_ms: i64,
+    bins_per_day: i64,
+    /// How many bins back the history reaches (the baseline window).
+    window_bins: i64,
+}
+
+/// Fewer samples than this and a tier is not trusted.
+const MIN_SAMPLES: usize = 3;
+/// How many recent bins the level factor and the recent-level fallback look at.
+const RECENT_BINS: usize = 8;
+
+impl Seasonal {
+    pub fn new(bin_ms: i64, window_bins: usize) -> Seasonal {
+        let bin_ms = bin_ms.max(1);
+        Seasonal {
+            bin_ms,
+            bins_per_day: (86_400_000 / bin_ms).max(1),
+            window_bins: window_bins as i64,
+        }
+    }
+
+    fn is_weekend(&self, bin: i64) -> bool {
+        // 1970-01-01 was a Thursday: day 0 → Thursday, so (day + 3) % 7 is 0 for Monday.
+        let day = (bin * self.bin_ms).div_euclid(86_400_000);
+        (day + 3).rem_euclid(7) >= 5
+    }
+
+    /// Samples at `bin - k * period ± 1` for k = 1.., within the window, kept when `keep`.
+    fn samples(
+        &self,
+        history: &History,
+        bin: i64,
+        period: i64,
+        keep: impl Fn(i64) -> bool,
+        out: &mut Vec<BinRecord>,
+    ) {
+        out.clear();
+        let mut k = 1;
+        while k * period <= self.window_bins {
+            let centre = bin - k * period;
+            if keep(centre) {
+                for j in -1..=1 {
+                    if let Some(r) = history.get(centre + j) {
+                        if r.is_clean() {
+                            out.push(*r);
+                        }
+                    }
+                }
+            }
+            k += 1;
+        }
+    }
+}
+
+impl Baseline for Seasonal {
+    fn expect(&self, history: &History, bin: i64) -> Option<Expected> {
+        let mut samples = Vec::with_capacity(32);
+        let week = self.bins_per_day * 7;
+        let day = self.bins_per_day;
+
+        let mut basis = Basis::HourOfWeek;
+        self.samples(history, bin, week, |_| true, &mut samples);
+        if samples.len() < MIN_SAMPLES {
+            basis = Basis::TimeOfDay;
+            let weekend = self.is_weekend(bin);
+            self.samples(
+                history,
+                bin,
+                day,
+                |b| self.is_weekend(b) == weekend,
+                &mut samples,
+            );
+        }
+        if samples.len() < MIN_SAMPLES {
+            basis = Basis::RecentLevel;
+            samples.clear();
+            samples.extend(history.last(RECENT_BINS).filter(|r| r.is_clean()).copied());
+            if samples.len() < MIN_SAMPLES {
+                return None;
+            }
+            let e = trimmed(&samples);
+            return Some(Expected {
+                total: e.0,
+                success: e.1,
+                failure: e.2,
+                seasonal_total: e.0,
+                basis,
+                samples: samples.len(),
+            });
+        }
+
+        let (total, success, failure) = trimmed(&samples);
+        let level = level_factor(history, total);
+        Some(Expected {
+            total: total * level,
+            success: success * level,
+            failure: failure * level,
+            seasonal_total: total,
+            basis,
+            samples: samples.len(),
+        })
+    }
+}
+
+/// Mean of each metric after dropping the highest and lowest sample (when there are 5+).
+fn trimmed(samples: &[BinRecord]) -> (f64, f64, f64) {
+    fn one(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let cut = if v.len() >= 5 { 1 } else { 0 };
+        let kept = &v[cut..v.len() - cut];
+        kept.iter().sum::<f64>() / kept.len().max(1) as f64
+    }
+    (
+        one(samples.iter().map(|r| f64::from(r.total)).collect()),
+        one(samples.iter().map(|r| f64::from(r.success)).collect()),
+        one(samples.iter().map(|r| f64::from(r.failure)).collect()),
+    )
+}
+
+/// How the recent clean bins compared with their seasonal expectation, shrunk towards 1
+/// (by pretending two bins of exactly-as-expected traffic) and bounded to [0.2, 5].
+fn level_factor(history: &History, current_seasonal: f64) -> f64 {
+    let (mut observed, mut expected) = (0.0, 0.0);
+    for r in history.last(RECENT_BINS).filter(|r| r.is_clean()) {
+        if r.seasonal_total > 0.0 {
+            observed += f64::from(r.total);
+            expected += f64::from(r.seasonal_total);
+        }
+    }
+    let prior = 2.0 * current_seasonal.max(1.0);
+    ((observed + prior) / (expected + prior)).clamp(0.2, 5.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BIN: i64 = 15 * 60_000;
+
+    fn rec(total: u32, failure: u32) -> BinRecord {
+        BinRecord {
+            total,
+            success: total - failure,
+            failure,
+            known: true,
+            anomalous: false,
+            seasonal_total: 0.0,
+        }
+    }
+
+    /// A week-periodic series: busy during the day, quiet at night.
+    fn diurnal(bin: i64) -> u32 {
+        let hour = (bin * BIN / 3_600_000) % 24;
+        if (8..18).contains(&hour) {
+            100
+        } else {
+            5
+        }
+    }
+
+    #[test]
+    fn too_little_history_means_no_expectation() {
+        let b = Seasonal::new(BIN, 14 * 96);
+        let mut h = History::new(14 * 96);
+        h.push(0, rec(10, 1));
+        assert_eq!(b.expect(&h, 1), None);
+    }
+
+    #[test]
+    fn recent_level_then_time_of_day_then_hour_of_week() {
+        let b = Seasonal::new(BIN, 14 * 96);
+        let mut h = History::new(14 * 96);
+        // Start on a Monday (1970-01-05 is day 4).
+        let start = 4 * 96;
+        for i in 0..4 {
+            h.push(start + i, rec(diurnal(start + i), 2));
+        }
+        assert_eq!(b.expect(&h, start + 4).unwrap().basis, Basis::RecentLevel);
+        for i in 4..(2 * 96) {
+            let bin = start + i;
+            let mut r = rec(diurnal(bin), 2);
+            r.seasonal_total = diurnal(bin) as f32;
+            h.push(bin, r);
+        }
+        // Tuesday 10:00, one weekday behind it.
+        let tue10 = start + 96 + 40;
+        let e = b.expect(&h, tue10 + 96).unwrap();
+        assert_eq!(e.basis, Basis::TimeOfDay);
+        assert!((e.total - 100.0).abs() < 10.0, "{e:?}");
+        let night = start + 2 * 96 + 8;
+        assert!(b.expect(&h, night).unwrap().total < 10.0);
+        for i in (2 * 96)..(8 * 96) {
+            let bin = start + i;
+            let mut r = rec(diurnal(bin), 2);
+            r.seasonal_total = diurnal(bin) as f32;
+            h.push(bin, r);
+        }
+        let e = b.expect(&h, start + 8 * 96 + 40).unwrap();
+        assert_eq!(e.basis, Basis::HourOfWeek);
+        assert!((e.total - 100.0).abs() < 10.0, "{e:?}");
+    }
+
+    #[test]
+    fn anomalous_and_unknown_bins_are_not_learned() {
+        let b = Seasonal::new(BIN, 14 * 96);
+        let mut h = History::new(14 * 96);
+        for i in 0..10 {
+            h.push(i, rec(10, 1));
+        }
+        let mut attack = rec(5000, 4900);
+        attack.anomalous = true;
+        h.push(10, attack);
+        h.push(11, BinRecord::default());
+        let e = b.expect(&h, 12).unwrap();
+        assert!((e.total - 10.0).abs() < 1e-9, "{e:?}");
+    }
+
+    #[test]
+    fn level_follows_a_quiet_day() {
+        let b = Seasonal::new(BIN, 14 * 96);
+        let mut h = History::new(14 * 96);
+        for bin in 0..(8 * 96) {
+            let mut r = rec(100, 5);
+            r.seasonal_total = 100.0;
+            h.push(bin, r);
+        }
+        // A holiday: a few hours at a fifth of the usual volume.
+        for bin in (8 * 96)..(8 * 96 + 8) {
+            let mut r = rec(20, 1);
+            r.seasonal_total = 100.0;
+            h.push(bin, r);
+        }
+        let e = b.expect(&h, 8 * 96 + 8).unwrap();
+        assert!(e.total < 40.0 && e.seasonal_total > 90.0, "{e:?}");
+    }
+}

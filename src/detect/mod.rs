@@ -1,0 +1,294 @@
+//! Detectors: given one bin of one series and its baseline, is the bin anomalous?
+//!
+//! Each detector is a small struct implementing [`Detector`], configured by its own
+//! `[rules.detectors.<name>]` table. A detector only judges a single bin; whether that
+//! becomes a page (M of N bins, resolution, repeats) is the alert lifecycle's job
+//! ([`crate::lifecycle`]).
+
+mod flatline;
+mod ratio;
+mod spike;
+mod success_drop;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::Expected;
+use crate::config::{Problems, Table};
+use crate::series::{Counts, History};
+
+pub use flatline::Flatline;
+pub use ratio::FailureRatio;
+pub use spike::{CountSpike, SpikeMetric};
+pub use success_drop::SuccessDrop;
+
+/// Everything a detector may look at for one bin.
+pub struct BinContext<'a> {
+    pub counts: Counts,
+    /// `None` during warm-up or with too little history.
+    pub expected: Option<Expected>,
+    pub dispersion: Dispersion,
+    /// The series' bins before this one.
+    pub history: &'a History,
+    pub bin: i64,
+    pub bin_ms: i64,
+}
+
+/// Learned over-dispersion of each metric (see [`crate::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dispersion {
+    pub total: f64,
+    pub success: f64,
+    pub failure: f64,
+}
+
+/// A detector's verdict on one bin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub anomalous: bool,
+    pub observed: f64,
+    pub expected: f64,
+    /// The band of normal values: a bin outside [lower, upper] is flagged.
+    pub lower: f64,
+    pub upper: f64,
+    pub p_value: f64,
+    pub severity: Severity,
+    /// What was measured, for a human: "failed sign-ins", "failure share".
+    pub measure: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// One detector. Implementations are pure: same context, same finding.
+pub trait Detector: Send + Sync + fmt::Debug {
+    fn kind(&self) -> DetectorKind;
+    /// The verdict on this bin, or `None` when the detector cannot judge it (no baseline
+    /// yet, or the baseline expects too little for the test to mean anything).
+    fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DetectorKind {
+    FailureSpike,
+    FailureRatio,
+    SuccessDrop,
+    VolumeSpike,
+    Flatline,
+}
+
+impl DetectorKind {
+    pub const ALL: [DetectorKind; 5] = [
+        DetectorKind::FailureSpike,
+        DetectorKind::FailureRatio,
+        DetectorKind::SuccessDrop,
+        DetectorKind::VolumeSpike,
+        DetectorKind::Flatline,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKind::FailureSpike => "failure_spike",
+            DetectorKind::FailureRatio => "failure_ratio",
+            DetectorKind::SuccessDrop => "success_drop",
+            DetectorKind::VolumeSpike => "volume_spike",
+            DetectorKind::Flatline => "flatline",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DetectorKind> {
+        DetectorKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// When a run of anomalous bins becomes a page, by default. A failure spike pages on
+    /// its first bin (attacks are short); drops and ratios wait for a second bin out of
+    /// three, which costs one bin of latency and saves many false pages.
+    fn default_fire(self) -> FirePolicy {
+        let (bins_to_fire, bins_window) = match self {
+            DetectorKind::FailureSpike | DetectorKind::Flatline => (1, 1),
+            DetectorKind::FailureRatio | DetectorKind::SuccessDrop | DetectorKind::VolumeSpike => {
+                (2, 3)
+            }
+        };
+        FirePolicy {
+            bins_to_fire,
+            bins_window,
+            bins_to_resolve: 2,
+            repeat_interval: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+/// When anomalous bins become a firing alert, and when it resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirePolicy {
+    /// Fire once this many of the last `bins_window` bins are anomalous (M of N).
+    pub bins_to_fire: u32,
+    pub bins_window: u32,
+    /// Resolve after this many consecutive normal bins.
+    pub bins_to_resolve: u32,
+    /// While firing, notify again after this long.
+    pub repeat_interval: Duration,
+}
+
+/// A configured detector: what judges a bin, and when judgements become pages.
+#[derive(Debug, Clone)]
+pub struct DetectorSpec {
+    pub detector: Arc<dyn Detector>,
+    pub fire: FirePolicy,
+}
+
+impl DetectorSpec {
+    /// The detector with default thresholds.
+    pub fn default_for(kind: DetectorKind) -> DetectorSpec {
+        let mut problems = Problems::default();
+        let mut empty = Table::new("", None, &mut problems);
+        DetectorSpec::read(kind, &mut empty, &mut problems)
+    }
+
+    /// Read a `[rules.detectors.<name>]` table (the caller reports unknown keys).
+    pub fn read(kind: DetectorKind, t: &mut Table<'_>, problems: &mut Problems) -> DetectorSpec {
+        let detector: Arc<dyn Detector> = match kind {
+            DetectorKind::FailureSpike => {
+                Arc::new(CountSpike::read(SpikeMetric::Failure, t, problems))
+            }
+            DetectorKind::VolumeSpike => {
+                Arc::new(CountSpike::read(SpikeMetric::Total, t, problems))
+            }
+            DetectorKind::FailureRatio => Arc::new(FailureRatio::read(t, problems)),
+            DetectorKind::SuccessDrop => Arc::new(SuccessDrop::read(t, problems)),
+            DetectorKind::Flatline => Arc::new(Flatline::read(t, problems)),
+        };
+        let mut fire = kind.default_fire();
+        if let Some(n) = t.count("bins_to_fire", 1, problems) {
+            fire.bins_to_fire = n.min(1000) as u32;
+        }
+        if let Some(n) = t.count("bins_window", 1, problems) {
+            fire.bins_window = n.min(1000) as u32;
+        }
+        if fire.bins_window < fire.bins_to_fire {
+            // Only one of the two was probably set: widen the window to fit.
+            if t.raw("bins_window").is_some() {
+                problems.push(
+                    t.key_path("bins_window"),
+                    format!(
+                        "must be at least bins_to_fire ({}), found {}",
+                        fire.bins_to_fire, fire.bins_window
+                    ),
+                );
+            }
+            fire.bins_window = fire.bins_to_fire;
+        }
+        if let Some(n) = t.count("bins_to_resolve", 1, problems) {
+            fire.bins_to_resolve = n.min(1000) as u32;
+        }
+        if let Some(d) = t.duration("repeat_interval", problems) {
+            fire.repeat_interval = d;
+        }
+        DetectorSpec { detector, fire }
+    }
+}
+
+/// The p-value threshold every detector reads, checked to lie in (0, 1).
+pub(crate) fn read_p_value(t: &mut Table<'_>, default: f64, problems: &mut Problems) -> f64 {
+    match t.f64("p_value", problems) {
+        Some(p) if p > 0.0 && p < 1.0 => p,
+        Some(p) => {
+            problems.push(
+                t.key_path("p_value"),
+                format!("must be between 0 and 1 (exclusive), found {p}"),
+            );
+            default
+        }
+        None => default,
+    }
+}
+
+/// A ratio threshold (`min_ratio`, `max_fraction`) checked to be positive.
+pub(crate) fn read_positive(
+    t: &mut Table<'_>,
+    key: &'static str,
+    default: f64,
+    problems: &mut Problems,
+) -> f64 {
+    match t.f64(key, problems) {
+        Some(x) if x > 0.0 => x,
+        Some(x) => {
+            problems.push(
+                t.key_path(key),
+                format!("must be greater than 0, found {x}"),
+            );
+            default
+        }
+        None => default,
+    }
+}
+
+/// Severity from how far past the threshold a finding is.
+pub(crate) fn severity_from(p_value: f64, threshold: f64, magnitude: f64) -> Severity {
+    if p_value <= threshold * 1e-6 && magnitude >= 5.0 {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::baseline::Basis;
+
+    pub fn expected(total: f64, success: f64, failure: f64) -> Expected {
+        Expected {
+            total,
+            success,
+            failure,
+            seasonal_total: total,
+            basis: Basis::HourOfWeek,
+            samples: 12,
+        }
+    }
+
+    pub fn counts(total: u64, success: u64, failure: u64) -> Counts {
+        Counts {
+            total,
+            success,
+            failure,
+        }
+    }
+
+    pub const LOW_DISPERSION: Dispersion = Dispersion {
+        total: 0.02,
+        success: 0.02,
+        failure: 0.05,
+    };
+
+    pub fn ctx<'a>(history: &'a History, c: Counts, e: Option<Expected>) -> BinContext<'a> {
+        BinContext {
+            counts: c,
+            expected: e,
+            dispersion: LOW_DISPERSION,
+            history,
+            bin: history.next_bin().unwrap_or(1000),
+            bin_ms: 15 * 60_000,
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `failure_spike` and `volume_spike`: a count far above its baseline.
+//!
+//! The test is the upper tail of a negative binomial around the expected count
+//! (see [`crate::stats`]), so it respects both the level and the noise of the series.
+//! Two floors keep tiny absolute changes from paging: `min_count` (at least this many
+//! events in the bin) and `min_ratio` (at least this many times the expectation).
+
+use super::{
+    read_p_value, read_positive, severity_from, BinContext, Detector, DetectorKind, Finding,
+};
+use crate::config::{Problems, Table};
+use crate::stats::{CountModel, MIN_MEAN};
+
+/// Which count a spike detector watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpikeMetric {
+    /// Failed attempts: credential stuffing, password spraying, brute force.
+    Failure,
+    /// All attempts: floods, scripted traffic, misbehaving integrations.
+    Total,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountSpike {
+    pub metric: SpikeMetric,
+    pub p_value: f64,
+    pub min_count: u64,
+    pub min_ratio: f64,
+}
+
+impl CountSpike {
+    pub fn read(metric: SpikeMetric, t: &mut Table<'_>, problems: &mut Problems) -> CountSpike {
+        let (min_count, min_ratio) = match metric {
+            SpikeMetric::Failure => (20, 3.0),
+            SpikeMetric::Total => (50, 2.0),
+        };
+        CountSpike {
+            metric,
+            p_value: read_p_value(t, 1e-6, problems),
+            min_count: t.count("min_count", 0, problems).unwrap_or(min_count),
+            min_ratio: read_positive(t, "min_ratio", min_ratio, problems),
+        }
+    }
+}
+
+impl Detector for CountSpike {
+    fn kind(&self) -> DetectorKind {
+        match self.metric {
+            SpikeMetric::Failure => DetectorKind::FailureSpike,
+            SpikeMetric::Total => DetectorKind::VolumeSpike,
+        }
+    }
+
+    fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
+        let e = ctx.expected?;
+        let (observed, mean, phi, measure) = match self.metric {
+            SpikeMetric::Failure => (
+                ctx.counts.failure,
+                e.failure,
+                ctx.dispersion.failure,
+                "failed sign-ins",
+            ),
+            SpikeMetric::Total => (
+                ctx.counts.total,
+                e.total,
+                ctx.dispersion.total,
+                "sign-in attempts",
+            ),
+        };
+        let model = CountModel::new(mean, phi);
+        let p_value = model.upper_tail(observed);
+        // The smallest count that would page: the statistical bound and both floors.
+        let upper = (model.upper_bound(self.p_value) as f64)
+            .max(self.min_count as f64)
+            .max((self.min_ratio * mean.max(MIN_MEAN)).ceil());
+        let x = observed as f64;
+        Some(Finding {
+            anomalous: x >= upper && p_value <= self.p_value,
+            observed: x,
+            expected: mean,
+            lower: 0.0,
+            upper,
+            p_value,
+            severity: severity_from(p_value, self.p_value, x / mean.max(1.0)),
+            measure,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{DetectorSpec, Severity};
+    use super::*;
+    use crate::series::History;
+
+    fn spike() -> CountSpike {
+        let spec = DetectorSpec::default_for(DetectorKind::FailureSpike);
+        assert_eq!(spec.detector.kind(), DetectorKind::FailureSpike);
+        CountSpike {
+            metric: SpikeMetric::Failure,
+            p_value: 1e-6,
+            min_count: 20,
+            min_ratio: 3.0,
+        }
+    }
+
+    #[test]
+    fn quiet_without_baseline() {
+        let h = History::new(10);
+        assert_eq!(spike().evaluate(&ctx(&h, counts(900, 0, 900), None)), None);
+    }
+
+    #[test]
+    fn a_stuffing_burst_is_flagged_and_critical() {
+        let h = History::new(10);
+        let f = spike()
+            .evaluate(&ctx(
+                &h,
+                counts(1400, 400, 1000),
+                Some(expected(420.0, 400.0, 20.0)),
+            ))
+            .unwrap();
+        assert!(f.anomalous);
+        assert!(f.p_value < 1e-12);
+        assert_eq!(f.severity, Severity::Critical);
+        assert!(f.upper > 20.0 && f.upper < 1000.0);
+    }
+
+    #[test]
+    fn ordinary_noise_is_not() {
+        let h = History::new(10);
+        let f = spike()
+            .evaluate(&ctx(
+                &h,
+                counts(440, 410, 30),
+                Some(expected(420.0, 400.0, 20.0)),
+            ))
+            .unwrap();
+        assert!(!f.anomalous, "{f:?}");
+    }
+
+    #[test]
+    fn floors_stop_tiny_spikes_at_night() {
+        let h = History::new(10);
+        // 12 failures where 0.5 were expected is "unlikely" but far below min_count.
+        let f = spike()
+            .evaluate(&ctx(&h, counts(12, 0, 12), Some(expected(1.0, 0.5, 0.5))))
+            .unwrap();
+        assert!(f.p_value < 1e-6 && !f.anomalous);
+    }
+}

@@ -1,0 +1,31 @@
+//! authpulse: watches Okta sign-in outcomes and pages security when they deviate.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//!   source (input, binner)  →  series  →  baseline  →  detect  →  lifecycle  →  sink
+//!         events or Logs          bins      expected     verdict     firing /      SNS,
+//!         Insights results                  per bin      per bin     resolved      webhooks
+//! ```
+//!
+//! [`pipeline::Pipeline`] ties the middle stages together and is shared by the backtest
+//! and the daemon.
+
+pub mod alert;
+pub mod aws;
+pub mod backtest;
+pub mod baseline;
+pub mod binner;
+pub mod config;
+pub mod daemon;
+pub mod detect;
+pub mod event;
+pub mod http;
+pub mod input;
+pub mod lifecycle;
+pub mod pipeline;
+pub mod rule;
+pub mod series;
+pub mod sink;
+pub mod source;
+pub mod stats;

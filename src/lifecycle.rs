@@ -1,0 +1,228 @@
+//! The alert lifecycle, in one place: when detector verdicts become a page, when a page
+//! repeats, and when it resolves.
+//!
+//! Every alert is identified by its fingerprint (rule + detector + series). Per
+//! fingerprint the lifecycle keeps the last verdicts as a bit window:
+//!
+//! ```text
+//!   inactive ──(bins_to_fire of the last bins_window anomalous)──▶ firing ──▶ notify "firing"
+//!   firing ──(repeat_interval of bin time since last notice)──▶ notify "firing" again
+//!   firing ──(bins_to_resolve normal bins in a row)──▶ inactive ──▶ notify "resolved"
+//! ```
+//!
+//! Time here is bin time, never the wall clock, so a backtest and the live daemon over the
+//! same events make the same decisions. A bin the detector could not judge (`None`) or
+//! the source could not read changes nothing.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::FirePolicy;
+
+/// What the lifecycle decided for one bin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Nothing to send.
+    Quiet,
+    /// Start paging. `started_ms` is the first anomalous bin of the incident.
+    Fire { started_ms: i64 },
+    /// Still firing, and `repeat_interval` has passed since the last notice.
+    Repeat { started_ms: i64 },
+    /// Back to normal.
+    Resolve { started_ms: i64 },
+}
+
+/// The state of one fingerprint. Serializable: the daemon persists it so a restart does
+/// not page twice for one incident.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertState {
+    /// Verdicts of the last bins, newest in bit 0 (1 = anomalous).
+    pub recent: u64,
+    /// Start of the earliest anomalous bin still in the window, or of the incident.
+    pub started_ms: Option<i64>,
+    pub firing: bool,
+    /// Bin time of the last notification sent.
+    pub last_notified_ms: i64,
+    /// Consecutive normal bins while firing.
+    pub normal_run: u32,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Lifecycle {
+    states: HashMap<String, AlertState>,
+}
+
+impl Lifecycle {
+    /// Feed one bin's verdict (`None`: not judged) for `fingerprint`.
+    pub fn step(
+        &mut self,
+        fingerprint: &str,
+        policy: &FirePolicy,
+        bin_start_ms: i64,
+        anomalous: Option<bool>,
+    ) -> Transition {
+        let Some(anomalous) = anomalous else {
+            return Transition::Quiet;
+        };
+        if !anomalous && !self.states.contains_key(fingerprint) {
+            // The common case: nothing going on. Keep no state for it.
+            return Transition::Quiet;
+        }
+        let st = self.states.entry(fingerprint.to_string()).or_default();
+        let window = policy.bins_window.clamp(1, 64);
+        let mask = if window == 64 {
+            u64::MAX
+        } else {
+            (1u64 << window) - 1
+        };
+        st.recent = ((st.recent << 1) | u64::from(anomalous)) & mask;
+        if anomalous && st.started_ms.is_none() {
+            st.started_ms = Some(bin_start_ms);
+        }
+
+        let transition = if st.firing {
+            if anomalous {
+                st.normal_run = 0;
+                let repeat_ms = policy.repeat_interval.as_millis() as i64;
+                if bin_start_ms - st.last_notified_ms >= repeat_ms {
+                    st.last_notified_ms = bin_start_ms;
+                    Transition::Repeat {
+                        started_ms: st.started_ms.unwrap_or(bin_start_ms),
+                    }
+                } else {
+                    Transition::Quiet
+                }
+            } else {
+                st.normal_run += 1;
+                if st.normal_run >= policy.bins_to_resolve {
+                    let started_ms = st.started_ms.unwrap_or(bin_start_ms);
+                    st.firing = false;
+                    st.started_ms = None;
+                    st.recent = 0;
+                    st.normal_run = 0;
+                    st.last_notified_ms = bin_start_ms;
+                    Transition::Resolve { started_ms }
+                } else {
+                    Transition::Quiet
+                }
+            }
+        } else if st.recent.count_ones() >= policy.bins_to_fire {
+            st.firing = true;
+            st.normal_run = 0;
+            st.last_notified_ms = bin_start_ms;
+            Transition::Fire {
+                started_ms: st.started_ms.unwrap_or(bin_start_ms),
+            }
+        } else {
+            if st.recent == 0 {
+                st.started_ms = None;
+            }
+            Transition::Quiet
+        };
+        if !st.firing && st.recent == 0 {
+            self.states.remove(fingerprint);
+        }
+        transition
+    }
+
+    /// Fingerprints currently firing.
+    pub fn firing(&self) -> impl Iterator<Item = (&str, &AlertState)> {
+        self.states
+            .iter()
+            .filter(|(_, s)| s.firing)
+            .map(|(k, s)| (k.as_str(), s))
+    }
+
+    pub fn firing_count(&self) -> usize {
+        self.states.values().filter(|s| s.firing).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const BIN: i64 = 900_000;
+
+    fn policy(m: u32, n: u32) -> FirePolicy {
+        FirePolicy {
+            bins_to_fire: m,
+            bins_window: n,
+            bins_to_resolve: 2,
+            repeat_interval: Duration::from_secs(3600),
+        }
+    }
+
+    fn run(p: &FirePolicy, verdicts: &[Option<bool>]) -> Vec<Transition> {
+        let mut l = Lifecycle::default();
+        verdicts
+            .iter()
+            .enumerate()
+            .map(|(i, v)| l.step("fp", p, i as i64 * BIN, *v))
+            .collect()
+    }
+
+    #[test]
+    fn two_of_three_fires_on_the_second_anomalous_bin() {
+        let t = run(&policy(2, 3), &[Some(true), Some(false), Some(true)]);
+        assert_eq!(t[0], Transition::Quiet);
+        assert_eq!(t[1], Transition::Quiet);
+        assert_eq!(t[2], Transition::Fire { started_ms: 0 });
+    }
+
+    #[test]
+    fn isolated_blips_do_not_fire() {
+        let t = run(
+            &policy(2, 3),
+            &[
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(true),
+                Some(false),
+                Some(false),
+            ],
+        );
+        assert!(t.iter().all(|x| *x == Transition::Quiet), "{t:?}");
+    }
+
+    #[test]
+    fn repeats_after_interval_and_resolves_once() {
+        let mut v = vec![Some(true); 6];
+        v.extend([Some(false), Some(false), Some(false)]);
+        let t = run(&policy(1, 1), &v);
+        assert_eq!(t[0], Transition::Fire { started_ms: 0 });
+        assert_eq!(t[1..4], [Transition::Quiet; 3]);
+        // 4 bins of 15 minutes = the 1 h repeat interval.
+        assert_eq!(t[4], Transition::Repeat { started_ms: 0 });
+        assert_eq!(t[6], Transition::Quiet);
+        assert_eq!(t[7], Transition::Resolve { started_ms: 0 });
+        assert_eq!(t[8], Transition::Quiet);
+    }
+
+    #[test]
+    fn unjudged_bins_change_nothing() {
+        let t = run(
+            &policy(1, 1),
+            &[Some(true), None, None, Some(false), None, Some(false)],
+        );
+        assert_eq!(t[0], Transition::Fire { started_ms: 0 });
+        assert_eq!(t[5], Transition::Resolve { started_ms: 0 });
+        assert!(t[1..5].iter().all(|x| *x == Transition::Quiet));
+    }
+
+    #[test]
+    fn state_is_dropped_when_idle() {
+        let mut l = Lifecycle::default();
+        let p = policy(2, 3);
+        l.step("a", &p, 0, Some(true));
+        assert_eq!(l.states.len(), 1);
+        for i in 1..4 {
+            l.step("a", &p, i * BIN, Some(false));
+        }
+        assert!(l.states.is_empty());
+        assert_eq!(l.firing_count(), 0);
+    }
+}

@@ -1,0 +1,198 @@
+//! The `authpulse` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use authpulse::backtest;
+use authpulse::config::{self, Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "authpulse",
+    version,
+    about = "Watches Okta sign-in outcomes in CloudWatch Logs and pages security when they deviate",
+    after_help = "Start here:  authpulse demo   (replays a bundled 14-day sample; no AWS account needed)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay the bundled 14-day sample (a credential-stuffing burst, an outage, ...) and
+    /// print the alerts it raises.
+    #[command(
+        after_help = "Example:\n  authpulse demo\n  authpulse demo --quiet   # summary only"
+    )]
+    Demo {
+        /// Print only the summary, not the alert JSON.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Replay an export (NDJSON, optionally .gz) through the daemon's pipeline and report
+    /// every alert it would have sent.
+    #[command(
+        after_help = "Examples:\n  authpulse backtest --events okta-export.ndjson.gz\n  authpulse backtest --config config/authpulse.example.toml --events export.ndjson --alerts-out alerts.jsonl"
+    )]
+    Backtest {
+        /// Config whose rules to use (default: the built-in rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The export: one event per line (EventBridge envelope, bare Okta event, or a
+        /// CloudWatch export line with `@message`).
+        #[arg(long)]
+        events: PathBuf,
+        /// Write alerts here as JSON lines instead of to stdout.
+        #[arg(long)]
+        alerts_out: Option<PathBuf>,
+    },
+    /// Validate a config file: exit 0 when good, 2 with one line per problem when not.
+    #[command(after_help = "Example:\n  authpulse check-config /etc/authpulse/authpulse.toml")]
+    CheckConfig { file: PathBuf },
+    /// Run the daemon.
+    #[command(after_help = "Example:\n  authpulse run --config /etc/authpulse/authpulse.toml")]
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// The bundled sample: 14 days from `authpulse simulate` (see README).
+const DEMO_SAMPLE: &[u8] = include_bytes!("../samples/demo.ndjson.gz");
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo { quiet } => demo(quiet),
+        Command::Backtest {
+            config,
+            events,
+            alerts_out,
+        } => backtest_cmd(config, events, alerts_out),
+        Command::CheckConfig { file } => match config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} rules, {} sinks)",
+                    file.display(),
+                    c.rules.len(),
+                    c.sinks.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { config } => run(config),
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn demo(quiet: bool) -> ExitCode {
+    init_logging(LogFormat::Text, "warn");
+    let rules = Config::builtin().rules;
+    let reader = flate2::read::MultiGzDecoder::new(DEMO_SAMPLE);
+    match backtest::run(
+        reader,
+        DEMO_SAMPLE.len() as u64,
+        &rules,
+        std::time::Duration::from_secs(120),
+    ) {
+        Ok(outcome) => {
+            let mut out = std::io::stdout().lock();
+            if !quiet && backtest::write_alerts(&outcome.alerts, &mut out).is_err() {
+                return ExitCode::FAILURE;
+            }
+            let _ = writeln!(out, "{}", backtest::summary(&outcome, &rules));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backtest_cmd(config: Option<PathBuf>, events: PathBuf, alerts_out: Option<PathBuf>) -> ExitCode {
+    let cfg = match config {
+        Some(path) => match config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::builtin(),
+    };
+    init_logging(LogFormat::Text, "warn");
+    let outcome = match backtest::run_file(&events, &cfg.rules, cfg.source.settle) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", events.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = match &alerts_out {
+        Some(path) => std::fs::File::create(path)
+            .and_then(|f| backtest::write_alerts(&outcome.alerts, &mut std::io::BufWriter::new(f))),
+        None => backtest::write_alerts(&outcome.alerts, &mut std::io::stdout().lock()),
+    };
+    if let Err(e) = written {
+        eprintln!("cannot write alerts: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", backtest::summary(&outcome, &cfg.rules));
+    if let Some(path) = alerts_out {
+        println!("  alerts written to {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(path: PathBuf) -> ExitCode {
+    let cfg = match config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "authpulse: not starting: {} has problems (see above)",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cfg.daemon.log_format, &cfg.daemon.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(authpulse::daemon::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "authpulse stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The pipeline: binned counts in, alerts out. The same code serves the backtest and
+//! the daemon, whichever source fed it.
+//!
+//! ```text
+//!   source ──observe(rule, bin, labels, counts)──▶ pending bins
+//!          ──close_through(rule, bin)──▶ per series: baseline → detectors → lifecycle ──▶ alerts
+//! ```
+//!
+//! Counts are absolute: observing a bin again replaces what was there, so a source that
+//! re-reads recent bins (late logs) revises them without double counting. A bin closes
+//! once the source says it is final; every series the rule knows is evaluated for it,
+//! with zero counts where nothing arrived — silence is data too. A bin the source could
+//! not read is marked unknown instead: it teaches nothing and judges nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::alert::{fingerprint, Alert, AlertInput, Status};
+use crate::baseline::{Baseline, Basis, Expected, Seasonal};
+use crate::detect::{BinContext, Dispersion};
+use crate::lifecycle::{Lifecycle, Transition};
+use crate::rule::{RuleSpec, OTHER_SERIES};
+use crate::series::{BinRecord, Counts, History, Labels};
+
+/// How fast the learned dispersion follows new evidence (per bin).
+const DISPERSION_RATE: f64 = 0.05;
+const INITIAL_DISPERSION: Dispersion = Dispersion {
+    total: 0.05,
+    success: 0.05,
+    failure: 0.1,
+};
+
+/// One series' memory.
+#[derive(Debug, Clone)]
+struct SeriesState {
+    history: History,
+    dispersion: Dispersion,
+    /// Consecutive anomalous bins; a shift that lasts a day becomes the new normal.
+    anomalous_run: u32,
+    last_active_bin: i64,
+    /// One fingerprint per detector, in the rule's detector order.
+    fingerprints: Vec<String>,
+}
+
+struct RuleEngine {
+    spec: RuleSpec,
+    baseline: Seasonal,
+    series: HashMap<Labels, SeriesState>,
+    pending: BTreeMap<i64, HashMap<Labels, Counts>>,
+    unknown: BTreeSet<i64>,
+    /// The next bin to close; `None` until the first observation.
+    next_bin: Option<i64>,
+    first_bin: Option<i64>,
+}
+
+/// Counters for summaries and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineStats {
+    pub bins_closed: u64,
+    pub series_bins_evaluated: u64,
+    pub unknown_bins: u64,
+    pub revisions: u64,
+}
+
+/// What a source tells the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// The absolute counts of one series in one bin.
+    Observe {
+        rule: usize,
+        bin: i64,
+        labels: Labels,
+        counts: Counts,
+    },
+    /// The source could not read this bin.
+    Unknown { rule: usize, bin: i64 },
+    /// Every bin before `end_bin` is final: evaluate them.
+    Close { rule: usize, end_bin: i64 },
+}
+
+pub struct Pipeline {
+    rules: Vec<RuleEngine>,
+    lifecycle: Lifecycle,
+    stats: PipelineStats,
+}
+
+impl Pipeline {
+    pub fn new(specs: Vec<RuleSpec>) -> Pipeline {
+        let rules = specs
+            .into_iter()
+            .map(|spec| RuleEngine {
+                baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()),
+                spec,
+                series: HashMap::new(),
+                pending: BTreeMap::new(),
+                unknown: BTreeSet::new(),
+                next_bin: None,
+                first_bin: None,
+            })
+            .collect();
+        Pipeline {
+            rules,
+            lifecycle: Lifecycle::default(),
+            stats: PipelineStats::default(),
+        }
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &RuleSpec> {
+        self.rules.iter().map(|r| &r.spec)
+    }
+
+    pub fn stats(&self) -> PipelineStats {
+        self.stats
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The next bin `rule` will close, if it has seen anything.
+    pub fn next_bin(&self, rule: usize) -> Option<i64> {
+        self.rules.get(rule).and_then(|r| r.next_bin)
+    }
+
+    /// Apply one update from a source, appending any alerts to `out`.
+    pub fn apply(&mut self, update: Update, out: &mut Vec<Alert>) {
+        match update {
+            Update::Observe {
+                rule,
+                bin,
+                labels,
+                counts,
+            } => self.observe(rule, bin, labels, counts),
+            Update::Unknown { rule, bin } => self.mark_unknown(rule, bin),
+            Update::Close { rule, end_bin } => self.close_through(rule, end_bin, out),
+        }
+    }
+
+    /// Record the absolute counts of one series in one bin (replacing earlier counts).
+    pub fn observe(&mut self, rule: usize, bin: i64, labels: Labels, counts: Counts) {
+        let Some(r) = self.rules.get_mut(rule) else {
+            return;
+        };
+        r.first_bin = Some(r.first_bin.map_or(bin, |f| f.min(bin)));
+        if r.next_bin.is_none() {
+            r.next_bin = Some(bin);
+        }
+        if r.next_bin.is_some_and(|next| bin < next) {
+            // A revision of a closed bin: correct the history the baseline learns from.
+            self.stats.revisions += 1;
+            let labels = r.cap_series(labels);
+            if let Some(s) = r.series.get_mut(&labels) {
+                let old = s.history.get(bin).copied().unwrap_or_default();
+                let mut rec = BinRecord::from_counts(counts);
+                rec.anomalous = old.anomalous;
+                rec.seasonal_total = old.seasonal_total;
+                s.history.push(bin, rec);
+            }
+            return;
+        }
+        r.unknown.remove(&bin);
+        r.pending.entry(bin).or_default().insert(labels, counts);
+    }
+
+    /// The source could not read `bin`: it stays unknown unless observed later.
+    pub fn mark_unknown(&mut self, rule: usize, bin: i64) {
+        if let Some(r) = self.rules.get_mut(rule) {
+            if r.next_bin.is_none_or(|next| bin >= next) {
+                if r.next_bin.is_none() {
+                    r.next_bin = Some(bin);
+                }
+                r.pending.remove(&bin);
+                r.unknown.insert(bin);
+            }
+        }
+    }
+
+    /// Close every bin of `rule` before `end_bin`, appending alerts to `out`.
+    pub fn close_through(&mut self, rule: usize, end_bin: i64, out: &mut Vec<Alert>) {
+        let Some(r) = self.rules.get_mut(rule) else {
+            return;
+        };
+        let Some(mut bin) = r.next_bin else { return };
+        while bin < end_bin {
+            if r.unknown.remove(&bin) {
+                r.pending.remove(&bin);
+                for s in r.series.values_mut() {
+                    s.history.push(bin, BinRecord::default());
+                }
+                self.stats.unknown_bins += 1;
+            } else {
+                let observed = r.pending.remove(&bin).unwrap_or_default();
+                self.stats.series_bins_evaluated +=
+                    r.close_bin(bin, observed, &mut self.lifecycle, out) as u64;
+            }
+            self.stats.bins_closed += 1;
+            bin += 1;
+            r.next_bin = Some(bin);
+        }
+    }
+
+    /// Close everything observed so far (end of a backtest).
+    pub fn close_all(&mut self, out: &mut Vec<Alert>) {
+        for i in 0..self.rules.len() {
+            let last = self.rules[i]
+                .pending
+                .keys()
+                .next_back()
+                .copied()
+                .into_iter()
+                .chain(self.rules[i].unknown.iter().next_back().copied())
+                .max();
+            if let Some(last) = last {
+                self.close_through(i, last + 1, out);
+            }
+        }
+    }
+}
+
+impl RuleEngine {
+    /// With `split_by`, values beyond `max_series` share one `(other)` series.
+    fn cap_series(&self, labels: Labels) -> Labels {
+        if self.spec.split_by.is_none()
+            || self.series.len() < self.spec.max_series
+            || self.series.contains_key(&labels)
+        {
+            return labels;
+        }
+        labels
+            .into_keys()
+            .map(|k| (k, OTHER_SERIES.to_string()))
+            .collect()
+    }
+
+    fn new_series(&self, labels: &Labels) -> SeriesState {
+        SeriesState {
+            history: History::new(self.spec.window_bins().max(8)),
+            dispersion: INITIAL_DISPERSION,
+            anomalous_run: 0,
+            last_active_bin: 0,
+            fingerprints: self
+                .spec
+                .detectors
+                .iter()
+                .map(|d| fingerprint(&self.spec.name, d.detector.kind(), labels))
+                .collect(),
+        }
+    }
+
+    /// Evaluate every series for `bin`; returns how many series were evaluated.
+    fn close_bin(
+        &mut self,
+        bin: i64,
+        observed: HashMap<Labels, Counts>,
+        lifecycle: &mut Lifecycle,
+        out: &mut Vec<Alert>,
+    ) -> usize {
+        for (labels, counts) in observed {
+            let labels = self.cap_series(labels);
+            if !self.series.contains_key(&labels) {
+                let s = self.new_series(&labels);
+                self.series.insert(labels.clone(), s);
+            }
+            // Series start with an empty record for this bin; the loop below fills it.
+            if let Some(s) = self.series.get_mut(&labels) {
+                let mut rec = BinRecord::from_counts(counts);
+                // Sum when several values were merged into `(other)`.
+                if let Some(prev) = s
+                    .history
+                    .get(bin)
+                    .filter(|_| s.history.next_bin() == Some(bin + 1))
+                {
+                    rec.total += prev.total;
+                    rec.success += prev.success;
+                    rec.failure += prev.failure;
+                }
+                rec.known = true;
+                s.history.push(bin, rec);
+                s.last_active_bin = bin;
+            }
+        }
+
+        let bin_ms = self.spec.bin_ms();
+        let bin_start_ms = bin * bin_ms;
+        let rule_warm = self
+            .first_bin
+            .is_some_and(|f| (bin - f) as usize >= self.spec.warmup_bins());
+        let split = self.spec.split_by.is_some();
+        let idle_limit = (86_400_000 / bin_ms).max(1);
+        let mut evicted = Vec::new();
+        let mut evaluated = 0;
+
+        for (labels, s) in self.series.iter_mut() {
+            // Series that saw nothing this bin get a zero bin (silence is data).
+            let rec = match s.history.get(bin) {
+                Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
+                _ => {
+                    let zero = BinRecord::from_counts(Counts::default());
+                    s.history.push(bin, zero);
+                    zero
+                }
+            };
+            if split && bin - s.last_active_bin > idle_limit {
+                evicted.push(labels.clone());
+                continue;
+            }
+            let counts = Counts {
+                total: u64::from(rec.total),
+                success: u64::from(rec.success),
+                failure: u64::from(rec.failure),
+            };
+            // The baseline looks at the history before this bin.
+            let expected = if rule_warm {
+                self.baseline.expect(&s.history, bin).or(if split {
+                    // A split value never seen before (a new IP): expect next to nothing.
+                    Some(Expected {
+                        total: 0.0,
+                        success: 0.0,
+                        failure: 0.0,
+                        seasonal_total: 0.0,
+                        basis: Basis::RecentLevel,
+                        samples: 0,
+                    })
+                } else {
+                    None
+                })
+            } else {
+                None
+            };
+            let ctx = BinContext {
+                counts,
+                expected,
+                dispersion: s.dispersion,
+                history: &s.history,
+                bin,
+                bin_ms,
+            };
+            let mut any_anomalous = false;
+            for (spec, fp) in self.spec.detectors.iter().zip(&s.fingerprints) {
+                let finding = spec.detector.evaluate(&ctx);
+                any_anomalous |= finding.as_ref().is_some_and(|f| f.anomalous);
+                let transition = lifecycle.step(
+                    fp,
+                    &spec.fire,
+                    bin_start_ms,
+                    finding.as_ref().map(|f| f.anomalous),
+                );
+                let (status, started_ms) = match transition {
+                    Transition::Quiet => continue,
+                    Transition::Fire { started_ms } | Transition::Repeat { started_ms } => {
+                        (Status::Firing, started_ms)
+                    }
+                    Transition::Resolve { started_ms } => (Status::Resolved, started_ms),
+                };
+                if let Some(f) = &finding {
+                    out.push(Alert::new(AlertInput {
+                        status,
+                        rule: &self.spec,
+                        detector: spec.detector.kind(),
+                        labels,
+                        bin_start_ms,
+                        started_ms,
+                        finding: f,
+                    }));
+                }
+            }
+            evaluated += 1;
+
+            // Teach the baseline: record what was expected, flag anomalies, learn noise.
+            s.anomalous_run = if any_anomalous {
+                s.anomalous_run + 1
+            } else {
+                0
+            };
+            let mut rec = rec;
+            rec.seasonal_total = expected.map_or(0.0, |e| e.seasonal_total as f32);
+            rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
+            s.history.push(bin, rec);
+            if let (Some(e), false) = (expected, rec.anomalous) {
+                learn_dispersion(&mut s.dispersion, &e, counts);
+            }
+        }
+        for labels in evicted {
+            self.series.remove(&labels);
+        }
+        evaluated
+    }
+}
+
+/// Update each metric's dispersion from one clean bin: for a negative binomial,
+/// E[(x - μ)² - x] = φ μ², so ((x - μ)² - x) / μ² estimates φ.
+fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts) {
+    fn one(phi: &mut f64, mean: f64, x: u64) {
+        if mean < 2.0 {
+            return;
+        }
+        let x = x as f64;
+        let z = ((x - mean).powi(2) - x) / (mean * mean);
+        *phi = (*phi + DISPERSION_RATE * (z - *phi)).clamp(0.01, 1.0);
+    }
+    one(&mut d.total, e.total, c.total);
+    one(&mut d.success, e.success, c.success);
+    one(&mut d.failure, e.failure, c.failure);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::DetectorKind;
+
+    fn rule() -> RuleSpec {
+        let mut r = RuleSpec::named("t");
+        r.warmup = std::time::Duration::from_secs(86_400);
+        r
+    }
+
+    fn c(total: u64, failure: u64) -> Counts {
+        Counts {
+            total,
+            success: total - failure,
+            failure,
+        }
+    }
+
+    /// Feed `days` of steady traffic (100 attempts, 5 failures per bin).
+    fn steady(p: &mut Pipeline, bins: std::ops::Range<i64>, out: &mut Vec<Alert>) {
+        for b in bins {
+            p.observe(0, b, Labels::new(), c(100, 5));
+            p.close_through(0, b + 1, out);
+        }
+    }
+
+    #[test]
+    fn steady_traffic_is_quiet_and_an_attack_fires_then_resolves() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        assert!(out.is_empty(), "{out:#?}");
+        let b = 3 * 96;
+        p.observe(0, b, Labels::new(), c(1100, 1000));
+        p.close_through(0, b + 1, &mut out);
+        let fired: Vec<_> = out.iter().map(|a| a.detector.as_str()).collect();
+        assert!(fired.contains(&"failure_spike"), "{fired:?}");
+        assert!(out.iter().all(|a| a.status == Status::Firing));
+        out.clear();
+        steady(&mut p, (b + 1)..(b + 4), &mut out);
+        assert!(
+            out.iter()
+                .any(|a| a.status == Status::Resolved && a.detector == "failure_spike"),
+            "{out:#?}"
+        );
+    }
+
+    #[test]
+    fn silence_is_zero_filled_and_flatlines() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        p.close_through(0, 3 * 96 + 4, &mut out);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].detector, DetectorKind::Flatline.name());
+    }
+
+    #[test]
+    fn unknown_bins_do_not_flatline() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        for b in (3 * 96)..(3 * 96 + 8) {
+            p.mark_unknown(0, b);
+        }
+        p.close_through(0, 3 * 96 + 8, &mut out);
+        assert!(out.is_empty(), "{out:#?}");
+        assert_eq!(p.stats().unknown_bins, 8);
+    }
+
+    #[test]
+    fn nothing_fires_during_warmup() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..10, &mut out);
+        p.observe(0, 10, Labels::new(), c(5000, 4900));
+        p.close_through(0, 11, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn revisions_replace_counts() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..10, &mut out);
+        p.observe(0, 5, Labels::new(), c(120, 5));
+        assert_eq!(p.stats().revisions, 1);
+        let s = p.rules[0].series.get(&Labels::new()).unwrap();
+        assert_eq!(s.history.get(5).unwrap().total, 120);
+    }
+
+    #[test]
+    fn split_series_are_capped() {
+        let mut r = rule();
+        r.split_by = Some("client.ipAddress".into());
+        r.max_series = 2;
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        for ip in ["a", "b", "c", "d"] {
+            let mut l = Labels::new();
+            l.insert("client.ipAddress".into(), ip.into());
+            p.observe(0, 0, l, c(1, 1));
+        }
+        p.close_through(0, 1, &mut out);
+        assert_eq!(p.rules[0].series.len(), 3);
+        let mut other = Labels::new();
+        other.insert("client.ipAddress".into(), OTHER_SERIES.into());
+        let s = p.rules[0].series.get(&other).unwrap();
+        assert_eq!(s.history.get(0).unwrap().total, 2);
+    }
+}

@@ -1,0 +1,230 @@
+//! Rules: the declarative description of what to count and how to judge it.
+//!
+//! A rule names the Okta event types it counts, the bin width, an optional field to split
+//! series by, and its detectors. From that one spec authpulse derives both the Logs
+//! Insights query the CloudWatch source runs and the local evaluation the file source
+//! does, so a backtest on an export and the live daemon see the same series.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::{Problems, Table};
+use crate::detect::{DetectorKind, DetectorSpec};
+use crate::event::{Event, SPLIT_FIELDS};
+
+pub const DEFAULT_EVENT_TYPES: &[&str] = &["user.session.start"];
+
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    pub name: String,
+    pub event_types: Vec<String>,
+    pub bin: Duration,
+    /// An Okta field path (without `detail.`), one of [`SPLIT_FIELDS`].
+    pub split_by: Option<String>,
+    /// With `split_by`: at most this many series; further values count under `(other)`.
+    pub max_series: usize,
+    /// How much history the baseline keeps.
+    pub baseline_window: Duration,
+    /// How much history a series needs before anything fires.
+    pub warmup: Duration,
+    pub detectors: Vec<DetectorSpec>,
+}
+
+/// The label value that collects split values beyond `max_series`.
+pub const OTHER_SERIES: &str = "(other)";
+
+impl RuleSpec {
+    /// A rule with every default: session starts in 15-minute bins, all detectors.
+    pub fn named(name: &str) -> RuleSpec {
+        RuleSpec {
+            name: name.to_string(),
+            event_types: DEFAULT_EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
+            bin: Duration::from_secs(15 * 60),
+            split_by: None,
+            max_series: 1000,
+            baseline_window: Duration::from_secs(14 * 86_400),
+            warmup: Duration::from_secs(2 * 86_400),
+            detectors: default_detectors(false),
+        }
+    }
+
+    /// The rules used when the config names none.
+    pub fn builtin() -> Vec<RuleSpec> {
+        vec![RuleSpec::named("okta-sign-ins")]
+    }
+
+    pub fn bin_ms(&self) -> i64 {
+        self.bin.as_millis() as i64
+    }
+
+    /// Baseline window in bins.
+    pub fn window_bins(&self) -> usize {
+        (self.baseline_window.as_millis() / self.bin.as_millis().max(1)) as usize
+    }
+
+    pub fn warmup_bins(&self) -> usize {
+        (self.warmup.as_millis() / self.bin.as_millis().max(1)) as usize
+    }
+
+    /// Does this rule count `event`?
+    pub fn matches(&self, event: &Event<'_>) -> bool {
+        self.event_types.iter().any(|t| *t == *event.event_type)
+    }
+
+    /// The bin as Logs Insights writes it: `15m`, `1h`, `30s`.
+    pub fn bin_literal(&self) -> String {
+        let s = self.bin.as_secs();
+        if s.is_multiple_of(86_400) {
+            format!("{}d", s / 86_400)
+        } else if s.is_multiple_of(3600) {
+            format!("{}h", s / 3600)
+        } else if s.is_multiple_of(60) {
+            format!("{}m", s / 60)
+        } else {
+            format!("{s}s")
+        }
+    }
+
+    /// Read one `[[rules]]` table.
+    pub fn read(path: &str, value: &Value, problems: &mut Problems) -> Option<RuleSpec> {
+        let mut t = Table::new(path, Some(value), problems);
+        let name = t.string("name", problems);
+        if name.is_none() && t.raw("name").is_none() {
+            problems.push(t.key_path("name"), "is required");
+        }
+        let mut rule = RuleSpec::named(name.as_deref().unwrap_or(""));
+        if rule.name.trim().is_empty() && name.is_some() {
+            problems.push(t.key_path("name"), "must not be empty");
+        }
+        if let Some(types) = t.strings("event_types", problems) {
+            if types.is_empty() {
+                problems.push(
+                    t.key_path("event_types"),
+                    "must name at least one Okta event type",
+                );
+            }
+            rule.event_types = types;
+        }
+        if let Some(bin) = t.duration("bin", problems) {
+            if let Err(why) = check_bin(bin) {
+                problems.push(
+                    t.key_path("bin"),
+                    format!("{} {why}", humantime::format_duration(bin)),
+                );
+            } else {
+                rule.bin = bin;
+            }
+        }
+        if let Some(field) = t.string("split_by", problems) {
+            let field = field.strip_prefix("detail.").unwrap_or(&field).to_string();
+            if SPLIT_FIELDS.contains(&field.as_str()) {
+                rule.split_by = Some(field);
+            } else {
+                problems.push(
+                    t.key_path("split_by"),
+                    format!(
+                        "{field:?} is not a field authpulse can split by (one of: {})",
+                        SPLIT_FIELDS.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(n) = t.count("max_series", 1, problems) {
+            rule.max_series = n.min(1_000_000) as usize;
+        }
+        if let Some(d) = t.duration("baseline_window", problems) {
+            rule.baseline_window = d;
+        }
+        if let Some(d) = t.duration("warmup", problems) {
+            rule.warmup = d;
+        }
+        if rule.baseline_window < rule.bin * 8 {
+            problems.push(t.key_path("baseline_window"), "must cover at least 8 bins");
+        }
+        let detectors = t.entries("detectors", problems);
+        if !detectors.is_empty() {
+            let base = t.key_path("detectors");
+            rule.detectors = detectors
+                .into_iter()
+                .filter_map(|(name, v)| {
+                    crate::config::read_detector(
+                        &crate::config::join(&base, name),
+                        name,
+                        v,
+                        problems,
+                    )
+                })
+                .collect();
+        } else {
+            rule.detectors = default_detectors(rule.split_by.is_some());
+        }
+        t.finish(problems);
+        Some(rule)
+    }
+}
+
+/// The detectors a rule gets when it names none. A split rule's series are sparse
+/// (one per IP or user), where drops and silence mean nothing: it watches spikes only.
+fn default_detectors(split: bool) -> Vec<DetectorSpec> {
+    DetectorKind::ALL
+        .into_iter()
+        .filter(|k| !split || matches!(k, DetectorKind::FailureSpike | DetectorKind::VolumeSpike))
+        .map(DetectorSpec::default_for)
+        .collect()
+}
+
+/// Bins must tile an hour (below an hour) or a day (an hour and above), so that they line
+/// up with the clock and with Logs Insights' `bin()`.
+fn check_bin(bin: Duration) -> Result<(), &'static str> {
+    let s = bin.as_secs();
+    if bin.subsec_nanos() != 0 || s == 0 {
+        Err("must be a whole number of seconds, at least 1s")
+    } else if s < 3600 && 3600 % s != 0 {
+        Err("does not divide an hour (use e.g. 1m, 5m, 10m, 15m, 30m)")
+    } else if s >= 3600 && 86_400 % s != 0 {
+        Err("does not divide a day (use e.g. 1h, 2h, 3h, 6h, 12h, 1d)")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bin_literals() {
+        let mut r = RuleSpec::named("x");
+        assert_eq!(r.bin_literal(), "15m");
+        r.bin = Duration::from_secs(3600);
+        assert_eq!(r.bin_literal(), "1h");
+        r.bin = Duration::from_secs(30);
+        assert_eq!(r.bin_literal(), "30s");
+        r.bin = Duration::from_secs(86_400);
+        assert_eq!(r.bin_literal(), "1d");
+    }
+
+    #[test]
+    fn split_rules_default_to_spike_detectors() {
+        let mut p = Problems::default();
+        let v = serde_json::json!({"name": "per-ip", "split_by": "detail.client.ipAddress"});
+        let r = RuleSpec::read("rules[0]", &v, &mut p).unwrap();
+        assert!(p.0.is_empty(), "{p:?}");
+        assert_eq!(r.split_by.as_deref(), Some("client.ipAddress"));
+        let kinds: Vec<_> = r.detectors.iter().map(|d| d.detector.kind()).collect();
+        assert_eq!(
+            kinds,
+            vec![DetectorKind::FailureSpike, DetectorKind::VolumeSpike]
+        );
+    }
+
+    #[test]
+    fn unknown_split_field_is_named() {
+        let mut p = Problems::default();
+        let v = serde_json::json!({"name": "x", "split_by": "detail.debugContext"});
+        RuleSpec::read("rules[3]", &v, &mut p);
+        assert_eq!(p.0.len(), 1);
+        assert_eq!(p.0[0].path, "rules[3].split_by");
+    }
+}

@@ -1,0 +1,227 @@
+//! Series and bins: what one rule counts per time bin, and the short history the
+//! baseline learns from.
+//!
+//! A *series* is one rule's counts for one combination of `split_by` labels (a rule
+//! without `split_by` has exactly one series, with no labels). A *bin* is identified by
+//! its index: `bin_start_ms / bin_ms`, so bins line up with Logs Insights' `bin(15m)`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// The labels that name a series within a rule, e.g. `{"client.ipAddress": "203.0.113.5"}`.
+pub type Labels = BTreeMap<String, String>;
+
+/// What one bin of one series holds. Outcomes that are neither success nor failure
+/// (SKIPPED, CHALLENGE, UNKNOWN, ...) count in `total` only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub total: u64,
+    pub success: u64,
+    pub failure: u64,
+}
+
+/// How an Okta `outcome.result` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeClass {
+    Success,
+    Failure,
+    Other,
+}
+
+impl OutcomeClass {
+    pub fn of(result: &str) -> OutcomeClass {
+        if result.eq_ignore_ascii_case("SUCCESS") || result.eq_ignore_ascii_case("ALLOW") {
+            OutcomeClass::Success
+        } else if result.eq_ignore_ascii_case("FAILURE") || result.eq_ignore_ascii_case("DENY") {
+            OutcomeClass::Failure
+        } else {
+            OutcomeClass::Other
+        }
+    }
+}
+
+impl Counts {
+    pub fn add(&mut self, class: OutcomeClass, n: u64) {
+        self.total += n;
+        match class {
+            OutcomeClass::Success => self.success += n,
+            OutcomeClass::Failure => self.failure += n,
+            OutcomeClass::Other => {}
+        }
+    }
+
+    pub fn other(&self) -> u64 {
+        self.total.saturating_sub(self.success + self.failure)
+    }
+}
+
+/// One past bin as the baseline remembers it. Kept small: a series holds weeks of these.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BinRecord {
+    pub total: u32,
+    pub success: u32,
+    pub failure: u32,
+    /// False when the source could not say what the bin held (a failed query). Unknown
+    /// bins neither teach the baseline nor count as silence.
+    pub known: bool,
+    /// A detector found the bin anomalous: it is kept out of the baseline.
+    pub anomalous: bool,
+    /// What the baseline expected of `total` before the level adjustment, so that the
+    /// recent level can be measured against it later.
+    pub seasonal_total: f32,
+}
+
+impl BinRecord {
+    pub fn from_counts(c: Counts) -> BinRecord {
+        let clamp = |x: u64| x.min(u64::from(u32::MAX)) as u32;
+        BinRecord {
+            total: clamp(c.total),
+            success: clamp(c.success),
+            failure: clamp(c.failure),
+            known: true,
+            anomalous: false,
+            seasonal_total: 0.0,
+        }
+    }
+
+    /// Usable as a baseline sample.
+    pub fn is_clean(&self) -> bool {
+        self.known && !self.anomalous
+    }
+}
+
+/// A ring of the most recent bins of one series, indexed by bin index.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// Bin index of `records[0]`.
+    first: i64,
+    records: VecDeque<BinRecord>,
+    capacity: usize,
+}
+
+impl History {
+    pub fn new(capacity: usize) -> History {
+        History {
+            first: 0,
+            records: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The bin index after the newest record, if any.
+    pub fn next_bin(&self) -> Option<i64> {
+        if self.records.is_empty() {
+            None
+        } else {
+            Some(self.first + self.records.len() as i64)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Append the record of bin `bin`. Gaps are filled with unknown bins; a bin at or
+    /// before the newest replaces that bin (a revision).
+    pub fn push(&mut self, bin: i64, record: BinRecord) {
+        match self.next_bin() {
+            None => {
+                self.first = bin;
+                self.records.push_back(record);
+            }
+            Some(next) if bin < self.first => {
+                // Older than anything kept: nothing to learn from it.
+                let _ = next;
+            }
+            Some(next) if bin < next => {
+                let i = (bin - self.first) as usize;
+                self.records[i] = record;
+            }
+            Some(next) => {
+                let gap = (bin - next) as usize;
+                if gap >= self.capacity {
+                    self.records.clear();
+                    self.first = bin;
+                } else {
+                    for _ in 0..gap {
+                        self.records.push_back(BinRecord::default());
+                    }
+                }
+                self.records.push_back(record);
+            }
+        }
+        while self.records.len() > self.capacity {
+            self.records.pop_front();
+            self.first += 1;
+        }
+    }
+
+    pub fn get(&self, bin: i64) -> Option<&BinRecord> {
+        if bin < self.first {
+            return None;
+        }
+        self.records.get((bin - self.first) as usize)
+    }
+
+    /// The newest `n` records (or fewer), newest last.
+    pub fn last(&self, n: usize) -> impl Iterator<Item = &BinRecord> {
+        let skip = self.records.len().saturating_sub(n);
+        self.records.iter().skip(skip)
+    }
+
+    /// How many known bins the history holds.
+    pub fn known_bins(&self) -> usize {
+        self.records.iter().filter(|r| r.known).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(total: u32) -> BinRecord {
+        BinRecord {
+            total,
+            known: true,
+            ..BinRecord::default()
+        }
+    }
+
+    #[test]
+    fn outcome_classes() {
+        assert_eq!(OutcomeClass::of("SUCCESS"), OutcomeClass::Success);
+        assert_eq!(OutcomeClass::of("DENY"), OutcomeClass::Failure);
+        assert_eq!(OutcomeClass::of("CHALLENGE"), OutcomeClass::Other);
+        let mut c = Counts::default();
+        c.add(OutcomeClass::Success, 3);
+        c.add(OutcomeClass::Failure, 2);
+        c.add(OutcomeClass::Other, 1);
+        assert_eq!((c.total, c.success, c.failure, c.other()), (6, 3, 2, 1));
+    }
+
+    #[test]
+    fn history_fills_gaps_revises_and_evicts() {
+        let mut h = History::new(4);
+        h.push(10, rec(1));
+        h.push(12, rec(3));
+        assert_eq!(h.len(), 3);
+        assert!(!h.get(11).unwrap().known);
+        h.push(11, rec(2));
+        assert_eq!(h.get(11).unwrap().total, 2);
+        h.push(13, rec(4));
+        h.push(14, rec(5));
+        assert_eq!(h.len(), 4);
+        assert!(h.get(10).is_none());
+        assert_eq!(h.next_bin(), Some(15));
+        let last: Vec<u32> = h.last(2).map(|r| r.total).collect();
+        assert_eq!(last, vec![4, 5]);
+        h.push(100, rec(9));
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get(100).unwrap().total, 9);
+    }
+}
