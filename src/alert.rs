@@ -48,14 +48,18 @@ pub struct Alert {
     pub started_at: String,
     /// A Logs Insights query over the anomalous window: paste it into the console.
     pub investigate: String,
+    /// `fingerprint-status-bin_start`: the same notification always carries the same key,
+    /// so a receiver can drop repeats (delivery is at-least-once).
+    #[serde(default)]
+    pub idempotency_key: String,
 }
 
 /// The stable identity of an alert: rule, detector and series labels.
-pub fn fingerprint(rule: &str, detector: DetectorKind, labels: &Labels) -> String {
+pub fn fingerprint(rule: &str, detector: &str, labels: &Labels) -> String {
     let mut h = Sha256::new();
     h.update(rule.as_bytes());
     h.update([0]);
-    h.update(detector.name().as_bytes());
+    h.update(detector.as_bytes());
     for (k, v) in labels {
         h.update([0]);
         h.update(k.as_bytes());
@@ -107,13 +111,38 @@ impl Alert {
             upper: round(f.upper),
             p_value: f.p_value,
             severity: f.severity,
-            fingerprint: fingerprint(&rule.name, detector, labels),
+            fingerprint: fingerprint(&rule.name, detector.name(), labels),
             summary: summary(status, rule, detector, labels, bin_start_ms, f),
             measure: f.measure.to_string(),
             started_at: rfc3339(started_ms),
             investigate: investigate_query(rule, labels),
+            idempotency_key: String::new(),
         }
+        .with_idempotency_key()
     }
+
+    /// Fill in `idempotency_key` from the fingerprint, status and bin.
+    pub fn with_idempotency_key(mut self) -> Alert {
+        let bin_start_ms = DateTime::parse_from_rfc3339(&self.bin_start)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default();
+        self.idempotency_key = idempotency_key(&self.fingerprint, self.status, bin_start_ms);
+        self
+    }
+}
+
+/// The idempotency key of a notification: fingerprint, status and bin, e.g.
+/// `3fa19c0d2b7e4a11-firing-20261125T101500Z`. Only `[0-9a-zA-Z-]`, so it is safe in
+/// HTTP headers, file names and SNS deduplication ids.
+pub fn idempotency_key(fingerprint: &str, status: Status, bin_start_ms: i64) -> String {
+    let status = match status {
+        Status::Firing => "firing",
+        Status::Resolved => "resolved",
+    };
+    let bin = DateTime::<Utc>::from_timestamp_millis(bin_start_ms)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H%M%SZ");
+    format!("{fingerprint}-{status}-{bin}")
 }
 
 fn round(x: f64) -> f64 {
@@ -197,6 +226,58 @@ fn summary(
     s
 }
 
+/// The detector name of the alert that says the source cannot be read.
+pub const SOURCE_UNAVAILABLE: &str = "source_unavailable";
+
+impl Alert {
+    /// authpulse is blind: `failures` polls of `rule` in a row failed (or, resolved, the
+    /// source answers again). `since_ms` is when the failures started.
+    pub fn source_unavailable(
+        status: Status,
+        rule: &RuleSpec,
+        failures: u32,
+        since_ms: i64,
+        now_ms: i64,
+        error: &str,
+    ) -> Alert {
+        let bin_ms = rule.bin_ms().max(1);
+        let bin_start = now_ms.div_euclid(bin_ms) * bin_ms;
+        let summary = match status {
+            Status::Firing => format!(
+                "authpulse cannot read Okta events for rule {} — {failures} polls of CloudWatch Logs Insights in a row failed since {}; sign-in attacks are NOT being watched. Last error: {error}",
+                rule.name,
+                rfc3339(since_ms)
+            ),
+            Status::Resolved => format!(
+                "authpulse reads Okta events for rule {} again (the source was failing since {}).",
+                rule.name,
+                rfc3339(since_ms)
+            ),
+        };
+        Alert {
+            status,
+            rule: rule.name.clone(),
+            detector: SOURCE_UNAVAILABLE.to_string(),
+            series: Labels::new(),
+            bin_start: rfc3339(bin_start),
+            bin_end: rfc3339(bin_start + bin_ms),
+            observed: f64::from(failures),
+            expected: 0.0,
+            lower: 0.0,
+            upper: 0.0,
+            p_value: 0.0,
+            severity: Severity::Critical,
+            fingerprint: fingerprint(&rule.name, SOURCE_UNAVAILABLE, &Labels::new()),
+            summary,
+            measure: "failed polls in a row".to_string(),
+            started_at: rfc3339(since_ms),
+            investigate: "Check the daemon's logs, its IAM permissions (logs:StartQuery, logs:GetQueryResults) and the CloudWatch Logs service health.".to_string(),
+            idempotency_key: String::new(),
+        }
+        .with_idempotency_key()
+    }
+}
+
 /// The Logs Insights query an operator pastes to see the events behind an alert.
 pub fn investigate_query(rule: &RuleSpec, labels: &Labels) -> String {
     let types: Vec<String> = rule.event_types.iter().map(|t| format!("{t:?}")).collect();
@@ -276,12 +357,12 @@ mod tests {
     fn fingerprints_are_stable_and_distinct() {
         let mut a = Labels::new();
         a.insert("client.ipAddress".into(), "1.2.3.4".into());
-        let f1 = fingerprint("r", DetectorKind::FailureSpike, &a);
-        assert_eq!(f1, fingerprint("r", DetectorKind::FailureSpike, &a));
-        assert_ne!(f1, fingerprint("r", DetectorKind::VolumeSpike, &a));
+        let f1 = fingerprint("r", "failure_spike", &a);
+        assert_eq!(f1, fingerprint("r", "failure_spike", &a));
+        assert_ne!(f1, fingerprint("r", "volume_spike", &a));
         assert_ne!(
             f1,
-            fingerprint("r", DetectorKind::FailureSpike, &Labels::new())
+            fingerprint("r", "failure_spike", &Labels::new())
         );
         assert_eq!(f1.len(), 16);
     }

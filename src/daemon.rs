@@ -10,12 +10,16 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::alert::Alert;
+use crate::alert::{Alert, Status};
+use crate::aws;
 use crate::config::{Config, SourceKind};
 use crate::http::{self, Health};
 use crate::pipeline::Pipeline;
+use crate::rule::RuleSpec;
 use crate::sink::{self, Sink};
+use crate::source::cloudwatch::{now_ms, CloudWatchSource};
 use crate::source::file::FileSource;
+use crate::source::insights::Querier;
 use crate::source::{Source, SourceEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,21 +33,98 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
-    #[error("source.kind = \"cloudwatch\" is not available in this build yet")]
-    SourceUnavailable,
     #[error("source failed: {0}")]
     Source(#[from] crate::source::SourceError),
 }
 
-fn build_source(config: &Config) -> Result<Box<dyn Source>, DaemonError> {
-    match config.source.kind {
-        SourceKind::File => Ok(Box::new(FileSource {
-            path: config.source.path.clone().unwrap_or_default(),
+async fn build_source(config: &Config) -> Box<dyn Source> {
+    let s = &config.source;
+    match s.kind {
+        SourceKind::File => Box::new(FileSource {
+            path: s.path.clone().unwrap_or_default(),
             rules: config.rules.clone(),
-            settle: config.source.settle,
-            follow: config.source.follow,
-        })),
-        SourceKind::Cloudwatch => Err(DaemonError::SourceUnavailable),
+            settle: s.settle,
+            follow: s.follow,
+        }),
+        SourceKind::Cloudwatch => {
+            let sdk = aws::sdk_config(s.region.clone(), s.endpoint_url.clone()).await;
+            let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+            Box::new(CloudWatchSource {
+                querier: Querier::new(
+                    client,
+                    s.log_groups.clone(),
+                    s.max_concurrent_queries,
+                    s.query_timeout,
+                ),
+                rules: config.rules.clone(),
+                config: s.clone(),
+            })
+        }
+    }
+}
+
+/// Tracks per rule whether the source can be read, and pages when it cannot.
+struct SourceHealth {
+    /// Per rule: failed polls in a row, and since when.
+    failing: Vec<(u32, i64)>,
+    /// Rules with a firing `source_unavailable` alert.
+    firing: Vec<bool>,
+    unavailable_after: u32,
+}
+
+impl SourceHealth {
+    fn new(rules: usize, unavailable_after: u32) -> SourceHealth {
+        SourceHealth {
+            failing: vec![(0, 0); rules],
+            firing: vec![false; rules],
+            unavailable_after,
+        }
+    }
+
+    /// Record a poll outcome; returns the alert to send, if any.
+    fn record(
+        &mut self,
+        rule: &RuleSpec,
+        index: usize,
+        failures: u32,
+        error: Option<&str>,
+    ) -> Option<Alert> {
+        let now = now_ms();
+        let (Some(state), Some(firing)) = (self.failing.get_mut(index), self.firing.get_mut(index))
+        else {
+            return None;
+        };
+        if failures > 0 && state.0 == 0 {
+            state.1 = now;
+        }
+        state.0 = failures;
+        if failures >= self.unavailable_after && !*firing {
+            *firing = true;
+            return Some(Alert::source_unavailable(
+                Status::Firing,
+                rule,
+                failures,
+                state.1,
+                now,
+                error.unwrap_or("unknown"),
+            ));
+        }
+        if failures == 0 && *firing {
+            *firing = false;
+            return Some(Alert::source_unavailable(
+                Status::Resolved,
+                rule,
+                0,
+                state.1,
+                now,
+                "",
+            ));
+        }
+        None
+    }
+
+    fn all_healthy(&self) -> bool {
+        self.failing.iter().all(|(f, _)| *f == 0)
     }
 }
 
@@ -68,7 +149,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut pipeline = Pipeline::new(config.rules.clone());
 
     let (tx, mut rx) = mpsc::channel(64);
-    let source = build_source(&config)?;
+    let source = build_source(&config).await;
+    let mut source_health = SourceHealth::new(config.rules.len(), config.source.unavailable_after);
+    let mut caught_up = false;
     let source_task = tokio::spawn(source.run(tx, stop_rx.clone()));
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -93,8 +176,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     metrics::gauge!("authpulse_alerts_firing").set(pipeline.lifecycle().firing_count() as f64);
                 }
                 Some(SourceEvent::CaughtUp) => {
-                    health.set_ready(true);
+                    caught_up = true;
+                    health.set_ready(source_health.all_healthy());
                     tracing::info!("history loaded; ready");
+                }
+                Some(SourceEvent::Health { rule, failures, error }) => {
+                    if let Some(spec) = config.rules.get(rule) {
+                        if let Some(alert) = source_health.record(spec, rule, failures, error.as_deref()) {
+                            deliver(&sinks, &alert).await;
+                        }
+                    }
+                    health.set_ready(caught_up && source_health.all_healthy());
                 }
                 None => {
                     tracing::info!("source finished; waiting for a stop signal");

@@ -241,7 +241,7 @@ impl RuleEngine {
                 .spec
                 .detectors
                 .iter()
-                .map(|d| fingerprint(&self.spec.name, d.detector.kind(), labels))
+                .map(|d| fingerprint(&self.spec.name, d.detector.kind().name(), labels))
                 .collect(),
         }
     }

@@ -29,6 +29,8 @@ pub struct RuleSpec {
     /// How much history a series needs before anything fires.
     pub warmup: Duration,
     pub detectors: Vec<DetectorSpec>,
+    /// A hand-written Logs Insights query replacing the generated one (CloudWatch source).
+    pub query: Option<String>,
 }
 
 /// The label value that collects split values beyond `max_series`.
@@ -46,6 +48,7 @@ impl RuleSpec {
             baseline_window: Duration::from_secs(14 * 86_400),
             warmup: Duration::from_secs(2 * 86_400),
             detectors: default_detectors(false),
+            query: None,
         }
     }
 
@@ -84,6 +87,25 @@ impl RuleSpec {
         } else {
             format!("{s}s")
         }
+    }
+
+    /// The Logs Insights query for this rule: counts per bin and outcome (and split
+    /// value). A rule's raw `query` replaces it; see [`crate::source::cloudwatch`] for the
+    /// output contract.
+    pub fn insights_query(&self) -> String {
+        if let Some(q) = &self.query {
+            return q.clone();
+        }
+        let types: Vec<String> = self.event_types.iter().map(|t| json_string(t)).collect();
+        let mut by = format!("bin({}), detail.outcome.result", self.bin_literal());
+        if let Some(field) = &self.split_by {
+            by.push_str(", detail.");
+            by.push_str(field);
+        }
+        format!(
+            "filter detail.eventType in [{}]\n| stats count(*) as n by {by}\n| limit 10000",
+            types.join(", ")
+        )
     }
 
     /// Read one `[[rules]]` table.
@@ -130,6 +152,15 @@ impl RuleSpec {
                 );
             }
         }
+        if let Some(q) = t.string("query", problems) {
+            if !q.contains("bin(") || !q.contains(" n") {
+                problems.push(
+                    t.key_path("query"),
+                    "must produce a bin(...) field and a count named n (e.g. `stats count(*) as n by bin(15m), detail.outcome.result`)",
+                );
+            }
+            rule.query = Some(q);
+        }
         if let Some(n) = t.count("max_series", 1, problems) {
             rule.max_series = n.min(1_000_000) as usize;
         }
@@ -162,6 +193,11 @@ impl RuleSpec {
         t.finish(problems);
         Some(rule)
     }
+}
+
+/// A string literal for a Logs Insights query (JSON escaping is a safe subset).
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 
 /// The detectors a rule gets when it names none. A split rule's series are sparse
@@ -203,6 +239,23 @@ mod tests {
         assert_eq!(r.bin_literal(), "30s");
         r.bin = Duration::from_secs(86_400);
         assert_eq!(r.bin_literal(), "1d");
+    }
+
+    #[test]
+    fn generated_queries() {
+        let mut r = RuleSpec::named("x");
+        assert_eq!(
+            r.insights_query(),
+            "filter detail.eventType in [\"user.session.start\"]\n| stats count(*) as n by bin(15m), detail.outcome.result\n| limit 10000"
+        );
+        r.split_by = Some("client.ipAddress".into());
+        r.event_types.push("user.authentication.sso".into());
+        assert!(r
+            .insights_query()
+            .contains("in [\"user.session.start\", \"user.authentication.sso\"]"));
+        assert!(r
+            .insights_query()
+            .contains("by bin(15m), detail.outcome.result, detail.client.ipAddress"));
     }
 
     #[test]

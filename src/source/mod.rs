@@ -3,8 +3,11 @@
 //!
 //! - [`file::FileSource`] replays an NDJSON export and follows appended lines, binning
 //!   locally (the same code as `backtest`).
+//! - [`cloudwatch::CloudWatchSource`] reads binned counts from Logs Insights.
 
+pub mod cloudwatch;
 pub mod file;
+pub mod insights;
 
 use tokio::sync::{mpsc, watch};
 
@@ -17,6 +20,12 @@ pub enum SourceEvent {
     Updates(Vec<Update>),
     /// History is loaded (the file replayed, the backfill done): the daemon is ready.
     CaughtUp,
+    /// How the last poll of a rule went: `failures` in a row (0 = healthy).
+    Health {
+        rule: usize,
+        failures: u32,
+        error: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
