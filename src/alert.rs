@@ -360,10 +360,7 @@ mod tests {
         let f1 = fingerprint("r", "failure_spike", &a);
         assert_eq!(f1, fingerprint("r", "failure_spike", &a));
         assert_ne!(f1, fingerprint("r", "volume_spike", &a));
-        assert_ne!(
-            f1,
-            fingerprint("r", "failure_spike", &Labels::new())
-        );
+        assert_ne!(f1, fingerprint("r", "failure_spike", &Labels::new()));
         assert_eq!(f1.len(), 16);
     }
 }

@@ -89,7 +89,10 @@ impl CloudWatchSource {
             match self.backfill(i, first, end, &tx, &shutdown).await {
                 Ok(()) => {}
                 Err(QueryError::Stopping) => return Ok(()),
-                Err(e) => tracing::error!(rule = %rule.name, error = %e, "backfill incomplete"),
+                Err(e) => {
+                    tracing::error!(rule = %rule.name, error = %e, "backfill incomplete");
+                    send_health(&tx, i, 1, Some(e.to_string())).await;
+                }
             }
             cursors.push(RuleCursor {
                 next_bin: end,

@@ -1,0 +1,321 @@
+//! `authpulse run` against the AWS emulator, as a process: backfill, detection, faults.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, Receiver};
+
+/// Write a daemon config for one log group and one webhook.
+fn config(
+    dir: &std::path::Path,
+    group: &str,
+    hook: &str,
+    port: u16,
+    bin: &str,
+    extra_source: &str,
+    rule_extra: &str,
+) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[daemon]
+state_dir = "{state}"
+http_listen = "127.0.0.1:{port}"
+
+[source]
+kind = "cloudwatch"
+log_groups = ["{group}"]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+settle = "2s"
+poll_interval = "500ms"
+query_timeout = "3s"
+{extra_source}
+
+[[rules]]
+name = "sessions"
+bin = "{bin}"
+{rule_extra}
+
+[[sinks]]
+kind = "webhook"
+url = "{hook}"
+timeout = "5s"
+"#,
+        state = dir.join("state").display(),
+        endpoint = common::endpoint(),
+    );
+    let path = dir.join("authpulse.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Quiet traffic: per minute ~20 successes and ~1 failure, from `start` to `end`.
+fn quiet_minutes(start: i64, end: i64) -> Vec<(i64, String)> {
+    let mut lines = Vec::new();
+    let mut t = start;
+    let mut i = 0i64;
+    while t < end {
+        let result = if i % 19 == 7 { "FAILURE" } else { "SUCCESS" };
+        lines.push((
+            t,
+            common::okta_line(
+                t,
+                "user.session.start",
+                result,
+                "198.51.100.10",
+                &format!("u{}@example.com", i % 50),
+            ),
+        ));
+        i += 1;
+        t += 2_700 + (i * 7919 % 900);
+    }
+    lines
+}
+
+async fn wait_ready(d: &mut Daemon, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            panic!("authpulse exited early with {status}");
+        }
+        if d.get("/readyz").await == Some(200) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "daemon not ready within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn backfills_then_pages_on_an_attack_in_the_newest_bins() {
+    let sdk = common::sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let group = common::unique("/authpulse/test/attack");
+    common::create_log_group(&logs, &group).await;
+    let now = common::now_ms();
+    let minute = 60_000;
+    let this_bin = now / minute * minute;
+    let mut lines = quiet_minutes(now - 3 * 3600 * 1000, now - 1000);
+    // Credential stuffing in the two newest closed bins: 300 failures a minute from many IPs.
+    for k in 0..600 {
+        let t = this_bin - 2 * minute + k * 200;
+        lines.push((
+            t,
+            common::okta_line(
+                t,
+                "user.session.start",
+                "FAILURE",
+                &format!("203.0.113.{}", k % 250),
+                &format!("victim{k}@example.com"),
+            ),
+        ));
+    }
+    common::put_lines(&logs, &group, lines).await;
+
+    let hook = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let cfg = config(
+        dir.path(),
+        &group,
+        &hook.url,
+        port,
+        "1m",
+        "backfill = \"3h\"",
+        "baseline_window = \"3h\"\nwarmup = \"1h\"",
+    );
+    let started = std::time::Instant::now();
+    let d = Daemon::start(&cfg, port);
+
+    let alert = common::eventually(Duration::from_secs(60), || async {
+        hook.alerts()
+            .into_iter()
+            .find(|a| a["detector"] == "failure_spike" && a["status"] == "firing")
+    })
+    .await
+    .expect("a failure_spike alert within a minute of start");
+    println!("paged after {:?}: {}", started.elapsed(), alert["summary"]);
+    let bin_start = chrono::DateTime::parse_from_rfc3339(alert["bin_start"].as_str().unwrap_or(""))
+        .expect("bin_start is RFC 3339");
+    let attack_bins = [this_bin - 2 * minute, this_bin - minute];
+    assert!(
+        attack_bins.contains(&bin_start.timestamp_millis()),
+        "alert for the wrong bin: {alert}"
+    );
+    assert!(
+        alert["observed"].as_f64().unwrap_or(0.0) >= 250.0,
+        "{alert}"
+    );
+    assert!(alert["expected"].as_f64().unwrap_or(99.0) < 10.0, "{alert}");
+    assert_eq!(d.get("/healthz").await, Some(200));
+    assert_eq!(d.get("/readyz").await, Some(200));
+    // Nothing else pages: no flatline or drop from the backfilled history.
+    let others: Vec<_> = hook
+        .alerts()
+        .into_iter()
+        .filter(|a| {
+            !["failure_spike", "failure_ratio", "volume_spike"]
+                .contains(&a["detector"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert!(others.is_empty(), "unexpected alerts: {others:#?}");
+}
+
+#[tokio::test]
+async fn quiet_history_does_not_page() {
+    let sdk = common::sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let group = common::unique("/authpulse/test/quiet");
+    common::create_log_group(&logs, &group).await;
+    let now = common::now_ms();
+    common::put_lines(
+        &logs,
+        &group,
+        quiet_minutes(now - 3 * 3600 * 1000, now - 1000),
+    )
+    .await;
+
+    let hook = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let cfg = config(
+        dir.path(),
+        &group,
+        &hook.url,
+        port,
+        "1m",
+        "backfill = \"3h\"",
+        "baseline_window = \"3h\"\nwarmup = \"1h\"",
+    );
+    let mut d = Daemon::start(&cfg, port);
+    wait_ready(&mut d, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        hook.alerts().is_empty(),
+        "quiet history paged: {:#?}",
+        hook.alerts()
+    );
+    assert!(
+        !common::queries(&group).await.is_empty(),
+        "the daemon never queried"
+    );
+}
+
+#[tokio::test]
+async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
+    let sdk = common::sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let group = common::unique("/authpulse/test/faults");
+    common::create_log_group(&logs, &group).await;
+    let now = common::now_ms();
+    common::put_lines(&logs, &group, quiet_minutes(now - 1800 * 1000, now - 500)).await;
+
+    // Keep traffic flowing in real time so that silence would be real silence.
+    let feeder_logs = logs.clone();
+    let feeder_group = group.clone();
+    let feeder = tokio::spawn(async move {
+        loop {
+            let t = common::now_ms() - 200;
+            let batch: Vec<_> = (0..3)
+                .map(|k| {
+                    (
+                        t + k,
+                        common::okta_line(
+                            t + k,
+                            "user.session.start",
+                            "SUCCESS",
+                            "198.51.100.10",
+                            "u@example.com",
+                        ),
+                    )
+                })
+                .collect();
+            common::put_lines(&feeder_logs, &feeder_group, batch).await;
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+    });
+
+    let hook = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let cfg = config(
+        dir.path(),
+        &group,
+        &hook.url,
+        port,
+        "10s",
+        "backfill = \"30m\"\nrevise_after = \"0s\"\nunavailable_after = 2",
+        "baseline_window = \"30m\"\nwarmup = \"10m\"",
+    );
+    let mut d = Daemon::start(&cfg, port);
+    wait_ready(&mut d, Duration::from_secs(60)).await;
+
+    // Throttling below the retry budget: absorbed, no page.
+    let before = common::queries(&group).await.len();
+    common::faults(&group, serde_json::json!({"throttle_start_query": 4})).await;
+    let progressed = common::eventually(Duration::from_secs(40), || async {
+        (common::queries(&group).await.len() > before).then_some(())
+    })
+    .await;
+    assert!(progressed.is_some(), "no query succeeded after throttling");
+
+    // A failed query, a hung one (stopped at the deadline), a failed one: three bad polls.
+    common::faults(
+        &group,
+        serde_json::json!({"fail_queries": 1, "hang_queries": 1}),
+    )
+    .await;
+    let fired = common::eventually(Duration::from_secs(60), || async {
+        hook.alerts()
+            .into_iter()
+            .find(|a| a["detector"] == "source_unavailable" && a["status"] == "firing")
+    })
+    .await;
+    assert!(
+        fired.is_some(),
+        "no source_unavailable page: {:#?}",
+        hook.alerts()
+    );
+    assert_eq!(
+        d.get("/readyz").await,
+        Some(503),
+        "not ready while polls fail"
+    );
+    let resolved = common::eventually(Duration::from_secs(60), || async {
+        hook.alerts()
+            .into_iter()
+            .find(|a| a["detector"] == "source_unavailable" && a["status"] == "resolved")
+    })
+    .await;
+    assert!(
+        resolved.is_some(),
+        "source_unavailable never resolved: {:#?}",
+        hook.alerts()
+    );
+    wait_ready(&mut d, Duration::from_secs(20)).await;
+    feeder.abort();
+
+    let statuses: Vec<String> = common::queries(&group)
+        .await
+        .iter()
+        .map(|q| q["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(statuses.iter().any(|s| s == "Failed"), "{statuses:?}");
+    assert!(
+        statuses.iter().any(|s| s == "Cancelled"),
+        "the hung query was not stopped: {statuses:?}"
+    );
+    let false_pages: Vec<_> = hook
+        .alerts()
+        .into_iter()
+        .filter(|a| a["detector"] != "source_unavailable")
+        .collect();
+    assert!(
+        false_pages.is_empty(),
+        "unknown bins caused pages: {false_pages:#?}"
+    );
+}
