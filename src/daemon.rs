@@ -4,8 +4,6 @@
 //! and every alert that comes out goes to every sink. Signals: SIGTERM/SIGINT stop it
 //! cleanly.
 
-use std::sync::Arc;
-
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -16,7 +14,7 @@ use crate::config::{Config, SourceKind};
 use crate::http::{self, Health};
 use crate::pipeline::Pipeline;
 use crate::rule::RuleSpec;
-use crate::sink::{self, Sink};
+use crate::sink::delivery::{Delivery, DeliveryError};
 use crate::source::cloudwatch::{now_ms, CloudWatchSource};
 use crate::source::file::FileSource;
 use crate::source::insights::Querier;
@@ -24,8 +22,8 @@ use crate::source::{Source, SourceEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot set up sink: {0}")]
-    Sink(#[from] sink::SinkError),
+    #[error("cannot set up delivery: {0}")]
+    Delivery(#[from] DeliveryError),
     #[error("cannot listen on {addr}: {error}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -145,7 +143,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             addr: config.daemon.http_listen,
             error,
         })?;
-    let sinks = sink::build_all(&config.sinks).await?;
+    // Delivery (sinks, outbox, alert state) starts before the source: undelivered
+    // notifications from an earlier run are retried at once.
+    let mut delivery = Delivery::start(&config).await?;
     let mut pipeline = Pipeline::new(config.rules.clone());
 
     let (tx, mut rx) = mpsc::channel(64);
@@ -159,7 +159,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut alerts = Vec::new();
     tracing::info!(
         rules = config.rules.len(),
-        sinks = sinks.len(),
+        sinks = delivery.sink_count(),
         "authpulse running"
     );
 
@@ -170,20 +170,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     for u in updates {
                         pipeline.apply(u, &mut alerts);
                     }
-                    for a in alerts.drain(..) {
-                        deliver(&sinks, &a).await;
-                    }
+                    deliver(&mut delivery, &pipeline, std::mem::take(&mut alerts)).await;
                     metrics::gauge!("authpulse_alerts_firing").set(pipeline.lifecycle().firing_count() as f64);
                 }
                 Some(SourceEvent::CaughtUp) => {
                     caught_up = true;
+                    delivery.caught_up(&pipeline).await;
                     health.set_ready(source_health.all_healthy());
                     tracing::info!("history loaded; ready");
                 }
                 Some(SourceEvent::Health { rule, failures, error }) => {
                     if let Some(spec) = config.rules.get(rule) {
                         if let Some(alert) = source_health.record(spec, rule, failures, error.as_deref()) {
-                            deliver(&sinks, &alert).await;
+                            deliver(&mut delivery, &pipeline, vec![alert]).await;
                         }
                     }
                     health.set_ready(caught_up && source_health.all_healthy());
@@ -202,21 +201,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if let Ok(Err(e)) = source_task.await {
         tracing::error!(error = %e, "source stopped with an error");
     }
+    delivery.shutdown().await;
     let _ = server.await;
     Ok(())
 }
 
-/// Send one alert to every sink; a failing sink is logged and counted, not fatal.
-async fn deliver(sinks: &[Arc<dyn Sink>], alert: &Alert) {
-    for s in sinks {
-        match s.send(alert).await {
-            Ok(()) => {
-                metrics::counter!("authpulse_notifications_sent_total", "sink" => s.name().to_string()).increment(1);
-            }
-            Err(e) => {
-                metrics::counter!("authpulse_notifications_failed_total", "sink" => s.name().to_string()).increment(1);
-                tracing::error!(sink = s.name(), fingerprint = %alert.fingerprint, error = %e, "delivery failed");
-            }
-        }
-    }
+/// Hand alerts to delivery: suppressed if already sent before a restart, otherwise
+/// written to the durable outbox and sent by each sink's worker with retries (see
+/// [`crate::sink::delivery`]). Never blocks on a sink.
+async fn deliver(delivery: &mut Delivery, pipeline: &Pipeline, alerts: Vec<Alert>) {
+    delivery.submit(alerts, pipeline).await;
 }
