@@ -52,6 +52,30 @@ pub struct Alert {
     /// so a receiver can drop repeats (delivery is at-least-once).
     #[serde(default)]
     pub idempotency_key: String,
+    /// Who is behind a failure-type alert (CloudWatch source only): the top source IPs,
+    /// users, countries and failure reasons in the anomalous bin, and a console link.
+    /// Absent when not enriched (other sources, other detectors, or the follow-up query
+    /// failed or was too slow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<Enrichment>,
+}
+
+/// One value and how many failed sign-ins it had in the bin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopValue {
+    pub value: String,
+    pub count: u64,
+}
+
+/// The follow-up Logs Insights query's answer for an alert (see `sink::enrich`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrichment {
+    pub top_ips: Vec<TopValue>,
+    pub top_users: Vec<TopValue>,
+    pub top_countries: Vec<TopValue>,
+    pub top_reasons: Vec<TopValue>,
+    /// CloudWatch Logs Insights console, the rule's query over the incident's window.
+    pub console_url: String,
 }
 
 /// The stable identity of an alert: rule, detector and series labels.
@@ -117,6 +141,7 @@ impl Alert {
             started_at: rfc3339(started_ms),
             investigate: investigate_query(rule, labels),
             idempotency_key: String::new(),
+            enrichment: None,
         }
         .with_idempotency_key()
     }
@@ -273,6 +298,7 @@ impl Alert {
             started_at: rfc3339(since_ms),
             investigate: "Check the daemon's logs, its IAM permissions (logs:StartQuery, logs:GetQueryResults) and the CloudWatch Logs service health.".to_string(),
             idempotency_key: String::new(),
+            enrichment: None,
         }
         .with_idempotency_key()
     }

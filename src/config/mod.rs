@@ -28,6 +28,8 @@ pub struct Config {
     pub source: SourceConfig,
     pub rules: Vec<RuleSpec>,
     pub sinks: Vec<SinkSpec>,
+    /// `[enrichment]`: follow-up queries on failure-type alerts (see `sink::enrich`).
+    pub enrichment: crate::sink::enrich::EnrichSpec,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +125,7 @@ impl Config {
             source: SourceConfig::default(),
             rules: RuleSpec::builtin(),
             sinks: vec![SinkSpec::Stdout],
+            enrichment: Default::default(),
         }
     }
 }
@@ -224,6 +227,9 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             .filter_map(|(i, v)| SinkSpec::read(&format!("sinks[{i}]"), v, &mut problems))
             .collect(),
     };
+    let mut enrich_table = Table::new("enrichment", top.raw("enrichment"), &mut problems);
+    let enrichment = crate::sink::enrich::EnrichSpec::read(&mut enrich_table, &mut problems);
+    enrich_table.finish(&mut problems);
     top.finish(&mut problems);
 
     if source.kind == SourceKind::Cloudwatch && source.log_groups.is_empty() {
@@ -239,6 +245,7 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             source,
             rules,
             sinks,
+            enrichment,
         })
     } else {
         Err(ConfigErrors(problems.0))

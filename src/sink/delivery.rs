@@ -38,6 +38,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::enrich::{self, Enricher};
 use super::{Sink, SinkError, SinkSpec};
 use crate::alert::Alert;
 use crate::config::Config;
@@ -98,7 +99,9 @@ pub struct Delivery {
     queues: Vec<Queue>,
     rules: Vec<RuleSpec>,
     stop: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
     workers: Vec<JoinHandle<()>>,
+    enricher: Option<Arc<Enricher>>,
     /// After the source caught up: look for incidents to resolve (see
     /// [`AlertState::orphans`]) until every rule has passed its watermark.
     reconcile_pending: bool,
@@ -205,6 +208,7 @@ impl Delivery {
             )));
         }
         metrics::gauge!("authpulse_outbox_depth").set(outbox.depth() as f64);
+        let enricher = Enricher::new(config, &config.enrichment).await;
         Ok(Delivery {
             outbox,
             state,
@@ -214,7 +218,9 @@ impl Delivery {
             queues,
             rules: config.rules.clone(),
             stop,
+            stop_rx,
             workers,
+            enricher,
             reconcile_pending: false,
             suppressed_replayed: 0,
         })
@@ -248,6 +254,10 @@ impl Delivery {
         }
         if self.reconcile_pending {
             admitted.extend(self.reconcile(pipeline));
+        }
+        // Enrich before the outbox, so every sink and every retry sends the same document.
+        if let Some(e) = &self.enricher {
+            enrich::enrich_all(e, &mut admitted, &self.rules, &self.stop_rx).await;
         }
         self.enqueue(admitted.clone()).await;
         for (i, rule) in pipeline.rules().enumerate() {

@@ -11,6 +11,7 @@
 //! backoff until the sink accepts it.
 
 pub mod delivery;
+pub mod enrich;
 mod lines;
 pub mod render;
 mod sns;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
-use crate::alert::{Alert, Status};
+use crate::alert::{Alert, Status, TopValue};
 
 fn status_word(status: Status) -> &'static str {
     match status {
@@ -23,6 +23,28 @@ fn series_text(alert: &Alert) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `203.0.113.9 (300), 198.51.100.8 (2)`.
+fn top_text(values: &[TopValue]) -> String {
+    values
+        .iter()
+        .map(|t| format!("{} ({})", t.value, t.count))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The enrichment as (label, text) rows, or nothing.
+fn enrichment_rows(alert: &Alert) -> Vec<(&'static str, String)> {
+    let Some(e) = &alert.enrichment else {
+        return Vec::new();
+    };
+    vec![
+        ("Top source IPs", top_text(&e.top_ips)),
+        ("Top users", top_text(&e.top_users)),
+        ("Top countries", top_text(&e.top_countries)),
+        ("Top reasons", top_text(&e.top_reasons)),
+    ]
 }
 
 /// Cut `s` to at most `max` characters, marking the cut with `...`.
@@ -128,6 +150,16 @@ pub fn email(alert: &Alert) -> String {
         let _ = writeln!(s, "{k:<15} {v}");
     }
     let _ = writeln!(s, "{:<15} {}", "Idempotency key", alert.idempotency_key);
+    let rows = enrichment_rows(alert);
+    if !rows.is_empty() {
+        let _ = writeln!(s, "\nIn the anomalous bin (failed sign-ins):");
+        for (k, v) in rows {
+            let _ = writeln!(s, "{k:<15} {v}");
+        }
+    }
+    if let Some(e) = &alert.enrichment {
+        let _ = writeln!(s, "\nOpen in the CloudWatch console:\n{}", e.console_url);
+    }
     let _ = writeln!(
         s,
         "\nInvestigate (CloudWatch Logs Insights, over the bin above):\n{}",
@@ -159,6 +191,12 @@ pub fn slack(alert: &Alert) -> Value {
     ];
     if !series.is_empty() {
         fields.push(format!("*Series*\n{series}"));
+    }
+    for (k, v) in enrichment_rows(alert)
+        .into_iter()
+        .take(10 - fields.len().min(10))
+    {
+        fields.push(format!("*{k}*\n{}", truncate(&v, 1900)));
     }
     let fields: Vec<Value> = fields
         .into_iter()
@@ -205,7 +243,7 @@ pub fn alertmanager(alert: &Alert) -> Value {
     for (k, v) in &alert.series {
         labels.insert(label_name(k), json!(v));
     }
-    let annotations = json!({
+    let mut annotations = json!({
         "summary": headline(alert),
         "description": alert.summary,
         "investigate": alert.investigate,
@@ -216,6 +254,18 @@ pub fn alertmanager(alert: &Alert) -> Value {
         "bin_end": alert.bin_end,
         "idempotency_key": alert.idempotency_key,
     });
+    let mut generator_url = String::new();
+    if let Some(e) = &alert.enrichment {
+        for (k, v) in [
+            ("top_ips", &e.top_ips),
+            ("top_users", &e.top_users),
+            ("top_countries", &e.top_countries),
+            ("top_reasons", &e.top_reasons),
+        ] {
+            annotations[k] = json!(top_text(v));
+        }
+        generator_url = e.console_url.clone();
+    }
     let status = match alert.status {
         Status::Firing => "firing",
         Status::Resolved => "resolved",
@@ -241,7 +291,7 @@ pub fn alertmanager(alert: &Alert) -> Value {
             "annotations": annotations,
             "startsAt": alert.started_at,
             "endsAt": ends_at,
-            "generatorURL": "",
+            "generatorURL": generator_url,
             "fingerprint": alert.fingerprint,
         }]
     })
@@ -276,6 +326,7 @@ pub(crate) mod tests {
             started_at: bin_start.into(),
             investigate: "fields @timestamp | limit 200".into(),
             idempotency_key: String::new(),
+            enrichment: None,
         }
         .with_idempotency_key()
     }
