@@ -297,3 +297,43 @@ secret_env = "AUTHPULSE_TEST_UNSET_SECRET"
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_are_retried_and_never_show_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens here.
+    let closed = free_port();
+    let sinks = format!(
+        r#"
+[[sinks]]
+kind = "webhook"
+url = "http://127.0.0.1:{closed}/hook/{TOKEN}?key={SECRET}"
+retry_initial = "50ms"
+retry_max = "200ms"
+"#
+    );
+    let (config, port, _) = scenario(dir.path(), &sinks);
+    let log = dir.path().join("daemon.log");
+    let mut daemon = Daemon::start(&config, port, &log, &[]);
+    daemon.wait_ready(Duration::from_secs(30)).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || daemon
+            .log_text()
+            .matches("cannot connect")
+            .count()
+            >= 3)
+        .await,
+        "{}",
+        daemon.log_text()
+    );
+    assert!(daemon.terminate().success());
+    let text = daemon.log_text();
+    assert!(!text.contains(TOKEN), "the URL leaked:\n{text}");
+    assert!(!text.contains(SECRET), "the URL leaked:\n{text}");
+    assert!(
+        !text.contains(&format!("127.0.0.1:{closed}")),
+        "the URL leaked:\n{text}"
+    );
+    // Undelivered notifications stay queued for the next start.
+    assert!(!outbox_files(&dir.path().join("state")).is_empty());
+}

@@ -1,6 +1,9 @@
-//! Enrichment against the CloudWatch emulator: a failure_spike alert from the daemon
-//! carries the top IPs, users, countries and reasons of its bin; when the follow-up
-//! query fails or is too slow, the alert still goes out, without them.
+//! Delivery with the CloudWatch source, against the emulator:
+//! - enrichment: a failure_spike alert from the daemon carries the top IPs, users,
+//!   countries and reasons of its bin; when the follow-up query fails or is too slow,
+//!   the alert still goes out, without them;
+//! - restarts: the backfill after a SIGKILL re-derives the alerts already sent, and
+//!   none of them pages again.
 
 mod common;
 #[path = "common/delivery.rs"]
@@ -97,6 +100,12 @@ timeout = "5s"
     path
 }
 
+const AWS_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
 /// Run the daemon on an attack and return the first failure_spike firing alert.
 async fn first_spike(enrichment: &str) -> (Value, String) {
     let group = attack_group().await;
@@ -105,16 +114,7 @@ async fn first_spike(enrichment: &str) -> (Value, String) {
     let port = delivery::free_port();
     let cfg = config(dir.path(), &group, &receiver.url("/hook"), port, enrichment);
     let log = dir.path().join("daemon.log");
-    let mut d = delivery::Daemon::start(
-        &cfg,
-        port,
-        &log,
-        &[
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-    );
+    let mut d = delivery::Daemon::start(&cfg, port, &log, &AWS_ENV);
     let find = || {
         receiver
             .accepted()
@@ -185,4 +185,59 @@ async fn the_alert_does_not_wait_for_a_slow_enrichment() {
         log.contains("enrichment too slow; sending the alert without it"),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_does_not_page_again_for_what_the_backfill_re_derives() {
+    let group = attack_group().await;
+    let receiver = delivery::Receiver::start(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = delivery::free_port();
+    let cfg = config(dir.path(), &group, &receiver.url("/hook"), port, "");
+    let log = dir.path().join("daemon.log");
+    let firing = || {
+        receiver
+            .accepted()
+            .iter()
+            .map(delivery::Received::json)
+            .filter(|a| a["status"] == "firing")
+            .collect::<Vec<_>>()
+    };
+    let mut d1 = delivery::Daemon::start(&cfg, port, &log, &AWS_ENV);
+    assert!(
+        delivery::wait_until(Duration::from_secs(60), || firing()
+            .iter()
+            .any(|a| a["detector"] == "failure_spike"))
+        .await,
+        "log:\n{}",
+        d1.log_text()
+    );
+    d1.wait_ready(Duration::from_secs(30)).await;
+    // Let the state catch up with the last bins, then kill without warning.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    d1.kill();
+    let before: Vec<String> = firing()
+        .iter()
+        .map(|a| a["idempotency_key"].as_str().unwrap().to_string())
+        .collect();
+
+    let mut d2 = delivery::Daemon::start(&cfg, port, &log, &AWS_ENV);
+    d2.wait_ready(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: Vec<String> = firing()
+        .iter()
+        .map(|a| a["idempotency_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        after,
+        before,
+        "the restart paged again; log:\n{}",
+        d2.log_text()
+    );
+    assert!(
+        d2.log_text().contains("history replayed"),
+        "{}",
+        d2.log_text()
+    );
+    assert!(d2.terminate().success());
 }
