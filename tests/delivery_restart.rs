@@ -248,3 +248,33 @@ async fn a_corrupt_state_file_is_moved_aside_and_the_daemon_starts() {
         "{saved}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_the_same_state_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(200).await;
+    let events = dir.path().join("events.ndjson");
+    append(&events, &traffic_lines(0..4, 0..0));
+    let (config, port) = config(dir.path(), &events, false, &webhook(&receiver));
+    let log = dir.path().join("daemon.log");
+    let mut first = Daemon::start(&config, port, &log, &[]);
+    first.wait_ready(Duration::from_secs(30)).await;
+
+    let other_port = free_port();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{other_port}"),
+    );
+    let config2 = dir.path().join("second.toml");
+    std::fs::write(&config2, text).unwrap();
+    let log2 = dir.path().join("second.log");
+    let mut second = Daemon::start(&config2, other_port, &log2, &[]);
+    let status = second.child.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        second.log_text().contains("is in use by another authpulse"),
+        "{}",
+        second.log_text()
+    );
+    assert!(first.terminate().success());
+}

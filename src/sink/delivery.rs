@@ -62,6 +62,8 @@ pub enum DeliveryError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("state directory {0} is in use by another authpulse (two daemons would page twice)")]
+    Locked(PathBuf),
 }
 
 /// Exponential backoff with "equal jitter": attempt `n` (1-based) waits between half and
@@ -102,6 +104,8 @@ pub struct Delivery {
     stop_rx: watch::Receiver<bool>,
     workers: Vec<JoinHandle<()>>,
     enricher: Option<Arc<Enricher>>,
+    /// Held for the daemon's lifetime: the state directory's lock.
+    _lock: std::fs::File,
     /// After the source caught up: look for incidents to resolve (see
     /// [`AlertState::orphans`]) until every rule has passed its watermark.
     reconcile_pending: bool,
@@ -129,6 +133,19 @@ impl Delivery {
     pub async fn start(config: &Config) -> Result<Delivery, DeliveryError> {
         let dir = config.daemon.state_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // One daemon per state directory: the lock is released when the process ends,
+        // however it ends (SIGKILL included).
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+            .map_err(io_err(&dir))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(DeliveryError::Locked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&dir)(e)),
+        }
         let sinks = super::build_all(&config.sinks).await?;
 
         // Queue ids: stable per destination; two sinks with one destination get their
@@ -221,6 +238,7 @@ impl Delivery {
             stop_rx,
             workers,
             enricher,
+            _lock: lock,
             reconcile_pending: false,
             suppressed_replayed: 0,
         })

@@ -83,6 +83,10 @@ impl WebhookSink {
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("authpulse/", env!("CARGO_PKG_VERSION")))
+            // A webhook that redirects is misconfigured: following it would re-send the
+            // signed body and the extra headers to wherever the redirect points. A 3xx
+            // is reported as a permanent failure instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SinkError::Permanent(format!("cannot build HTTP client: {e}")))?;
         Ok(WebhookSink {
@@ -196,7 +200,14 @@ mod tests {
         ] {
             assert!(matches!(classify_status(s), Err(SinkError::Transient(_))));
         }
-        for s in [S::BAD_REQUEST, S::UNAUTHORIZED, S::NOT_FOUND, S::GONE] {
+        // Redirects are not followed: a 3xx is permanent too.
+        for s in [
+            S::FOUND,
+            S::BAD_REQUEST,
+            S::UNAUTHORIZED,
+            S::NOT_FOUND,
+            S::GONE,
+        ] {
             assert!(matches!(classify_status(s), Err(SinkError::Permanent(_))));
         }
     }
