@@ -129,7 +129,13 @@ impl AlertState {
             return Err(Suppressed::Replayed);
         }
         if let Some(last) = self.notified.get(&alert.fingerprint) {
-            if bin <= last.bin_start_ms {
+            // Earlier bins were handled. In the same bin only a resolve may follow a
+            // firing (an alert raised and cleared on the wall clock, like the source's
+            // health, can do that; the pipeline steps one transition per bin).
+            let resolves_same_bin = bin == last.bin_start_ms
+                && last.status == Status::Firing
+                && alert.status == Status::Resolved;
+            if bin <= last.bin_start_ms && !resolves_same_bin {
                 return Err(Suppressed::AlreadySent);
             }
             match (last.status, alert.status) {
@@ -364,6 +370,18 @@ mod tests {
         // A new incident fires again.
         let new = alert(Status::Firing, "2026-11-25T17:00:00Z");
         assert_eq!(s.admit(&new, repeat), Ok(()));
+    }
+
+    #[test]
+    fn a_resolve_in_the_bin_of_its_firing_is_sent() {
+        let mut s = AlertState::default();
+        let fire = alert(Status::Firing, "2026-11-25T10:15:00Z");
+        s.admit(&fire, None).unwrap();
+        let resolve = alert(Status::Resolved, "2026-11-25T10:15:00Z");
+        assert_eq!(s.admit(&resolve, None), Ok(()));
+        assert_eq!(s.admit(&resolve, None), Err(Suppressed::AlreadySent));
+        // Firing again in that bin would reuse the first firing's idempotency key.
+        assert_eq!(s.admit(&fire, None), Err(Suppressed::AlreadySent));
     }
 
     #[test]

@@ -248,6 +248,16 @@ impl Delivery {
         self.queues.len()
     }
 
+    /// Was the last notification for `fingerprint` (persisted across restarts) a
+    /// `firing`? For alerts raised outside the pipeline (the source's health), whose
+    /// raiser must know after a restart that a `resolved` is still owed.
+    pub fn notified_firing(&self, fingerprint: &str) -> bool {
+        self.state
+            .notified
+            .get(fingerprint)
+            .is_some_and(|n| n.status == crate::alert::Status::Firing)
+    }
+
     /// The detector's `repeat_interval`, if the rule and detector are configured.
     fn repeat_interval(&self, alert: &Alert) -> Option<Duration> {
         self.rules
