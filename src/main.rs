@@ -53,6 +53,13 @@ enum Command {
     /// Validate a config file: exit 0 when good, 2 with one line per problem when not.
     #[command(after_help = "Example:\n  authpulse check-config /etc/authpulse/authpulse.toml")]
     CheckConfig { file: PathBuf },
+    /// Print each rule's Logs Insights query, ready to paste into the console.
+    #[command(after_help = "Examples:\n  authpulse query\n  authpulse query --config /etc/authpulse/authpulse.toml")]
+    Query {
+        /// Config whose rules to use (default: the built-in rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run the daemon.
     #[command(after_help = "Example:\n  authpulse run --config /etc/authpulse/authpulse.toml")]
     Run {
@@ -88,6 +95,22 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Query { config } => {
+            let cfg = match config {
+                Some(path) => match config::load(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => Config::builtin(),
+            };
+            for rule in &cfg.rules {
+                println!("# rule {:?}: bin {}\n{}\n", rule.name, rule.bin_literal(), rule.insights_query());
+            }
+            ExitCode::SUCCESS
+        }
         Command::Run { config } => run(config),
     }
 }
