@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn authpulse(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_authpulse")).args(args).output().expect("run authpulse");
+    let out = Command::new(env!("CARGO_BIN_EXE_authpulse"))
+        .args(args)
+        .output()
+        .expect("run authpulse");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -19,7 +22,11 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 
 #[test]
 fn check_config_accepts_the_shipped_configs() {
-    for f in ["config/authpulse.example.toml", "config/demo.toml", "deploy/authpulse.toml"] {
+    for f in [
+        "config/authpulse.example.toml",
+        "config/demo.toml",
+        "deploy/authpulse.toml",
+    ] {
         let (code, out, err) = authpulse(&["check-config", f]);
         assert_eq!(code, 0, "{f}: {out}{err}");
         assert!(out.contains("ok"), "{out}");
@@ -60,7 +67,10 @@ kind = "webhook"
         "rules[1].colour: unknown key",
         "sinks[0].url: is required for a webhook sink",
     ] {
-        assert!(lines.iter().any(|l| l.starts_with(want)), "missing {want:?} in:\n{err}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "missing {want:?} in:\n{err}"
+        );
     }
     assert_eq!(lines.len(), 6, "one line per problem:\n{err}");
 }
@@ -68,11 +78,21 @@ kind = "webhook"
 #[test]
 fn run_refuses_a_bad_config_with_the_same_messages() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bad = write(&dir, "bad.toml", "[[rules]]\nname = \"a\"\nbin = \"banana\"\n");
+    let bad = write(
+        &dir,
+        "bad.toml",
+        "[[rules]]\nname = \"a\"\nbin = \"banana\"\n",
+    );
     let (code, _, err) = authpulse(&["run", "--config", &bad]);
     assert_eq!(code, 2);
-    assert!(err.contains("rules[0].bin: \"banana\" is not a duration"), "{err}");
-    let (code, _, err) = authpulse(&["check-config", &dir.path().join("missing.toml").display().to_string()]);
+    assert!(
+        err.contains("rules[0].bin: \"banana\" is not a duration"),
+        "{err}"
+    );
+    let (code, _, err) = authpulse(&[
+        "check-config",
+        &dir.path().join("missing.toml").display().to_string(),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("no such file"), "{err}");
 }
@@ -80,22 +100,34 @@ fn run_refuses_a_bad_config_with_the_same_messages() {
 #[test]
 fn environment_overrides_are_validated_too() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let good = write(&dir, "good.toml", "[source]\nkind = \"cloudwatch\"\nlog_groups = [\"/aws/events/okta\"]\n");
+    let good = write(
+        &dir,
+        "good.toml",
+        "[source]\nkind = \"cloudwatch\"\nlog_groups = [\"/aws/events/okta\"]\n",
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_authpulse"))
         .args(["check-config", &good])
         .env("AUTHPULSE__SOURCE__SETTLE", "soon")
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("source.settle: \"soon\" is not a duration"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("source.settle: \"soon\" is not a duration")
+    );
 }
 
 #[test]
 fn query_prints_each_rules_insights_query() {
     let (code, out, _) = authpulse(&["query"]);
     assert_eq!(code, 0);
-    assert!(out.contains("filter detail.eventType in [\"user.session.start\"]"), "{out}");
-    assert!(out.contains("stats count(*) as n by bin(15m), detail.outcome.result"), "{out}");
+    assert!(
+        out.contains("filter detail.eventType in [\"user.session.start\"]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("stats count(*) as n by bin(15m), detail.outcome.result"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -103,6 +135,9 @@ fn every_subcommand_has_help_with_an_example() {
     for sub in ["demo", "backtest", "check-config", "query", "run"] {
         let (code, out, _) = authpulse(&[sub, "--help"]);
         assert_eq!(code, 0, "{sub}");
-        assert!(out.contains("Example"), "{sub} --help has no example:\n{out}");
+        assert!(
+            out.contains("Example"),
+            "{sub} --help has no example:\n{out}"
+        );
     }
 }
