@@ -205,6 +205,7 @@ mod tests {
             known: true,
             anomalous: false,
             seasonal_total: 0.0,
+            expected_total: 0.0,
         }
     }
 

@@ -53,6 +53,43 @@ enum Command {
     /// Validate a config file: exit 0 when good, 2 with one line per problem when not.
     #[command(after_help = "Example:\n  authpulse check-config /etc/authpulse/authpulse.toml")]
     CheckConfig { file: PathBuf },
+    /// Print each rule's Logs Insights query, ready to paste into the console.
+    #[command(
+        after_help = "Examples:\n  authpulse query\n  authpulse query --config /etc/authpulse/authpulse.toml"
+    )]
+    Query {
+        /// Config whose rules to use (default: the built-in rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write realistic, labelled Okta traffic (EventBridge-wrapped NDJSON) for backtests,
+    /// demos and evaluation. The same seed always gives the same bytes.
+    #[command(
+        after_help = "Examples:\n  authpulse simulate --out traffic.ndjson.gz --labels labels.jsonl\n  authpulse simulate --days 28 --users 5000 --difficulty hard --seed 7 --out hard.ndjson.gz --labels hard.labels.jsonl"
+    )]
+    Simulate {
+        /// Events file; `.gz` compresses it.
+        #[arg(long)]
+        out: PathBuf,
+        /// Labels file: one JSON line per incident (kind, start, end, expect_page).
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long, default_value_t = 2000)]
+        users: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// `easy` (attacks well above the noise) or `hard` (close to it).
+        #[arg(long, default_value = "easy")]
+        difficulty: authpulse::simulate::Difficulty,
+        /// First day (UTC, RFC 3339). Fixed by default so output is reproducible.
+        #[arg(long, default_value = "2026-11-02T00:00:00Z")]
+        start: chrono::DateTime<chrono::Utc>,
+        /// Background traffic only, no incidents.
+        #[arg(long)]
+        no_incidents: bool,
+    },
     /// Run the daemon.
     #[command(after_help = "Example:\n  authpulse run --config /etc/authpulse/authpulse.toml")]
     Run {
@@ -61,8 +98,17 @@ enum Command {
     },
 }
 
+/// Print to stdout, ignoring a closed pipe (`authpulse backtest ... | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// The bundled sample: 14 days from `authpulse simulate` (see README).
 const DEMO_SAMPLE: &[u8] = include_bytes!("../samples/demo.ndjson.gz");
+/// What the sample contains: one labelled incident per line.
+const DEMO_LABELS: &str = include_str!("../samples/demo.labels.jsonl");
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -75,7 +121,7 @@ fn main() -> ExitCode {
         } => backtest_cmd(config, events, alerts_out),
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
-                println!(
+                out!(
                     "{}: ok ({} rules, {} sinks)",
                     file.display(),
                     c.rules.len(),
@@ -88,8 +134,85 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Query { config } => {
+            let cfg = match config {
+                Some(path) => match config::load(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => Config::builtin(),
+            };
+            for rule in &cfg.rules {
+                out!(
+                    "# rule {:?}: bin {}\n{}\n",
+                    rule.name,
+                    rule.bin_literal(),
+                    rule.insights_query()
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Command::Run { config } => run(config),
+        Command::Simulate {
+            out,
+            labels,
+            days,
+            users,
+            seed,
+            difficulty,
+            start,
+            no_incidents,
+        } => {
+            let mut cfg = authpulse::simulate::SimConfig::with_default_incidents(
+                seed, start, days, users, difficulty,
+            );
+            if no_incidents {
+                cfg.incidents.clear();
+            }
+            match simulate(&cfg, &out, &labels) {
+                Ok(stats) => {
+                    out!(
+                        "wrote {} events ({:.1} MB) to {} and {} incidents to {}",
+                        stats.events,
+                        stats.bytes as f64 / 1e6,
+                        out.display(),
+                        stats.incidents,
+                        labels.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("simulate failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+fn simulate(
+    cfg: &authpulse::simulate::SimConfig,
+    out: &std::path::Path,
+    labels: &std::path::Path,
+) -> std::io::Result<authpulse::simulate::SimStats> {
+    let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
+    let mut labels_out = std::io::BufWriter::new(std::fs::File::create(labels)?);
+    let stats = if out.extension().is_some_and(|e| e == "gz") {
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+        let stats = authpulse::simulate::generate(cfg, &mut gz, &mut labels_out)?;
+        gz.finish()?.flush()?;
+        stats
+    } else {
+        let mut plain = file;
+        let stats = authpulse::simulate::generate(cfg, &mut plain, &mut labels_out)?;
+        plain.flush()?;
+        stats
+    };
+    labels_out.flush()?;
+    Ok(stats)
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -121,6 +244,19 @@ fn demo(quiet: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
             let _ = writeln!(out, "{}", backtest::summary(&outcome, &rules));
+            match authpulse::evaluate::read_labels(DEMO_LABELS) {
+                Ok(incidents) => {
+                    let bin_ms = rules.first().map_or(900_000, |r| r.bin_ms());
+                    let score =
+                        authpulse::evaluate::score(&outcome.alerts, &incidents, bin_ms, 14.0);
+                    let _ = writeln!(
+                        out,
+                        "What happened in the sample, and what authpulse said:\n{}",
+                        score.table()
+                    );
+                }
+                Err(e) => eprintln!("demo labels unreadable: {e}"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -158,9 +294,9 @@ fn backtest_cmd(config: Option<PathBuf>, events: PathBuf, alerts_out: Option<Pat
         eprintln!("cannot write alerts: {e}");
         return ExitCode::FAILURE;
     }
-    println!("{}", backtest::summary(&outcome, &cfg.rules));
+    out!("{}", backtest::summary(&outcome, &cfg.rules));
     if let Some(path) = alerts_out {
-        println!("  alerts written to {}", path.display());
+        out!("  alerts written to {}", path.display());
     }
     ExitCode::SUCCESS
 }

@@ -153,6 +153,7 @@ impl Pipeline {
                 let mut rec = BinRecord::from_counts(counts);
                 rec.anomalous = old.anomalous;
                 rec.seasonal_total = old.seasonal_total;
+                rec.expected_total = old.expected_total;
                 s.history.push(bin, rec);
             }
             return;
@@ -373,6 +374,7 @@ impl RuleEngine {
             };
             let mut rec = rec;
             rec.seasonal_total = expected.map_or(0.0, |e| e.seasonal_total as f32);
+            rec.expected_total = expected.map_or(0.0, |e| e.total as f32);
             rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
             s.history.push(bin, rec);
             if let (Some(e), false) = (expected, rec.anomalous) {

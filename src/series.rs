@@ -70,6 +70,8 @@ pub struct BinRecord {
     /// What the baseline expected of `total` before the level adjustment, so that the
     /// recent level can be measured against it later.
     pub seasonal_total: f32,
+    /// What the baseline expected of `total`, level adjustment included.
+    pub expected_total: f32,
 }
 
 impl BinRecord {
@@ -82,6 +84,7 @@ impl BinRecord {
             known: true,
             anomalous: false,
             seasonal_total: 0.0,
+            expected_total: 0.0,
         }
     }
 

@@ -35,28 +35,31 @@ impl Detector for Flatline {
         let e = ctx.expected?;
         let phi = ctx.dispersion.total;
         let observed = ctx.counts.total as f64;
+        // Flatline only judges the low side; report the usual upper bound of the band.
+        let upper = CountModel::new(e.total, phi).upper_bound(self.p_value) as f64;
         if ctx.counts.total > 0 {
             return Some(Finding {
                 anomalous: false,
                 observed,
                 expected: e.total,
                 lower: 1.0,
-                upper: f64::from(u32::MAX),
+                upper,
                 p_value: 1.0,
                 severity: Severity::Critical,
                 measure: "events",
             });
         }
         // This bin is empty; walk back over the previous bins of the run.
-        let mut p_all_zero = CountModel::new(e.seasonal_total, phi).p_zero();
-        let mut expected_sum = e.seasonal_total;
+        // Level-adjusted expectations: on a quiet holiday the bar is lower too.
+        let mut p_all_zero = CountModel::new(e.total, phi).p_zero();
+        let mut expected_sum = e.total;
         let mut run = 1u32;
         let mut bin = ctx.bin - 1;
         while run < self.bins {
             match ctx.history.get(bin) {
                 Some(r) if r.known && r.total == 0 => {
-                    p_all_zero *= CountModel::new(f64::from(r.seasonal_total), phi).p_zero();
-                    expected_sum += f64::from(r.seasonal_total);
+                    p_all_zero *= CountModel::new(f64::from(r.expected_total), phi).p_zero();
+                    expected_sum += f64::from(r.expected_total);
                 }
                 _ => break,
             }
@@ -69,7 +72,7 @@ impl Detector for Flatline {
             observed,
             expected: expected_sum,
             lower: 1.0,
-            upper: f64::from(u32::MAX),
+            upper,
             p_value: if full_run { p_all_zero } else { 1.0 },
             severity: Severity::Critical,
             measure: "events",

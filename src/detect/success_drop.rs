@@ -62,7 +62,7 @@ impl Detector for SuccessDrop {
             observed: x,
             expected: e.success,
             lower,
-            upper: f64::from(u32::MAX).min(model.upper_bound(self.p_value) as f64),
+            upper: model.upper_bound(self.p_value) as f64,
             p_value,
             severity: if fraction <= 0.2 {
                 Severity::Critical

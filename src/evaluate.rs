@@ -1,0 +1,280 @@
+//! Scoring alerts against labelled incidents (the simulator's labels file): which
+//! incidents were caught and how fast, which pages were false, and whether anything
+//! paged on a benign event.
+//!
+//! An alert belongs to an incident when the alert's first anomalous bin starts inside the
+//! incident's window, widened by one bin before (the incident may start mid-bin) and a
+//! grace period after (detectors that need two bins, or a run of silent bins, speak
+//! late). A firing alert that belongs to no incident is a false page.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::DateTime;
+
+use crate::alert::{Alert, Status};
+use crate::simulate::Incident;
+
+/// How long after an incident ends an alert may still count as catching it.
+pub const GRACE_MS: i64 = 60 * 60 * 1000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentResult {
+    pub incident: Incident,
+    /// The first alert that caught it: detector and minutes from incident start until
+    /// the end of the alert's bin (when it could have paged).
+    pub caught_by: Option<(String, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub incidents: Vec<IncidentResult>,
+    /// Firing alerts inside no incident window.
+    pub false_pages: Vec<Alert>,
+    pub days: f64,
+}
+
+fn ms(rfc3339: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// Score `alerts` against `incidents` over a history of `days`.
+pub fn score(alerts: &[Alert], incidents: &[Incident], bin_ms: i64, days: f64) -> Score {
+    let firing: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.status == Status::Firing)
+        .collect();
+    let window = |i: &Incident| {
+        (
+            i.start.timestamp_millis() - bin_ms,
+            i.end.timestamp_millis() + GRACE_MS,
+        )
+    };
+    let inside = |a: &Alert, i: &Incident| {
+        let (lo, hi) = window(i);
+        ms(&a.started_at).is_some_and(|t| t >= lo && t <= hi)
+    };
+    let results = incidents
+        .iter()
+        .map(|inc| {
+            let caught_by = firing
+                .iter()
+                .filter(|a| inside(a, inc))
+                .filter_map(|a| {
+                    let end = ms(&a.bin_end)?;
+                    Some((
+                        a.detector.clone(),
+                        (end - inc.start.timestamp_millis()) as f64 / 60_000.0,
+                    ))
+                })
+                .min_by(|x, y| x.1.total_cmp(&y.1));
+            IncidentResult {
+                incident: inc.clone(),
+                caught_by,
+            }
+        })
+        .collect();
+    let false_pages = firing
+        .iter()
+        .filter(|a| !incidents.iter().any(|i| i.expect_page && inside(a, i)))
+        .map(|a| (*a).clone())
+        .collect();
+    Score {
+        incidents: results,
+        false_pages,
+        days,
+    }
+}
+
+impl Score {
+    /// Incidents that should page and did, out of those that should.
+    pub fn recall(&self) -> (usize, usize) {
+        let should: Vec<_> = self
+            .incidents
+            .iter()
+            .filter(|r| r.incident.expect_page)
+            .collect();
+        (
+            should.iter().filter(|r| r.caught_by.is_some()).count(),
+            should.len(),
+        )
+    }
+
+    /// Pages on events labelled benign.
+    pub fn benign_pages(&self) -> usize {
+        self.incidents
+            .iter()
+            .filter(|r| !r.incident.expect_page && r.caught_by.is_some())
+            .count()
+    }
+
+    /// False pages per week (pages in no attack window, benign windows included).
+    pub fn false_pages_per_week(&self) -> f64 {
+        self.false_pages.len() as f64 / (self.days / 7.0).max(1e-9)
+    }
+
+    /// A plain table for a terminal.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "  {:<22} {:<19} {:<7} authpulse",
+            "incident", "starts (UTC)", "page?"
+        );
+        for r in &self.incidents {
+            let verdict = match (&r.caught_by, r.incident.expect_page) {
+                (Some((det, mins)), true) => format!("caught by {det} after {mins:.0} min"),
+                (None, true) => "MISSED".to_string(),
+                (Some((det, _)), false) => format!("PAGED ({det}) on a benign event"),
+                (None, false) => "quiet, as it should be".to_string(),
+            };
+            let _ = writeln!(
+                t,
+                "  {:<22} {:<19} {:<7} {}",
+                r.incident.kind.to_string(),
+                r.incident.start.format("%a %d %b %H:%M"),
+                if r.incident.expect_page { "yes" } else { "no" },
+                verdict
+            );
+        }
+        let (caught, should) = self.recall();
+        let _ = writeln!(
+            t,
+            "  caught {caught} of {should} incidents; {} false pages ({:.2} per week); {} pages on benign events",
+            self.false_pages.len(),
+            self.false_pages_per_week(),
+            self.benign_pages()
+        );
+        t
+    }
+
+    /// Detected/total per incident kind.
+    pub fn by_kind(&self) -> BTreeMap<String, (usize, usize)> {
+        let mut m: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for r in self.incidents.iter().filter(|r| r.incident.expect_page) {
+            let e = m.entry(r.incident.kind.to_string()).or_default();
+            e.1 += 1;
+            if r.caught_by.is_some() {
+                e.0 += 1;
+            }
+        }
+        m
+    }
+}
+
+/// Read a labels file (one incident per JSON line).
+pub fn read_labels(text: &str) -> Result<Vec<Incident>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("labels line {}: {e}", i + 1)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Severity;
+    use crate::series::Labels;
+    use crate::simulate::IncidentKind;
+
+    fn alert(status: Status, started: &str, bin_end: &str) -> Alert {
+        Alert {
+            status,
+            rule: "r".into(),
+            detector: "failure_spike".into(),
+            series: Labels::new(),
+            bin_start: started.into(),
+            bin_end: bin_end.into(),
+            observed: 1.0,
+            expected: 1.0,
+            lower: 0.0,
+            upper: 1.0,
+            p_value: 0.0,
+            severity: Severity::Critical,
+            fingerprint: "f".into(),
+            summary: String::new(),
+            measure: String::new(),
+            started_at: started.into(),
+            investigate: String::new(),
+            idempotency_key: String::new(),
+        }
+    }
+
+    fn incident(kind: IncidentKind, start: &str, end: &str, expect_page: bool) -> Incident {
+        Incident {
+            kind,
+            start: start.parse().unwrap(),
+            end: end.parse().unwrap(),
+            expect_page,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn scores_catches_misses_and_false_pages() {
+        let incidents = vec![
+            incident(
+                IncidentKind::CredentialStuffing,
+                "2026-11-10T10:07:00Z",
+                "2026-11-10T11:00:00Z",
+                true,
+            ),
+            incident(
+                IncidentKind::Outage,
+                "2026-11-11T10:00:00Z",
+                "2026-11-11T11:00:00Z",
+                true,
+            ),
+            incident(
+                IncidentKind::BenignSurge,
+                "2026-11-12T10:00:00Z",
+                "2026-11-12T11:00:00Z",
+                false,
+            ),
+        ];
+        let alerts = vec![
+            alert(
+                Status::Firing,
+                "2026-11-10T10:00:00Z",
+                "2026-11-10T10:15:00Z",
+            ),
+            alert(
+                Status::Resolved,
+                "2026-11-10T10:00:00Z",
+                "2026-11-10T11:30:00Z",
+            ),
+            alert(
+                Status::Firing,
+                "2026-11-12T10:15:00Z",
+                "2026-11-12T10:30:00Z",
+            ),
+            alert(
+                Status::Firing,
+                "2026-11-13T03:00:00Z",
+                "2026-11-13T03:15:00Z",
+            ),
+        ];
+        let s = score(&alerts, &incidents, 900_000, 14.0);
+        assert_eq!(s.recall(), (1, 2));
+        assert_eq!(
+            s.incidents[0].caught_by,
+            Some(("failure_spike".into(), 8.0))
+        );
+        assert_eq!(s.benign_pages(), 1);
+        assert_eq!(s.false_pages.len(), 2);
+        assert!((s.false_pages_per_week() - 1.0).abs() < 1e-9);
+        assert!(s.table().contains("MISSED"));
+    }
+
+    #[test]
+    fn labels_round_trip_and_bad_lines_are_named() {
+        let line = r#"{"kind":"outage","start":"2026-11-09T19:59:00Z","end":"2026-11-09T21:54:00Z","expect_page":true,"note":"x"}"#;
+        assert_eq!(read_labels(&format!("{line}\n\n")).unwrap().len(), 1);
+        assert!(read_labels("{oops")
+            .unwrap_err()
+            .starts_with("labels line 1"));
+    }
+}

@@ -1,0 +1,392 @@
+//! Seedable simulator of Okta System Log sign-in traffic, as it arrives in
+//! CloudWatch Logs through the Okta → EventBridge partner integration.
+//!
+//! It writes two files: NDJSON events (one EventBridge envelope per line,
+//! sorted by `published`) and labels (one [`Incident`] per line), so a
+//! detector can be replayed against realistic traffic and scored against
+//! ground truth.
+//!
+//! # How the traffic is built
+//! * `world`: a fixed population (offices in a few timezones, office NAT
+//!   addresses, home ISPs, browsers, how often each person mistypes) and the
+//!   hostile networks attacks come from.
+//! * `model`: the background. Each minute, each office draws a number of
+//!   sign-ins from a rate that follows the local working day, the week and a
+//!   busy-day factor, with over-dispersed noise; each sign-in expands into
+//!   its password attempt(s), MFA events and sometimes a sign-out.
+//! * `incidents`: labelled attacks, outages, pipeline gaps and benign
+//!   look-alikes laid on top, each from its own random stream.
+//! * `render`: the JSON writer.
+//!
+//! # Streaming
+//! [`generate`] walks the period minute by minute. Events are queued in a
+//! min-heap by time; once a minute has been generated, everything due
+//! before its end is rendered and written. Only pending follow-ups (MFA
+//! answers seconds away, sign-outs hours away) are held, so memory is bounded
+//! by the number of people, not by the length of the run.
+//!
+//! # Determinism
+//! The same [`SimConfig`] gives byte-identical output: every random draw
+//! comes from a `SmallRng` seeded from the config's seed, in a fixed order,
+//! and nothing depends on wall-clock time or hash iteration order. Like any
+//! `SmallRng` output this holds for the locked versions of `rand` and
+//! `rand_distr` on 64-bit targets; a dependency upgrade may change the
+//! stream (never the model).
+
+mod event;
+mod incidents;
+mod model;
+mod render;
+mod world;
+
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use event::{Ev, Pending};
+use incidents::Active;
+use model::{poisson, sign_in, stray_attempts, Background, Model, MINUTE_MS};
+use render::Renderer;
+use world::{World, SITES};
+
+/// How far above the background noise attacks stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Difficulty {
+    /// Attacks well above the noise (stuffing: thousands of attempts/hour).
+    Easy,
+    /// Attacks close to the noise (stuffing ~2–3× the normal failure rate,
+    /// spraying one attempt every few minutes, outages failing ~50 %).
+    Hard,
+}
+
+impl Difficulty {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difficulty::Easy => "easy",
+            Difficulty::Hard => "hard",
+        }
+    }
+}
+
+impl fmt::Display for Difficulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Difficulty {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "easy" => Ok(Difficulty::Easy),
+            "hard" => Ok(Difficulty::Hard),
+            _ => Err(format!("unknown difficulty {s:?} (expected easy or hard)")),
+        }
+    }
+}
+
+/// What happened in a labelled window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    /// Many IPs (hundreds, hosting and residential proxies, many countries)
+    /// try leaked credentials: mostly unknown users, some real ones, nearly
+    /// all failing. Minutes to an hour.
+    CredentialStuffing,
+    /// One to five IPs try one or two common passwords against many real
+    /// accounts, one account at a time, for hours.
+    PasswordSpraying,
+    /// An attacker with one to three users' passwords floods them with
+    /// Okta Verify pushes (tens per hour) until someone taps "Yes".
+    MfaPushFatigue,
+    /// Sign-ins stop succeeding for 30–120 minutes in business hours.
+    Outage,
+    /// No events at all for 1–3 hours in business hours (the pipeline broke).
+    PipelineGap,
+    /// Volume up 1.5–2× with a normal failure share (all-hands, Monday after
+    /// a holiday). Must not page.
+    BenignSurge,
+    /// A weekday with weekend-like volume. Must not page.
+    BenignHoliday,
+    /// One person fails 10–20 times in 15 minutes. Must not page.
+    BenignBlip,
+}
+
+impl IncidentKind {
+    pub const ALL: [IncidentKind; 8] = [
+        IncidentKind::CredentialStuffing,
+        IncidentKind::PasswordSpraying,
+        IncidentKind::MfaPushFatigue,
+        IncidentKind::Outage,
+        IncidentKind::PipelineGap,
+        IncidentKind::BenignSurge,
+        IncidentKind::BenignHoliday,
+        IncidentKind::BenignBlip,
+    ];
+
+    /// The snake_case name, as in the labels file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::CredentialStuffing => "credential_stuffing",
+            IncidentKind::PasswordSpraying => "password_spraying",
+            IncidentKind::MfaPushFatigue => "mfa_push_fatigue",
+            IncidentKind::Outage => "outage",
+            IncidentKind::PipelineGap => "pipeline_gap",
+            IncidentKind::BenignSurge => "benign_surge",
+            IncidentKind::BenignHoliday => "benign_holiday",
+            IncidentKind::BenignBlip => "benign_blip",
+        }
+    }
+}
+
+impl fmt::Display for IncidentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for IncidentKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IncidentKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown incident kind {s:?}"))
+    }
+}
+
+/// One labelled window, `[start, end)`. Its intensity is not stored: it is
+/// drawn from the run's seed, the incident's position in the list and the
+/// difficulty, and summarised in `note`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub kind: IncidentKind,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Whether a good detector pages on this (false for benign kinds).
+    pub expect_page: bool,
+    pub note: String,
+}
+
+/// Everything that determines a simulation's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub start: DateTime<Utc>,
+    pub days: u32,
+    pub users: u32,
+    pub difficulty: Difficulty,
+    pub incidents: Vec<Incident>,
+    /// Okta tenant name in the EventBridge `source`.
+    pub tenant: String,
+}
+
+impl SimConfig {
+    /// A schedule with every incident kind at plausible times in the last
+    /// (days - warm-up) days, chosen from the seed; the first 7 days are
+    /// clean so baselines can learn.
+    ///
+    /// Runs of 7 days or fewer get a warm-up of half their length instead.
+    /// Incidents never overlap (an hour apart at least). A kind that does
+    /// not fit is left out: runs of 12 days or more always fit all eight,
+    /// shorter ones may not (a holiday needs a whole free weekday, outages
+    /// and gaps want office hours).
+    pub fn with_default_incidents(
+        seed: u64,
+        start: DateTime<Utc>,
+        days: u32,
+        users: u32,
+        difficulty: Difficulty,
+    ) -> SimConfig {
+        let world = World::build(seed, users);
+        let model = Model::new(seed);
+        let incidents = incidents::default_schedule(
+            seed,
+            start.timestamp_millis(),
+            days,
+            difficulty,
+            &world,
+            &model,
+        );
+        SimConfig {
+            seed,
+            start,
+            days,
+            users,
+            difficulty,
+            incidents,
+            tenant: "example".to_string(),
+        }
+    }
+}
+
+/// What [`generate`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    pub events: u64,
+    /// Bytes written to the events stream.
+    pub bytes: u64,
+    pub incidents: usize,
+}
+
+/// Rendered lines are handed to the writer in chunks of about this size.
+const FLUSH_AT: usize = 1 << 20;
+
+/// Writes event lines to `events` (NDJSON) and one JSON line per incident to `labels`.
+///
+/// Streams: memory stays flat however long the run. Fails with
+/// `InvalidInput` if `users` is 0 or an incident ends before it starts.
+pub fn generate(
+    cfg: &SimConfig,
+    events: &mut dyn Write,
+    labels: &mut dyn Write,
+) -> io::Result<SimStats> {
+    if cfg.users == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "simulation needs at least one user",
+        ));
+    }
+    if let Some(bad) = cfg.incidents.iter().find(|i| i.end < i.start) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("incident {} ends before it starts", bad.kind),
+        ));
+    }
+    for inc in &cfg.incidents {
+        serde_json::to_writer(&mut *labels, inc)?;
+        labels.write_all(b"\n")?;
+    }
+    labels.flush()?;
+
+    let world = World::build(cfg.seed, cfg.users);
+    let mut bg = Background::new(cfg.seed);
+    let mut active: Vec<Active> = cfg
+        .incidents
+        .iter()
+        .enumerate()
+        .map(|(i, inc)| Active::new(cfg.seed, i, inc, cfg.difficulty, &world, &bg.model))
+        .collect();
+    let mut renderer = Renderer::new(&cfg.tenant, cfg.seed);
+    let mut queue = BinaryHeap::new();
+    let mut seq = 0;
+    let mut flow = Vec::new();
+    let mut out = Vec::with_capacity(FLUSH_AT + (4 << 10));
+    let mut stats = SimStats {
+        incidents: cfg.incidents.len(),
+        ..SimStats::default()
+    };
+
+    let start = cfg.start.timestamp_millis();
+    for minute in 0..i64::from(cfg.days) * 1440 {
+        let t0 = start + minute * MINUTE_MS;
+        let t1 = t0 + MINUTE_MS;
+        for site in 0..SITES.len() {
+            let lambda = bg.site_lambda(&world, site, t0);
+            for _ in 0..poisson(&mut bg.rng, lambda) {
+                let t = bg.rng.random_range(t0..t1);
+                let Some(user) = world.sites[site].pick(&mut bg.rng) else {
+                    break;
+                };
+                flow.clear();
+                sign_in(&world, user, t, &mut bg.rng, &mut flow);
+                admit(&mut active, &mut flow);
+                enqueue(&mut queue, &mut seq, &mut flow);
+            }
+            // A surge adds ordinary sign-ins on top, from its own stream;
+            // holidays and outages still act on them.
+            for i in 0..active.len() {
+                let (before, rest) = active.split_at_mut(i);
+                let Some((surge, after)) = rest.split_first_mut() else {
+                    break;
+                };
+                let Some((rng, extra)) = surge.surge(t0) else {
+                    continue;
+                };
+                for _ in 0..poisson(rng, lambda * extra) {
+                    let t = rng.random_range(t0..t1);
+                    let Some(user) = world.sites[site].pick(rng) else {
+                        break;
+                    };
+                    flow.clear();
+                    sign_in(&world, user, t, rng, &mut flow);
+                    admit(before, &mut flow);
+                    admit(after, &mut flow);
+                    enqueue(&mut queue, &mut seq, &mut flow);
+                }
+            }
+        }
+        flow.clear();
+        stray_attempts(&world, t0, &mut bg.rng, &mut flow);
+        for a in &mut active {
+            a.inject(&world, t0, &mut flow);
+        }
+        enqueue(&mut queue, &mut seq, &mut flow);
+
+        // Everything due before the end of this minute is final: later
+        // minutes only add events at or after their own start.
+        while let Some(Reverse(next)) = queue.peek() {
+            if next.ev.t_ms >= t1 {
+                break;
+            }
+            let Some(Reverse(due)) = queue.pop() else {
+                break;
+            };
+            if active.iter().any(|a| a.hides(due.ev.t_ms)) {
+                continue;
+            }
+            renderer.line(&due.ev, &world, &mut out);
+            stats.events += 1;
+            if out.len() >= FLUSH_AT {
+                events.write_all(&out)?;
+                stats.bytes += out.len() as u64;
+                out.clear();
+            }
+        }
+    }
+    // Follow-ups still queued fall after the end of the period: dropped.
+    events.write_all(&out)?;
+    stats.bytes += out.len() as u64;
+    events.flush()?;
+    Ok(stats)
+}
+
+/// Lets every incident act on one ordinary sign-in flow.
+fn admit(active: &mut [Active], flow: &mut Vec<Ev>) {
+    for a in active {
+        a.admit(flow);
+    }
+}
+
+fn enqueue(queue: &mut BinaryHeap<Reverse<Pending>>, seq: &mut u64, flow: &mut Vec<Ev>) {
+    for ev in flow.drain(..) {
+        *seq += 1;
+        queue.push(Reverse(Pending { seq: *seq, ev }));
+    }
+}
+
+/// SplitMix64's finaliser: a cheap, well-mixing bijection on u64.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// An independent random stream for one purpose (`tag`) of a run.
+fn stream(seed: u64, tag: u64) -> SmallRng {
+    SmallRng::seed_from_u64(mix(seed ^ mix(tag)))
+}
