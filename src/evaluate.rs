@@ -200,6 +200,7 @@ mod tests {
             started_at: started.into(),
             investigate: String::new(),
             idempotency_key: String::new(),
+            enrichment: None,
         }
     }
 
