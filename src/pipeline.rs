@@ -11,12 +11,16 @@
 //! once the source says it is final; every series the rule knows is evaluated for it,
 //! with zero counts where nothing arrived — silence is data too. A bin the source could
 //! not read is marked unknown instead: it teaches nothing and judges nothing.
+//!
+//! Tools that look inside (`backtest --report`, `--suggest`) pass an [`Observer`] to
+//! [`Pipeline::apply_observed`] and see every series' every evaluated bin; the daemon and
+//! the plain backtest pass none and pay nothing for it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::baseline::{Baseline, Basis, Expected, Seasonal};
-use crate::detect::{BinContext, Dispersion};
+use crate::detect::{BinContext, Dispersion, Finding};
 use crate::lifecycle::{Lifecycle, Transition};
 use crate::rule::{RuleSpec, OTHER_SERIES};
 use crate::series::{BinRecord, Counts, History, Labels};
@@ -77,6 +81,28 @@ pub enum Update {
     Close { rule: usize, end_bin: i64 },
 }
 
+/// One detector's part of an evaluated bin: its finding (`None`: it could not judge the
+/// bin) and what the lifecycle made of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub finding: Option<Finding>,
+    pub transition: Transition,
+}
+
+/// Sees what the pipeline decided, series by series and bin by bin.
+pub trait Observer {
+    /// Called once per series for every bin evaluated. `ctx` is what the detectors saw
+    /// (counts, baseline expectation, history); `verdicts` follow the rule's detector
+    /// order.
+    fn series_bin(
+        &mut self,
+        rule: usize,
+        labels: &Labels,
+        ctx: &BinContext<'_>,
+        verdicts: &[Verdict],
+    );
+}
+
 pub struct Pipeline {
     rules: Vec<RuleEngine>,
     lifecycle: Lifecycle,
@@ -123,6 +149,25 @@ impl Pipeline {
 
     /// Apply one update from a source, appending any alerts to `out`.
     pub fn apply(&mut self, update: Update, out: &mut Vec<Alert>) {
+        self.apply_inner(update, out, None);
+    }
+
+    /// [`Pipeline::apply`], showing every evaluated series-bin to `observer`.
+    pub fn apply_observed(
+        &mut self,
+        update: Update,
+        out: &mut Vec<Alert>,
+        observer: &mut dyn Observer,
+    ) {
+        self.apply_inner(update, out, Some(observer));
+    }
+
+    fn apply_inner(
+        &mut self,
+        update: Update,
+        out: &mut Vec<Alert>,
+        observer: Option<&mut (dyn Observer + '_)>,
+    ) {
         match update {
             Update::Observe {
                 rule,
@@ -131,7 +176,9 @@ impl Pipeline {
                 counts,
             } => self.observe(rule, bin, labels, counts),
             Update::Unknown { rule, bin } => self.mark_unknown(rule, bin),
-            Update::Close { rule, end_bin } => self.close_through(rule, end_bin, out),
+            Update::Close { rule, end_bin } => {
+                self.close_through_inner(rule, end_bin, out, observer)
+            }
         }
     }
 
@@ -177,6 +224,16 @@ impl Pipeline {
 
     /// Close every bin of `rule` before `end_bin`, appending alerts to `out`.
     pub fn close_through(&mut self, rule: usize, end_bin: i64, out: &mut Vec<Alert>) {
+        self.close_through_inner(rule, end_bin, out, None);
+    }
+
+    fn close_through_inner(
+        &mut self,
+        rule: usize,
+        end_bin: i64,
+        out: &mut Vec<Alert>,
+        mut observer: Option<&mut (dyn Observer + '_)>,
+    ) {
         let Some(r) = self.rules.get_mut(rule) else {
             return;
         };
@@ -190,8 +247,9 @@ impl Pipeline {
                 self.stats.unknown_bins += 1;
             } else {
                 let observed = r.pending.remove(&bin).unwrap_or_default();
+                let observer = observer.as_deref_mut().map(|o| (rule, o));
                 self.stats.series_bins_evaluated +=
-                    r.close_bin(bin, observed, &mut self.lifecycle, out) as u64;
+                    r.close_bin(bin, observed, &mut self.lifecycle, out, observer) as u64;
             }
             self.stats.bins_closed += 1;
             bin += 1;
@@ -254,6 +312,7 @@ impl RuleEngine {
         observed: HashMap<Labels, Counts>,
         lifecycle: &mut Lifecycle,
         out: &mut Vec<Alert>,
+        mut observer: Option<(usize, &mut (dyn Observer + '_))>,
     ) -> usize {
         for (labels, counts) in observed {
             let labels = self.cap_series(labels);
@@ -289,6 +348,8 @@ impl RuleEngine {
         let idle_limit = (86_400_000 / bin_ms).max(1);
         let mut evicted = Vec::new();
         let mut evaluated = 0;
+        // Filled only for an observer, and reused across series.
+        let mut verdicts = Vec::new();
 
         for (labels, s) in self.series.iter_mut() {
             // Series that saw nothing this bin get a zero bin (silence is data).
@@ -345,6 +406,12 @@ impl RuleEngine {
                     bin_start_ms,
                     finding.as_ref().map(|f| f.anomalous),
                 );
+                if observer.is_some() {
+                    verdicts.push(Verdict {
+                        finding: finding.clone(),
+                        transition,
+                    });
+                }
                 let (status, started_ms) = match transition {
                     Transition::Quiet => continue,
                     Transition::Fire { started_ms } | Transition::Repeat { started_ms } => {
@@ -365,6 +432,10 @@ impl RuleEngine {
                 }
             }
             evaluated += 1;
+            if let Some((rule, o)) = observer.as_mut() {
+                o.series_bin(*rule, labels, &ctx, &verdicts);
+                verdicts.clear();
+            }
 
             // Teach the baseline: record what was expected, flag anomalies, learn noise.
             s.anomalous_run = if any_anomalous {
@@ -494,6 +565,70 @@ mod tests {
         assert_eq!(p.stats().revisions, 1);
         let s = p.rules[0].series.get(&Labels::new()).unwrap();
         assert_eq!(s.history.get(5).unwrap().total, 120);
+    }
+
+    /// Records what an observer is shown.
+    #[derive(Default)]
+    struct Seen {
+        series_bins: usize,
+        fires: Vec<(usize, i64)>,
+        judged: usize,
+    }
+
+    impl Observer for Seen {
+        fn series_bin(
+            &mut self,
+            _rule: usize,
+            _labels: &Labels,
+            ctx: &BinContext<'_>,
+            verdicts: &[Verdict],
+        ) {
+            self.series_bins += 1;
+            for (i, v) in verdicts.iter().enumerate() {
+                self.judged += usize::from(v.finding.is_some());
+                if matches!(v.transition, Transition::Fire { .. }) {
+                    self.fires.push((i, ctx.bin));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_observer_sees_every_evaluated_bin_and_the_same_decisions() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        let mut seen = Seen::default();
+        let attack = 3 * 96;
+        for b in 0..(attack + 4) {
+            let counts = if b == attack {
+                c(1100, 1000)
+            } else {
+                c(100, 5)
+            };
+            p.apply_observed(
+                Update::Observe {
+                    rule: 0,
+                    bin: b,
+                    labels: Labels::new(),
+                    counts,
+                },
+                &mut out,
+                &mut seen,
+            );
+            p.apply_observed(
+                Update::Close {
+                    rule: 0,
+                    end_bin: b + 1,
+                },
+                &mut out,
+                &mut seen,
+            );
+        }
+        assert_eq!(seen.series_bins as u64, p.stats().series_bins_evaluated);
+        assert!(seen.judged > 0);
+        let fired: Vec<_> = out.iter().filter(|a| a.status == Status::Firing).collect();
+        assert_eq!(seen.fires.len(), fired.len(), "{out:#?}");
+        assert!(seen.fires.iter().all(|&(_, bin)| bin == attack));
     }
 
     #[test]

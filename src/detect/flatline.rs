@@ -6,6 +6,8 @@
 //! expectation is near zero, P(0) is near one, and nothing fires. Unknown bins (a failed
 //! query) break the run: not knowing is not silence.
 
+use std::sync::Arc;
+
 use super::{read_p_value, BinContext, Detector, DetectorKind, Finding, Severity};
 use crate::config::{Problems, Table};
 use crate::stats::CountModel;
@@ -29,6 +31,17 @@ impl Flatline {
 impl Detector for Flatline {
     fn kind(&self) -> DetectorKind {
         DetectorKind::Flatline
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {

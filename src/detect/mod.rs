@@ -84,6 +84,23 @@ pub trait Detector: Send + Sync + fmt::Debug {
     /// The verdict on this bin, or `None` when the detector cannot judge it (no baseline
     /// yet, or the baseline expects too little for the test to mean anything).
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding>;
+
+    /// The configured `p_value` threshold, for `backtest --suggest`.
+    fn p_value(&self) -> Option<f64> {
+        None
+    }
+
+    /// The same detector with another `p_value` threshold, everything else unchanged.
+    /// `backtest --suggest` evaluates such a copy to learn which bins a looser threshold
+    /// would flag; a detector without it can only be tuned tighter.
+    fn with_p_value(&self, _p_value: f64) -> Option<Arc<dyn Detector>> {
+        None
+    }
+
+    /// The configured `min_count` floor, for `backtest --suggest`.
+    fn min_count(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
