@@ -45,6 +45,8 @@ step "cargo clippy"
 cargo clippy --all-targets -- -D warnings
 step "cargo test"
 cargo test --all-targets
+step "backtest report in a headless browser (skipped without chromium)"
+bash scripts/check-report.sh
 step "emulator self-tests"
 .venv/bin/python -m unittest discover -s tests/support/emulator
 step "deployment checks (systemd unit, CloudFormation, IAM, ECS)"

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 use authpulse::backtest;
 use authpulse::config::{self, Config, LogFormat};
+use authpulse::pipeline::Observer;
+use authpulse::tune::Recorder;
 
 #[derive(Parser)]
 #[command(
@@ -33,22 +35,37 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Replay an export (NDJSON, optionally .gz) through the daemon's pipeline and report
-    /// every alert it would have sent.
+    /// Replay an export (NDJSON, optionally .gz) or a CSV of binned counts through the
+    /// daemon's pipeline and report every alert it would have sent; optionally draw it
+    /// (--report) and suggest thresholds (--suggest).
     #[command(
-        after_help = "Examples:\n  authpulse backtest --events okta-export.ndjson.gz\n  authpulse backtest --config config/authpulse.example.toml --events export.ndjson --alerts-out alerts.jsonl"
+        after_help = "Examples:\n  authpulse backtest --events okta-export.ndjson.gz\n  authpulse backtest --config config/authpulse.example.toml --events export.ndjson --alerts-out alerts.jsonl\n  authpulse backtest --events export.ndjson.gz --report report.html --suggest --pages-per-week 1\n  authpulse backtest --events dashboard.csv    # timestamp,total,failure[,success] or timestamp,value"
     )]
     Backtest {
         /// Config whose rules to use (default: the built-in rules).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The export: one event per line (EventBridge envelope, bare Okta event, or a
-        /// CloudWatch export line with `@message`).
+        /// CloudWatch export line with `@message`), or a CSV of binned counts.
         #[arg(long)]
         events: PathBuf,
+        /// What --events holds (default: csv for a .csv or .csv.gz file, else ndjson).
+        #[arg(long, value_enum)]
+        format: Option<backtest::Format>,
         /// Write alerts here as JSON lines instead of to stdout.
         #[arg(long)]
         alerts_out: Option<PathBuf>,
+        /// Write a self-contained HTML page: per series, observed vs expected and the
+        /// normal band with alert markers, and a table of the alerts.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Print, per detector, the threshold that would have paged at most
+        /// --pages-per-week on this history, what it would have caught, and the config.
+        #[arg(long)]
+        suggest: bool,
+        /// The paging budget --suggest aims for.
+        #[arg(long, default_value_t = 0.5, value_name = "N")]
+        pages_per_week: f64,
     },
     /// Validate a config file: exit 0 when good, 2 with one line per problem when not.
     #[command(after_help = "Example:\n  authpulse check-config /etc/authpulse/authpulse.toml")]
@@ -117,8 +134,20 @@ fn main() -> ExitCode {
         Command::Backtest {
             config,
             events,
+            format,
             alerts_out,
-        } => backtest_cmd(config, events, alerts_out),
+            report,
+            suggest,
+            pages_per_week,
+        } => backtest_cmd(BacktestArgs {
+            config,
+            events,
+            format,
+            alerts_out,
+            report,
+            suggest,
+            pages_per_week,
+        }),
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
                 out!(
@@ -266,9 +295,19 @@ fn demo(quiet: bool) -> ExitCode {
     }
 }
 
-fn backtest_cmd(config: Option<PathBuf>, events: PathBuf, alerts_out: Option<PathBuf>) -> ExitCode {
-    let cfg = match config {
-        Some(path) => match config::load(&path) {
+struct BacktestArgs {
+    config: Option<PathBuf>,
+    events: PathBuf,
+    format: Option<backtest::Format>,
+    alerts_out: Option<PathBuf>,
+    report: Option<PathBuf>,
+    suggest: bool,
+    pages_per_week: f64,
+}
+
+fn backtest_cmd(args: BacktestArgs) -> ExitCode {
+    let cfg = match &args.config {
+        Some(path) => match config::load(path) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{e}");
@@ -277,15 +316,32 @@ fn backtest_cmd(config: Option<PathBuf>, events: PathBuf, alerts_out: Option<Pat
         },
         None => Config::builtin(),
     };
+    if !(args.pages_per_week.is_finite() && args.pages_per_week >= 0.0) {
+        eprintln!(
+            "--pages-per-week: must be a number of pages, 0 or more, found {}",
+            args.pages_per_week
+        );
+        return ExitCode::from(2);
+    }
     init_logging(LogFormat::Text, "warn");
-    let outcome = match backtest::run_file(&events, &cfg.rules, cfg.source.settle) {
+    let format = backtest::Format::of(&args.events, args.format);
+    // Only --report and --suggest look inside the pipeline; a plain backtest records nothing.
+    let mut recorder = (args.report.is_some() || args.suggest).then(|| Recorder::new(&cfg.rules));
+    let observer = recorder.as_mut().map(|r| r as &mut dyn Observer);
+    let outcome = match backtest::run_file(
+        &args.events,
+        format,
+        &cfg.rules,
+        cfg.source.settle,
+        observer,
+    ) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("cannot read {}: {e}", events.display());
+            eprintln!("cannot read {}: {e}", args.events.display());
             return ExitCode::FAILURE;
         }
     };
-    let written = match &alerts_out {
+    let written = match &args.alerts_out {
         Some(path) => std::fs::File::create(path)
             .and_then(|f| backtest::write_alerts(&outcome.alerts, &mut std::io::BufWriter::new(f))),
         None => backtest::write_alerts(&outcome.alerts, &mut std::io::stdout().lock()),
@@ -294,9 +350,27 @@ fn backtest_cmd(config: Option<PathBuf>, events: PathBuf, alerts_out: Option<Pat
         eprintln!("cannot write alerts: {e}");
         return ExitCode::FAILURE;
     }
-    out!("{}", backtest::summary(&outcome, &cfg.rules));
-    if let Some(path) = alerts_out {
+    let summary = backtest::summary(&outcome, &cfg.rules);
+    out!("{summary}");
+    if let Some(path) = &args.alerts_out {
         out!("  alerts written to {}", path.display());
+    }
+    if let (Some(path), Some(rec)) = (&args.report, &recorder) {
+        let source = args.events.display().to_string();
+        let html = authpulse::tune::report::render(rec, &outcome.alerts, &source, &summary);
+        match std::fs::write(path, html) {
+            Ok(()) => out!("  report written to {}", path.display()),
+            Err(e) => {
+                eprintln!("cannot write the report to {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let (true, Some(rec)) = (args.suggest, &recorder) {
+        out!(
+            "{}",
+            authpulse::tune::suggest::suggest(rec, args.pages_per_week).table()
+        );
     }
     ExitCode::SUCCESS
 }
