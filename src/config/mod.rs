@@ -41,6 +41,10 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `authpulse=debug`.
     pub log_level: String,
+    /// CloudWatch source: while loading history on start, alerts about bins older than
+    /// this are logged, not paged — except incidents still firing when the history is
+    /// loaded, which page once.
+    pub page_history: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +97,7 @@ impl Default for DaemonConfig {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 9750)),
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
+            page_history: Duration::from_secs(3600),
         }
     }
 }
@@ -274,6 +279,9 @@ fn read_daemon<'a>(t: &mut Table<'a>, problems: &mut Problems) -> DaemonConfig {
             t.key_path("log_format"),
             format!("{other:?} is not one of \"text\", \"json\""),
         ),
+    }
+    if let Some(age) = t.duration("page_history", problems) {
+        d.page_history = age;
     }
     if let Some(level) = t.string("log_level", problems) {
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
