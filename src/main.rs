@@ -135,15 +135,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Query { config } => {
-            let cfg = match config {
-                Some(path) => match config::load(&path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => Config::builtin(),
+            let cfg = match config_or_builtin(config) {
+                Ok(c) => c,
+                Err(code) => return code,
             };
             for rule in &cfg.rules {
                 out!(
@@ -266,16 +260,22 @@ fn demo(quiet: bool) -> ExitCode {
     }
 }
 
+/// The config at `path`, or the built-in one without a path; a bad config prints its
+/// problems and means exit code 2.
+fn config_or_builtin(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    match path {
+        Some(path) => config::load(&path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(Config::builtin()),
+    }
+}
+
 fn backtest_cmd(config: Option<PathBuf>, events: PathBuf, alerts_out: Option<PathBuf>) -> ExitCode {
-    let cfg = match config {
-        Some(path) => match config::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::builtin(),
+    let cfg = match config_or_builtin(config) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     init_logging(LogFormat::Text, "warn");
     let outcome = match backtest::run_file(&events, &cfg.rules, cfg.source.settle) {

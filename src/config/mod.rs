@@ -18,7 +18,7 @@ pub use reader::Problem;
 pub(crate) use reader::{join, Problems, Table};
 
 use crate::detect::{DetectorKind, DetectorSpec};
-use crate::rule::{RuleSpec, DEFAULT_EVENT_TYPES};
+use crate::rule::RuleSpec;
 use crate::sink::SinkSpec;
 
 /// The whole, validated configuration.
@@ -364,7 +364,7 @@ fn read_source<'a>(t: &mut Table<'a>, problems: &mut Problems) -> SourceConfig {
 }
 
 /// The names of all detectors, for messages.
-pub fn detector_names() -> String {
+fn detector_names() -> String {
     DetectorKind::ALL
         .iter()
         .map(|k| k.name())
@@ -392,11 +392,6 @@ pub(crate) fn read_detector(
     Some(spec)
 }
 
-/// `event_types` default, re-exported for the example config and docs.
-pub fn default_event_types() -> Vec<String> {
-    DEFAULT_EVENT_TYPES.iter().map(|s| s.to_string()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,7 +414,7 @@ mod tests {
     fn minimal_rule_gets_default_detectors() {
         let c = from_toml("[[rules]]\nname = \"s\"\nbin = \"5m\"\n").unwrap();
         assert_eq!(c.rules[0].bin, Duration::from_secs(300));
-        assert_eq!(c.rules[0].event_types, default_event_types());
+        assert_eq!(c.rules[0].event_types, crate::rule::DEFAULT_EVENT_TYPES);
         assert!(c.rules[0].detectors.len() >= 4);
     }
 
