@@ -43,8 +43,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets -- -D warnings
+# Benches are compiled by clippy above; running them belongs to `cargo bench`.
 step "cargo test"
-cargo test --all-targets
+cargo test --lib --bins --tests
 step "emulator self-tests"
 .venv/bin/python -m unittest discover -s tests/support/emulator
 step "deployment checks (systemd unit, CloudFormation, IAM, ECS)"
