@@ -8,12 +8,13 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::alert::{Alert, Status};
+use crate::alert::{fingerprint, rfc3339, Alert, Status, SOURCE_UNAVAILABLE};
 use crate::aws;
 use crate::config::{Config, SourceKind};
 use crate::http::{self, Health};
 use crate::pipeline::Pipeline;
 use crate::rule::RuleSpec;
+use crate::series::Labels;
 use crate::sink::delivery::{Delivery, DeliveryError};
 use crate::source::cloudwatch::{now_ms, CloudWatchSource};
 use crate::source::file::FileSource;
@@ -71,10 +72,12 @@ struct SourceHealth {
 }
 
 impl SourceHealth {
-    fn new(rules: usize, unavailable_after: u32) -> SourceHealth {
+    /// `firing` per rule comes from the persisted alert state, so a `resolved` owed from
+    /// before a restart is still sent.
+    fn new(firing: Vec<bool>, unavailable_after: u32) -> SourceHealth {
         SourceHealth {
-            failing: vec![(0, 0); rules],
-            firing: vec![false; rules],
+            failing: vec![(0, 0); firing.len()],
+            firing,
             unavailable_after,
         }
     }
@@ -126,6 +129,82 @@ impl SourceHealth {
     }
 }
 
+/// On a start with the CloudWatch source, the backfill replays days of history through
+/// the pipeline. Incidents that are over do not page at 3 a.m. because the daemon
+/// restarted: alerts about bins older than `daemon.page_history` are held back while the
+/// history loads, and only the incidents still firing once it is loaded page (once).
+/// The file source is its own clock (a replay is the point), so it passes everything.
+struct HistoryGate {
+    enabled: bool,
+    max_age_ms: i64,
+    /// Held-back firing alerts, by fingerprint (the latest notice of each incident).
+    held: std::collections::BTreeMap<String, Alert>,
+}
+
+impl HistoryGate {
+    fn new(config: &Config) -> HistoryGate {
+        HistoryGate {
+            enabled: config.source.kind == SourceKind::Cloudwatch,
+            max_age_ms: config.daemon.page_history.as_millis() as i64,
+            held: Default::default(),
+        }
+    }
+
+    /// The alerts to deliver now.
+    fn filter(&mut self, alerts: Vec<Alert>, caught_up: bool) -> Vec<Alert> {
+        if !self.enabled || caught_up {
+            return alerts;
+        }
+        let horizon = now_ms() - self.max_age_ms;
+        let mut recent = Vec::with_capacity(alerts.len());
+        for a in alerts {
+            let end = chrono::DateTime::parse_from_rfc3339(&a.bin_end)
+                .map_or(0, |t| t.timestamp_millis());
+            if end >= horizon {
+                recent.push(a);
+                continue;
+            }
+            metrics::counter!("authpulse_notifications_suppressed_total", "reason" => "history")
+                .increment(1);
+            tracing::info!(rule = %a.rule, detector = %a.detector, bin_start = %a.bin_start, status = ?a.status, "historic alert from the backfill: logged, not paged");
+            match a.status {
+                Status::Firing => {
+                    self.held.insert(a.fingerprint.clone(), a);
+                }
+                Status::Resolved => {
+                    self.held.remove(&a.fingerprint);
+                }
+            }
+        }
+        recent
+    }
+
+    /// Held-back incidents the pipeline still has firing once history is loaded, as
+    /// notices about the bin now in progress (every closed bin is already recorded as
+    /// handled), keeping the numbers of the bin that fired.
+    fn still_firing(&mut self, pipeline: &Pipeline) -> Vec<Alert> {
+        let firing: std::collections::BTreeSet<&str> =
+            pipeline.lifecycle().firing().map(|(fp, _)| fp).collect();
+        let held = std::mem::take(&mut self.held);
+        held.into_values()
+            .filter(|a| firing.contains(a.fingerprint.as_str()))
+            .filter_map(|mut a| {
+                let (i, rule) = pipeline.rules().enumerate().find(|(_, r)| r.name == a.rule)?;
+                let next = pipeline.next_bin(i)?;
+                let bin_ms = rule.bin_ms();
+                a.summary = format!(
+                    "Under way since {} (before authpulse started) and still firing. When it began: {}",
+                    a.started_at, a.summary
+                );
+                a.bin_start = rfc3339(next * bin_ms);
+                a.bin_end = rfc3339((next + 1) * bin_ms);
+                tracing::warn!(rule = %a.rule, detector = %a.detector, started_at = %a.started_at, "an incident from before the start is still under way: paging");
+                Some(a.with_idempotency_key())
+            })
+            .collect()
+    }
+}
+
 /// Run the daemon until a stop signal (or the end of a non-following file source).
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let metrics = match PrometheusBuilder::new().install_recorder() {
@@ -150,7 +229,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let (tx, mut rx) = mpsc::channel(64);
     let source = build_source(&config).await;
-    let mut source_health = SourceHealth::new(config.rules.len(), config.source.unavailable_after);
+    let owed: Vec<bool> = config
+        .rules
+        .iter()
+        .map(|r| {
+            delivery.notified_firing(&fingerprint(&r.name, SOURCE_UNAVAILABLE, &Labels::new()))
+        })
+        .collect();
+    let mut source_health = SourceHealth::new(owed, config.source.unavailable_after);
+    let mut history = HistoryGate::new(&config);
     let mut caught_up = false;
     let source_task = tokio::spawn(source.run(tx, stop_rx.clone()));
 
@@ -170,11 +257,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     for u in updates {
                         pipeline.apply(u, &mut alerts);
                     }
-                    deliver(&mut delivery, &pipeline, std::mem::take(&mut alerts)).await;
+                    let alerts = history.filter(std::mem::take(&mut alerts), caught_up);
+                    deliver(&mut delivery, &pipeline, alerts).await;
                     metrics::gauge!("authpulse_alerts_firing").set(pipeline.lifecycle().firing_count() as f64);
                 }
                 Some(SourceEvent::CaughtUp) => {
                     caught_up = true;
+                    let ongoing = history.still_firing(&pipeline);
+                    deliver(&mut delivery, &pipeline, ongoing).await;
                     delivery.caught_up(&pipeline).await;
                     health.set_ready(source_health.all_healthy());
                     tracing::info!("history loaded; ready");

@@ -164,15 +164,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Query { config } => {
-            let cfg = match config {
-                Some(path) => match config::load(&path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => Config::builtin(),
+            let cfg = match config_or_builtin(config) {
+                Ok(c) => c,
+                Err(code) => return code,
             };
             for rule in &cfg.rules {
                 out!(
@@ -305,16 +299,22 @@ struct BacktestArgs {
     pages_per_week: f64,
 }
 
+/// The config at `path`, or the built-in one without a path; a bad config prints its
+/// problems and means exit code 2.
+fn config_or_builtin(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    match path {
+        Some(path) => config::load(&path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(Config::builtin()),
+    }
+}
+
 fn backtest_cmd(args: BacktestArgs) -> ExitCode {
-    let cfg = match &args.config {
-        Some(path) => match config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::builtin(),
+    let cfg = match config_or_builtin(args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     if !(args.pages_per_week.is_finite() && args.pages_per_week >= 0.0) {
         eprintln!(

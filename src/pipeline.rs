@@ -557,6 +557,27 @@ mod tests {
     }
 
     #[test]
+    fn a_long_attack_is_not_learned_as_normal() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        // Twelve hours of attack: it must keep firing, never resolve.
+        for b in (3 * 96)..(3 * 96 + 48) {
+            p.observe(0, b, Labels::new(), c(1100, 1000));
+            p.close_through(0, b + 1, &mut out);
+        }
+        let spike: Vec<_> = out
+            .iter()
+            .filter(|a| a.detector == "failure_spike")
+            .collect();
+        assert!(spike.iter().any(|a| a.status == Status::Firing), "{out:#?}");
+        assert!(
+            spike.iter().all(|a| a.status == Status::Firing),
+            "resolved mid-attack: {spike:#?}"
+        );
+    }
+
+    #[test]
     fn revisions_replace_counts() {
         let mut p = Pipeline::new(vec![rule()]);
         let mut out = Vec::new();
