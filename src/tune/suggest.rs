@@ -303,6 +303,29 @@ fn show(x: f64) -> String {
     }
 }
 
+/// What `r` would page, and which of the current pages it would not (first ten of each).
+fn differences(current: &Replay, r: &Replay, prefix: &str) -> String {
+    let same = |p: &Page, q: &Page| p.bin_start_ms == q.bin_start_ms && p.series == q.series;
+    let mut t = String::new();
+    let dropped: Vec<&Page> = current
+        .pages
+        .iter()
+        .filter(|p| !r.pages.iter().any(|q| same(p, q)))
+        .collect();
+    for (label, pages) in [
+        ("would page", r.pages.iter().collect::<Vec<_>>()),
+        ("would not page", dropped),
+    ] {
+        for p in pages.iter().take(10) {
+            let _ = writeln!(t, "      {prefix}{label:<15}{}", page_line(p));
+        }
+        if pages.len() > 10 {
+            let _ = writeln!(t, "      {prefix}... {} more", pages.len() - 10);
+        }
+    }
+    t
+}
+
 impl Suggestions {
     /// The plain report: a table per rule, what the suggestions catch and drop, and the
     /// config to paste.
@@ -395,29 +418,10 @@ impl Suggestions {
                 );
             }
             if let Some(r) = &s.by_p_value {
-                let caught: Vec<&Page> = r.pages.iter().collect();
-                let dropped: Vec<&Page> = s
-                    .current
-                    .pages
-                    .iter()
-                    .filter(|p| {
-                        !r.pages
-                            .iter()
-                            .any(|q| q.bin_start_ms == p.bin_start_ms && q.series == p.series)
-                    })
-                    .collect();
-                for p in caught.iter().take(10) {
-                    let _ = writeln!(t, "      would page     {}", page_line(p));
-                }
-                if caught.len() > 10 {
-                    let _ = writeln!(t, "      ... and {} more", caught.len() - 10);
-                }
-                for p in dropped.iter().take(10) {
-                    let _ = writeln!(t, "      would not page {}", page_line(p));
-                }
-                if dropped.len() > 10 {
-                    let _ = writeln!(t, "      ... and {} more not paged", dropped.len() - 10);
-                }
+                t.push_str(&differences(&s.current, r, ""));
+            }
+            if let Some(r) = &s.by_min_count {
+                t.push_str(&differences(&s.current, r, "with min_count: "));
             }
         }
         let _ = writeln!(
