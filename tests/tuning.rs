@@ -260,3 +260,80 @@ fn the_command_line_reads_csv_reports_bad_rows_and_writes_the_report() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_split_rule_charts_the_most_eventful_series_first_and_caps_the_count() {
+    use authpulse::pipeline::{Pipeline, Update};
+    use authpulse::series::{Counts, Labels};
+
+    let mut rule = RuleSpec::named("per-ip");
+    rule.split_by = Some("client.ipAddress".into());
+    rule.detectors.retain(|d| {
+        matches!(
+            d.detector.kind(),
+            authpulse::detect::DetectorKind::FailureSpike
+                | authpulse::detect::DetectorKind::VolumeSpike
+        )
+    });
+    rule.warmup = Duration::from_secs(86_400);
+    let rules = vec![rule];
+    let mut pipeline = Pipeline::new(rules.clone());
+    let mut rec = Recorder::new(&rules);
+    let mut alerts = Vec::new();
+    let ips = report::MAX_SERIES + 10;
+    let attacker = 37;
+    let attack_bin = 2 * 96 + 40;
+    for bin in 0..(3 * 96) {
+        for ip in 0..ips {
+            let mut labels = Labels::new();
+            labels.insert("client.ipAddress".into(), format!("10.0.0.{ip}"));
+            let failure = if ip == attacker && bin == attack_bin {
+                500
+            } else {
+                (bin as u64 + ip as u64) % 2
+            };
+            let counts = Counts {
+                total: 4 + failure,
+                success: 4,
+                failure,
+            };
+            let u = Update::Observe {
+                rule: 0,
+                bin,
+                labels,
+                counts,
+            };
+            pipeline.apply_observed(u, &mut alerts, &mut rec);
+        }
+        pipeline.apply_observed(
+            Update::Close {
+                rule: 0,
+                end_bin: bin + 1,
+            },
+            &mut alerts,
+            &mut rec,
+        );
+    }
+    assert!(alerts
+        .iter()
+        .any(|a| a.series.get("client.ipAddress").map(String::as_str) == Some("10.0.0.37")));
+    let html = report::render(&rec, &alerts, "split", "");
+    assert_eq!(
+        html.matches("<svg class=\"chart\"").count(),
+        report::MAX_SERIES
+    );
+    let first = html
+        .find("<svg class=\"chart\"")
+        .and_then(|i| html[i..].find("data-series=\"").map(|j| i + j));
+    assert!(
+        first.is_some_and(
+            |i| html[i..].starts_with("data-series=\"per-ip {client.ipAddress=10.0.0.37}\"")
+        ),
+        "the attacked IP comes first"
+    );
+    assert!(html.contains(&format!(
+        "{} series evaluated; the {} most eventful",
+        ips,
+        report::MAX_SERIES
+    )));
+}

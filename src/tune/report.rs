@@ -225,19 +225,29 @@ fn nice_step(range: f64, ticks: f64) -> f64 {
     }
 }
 
-/// One panel: detector `d` of series `s`.
-#[allow(clippy::too_many_arguments)]
+/// What the panels of one chart share: the bins on the x-axis and the day ticks.
+struct Frame {
+    first_bin: i64,
+    bins: f64,
+    days: Vec<(i64, String)>,
+}
+
+/// One panel: detector `d` of series `s`, its frame's top edge at `top`; the bottom panel
+/// labels the days.
 fn panel(
     svg: &mut String,
     rec: &Recorder,
     s: &SeriesTrace,
     d: usize,
     top: f64,
-    first_bin: i64,
-    bins: f64,
-    days: &[(i64, String)],
+    frame: &Frame,
     bottom: bool,
 ) {
+    let Frame {
+        first_bin,
+        bins,
+        ref days,
+    } = *frame;
     let info = &rec.rules[s.rule];
     let detectors = info.spec.detectors.len();
     let kind = info.spec.detectors[d].detector.kind();
@@ -460,8 +470,11 @@ fn chart(out: &mut String, rec: &Recorder, s: &SeriesTrace, id: usize) {
     let (Some(&first_bin), Some(&last_bin)) = (s.bins.first(), s.bins.last()) else {
         return;
     };
-    let bins = (last_bin + 1 - first_bin).max(1) as f64;
-    let days = day_ticks(first_bin, last_bin, info.spec.bin_ms());
+    let frame = Frame {
+        first_bin,
+        bins: (last_bin + 1 - first_bin).max(1) as f64,
+        days: day_ticks(first_bin, last_bin, info.spec.bin_ms()),
+    };
     let n = info.spec.detectors.len();
     let height = TOP + n as f64 * (PANEL_H + PANEL_GAP) + AXIS_H;
     let name = series_name(&info.spec.name, &s.labels);
@@ -484,7 +497,7 @@ fn chart(out: &mut String, rec: &Recorder, s: &SeriesTrace, id: usize) {
     );
     for d in 0..n {
         let top = TOP + PANEL_GAP - 10.0 + d as f64 * (PANEL_H + PANEL_GAP);
-        panel(out, rec, s, d, top, first_bin, bins, &days, d + 1 == n);
+        panel(out, rec, s, d, top, &frame, d + 1 == n);
     }
     out.push_str("</svg></section>\n");
 }
@@ -572,12 +585,16 @@ fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) 
 
 /// The whole page. `source` names the input, `summary` is the backtest's text summary.
 pub fn render(rec: &Recorder, alerts: &[Alert], source: &str, summary: &str) -> String {
-    let mut order: Vec<&SeriesTrace> = rec.series.iter().filter(|s| !s.bins.is_empty()).collect();
-    order.sort_by(|a, b| {
-        let (fa, pa, ea) = interest(a);
-        let (fb, pb, eb) = interest(b);
-        fb.cmp(&fa).then(pa.total_cmp(&pb)).then(eb.cmp(&ea))
+    let mut ranked: Vec<((usize, f64, u64), &SeriesTrace)> = rec
+        .series
+        .iter()
+        .filter(|s| !s.bins.is_empty())
+        .map(|s| (interest(s), s))
+        .collect();
+    ranked.sort_by(|((fa, pa, ea), _), ((fb, pb, eb), _)| {
+        fb.cmp(fa).then(pa.total_cmp(pb)).then(eb.cmp(ea))
     });
+    let order: Vec<&SeriesTrace> = ranked.into_iter().map(|(_, s)| s).collect();
     let shown = order.len().min(MAX_SERIES);
     let mut out = String::with_capacity(1 << 20);
     let _ = write!(
