@@ -464,16 +464,18 @@ fn day_ticks(first_bin: i64, last_bin: i64, bin_ms: i64) -> Vec<(i64, String)> {
     out
 }
 
-/// One series' chart.
+/// One series' chart. All charts of a rule share its time axis, so series line up.
 fn chart(out: &mut String, rec: &Recorder, s: &SeriesTrace, id: usize) {
     let info = &rec.rules[s.rule];
-    let (Some(&first_bin), Some(&last_bin)) = (s.bins.first(), s.bins.last()) else {
+    let bin_ms = info.spec.bin_ms().max(1);
+    let Some((first_bin, last_bin)) = rec.span_ms(s.rule).map(|(a, b)| (a / bin_ms, b / bin_ms))
+    else {
         return;
     };
     let frame = Frame {
         first_bin,
         bins: (last_bin + 1 - first_bin).max(1) as f64,
-        days: day_ticks(first_bin, last_bin, info.spec.bin_ms()),
+        days: day_ticks(first_bin, last_bin, bin_ms),
     };
     let n = info.spec.detectors.len();
     let height = TOP + n as f64 * (PANEL_H + PANEL_GAP) + AXIS_H;
@@ -484,8 +486,8 @@ fn chart(out: &mut String, rec: &Recorder, s: &SeriesTrace, id: usize) {
         r#"<section class="series" id="series-{id}"><h2>{}</h2><p class="meta">{} bins from {} to {} UTC · {events} events · {fires} firing notices</p>"#,
         esc(&name),
         s.bins.len(),
-        esc(&time(first_bin * info.spec.bin_ms())),
-        esc(&time(last_bin * info.spec.bin_ms())),
+        esc(&time(s.bins.first().copied().unwrap_or(first_bin) * bin_ms)),
+        esc(&time(s.bins.last().copied().unwrap_or(last_bin) * bin_ms)),
     );
     let _ = write!(
         out,

@@ -1,7 +1,9 @@
 //! `backtest --suggest`: per detector, the threshold that would have paged at most a
 //! target number of times per week on this history, and what it would have caught.
 //!
-//! Nothing is re-run: the [`Recorder`] kept every bin's p-value and whether the bin passes
+//! The suggested p-value is the one that pages the most within the budget (the most
+//! sensitive setting the budget affords), and among settings paging alike, the one
+//! nearest the configured value. Nothing is re-run: the [`Recorder`] kept every bin's p-value and whether the bin passes
 //! the detector's other floors, so a candidate threshold turns each bin into a verdict
 //! (`anomalous at p` = passes the floors and `p_value ≤ p`), and the alert lifecycle is
 //! replayed over those verdicts with the detector's own M-of-N, resolve and repeat
@@ -64,7 +66,8 @@ pub struct Suggestion {
     pub detector: DetectorKind,
     /// What the configured thresholds did.
     pub current: Replay,
-    /// The loosest p-value meeting the target (configured min_count), if any does.
+    /// The p-value that pages the most without exceeding the target (configured
+    /// min_count), nearest the configured one among equals; `None` if none meets it.
     pub by_p_value: Option<Replay>,
     /// The smallest min_count meeting the target (configured p-value), for detectors
     /// with a count floor.
@@ -211,10 +214,18 @@ pub fn suggest(rec: &Recorder, target_per_week: f64) -> Suggestions {
                 .min_by(|a, b| a.p_value.total_cmp(&b.p_value))
                 .cloned()
                 .unwrap_or_else(|| current.clone());
+            // Within budget, the threshold that pages the most (it catches the most);
+            // among equals, the one nearest the configured value: a change that pages
+            // nothing more is no improvement.
+            let distance = |r: &Replay| (r.p_value.log10() - configured_p.log10()).abs();
             let by_p_value = replays
                 .into_iter()
                 .filter(|r| r.notices() <= budget)
-                .max_by(|a, b| a.p_value.total_cmp(&b.p_value));
+                .max_by(|a, b| {
+                    a.notices()
+                        .cmp(&b.notices())
+                        .then(distance(b).total_cmp(&distance(a)))
+                });
             // Raising min_count only removes pages: try each count that would drop one
             // more of the current pages' bins, smallest first.
             let by_min_count = configured_min
