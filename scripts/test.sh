@@ -48,6 +48,8 @@ step "cargo test"
 cargo test --lib --bins --tests
 step "backtest report in a headless browser (skipped without chromium)"
 bash scripts/check-report.sh
+step "the daemon's status page in a headless browser (skipped without chromium)"
+bash scripts/check-status-page.sh
 step "emulator self-tests"
 .venv/bin/python -m unittest discover -s tests/support/emulator
 step "deployment checks (systemd unit, CloudFormation, IAM, ECS)"

@@ -185,6 +185,7 @@ impl Replay {
             Ok(event) => self.binner.add(&event),
             Err(why) => {
                 self.stats.malformed += 1;
+                metrics::counter!("authpulse_malformed_lines_total").increment(1);
                 self.bad.record(self.stats.lines, &why);
             }
         }

@@ -113,6 +113,18 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Probe a running daemon's HTTP endpoint: exit 0 when it answers 200, 1 otherwise.
+    /// For container health checks (the image has no shell and no curl).
+    #[command(
+        after_help = "Examples:\n  authpulse healthcheck\n  authpulse healthcheck --url http://127.0.0.1:9750/readyz --timeout 2s"
+    )]
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9750/healthz")]
+        url: String,
+        /// Give up (exit 1) when there is no answer within this long.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 /// Print to stdout, ignoring a closed pipe (`authpulse backtest ... | head`).
@@ -179,6 +191,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { config } => run(config),
+        Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
         Command::Simulate {
             out,
             labels,
@@ -398,10 +411,37 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(authpulse::daemon::run(cfg)) {
+    match runtime.block_on(authpulse::daemon::run(cfg, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "authpulse stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(authpulse::http::probe(url, timeout)) {
+        Ok(200) => {
+            out!("{url}: 200 OK");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("{url}: HTTP {status}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -132,7 +132,14 @@ fn query_prints_each_rules_insights_query() {
 
 #[test]
 fn every_subcommand_has_help_with_an_example() {
-    for sub in ["demo", "backtest", "check-config", "query", "run"] {
+    for sub in [
+        "demo",
+        "backtest",
+        "check-config",
+        "query",
+        "run",
+        "healthcheck",
+    ] {
         let (code, out, _) = authpulse(&[sub, "--help"]);
         assert_eq!(code, 0, "{sub}");
         assert!(
