@@ -550,7 +550,8 @@ fn chart(
         .filter_map(|t| measure(t).band.map(|(_, hi)| hi))
         .filter(|hi| hi.is_finite())
         .fold(0.0, f64::max);
-    let y_max = nice_ceiling(seen.max(band_top.min(seen * 2.0 + 5.0)).max(1.0));
+    // At least 2, so that a quiet series' axis reads 0, 1, 2 rather than fractions.
+    let y_max = nice_ceiling(seen.max(band_top.min(seen * 2.0 + 5.0)).max(2.0));
     // An attack of 2,000 failures next to a normal 5 would flatten the baseline into the
     // axis: when the peak dwarfs what is normal, the scale is logarithmic (log(1 + v)),
     // so both the attack and the band stay readable.
@@ -619,9 +620,15 @@ fn chart(
         } else {
             "%H:%M"
         };
+        // A label at the right edge ends there instead of running off the chart.
+        let anchor = if x(b) > W - RIGHT - 30.0 {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             h,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
             x(b),
             H - 6.0,
             time(b * bin_ms, fmt)
@@ -828,7 +835,7 @@ mod tests {
 
     #[test]
     fn y_axis_ends_on_round_numbers() {
-        assert_eq!(nice_ceiling(1.0), 1.0);
+        assert_eq!(nice_ceiling(2.0), 2.0);
         assert_eq!(nice_ceiling(1.3), 2.0);
         assert_eq!(nice_ceiling(23.0), 25.0);
         assert_eq!(nice_ceiling(420.0), 500.0);
