@@ -309,11 +309,18 @@ impl Generation {
         let (tx, rx) = mpsc::channel(64);
         let (source_stop, stop_rx) = watch::channel(false);
         let source = build_source(&config).await;
+        // A `source_unavailable` notified as firing before a restart (or reload) is still
+        // open: its `resolved` is owed, and the status page lists it.
         let owed: Vec<bool> = config
             .rules
             .iter()
             .map(|r| {
-                delivery.notified_firing(&fingerprint(&r.name, SOURCE_UNAVAILABLE, &Labels::new()))
+                let fp = fingerprint(&r.name, SOURCE_UNAVAILABLE, &Labels::new());
+                let notice = delivery.firing_notice(&fp);
+                if let Some(alert) = notice {
+                    shared.board.alerts(std::slice::from_ref(alert));
+                }
+                notice.is_some()
             })
             .collect();
         let source_health = SourceHealth::new(owed, config.source.unavailable_after);
@@ -407,7 +414,8 @@ impl Generation {
                 tracing::info!(
                     bins = self.pipeline.stats().bins_closed,
                     firing = self.firing(),
-                    "history loaded; ready"
+                    ready = self.source_health.all_healthy(),
+                    "history loaded"
                 );
             }
             Some(SourceEvent::Health {
