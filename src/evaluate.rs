@@ -200,6 +200,8 @@ mod tests {
             started_at: started.into(),
             investigate: String::new(),
             idempotency_key: String::new(),
+            kind: String::new(),
+            kind_reason: String::new(),
             enrichment: None,
         }
     }

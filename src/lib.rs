@@ -23,6 +23,7 @@ pub mod evaluate;
 pub mod event;
 pub mod http;
 pub mod input;
+pub mod kind;
 pub mod lifecycle;
 pub mod outbox;
 pub mod pipeline;
