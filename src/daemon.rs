@@ -170,7 +170,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     for u in updates {
                         pipeline.apply(u, &mut alerts);
                     }
-                    deliver(&mut delivery, &pipeline, std::mem::take(&mut alerts)).await;
+                    let (send, _muted) = crate::mute::apply(&config.mutes, std::mem::take(&mut alerts));
+                    deliver(&mut delivery, &pipeline, send).await;
                     metrics::gauge!("authpulse_alerts_firing").set(pipeline.lifecycle().firing_count() as f64);
                 }
                 Some(SourceEvent::CaughtUp) => {
@@ -182,7 +183,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 Some(SourceEvent::Health { rule, failures, error }) => {
                     if let Some(spec) = config.rules.get(rule) {
                         if let Some(alert) = source_health.record(spec, rule, failures, error.as_deref()) {
-                            deliver(&mut delivery, &pipeline, vec![alert]).await;
+                            let (send, _muted) = crate::mute::apply(&config.mutes, vec![alert]);
+                            deliver(&mut delivery, &pipeline, send).await;
                         }
                     }
                     health.set_ready(caught_up && source_health.all_healthy());

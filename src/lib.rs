@@ -25,6 +25,7 @@ pub mod http;
 pub mod input;
 pub mod kind;
 pub mod lifecycle;
+pub mod mute;
 pub mod outbox;
 pub mod pipeline;
 pub mod rule;
