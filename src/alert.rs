@@ -412,7 +412,8 @@ mod tests {
         assert!(a.summary.contains("expected about 23"), "{}", a.summary);
         assert!(a.summary.contains("1 in 10^14"), "{}", a.summary);
         assert!(
-            a.summary.contains("Likely credential_stuffing: 412 failures"),
+            a.summary
+                .contains("Likely credential_stuffing: 412 failures"),
             "{}",
             a.summary
         );

@@ -285,7 +285,10 @@ mod tests {
         };
         // a, b under FAILURE and d under DENY; the attempt without a user counts, but
         // not as a user. One address per failing result value.
-        assert_eq!((counts.failure, counts.failed_users, counts.failed_ips), (5, 3, 2));
+        assert_eq!(
+            (counts.failure, counts.failed_users, counts.failed_ips),
+            (5, 3, 2)
+        );
     }
 
     #[test]

@@ -399,7 +399,10 @@ mod tests {
         assert_eq!(sum.benign_pages(), 2);
         assert!((sum.false_pages_per_week() - 1.0).abs() < 1e-9);
         let md = sum.markdown("easy");
-        assert!(md.contains("| credential_stuffing | 2/2 | 8 min | 8 min | 0/2 |"), "{md}");
+        assert!(
+            md.contains("| credential_stuffing | 2/2 | 8 min | 8 min | 0/2 |"),
+            "{md}"
+        );
         assert!(md.contains("| outage | 0/2 | – |"), "{md}");
         assert!(md.contains("Recall 2/4 = 0.50"), "{md}");
     }

@@ -287,7 +287,10 @@ mod tests {
     fn names_match_the_simulators_incident_kinds() {
         use crate::simulate::IncidentKind;
         for (a, i) in [
-            (AlertKind::CredentialStuffing, IncidentKind::CredentialStuffing),
+            (
+                AlertKind::CredentialStuffing,
+                IncidentKind::CredentialStuffing,
+            ),
             (AlertKind::PasswordSpraying, IncidentKind::PasswordSpraying),
             (AlertKind::MfaPushFatigue, IncidentKind::MfaPushFatigue),
             (AlertKind::Outage, IncidentKind::Outage),

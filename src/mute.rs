@@ -138,10 +138,7 @@ impl Mute {
                 parsed
             }
             _ => {
-                problems.push(
-                    path,
-                    "needs either start and end, or weekly (and not both)",
-                );
+                problems.push(path, "needs either start and end, or weekly (and not both)");
                 None
             }
         };
@@ -243,7 +240,9 @@ mod tests {
         let (_, p) = read(serde_json::json!({"weekly": "Sun 2am", "detectors": ["nope"]}));
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p.iter().any(|p| p.starts_with("mute[0].weekly")), "{p:?}");
-        let (_, p) = read(serde_json::json!({"start": "2026-11-25T12:00:00Z", "end": "2026-11-25T10:00:00Z"}));
+        let (_, p) = read(
+            serde_json::json!({"start": "2026-11-25T12:00:00Z", "end": "2026-11-25T10:00:00Z"}),
+        );
         assert!(p[0].starts_with("mute[0].end"), "{p:?}");
     }
 

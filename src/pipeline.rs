@@ -270,7 +270,10 @@ impl RuleEngine {
     /// the sources worth watching — the failing ones — keep their own series.
     fn top_k(&self, observed: HashMap<Labels, Counts>) -> Vec<(Labels, Counts)> {
         let mut all: Vec<(Labels, Counts)> = observed.into_iter().collect();
-        let Some(k) = self.spec.top_k.filter(|k| self.spec.split_by.is_some() && all.len() > *k)
+        let Some(k) = self
+            .spec
+            .top_k
+            .filter(|k| self.spec.split_by.is_some() && all.len() > *k)
         else {
             return all;
         };

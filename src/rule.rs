@@ -42,6 +42,9 @@ pub struct RuleSpec {
     pub query: Option<String>,
 }
 
+/// A split rule's default `baseline_window`.
+pub const SPLIT_BASELINE_WINDOW: Duration = Duration::from_secs(4 * 3600);
+
 /// The label value that collects split values beyond `max_series`.
 pub const OTHER_SERIES: &str = "(other)";
 
@@ -86,7 +89,7 @@ impl RuleSpec {
         let mut r = RuleSpec::named("password-spraying");
         r.split_by = Some("client.ipAddress".to_string());
         r.top_k = Some(50);
-        r.baseline_window = Duration::from_secs(4 * 3600);
+        r.baseline_window = SPLIT_BASELINE_WINDOW;
         r.warmup = Duration::from_secs(3600);
         r.detectors = vec![DetectorSpec::default_for(DetectorKind::DistinctUsers)];
         r
@@ -220,6 +223,11 @@ impl RuleSpec {
         }
         if let Some(d) = t.duration("baseline_window", problems) {
             rule.baseline_window = d;
+        } else if rule.split_by.is_some() {
+            // Split series are many (one per address or user) and short-lived: a few
+            // hours of history keep each one small (under 2 KiB) and are all the
+            // recent-level baseline and the per-source windows need.
+            rule.baseline_window = SPLIT_BASELINE_WINDOW.max(rule.bin * 8);
         }
         if let Some(d) = t.duration("warmup", problems) {
             rule.warmup = d;

@@ -173,7 +173,8 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
     assert!(compared > 40, "compared only {compared} bins");
     // The distinct counts were compared too, and were not trivially zero.
     assert!(
-        want.values().any(|c| c.failed_users > 1 && c.failed_ips > 1),
+        want.values()
+            .any(|c| c.failed_users > 1 && c.failed_ips > 1),
         "no bin with several failing users and addresses"
     );
     assert!(

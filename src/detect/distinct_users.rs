@@ -11,17 +11,21 @@
 //! bin when
 //!
 //! * U ≥ `min_users`, and
-//! * F failures out of F + S attempts is unlikely for a normal source, whose failures
-//!   are at most a `null_failure_share` of its attempts (binomial upper tail ≤
-//!   `p_value`), and
-//! * the source failed in this bin (so the alert resolves once it stops).
+//! * at least `min_failure_share` of the window's attempts failed, and F failures out
+//!   of F + S attempts is unlikely for a normal source, whose failures are at most a
+//!   `null_failure_share` of its attempts (binomial upper tail ≤ `p_value`), and
+//! * the source failed more than it succeeded in this bin (so the alert resolves once
+//!   it stops, and an office whose sign-ins failed during an outage an hour ago is not
+//!   flagged now that they succeed again).
+//!
+//! A window without failures is judged normal (not skipped), so an alert resolves
+//! however sparse the source's series is.
 //!
 //! Runs on split rules (`split_by = "client.ipAddress"`); the `(other)` remainder of a
 //! top-K split is many sources, not one, and is not judged.
 
 use super::{
-    read_bins, read_p_value, read_share, severity_from, BinContext, Detector, DetectorKind,
-    Finding,
+    read_bins, read_p_value, read_share, severity_from, BinContext, Detector, DetectorKind, Finding,
 };
 use crate::config::{Problems, Table};
 use crate::stats::binomial_upper_tail;
@@ -34,6 +38,8 @@ pub struct DistinctUsers {
     pub min_users: u64,
     /// The largest failure share a legitimate source plausibly has.
     pub null_failure_share: f64,
+    /// Flag only sources whose attempts in the window failed at least this often.
+    pub min_failure_share: f64,
 }
 
 impl DistinctUsers {
@@ -43,6 +49,7 @@ impl DistinctUsers {
             window: read_bins(t, "window", 16, problems),
             min_users: t.count("min_users", 2, problems).unwrap_or(10),
             null_failure_share: read_share(t, "null_failure_share", 0.2, problems),
+            min_failure_share: read_share(t, "min_failure_share", 0.8, problems),
         }
     }
 }
@@ -62,16 +69,15 @@ impl Detector for DistinctUsers {
             return None;
         }
         let w = ctx.window_sum(self.window);
-        if w.failure == 0 {
-            return None;
-        }
         let attempts = w.failure + w.success;
         let p_value = binomial_upper_tail(w.failure, attempts, self.null_failure_share);
+        let share = w.failure as f64 / attempts.max(1) as f64;
         let users = w.failed_users;
         let x = users as f64;
         Some(Finding {
-            anomalous: ctx.counts.failure > 0
+            anomalous: ctx.counts.failure > ctx.counts.success
                 && users >= self.min_users
+                && share >= self.min_failure_share
                 && p_value <= self.p_value,
             observed: x,
             expected: self.null_failure_share * attempts as f64,
@@ -135,6 +141,16 @@ mod tests {
             .unwrap();
         assert!(f.anomalous, "{f:?}");
         assert_eq!(f.observed, 26.0);
+    }
+
+    #[test]
+    fn an_office_recovering_from_an_outage_is_not_a_sprayer() {
+        // An hour of failing sign-ins, then normal ones again.
+        let h = sprayer(4, 40, 2);
+        let f = det()
+            .evaluate(&ctx(&h, bin(3, 3, 60), Some(expected(60.0, 57.0, 3.0))))
+            .unwrap();
+        assert!(!f.anomalous, "{f:?}");
     }
 
     #[test]

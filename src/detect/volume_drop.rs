@@ -8,15 +8,20 @@
 //! fell. A holiday is quiet from the first bin of the day, so its recent bins are already
 //! far below their seasonal expectation; an outage drops in one step from a normal level.
 //!
-//! Three tests must agree:
+//! The test conditions on the hour before. Within a day, bin-to-bin noise is close to
+//! Poisson; what varies is the level of the day (a busy Monday, a quiet Friday). So given
+//! the `R` attempts of the last `lookback` clean bins and the seasonal expectations `s`
+//! of this bin and `S` of those, this bin's share of the `x + R` attempts is binomial
+//! with probability `s / (s + S)` under "nothing changed but the time of day". The bin
+//! is flagged when
 //!
-//! 1. the count is far below what the season expects (negative binomial lower tail),
-//!    against the smaller of the seasonal and level-adjusted expectation, so the end of
-//!    a surge (level high, season normal) is not a drop;
-//! 2. it is at most `max_fraction` of that expectation;
-//! 3. the last `lookback` clean bins held at least `min_recent_ratio` of their seasonal
-//!    expectation, with at least `min_expected` events expected over them (too little
-//!    evidence — early morning — and the bin is not judged).
+//! 1. that binomial lower tail is at most `p_value`;
+//! 2. `x` is at most `max_fraction` of both the seasonal expectation and the
+//!    recent-level one (so the end of a surge, a fall back to normal, is not a drop);
+//! 3. the hour before held at least `min_recent_ratio` of its seasonal expectation (a
+//!    holiday never had a normal hour to fall from), with at least `min_expected`
+//!    attempts expected in this bin and over the lookback (early mornings are not
+//!    judged).
 //!
 //! A bin with no events at all is `flatline`'s (a broken log pipeline, not an outage).
 
@@ -25,7 +30,7 @@ use super::{
     Finding, Severity,
 };
 use crate::config::{Problems, Table};
-use crate::stats::CountModel;
+use crate::stats::binomial_upper_tail;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VolumeDrop {
@@ -44,11 +49,11 @@ pub struct VolumeDrop {
 impl VolumeDrop {
     pub fn read(t: &mut Table<'_>, problems: &mut Problems) -> VolumeDrop {
         VolumeDrop {
-            p_value: read_p_value(t, 1e-4, problems),
+            p_value: read_p_value(t, 1e-6, problems),
             max_fraction: read_share(t, "max_fraction", 0.65, problems),
             min_expected: read_positive(t, "min_expected", 30.0, problems),
             lookback: read_bins(t, "lookback", 4, problems),
-            min_recent_ratio: read_share(t, "min_recent_ratio", 0.75, problems),
+            min_recent_ratio: read_share(t, "min_recent_ratio", 0.5, problems),
         }
     }
 
@@ -81,8 +86,8 @@ impl Detector for VolumeDrop {
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
         let e = ctx.expected?;
         let total = ctx.counts.total;
-        let base = e.total.min(e.seasonal_total);
-        if total == 0 || base < self.min_expected {
+        let season = e.seasonal_total;
+        if total == 0 || season < self.min_expected {
             return None;
         }
         let (recent_observed, recent_seasonal) = self.recent(ctx);
@@ -90,21 +95,25 @@ impl Detector for VolumeDrop {
             return None;
         }
         let recent_ratio = recent_observed / recent_seasonal;
-        let model = CountModel::new(base, ctx.dispersion.total);
-        let p_value = model.lower_tail(total);
-        let lower = (model.lower_bound(self.p_value).unwrap_or(0) as f64)
-            .min((self.max_fraction * base).floor());
+        // What this bin would hold at the level of the hour before.
+        let expected = season * recent_ratio;
+        let share = season / (season + recent_seasonal);
+        let n = total + recent_observed.round() as u64;
+        // P(X ≤ total) = 1 - P(X ≥ total + 1).
+        let p_value = (1.0 - binomial_upper_tail(total + 1, n, share)).clamp(0.0, 1.0);
+        let lower = (self.max_fraction * expected.min(season)).floor();
         let x = total as f64;
         Some(Finding {
             anomalous: p_value <= self.p_value
                 && x <= lower
                 && recent_ratio >= self.min_recent_ratio,
             observed: x,
-            expected: base,
+            expected,
             lower,
-            upper: model.upper_bound(self.p_value) as f64,
+            // The band's top: five Poisson deviations above (this detector only pages low).
+            upper: (expected + 5.0 * expected.sqrt()).ceil(),
             p_value,
-            severity: if x <= 0.3 * base {
+            severity: if x <= 0.3 * expected {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -151,7 +160,11 @@ mod tests {
     fn a_cliff_after_a_normal_hour_is_flagged() {
         let h = history(100, 1.0);
         let f = det()
-            .evaluate(&ctx(&h, counts(90, 85, 5), Some(expected(400.0, 370.0, 30.0))))
+            .evaluate(&ctx(
+                &h,
+                counts(90, 85, 5),
+                Some(expected(400.0, 370.0, 30.0)),
+            ))
             .unwrap();
         assert!(f.anomalous, "{f:?}");
         assert_eq!(f.severity, Severity::Critical);
@@ -162,7 +175,11 @@ mod tests {
         // The hour before was already at a fifth of the season.
         let h = history(100, 0.2);
         let f = det()
-            .evaluate(&ctx(&h, counts(70, 65, 5), Some(expected(400.0, 370.0, 30.0))))
+            .evaluate(&ctx(
+                &h,
+                counts(70, 65, 5),
+                Some(expected(400.0, 370.0, 30.0)),
+            ))
             .unwrap();
         assert!(!f.anomalous, "{f:?}");
     }
@@ -173,7 +190,10 @@ mod tests {
         let h = history(100, 1.8);
         let mut e = expected(720.0, 670.0, 50.0);
         e.seasonal_total = 400.0;
-        let f = det().evaluate(&ctx(&h, counts(390, 360, 30), Some(e))).unwrap();
+        let f = det()
+            .evaluate(&ctx(&h, counts(390, 360, 30), Some(e)))
+            .unwrap();
+        assert!(f.p_value < 1e-6, "a drop from the surge level: {f:?}");
         assert!(!f.anomalous, "{f:?}");
     }
 
@@ -191,6 +211,7 @@ mod tests {
         /// finding's band is ordered.
         #[test]
         fn never_flags_normal_or_high_volume(total in 400u64..5000, ratio in 0.0f64..3.0) {
+            // (Expected 400 per bin at the season's level.)
             let h = history(100, ratio);
             if let Some(f) = det().evaluate(&ctx(&h, counts(total, total, 0), Some(expected(400.0, 380.0, 20.0)))) {
                 prop_assert!(!f.anomalous);
