@@ -43,8 +43,13 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets -- -D warnings
+# Benches are compiled by clippy above; running them belongs to `cargo bench`.
 step "cargo test"
-cargo test --all-targets
+cargo test --lib --bins --tests
+step "backtest report in a headless browser (skipped without chromium)"
+bash scripts/check-report.sh
+step "the daemon's status page in a headless browser (skipped without chromium)"
+bash scripts/check-status-page.sh
 step "emulator self-tests"
 .venv/bin/python -m unittest discover -s tests/support/emulator
 step "deployment checks (systemd unit, CloudFormation, IAM, ECS)"

@@ -134,7 +134,11 @@ impl Baseline for Seasonal {
         if samples.len() < MIN_SAMPLES {
             basis = Basis::RecentLevel;
             samples.clear();
-            samples.extend(history.last(RECENT_BINS).filter(|r| r.is_clean()).copied());
+            let lookback = self
+                .bins_per_day
+                .min(self.window_bins)
+                .max(RECENT_BINS as i64) as usize;
+            samples.extend(history.recent_clean(RECENT_BINS, lookback).copied());
             if samples.len() < MIN_SAMPLES {
                 return None;
             }

@@ -13,7 +13,7 @@ use flate2::read::MultiGzDecoder;
 use crate::alert::Alert;
 use crate::binner::{Binner, BinnerStats};
 use crate::event::Event;
-use crate::pipeline::{Pipeline, Update};
+use crate::pipeline::{Observer, Pipeline, Update};
 use crate::rule::RuleSpec;
 
 /// Open a file for reading, decompressing it when it starts with the gzip magic bytes.
@@ -185,6 +185,7 @@ impl Replay {
             Ok(event) => self.binner.add(&event),
             Err(why) => {
                 self.stats.malformed += 1;
+                metrics::counter!("authpulse_malformed_lines_total").increment(1);
                 self.bad.record(self.stats.lines, &why);
             }
         }
@@ -203,12 +204,14 @@ impl Replay {
     }
 }
 
-/// Replay a whole reader through a pipeline; `progress` gets the bytes read so far.
+/// Replay a whole reader through a pipeline; `progress` gets the bytes read so far and
+/// `observer`, when given, every evaluated bin (see [`Observer`]).
 pub fn replay_all(
     reader: impl Read,
     rules: &[RuleSpec],
     lateness: std::time::Duration,
     mut progress: impl FnMut(u64),
+    mut observer: Option<&mut dyn Observer>,
 ) -> io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
     let mut pipeline = Pipeline::new(rules.to_vec());
     let mut replay = Replay::new(rules, lateness);
@@ -220,19 +223,32 @@ pub fn replay_all(
         n += 1;
         if n.is_multiple_of(4096) {
             for u in replay.ready_updates() {
-                pipeline.apply(u, &mut alerts);
+                feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
             }
             progress(lines.consumed);
         }
     }
     for u in replay.ready_updates() {
-        pipeline.apply(u, &mut alerts);
+        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
     }
     for u in replay.final_updates() {
-        pipeline.apply(u, &mut alerts);
+        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
     }
     progress(lines.consumed);
     Ok((alerts, replay.stats(), pipeline))
+}
+
+/// Apply one update, observed or not.
+pub fn feed(
+    pipeline: &mut Pipeline,
+    update: Update,
+    alerts: &mut Vec<Alert>,
+    observer: Option<&mut (dyn Observer + '_)>,
+) {
+    match observer {
+        Some(o) => pipeline.apply_observed(update, alerts, o),
+        None => pipeline.apply(update, alerts),
+    }
 }
 
 #[cfg(test)]
@@ -263,6 +279,7 @@ mod tests {
             &[RuleSpec::named("okta-sign-ins")],
             std::time::Duration::ZERO,
             |_| {},
+            None,
         )
         .unwrap();
         assert!(alerts.is_empty());

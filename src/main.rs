@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 use authpulse::backtest;
 use authpulse::config::{self, Config, LogFormat};
+use authpulse::pipeline::Observer;
+use authpulse::tune::Recorder;
 
 #[derive(Parser)]
 #[command(
@@ -33,22 +35,37 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Replay an export (NDJSON, optionally .gz) through the daemon's pipeline and report
-    /// every alert it would have sent.
+    /// Replay an export (NDJSON, optionally .gz) or a CSV of binned counts through the
+    /// daemon's pipeline and report every alert it would have sent; optionally draw it
+    /// (--report) and suggest thresholds (--suggest).
     #[command(
-        after_help = "Examples:\n  authpulse backtest --events okta-export.ndjson.gz\n  authpulse backtest --config config/authpulse.example.toml --events export.ndjson --alerts-out alerts.jsonl"
+        after_help = "Examples:\n  authpulse backtest --events okta-export.ndjson.gz\n  authpulse backtest --config config/authpulse.example.toml --events export.ndjson --alerts-out alerts.jsonl\n  authpulse backtest --events export.ndjson.gz --report report.html --suggest --pages-per-week 1\n  authpulse backtest --events dashboard.csv    # timestamp,total,failure[,success] or timestamp,value"
     )]
     Backtest {
         /// Config whose rules to use (default: the built-in rules).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The export: one event per line (EventBridge envelope, bare Okta event, or a
-        /// CloudWatch export line with `@message`).
+        /// CloudWatch export line with `@message`), or a CSV of binned counts.
         #[arg(long)]
         events: PathBuf,
+        /// What --events holds (default: csv for a .csv or .csv.gz file, else ndjson).
+        #[arg(long, value_enum)]
+        format: Option<backtest::Format>,
         /// Write alerts here as JSON lines instead of to stdout.
         #[arg(long)]
         alerts_out: Option<PathBuf>,
+        /// Write a self-contained HTML page: per series, observed vs expected and the
+        /// normal band with alert markers, and a table of the alerts.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Print, per detector, the threshold that would have paged at most
+        /// --pages-per-week on this history, what it would have caught, and the config.
+        #[arg(long)]
+        suggest: bool,
+        /// The paging budget --suggest aims for.
+        #[arg(long, default_value_t = 0.5, value_name = "N")]
+        pages_per_week: f64,
     },
     /// Validate a config file: exit 0 when good, 2 with one line per problem when not.
     #[command(after_help = "Example:\n  authpulse check-config /etc/authpulse/authpulse.toml")]
@@ -119,6 +136,18 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Probe a running daemon's HTTP endpoint: exit 0 when it answers 200, 1 otherwise.
+    /// For container health checks (the image has no shell and no curl).
+    #[command(
+        after_help = "Examples:\n  authpulse healthcheck\n  authpulse healthcheck --url http://127.0.0.1:9750/readyz --timeout 2s"
+    )]
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9750/healthz")]
+        url: String,
+        /// Give up (exit 1) when there is no answer within this long.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 /// Print to stdout, ignoring a closed pipe (`authpulse backtest ... | head`).
@@ -140,8 +169,20 @@ fn main() -> ExitCode {
         Command::Backtest {
             config,
             events,
+            format,
             alerts_out,
-        } => backtest_cmd(config, events, alerts_out),
+            report,
+            suggest,
+            pages_per_week,
+        } => backtest_cmd(BacktestArgs {
+            config,
+            events,
+            format,
+            alerts_out,
+            report,
+            suggest,
+            pages_per_week,
+        }),
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
                 out!(
@@ -158,15 +199,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Query { config } => {
-            let cfg = match config {
-                Some(path) => match config::load(&path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => Config::builtin(),
+            let cfg = match config_or_builtin(config) {
+                Ok(c) => c,
+                Err(code) => return code,
             };
             for rule in &cfg.rules {
                 out!(
@@ -186,6 +221,7 @@ fn main() -> ExitCode {
             bin_minutes,
             title,
         } => evaluate(&alerts, &labels, days, bin_minutes, &title),
+        Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
         Command::Simulate {
             out,
             labels,
@@ -352,29 +388,62 @@ fn demo(quiet: bool) -> ExitCode {
     }
 }
 
-fn backtest_cmd(config: Option<PathBuf>, events: PathBuf, alerts_out: Option<PathBuf>) -> ExitCode {
-    let cfg = match config {
-        Some(path) => match config::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::builtin(),
+struct BacktestArgs {
+    config: Option<PathBuf>,
+    events: PathBuf,
+    format: Option<backtest::Format>,
+    alerts_out: Option<PathBuf>,
+    report: Option<PathBuf>,
+    suggest: bool,
+    pages_per_week: f64,
+}
+
+/// The config at `path`, or the built-in one without a path; a bad config prints its
+/// problems and means exit code 2.
+fn config_or_builtin(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    match path {
+        Some(path) => config::load(&path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(Config::builtin()),
+    }
+}
+
+fn backtest_cmd(args: BacktestArgs) -> ExitCode {
+    let cfg = match config_or_builtin(args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
+    if !(args.pages_per_week.is_finite() && args.pages_per_week >= 0.0) {
+        eprintln!(
+            "--pages-per-week: must be a number of pages, 0 or more, found {}",
+            args.pages_per_week
+        );
+        return ExitCode::from(2);
+    }
     init_logging(LogFormat::Text, "warn");
-    let mut outcome = match backtest::run_file(&events, &cfg.rules, cfg.source.settle) {
+    let format = backtest::Format::of(&args.events, args.format);
+    // Only --report and --suggest look inside the pipeline; a plain backtest records nothing.
+    let mut recorder = (args.report.is_some() || args.suggest).then(|| Recorder::new(&cfg.rules));
+    let observer = recorder.as_mut().map(|r| r as &mut dyn Observer);
+    let mut outcome = match backtest::run_file(
+        &args.events,
+        format,
+        &cfg.rules,
+        cfg.source.settle,
+        observer,
+    ) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("cannot read {}: {e}", events.display());
+            eprintln!("cannot read {}: {e}", args.events.display());
             return ExitCode::FAILURE;
         }
     };
     // Maintenance windows apply to a replay as they would to the daemon.
     let (send, muted) = authpulse::mute::apply(&cfg.mutes, std::mem::take(&mut outcome.alerts));
     outcome.alerts = send;
-    let written = match &alerts_out {
+    let written = match &args.alerts_out {
         Some(path) => std::fs::File::create(path)
             .and_then(|f| backtest::write_alerts(&outcome.alerts, &mut std::io::BufWriter::new(f))),
         None => backtest::write_alerts(&outcome.alerts, &mut std::io::stdout().lock()),
@@ -383,15 +452,33 @@ fn backtest_cmd(config: Option<PathBuf>, events: PathBuf, alerts_out: Option<Pat
         eprintln!("cannot write alerts: {e}");
         return ExitCode::FAILURE;
     }
-    out!("{}", backtest::summary(&outcome, &cfg.rules));
+    let summary = backtest::summary(&outcome, &cfg.rules);
+    out!("{summary}");
     if !muted.is_empty() {
         out!(
             "  {} alerts muted by maintenance windows (not written)",
             muted.len()
         );
     }
-    if let Some(path) = alerts_out {
+    if let Some(path) = &args.alerts_out {
         out!("  alerts written to {}", path.display());
+    }
+    if let (Some(path), Some(rec)) = (&args.report, &recorder) {
+        let source = args.events.display().to_string();
+        let html = authpulse::tune::report::render(rec, &outcome.alerts, &source, &summary);
+        match std::fs::write(path, html) {
+            Ok(()) => out!("  report written to {}", path.display()),
+            Err(e) => {
+                eprintln!("cannot write the report to {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let (true, Some(rec)) = (args.suggest, &recorder) {
+        out!(
+            "{}",
+            authpulse::tune::suggest::suggest(rec, args.pages_per_week).table()
+        );
     }
     ExitCode::SUCCESS
 }
@@ -419,10 +506,37 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(authpulse::daemon::run(cfg)) {
+    match runtime.block_on(authpulse::daemon::run(cfg, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "authpulse stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(authpulse::http::probe(url, timeout)) {
+        Ok(200) => {
+            out!("{url}: 200 OK");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("{url}: HTTP {status}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
             ExitCode::FAILURE
         }
     }

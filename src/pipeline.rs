@@ -11,13 +11,17 @@
 //! once the source says it is final; every series the rule knows is evaluated for it,
 //! with zero counts where nothing arrived — silence is data too. A bin the source could
 //! not read is marked unknown instead: it teaches nothing and judges nothing.
+//!
+//! Tools that look inside (`backtest --report`, `--suggest`) pass an [`Observer`] to
+//! [`Pipeline::apply_observed`] and see every series' every evaluated bin; the daemon and
+//! the plain backtest pass none and pay nothing for it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::baseline::{Baseline, Basis, Expected, Seasonal};
 use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
-use crate::kind::{self, AlertKind, Verdict};
+use crate::kind::{self, AlertKind};
 use crate::lifecycle::{Lifecycle, Transition};
 use crate::rule::{RuleSpec, OTHER_SERIES};
 use crate::series::{BinRecord, Counts, History, Labels};
@@ -53,7 +57,7 @@ struct RuleEngine {
     first_bin: Option<i64>,
     /// What each firing alert was classified as when it fired, by fingerprint, so its
     /// resolve notice carries the same kind.
-    firing_kinds: HashMap<String, Verdict>,
+    firing_kinds: HashMap<String, kind::Verdict>,
 }
 
 /// A notice decided in the first pass over a bin's series, written in the second (once
@@ -91,6 +95,28 @@ pub enum Update {
     Unknown { rule: usize, bin: i64 },
     /// Every bin before `end_bin` is final: evaluate them.
     Close { rule: usize, end_bin: i64 },
+}
+
+/// One detector's part of an evaluated bin: its finding (`None`: it could not judge the
+/// bin) and what the lifecycle made of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub finding: Option<Finding>,
+    pub transition: Transition,
+}
+
+/// Sees what the pipeline decided, series by series and bin by bin.
+pub trait Observer {
+    /// Called once per series for every bin evaluated. `ctx` is what the detectors saw
+    /// (counts, baseline expectation, history); `verdicts` follow the rule's detector
+    /// order.
+    fn series_bin(
+        &mut self,
+        rule: usize,
+        labels: &Labels,
+        ctx: &BinContext<'_>,
+        verdicts: &[Verdict],
+    );
 }
 
 pub struct Pipeline {
@@ -140,6 +166,25 @@ impl Pipeline {
 
     /// Apply one update from a source, appending any alerts to `out`.
     pub fn apply(&mut self, update: Update, out: &mut Vec<Alert>) {
+        self.apply_inner(update, out, None);
+    }
+
+    /// [`Pipeline::apply`], showing every evaluated series-bin to `observer`.
+    pub fn apply_observed(
+        &mut self,
+        update: Update,
+        out: &mut Vec<Alert>,
+        observer: &mut dyn Observer,
+    ) {
+        self.apply_inner(update, out, Some(observer));
+    }
+
+    fn apply_inner(
+        &mut self,
+        update: Update,
+        out: &mut Vec<Alert>,
+        observer: Option<&mut (dyn Observer + '_)>,
+    ) {
         match update {
             Update::Observe {
                 rule,
@@ -148,7 +193,9 @@ impl Pipeline {
                 counts,
             } => self.observe(rule, bin, labels, counts),
             Update::Unknown { rule, bin } => self.mark_unknown(rule, bin),
-            Update::Close { rule, end_bin } => self.close_through(rule, end_bin, out),
+            Update::Close { rule, end_bin } => {
+                self.close_through_inner(rule, end_bin, out, observer)
+            }
         }
     }
 
@@ -194,6 +241,16 @@ impl Pipeline {
 
     /// Close every bin of `rule` before `end_bin`, appending alerts to `out`.
     pub fn close_through(&mut self, rule: usize, end_bin: i64, out: &mut Vec<Alert>) {
+        self.close_through_inner(rule, end_bin, out, None);
+    }
+
+    fn close_through_inner(
+        &mut self,
+        rule: usize,
+        end_bin: i64,
+        out: &mut Vec<Alert>,
+        mut observer: Option<&mut (dyn Observer + '_)>,
+    ) {
         let Some(r) = self.rules.get_mut(rule) else {
             return;
         };
@@ -207,8 +264,9 @@ impl Pipeline {
                 self.stats.unknown_bins += 1;
             } else {
                 let observed = r.pending.remove(&bin).unwrap_or_default();
+                let observer = observer.as_deref_mut().map(|o| (rule, o));
                 self.stats.series_bins_evaluated +=
-                    r.close_bin(bin, observed, &mut self.lifecycle, out) as u64;
+                    r.close_bin(bin, observed, &mut self.lifecycle, out, observer) as u64;
             }
             self.stats.bins_closed += 1;
             bin += 1;
@@ -308,6 +366,7 @@ impl RuleEngine {
         observed: HashMap<Labels, Counts>,
         lifecycle: &mut Lifecycle,
         out: &mut Vec<Alert>,
+        mut observer: Option<(usize, &mut (dyn Observer + '_))>,
     ) -> usize {
         for (labels, counts) in self.top_k(observed) {
             let labels = self.cap_series(labels);
@@ -345,6 +404,8 @@ impl RuleEngine {
         let mut notices: Vec<Notice> = Vec::new();
         // Per detector: how many series were anomalous in this bin.
         let mut anomalous_series = vec![0usize; self.spec.detectors.len()];
+        // Filled only for an observer, and reused across series.
+        let mut verdicts = Vec::new();
 
         for (labels, s) in self.series.iter_mut() {
             // Series that saw nothing this bin get a zero bin (silence is data).
@@ -400,6 +461,12 @@ impl RuleEngine {
                     bin_start_ms,
                     finding.as_ref().map(|f| f.anomalous),
                 );
+                if observer.is_some() {
+                    verdicts.push(Verdict {
+                        finding: finding.clone(),
+                        transition,
+                    });
+                }
                 let (status, started_ms) = match transition {
                     Transition::Quiet => continue,
                     Transition::Fire { started_ms } | Transition::Repeat { started_ms } => {
@@ -420,6 +487,10 @@ impl RuleEngine {
                 }
             }
             evaluated += 1;
+            if let Some((rule, o)) = observer.as_mut() {
+                o.series_bin(*rule, labels, &ctx, &verdicts);
+                verdicts.clear();
+            }
 
             // Teach the baseline: record what was expected, flag anomalies, learn noise.
             s.anomalous_run = if any_anomalous {
@@ -467,10 +538,14 @@ impl RuleEngine {
                     self.firing_kinds.insert(fp, verdict.clone());
                     verdict
                 }
-                Status::Resolved => self.firing_kinds.remove(&fp).unwrap_or_else(|| Verdict {
-                    kind: AlertKind::default_for(detector),
-                    reason: "classified when it fired".to_string(),
-                }),
+                Status::Resolved => {
+                    self.firing_kinds
+                        .remove(&fp)
+                        .unwrap_or_else(|| kind::Verdict {
+                            kind: AlertKind::default_for(detector),
+                            reason: "classified when it fired".to_string(),
+                        })
+                }
             };
             tracing::debug!(rule = %self.spec.name, detector = detector.name(), kind = %verdict.kind, status = ?n.status, "alert");
             out.push(Alert::new(AlertInput {
@@ -587,6 +662,27 @@ mod tests {
     }
 
     #[test]
+    fn a_long_attack_is_not_learned_as_normal() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        // Twelve hours of attack: it must keep firing, never resolve.
+        for b in (3 * 96)..(3 * 96 + 48) {
+            p.observe(0, b, Labels::new(), c(1100, 1000));
+            p.close_through(0, b + 1, &mut out);
+        }
+        let spike: Vec<_> = out
+            .iter()
+            .filter(|a| a.detector == "failure_spike")
+            .collect();
+        assert!(spike.iter().any(|a| a.status == Status::Firing), "{out:#?}");
+        assert!(
+            spike.iter().all(|a| a.status == Status::Firing),
+            "resolved mid-attack: {spike:#?}"
+        );
+    }
+
+    #[test]
     fn revisions_replace_counts() {
         let mut p = Pipeline::new(vec![rule()]);
         let mut out = Vec::new();
@@ -595,6 +691,70 @@ mod tests {
         assert_eq!(p.stats().revisions, 1);
         let s = p.rules[0].series.get(&Labels::new()).unwrap();
         assert_eq!(s.history.get(5).unwrap().total, 120);
+    }
+
+    /// Records what an observer is shown.
+    #[derive(Default)]
+    struct Seen {
+        series_bins: usize,
+        fires: Vec<(usize, i64)>,
+        judged: usize,
+    }
+
+    impl Observer for Seen {
+        fn series_bin(
+            &mut self,
+            _rule: usize,
+            _labels: &Labels,
+            ctx: &BinContext<'_>,
+            verdicts: &[Verdict],
+        ) {
+            self.series_bins += 1;
+            for (i, v) in verdicts.iter().enumerate() {
+                self.judged += usize::from(v.finding.is_some());
+                if matches!(v.transition, Transition::Fire { .. }) {
+                    self.fires.push((i, ctx.bin));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_observer_sees_every_evaluated_bin_and_the_same_decisions() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        let mut seen = Seen::default();
+        let attack = 3 * 96;
+        for b in 0..(attack + 4) {
+            let counts = if b == attack {
+                c(1100, 1000)
+            } else {
+                c(100, 5)
+            };
+            p.apply_observed(
+                Update::Observe {
+                    rule: 0,
+                    bin: b,
+                    labels: Labels::new(),
+                    counts,
+                },
+                &mut out,
+                &mut seen,
+            );
+            p.apply_observed(
+                Update::Close {
+                    rule: 0,
+                    end_bin: b + 1,
+                },
+                &mut out,
+                &mut seen,
+            );
+        }
+        assert_eq!(seen.series_bins as u64, p.stats().series_bins_evaluated);
+        assert!(seen.judged > 0);
+        let fired: Vec<_> = out.iter().filter(|a| a.status == Status::Firing).collect();
+        assert_eq!(seen.fires.len(), fired.len(), "{out:#?}");
+        assert!(seen.fires.iter().all(|&(_, bin)| bin == attack));
     }
 
     #[test]

@@ -223,6 +223,18 @@ impl History {
         self.records.iter().skip(skip)
     }
 
+    /// The newest `n` clean records (known, not anomalous) among the last `lookback`
+    /// records, newest first. Skipping anomalous bins lets an expectation outlast a long
+    /// attack instead of learning it.
+    pub fn recent_clean(&self, n: usize, lookback: usize) -> impl Iterator<Item = &BinRecord> {
+        self.records
+            .iter()
+            .rev()
+            .take(lookback)
+            .filter(|r| r.is_clean())
+            .take(n)
+    }
+
     /// How many known bins the history holds.
     pub fn known_bins(&self) -> usize {
         self.records.iter().filter(|r| r.known).count()

@@ -134,14 +134,24 @@ fn query_prints_each_rules_insights_query() {
         "{out}"
     );
     assert!(
-        out.contains("[\"system.push.send_factor_verify_push\", \"user.mfa.okta_verify.deny_push\"]"),
+        out.contains(
+            "[\"system.push.send_factor_verify_push\", \"user.mfa.okta_verify.deny_push\"]"
+        ),
         "{out}"
     );
 }
 
 #[test]
 fn every_subcommand_has_help_with_an_example() {
-    for sub in ["demo", "backtest", "check-config", "query", "run", "evaluate"] {
+    for sub in [
+        "demo",
+        "backtest",
+        "check-config",
+        "query",
+        "run",
+        "healthcheck",
+        "evaluate",
+    ] {
         let (code, out, _) = authpulse(&[sub, "--help"]);
         assert_eq!(code, 0, "{sub}");
         assert!(

@@ -343,3 +343,116 @@ async fn late_events_are_revised_without_double_counting() {
         }
     );
 }
+
+/// Bytes scanned by the live polls (after the backfill), against the bytes ingested in
+/// the bins they covered. New bins are read once and each bin is revised once more, so
+/// the ratio is about 2 with revision on and about 1 with it off.
+async fn scan_ratio(revise_after: Duration) -> f64 {
+    let sdk = common::sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let group = common::unique("/authpulse/test/scan");
+    common::create_log_group(&logs, &group).await;
+    let rules = vec![rule("sessions", 2, None)];
+    let config = SourceConfig {
+        log_groups: vec![group.clone()],
+        settle: Duration::from_millis(500),
+        revise_after,
+        poll_interval: Duration::from_millis(200),
+        backfill: Some(Duration::from_secs(10)),
+        ..SourceConfig::default()
+    };
+    let source = source_for(&group, rules, config).await;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(Box::new(source).run(tx, stop_rx));
+    while let Some(ev) = rx.recv().await {
+        if matches!(ev, SourceEvent::CaughtUp) {
+            break;
+        }
+    }
+    let backfill_queries = common::queries(&group).await.len();
+    let started = common::now_ms();
+    // A steady feed for 12 seconds: 20 events a second.
+    let mut ingested: Vec<(i64, usize)> = Vec::new();
+    while common::now_ms() - started < 12_000 {
+        let t = common::now_ms() - 50;
+        let batch: Vec<_> = (0..4)
+            .map(|k| {
+                (
+                    t + k,
+                    common::okta_line(
+                        t + k,
+                        "user.session.start",
+                        "SUCCESS",
+                        "192.0.2.7",
+                        "s@example.com",
+                    ),
+                )
+            })
+            .collect();
+        ingested.extend(batch.iter().map(|(t, l)| (*t, l.len())));
+        common::put_lines(&logs, &group, batch).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while rx.try_recv().is_ok() {}
+    }
+    // Let the last polls and revisions run.
+    let drain_until = tokio::time::Instant::now() + revise_after + Duration::from_secs(3);
+    while tokio::time::Instant::now() < drain_until {
+        tokio::select! {
+            _ = rx.recv() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+    let queries = common::queries(&group).await;
+    let live = &queries[backfill_queries..];
+    let scanned: f64 = live
+        .iter()
+        .map(|q| q["statistics"]["bytesScanned"].as_f64().unwrap_or(0.0))
+        .sum();
+    // Ingested bytes inside the range the live polls covered.
+    let lo = live
+        .iter()
+        .filter_map(|q| q["startTime"].as_i64())
+        .min()
+        .unwrap_or(0)
+        * 1000;
+    let hi = (live
+        .iter()
+        .filter_map(|q| q["endTime"].as_i64())
+        .max()
+        .unwrap_or(0)
+        + 1)
+        * 1000;
+    let bytes: usize = ingested
+        .iter()
+        .filter(|(t, _)| *t >= lo && *t < hi)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        bytes > 0 && live.len() >= 3,
+        "too little was polled: {} queries",
+        live.len()
+    );
+    scanned / bytes as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_polls_scan_each_bin_once_plus_one_revision() {
+    let (with_revision, without) = tokio::join!(
+        scan_ratio(Duration::from_secs(2)),
+        scan_ratio(Duration::ZERO)
+    );
+    println!(
+        "bytes scanned / bytes ingested: {with_revision:.2} with revision, {without:.2} without"
+    );
+    assert!(
+        (0.9..=1.1).contains(&without),
+        "without revision: {without:.2}"
+    );
+    assert!(
+        (1.8..=2.2).contains(&with_revision),
+        "with revision: {with_revision:.2}"
+    );
+}

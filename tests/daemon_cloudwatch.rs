@@ -319,3 +319,75 @@ async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
         "unknown bins caused pages: {false_pages:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_first_start_pages_for_ongoing_incidents_not_for_history() {
+    let sdk = common::sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let group = common::unique("/authpulse/test/history");
+    common::create_log_group(&logs, &group).await;
+    let now = common::now_ms();
+    let minute = 60_000;
+    let this_bin = now / minute * minute;
+    let mut lines = quiet_minutes(now - 4 * 3600 * 1000, now - 1000);
+    let burst = |lines: &mut Vec<(i64, String)>, from: i64, minutes: i64, ip: &str| {
+        for k in 0..minutes * 100 {
+            let t = from + k * 600;
+            lines.push((
+                t,
+                common::okta_line(
+                    t,
+                    "user.session.start",
+                    "FAILURE",
+                    ip,
+                    &format!("v{k}@example.com"),
+                ),
+            ));
+        }
+    };
+    // Over long ago: 10 minutes, two and a half hours before the start.
+    let old_start = this_bin - 150 * minute;
+    burst(&mut lines, old_start, 10, "203.0.113.1");
+    // Still under way: started 75 minutes ago and going on.
+    let ongoing_start = this_bin - 75 * minute;
+    burst(&mut lines, ongoing_start, 75, "203.0.113.2");
+    common::put_lines(&logs, &group, lines).await;
+
+    let hook = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let cfg = config(
+        dir.path(),
+        &group,
+        &hook.url,
+        port,
+        "1m",
+        "backfill = \"4h\"",
+        "baseline_window = \"4h\"\nwarmup = \"1h\"",
+    );
+    let mut d = Daemon::start(&cfg, port);
+    wait_ready(&mut d, Duration::from_secs(60)).await;
+    let paged = common::eventually(Duration::from_secs(20), || async {
+        hook.alerts()
+            .into_iter()
+            .find(|a| a["detector"] == "failure_spike")
+    })
+    .await
+    .expect("the ongoing attack pages");
+    assert_eq!(paged["status"], "firing");
+    let started = chrono::DateTime::parse_from_rfc3339(paged["started_at"].as_str().unwrap_or(""))
+        .expect("started_at");
+    assert_eq!(started.timestamp_millis(), ongoing_start, "{paged}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for a in hook.alerts() {
+        let s = chrono::DateTime::parse_from_rfc3339(a["started_at"].as_str().unwrap_or(""))
+            .map_or(0, |t| t.timestamp_millis());
+        assert!(s >= ongoing_start, "paged for history: {a}");
+    }
+    let spikes = hook
+        .alerts()
+        .into_iter()
+        .filter(|a| a["detector"] == "failure_spike")
+        .count();
+    assert_eq!(spikes, 1, "{:#?}", hook.alerts());
+}

@@ -18,7 +18,7 @@ pub use reader::Problem;
 pub(crate) use reader::{join, Problems, Table};
 
 use crate::detect::{DetectorKind, DetectorSpec};
-use crate::rule::{RuleSpec, DEFAULT_EVENT_TYPES};
+use crate::rule::RuleSpec;
 use crate::sink::SinkSpec;
 
 /// The whole, validated configuration.
@@ -43,6 +43,10 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `authpulse=debug`.
     pub log_level: String,
+    /// CloudWatch source: while loading history on start, alerts about bins older than
+    /// this are logged, not paged — except incidents still firing when the history is
+    /// loaded, which page once.
+    pub page_history: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +99,7 @@ impl Default for DaemonConfig {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 9750)),
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
+            page_history: Duration::from_secs(3600),
         }
     }
 }
@@ -286,6 +291,9 @@ fn read_daemon<'a>(t: &mut Table<'a>, problems: &mut Problems) -> DaemonConfig {
             format!("{other:?} is not one of \"text\", \"json\""),
         ),
     }
+    if let Some(age) = t.duration("page_history", problems) {
+        d.page_history = age;
+    }
     if let Some(level) = t.string("log_level", problems) {
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
             problems.push(
@@ -367,7 +375,7 @@ fn read_source<'a>(t: &mut Table<'a>, problems: &mut Problems) -> SourceConfig {
 }
 
 /// The names of all detectors, for messages.
-pub fn detector_names() -> String {
+fn detector_names() -> String {
     DetectorKind::ALL
         .iter()
         .map(|k| k.name())
@@ -395,11 +403,6 @@ pub(crate) fn read_detector(
     Some(spec)
 }
 
-/// `event_types` default, re-exported for the example config and docs.
-pub fn default_event_types() -> Vec<String> {
-    DEFAULT_EVENT_TYPES.iter().map(|s| s.to_string()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,7 +425,7 @@ mod tests {
     fn minimal_rule_gets_default_detectors() {
         let c = from_toml("[[rules]]\nname = \"s\"\nbin = \"5m\"\n").unwrap();
         assert_eq!(c.rules[0].bin, Duration::from_secs(300));
-        assert_eq!(c.rules[0].event_types, default_event_types());
+        assert_eq!(c.rules[0].event_types, crate::rule::DEFAULT_EVENT_TYPES);
         assert!(c.rules[0].detectors.len() >= 4);
     }
 

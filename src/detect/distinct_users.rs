@@ -27,6 +27,8 @@
 use super::{
     read_bins, read_p_value, read_share, severity_from, BinContext, Detector, DetectorKind, Finding,
 };
+use std::sync::Arc;
+
 use crate::config::{Problems, Table};
 use crate::stats::binomial_upper_tail;
 
@@ -61,6 +63,17 @@ impl Detector for DistinctUsers {
 
     fn window_bins(&self) -> u32 {
         self.window
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {

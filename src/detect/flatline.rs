@@ -7,6 +7,8 @@
 //! expectation is near zero, P(0) is near one, and nothing fires. Unknown bins (a failed
 //! query) break the run: not knowing is not silence.
 
+use std::sync::Arc;
+
 use super::{read_p_value, BinContext, Detector, DetectorKind, Finding, Severity};
 use crate::config::{Problems, Table};
 use crate::stats::CountModel;
@@ -34,6 +36,17 @@ impl Detector for Flatline {
 
     fn window_bins(&self) -> u32 {
         self.bins
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {

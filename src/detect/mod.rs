@@ -112,6 +112,23 @@ pub trait Detector: Send + Sync + fmt::Debug {
     fn window_bins(&self) -> u32 {
         1
     }
+
+    /// The configured `p_value` threshold, for `backtest --suggest`.
+    fn p_value(&self) -> Option<f64> {
+        None
+    }
+
+    /// The same detector with another `p_value` threshold, everything else unchanged.
+    /// `backtest --suggest` evaluates such a copy to learn which bins a looser threshold
+    /// would flag; a detector without it can only be tuned tighter.
+    fn with_p_value(&self, _p_value: f64) -> Option<Arc<dyn Detector>> {
+        None
+    }
+
+    /// The configured `min_count` floor, for `backtest --suggest`.
+    fn min_count(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -6,6 +6,8 @@
 //! weighs the number of attempts properly — 6 failures of 10 is weak evidence, 600 of
 //! 1,000 is overwhelming.
 
+use std::sync::Arc;
+
 use super::{
     read_p_value, read_positive, severity_from, BinContext, Detector, DetectorKind, Finding,
 };
@@ -34,6 +36,21 @@ impl FailureRatio {
 impl Detector for FailureRatio {
     fn kind(&self) -> DetectorKind {
         DetectorKind::FailureRatio
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
+    }
+
+    fn min_count(&self) -> Option<u64> {
+        Some(self.min_count)
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {

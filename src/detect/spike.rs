@@ -5,6 +5,8 @@
 //! Two floors keep tiny absolute changes from paging: `min_count` (at least this many
 //! events in the bin) and `min_ratio` (at least this many times the expectation).
 
+use std::sync::Arc;
+
 use super::{
     read_p_value, read_positive, severity_from, BinContext, Detector, DetectorKind, Finding,
 };
@@ -49,6 +51,21 @@ impl Detector for CountSpike {
             SpikeMetric::Failure => DetectorKind::FailureSpike,
             SpikeMetric::Total => DetectorKind::VolumeSpike,
         }
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
+    }
+
+    fn min_count(&self) -> Option<u64> {
+        Some(self.min_count)
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {

@@ -7,6 +7,8 @@
 //! holiday there are fewer attempts, but they succeed as often as ever. A bin with no
 //! events at all is left to `flatline`.
 
+use std::sync::Arc;
+
 use super::{read_p_value, read_positive, BinContext, Detector, DetectorKind, Finding, Severity};
 use crate::config::{Problems, Table};
 use crate::stats::{binomial_upper_tail, CountModel};
@@ -40,6 +42,17 @@ impl SuccessDrop {
 impl Detector for SuccessDrop {
     fn kind(&self) -> DetectorKind {
         DetectorKind::SuccessDrop
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {

@@ -29,6 +29,8 @@ use super::{
     read_bins, read_p_value, read_positive, read_share, BinContext, Detector, DetectorKind,
     Finding, Severity,
 };
+use std::sync::Arc;
+
 use crate::config::{Problems, Table};
 use crate::stats::binomial_upper_tail;
 
@@ -81,6 +83,17 @@ impl VolumeDrop {
 impl Detector for VolumeDrop {
     fn kind(&self) -> DetectorKind {
         DetectorKind::VolumeDrop
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {

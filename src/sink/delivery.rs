@@ -50,8 +50,10 @@ use crate::state::{AlertState, Loaded, StateFile, Suppressed};
 
 /// Save the state at least this often while bins close without notifications.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
-/// How long shutdown waits for in-flight sends.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight sends: the daemon must exit within 10 s of
+/// SIGTERM (systemd and ECS kill it later), and stopping the source and saving state
+/// need some of that.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -457,6 +459,14 @@ impl Delivery {
                 tracing::error!(file = %self.file.path().display(), %error, "cannot save alert state; a restart may notify again (receivers drop repeats by idempotency key)");
             }
         }
+    }
+
+    /// A handle that starts the shutdown from outside, e.g. from a signal handler while
+    /// [`Delivery::submit`] is busy: an enrichment query in progress ends at once (the
+    /// alert goes out unenriched) and the workers take no new item. [`Delivery::shutdown`]
+    /// must still be called to wait for in-flight sends and save the state.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
     }
 
     /// Stop the workers (an in-flight send may finish within a grace period; whatever is

@@ -223,6 +223,8 @@ impl CloudWatchSource {
                         tracing::info!(rule = %spec.name, after_failures = cursor.failures, "source recovered");
                     }
                     cursor.failures = 0;
+                    metrics::gauge!("authpulse_last_successful_poll_timestamp_seconds", "rule" => spec.name.clone())
+                        .set(now as f64 / 1000.0);
                     send_health(tx, rule, 0, None).await;
                 }
                 Err(QueryError::Stopping) => return Err(QueryError::Stopping),

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Backtest throughput next to pandas, on the same export, in one run (a benchmark, not a
+# test: it takes minutes and needs ~1.4 GB of disk and a few GB of memory for pandas).
+#
+#   bash benches/compare_pandas.sh            # 8,000 users x 14 days: a ~1.4 GB export
+#   USERS=2000 DAYS=7 bash benches/compare_pandas.sh    # a quicker, smaller run
+#
+# 1. builds authpulse (release) and writes the export with `authpulse simulate` (kept in
+#    target/bench/ for the next run);
+# 2. installs pandas into .venv from PyPI when it is missing;
+# 3. reads the file once so both tools start from the page cache;
+# 4. times `authpulse backtest` (parse + bin + baseline + detect + lifecycle, one thread)
+#    and benches/compare_pandas.py (read_json in chunks + 15-minute binning + a rolling
+#    z-score): wall time, CPU time and peak memory of each;
+# 5. prints a table, with the event counts of both as a cross-check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+users=${USERS:-8000}
+days=${DAYS:-14}
+dir=target/bench
+mkdir -p "$dir"
+
+echo "==> building authpulse (release)"
+cargo build --release --quiet --bin authpulse
+bin=${CARGO_TARGET_DIR:-target}/release/authpulse
+
+export_file="$dir/okta-${users}u-${days}d.ndjson"
+if [ ! -s "$export_file" ]; then
+  echo "==> writing the export: $users users, $days days"
+  "$bin" simulate --users "$users" --days "$days" --out "$export_file" \
+    --labels "$dir/okta-${users}u-${days}d.labels.jsonl"
+fi
+size=$(stat -c %s "$export_file")
+if [ "$size" -lt 1000000000 ]; then
+  echo "note: the export is $((size / 1000000)) MB, under the 1 GB the published figure uses"
+fi
+
+echo "==> pandas in .venv"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+if ! .venv/bin/python -c "import pandas" 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check pandas
+fi
+
+echo "==> warming the page cache"
+cat "$export_file" > /dev/null
+
+echo "==> timing both on $export_file ($((size / 1000000)) MB)"
+python3 - "$bin" "$export_file" "$dir" <<'PY'
+import json, os, re, resource, subprocess, sys, time
+
+binary, path, out = sys.argv[1], sys.argv[2], sys.argv[3]
+size = os.path.getsize(path)
+
+def timed(cmd, stdout):
+    """Wall seconds, CPU seconds and peak RSS (MB) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with open(stdout, "w") as f:
+        subprocess.run(cmd, stdout=f, check=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 1024
+
+a_wall, a_cpu, a_rss = timed(
+    [binary, "backtest", "--events", path, "--alerts-out", f"{out}/alerts.jsonl"],
+    f"{out}/authpulse.txt",
+)
+summary = open(f"{out}/authpulse.txt").read()
+lines = int(re.search(r"read (\d+) lines", summary).group(1))
+counted = int(re.search(r"events counted by rules: (\d+)", summary).group(1))
+
+p_wall, p_cpu, p_rss = timed(
+    [".venv/bin/python", "benches/compare_pandas.py", path], f"{out}/pandas.json"
+)
+pandas = json.loads(open(f"{out}/pandas.json").read())
+
+mb = size / 1e6
+rows = [
+    ("authpulse backtest", a_wall, a_cpu, a_rss, lines, counted),
+    ("pandas (read_json + z-score)", p_wall, p_cpu, p_rss, pandas["events"], pandas["counted"]),
+]
+print()
+print(f"{'':30} {'wall s':>8} {'CPU s':>8} {'MB/s':>8} {'MB/s/core':>10} {'events/s':>11} {'peak MB':>8} {'counted':>10}")
+for name, wall, cpu, rss, events, count in rows:
+    print(
+        f"{name:30} {wall:8.1f} {cpu:8.1f} {mb / wall:8.0f} {mb / max(cpu, 1e-9):10.0f}"
+        f" {events / wall:11.0f} {rss:8.0f} {count:10}"
+    )
+print(f"\nauthpulse is {p_wall / a_wall:.0f}x faster than pandas on {mb:.0f} MB ({lines} events)")
+if counted != pandas["counted"]:
+    print(f"warning: the two counted different numbers of sign-ins ({counted} vs {pandas['counted']})")
+PY
