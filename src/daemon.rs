@@ -309,11 +309,18 @@ impl Generation {
         let (tx, rx) = mpsc::channel(64);
         let (source_stop, stop_rx) = watch::channel(false);
         let source = build_source(&config).await;
+        // A `source_unavailable` notified as firing before a restart (or reload) is still
+        // open: its `resolved` is owed, and the status page lists it.
         let owed: Vec<bool> = config
             .rules
             .iter()
             .map(|r| {
-                delivery.notified_firing(&fingerprint(&r.name, SOURCE_UNAVAILABLE, &Labels::new()))
+                let fp = fingerprint(&r.name, SOURCE_UNAVAILABLE, &Labels::new());
+                let notice = delivery.firing_notice(&fp);
+                if let Some(alert) = notice {
+                    shared.board.alerts(std::slice::from_ref(alert));
+                }
+                notice.is_some()
             })
             .collect();
         let source_health = SourceHealth::new(owed, config.source.unavailable_after);
@@ -393,12 +400,15 @@ impl Generation {
                 }
                 shared.board.alerts(&alerts);
                 let alerts = self.history.filter(alerts, self.caught_up);
+                // Maintenance windows: shown on the status page, logged, not sent.
+                let (alerts, _muted) = crate::mute::apply(&self.config.mutes, alerts);
                 self.delivery.submit(alerts, &self.pipeline).await;
             }
             Some(SourceEvent::CaughtUp) => {
                 self.caught_up = true;
                 let ongoing = self.history.still_firing(&self.pipeline);
                 shared.board.alerts(&ongoing);
+                let (ongoing, _muted) = crate::mute::apply(&self.config.mutes, ongoing);
                 self.delivery.submit(ongoing, &self.pipeline).await;
                 self.delivery.caught_up(&self.pipeline).await;
                 shared.board.set_phase(Phase::Watching);
@@ -407,7 +417,8 @@ impl Generation {
                 tracing::info!(
                     bins = self.pipeline.stats().bins_closed,
                     firing = self.firing(),
-                    "history loaded; ready"
+                    ready = self.source_health.all_healthy(),
+                    "history loaded"
                 );
             }
             Some(SourceEvent::Health {
@@ -424,7 +435,8 @@ impl Generation {
                             .record(spec, rule, failures, error.as_deref())
                     {
                         shared.board.alerts(std::slice::from_ref(&alert));
-                        self.delivery.submit(vec![alert], &self.pipeline).await;
+                        let (send, _muted) = crate::mute::apply(&self.config.mutes, vec![alert]);
+                        self.delivery.submit(send, &self.pipeline).await;
                     }
                 }
                 shared
