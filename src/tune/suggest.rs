@@ -541,6 +541,8 @@ impl Suggestions {
                         format!("   # was {}", p_literal(s.current.p_value))
                     };
                     let _ = writeln!(t, "p_value = {}{was}", p_literal(p));
+                } else {
+                    t.push_str("# no p_value to tune here: keep your settings\n");
                 }
             }
             t.push('\n');
