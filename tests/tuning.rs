@@ -322,6 +322,7 @@ fn a_split_rule_charts_the_most_eventful_series_first_and_caps_the_count() {
                 total: 4 + failure,
                 success: 4,
                 failure,
+                ..Counts::default()
             };
             let u = Update::Observe {
                 rule: 0,
