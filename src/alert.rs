@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::detect::{DetectorKind, Finding, Severity};
+use crate::kind::{AlertKind, Verdict};
 use crate::rule::RuleSpec;
 use crate::series::Labels;
 use crate::stats::one_in;
@@ -52,6 +53,14 @@ pub struct Alert {
     /// so a receiver can drop repeats (delivery is at-least-once).
     #[serde(default)]
     pub idempotency_key: String,
+    /// What this most likely is: `credential_stuffing`, `password_spraying`,
+    /// `brute_force`, `mfa_push_fatigue`, `outage`, `pipeline_gap`, `traffic_surge` or
+    /// `source_unavailable` (see `kind`).
+    #[serde(default)]
+    pub kind: String,
+    /// Why that kind, from the bin's signals, in one sentence.
+    #[serde(default)]
+    pub kind_reason: String,
     /// Who is behind a failure-type alert (CloudWatch source only): the top source IPs,
     /// users, countries and failure reasons in the anomalous bin, and a console link.
     /// Absent when not enriched (other sources, other detectors, or the follow-up query
@@ -108,6 +117,7 @@ pub struct AlertInput<'a> {
     pub bin_start_ms: i64,
     pub started_ms: i64,
     pub finding: &'a Finding,
+    pub verdict: &'a Verdict,
 }
 
 impl Alert {
@@ -120,6 +130,7 @@ impl Alert {
             bin_start_ms,
             started_ms,
             finding: f,
+            verdict,
         } = input;
         let bin_end_ms = bin_start_ms + rule.bin_ms();
         Alert {
@@ -136,11 +147,13 @@ impl Alert {
             p_value: f.p_value,
             severity: f.severity,
             fingerprint: fingerprint(&rule.name, detector.name(), labels),
-            summary: summary(status, rule, detector, labels, bin_start_ms, f),
+            summary: summary(status, rule, detector, labels, bin_start_ms, f, verdict),
             measure: f.measure.to_string(),
             started_at: rfc3339(started_ms),
             investigate: investigate_query(rule, labels),
             idempotency_key: String::new(),
+            kind: verdict.kind.as_str().to_string(),
+            kind_reason: verdict.reason.clone(),
             enrichment: None,
         }
         .with_idempotency_key()
@@ -195,6 +208,7 @@ fn summary(
     labels: &Labels,
     bin_start_ms: i64,
     f: &Finding,
+    verdict: &Verdict,
 ) -> String {
     let mut s = String::new();
     let series = if labels.is_empty() {
@@ -231,10 +245,22 @@ fn summary(
                 }
                 DetectorKind::VolumeSpike => "Sign-in volume spiked (scripted traffic or a flood?)",
                 DetectorKind::Flatline => "No Okta events at all (is the log pipeline broken?)",
+                DetectorKind::VolumeDrop => {
+                    "Sign-in attempts stopped arriving (can people reach Okta?)"
+                }
+                DetectorKind::DistinctUsers => {
+                    "One source is failing for many accounts (password spraying?)"
+                }
+                DetectorKind::PushFatigue => {
+                    "One user is flooded with MFA pushes (push fatigue attack?)"
+                }
             };
             let band = match detector {
-                DetectorKind::SuccessDrop => {
+                DetectorKind::SuccessDrop | DetectorKind::VolumeDrop => {
                     format!("normally at least {}", show(f.lower, f.measure))
+                }
+                DetectorKind::DistinctUsers | DetectorKind::PushFatigue => {
+                    format!("paging from {}", show(f.upper, f.measure))
                 }
                 DetectorKind::Flatline => format!("about {expected} expected over the silent bins"),
                 _ => format!("paging above {}", show(f.upper, f.measure)),
@@ -246,6 +272,7 @@ fn summary(
                 f.measure,
                 one_in(f.p_value)
             );
+            let _ = write!(s, " Likely {}: {}.", verdict.kind, verdict.reason);
         }
     }
     s
@@ -298,6 +325,8 @@ impl Alert {
             started_at: rfc3339(since_ms),
             investigate: "Check the daemon's logs, its IAM permissions (logs:StartQuery, logs:GetQueryResults) and the CloudWatch Logs service health.".to_string(),
             idempotency_key: String::new(),
+            kind: AlertKind::SourceUnavailable.as_str().to_string(),
+            kind_reason: "authpulse's own queries fail: nothing is known about sign-ins until they succeed again".to_string(),
             enrichment: None,
         }
         .with_idempotency_key()
@@ -340,6 +369,10 @@ mod tests {
         let rule = RuleSpec::named("okta-sign-ins");
         let labels = Labels::new();
         let f = finding();
+        let verdict = Verdict {
+            kind: AlertKind::CredentialStuffing,
+            reason: "412 failures against 390 accounts from 211 sources".into(),
+        };
         let a = Alert::new(AlertInput {
             status: Status::Firing,
             rule: &rule,
@@ -348,6 +381,7 @@ mod tests {
             bin_start_ms: 1_795_601_700_000,
             started_ms: 1_795_601_700_000,
             finding: &f,
+            verdict: &verdict,
         });
         let v = serde_json::to_value(&a).unwrap();
         for key in [
@@ -365,6 +399,8 @@ mod tests {
             "severity",
             "fingerprint",
             "summary",
+            "kind",
+            "kind_reason",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
@@ -375,6 +411,13 @@ mod tests {
         assert!(a.summary.contains("412 failed sign-ins"), "{}", a.summary);
         assert!(a.summary.contains("expected about 23"), "{}", a.summary);
         assert!(a.summary.contains("1 in 10^14"), "{}", a.summary);
+        assert!(
+            a.summary
+                .contains("Likely credential_stuffing: 412 failures"),
+            "{}",
+            a.summary
+        );
+        assert_eq!(v["kind"], "credential_stuffing");
         let back: Alert = serde_json::from_value(v).unwrap();
         assert_eq!(back, a);
     }

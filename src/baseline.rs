@@ -208,6 +208,8 @@ mod tests {
             failure,
             known: true,
             anomalous: false,
+            failed_users: 0,
+            failed_ips: 0,
             seasonal_total: 0.0,
             expected_total: 0.0,
         }

@@ -271,6 +271,7 @@ fn row(f: &[String], cols: &[Column], line: u64) -> Result<Row, String> {
             total,
             success,
             failure,
+            ..Counts::default()
         }),
     })
 }
@@ -404,6 +405,7 @@ mod tests {
             total,
             success,
             failure,
+            ..Counts::default()
         })
     }
 
@@ -462,7 +464,8 @@ mod tests {
                     counts: Counts {
                         total: 15,
                         success: 13,
-                        failure: 2
+                        failure: 2,
+                        ..Counts::default()
                     }
                 },
                 Update::Close {

@@ -401,12 +401,15 @@ impl Generation {
                 }
                 shared.board.alerts(&alerts);
                 let alerts = self.history.filter(alerts, self.caught_up);
+                // Maintenance windows: shown on the status page, logged, not sent.
+                let (alerts, _muted) = crate::mute::apply(&self.config.mutes, alerts);
                 self.delivery.submit(alerts, &self.pipeline).await;
             }
             Some(SourceEvent::CaughtUp) => {
                 self.caught_up = true;
                 let ongoing = self.history.still_firing(&self.pipeline);
                 shared.board.alerts(&ongoing);
+                let (ongoing, _muted) = crate::mute::apply(&self.config.mutes, ongoing);
                 self.delivery.submit(ongoing, &self.pipeline).await;
                 self.delivery.caught_up(&self.pipeline).await;
                 shared.board.set_phase(Phase::Watching);
@@ -433,7 +436,8 @@ impl Generation {
                             .record(spec, rule, failures, error.as_deref())
                     {
                         shared.board.alerts(std::slice::from_ref(&alert));
-                        self.delivery.submit(vec![alert], &self.pipeline).await;
+                        let (send, _muted) = crate::mute::apply(&self.config.mutes, vec![alert]);
+                        self.delivery.submit(send, &self.pipeline).await;
                     }
                 }
                 shared

@@ -24,6 +24,8 @@ pub struct IncidentResult {
     /// The first alert that caught it: detector and minutes from incident start until
     /// the end of the alert's bin (when it could have paged).
     pub caught_by: Option<(String, f64)>,
+    /// Whether any alert that caught it named the incident's kind (`kind`).
+    pub kind_named: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +61,9 @@ pub fn score(alerts: &[Alert], incidents: &[Incident], bin_ms: i64, days: f64) -
     let results = incidents
         .iter()
         .map(|inc| {
+            let kind_named = firing
+                .iter()
+                .any(|a| inside(a, inc) && a.kind == inc.kind.as_str());
             let caught_by = firing
                 .iter()
                 .filter(|a| inside(a, inc))
@@ -73,6 +78,7 @@ pub fn score(alerts: &[Alert], incidents: &[Incident], bin_ms: i64, days: f64) -
             IncidentResult {
                 incident: inc.clone(),
                 caught_by,
+                kind_named,
             }
         })
         .collect();
@@ -164,6 +170,120 @@ impl Score {
     }
 }
 
+/// Several runs (seeds) of one setting, added up: the README's table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub runs: usize,
+    pub days: f64,
+    /// Per incident kind that should page: (caught, total, latencies in minutes,
+    /// incidents whose alert named the kind).
+    pub kinds: BTreeMap<String, KindResult>,
+    pub false_pages: usize,
+    /// Benign incidents (kind → (paged on, total)).
+    pub benign: BTreeMap<String, (usize, usize)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KindResult {
+    pub caught: usize,
+    pub total: usize,
+    pub latencies_min: Vec<f64>,
+    pub named: usize,
+}
+
+impl Summary {
+    pub fn add(&mut self, s: &Score) {
+        self.runs += 1;
+        self.days += s.days;
+        self.false_pages += s.false_pages.len();
+        for r in &s.incidents {
+            let kind = r.incident.kind.to_string();
+            if r.incident.expect_page {
+                let k = self.kinds.entry(kind).or_default();
+                k.total += 1;
+                if let Some((_, mins)) = &r.caught_by {
+                    k.caught += 1;
+                    k.latencies_min.push(*mins);
+                }
+                k.named += usize::from(r.kind_named);
+            } else {
+                let b = self.benign.entry(kind).or_default();
+                b.1 += 1;
+                b.0 += usize::from(r.caught_by.is_some());
+            }
+        }
+    }
+
+    /// (caught, should have paged) over every run.
+    pub fn recall(&self) -> (usize, usize) {
+        self.kinds
+            .values()
+            .fold((0, 0), |(c, t), k| (c + k.caught, t + k.total))
+    }
+
+    pub fn false_pages_per_week(&self) -> f64 {
+        self.false_pages as f64 / (self.days / 7.0).max(1e-9)
+    }
+
+    pub fn benign_pages(&self) -> usize {
+        self.benign.values().map(|b| b.0).sum()
+    }
+
+    /// A Markdown table: one row per incident kind, then the totals.
+    pub fn markdown(&self, title: &str) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "**{title}** ({} runs, {:.0} days of traffic)\n",
+            self.runs, self.days
+        );
+        let _ = writeln!(
+            t,
+            "| incident kind | detected | median latency | worst latency | alert named the kind |"
+        );
+        let _ = writeln!(t, "| --- | --- | --- | --- | --- |");
+        for (kind, k) in &self.kinds {
+            let mut l = k.latencies_min.clone();
+            l.sort_by(f64::total_cmp);
+            let (median, worst) = match (l.get(l.len() / 2), l.last()) {
+                (Some(m), Some(w)) => (format!("{m:.0} min"), format!("{w:.0} min")),
+                _ => ("–".to_string(), "–".to_string()),
+            };
+            let _ = writeln!(
+                t,
+                "| {kind} | {}/{} | {median} | {worst} | {}/{} |",
+                k.caught, k.total, k.named, k.caught
+            );
+        }
+        for (kind, (paged, total)) in &self.benign {
+            let _ = writeln!(
+                t,
+                "| {kind} (benign) | {paged}/{total} paged (should be 0) | | | |"
+            );
+        }
+        let (caught, should) = self.recall();
+        let _ = writeln!(
+            t,
+            "\nRecall {caught}/{should} = {:.2}; {} false pages in {:.0} days = {:.2} per week; {} pages on benign events.",
+            caught as f64 / should.max(1) as f64,
+            self.false_pages,
+            self.days,
+            self.false_pages_per_week(),
+            self.benign_pages()
+        );
+        t
+    }
+}
+
+/// Read alerts written by `backtest --alerts-out` (one JSON alert per line).
+pub fn read_alerts(text: &str) -> Result<Vec<Alert>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("alerts line {}: {e}", i + 1)))
+        .collect()
+}
+
 /// Read a labels file (one incident per JSON line).
 pub fn read_labels(text: &str) -> Result<Vec<Incident>, String> {
     text.lines()
@@ -200,6 +320,8 @@ mod tests {
             started_at: started.into(),
             investigate: String::new(),
             idempotency_key: String::new(),
+            kind: String::new(),
+            kind_reason: String::new(),
             enrichment: None,
         }
     }
@@ -268,6 +390,21 @@ mod tests {
         assert_eq!(s.false_pages.len(), 2);
         assert!((s.false_pages_per_week() - 1.0).abs() < 1e-9);
         assert!(s.table().contains("MISSED"));
+        assert!(!s.incidents[0].kind_named);
+
+        let mut sum = Summary::default();
+        sum.add(&s);
+        sum.add(&s);
+        assert_eq!(sum.recall(), (2, 4));
+        assert_eq!(sum.benign_pages(), 2);
+        assert!((sum.false_pages_per_week() - 1.0).abs() < 1e-9);
+        let md = sum.markdown("easy");
+        assert!(
+            md.contains("| credential_stuffing | 2/2 | 8 min | 8 min | 0/2 |"),
+            "{md}"
+        );
+        assert!(md.contains("| outage | 0/2 | – |"), "{md}");
+        assert!(md.contains("Recall 2/4 = 0.50"), "{md}");
     }
 
     #[test]

@@ -276,7 +276,7 @@ mod tests {
         let input = b"not json\n{\"eventType\":\"user.session.start\",\"published\":\"2026-11-25T10:15:03Z\",\"outcome\":{\"result\":\"SUCCESS\"}}\n\n\xff\xfe\n";
         let (alerts, stats, _) = replay_all(
             &input[..],
-            &RuleSpec::builtin(),
+            &[RuleSpec::named("okta-sign-ins")],
             std::time::Duration::ZERO,
             |_| {},
             None,

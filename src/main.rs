@@ -107,6 +107,29 @@ enum Command {
         #[arg(long)]
         no_incidents: bool,
     },
+    /// Score backtest alerts against a simulation's labels: incidents detected per kind,
+    /// detection latency, false pages per week and pages on benign events. Give several
+    /// `--alerts`/`--labels` pairs (in the same order) to add up runs of several seeds.
+    #[command(
+        after_help = "Examples:\n  authpulse simulate --seed 1 --out t.ndjson.gz --labels t.labels.jsonl\n  authpulse backtest --events t.ndjson.gz --alerts-out t.alerts.jsonl\n  authpulse evaluate --alerts t.alerts.jsonl --labels t.labels.jsonl\n  scripts/detection-bench.sh   # easy and hard, several seeds: the README table"
+    )]
+    Evaluate {
+        /// Alerts from `backtest --alerts-out` (repeat for several runs).
+        #[arg(long, required = true)]
+        alerts: Vec<PathBuf>,
+        /// The matching labels from `simulate --labels` (repeat, same order).
+        #[arg(long, required = true)]
+        labels: Vec<PathBuf>,
+        /// Days of traffic in each run (for false pages per week).
+        #[arg(long, default_value_t = 14.0)]
+        days: f64,
+        /// Bin width of the rules, in minutes (an alert may start one bin early).
+        #[arg(long, default_value_t = 15)]
+        bin_minutes: i64,
+        /// Title of the Markdown summary.
+        #[arg(long, default_value = "authpulse detection")]
+        title: String,
+    },
     /// Run the daemon.
     #[command(after_help = "Example:\n  authpulse run --config /etc/authpulse/authpulse.toml")]
     Run {
@@ -191,6 +214,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { config } => run(config),
+        Command::Evaluate {
+            alerts,
+            labels,
+            days,
+            bin_minutes,
+            title,
+        } => evaluate(&alerts, &labels, days, bin_minutes, &title),
         Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
         Command::Simulate {
             out,
@@ -227,6 +257,62 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn evaluate(
+    alerts: &[PathBuf],
+    labels: &[PathBuf],
+    days: f64,
+    bin_minutes: i64,
+    title: &str,
+) -> ExitCode {
+    use authpulse::evaluate;
+    if alerts.len() != labels.len() {
+        eprintln!(
+            "give one --labels per --alerts (found {} and {})",
+            alerts.len(),
+            labels.len()
+        );
+        return ExitCode::from(2);
+    }
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let mut summary = evaluate::Summary::default();
+    for (a, l) in alerts.iter().zip(labels) {
+        let scored = read(a)
+            .and_then(|t| evaluate::read_alerts(&t))
+            .and_then(|alerts| {
+                let incidents = read(l).and_then(|t| evaluate::read_labels(&t))?;
+                Ok(evaluate::score(
+                    &alerts,
+                    &incidents,
+                    bin_minutes.max(1) * 60_000,
+                    days,
+                ))
+            });
+        match scored {
+            Ok(score) => {
+                out!("{}:\n{}", a.display(), score.table());
+                for fp in &score.false_pages {
+                    out!(
+                        "  false page: {} {} {} at {}",
+                        fp.rule,
+                        fp.detector,
+                        fp.kind,
+                        fp.started_at
+                    );
+                }
+                summary.add(&score);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    out!("{}", summary.markdown(title));
+    ExitCode::SUCCESS
 }
 
 fn simulate(
@@ -341,7 +427,7 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
     // Only --report and --suggest look inside the pipeline; a plain backtest records nothing.
     let mut recorder = (args.report.is_some() || args.suggest).then(|| Recorder::new(&cfg.rules));
     let observer = recorder.as_mut().map(|r| r as &mut dyn Observer);
-    let outcome = match backtest::run_file(
+    let mut outcome = match backtest::run_file(
         &args.events,
         format,
         &cfg.rules,
@@ -354,6 +440,9 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Maintenance windows apply to a replay as they would to the daemon.
+    let (send, muted) = authpulse::mute::apply(&cfg.mutes, std::mem::take(&mut outcome.alerts));
+    outcome.alerts = send;
     let written = match &args.alerts_out {
         Some(path) => std::fs::File::create(path)
             .and_then(|f| backtest::write_alerts(&outcome.alerts, &mut std::io::BufWriter::new(f))),
@@ -365,6 +454,12 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
     }
     let summary = backtest::summary(&outcome, &cfg.rules);
     out!("{summary}");
+    if !muted.is_empty() {
+        out!(
+            "  {} alerts muted by maintenance windows (not written)",
+            muted.len()
+        );
+    }
     if let Some(path) = &args.alerts_out {
         out!("  alerts written to {}", path.display());
     }

@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::baseline::{Baseline, Basis, Expected, Seasonal};
-use crate::detect::{BinContext, Dispersion, Finding};
+use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
+use crate::kind::{self, AlertKind};
 use crate::lifecycle::{Lifecycle, Transition};
 use crate::rule::{RuleSpec, OTHER_SERIES};
 use crate::series::{BinRecord, Counts, History, Labels};
@@ -54,6 +55,21 @@ struct RuleEngine {
     /// The next bin to close; `None` until the first observation.
     next_bin: Option<i64>,
     first_bin: Option<i64>,
+    /// What each firing alert was classified as when it fired, by fingerprint, so its
+    /// resolve notice carries the same kind.
+    firing_kinds: HashMap<String, kind::Verdict>,
+}
+
+/// A notice decided in the first pass over a bin's series, written in the second (once
+/// it is known how many sources fired together).
+struct Notice {
+    labels: Labels,
+    detector: usize,
+    status: Status,
+    started_ms: i64,
+    finding: Finding,
+    counts: Counts,
+    expected: Option<Expected>,
 }
 
 /// Counters for summaries and metrics.
@@ -121,6 +137,7 @@ impl Pipeline {
                 unknown: BTreeSet::new(),
                 next_bin: None,
                 first_bin: None,
+                firing_kinds: HashMap::new(),
             })
             .collect();
         Pipeline {
@@ -305,6 +322,43 @@ impl RuleEngine {
         }
     }
 
+    /// With `top_k`, keep the `top_k` split values with the most failures this bin (ties:
+    /// fewer successes first, then by value, so the choice is deterministic) and merge the
+    /// rest into `(other)`. Cardinality stays bounded however many addresses appear, and
+    /// the sources worth watching — the failing ones — keep their own series.
+    fn top_k(&self, observed: HashMap<Labels, Counts>) -> Vec<(Labels, Counts)> {
+        let mut all: Vec<(Labels, Counts)> = observed.into_iter().collect();
+        let Some(k) = self
+            .spec
+            .top_k
+            .filter(|k| self.spec.split_by.is_some() && all.len() > *k)
+        else {
+            return all;
+        };
+        all.sort_by(|(la, a), (lb, b)| {
+            b.failure
+                .cmp(&a.failure)
+                .then(a.success.cmp(&b.success))
+                .then_with(|| la.cmp(lb))
+        });
+        let rest = all.split_off(k);
+        let mut other: Option<(Labels, Counts)> = None;
+        for (labels, counts) in rest {
+            match &mut other {
+                Some((_, c)) => c.merge(&counts),
+                None => {
+                    let labels = labels
+                        .into_keys()
+                        .map(|key| (key, OTHER_SERIES.to_string()))
+                        .collect();
+                    other = Some((labels, counts));
+                }
+            }
+        }
+        all.extend(other);
+        all
+    }
+
     /// Evaluate every series for `bin`; returns how many series were evaluated.
     fn close_bin(
         &mut self,
@@ -314,7 +368,7 @@ impl RuleEngine {
         out: &mut Vec<Alert>,
         mut observer: Option<(usize, &mut (dyn Observer + '_))>,
     ) -> usize {
-        for (labels, counts) in observed {
+        for (labels, counts) in self.top_k(observed) {
             let labels = self.cap_series(labels);
             if !self.series.contains_key(&labels) {
                 let s = self.new_series(&labels);
@@ -322,17 +376,16 @@ impl RuleEngine {
             }
             // Series start with an empty record for this bin; the loop below fills it.
             if let Some(s) = self.series.get_mut(&labels) {
-                let mut rec = BinRecord::from_counts(counts);
+                let mut counts = counts;
                 // Sum when several values were merged into `(other)`.
                 if let Some(prev) = s
                     .history
                     .get(bin)
                     .filter(|_| s.history.next_bin() == Some(bin + 1))
                 {
-                    rec.total += prev.total;
-                    rec.success += prev.success;
-                    rec.failure += prev.failure;
+                    counts.merge(&prev.counts());
                 }
+                let mut rec = BinRecord::from_counts(counts);
                 rec.known = true;
                 s.history.push(bin, rec);
                 s.last_active_bin = bin;
@@ -348,6 +401,9 @@ impl RuleEngine {
         let idle_limit = (86_400_000 / bin_ms).max(1);
         let mut evicted = Vec::new();
         let mut evaluated = 0;
+        let mut notices: Vec<Notice> = Vec::new();
+        // Per detector: how many series were anomalous in this bin.
+        let mut anomalous_series = vec![0usize; self.spec.detectors.len()];
         // Filled only for an observer, and reused across series.
         let mut verdicts = Vec::new();
 
@@ -365,11 +421,7 @@ impl RuleEngine {
                 evicted.push(labels.clone());
                 continue;
             }
-            let counts = Counts {
-                total: u64::from(rec.total),
-                success: u64::from(rec.success),
-                failure: u64::from(rec.failure),
-            };
+            let counts = rec.counts();
             // The baseline looks at the history before this bin.
             let expected = if rule_warm {
                 self.baseline.expect(&s.history, bin).or(if split {
@@ -395,11 +447,14 @@ impl RuleEngine {
                 history: &s.history,
                 bin,
                 bin_ms,
+                aggregate: split && labels.values().all(|v| v == OTHER_SERIES),
             };
             let mut any_anomalous = false;
-            for (spec, fp) in self.spec.detectors.iter().zip(&s.fingerprints) {
+            for (i, (spec, fp)) in self.spec.detectors.iter().zip(&s.fingerprints).enumerate() {
                 let finding = spec.detector.evaluate(&ctx);
-                any_anomalous |= finding.as_ref().is_some_and(|f| f.anomalous);
+                let anomalous = finding.as_ref().is_some_and(|f| f.anomalous);
+                any_anomalous |= anomalous;
+                anomalous_series[i] += usize::from(anomalous);
                 let transition = lifecycle.step(
                     fp,
                     &spec.fire,
@@ -419,16 +474,16 @@ impl RuleEngine {
                     }
                     Transition::Resolve { started_ms } => (Status::Resolved, started_ms),
                 };
-                if let Some(f) = &finding {
-                    out.push(Alert::new(AlertInput {
+                if let Some(finding) = finding {
+                    notices.push(Notice {
+                        labels: labels.clone(),
+                        detector: i,
                         status,
-                        rule: &self.spec,
-                        detector: spec.detector.kind(),
-                        labels,
-                        bin_start_ms,
                         started_ms,
-                        finding: f,
-                    }));
+                        finding,
+                        counts,
+                        expected,
+                    });
                 }
             }
             evaluated += 1;
@@ -454,6 +509,55 @@ impl RuleEngine {
         }
         for labels in evicted {
             self.series.remove(&labels);
+        }
+        // Series live in a hash map: put notices in a fixed order so that every run (the
+        // daemon, a backtest) writes the same alerts in the same order.
+        notices.sort_by(|a, b| (a.detector, &a.labels).cmp(&(b.detector, &b.labels)));
+        for n in notices {
+            let spec = &self.spec.detectors[n.detector];
+            let detector = spec.detector.kind();
+            let fp = fingerprint(&self.spec.name, detector.name(), &n.labels);
+            let verdict = match n.status {
+                Status::Firing => {
+                    let sources = anomalous_series[n.detector];
+                    let verdict = if split
+                        && detector == DetectorKind::DistinctUsers
+                        && sources >= kind::MANY_SOURCES
+                    {
+                        kind::many_sources(sources)
+                    } else {
+                        kind::classify(
+                            detector,
+                            &n.counts,
+                            n.expected.as_ref(),
+                            &n.finding,
+                            spec.detector.window_bins(),
+                            bin_ms,
+                        )
+                    };
+                    self.firing_kinds.insert(fp, verdict.clone());
+                    verdict
+                }
+                Status::Resolved => {
+                    self.firing_kinds
+                        .remove(&fp)
+                        .unwrap_or_else(|| kind::Verdict {
+                            kind: AlertKind::default_for(detector),
+                            reason: "classified when it fired".to_string(),
+                        })
+                }
+            };
+            tracing::debug!(rule = %self.spec.name, detector = detector.name(), kind = %verdict.kind, status = ?n.status, "alert");
+            out.push(Alert::new(AlertInput {
+                status: n.status,
+                rule: &self.spec,
+                detector,
+                labels: &n.labels,
+                bin_start_ms,
+                started_ms: n.started_ms,
+                finding: &n.finding,
+                verdict: &verdict,
+            }));
         }
         evaluated
     }
@@ -491,6 +595,7 @@ mod tests {
             total,
             success: total - failure,
             failure,
+            ..Counts::default()
         }
     }
 

@@ -15,6 +15,12 @@ use crate::event::{Event, SPLIT_FIELDS};
 
 pub const DEFAULT_EVENT_TYPES: &[&str] = &["user.session.start"];
 
+/// The Okta events of an Okta Verify push and of its denial.
+pub const PUSH_EVENT_TYPES: &[&str] = &[
+    "system.push.send_factor_verify_push",
+    "user.mfa.okta_verify.deny_push",
+];
+
 #[derive(Debug, Clone)]
 pub struct RuleSpec {
     pub name: String,
@@ -24,6 +30,9 @@ pub struct RuleSpec {
     pub split_by: Option<String>,
     /// With `split_by`: at most this many series; further values count under `(other)`.
     pub max_series: usize,
+    /// With `split_by`: only the `top_k` values with the most failures in a bin get
+    /// their own series for that bin; the rest count under `(other)`.
+    pub top_k: Option<usize>,
     /// How much history the baseline keeps.
     pub baseline_window: Duration,
     /// How much history a series needs before anything fires.
@@ -32,6 +41,9 @@ pub struct RuleSpec {
     /// A hand-written Logs Insights query replacing the generated one (CloudWatch source).
     pub query: Option<String>,
 }
+
+/// A split rule's default `baseline_window`.
+pub const SPLIT_BASELINE_WINDOW: Duration = Duration::from_secs(4 * 3600);
 
 /// The label value that collects split values beyond `max_series`.
 pub const OTHER_SERIES: &str = "(other)";
@@ -45,6 +57,7 @@ impl RuleSpec {
             bin: Duration::from_secs(15 * 60),
             split_by: None,
             max_series: 1000,
+            top_k: None,
             baseline_window: Duration::from_secs(14 * 86_400),
             warmup: Duration::from_secs(2 * 86_400),
             detectors: default_detectors(false),
@@ -52,9 +65,46 @@ impl RuleSpec {
         }
     }
 
-    /// The rules used when the config names none.
+    /// The rules used when the config names none:
+    ///
+    /// * `okta-sign-ins`: session starts in 15m bins, every totals detector — stuffing,
+    ///   outages (failing or unreachable), pipeline gaps;
+    /// * `password-spraying`: session starts per source address (the 50 most failing
+    ///   addresses of each bin), `distinct_users` over 4 hours;
+    /// * `mfa-push-fatigue`: Okta Verify pushes and denials per user (the 50 busiest
+    ///   users of each bin), `push_fatigue` over an hour.
+    ///
+    /// The split rules keep only as much history as their window needs, so thousands of
+    /// sources cost little memory.
     pub fn builtin() -> Vec<RuleSpec> {
-        vec![RuleSpec::named("okta-sign-ins")]
+        vec![
+            RuleSpec::named("okta-sign-ins"),
+            RuleSpec::password_spraying(),
+            RuleSpec::mfa_push_fatigue(),
+        ]
+    }
+
+    /// The built-in per-source spraying rule.
+    pub fn password_spraying() -> RuleSpec {
+        let mut r = RuleSpec::named("password-spraying");
+        r.split_by = Some("client.ipAddress".to_string());
+        r.top_k = Some(50);
+        r.baseline_window = SPLIT_BASELINE_WINDOW;
+        r.warmup = Duration::from_secs(3600);
+        r.detectors = vec![DetectorSpec::default_for(DetectorKind::DistinctUsers)];
+        r
+    }
+
+    /// The built-in per-user push-fatigue rule.
+    pub fn mfa_push_fatigue() -> RuleSpec {
+        let mut r = RuleSpec::named("mfa-push-fatigue");
+        r.event_types = PUSH_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
+        r.split_by = Some("actor.alternateId".to_string());
+        r.top_k = Some(50);
+        r.baseline_window = Duration::from_secs(2 * 3600);
+        r.warmup = Duration::from_secs(3600);
+        r.detectors = vec![DetectorSpec::default_for(DetectorKind::PushFatigue)];
+        r
     }
 
     pub fn bin_ms(&self) -> i64 {
@@ -90,8 +140,9 @@ impl RuleSpec {
     }
 
     /// The Logs Insights query for this rule: counts per bin and outcome (and split
-    /// value). A rule's raw `query` replaces it; see [`crate::source::cloudwatch`] for the
-    /// output contract.
+    /// value), with the distinct users and source addresses behind each count (which
+    /// `distinct_users` and the alert's `kind` read from the failure rows). A rule's raw
+    /// `query` replaces it; see [`crate::source::cloudwatch`] for the output contract.
     pub fn insights_query(&self) -> String {
         if let Some(q) = &self.query {
             return q.clone();
@@ -103,7 +154,7 @@ impl RuleSpec {
             by.push_str(field);
         }
         format!(
-            "filter detail.eventType in [{}]\n| stats count(*) as n by {by}\n| limit 10000",
+            "filter detail.eventType in [{}]\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips by {by}\n| limit 10000",
             types.join(", ")
         )
     }
@@ -164,8 +215,19 @@ impl RuleSpec {
         if let Some(n) = t.count("max_series", 1, problems) {
             rule.max_series = n.min(1_000_000) as usize;
         }
+        if let Some(n) = t.count("top_k", 1, problems) {
+            if rule.split_by.is_none() {
+                problems.push(t.key_path("top_k"), "only applies to a rule with split_by");
+            }
+            rule.top_k = Some(n.min(1_000_000) as usize);
+        }
         if let Some(d) = t.duration("baseline_window", problems) {
             rule.baseline_window = d;
+        } else if rule.split_by.is_some() {
+            // Split series are many (one per address or user) and short-lived: a few
+            // hours of history keep each one small (under 2 KiB) and are all the
+            // recent-level baseline and the per-source windows need.
+            rule.baseline_window = SPLIT_BASELINE_WINDOW.max(rule.bin * 8);
         }
         if let Some(d) = t.duration("warmup", problems) {
             rule.warmup = d;
@@ -190,6 +252,20 @@ impl RuleSpec {
         } else {
             rule.detectors = default_detectors(rule.split_by.is_some());
         }
+        for d in &rule.detectors {
+            let need = d.detector.window_bins() as usize;
+            if need > rule.window_bins() {
+                problems.push(
+                    t.key_path("baseline_window"),
+                    format!(
+                        "holds {} bins, but {} looks at {need}: make it at least {}",
+                        rule.window_bins(),
+                        d.detector.kind().name(),
+                        humantime::format_duration(rule.bin * need as u32)
+                    ),
+                );
+            }
+        }
         t.finish(problems);
         Some(rule)
     }
@@ -203,7 +279,7 @@ fn json_string(s: &str) -> String {
 /// The detectors a rule gets when it names none. A split rule's series are sparse
 /// (one per IP or user), where drops and silence mean nothing: it watches spikes only.
 fn default_detectors(split: bool) -> Vec<DetectorSpec> {
-    DetectorKind::ALL
+    DetectorKind::TOTALS
         .into_iter()
         .filter(|k| !split || matches!(k, DetectorKind::FailureSpike | DetectorKind::VolumeSpike))
         .map(DetectorSpec::default_for)
@@ -246,7 +322,7 @@ mod tests {
         let mut r = RuleSpec::named("x");
         assert_eq!(
             r.insights_query(),
-            "filter detail.eventType in [\"user.session.start\"]\n| stats count(*) as n by bin(15m), detail.outcome.result\n| limit 10000"
+            "filter detail.eventType in [\"user.session.start\"]\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips by bin(15m), detail.outcome.result\n| limit 10000"
         );
         r.split_by = Some("client.ipAddress".into());
         r.event_types.push("user.authentication.sso".into());

@@ -14,11 +14,23 @@ pub type Labels = BTreeMap<String, String>;
 
 /// What one bin of one series holds. Outcomes that are neither success nor failure
 /// (SKIPPED, CHALLENGE, UNKNOWN, ...) count in `total` only.
+///
+/// `failed_users` and `failed_ips` say *who* failed: the number of distinct
+/// `actor.alternateId` and `client.ipAddress` values among the failed attempts, counted
+/// per failing `outcome.result` value and summed (exactly what Logs Insights'
+/// `count_distinct(..) by .., detail.outcome.result` rows add up to; Okta's sign-in
+/// failures are all `FAILURE`, so in practice they are plain distinct counts). A thousand
+/// failures from one address against a thousand accounts is password spraying; from a
+/// thousand addresses it is credential stuffing; from one person it is a typo.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub total: u64,
     pub success: u64,
     pub failure: u64,
+    #[serde(default)]
+    pub failed_users: u64,
+    #[serde(default)]
+    pub failed_ips: u64,
 }
 
 /// How an Okta `outcome.result` counts.
@@ -54,6 +66,16 @@ impl Counts {
     pub fn other(&self) -> u64 {
         self.total.saturating_sub(self.success + self.failure)
     }
+
+    /// Add another series' counts (several split values merged into one series). The
+    /// distinct counts add up too: an upper bound of the merged distinct count.
+    pub fn merge(&mut self, other: &Counts) {
+        self.total += other.total;
+        self.success += other.success;
+        self.failure += other.failure;
+        self.failed_users += other.failed_users;
+        self.failed_ips += other.failed_ips;
+    }
 }
 
 /// One past bin as the baseline remembers it. Kept small: a series holds weeks of these.
@@ -62,6 +84,9 @@ pub struct BinRecord {
     pub total: u32,
     pub success: u32,
     pub failure: u32,
+    /// Distinct users and source addresses among the failed attempts (see [`Counts`]).
+    pub failed_users: u32,
+    pub failed_ips: u32,
     /// False when the source could not say what the bin held (a failed query). Unknown
     /// bins neither teach the baseline nor count as silence.
     pub known: bool,
@@ -81,10 +106,23 @@ impl BinRecord {
             total: clamp(c.total),
             success: clamp(c.success),
             failure: clamp(c.failure),
+            failed_users: clamp(c.failed_users),
+            failed_ips: clamp(c.failed_ips),
             known: true,
             anomalous: false,
             seasonal_total: 0.0,
             expected_total: 0.0,
+        }
+    }
+
+    /// The counts this record holds.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            total: u64::from(self.total),
+            success: u64::from(self.success),
+            failure: u64::from(self.failure),
+            failed_users: u64::from(self.failed_users),
+            failed_ips: u64::from(self.failed_ips),
         }
     }
 
@@ -105,11 +143,19 @@ pub struct History {
 
 impl History {
     pub fn new(capacity: usize) -> History {
+        let capacity = capacity.max(1);
         History {
             first: 0,
-            records: VecDeque::new(),
-            capacity: capacity.max(1),
+            // Short histories (split series: thousands of them) get exactly what they
+            // need up front, so a growing ring never doubles past its capacity.
+            records: VecDeque::with_capacity(capacity.min(4096)),
+            capacity,
         }
+    }
+
+    /// The counts of a past bin as a detector reads them.
+    pub fn counts(&self, bin: i64) -> Option<Counts> {
+        self.get(bin).filter(|r| r.known).map(|r| r.counts())
     }
 
     /// The bin index after the newest record, if any.

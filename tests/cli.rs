@@ -125,7 +125,18 @@ fn query_prints_each_rules_insights_query() {
         "{out}"
     );
     assert!(
-        out.contains("stats count(*) as n by bin(15m), detail.outcome.result"),
+        out.contains("stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips by bin(15m), detail.outcome.result\n"),
+        "{out}"
+    );
+    // The built-in per-source and per-user rules.
+    assert!(
+        out.contains("by bin(15m), detail.outcome.result, detail.client.ipAddress"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "[\"system.push.send_factor_verify_push\", \"user.mfa.okta_verify.deny_push\"]"
+        ),
         "{out}"
     );
 }
@@ -139,6 +150,7 @@ fn every_subcommand_has_help_with_an_example() {
         "query",
         "run",
         "healthcheck",
+        "evaluate",
     ] {
         let (code, out, _) = authpulse(&[sub, "--help"]);
         assert_eq!(code, 0, "{sub}");

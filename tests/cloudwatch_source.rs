@@ -125,6 +125,10 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
         let ip = ["198.51.100.1", "198.51.100.2", "203.0.113.77"][(i % 3) as usize];
         let kind = if i % 11 == 0 {
             "user.session.end"
+        } else if i % 9 == 4 {
+            "user.mfa.okta_verify.deny_push"
+        } else if i % 9 == 5 {
+            "system.push.send_factor_verify_push"
         } else {
             "user.session.start"
         };
@@ -137,9 +141,16 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
     }
     common::put_lines(&logs, &group, lines.clone()).await;
 
+    // The built-in rules' shapes: totals, per source address, per user over push events.
+    let mut pushes = rule("per-user-push", 300, Some("actor.alternateId"));
+    pushes.event_types = authpulse::rule::PUSH_EVENT_TYPES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let rules = vec![
         rule("sessions", 300, None),
         rule("per-ip", 300, Some("client.ipAddress")),
+        pushes,
     ];
     let config = SourceConfig {
         log_groups: vec![group.clone()],
@@ -160,6 +171,16 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
         compared += 1;
     }
     assert!(compared > 40, "compared only {compared} bins");
+    // The distinct counts were compared too, and were not trivially zero.
+    assert!(
+        want.values()
+            .any(|c| c.failed_users > 1 && c.failed_ips > 1),
+        "no bin with several failing users and addresses"
+    );
+    assert!(
+        want.keys().any(|(r, _, _)| *r == 2),
+        "no push events were counted"
+    );
     // Bins with no events read back as explicit zeros for the unsplit rule, never missing.
     let zeros = got
         .iter()
@@ -305,7 +326,9 @@ async fn late_events_are_revised_without_double_counting() {
         Counts {
             total: 4,
             success: 3,
-            failure: 1
+            failure: 1,
+            failed_users: 1,
+            failed_ips: 1,
         }
     );
     // Revision: absolute counts including the two later events — not 4 + 6.
@@ -314,7 +337,9 @@ async fn late_events_are_revised_without_double_counting() {
         Counts {
             total: 6,
             success: 3,
-            failure: 3
+            failure: 3,
+            failed_users: 2,
+            failed_ips: 1,
         }
     );
 }

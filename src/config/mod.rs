@@ -30,6 +30,8 @@ pub struct Config {
     pub sinks: Vec<SinkSpec>,
     /// `[enrichment]`: follow-up queries on failure-type alerts (see `sink::enrich`).
     pub enrichment: crate::sink::enrich::EnrichSpec,
+    /// `[[mute]]`: maintenance windows in which alerts are not sent (see `mute`).
+    pub mutes: Vec<crate::mute::Mute>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +133,7 @@ impl Config {
             rules: RuleSpec::builtin(),
             sinks: vec![SinkSpec::Stdout],
             enrichment: Default::default(),
+            mutes: Vec::new(),
         }
     }
 }
@@ -232,6 +235,13 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             .filter_map(|(i, v)| SinkSpec::read(&format!("sinks[{i}]"), v, &mut problems))
             .collect(),
     };
+    let mutes = top
+        .array("mute", &mut problems)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| crate::mute::Mute::read(&format!("mute[{i}]"), v, &mut problems))
+        .collect();
     let mut enrich_table = Table::new("enrichment", top.raw("enrichment"), &mut problems);
     let enrichment = crate::sink::enrich::EnrichSpec::read(&mut enrich_table, &mut problems);
     enrich_table.finish(&mut problems);
@@ -251,6 +261,7 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             rules,
             sinks,
             enrichment,
+            mutes,
         })
     } else {
         Err(ConfigErrors(problems.0))

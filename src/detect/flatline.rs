@@ -1,5 +1,6 @@
-//! `flatline`: no events at all for `bins` bins in a row while the baseline expected
-//! some — the log pipeline (Okta → EventBridge → CloudWatch) is probably broken.
+//! `flatline`: no events at all for `bins` bins in a row (3 by default: 45 minutes of
+//! 15m bins) while the baseline expected some — the log pipeline (Okta → EventBridge →
+//! CloudWatch) is probably broken.
 //!
 //! The test is the probability of seeing nothing in every one of those bins under the
 //! baseline: P(0) per bin from the count model, multiplied. At 4 a.m. on a Sunday the
@@ -23,7 +24,7 @@ impl Flatline {
     pub fn read(t: &mut Table<'_>, problems: &mut Problems) -> Flatline {
         Flatline {
             p_value: read_p_value(t, 1e-6, problems),
-            bins: t.count("bins", 1, problems).unwrap_or(4).min(10_000) as u32,
+            bins: t.count("bins", 1, problems).unwrap_or(3).min(10_000) as u32,
         }
     }
 }
@@ -31,6 +32,10 @@ impl Flatline {
 impl Detector for Flatline {
     fn kind(&self) -> DetectorKind {
         DetectorKind::Flatline
+    }
+
+    fn window_bins(&self) -> u32 {
+        self.bins
     }
 
     fn p_value(&self) -> Option<f64> {

@@ -5,10 +5,13 @@
 //! becomes a page (M of N bins, resolution, repeats) is the alert lifecycle's job
 //! ([`crate::lifecycle`]).
 
+mod distinct_users;
 mod flatline;
+mod push_fatigue;
 mod ratio;
 mod spike;
 mod success_drop;
+mod volume_drop;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,10 +23,13 @@ use crate::baseline::Expected;
 use crate::config::{Problems, Table};
 use crate::series::{Counts, History};
 
+pub use distinct_users::DistinctUsers;
 pub use flatline::Flatline;
+pub use push_fatigue::PushFatigue;
 pub use ratio::FailureRatio;
 pub use spike::{CountSpike, SpikeMetric};
 pub use success_drop::SuccessDrop;
+pub use volume_drop::VolumeDrop;
 
 /// Everything a detector may look at for one bin.
 pub struct BinContext<'a> {
@@ -35,6 +41,23 @@ pub struct BinContext<'a> {
     pub history: &'a History,
     pub bin: i64,
     pub bin_ms: i64,
+    /// This series is the `(other)` remainder of a split rule: many sources merged, so
+    /// per-source tests (`distinct_users`, `push_fatigue`) do not apply to it.
+    pub aggregate: bool,
+}
+
+impl BinContext<'_> {
+    /// The counts of this bin and the `bins - 1` known bins before it, added up: what a
+    /// detector over a trailing window sees.
+    pub fn window_sum(&self, bins: u32) -> Counts {
+        let mut sum = self.counts;
+        for back in 1..i64::from(bins.max(1)) {
+            if let Some(c) = self.history.counts(self.bin - back) {
+                sum.merge(&c);
+            }
+        }
+        sum
+    }
 }
 
 /// Learned over-dispersion of each metric (see [`crate::stats`]).
@@ -84,6 +107,11 @@ pub trait Detector: Send + Sync + fmt::Debug {
     /// The verdict on this bin, or `None` when the detector cannot judge it (no baseline
     /// yet, or the baseline expects too little for the test to mean anything).
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding>;
+    /// How many bins (this one included) a verdict looks at; a rule's history must hold
+    /// at least that many.
+    fn window_bins(&self) -> u32 {
+        1
+    }
 
     /// The configured `p_value` threshold, for `backtest --suggest`.
     fn p_value(&self) -> Option<f64> {
@@ -109,15 +137,32 @@ pub enum DetectorKind {
     FailureRatio,
     SuccessDrop,
     VolumeSpike,
+    VolumeDrop,
     Flatline,
+    DistinctUsers,
+    PushFatigue,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 5] = [
+    pub const ALL: [DetectorKind; 8] = [
         DetectorKind::FailureSpike,
         DetectorKind::FailureRatio,
         DetectorKind::SuccessDrop,
         DetectorKind::VolumeSpike,
+        DetectorKind::VolumeDrop,
+        DetectorKind::Flatline,
+        DetectorKind::DistinctUsers,
+        DetectorKind::PushFatigue,
+    ];
+
+    /// What a rule over totals gets when it names no detectors. The per-source tests
+    /// (`distinct_users`, `push_fatigue`) belong to split rules and are asked for by name.
+    pub const TOTALS: [DetectorKind; 6] = [
+        DetectorKind::FailureSpike,
+        DetectorKind::FailureRatio,
+        DetectorKind::SuccessDrop,
+        DetectorKind::VolumeSpike,
+        DetectorKind::VolumeDrop,
         DetectorKind::Flatline,
     ];
 
@@ -127,7 +172,10 @@ impl DetectorKind {
             DetectorKind::FailureRatio => "failure_ratio",
             DetectorKind::SuccessDrop => "success_drop",
             DetectorKind::VolumeSpike => "volume_spike",
+            DetectorKind::VolumeDrop => "volume_drop",
             DetectorKind::Flatline => "flatline",
+            DetectorKind::DistinctUsers => "distinct_users",
+            DetectorKind::PushFatigue => "push_fatigue",
         }
     }
 
@@ -137,18 +185,23 @@ impl DetectorKind {
 
     /// When a run of anomalous bins becomes a page, by default. A failure spike pages on
     /// its first bin (attacks are short); drops and ratios wait for a second bin out of
-    /// three, which costs one bin of latency and saves many false pages.
+    /// three, which costs one bin of latency and saves many false pages. The per-source
+    /// tests already look at a trailing window, so one bin is enough; low-and-slow
+    /// attacks leave bins empty now and then, so they resolve only after an hour of quiet
+    /// (four 15m bins) instead of paging again on the next attempt.
     fn default_fire(self) -> FirePolicy {
-        let (bins_to_fire, bins_window) = match self {
-            DetectorKind::FailureSpike | DetectorKind::Flatline => (1, 1),
-            DetectorKind::FailureRatio | DetectorKind::SuccessDrop | DetectorKind::VolumeSpike => {
-                (2, 3)
-            }
+        let (bins_to_fire, bins_window, bins_to_resolve) = match self {
+            DetectorKind::FailureSpike | DetectorKind::Flatline => (1, 1, 2),
+            DetectorKind::FailureRatio
+            | DetectorKind::SuccessDrop
+            | DetectorKind::VolumeSpike
+            | DetectorKind::VolumeDrop => (2, 3, 2),
+            DetectorKind::DistinctUsers | DetectorKind::PushFatigue => (1, 1, 4),
         };
         FirePolicy {
             bins_to_fire,
             bins_window,
-            bins_to_resolve: 2,
+            bins_to_resolve,
             repeat_interval: Duration::from_secs(4 * 3600),
         }
     }
@@ -193,6 +246,9 @@ impl DetectorSpec {
             DetectorKind::FailureRatio => Arc::new(FailureRatio::read(t, problems)),
             DetectorKind::SuccessDrop => Arc::new(SuccessDrop::read(t, problems)),
             DetectorKind::Flatline => Arc::new(Flatline::read(t, problems)),
+            DetectorKind::VolumeDrop => Arc::new(VolumeDrop::read(t, problems)),
+            DetectorKind::DistinctUsers => Arc::new(DistinctUsers::read(t, problems)),
+            DetectorKind::PushFatigue => Arc::new(PushFatigue::read(t, problems)),
         };
         let mut fire = kind.default_fire();
         if let Some(n) = t.count("bins_to_fire", 1, problems) {
@@ -259,6 +315,37 @@ pub(crate) fn read_positive(
     }
 }
 
+/// A share in [0, 1] (`min_failure_share`, ...), checked.
+pub(crate) fn read_share(
+    t: &mut Table<'_>,
+    key: &'static str,
+    default: f64,
+    problems: &mut Problems,
+) -> f64 {
+    match t.f64(key, problems) {
+        Some(x) if (0.0..=1.0).contains(&x) => x,
+        Some(x) => {
+            problems.push(
+                t.key_path(key),
+                format!("must be between 0 and 1, found {x}"),
+            );
+            default
+        }
+        None => default,
+    }
+}
+
+/// A window length in bins, at least 1.
+pub(crate) fn read_bins(
+    t: &mut Table<'_>,
+    key: &'static str,
+    default: u32,
+    problems: &mut Problems,
+) -> u32 {
+    t.count(key, 1, problems)
+        .map_or(default, |n| n.min(10_000) as u32)
+}
+
 /// Severity from how far past the threshold a finding is.
 pub(crate) fn severity_from(p_value: f64, threshold: f64, magnitude: f64) -> Severity {
     if p_value <= threshold * 1e-6 && magnitude >= 5.0 {
@@ -289,6 +376,7 @@ pub(crate) mod test_support {
             total,
             success,
             failure,
+            ..Counts::default()
         }
     }
 
@@ -306,6 +394,7 @@ pub(crate) mod test_support {
             history,
             bin: history.next_bin().unwrap_or(1000),
             bin_ms: 15 * 60_000,
+            aggregate: false,
         }
     }
 }

@@ -326,6 +326,8 @@ pub(crate) mod tests {
             started_at: bin_start.into(),
             investigate: "fields @timestamp | limit 200".into(),
             idempotency_key: String::new(),
+            kind: String::new(),
+            kind_reason: String::new(),
             enrichment: None,
         }
         .with_idempotency_key()

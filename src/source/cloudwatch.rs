@@ -20,7 +20,8 @@
 //! A rule's raw `query` must produce the same columns: a `bin(..)` field holding bin
 //! starts as the service writes them (`2026-11-25 10:15:00.000`, UTC), a count `n`, and
 //! optionally `detail.outcome.result` (rows without it count as neither success nor
-//! failure) and `detail.<split_by>`.
+//! failure), `detail.<split_by>`, and `users` / `ips` (distinct `actor.alternateId` and
+//! `client.ipAddress` values; read on failure rows, 0 when absent).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -420,7 +421,19 @@ pub fn parse_rows(
         if let (Some(field), Some(path)) = (&spec.split_by, &split_field) {
             labels.insert(field.clone(), get(path).unwrap_or("(none)").to_string());
         }
-        out.entry((bin, labels)).or_default().add(class, n);
+        let counts = out.entry((bin, labels)).or_default();
+        counts.add(class, n);
+        if class == OutcomeClass::Failure {
+            // Optional columns (a hand-written query may leave them out).
+            let distinct = |name: &str| {
+                get(name)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .map_or(0, |v| v.round() as u64)
+            };
+            counts.failed_users += distinct("users");
+            counts.failed_ips += distinct("ips");
+        }
     }
     Ok(out)
 }
@@ -474,7 +487,8 @@ mod tests {
             Counts {
                 total: 43,
                 success: 40,
-                failure: 3
+                failure: 3,
+                ..Counts::default()
             }
         );
         assert_eq!(
@@ -482,7 +496,8 @@ mod tests {
             Counts {
                 total: 2,
                 success: 0,
-                failure: 0
+                failure: 0,
+                ..Counts::default()
             }
         );
     }
@@ -496,11 +511,14 @@ mod tests {
             ("detail.outcome.result", "FAILURE"),
             ("detail.client.ipAddress", "203.0.113.9"),
             ("n", "12"),
+            ("users", "11"),
+            ("ips", "1"),
         ])];
         let c = parse_rows(&spec, &rows, 0, i64::MAX).unwrap();
         let (key, counts) = c.iter().next().unwrap();
         assert_eq!(key.1["client.ipAddress"], "203.0.113.9");
         assert_eq!(counts.failure, 12);
+        assert_eq!((counts.failed_users, counts.failed_ips), (11, 1));
     }
 
     #[test]

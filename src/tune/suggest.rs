@@ -93,7 +93,11 @@ fn floor_count(kind: DetectorKind, c: &crate::series::Counts) -> Option<u64> {
     match kind {
         DetectorKind::FailureSpike | DetectorKind::FailureRatio => Some(c.failure),
         DetectorKind::VolumeSpike => Some(c.total),
-        DetectorKind::SuccessDrop | DetectorKind::Flatline => None,
+        DetectorKind::SuccessDrop
+        | DetectorKind::Flatline
+        | DetectorKind::VolumeDrop
+        | DetectorKind::DistinctUsers
+        | DetectorKind::PushFatigue => None,
     }
 }
 

@@ -1,0 +1,136 @@
+//! `push_fatigue`: one user is flooded with Okta Verify pushes — MFA push fatigue (an
+//! attacker who has the password keeps triggering pushes until the tired user taps
+//! "Yes").
+//!
+//! The rule counts `system.push.send_factor_verify_push` (outcome SUCCESS: a push was
+//! sent) and `user.mfa.okta_verify.deny_push` (outcome FAILURE: the user tapped "No")
+//! per user, so `success` is pushes and `failure` is denials. A person signing in
+//! triggers a push or two an hour (a heavy user up to ten) and denies one by mistake
+//! perhaps once a month; over a trailing window of `window` bins the detector flags a
+//! user who got at least `min_pushes` pushes, or who denied at least `min_denies` of
+//! more pushes than that (two mistakes in an hour do not happen; an attacker's pushes
+//! being refused again and again does).
+//!
+//! A window without pushes is judged normal (not skipped), so an alert resolves once
+//! the pushes stop, however sparse the user's series is.
+//!
+//! The p-value reported is the Poisson chance of that many pushes from a person who
+//! signs in `null_pushes_per_window` times per window — a reading aid; the thresholds
+//! decide, because they are what an operator can reason about.
+
+use super::{read_bins, read_positive, BinContext, Detector, DetectorKind, Finding, Severity};
+use crate::config::{Problems, Table};
+use crate::stats::CountModel;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushFatigue {
+    /// Trailing window, in bins.
+    pub window: u32,
+    pub min_pushes: u64,
+    pub min_denies: u64,
+    /// Pushes a normal user gets per window (for the reported p-value).
+    pub null_pushes_per_window: f64,
+}
+
+impl PushFatigue {
+    pub fn read(t: &mut Table<'_>, problems: &mut Problems) -> PushFatigue {
+        PushFatigue {
+            window: read_bins(t, "window", 4, problems),
+            min_pushes: t.count("min_pushes", 2, problems).unwrap_or(12),
+            min_denies: t.count("min_denies", 1, problems).unwrap_or(2),
+            null_pushes_per_window: read_positive(t, "null_pushes_per_window", 1.0, problems),
+        }
+    }
+}
+
+impl Detector for PushFatigue {
+    fn kind(&self) -> DetectorKind {
+        DetectorKind::PushFatigue
+    }
+
+    fn window_bins(&self) -> u32 {
+        self.window
+    }
+
+    fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
+        ctx.expected?;
+        if ctx.aggregate {
+            return None;
+        }
+        let w = ctx.window_sum(self.window);
+        let (pushes, denies) = (w.success, w.failure);
+        let p_value = CountModel::new(self.null_pushes_per_window, 0.0).upper_tail(pushes);
+        let flooded = pushes >= self.min_pushes;
+        let refused = denies >= self.min_denies && pushes > self.min_denies;
+        Some(Finding {
+            anomalous: ctx.counts.total > 0 && (flooded || refused),
+            observed: pushes as f64,
+            expected: self.null_pushes_per_window,
+            lower: 0.0,
+            upper: self.min_pushes as f64,
+            p_value,
+            severity: if pushes >= 2 * self.min_pushes || denies >= 2 * self.min_denies {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            measure: "MFA pushes to one user",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::series::History;
+    use proptest::prelude::*;
+
+    fn det() -> PushFatigue {
+        let mut p = Problems::default();
+        let mut t = Table::new("", None, &mut p);
+        PushFatigue::read(&mut t, &mut p)
+    }
+
+    fn pushes(h: &History, sent: u64, denied: u64) -> Option<Finding> {
+        det().evaluate(&ctx(
+            h,
+            counts(sent + denied, sent, denied),
+            Some(expected(0.0, 0.0, 0.0)),
+        ))
+    }
+
+    #[test]
+    fn a_flood_of_pushes_is_flagged() {
+        let h = History::new(4);
+        let f = pushes(&h, 12, 8).unwrap();
+        assert!(f.anomalous && f.severity == Severity::Critical, "{f:?}");
+    }
+
+    #[test]
+    fn a_few_pushes_with_repeated_denials_are_flagged() {
+        let h = History::new(4);
+        assert!(pushes(&h, 3, 2).unwrap().anomalous);
+    }
+
+    #[test]
+    fn a_busy_user_and_a_fat_fingered_no_are_normal() {
+        let h = History::new(4);
+        assert!(!pushes(&h, 2, 1).unwrap().anomalous);
+        assert!(!pushes(&h, 2, 2).unwrap().anomalous);
+        assert!(!pushes(&h, 10, 0).unwrap().anomalous);
+        // A quiet window is judged normal, so a firing alert can resolve.
+        assert!(!pushes(&h, 0, 0).unwrap().anomalous);
+    }
+
+    proptest! {
+        /// Below both thresholds nothing pages.
+        #[test]
+        fn below_thresholds_is_quiet(sent in 0u64..12, denied in 0u64..2) {
+            let h = History::new(4);
+            if let Some(f) = pushes(&h, sent, denied) {
+                prop_assert!(!f.anomalous);
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! `volume_drop`: sign-in attempts fall off a cliff while the hour before was normal —
+//! people cannot reach Okta at all (a DNS, network or login-page outage), so their
+//! attempts never show up in the System Log.
+//!
+//! `success_drop` cannot see this kind of outage: the attempts that do arrive succeed as
+//! often as ever. A quiet holiday looks similar in a single bin (few attempts, normal
+//! share), so this detector adds the one thing that tells them apart: *how* the volume
+//! fell. A holiday is quiet from the first bin of the day, so its recent bins are already
+//! far below their seasonal expectation; an outage drops in one step from a normal level.
+//!
+//! The test conditions on the hour before. Within a day, bin-to-bin noise is close to
+//! Poisson; what varies is the level of the day (a busy Monday, a quiet Friday). So given
+//! the `R` attempts of the last `lookback` clean bins and the seasonal expectations `s`
+//! of this bin and `S` of those, this bin's share of the `x + R` attempts is binomial
+//! with probability `s / (s + S)` under "nothing changed but the time of day". The bin
+//! is flagged when
+//!
+//! 1. that binomial lower tail is at most `p_value`;
+//! 2. `x` is at most `max_fraction` of both the seasonal expectation and the
+//!    recent-level one (so the end of a surge, a fall back to normal, is not a drop);
+//! 3. the hour before held at least `min_recent_ratio` of its seasonal expectation (a
+//!    holiday never had a normal hour to fall from), with at least `min_expected`
+//!    attempts expected in this bin and over the lookback (early mornings are not
+//!    judged).
+//!
+//! A bin with no events at all is `flatline`'s (a broken log pipeline, not an outage).
+
+use super::{
+    read_bins, read_p_value, read_positive, read_share, BinContext, Detector, DetectorKind,
+    Finding, Severity,
+};
+use std::sync::Arc;
+
+use crate::config::{Problems, Table};
+use crate::stats::binomial_upper_tail;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeDrop {
+    pub p_value: f64,
+    /// Flag only when attempts are at most this fraction of the expectation.
+    pub max_fraction: f64,
+    /// Judge only bins where at least this many attempts are expected (per bin, and over
+    /// the lookback bins together).
+    pub min_expected: f64,
+    /// How many clean bins before this one must have looked normal.
+    pub lookback: u32,
+    /// "Normal": at least this share of their seasonal expectation.
+    pub min_recent_ratio: f64,
+}
+
+impl VolumeDrop {
+    pub fn read(t: &mut Table<'_>, problems: &mut Problems) -> VolumeDrop {
+        VolumeDrop {
+            p_value: read_p_value(t, 1e-6, problems),
+            max_fraction: read_share(t, "max_fraction", 0.65, problems),
+            min_expected: read_positive(t, "min_expected", 30.0, problems),
+            lookback: read_bins(t, "lookback", 4, problems),
+            min_recent_ratio: read_share(t, "min_recent_ratio", 0.5, problems),
+        }
+    }
+
+    /// Observed and seasonal totals of the last `lookback` clean bins before this one
+    /// (looking back at most twice as far, past anomalous or unknown bins).
+    fn recent(&self, ctx: &BinContext<'_>) -> (f64, f64) {
+        let (mut observed, mut seasonal, mut found) = (0.0, 0.0, 0);
+        for back in 1..=i64::from(self.lookback) * 2 {
+            if found >= self.lookback {
+                break;
+            }
+            match ctx.history.get(ctx.bin - back) {
+                Some(r) if r.is_clean() && r.seasonal_total > 0.0 => {
+                    observed += f64::from(r.total);
+                    seasonal += f64::from(r.seasonal_total);
+                    found += 1;
+                }
+                _ => {}
+            }
+        }
+        (observed, seasonal)
+    }
+}
+
+impl Detector for VolumeDrop {
+    fn kind(&self) -> DetectorKind {
+        DetectorKind::VolumeDrop
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
+    }
+
+    fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
+        let e = ctx.expected?;
+        let total = ctx.counts.total;
+        let season = e.seasonal_total;
+        if total == 0 || season < self.min_expected {
+            return None;
+        }
+        let (recent_observed, recent_seasonal) = self.recent(ctx);
+        if recent_seasonal < self.min_expected {
+            return None;
+        }
+        let recent_ratio = recent_observed / recent_seasonal;
+        // What this bin would hold at the level of the hour before.
+        let expected = season * recent_ratio;
+        let share = season / (season + recent_seasonal);
+        let n = total + recent_observed.round() as u64;
+        // P(X ≤ total) = 1 - P(X ≥ total + 1).
+        let p_value = (1.0 - binomial_upper_tail(total + 1, n, share)).clamp(0.0, 1.0);
+        let lower = (self.max_fraction * expected.min(season)).floor();
+        let x = total as f64;
+        Some(Finding {
+            anomalous: p_value <= self.p_value
+                && x <= lower
+                && recent_ratio >= self.min_recent_ratio,
+            observed: x,
+            expected,
+            lower,
+            // The band's top: five Poisson deviations above (this detector only pages low).
+            upper: (expected + 5.0 * expected.sqrt()).ceil(),
+            p_value,
+            severity: if x <= 0.3 * expected {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            measure: "sign-in attempts",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::series::{BinRecord, History};
+    use proptest::prelude::*;
+
+    fn det() -> VolumeDrop {
+        let mut p = Problems::default();
+        let mut t = Table::new("", None, &mut p);
+        VolumeDrop::read(&mut t, &mut p)
+    }
+
+    /// Four bins before `at` that held `ratio` of a seasonal 400.
+    fn history(at: i64, ratio: f64) -> History {
+        let mut h = History::new(16);
+        for b in (at - 4)..at {
+            let total = (400.0 * ratio) as u32;
+            h.push(
+                b,
+                BinRecord {
+                    total,
+                    success: total * 9 / 10,
+                    known: true,
+                    seasonal_total: 400.0,
+                    expected_total: 400.0,
+                    ..BinRecord::default()
+                },
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn a_cliff_after_a_normal_hour_is_flagged() {
+        let h = history(100, 1.0);
+        let f = det()
+            .evaluate(&ctx(
+                &h,
+                counts(90, 85, 5),
+                Some(expected(400.0, 370.0, 30.0)),
+            ))
+            .unwrap();
+        assert!(f.anomalous, "{f:?}");
+        assert_eq!(f.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_holiday_is_quiet_all_along_and_is_not() {
+        // The hour before was already at a fifth of the season.
+        let h = history(100, 0.2);
+        let f = det()
+            .evaluate(&ctx(
+                &h,
+                counts(70, 65, 5),
+                Some(expected(400.0, 370.0, 30.0)),
+            ))
+            .unwrap();
+        assert!(!f.anomalous, "{f:?}");
+    }
+
+    #[test]
+    fn the_end_of_a_surge_is_not_a_drop() {
+        // The level factor expects 1.8x the season; the season itself is met.
+        let h = history(100, 1.8);
+        let mut e = expected(720.0, 670.0, 50.0);
+        e.seasonal_total = 400.0;
+        let f = det()
+            .evaluate(&ctx(&h, counts(390, 360, 30), Some(e)))
+            .unwrap();
+        assert!(f.p_value < 1e-6, "a drop from the surge level: {f:?}");
+        assert!(!f.anomalous, "{f:?}");
+    }
+
+    #[test]
+    fn silence_and_quiet_hours_are_left_alone() {
+        let h = history(100, 1.0);
+        let e = Some(expected(400.0, 370.0, 30.0));
+        assert_eq!(det().evaluate(&ctx(&h, counts(0, 0, 0), e)), None);
+        let night = Some(expected(8.0, 7.0, 1.0));
+        assert_eq!(det().evaluate(&ctx(&h, counts(1, 1, 0), night)), None);
+    }
+
+    proptest! {
+        /// Whatever the counts, a bin at or above its expectation is never a drop, and a
+        /// finding's band is ordered.
+        #[test]
+        fn never_flags_normal_or_high_volume(total in 400u64..5000, ratio in 0.0f64..3.0) {
+            // (Expected 400 per bin at the season's level.)
+            let h = history(100, ratio);
+            if let Some(f) = det().evaluate(&ctx(&h, counts(total, total, 0), Some(expected(400.0, 380.0, 20.0)))) {
+                prop_assert!(!f.anomalous);
+                prop_assert!(f.lower <= f.upper);
+            }
+        }
+    }
+}
