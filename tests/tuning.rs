@@ -156,9 +156,32 @@ fn suggest_replays_the_backtest_exactly_at_the_configured_thresholds() {
             assert!(r.min_count > s.current.min_count);
         }
     }
-    let table = none.table();
+    let table = none.table(&[]);
     assert!(table.contains("[rules.detectors.failure_spike]"), "{table}");
     assert!(table.contains("p_value = "), "{table}");
+}
+
+#[test]
+fn with_labels_each_page_names_its_incident() {
+    let (_, rec, _) = demo();
+    let incidents = authpulse::evaluate::read_labels(include_str!("../samples/demo.labels.jsonl"))
+        .expect("demo labels");
+    let table = suggest::suggest(&rec, 0.5).table(&incidents);
+    for kind in [
+        "[credential_stuffing]",
+        "[password_spraying]",
+        "[pipeline_gap]",
+    ] {
+        assert!(table.contains(kind), "{kind} missing from\n{table}");
+    }
+    assert!(
+        table.contains("catches 3 of 5 incidents, 0 false"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("[no incident]"),
+        "the demo has no false page\n{table}"
+    );
 }
 
 /// The demo sample binned as a dashboard would export it: `timestamp,total,failure`.
@@ -299,6 +322,7 @@ fn a_split_rule_charts_the_most_eventful_series_first_and_caps_the_count() {
                 total: 4 + failure,
                 success: 4,
                 failure,
+                ..Counts::default()
             };
             let u = Update::Observe {
                 rule: 0,

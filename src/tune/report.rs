@@ -54,7 +54,9 @@ svg text.title { font-weight: 600; fill: #1d1d1f; }
 .resolve { fill: #2ca02c; }
 table { border-collapse: collapse; margin-top: 8px; font-size: 13px; }
 th, td { border-bottom: 1px solid #e5e5e5; padding: 4px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
-td.summary { white-space: normal; min-width: 420px; }
+td.summary { white-space: normal; min-width: 360px; }
+td.series { white-space: normal; overflow-wrap: anywhere; max-width: 260px; }
+.scroll { overflow-x: auto; }
 svg text.clipped { fill: #d62728; font-weight: 600; }
 th { background: #f6f6f6; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -549,7 +551,7 @@ fn legend() -> String {
 fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) {
     let _ = write!(
         out,
-        r#"<h2 id="alerts">Alerts ({})</h2><table class="alerts"><thead><tr><th>status</th><th>rule</th><th>detector</th><th>series</th><th>bin (UTC)</th><th>observed</th><th>expected</th><th>p-value</th><th>summary</th></tr></thead><tbody>"#,
+        r#"<h2 id="alerts">Alerts ({})</h2><div class="scroll"><table class="alerts"><thead><tr><th>status</th><th>rule</th><th>detector</th><th>series</th><th>bin (UTC)</th><th>observed</th><th>expected</th><th>p-value</th><th>summary</th></tr></thead><tbody>"#,
         alerts.len()
     );
     for a in alerts.iter().take(MAX_ALERT_ROWS) {
@@ -565,7 +567,7 @@ fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) 
         let share = a.measure.contains("share");
         let _ = write!(
             out,
-            r#"<tr class="{status}"><td>{status}</td><td>{}</td><td>{}</td><td>{series}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="summary">{}</td></tr>"#,
+            r#"<tr class="{status}"><td>{status}</td><td>{}</td><td>{}</td><td class="series">{series}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="summary">{}</td></tr>"#,
             esc(&a.rule),
             esc(&a.detector),
             esc(&a.bin_start),
@@ -575,7 +577,7 @@ fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) 
             esc(&a.summary)
         );
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
     if alerts.len() > MAX_ALERT_ROWS {
         let _ = writeln!(
             out,
