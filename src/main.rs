@@ -484,7 +484,8 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
     if let Some(path) = &args.alerts_out {
         out!("  alerts written to {}", path.display());
     }
-    if let (Some(path), Some(rec)) = (&args.report, &recorder) {
+    if let (Some(path), Some(rec)) = (&args.report, &mut recorder) {
+        rec.keep_marks_of(&outcome.alerts);
         let source = args.events.display().to_string();
         let html = authpulse::tune::report::render(rec, &outcome.alerts, &source, &summary);
         match std::fs::write(path, html) {

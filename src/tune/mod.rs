@@ -132,6 +132,37 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Keep lifecycle marks only where a notice went out. A transition whose notice was
+    /// held back (a storm of sources beyond `max_pages_per_hour`) stays a flagged bin, so
+    /// the report marks exactly what paged.
+    pub fn keep_marks_of(&mut self, alerts: &[crate::alert::Alert]) {
+        let sent: std::collections::HashSet<(&str, &str, &Labels, i64)> = alerts
+            .iter()
+            .map(|a| {
+                let bin_start = chrono::DateTime::parse_from_rfc3339(&a.bin_start)
+                    .map_or(i64::MIN, |t| t.timestamp_millis());
+                (a.rule.as_str(), a.detector.as_str(), &a.series, bin_start)
+            })
+            .collect();
+        for s in &mut self.series {
+            let Some(info) = self.rules.get(s.rule) else {
+                continue;
+            };
+            let names: Vec<&str> = info.kinds().map(|k| k.name()).collect();
+            let bin_ms = info.spec.bin_ms();
+            for (i, &bin) in s.bins.iter().enumerate() {
+                for (d, name) in names.iter().enumerate() {
+                    let key = (info.spec.name.as_str(), *name, &s.labels, bin * bin_ms);
+                    if let Some(Some(p)) = s.points.get_mut(i * names.len() + d) {
+                        if p.mark != Mark::None && !sent.contains(&key) {
+                            p.mark = Mark::None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     pub fn new(rules: &[RuleSpec]) -> Recorder {
         let rules: Vec<RuleInfo> = rules
             .iter()
