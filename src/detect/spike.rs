@@ -87,9 +87,15 @@ impl Detector for CountSpike {
         let model = CountModel::new(mean, phi);
         let p_value = model.upper_tail(observed);
         // The smallest count that would page: the statistical bound and both floors.
-        let upper = (model.upper_bound(self.p_value) as f64)
-            .max(self.min_count as f64)
-            .max((self.min_ratio * mean.max(MIN_MEAN)).ceil());
+        // When the floor itself is already past the bound (one tail evaluation says so),
+        // the floor is the answer and the bisection for the bound is skipped: that is
+        // the common case of thousands of quiet split series.
+        let floor = (self.min_count as f64).max((self.min_ratio * mean.max(MIN_MEAN)).ceil());
+        let upper = if model.upper_tail(floor as u64) <= self.p_value {
+            floor
+        } else {
+            (model.upper_bound(self.p_value) as f64).max(floor)
+        };
         let x = observed as f64;
         Some(Finding {
             anomalous: x >= upper && p_value <= self.p_value,
@@ -155,6 +161,23 @@ mod tests {
             ))
             .unwrap();
         assert!(!f.anomalous, "{f:?}");
+    }
+
+    proptest::proptest! {
+        /// The shortcut gives the same band as the full bound: max(bound, floors).
+        #[test]
+        fn upper_is_the_bound_or_the_floor(mean in 0.0f64..500.0, phi in 0.0f64..0.5, min_count in 0u64..100) {
+            let d = CountSpike { metric: SpikeMetric::Failure, p_value: 1e-6, min_count, min_ratio: 3.0 };
+            let h = History::new(4);
+            let mut c = ctx(&h, counts(10, 0, 10), Some(expected(mean * 2.0, mean, mean)));
+            c.dispersion.failure = phi;
+            let f = d.evaluate(&c).unwrap();
+            let model = CountModel::new(mean, phi);
+            let want = (model.upper_bound(1e-6) as f64)
+                .max(min_count as f64)
+                .max((3.0 * mean.max(MIN_MEAN)).ceil());
+            proptest::prop_assert_eq!(f.upper, want);
+        }
     }
 
     #[test]
