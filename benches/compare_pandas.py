@@ -16,7 +16,7 @@ import time
 
 import pandas as pd
 
-CHUNK = 200_000
+CHUNK = 50_000
 WINDOW = 96  # one day of 15-minute bins
 Z = 4.0
 

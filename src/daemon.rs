@@ -16,8 +16,9 @@
 //! carries on. A good one replaces the generation: rules, detectors, sinks, source and
 //! enrichment all change; history is loaded again as on a start (the persisted alert
 //! state keeps that from paging twice). `daemon.http_listen`, `daemon.state_dir`,
-//! `daemon.log_format` and `daemon.log_level` need a restart, as do environment
-//! variables (the environment is read again, but systemd's `EnvironmentFile=` is not).
+//! `daemon.log_format` and `daemon.log_level` need a restart, as do changes to the
+//! environment (`AUTHPULSE__*` overrides apply again, but from the process's environment,
+//! which systemd's `EnvironmentFile=` set at start).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -309,11 +310,18 @@ impl Generation {
         let (tx, rx) = mpsc::channel(64);
         let (source_stop, stop_rx) = watch::channel(false);
         let source = build_source(&config).await;
+        // A `source_unavailable` notified as firing before a restart (or reload) is still
+        // open: its `resolved` is owed, and the status page lists it.
         let owed: Vec<bool> = config
             .rules
             .iter()
             .map(|r| {
-                delivery.notified_firing(&fingerprint(&r.name, SOURCE_UNAVAILABLE, &Labels::new()))
+                let fp = fingerprint(&r.name, SOURCE_UNAVAILABLE, &Labels::new());
+                let notice = delivery.firing_notice(&fp);
+                if let Some(alert) = notice {
+                    shared.board.alerts(std::slice::from_ref(alert));
+                }
+                notice.is_some()
             })
             .collect();
         let source_health = SourceHealth::new(owed, config.source.unavailable_after);
@@ -410,7 +418,8 @@ impl Generation {
                 tracing::info!(
                     bins = self.pipeline.stats().bins_closed,
                     firing = self.firing(),
-                    "history loaded; ready"
+                    ready = self.source_health.all_healthy(),
+                    "history loaded"
                 );
             }
             Some(SourceEvent::Health {
@@ -532,13 +541,20 @@ fn keep_restart_only_keys(running: &Config, new: &mut Config) {
 /// history (as on a start; the alert state keeps that from paging twice), and delivery
 /// is restarted with the new sinks (notifications still queued for a removed sink stay
 /// on disk, as the start-up log says).
+///
+/// systemd hears `RELOADING=1`, then `READY=1` once the new config is applied — unless
+/// the daemon was not ready yet (a SIGHUP while the first history loads): then `READY=1`
+/// still waits for the history.
 async fn reload(
     generation: Generation,
     path: &Path,
     shared: &Shared,
     notify: &mut Notifier,
+    was_ready: bool,
 ) -> Result<Generation, DaemonError> {
-    notify.reloading();
+    if was_ready {
+        notify.reloading();
+    }
     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
     let mut new = match config::load(path) {
         Ok(c) => c,
@@ -554,7 +570,9 @@ async fn reload(
             metrics::counter!("authpulse_config_reloads_total", "result" => "rejected")
                 .increment(1);
             shared.board.reloaded(now_ms(), false);
-            notify.ready(&generation.status_line());
+            if was_ready {
+                notify.ready(&generation.status_line());
+            }
             return Ok(generation);
         }
     };
@@ -580,7 +598,9 @@ async fn reload(
             Generation::start(previous, shared).await?
         }
     };
-    notify.ready(&next.status_line());
+    if was_ready {
+        notify.ready(&next.status_line());
+    }
     Ok(next)
 }
 
@@ -668,7 +688,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
                 ready_once |= generation.caught_up;
             }
             _ = sighup.recv() => {
-                generation = reload(generation, &config_path, &shared, &mut notify).await?;
+                generation = reload(generation, &config_path, &shared, &mut notify, ready_once).await?;
             }
             _ = tick(&mut watchdog) => notify.watchdog(),
             _ = tick(&mut housekeeping) => {

@@ -66,6 +66,11 @@ enum Command {
         /// The paging budget --suggest aims for.
         #[arg(long, default_value_t = 0.5, value_name = "N")]
         pages_per_week: f64,
+        /// Labelled incidents (JSON lines: kind, start, end, expect_page; what `simulate
+        /// --labels` writes): --suggest then names the incident of each page and counts
+        /// what each setting catches.
+        #[arg(long, value_name = "FILE", requires = "suggest")]
+        labels: Option<PathBuf>,
     },
     /// Validate a config file: exit 0 when good, 2 with one line per problem when not.
     #[command(after_help = "Example:\n  authpulse check-config /etc/authpulse/authpulse.toml")]
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
             report,
             suggest,
             pages_per_week,
+            labels,
         } => backtest_cmd(BacktestArgs {
             config,
             events,
@@ -182,6 +188,7 @@ fn main() -> ExitCode {
             report,
             suggest,
             pages_per_week,
+            labels,
         }),
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
@@ -396,6 +403,7 @@ struct BacktestArgs {
     report: Option<PathBuf>,
     suggest: bool,
     pages_per_week: f64,
+    labels: Option<PathBuf>,
 }
 
 /// The config at `path`, or the built-in one without a path; a bad config prints its
@@ -422,6 +430,19 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let incidents = match &args.labels {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| authpulse::evaluate::read_labels(&text))
+        {
+            Ok(incidents) => incidents,
+            Err(e) => {
+                eprintln!("--labels {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Vec::new(),
+    };
     init_logging(LogFormat::Text, "warn");
     let format = backtest::Format::of(&args.events, args.format);
     // Only --report and --suggest look inside the pipeline; a plain backtest records nothing.
@@ -477,7 +498,7 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
     if let (true, Some(rec)) = (args.suggest, &recorder) {
         out!(
             "{}",
-            authpulse::tune::suggest::suggest(rec, args.pages_per_week).table()
+            authpulse::tune::suggest::suggest(rec, args.pages_per_week).table(&incidents)
         );
     }
     ExitCode::SUCCESS

@@ -21,6 +21,7 @@ use crate::alert::{Alert, Status};
 use crate::config::{Config, SourceKind};
 use crate::detect::{BinContext, DetectorKind};
 use crate::lifecycle::Transition;
+use crate::mute::Mute;
 use crate::pipeline::{Observer, Verdict};
 use crate::series::Labels;
 
@@ -175,6 +176,8 @@ struct BoardState {
     rules: Vec<RuleBoard>,
     /// Firing alerts by fingerprint (the latest notice of each).
     open: BTreeMap<String, Alert>,
+    /// The config's maintenance windows: open alerts they cover are marked muted.
+    mutes: Vec<Mute>,
 }
 
 /// The status page's data, shared between the daemon loop and the HTTP server.
@@ -197,6 +200,7 @@ impl Default for Board {
                 last_reload: None,
                 rules: Vec::new(),
                 open: BTreeMap::new(),
+                mutes: Vec::new(),
             }),
         }
     }
@@ -233,6 +237,7 @@ impl Board {
         s.ready = false;
         s.last_poll_ms = None;
         s.open.clear();
+        s.mutes = config.mutes.clone();
         s.rules = config
             .rules
             .iter()
@@ -362,6 +367,7 @@ h3 { font-size: 15px; margin: 16px 0 4px; }
 .ok { background: #dafbe1; color: #116329; }
 .warn { background: #fff8c5; color: #7d4e00; }
 .bad { background: #ffebe9; color: #a40e26; }
+.muted { background: #eaeef2; color: #57606a; }
 table { border-collapse: collapse; margin: 8px 0; width: 100%; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
 td.summary { white-space: normal; }
@@ -434,10 +440,19 @@ fn render(s: &BoardState, now_ms: i64) -> String {
         for a in open {
             let _ = writeln!(
                 h,
-                "<tr><td><span class=\"pill {}\">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                "<tr><td><span class=\"pill {}\">{}</span>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"summary\">{}</td></tr>",
                 if a.severity == crate::detect::Severity::Critical { "bad" } else { "warn" },
                 esc(&a.severity.to_string()),
+                // Not sent: a maintenance window covers it (see `crate::mute`).
+                s.mutes
+                    .iter()
+                    .find(|m| m.covers(a))
+                    .map(|m| format!(
+                        " <span class=\"pill muted\" title=\"{}\">muted</span>",
+                        esc(&m.reason)
+                    ))
+                    .unwrap_or_default(),
                 esc(&a.rule),
                 esc(&a.detector),
                 esc(&labels_text(&a.series)),
@@ -550,7 +565,8 @@ fn chart(
         .filter_map(|t| measure(t).band.map(|(_, hi)| hi))
         .filter(|hi| hi.is_finite())
         .fold(0.0, f64::max);
-    let y_max = nice_ceiling(seen.max(band_top.min(seen * 2.0 + 5.0)).max(1.0));
+    // At least 2, so that a quiet series' axis reads 0, 1, 2 rather than fractions.
+    let y_max = nice_ceiling(seen.max(band_top.min(seen * 2.0 + 5.0)).max(2.0));
     // An attack of 2,000 failures next to a normal 5 would flatten the baseline into the
     // axis: when the peak dwarfs what is normal, the scale is logarithmic (log(1 + v)),
     // so both the attack and the band stay readable.
@@ -619,9 +635,15 @@ fn chart(
         } else {
             "%H:%M"
         };
+        // A label at the right edge ends there instead of running off the chart.
+        let anchor = if x(b) > W - RIGHT - 30.0 {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             h,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
             x(b),
             H - 6.0,
             time(b * bin_ms, fmt)
@@ -827,8 +849,35 @@ mod tests {
     }
 
     #[test]
+    fn open_alerts_in_a_maintenance_window_are_marked_muted() {
+        use crate::sink::render::tests::sample_alert;
+        let mut config = Config::builtin();
+        config.mutes = vec![Mute {
+            window: crate::mute::Window::Once {
+                start_ms: 0,
+                end_ms: i64::MAX,
+            },
+            rules: Vec::new(),
+            detectors: Vec::new(),
+            reason: "Okta <upgrade>".into(),
+        }];
+        let b = Board::default();
+        b.reset(&config);
+        b.alerts(&[sample_alert(Status::Firing, "2026-11-25T10:00:00Z")]);
+        let page = b.render();
+        assert!(page.contains("Open alerts (1)"));
+        assert!(
+            page.contains("<span class=\"pill muted\" title=\"Okta &lt;upgrade&gt;\">muted</span>"),
+            "{page}"
+        );
+        b.reset(&Config::builtin());
+        b.alerts(&[sample_alert(Status::Firing, "2026-11-25T10:00:00Z")]);
+        assert!(!b.render().contains("pill muted"));
+    }
+
+    #[test]
     fn y_axis_ends_on_round_numbers() {
-        assert_eq!(nice_ceiling(1.0), 1.0);
+        assert_eq!(nice_ceiling(2.0), 2.0);
         assert_eq!(nice_ceiling(1.3), 2.0);
         assert_eq!(nice_ceiling(23.0), 25.0);
         assert_eq!(nice_ceiling(420.0), 500.0);

@@ -151,3 +151,90 @@ async fn poll_metrics_move_and_sigterm_exits_in_time() {
         .collect();
     assert!(running.is_empty(), "queries left running: {running:?}");
 }
+
+#[tokio::test]
+async fn a_blind_daemon_says_so_on_every_surface_across_restarts() {
+    let sdk = common::sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let group = common::unique("/authpulse/test/blind");
+    common::create_log_group(&logs, &group).await;
+    common::faults(&group, serde_json::json!({"fail_queries": 1000})).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let cfg = config(dir.path(), &group, port);
+    let text = std::fs::read_to_string(&cfg)
+        .expect("config")
+        .replace(
+            "backfill = \"1h\"",
+            "backfill = \"5m\"\nunavailable_after = 1",
+        )
+        .replace("bin = \"1m\"", "bin = \"10s\"");
+    std::fs::write(&cfg, text).expect("config");
+    let page = |d: &Daemon| {
+        let url = format!("{}/", d.http);
+        async move {
+            match reqwest::get(url).await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        }
+    };
+    let shows_blind = |p: &str| {
+        p.contains(">source failing<")
+            && p.contains("<td>source_unavailable</td>")
+            && p.contains("Open alerts (1)")
+    };
+
+    let mut d = Daemon::start(&cfg, port);
+    let blind = common::eventually(Duration::from_secs(30), || async {
+        shows_blind(&page(&d).await).then_some(())
+    })
+    .await;
+    assert!(
+        blind.is_some(),
+        "the page does not say so:\n{}",
+        page(&d).await
+    );
+    assert_eq!(d.get("/readyz").await, Some(503));
+    let m = metrics(&d).await;
+    assert_eq!(metric(&m, "authpulse_alerts_firing"), Some(1.0), "{m}");
+    assert!(metric(&m, "authpulse_ready") == Some(0.0), "{m}");
+
+    // Restarted while still blind: the incident is still open (its `resolved` is owed),
+    // and the page lists it from the start, before any poll.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status();
+    let _ = d.child.wait();
+    drop(d);
+    let d = Daemon::start(&cfg, port);
+    let listed = common::eventually(Duration::from_secs(20), || async {
+        page(&d)
+            .await
+            .contains("<td>source_unavailable</td>")
+            .then_some(())
+    })
+    .await;
+    assert!(listed.is_some(), "{}", page(&d).await);
+
+    // Readable again: resolved everywhere.
+    common::admin(
+        reqwest::Method::DELETE,
+        &format!("/_authpulse/faults?log_group={group}"),
+        None,
+    )
+    .await;
+    let healthy = common::eventually(Duration::from_secs(60), || async {
+        let p = page(&d).await;
+        (p.contains("Open alerts (0)") && d.get("/readyz").await == Some(200)).then_some(())
+    })
+    .await;
+    assert!(healthy.is_some(), "{}", page(&d).await);
+    let alerts = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap_or_default();
+    let notices: Vec<&str> = alerts
+        .lines()
+        .filter(|l| l.contains("source_unavailable"))
+        .collect();
+    assert_eq!(notices.len(), 2, "one firing, one resolved: {notices:#?}");
+}

@@ -250,14 +250,15 @@ impl Delivery {
         self.queues.len()
     }
 
-    /// Was the last notification for `fingerprint` (persisted across restarts) a
-    /// `firing`? For alerts raised outside the pipeline (the source's health), whose
+    /// The last notification for `fingerprint` (persisted across restarts), if it was a
+    /// `firing`. For alerts raised outside the pipeline (the source's health), whose
     /// raiser must know after a restart that a `resolved` is still owed.
-    pub fn notified_firing(&self, fingerprint: &str) -> bool {
+    pub fn firing_notice(&self, fingerprint: &str) -> Option<&Alert> {
         self.state
             .notified
             .get(fingerprint)
-            .is_some_and(|n| n.status == crate::alert::Status::Firing)
+            .filter(|n| n.status == crate::alert::Status::Firing)
+            .map(|n| &n.alert)
     }
 
     /// The detector's `repeat_interval`, if the rule and detector are configured.

@@ -127,6 +127,8 @@ pub struct Recorder {
     pub series: Vec<SeriesTrace>,
     /// Per rule: labels → index in `series`.
     index: Vec<HashMap<Labels, usize>>,
+    /// Per rule: the first and last bin evaluated.
+    spans: Vec<Option<(i64, i64)>>,
 }
 
 impl Recorder {
@@ -150,6 +152,7 @@ impl Recorder {
             .collect();
         Recorder {
             index: vec![HashMap::new(); rules.len()],
+            spans: vec![None; rules.len()],
             rules,
             series: Vec::new(),
         }
@@ -163,16 +166,8 @@ impl Recorder {
     /// First and last evaluated bin start of `rule` (ms), if it evaluated any.
     pub fn span_ms(&self, rule: usize) -> Option<(i64, i64)> {
         let bin_ms = self.rules.get(rule)?.spec.bin_ms();
-        let mut span: Option<(i64, i64)> = None;
-        for s in self.series.iter().filter(|s| s.rule == rule) {
-            if let (Some(&first), Some(&last)) = (s.bins.first(), s.bins.last()) {
-                span = Some(match span {
-                    None => (first, last),
-                    Some((a, b)) => (a.min(first), b.max(last)),
-                });
-            }
-        }
-        span.map(|(a, b)| (a * bin_ms, b * bin_ms))
+        let (first, last) = (*self.spans.get(rule)?)?;
+        Some((first * bin_ms, last * bin_ms))
     }
 }
 
@@ -201,6 +196,11 @@ impl Observer for Recorder {
                 self.series.len() - 1
             }
         };
+        if let Some(span) = self.spans.get_mut(rule) {
+            let (first, last) = span.get_or_insert((ctx.bin, ctx.bin));
+            *first = (*first).min(ctx.bin);
+            *last = (*last).max(ctx.bin);
+        }
         let s = &mut self.series[i];
         s.bins.push(ctx.bin);
         s.counts.push(ctx.counts);

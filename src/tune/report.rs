@@ -54,7 +54,9 @@ svg text.title { font-weight: 600; fill: #1d1d1f; }
 .resolve { fill: #2ca02c; }
 table { border-collapse: collapse; margin-top: 8px; font-size: 13px; }
 th, td { border-bottom: 1px solid #e5e5e5; padding: 4px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
-td.summary { white-space: normal; min-width: 420px; }
+td.summary { white-space: normal; min-width: 360px; }
+td.series { white-space: normal; overflow-wrap: anywhere; max-width: 260px; }
+.scroll { overflow-x: auto; }
 svg text.clipped { fill: #d62728; font-weight: 600; }
 th { background: #f6f6f6; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -225,19 +227,29 @@ fn nice_step(range: f64, ticks: f64) -> f64 {
     }
 }
 
-/// One panel: detector `d` of series `s`.
-#[allow(clippy::too_many_arguments)]
+/// What the panels of one chart share: the bins on the x-axis and the day ticks.
+struct Frame {
+    first_bin: i64,
+    bins: f64,
+    days: Vec<(i64, String)>,
+}
+
+/// One panel: detector `d` of series `s`, its frame's top edge at `top`; the bottom panel
+/// labels the days.
 fn panel(
     svg: &mut String,
     rec: &Recorder,
     s: &SeriesTrace,
     d: usize,
     top: f64,
-    first_bin: i64,
-    bins: f64,
-    days: &[(i64, String)],
+    frame: &Frame,
     bottom: bool,
 ) {
+    let Frame {
+        first_bin,
+        bins,
+        ref days,
+    } = *frame;
     let info = &rec.rules[s.rule];
     let detectors = info.spec.detectors.len();
     let kind = info.spec.detectors[d].detector.kind();
@@ -454,14 +466,19 @@ fn day_ticks(first_bin: i64, last_bin: i64, bin_ms: i64) -> Vec<(i64, String)> {
     out
 }
 
-/// One series' chart.
+/// One series' chart. All charts of a rule share its time axis, so series line up.
 fn chart(out: &mut String, rec: &Recorder, s: &SeriesTrace, id: usize) {
     let info = &rec.rules[s.rule];
-    let (Some(&first_bin), Some(&last_bin)) = (s.bins.first(), s.bins.last()) else {
+    let bin_ms = info.spec.bin_ms().max(1);
+    let Some((first_bin, last_bin)) = rec.span_ms(s.rule).map(|(a, b)| (a / bin_ms, b / bin_ms))
+    else {
         return;
     };
-    let bins = (last_bin + 1 - first_bin).max(1) as f64;
-    let days = day_ticks(first_bin, last_bin, info.spec.bin_ms());
+    let frame = Frame {
+        first_bin,
+        bins: (last_bin + 1 - first_bin).max(1) as f64,
+        days: day_ticks(first_bin, last_bin, bin_ms),
+    };
     let n = info.spec.detectors.len();
     let height = TOP + n as f64 * (PANEL_H + PANEL_GAP) + AXIS_H;
     let name = series_name(&info.spec.name, &s.labels);
@@ -471,8 +488,8 @@ fn chart(out: &mut String, rec: &Recorder, s: &SeriesTrace, id: usize) {
         r#"<section class="series" id="series-{id}"><h2>{}</h2><p class="meta">{} bins from {} to {} UTC · {events} events · {fires} firing notices</p>"#,
         esc(&name),
         s.bins.len(),
-        esc(&time(first_bin * info.spec.bin_ms())),
-        esc(&time(last_bin * info.spec.bin_ms())),
+        esc(&time(s.bins.first().copied().unwrap_or(first_bin) * bin_ms)),
+        esc(&time(s.bins.last().copied().unwrap_or(last_bin) * bin_ms)),
     );
     let _ = write!(
         out,
@@ -484,7 +501,7 @@ fn chart(out: &mut String, rec: &Recorder, s: &SeriesTrace, id: usize) {
     );
     for d in 0..n {
         let top = TOP + PANEL_GAP - 10.0 + d as f64 * (PANEL_H + PANEL_GAP);
-        panel(out, rec, s, d, top, first_bin, bins, &days, d + 1 == n);
+        panel(out, rec, s, d, top, &frame, d + 1 == n);
     }
     out.push_str("</svg></section>\n");
 }
@@ -534,7 +551,7 @@ fn legend() -> String {
 fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) {
     let _ = write!(
         out,
-        r#"<h2 id="alerts">Alerts ({})</h2><table class="alerts"><thead><tr><th>status</th><th>rule</th><th>detector</th><th>series</th><th>bin (UTC)</th><th>observed</th><th>expected</th><th>p-value</th><th>summary</th></tr></thead><tbody>"#,
+        r#"<h2 id="alerts">Alerts ({})</h2><div class="scroll"><table class="alerts"><thead><tr><th>status</th><th>rule</th><th>detector</th><th>series</th><th>bin (UTC)</th><th>observed</th><th>expected</th><th>p-value</th><th>summary</th></tr></thead><tbody>"#,
         alerts.len()
     );
     for a in alerts.iter().take(MAX_ALERT_ROWS) {
@@ -550,7 +567,7 @@ fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) 
         let share = a.measure.contains("share");
         let _ = write!(
             out,
-            r#"<tr class="{status}"><td>{status}</td><td>{}</td><td>{}</td><td>{series}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="summary">{}</td></tr>"#,
+            r#"<tr class="{status}"><td>{status}</td><td>{}</td><td>{}</td><td class="series">{series}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="summary">{}</td></tr>"#,
             esc(&a.rule),
             esc(&a.detector),
             esc(&a.bin_start),
@@ -560,7 +577,7 @@ fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) 
             esc(&a.summary)
         );
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
     if alerts.len() > MAX_ALERT_ROWS {
         let _ = writeln!(
             out,
@@ -572,12 +589,16 @@ fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) 
 
 /// The whole page. `source` names the input, `summary` is the backtest's text summary.
 pub fn render(rec: &Recorder, alerts: &[Alert], source: &str, summary: &str) -> String {
-    let mut order: Vec<&SeriesTrace> = rec.series.iter().filter(|s| !s.bins.is_empty()).collect();
-    order.sort_by(|a, b| {
-        let (fa, pa, ea) = interest(a);
-        let (fb, pb, eb) = interest(b);
-        fb.cmp(&fa).then(pa.total_cmp(&pb)).then(eb.cmp(&ea))
+    let mut ranked: Vec<((usize, f64, u64), &SeriesTrace)> = rec
+        .series
+        .iter()
+        .filter(|s| !s.bins.is_empty())
+        .map(|s| (interest(s), s))
+        .collect();
+    ranked.sort_by(|((fa, pa, ea), _), ((fb, pb, eb), _)| {
+        fb.cmp(fa).then(pa.total_cmp(pb)).then(eb.cmp(ea))
     });
+    let order: Vec<&SeriesTrace> = ranked.into_iter().map(|(_, s)| s).collect();
     let shown = order.len().min(MAX_SERIES);
     let mut out = String::with_capacity(1 << 20);
     let _ = write!(

@@ -1,7 +1,9 @@
 //! `backtest --suggest`: per detector, the threshold that would have paged at most a
 //! target number of times per week on this history, and what it would have caught.
 //!
-//! Nothing is re-run: the [`Recorder`] kept every bin's p-value and whether the bin passes
+//! The suggested p-value is the one that pages the most within the budget (the most
+//! sensitive setting the budget affords), and among settings paging alike, the one
+//! nearest the configured value. Nothing is re-run: the [`Recorder`] kept every bin's p-value and whether the bin passes
 //! the detector's other floors, so a candidate threshold turns each bin into a verdict
 //! (`anomalous at p` = passes the floors and `p_value ≤ p`), and the alert lifecycle is
 //! replayed over those verdicts with the detector's own M-of-N, resolve and repeat
@@ -13,7 +15,9 @@ use std::fmt::Write as _;
 
 use crate::alert::rfc3339;
 use crate::detect::{DetectorKind, FirePolicy};
+use crate::evaluate::GRACE_MS;
 use crate::lifecycle::{Lifecycle, Transition};
+use crate::simulate::Incident;
 
 use super::{series_name, Recorder, SeriesTrace, PROBE_P_VALUE};
 
@@ -35,6 +39,8 @@ fn p_grid() -> Vec<f64> {
 pub struct Page {
     pub series: String,
     pub bin_start_ms: i64,
+    /// Start of the incident's first anomalous bin (as the alert's `started_at`).
+    pub started_ms: i64,
     pub observed: f64,
     pub expected: f64,
     pub p_value: f64,
@@ -62,9 +68,11 @@ impl Replay {
 pub struct Suggestion {
     pub rule: String,
     pub detector: DetectorKind,
+    pub bin_ms: i64,
     /// What the configured thresholds did.
     pub current: Replay,
-    /// The loosest p-value meeting the target (configured min_count), if any does.
+    /// The p-value that pages the most without exceeding the target (configured
+    /// min_count), nearest the configured one among equals; `None` if none meets it.
     pub by_p_value: Option<Replay>,
     /// The smallest min_count meeting the target (configured p-value), for detectors
     /// with a count floor.
@@ -141,10 +149,11 @@ impl Ctx<'_> {
                 let at = bin * self.bin_ms;
                 match (lifecycle.step("", &self.policy, at, verdict), pt) {
                     // A fire needs a verdict, so the point is there.
-                    (Transition::Fire { .. }, Some(pt)) => {
+                    (Transition::Fire { started_ms }, Some(pt)) => {
                         pages.push(Page {
                             series: series_name(name, &s.labels),
                             bin_start_ms: at,
+                            started_ms,
                             observed: f64::from(pt.observed),
                             expected: f64::from(pt.expected),
                             p_value: pt.p_value,
@@ -217,10 +226,18 @@ pub fn suggest(rec: &Recorder, target_per_week: f64) -> Suggestions {
                 .min_by(|a, b| a.p_value.total_cmp(&b.p_value))
                 .cloned()
                 .unwrap_or_else(|| current.clone());
+            // Within budget, the threshold that pages the most (it catches the most);
+            // among equals, the one nearest the configured value: a change that pages
+            // nothing more is no improvement.
+            let distance = |r: &Replay| (r.p_value.log10() - configured_p.log10()).abs();
             let by_p_value = replays
                 .into_iter()
                 .filter(|r| r.notices() <= budget)
-                .max_by(|a, b| a.p_value.total_cmp(&b.p_value));
+                .max_by(|a, b| {
+                    a.notices()
+                        .cmp(&b.notices())
+                        .then(distance(b).total_cmp(&distance(a)))
+                });
             // Raising min_count only removes pages: try each count that would drop one
             // more of the current pages' bins, smallest first.
             let by_min_count = configured_min
@@ -251,6 +268,7 @@ pub fn suggest(rec: &Recorder, target_per_week: f64) -> Suggestions {
             items.push(Suggestion {
                 rule: info.spec.name.clone(),
                 detector: kind,
+                bin_ms,
                 current,
                 by_p_value,
                 by_min_count,
@@ -285,6 +303,53 @@ fn p_literal(p: f64) -> String {
     }
 }
 
+/// The labelled incident a page belongs to: its first anomalous bin starts inside the
+/// incident's window, widened as [`crate::evaluate`] widens it.
+fn incident_of<'a>(p: &Page, bin_ms: i64, incidents: &'a [Incident]) -> Option<&'a Incident> {
+    incidents.iter().find(|i| {
+        p.started_ms >= i.start.timestamp_millis() - bin_ms
+            && p.started_ms <= i.end.timestamp_millis() + GRACE_MS
+    })
+}
+
+/// `[credential_stuffing]`, `[benign_surge: should not page]` or `[no incident]`, when
+/// there are labels.
+fn label(p: &Page, bin_ms: i64, incidents: &[Incident]) -> String {
+    if incidents.is_empty() {
+        return String::new();
+    }
+    match incident_of(p, bin_ms, incidents) {
+        Some(i) if i.expect_page => format!("  [{}]", i.kind.as_str()),
+        Some(i) => format!("  [{}: should not page]", i.kind.as_str()),
+        None => "  [no incident]".to_string(),
+    }
+}
+
+/// `catches 3 of 5 incidents, 1 false page` for a replay, when there are labels.
+fn catch_note(r: &Replay, bin_ms: i64, incidents: &[Incident]) -> String {
+    let should: Vec<&Incident> = incidents.iter().filter(|i| i.expect_page).collect();
+    if incidents.is_empty() {
+        return String::new();
+    }
+    let caught = should
+        .iter()
+        .filter(|i| {
+            r.pages
+                .iter()
+                .any(|p| incident_of(p, bin_ms, incidents).is_some_and(|j| std::ptr::eq(j, **i)))
+        })
+        .count();
+    let false_pages = r
+        .pages
+        .iter()
+        .filter(|p| incident_of(p, bin_ms, incidents).is_none_or(|i| !i.expect_page))
+        .count();
+    format!(
+        " · catches {caught} of {} incidents, {false_pages} false",
+        should.len()
+    )
+}
+
 fn page_line(p: &Page) -> String {
     let repeats = match p.repeats {
         0 => String::new(),
@@ -310,7 +375,13 @@ fn show(x: f64) -> String {
 }
 
 /// What `r` would page, and which of the current pages it would not (first ten of each).
-fn differences(current: &Replay, r: &Replay, prefix: &str) -> String {
+fn differences(
+    current: &Replay,
+    r: &Replay,
+    prefix: &str,
+    bin_ms: i64,
+    incidents: &[Incident],
+) -> String {
     let same = |p: &Page, q: &Page| p.bin_start_ms == q.bin_start_ms && p.series == q.series;
     let mut t = String::new();
     let dropped: Vec<&Page> = current
@@ -323,7 +394,12 @@ fn differences(current: &Replay, r: &Replay, prefix: &str) -> String {
         ("would not page", dropped),
     ] {
         for p in pages.iter().take(10) {
-            let _ = writeln!(t, "      {prefix}{label:<15}{}", page_line(p));
+            let _ = writeln!(
+                t,
+                "      {prefix}{label:<15}{}{}",
+                page_line(p),
+                self::label(p, bin_ms, incidents)
+            );
         }
         if pages.len() > 10 {
             let _ = writeln!(t, "      {prefix}... {} more", pages.len() - 10);
@@ -334,8 +410,9 @@ fn differences(current: &Replay, r: &Replay, prefix: &str) -> String {
 
 impl Suggestions {
     /// The plain report: a table per rule, what the suggestions catch and drop, and the
-    /// config to paste.
-    pub fn table(&self) -> String {
+    /// config to paste. With labelled `incidents` (the simulator's labels file, or your
+    /// own), each page names its incident and each setting counts what it catches.
+    pub fn table(&self, incidents: &[Incident]) -> String {
         let mut t = String::new();
         let _ = writeln!(
             t,
@@ -365,21 +442,23 @@ impl Suggestions {
             );
             let _ = writeln!(
                 t,
-                "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   now",
+                "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   now{}",
                 s.rule,
                 s.detector.name(),
                 now,
                 s.current.notices(),
-                per_week(&s.current)
+                per_week(&s.current),
+                catch_note(&s.current, s.bin_ms, incidents)
             );
             let line = |label: String, r: &Replay, note: &str| {
                 format!(
-                    "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   {note}\n",
+                    "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   {note}{}\n",
                     "",
                     "",
                     label,
                     r.notices(),
-                    per_week(r)
+                    per_week(r),
+                    catch_note(r, s.bin_ms, incidents)
                 )
             };
             match &s.by_p_value {
@@ -404,7 +483,12 @@ impl Suggestions {
                         "", ""
                     );
                     for p in s.strictest.pages.iter().take(10) {
-                        let _ = writeln!(t, "      still pages    {}", page_line(p));
+                        let _ = writeln!(
+                            t,
+                            "      still pages    {}{}",
+                            page_line(p),
+                            label(p, s.bin_ms, incidents)
+                        );
                     }
                 }
             }
@@ -424,10 +508,16 @@ impl Suggestions {
                 );
             }
             if let Some(r) = &s.by_p_value {
-                t.push_str(&differences(&s.current, r, ""));
+                t.push_str(&differences(&s.current, r, "", s.bin_ms, incidents));
             }
             if let Some(r) = &s.by_min_count {
-                t.push_str(&differences(&s.current, r, "with min_count: "));
+                t.push_str(&differences(
+                    &s.current,
+                    r,
+                    "with min_count: ",
+                    s.bin_ms,
+                    incidents,
+                ));
             }
         }
         let _ = writeln!(
@@ -453,6 +543,8 @@ impl Suggestions {
                         format!("   # was {}", p_literal(s.current.p_value))
                     };
                     let _ = writeln!(t, "p_value = {}{was}", p_literal(p));
+                } else {
+                    t.push_str("# no p_value to tune here: keep your settings\n");
                 }
             }
             t.push('\n');
