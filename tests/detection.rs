@@ -56,10 +56,7 @@ fn check(seed: u64, difficulty: Difficulty) {
     assert!(
         s.false_pages.is_empty(),
         "{difficulty} seed {seed}: false pages {:#?}",
-        s.false_pages
-            .iter()
-            .map(|a| &a.summary)
-            .collect::<Vec<_>>()
+        s.false_pages.iter().map(|a| &a.summary).collect::<Vec<_>>()
     );
     // Every firing alert says what it is and why, and resolves.
     for a in alerts.iter().filter(|a| a.status == Status::Firing) {

@@ -97,8 +97,13 @@ impl Detector for CountSpike {
             (model.upper_bound(self.p_value) as f64).max(floor)
         };
         let x = observed as f64;
+        // Failures must be spread over accounts: one person failing twenty times (or a
+        // stuck client) is Okta's lockout's business, not a page. Without distinct-user
+        // counts (a hand-written query without `users`) this check is skipped.
+        let users = ctx.counts.failed_users;
+        let spread = self.metric != SpikeMetric::Failure || users == 0 || users as f64 >= upper;
         Some(Finding {
-            anomalous: x >= upper && p_value <= self.p_value,
+            anomalous: x >= upper && p_value <= self.p_value && spread,
             observed: x,
             expected: mean,
             lower: 0.0,
@@ -178,6 +183,17 @@ mod tests {
                 .max((3.0 * mean.max(MIN_MEAN)).ceil());
             proptest::prop_assert_eq!(f.upper, want);
         }
+    }
+
+    #[test]
+    fn one_person_failing_twenty_times_is_not_a_spike() {
+        let h = History::new(10);
+        let mut c = counts(440, 400, 40);
+        c.failed_users = 6;
+        let e = Some(expected(407.0, 400.0, 7.0));
+        assert!(!spike().evaluate(&ctx(&h, c, e)).unwrap().anomalous);
+        c.failed_users = 38;
+        assert!(spike().evaluate(&ctx(&h, c, e)).unwrap().anomalous);
     }
 
     #[test]
