@@ -16,7 +16,7 @@
 //! [`Pipeline::apply_observed`] and see every series' every evaluated bin; the daemon and
 //! the plain backtest pass none and pay nothing for it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::baseline::{Baseline, Basis, Expected, Seasonal};
@@ -73,6 +73,11 @@ struct RuleEngine {
     /// What each firing alert was classified as when it fired, by fingerprint, so its
     /// resolve notice carries the same kind.
     firing_kinds: HashMap<String, kind::Verdict>,
+    /// Split series whose firing was held back as part of a storm (beyond
+    /// `max_pages_per_hour`): their repeats and resolves are held back too.
+    storm_held: HashSet<String>,
+    /// Per detector: the bins of the split-series pages sent within the last hour.
+    storm_pages: Vec<std::collections::VecDeque<i64>>,
 }
 
 /// A notice decided in the first pass over a bin's series, written in the second (once
@@ -153,6 +158,8 @@ impl Pipeline {
                 next_bin: None,
                 first_bin: None,
                 firing_kinds: HashMap::new(),
+                storm_held: HashSet::new(),
+                storm_pages: Vec::new(),
             })
             .collect();
         Pipeline {
@@ -569,11 +576,53 @@ impl RuleEngine {
         }
         // Series live in a hash map: put notices in a fixed order so that every run (the
         // daemon, a backtest) writes the same alerts in the same order.
-        notices.sort_by(|a, b| (a.detector, &a.labels).cmp(&(b.detector, &b.labels)));
+        // Within a detector the most significant come first, so a storm pages its worst.
+        notices.sort_by(|a, b| {
+            (a.detector, a.finding.p_value, &a.labels)
+                .partial_cmp(&(b.detector, b.finding.p_value, &b.labels))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let cap = self.spec.max_pages_per_hour;
+        let hour_bins = (3_600_000 / bin_ms).max(1);
+        self.storm_pages
+            .resize(self.spec.detectors.len(), Default::default());
+        for pages in &mut self.storm_pages {
+            while pages.front().is_some_and(|&b| b <= bin - hour_bins) {
+                pages.pop_front();
+            }
+        }
+        let mut paged = vec![Vec::new(); self.spec.detectors.len()];
+        let mut held = vec![0usize; self.spec.detectors.len()];
         for n in notices {
             let spec = &self.spec.detectors[n.detector];
             let detector = spec.detector.kind();
             let fp = fingerprint(&self.spec.name, detector.name(), &n.labels);
+            if split {
+                // Storm guard: one page per source is right for three sources, not for
+                // three hundred.
+                let storm = match n.status {
+                    Status::Firing if self.storm_held.contains(&fp) => true,
+                    Status::Firing
+                        if self.storm_pages.get(n.detector).map_or(0, |p| p.len()) >= cap =>
+                    {
+                        self.storm_held.insert(fp.clone());
+                        held[n.detector] += 1;
+                        true
+                    }
+                    Status::Firing => false,
+                    Status::Resolved => self.storm_held.remove(&fp),
+                };
+                if storm {
+                    metrics::counter!("authpulse_notifications_suppressed_total", "reason" => "storm").increment(1);
+                    continue;
+                }
+                if n.status == Status::Firing {
+                    paged[n.detector].push(out.len());
+                    if let Some(p) = self.storm_pages.get_mut(n.detector) {
+                        p.push_back(bin);
+                    }
+                }
+            }
             let verdict = match n.status {
                 Status::Firing => {
                     let sources = anomalous_series[n.detector];
@@ -615,6 +664,19 @@ impl RuleEngine {
                 finding: &n.finding,
                 verdict: &verdict,
             }));
+        }
+        for (d, indices) in paged.iter().enumerate() {
+            if held[d] == 0 {
+                continue;
+            }
+            for &i in indices {
+                if let Some(a) = out.get_mut(i) {
+                    a.summary.push_str(&format!(
+                        " {} more sources fired in this bin; they are not paged one by one (max_pages_per_hour = {cap}): see the status page or the rule's query.",
+                        held[d]
+                    ));
+                }
+            }
         }
         evaluated
     }
@@ -827,6 +889,43 @@ mod tests {
                 fingerprint("t", d.detector.kind().name(), &Labels::new())
             );
         }
+    }
+
+    #[test]
+    fn a_storm_of_sources_pages_a_few_times_not_once_per_source() {
+        let mut r = rule();
+        r.split_by = Some("client.ipAddress".into());
+        r.detectors = vec![crate::detect::DetectorSpec::default_for(
+            DetectorKind::FailureSpike,
+        )];
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        let ip = |i: usize| {
+            let mut l = Labels::new();
+            l.insert("client.ipAddress".into(), format!("203.0.113.{i}"));
+            l
+        };
+        // A day of one quiet source, then 40 sources fail hard in one bin, then stop.
+        for b in 0..100 {
+            p.observe(0, b, ip(0), c(4, 0));
+            p.close_through(0, b + 1, &mut out);
+        }
+        for i in 1..=40 {
+            p.observe(0, 100, ip(i), c(60, 60));
+        }
+        p.close_through(0, 101, &mut out);
+        let firing: Vec<_> = out.iter().filter(|a| a.status == Status::Firing).collect();
+        assert_eq!(firing.len(), 3, "{firing:#?}");
+        assert!(
+            firing.iter().all(|a| a.summary.contains("37 more sources")),
+            "{:?}",
+            firing[0].summary
+        );
+        for b in 101..104 {
+            p.close_through(0, b + 1, &mut out);
+        }
+        let resolved = out.iter().filter(|a| a.status == Status::Resolved).count();
+        assert_eq!(resolved, 3, "only what paged resolves");
     }
 
     #[test]

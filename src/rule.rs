@@ -30,6 +30,10 @@ pub struct RuleSpec {
     pub split_by: Option<String>,
     /// With `split_by`: at most this many series; further values count under `(other)`.
     pub max_series: usize,
+    /// With `split_by`: at most this many series of one detector page within an hour;
+    /// the rest of a storm (hundreds of rotating IPs) are counted in the pages that go
+    /// out, not paged one by one.
+    pub max_pages_per_hour: usize,
     /// With `split_by`: only the `top_k` values with the most failures in a bin get
     /// their own series for that bin; the rest count under `(other)`.
     pub top_k: Option<usize>,
@@ -61,6 +65,7 @@ impl RuleSpec {
             bin: Duration::from_secs(15 * 60),
             split_by: None,
             max_series: 1000,
+            max_pages_per_hour: 3,
             top_k: None,
             baseline_window: Duration::from_secs(14 * 86_400),
             warmup: Duration::from_secs(2 * 86_400),
@@ -219,6 +224,9 @@ impl RuleSpec {
                 );
             }
             rule.query = Some(q);
+        }
+        if let Some(n) = t.count("max_pages_per_hour", 1, problems) {
+            rule.max_pages_per_hour = n.min(10_000) as usize;
         }
         if let Some(n) = t.count("max_series", 1, problems) {
             rule.max_series = n.min(1_000_000) as usize;

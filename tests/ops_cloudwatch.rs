@@ -100,11 +100,30 @@ async fn poll_metrics_move_and_sigterm_exits_in_time() {
     assert!(metric(&first, scanned).unwrap_or(0.0) > 0.0, "{first}");
     assert!(metric(&first, "authpulse_bins_evaluated_total").unwrap_or(0.0) >= 50.0);
 
+    // Traffic in the bin now open, so the poll that reads it scans something.
+    let now = common::now_ms();
+    let fresh: Vec<(i64, String)> = (0..5)
+        .map(|i| {
+            let t = now - 500 + i * 50;
+            let line = common::okta_line(
+                t,
+                "user.session.start",
+                "SUCCESS",
+                "198.51.100.4",
+                "u1@example.com",
+            );
+            (t, line)
+        })
+        .collect();
+    common::put_lines(&logs, &group, fresh).await;
+
     // The next minute closes and is polled: the poll counters and the last-poll time move.
     let moved = common::eventually(Duration::from_secs(90), || async {
         let text = metrics(&d).await;
         let t = metric(&text, last_poll)?;
-        (metric(&text, polls)? > backfill_polls && t > 0.0).then_some((text.clone(), t))
+        let scanned_more = metric(&text, scanned)? > metric(&first, scanned)?;
+        (metric(&text, polls)? > backfill_polls && t > 0.0 && scanned_more)
+            .then_some((text.clone(), t))
     })
     .await;
     let (text, t) = moved.unwrap_or_else(|| panic!("no poll after the backfill:\n{first}"));
