@@ -251,6 +251,9 @@ fn summary(
                 DetectorKind::DistinctUsers => {
                     "One source is failing for many accounts (password spraying?)"
                 }
+                DetectorKind::FailingSources => {
+                    "Many addresses fail without ever succeeding (credential stuffing?)"
+                }
                 DetectorKind::PushFatigue => {
                     "One user is flooded with MFA pushes (push fatigue attack?)"
                 }

@@ -5,7 +5,10 @@
 //! An alert belongs to an incident when the alert's first anomalous bin starts inside the
 //! incident's window, widened by one bin before (the incident may start mid-bin) and a
 //! grace period after (detectors that need two bins, or a run of silent bins, speak
-//! late). A firing alert that belongs to no incident is a false page.
+//! late). A firing alert that belongs to no incident is a false page. A benign
+//! incident's window gets one bin after instead of the grace period, and an alert that
+//! belongs to an attack is the attack's: an attack an hour after a holiday ends is not a
+//! page on the holiday.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,14 +52,22 @@ pub fn score(alerts: &[Alert], incidents: &[Incident], bin_ms: i64, days: f64) -
         .filter(|a| a.status == Status::Firing)
         .collect();
     let window = |i: &Incident| {
+        let after = if i.expect_page { GRACE_MS } else { bin_ms };
         (
             i.start.timestamp_millis() - bin_ms,
-            i.end.timestamp_millis() + GRACE_MS,
+            i.end.timestamp_millis() + after,
         )
     };
-    let inside = |a: &Alert, i: &Incident| {
+    let within = |a: &Alert, i: &Incident| {
         let (lo, hi) = window(i);
         ms(&a.started_at).is_some_and(|t| t >= lo && t <= hi)
+    };
+    let inside = |a: &Alert, i: &Incident| {
+        within(a, i)
+            && (i.expect_page
+                || !incidents
+                    .iter()
+                    .any(|attack| attack.expect_page && within(a, attack)))
     };
     let results = incidents
         .iter()

@@ -65,6 +65,7 @@ impl AlertKind {
             DetectorKind::VolumeSpike => AlertKind::TrafficSurge,
             DetectorKind::Flatline => AlertKind::PipelineGap,
             DetectorKind::DistinctUsers => AlertKind::PasswordSpraying,
+            DetectorKind::FailingSources => AlertKind::CredentialStuffing,
             DetectorKind::PushFatigue => AlertKind::MfaPushFatigue,
         }
     }
@@ -135,6 +136,13 @@ pub fn classify(
             format!(
                 "{:.0} distinct users failed from this one source within {hours:.0} h, and it rarely or never succeeded: one password tried across many accounts",
                 f.observed
+            ),
+        ),
+        DetectorKind::FailingSources => (
+            AlertKind::CredentialStuffing,
+            format!(
+                "{:.0} source addresses failed without a single success in one bin (usually about {:.0}), against {} accounts: many addresses, each trying a few leaked passwords",
+                f.observed, f.expected, c.failed_users
             ),
         ),
         DetectorKind::FailureSpike | DetectorKind::FailureRatio | DetectorKind::VolumeSpike => {

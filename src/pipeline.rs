@@ -23,7 +23,7 @@ use crate::baseline::{Baseline, Basis, Expected, Seasonal};
 use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
 use crate::kind::{self, AlertKind};
 use crate::lifecycle::{Lifecycle, Transition};
-use crate::rule::{RuleSpec, OTHER_SERIES};
+use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES};
 use crate::series::{BinRecord, Counts, History, Labels};
 
 /// How fast the learned dispersion follows new evidence (per bin).
@@ -42,9 +42,24 @@ struct SeriesState {
     /// Consecutive anomalous bins; a shift that lasts a day becomes the new normal.
     anomalous_run: u32,
     last_active_bin: i64,
-    /// One fingerprint per detector, in the rule's detector order.
-    fingerprints: Vec<String>,
+    /// One fingerprint per detector, in the rule's detector order, back to back in one
+    /// string (each is 16 hex digits): one allocation per series instead of one per
+    /// detector, which matters with thousands of split series.
+    fingerprints: String,
 }
+
+impl SeriesState {
+    fn fingerprints(&self) -> impl Iterator<Item = &str> {
+        // Fingerprints are ASCII hex, so every 16-byte chunk is a char boundary.
+        (0..self.fingerprints.len() / FINGERPRINT_LEN).filter_map(|i| {
+            self.fingerprints
+                .get(i * FINGERPRINT_LEN..(i + 1) * FINGERPRINT_LEN)
+        })
+    }
+}
+
+/// The length of an alert fingerprint (see [`fingerprint`]).
+const FINGERPRINT_LEN: usize = 16;
 
 struct RuleEngine {
     spec: RuleSpec,
@@ -300,9 +315,38 @@ impl Pipeline {
 }
 
 impl RuleEngine {
+    /// With a `failing_sources` detector, the `(failing-only sources)` series' counts for
+    /// this bin: addresses that only failed (`failure`), that succeeded (`success`), all
+    /// of them (`total`), and the distinct users the failing-only ones tried.
+    fn failing_sources(&self, observed: &HashMap<Labels, Counts>) -> Option<(Labels, Counts)> {
+        let field = self.spec.split_by.as_ref()?;
+        if !self
+            .spec
+            .detectors
+            .iter()
+            .any(|d| d.detector.kind() == DetectorKind::FailingSources)
+        {
+            return None;
+        }
+        let mut c = Counts::default();
+        for counts in observed.values() {
+            c.total += 1;
+            if counts.success > 0 {
+                c.success += 1;
+            } else if counts.failure > 0 {
+                c.failure += 1;
+                c.failed_ips += 1;
+                c.failed_users += counts.failed_users;
+            }
+        }
+        let labels = [(field.clone(), SOURCES_SERIES.to_string())].into();
+        Some((labels, c))
+    }
+
     /// With `split_by`, values beyond `max_series` share one `(other)` series.
     fn cap_series(&self, labels: Labels) -> Labels {
         if self.spec.split_by.is_none()
+            || labels.values().all(|v| v == SOURCES_SERIES)
             || self.series.len() < self.spec.max_series
             || self.series.contains_key(&labels)
         {
@@ -325,7 +369,7 @@ impl RuleEngine {
                 .detectors
                 .iter()
                 .map(|d| fingerprint(&self.spec.name, d.detector.kind().name(), labels))
-                .collect(),
+                .collect::<String>(),
         }
     }
 
@@ -335,19 +379,21 @@ impl RuleEngine {
     /// the sources worth watching — the failing ones — keep their own series.
     fn top_k(&self, observed: HashMap<Labels, Counts>) -> Vec<(Labels, Counts)> {
         let mut all: Vec<(Labels, Counts)> = observed.into_iter().collect();
-        let Some(k) = self
-            .spec
-            .top_k
-            .filter(|k| self.spec.split_by.is_some() && all.len() > *k)
-        else {
+        if self.spec.split_by.is_none() {
             return all;
-        };
+        }
+        // Most failing first, always: when `max_series` is reached, which values still
+        // get a series of their own must not depend on hash order (the daemon and a
+        // backtest decide alike), and the failing ones are the ones worth watching.
         all.sort_by(|(la, a), (lb, b)| {
             b.failure
                 .cmp(&a.failure)
                 .then(a.success.cmp(&b.success))
                 .then_with(|| la.cmp(lb))
         });
+        let Some(k) = self.spec.top_k.filter(|k| all.len() > *k) else {
+            return all;
+        };
         let rest = all.split_off(k);
         let mut other: Option<(Labels, Counts)> = None;
         for (labels, counts) in rest {
@@ -375,7 +421,10 @@ impl RuleEngine {
         out: &mut Vec<Alert>,
         mut observer: Option<(usize, &mut (dyn Observer + '_))>,
     ) -> usize {
-        for (labels, counts) in self.top_k(observed) {
+        let sources = self.failing_sources(&observed);
+        let mut observed = self.top_k(observed);
+        observed.extend(sources);
+        for (labels, counts) in observed {
             let labels = self.cap_series(labels);
             if !self.series.contains_key(&labels) {
                 let s = self.new_series(&labels);
@@ -406,6 +455,10 @@ impl RuleEngine {
             .is_some_and(|f| (bin - f) as usize >= self.spec.warmup_bins());
         let split = self.spec.split_by.is_some();
         let idle_limit = (86_400_000 / bin_ms).max(1);
+        // A split series idle for longer than its history holds nothing but zeros: it
+        // goes, so the series a rule keeps are the sources active in its window (and
+        // `max_series` is rarely reached).
+        let evict_after = idle_limit.min(self.spec.window_bins() as i64);
         let mut evicted = Vec::new();
         let mut evaluated = 0;
         let mut notices: Vec<Notice> = Vec::new();
@@ -424,7 +477,7 @@ impl RuleEngine {
                     zero
                 }
             };
-            if split && bin - s.last_active_bin > idle_limit {
+            if split && bin - s.last_active_bin > evict_after {
                 evicted.push(labels.clone());
                 continue;
             }
@@ -454,10 +507,14 @@ impl RuleEngine {
                 history: &s.history,
                 bin,
                 bin_ms,
-                aggregate: split && labels.values().all(|v| v == OTHER_SERIES),
+                aggregate: split
+                    && labels
+                        .values()
+                        .all(|v| v == OTHER_SERIES || v == SOURCES_SERIES),
+                sources: split && labels.values().all(|v| v == SOURCES_SERIES),
             };
             let mut any_anomalous = false;
-            for (i, (spec, fp)) in self.spec.detectors.iter().zip(&s.fingerprints).enumerate() {
+            for (i, (spec, fp)) in self.spec.detectors.iter().zip(s.fingerprints()).enumerate() {
                 let finding = spec.detector.evaluate(&ctx);
                 let anomalous = finding.as_ref().is_some_and(|f| f.anomalous);
                 any_anomalous |= anomalous;
@@ -820,6 +877,21 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_are_one_per_detector() {
+        let p = Pipeline::new(vec![rule()]);
+        let r = &p.rules[0];
+        let s = r.new_series(&Labels::new());
+        let fps: Vec<&str> = s.fingerprints().collect();
+        assert_eq!(fps.len(), r.spec.detectors.len());
+        for (fp, d) in fps.iter().zip(&r.spec.detectors) {
+            assert_eq!(
+                *fp,
+                fingerprint("t", d.detector.kind().name(), &Labels::new())
+            );
+        }
+    }
+
+    #[test]
     fn a_storm_of_sources_pages_a_few_times_not_once_per_source() {
         let mut r = rule();
         r.split_by = Some("client.ipAddress".into());
@@ -874,5 +946,49 @@ mod tests {
         other.insert("client.ipAddress".into(), OTHER_SERIES.into());
         let s = p.rules[0].series.get(&other).unwrap();
         assert_eq!(s.history.get(0).unwrap().total, 2);
+    }
+
+    fn ip(v: &str) -> Labels {
+        [("client.ipAddress".to_string(), v.to_string())].into()
+    }
+
+    #[test]
+    fn top_k_keeps_the_most_failing_sources_and_counts_the_failing_only_ones() {
+        let mut r = RuleSpec::password_spraying();
+        r.top_k = Some(2);
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        for (v, total, failure) in [("a", 5, 5), ("b", 4, 3), ("c", 1, 1), ("d", 4, 0)] {
+            p.observe(0, 0, ip(v), c(total, failure));
+        }
+        p.close_through(0, 1, &mut out);
+        let series = &p.rules[0].series;
+        let mut names: Vec<&str> = series
+            .keys()
+            .map(|l| l["client.ipAddress"].as_str())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["(failing-only sources)", "(other)", "a", "b"]);
+        let other = series[&ip(OTHER_SERIES)].history.get(0).unwrap().counts();
+        assert_eq!((other.total, other.failure), (5, 1));
+        // a and c failed without a success; b and d succeeded.
+        let sources = series[&ip(SOURCES_SERIES)].history.get(0).unwrap().counts();
+        assert_eq!((sources.total, sources.success, sources.failure), (4, 2, 2));
+    }
+
+    #[test]
+    fn idle_split_series_leave_once_their_history_is_all_zeros() {
+        let r = RuleSpec::password_spraying();
+        let window = r.window_bins() as i64;
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        p.observe(0, 0, ip("a"), c(1, 1));
+        for b in 1..(window + 3) {
+            p.observe(0, b, ip("b"), c(1, 0));
+            p.close_through(0, b + 1, &mut out);
+        }
+        let series = &p.rules[0].series;
+        assert!(!series.contains_key(&ip("a")));
+        assert!(series.contains_key(&ip("b")));
     }
 }

@@ -49,6 +49,10 @@ pub struct RuleSpec {
 /// A split rule's default `baseline_window`.
 pub const SPLIT_BASELINE_WINDOW: Duration = Duration::from_secs(4 * 3600);
 
+/// The label value of a split rule's count of addresses that only failed (see
+/// `detect::FailingSources`).
+pub const SOURCES_SERIES: &str = "(failing-only sources)";
+
 /// The label value that collects split values beyond `max_series`.
 pub const OTHER_SERIES: &str = "(other)";
 
@@ -75,7 +79,8 @@ impl RuleSpec {
     /// * `okta-sign-ins`: session starts in 15m bins, every totals detector — stuffing,
     ///   outages (failing or unreachable), pipeline gaps;
     /// * `password-spraying`: session starts per source address (the 50 most failing
-    ///   addresses of each bin), `distinct_users` over 4 hours;
+    ///   addresses of each bin), `distinct_users` over 4 hours, and `failing_sources`
+    ///   (many addresses failing without a success: stuffing hidden in the totals);
     /// * `mfa-push-fatigue`: Okta Verify pushes and denials per user (the 50 busiest
     ///   users of each bin), `push_fatigue` over an hour.
     ///
@@ -96,7 +101,10 @@ impl RuleSpec {
         r.top_k = Some(50);
         r.baseline_window = SPLIT_BASELINE_WINDOW;
         r.warmup = Duration::from_secs(3600);
-        r.detectors = vec![DetectorSpec::default_for(DetectorKind::DistinctUsers)];
+        r.detectors = vec![
+            DetectorSpec::default_for(DetectorKind::DistinctUsers),
+            DetectorSpec::default_for(DetectorKind::FailingSources),
+        ];
         r
     }
 

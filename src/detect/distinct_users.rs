@@ -83,7 +83,12 @@ impl Detector for DistinctUsers {
         }
         let w = ctx.window_sum(self.window);
         let attempts = w.failure + w.success;
-        let p_value = binomial_upper_tail(w.failure, attempts, self.null_failure_share);
+        let p_value = if w.failure == 0 {
+            // Most sources, most bins: nothing failed, nothing to test.
+            1.0
+        } else {
+            binomial_upper_tail(w.failure, attempts, self.null_failure_share)
+        };
         let share = w.failure as f64 / attempts.max(1) as f64;
         let users = w.failed_users;
         let x = users as f64;

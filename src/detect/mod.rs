@@ -6,6 +6,7 @@
 //! ([`crate::lifecycle`]).
 
 mod distinct_users;
+mod failing_sources;
 mod flatline;
 mod push_fatigue;
 mod ratio;
@@ -24,6 +25,7 @@ use crate::config::{Problems, Table};
 use crate::series::{Counts, History};
 
 pub use distinct_users::DistinctUsers;
+pub use failing_sources::FailingSources;
 pub use flatline::Flatline;
 pub use push_fatigue::PushFatigue;
 pub use ratio::FailureRatio;
@@ -44,6 +46,9 @@ pub struct BinContext<'a> {
     /// This series is the `(other)` remainder of a split rule: many sources merged, so
     /// per-source tests (`distinct_users`, `push_fatigue`) do not apply to it.
     pub aggregate: bool,
+    /// This series is a split rule's `(failing-only sources)` count (see
+    /// `failing_sources`), not a source: only `failing_sources` judges it.
+    pub sources: bool,
 }
 
 impl BinContext<'_> {
@@ -140,11 +145,12 @@ pub enum DetectorKind {
     VolumeDrop,
     Flatline,
     DistinctUsers,
+    FailingSources,
     PushFatigue,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 8] = [
+    pub const ALL: [DetectorKind; 9] = [
         DetectorKind::FailureSpike,
         DetectorKind::FailureRatio,
         DetectorKind::SuccessDrop,
@@ -152,6 +158,7 @@ impl DetectorKind {
         DetectorKind::VolumeDrop,
         DetectorKind::Flatline,
         DetectorKind::DistinctUsers,
+        DetectorKind::FailingSources,
         DetectorKind::PushFatigue,
     ];
 
@@ -175,6 +182,7 @@ impl DetectorKind {
             DetectorKind::VolumeDrop => "volume_drop",
             DetectorKind::Flatline => "flatline",
             DetectorKind::DistinctUsers => "distinct_users",
+            DetectorKind::FailingSources => "failing_sources",
             DetectorKind::PushFatigue => "push_fatigue",
         }
     }
@@ -191,7 +199,9 @@ impl DetectorKind {
     /// (four 15m bins) instead of paging again on the next attempt.
     fn default_fire(self) -> FirePolicy {
         let (bins_to_fire, bins_window, bins_to_resolve) = match self {
-            DetectorKind::FailureSpike | DetectorKind::Flatline => (1, 1, 2),
+            DetectorKind::FailureSpike | DetectorKind::Flatline | DetectorKind::FailingSources => {
+                (1, 1, 2)
+            }
             DetectorKind::FailureRatio
             | DetectorKind::SuccessDrop
             | DetectorKind::VolumeSpike
@@ -248,6 +258,7 @@ impl DetectorSpec {
             DetectorKind::Flatline => Arc::new(Flatline::read(t, problems)),
             DetectorKind::VolumeDrop => Arc::new(VolumeDrop::read(t, problems)),
             DetectorKind::DistinctUsers => Arc::new(DistinctUsers::read(t, problems)),
+            DetectorKind::FailingSources => Arc::new(FailingSources::read(t, problems)),
             DetectorKind::PushFatigue => Arc::new(PushFatigue::read(t, problems)),
         };
         let mut fire = kind.default_fire();
@@ -395,6 +406,7 @@ pub(crate) mod test_support {
             bin: history.next_bin().unwrap_or(1000),
             bin_ms: 15 * 60_000,
             aggregate: false,
+            sources: false,
         }
     }
 }

@@ -87,12 +87,23 @@ impl Detector for CountSpike {
         let model = CountModel::new(mean, phi);
         let p_value = model.upper_tail(observed);
         // The smallest count that would page: the statistical bound and both floors.
-        let upper = (model.upper_bound(self.p_value) as f64)
-            .max(self.min_count as f64)
-            .max((self.min_ratio * mean.max(MIN_MEAN)).ceil());
+        // When the floor itself is already past the bound (one tail evaluation says so),
+        // the floor is the answer and the bisection for the bound is skipped: that is
+        // the common case of thousands of quiet split series.
+        let floor = (self.min_count as f64).max((self.min_ratio * mean.max(MIN_MEAN)).ceil());
+        let upper = if model.upper_tail(floor as u64) <= self.p_value {
+            floor
+        } else {
+            (model.upper_bound(self.p_value) as f64).max(floor)
+        };
         let x = observed as f64;
+        // Failures must be spread over accounts: one person failing twenty times (or a
+        // stuck client) is Okta's lockout's business, not a page. Without distinct-user
+        // counts (a hand-written query without `users`) this check is skipped.
+        let users = ctx.counts.failed_users;
+        let spread = self.metric != SpikeMetric::Failure || users == 0 || users as f64 >= upper;
         Some(Finding {
-            anomalous: x >= upper && p_value <= self.p_value,
+            anomalous: x >= upper && p_value <= self.p_value && spread,
             observed: x,
             expected: mean,
             lower: 0.0,
@@ -155,6 +166,34 @@ mod tests {
             ))
             .unwrap();
         assert!(!f.anomalous, "{f:?}");
+    }
+
+    proptest::proptest! {
+        /// The shortcut gives the same band as the full bound: max(bound, floors).
+        #[test]
+        fn upper_is_the_bound_or_the_floor(mean in 0.0f64..500.0, phi in 0.0f64..0.5, min_count in 0u64..100) {
+            let d = CountSpike { metric: SpikeMetric::Failure, p_value: 1e-6, min_count, min_ratio: 3.0 };
+            let h = History::new(4);
+            let mut c = ctx(&h, counts(10, 0, 10), Some(expected(mean * 2.0, mean, mean)));
+            c.dispersion.failure = phi;
+            let f = d.evaluate(&c).unwrap();
+            let model = CountModel::new(mean, phi);
+            let want = (model.upper_bound(1e-6) as f64)
+                .max(min_count as f64)
+                .max((3.0 * mean.max(MIN_MEAN)).ceil());
+            proptest::prop_assert_eq!(f.upper, want);
+        }
+    }
+
+    #[test]
+    fn one_person_failing_twenty_times_is_not_a_spike() {
+        let h = History::new(10);
+        let mut c = counts(440, 400, 40);
+        c.failed_users = 6;
+        let e = Some(expected(407.0, 400.0, 7.0));
+        assert!(!spike().evaluate(&ctx(&h, c, e)).unwrap().anomalous);
+        c.failed_users = 38;
+        assert!(spike().evaluate(&ctx(&h, c, e)).unwrap().anomalous);
     }
 
     #[test]

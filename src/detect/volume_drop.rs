@@ -24,6 +24,9 @@
 //!    judged).
 //!
 //! A bin with no events at all is `flatline`'s (a broken log pipeline, not an outage).
+//! The seasonal shape must come from the same hour of previous weeks: the time-of-day
+//! fallback of the first week mixes up Friday evenings and Saturday evenings across
+//! the weekend boundary, and a drop against it is not one.
 
 use super::{
     read_bins, read_p_value, read_positive, read_share, BinContext, Detector, DetectorKind,
@@ -31,6 +34,7 @@ use super::{
 };
 use std::sync::Arc;
 
+use crate::baseline::Basis;
 use crate::config::{Problems, Table};
 use crate::stats::binomial_upper_tail;
 
@@ -100,7 +104,7 @@ impl Detector for VolumeDrop {
         let e = ctx.expected?;
         let total = ctx.counts.total;
         let season = e.seasonal_total;
-        if total == 0 || season < self.min_expected {
+        if total == 0 || season < self.min_expected || e.basis != Basis::HourOfWeek {
             return None;
         }
         let (recent_observed, recent_seasonal) = self.recent(ctx);

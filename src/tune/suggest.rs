@@ -96,7 +96,9 @@ pub struct Suggestions {
 /// The count a detector's `min_count` floor compares with, for the kinds that have one.
 fn floor_count(kind: DetectorKind, c: &crate::series::Counts) -> Option<u64> {
     match kind {
-        DetectorKind::FailureSpike | DetectorKind::FailureRatio => Some(c.failure),
+        DetectorKind::FailureSpike | DetectorKind::FailureRatio | DetectorKind::FailingSources => {
+            Some(c.failure)
+        }
         DetectorKind::VolumeSpike => Some(c.total),
         DetectorKind::SuccessDrop
         | DetectorKind::Flatline
