@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Datelike, Utc};
 
 use crate::alert::{Alert, Status};
-use crate::series::Labels;
 
 use super::{series_name, Mark, Point, Recorder, SeriesTrace};
 
@@ -628,70 +627,13 @@ pub fn render(rec: &Recorder, alerts: &[Alert], source: &str, summary: &str) -> 
         legend()
     );
     let mut anchors = Vec::new();
-    let sent = sent_notices(alerts);
     for (id, s) in order.iter().take(shown).enumerate() {
-        let s = &only_sent_marks(rec, s, &sent);
         chart(&mut out, rec, s, id);
         anchors.push((series_name(&rec.rules[s.rule].spec.name, &s.labels), id));
     }
     alert_table(&mut out, alerts, &anchors);
     out.push_str("</body></html>\n");
     out
-}
-
-/// The notices that went out, as (rule, detector, series, bin start, firing?).
-type Notice<'a> = (&'a str, &'a str, &'a Labels, &'a str, bool);
-
-fn sent_notices(alerts: &[Alert]) -> std::collections::HashSet<Notice<'_>> {
-    alerts
-        .iter()
-        .map(|a| {
-            (
-                a.rule.as_str(),
-                a.detector.as_str(),
-                &a.series,
-                a.bin_start.as_str(),
-                a.status == Status::Firing,
-            )
-        })
-        .collect()
-}
-
-/// A copy of `s` whose lifecycle marks are only those that became notices: a split
-/// rule's storm guard holds back the pages of all but a few sources, and a held-back
-/// transition is drawn as a flagged bin, not as a page.
-fn only_sent_marks(
-    rec: &Recorder,
-    s: &SeriesTrace,
-    sent: &std::collections::HashSet<Notice<'_>>,
-) -> SeriesTrace {
-    let mut s = s.clone();
-    let spec = &rec.rules[s.rule].spec;
-    let detectors = spec.detectors.len().max(1);
-    for (i, p) in s.points.iter_mut().enumerate() {
-        let Some(p) = p else { continue };
-        let firing = match p.mark {
-            Mark::None => continue,
-            Mark::Fire | Mark::Repeat => true,
-            Mark::Resolve => false,
-        };
-        let (Some(bin), Some(d)) = (s.bins.get(i / detectors), spec.detectors.get(i % detectors))
-        else {
-            continue;
-        };
-        let start = crate::alert::rfc3339(bin * spec.bin_ms());
-        let key = (
-            spec.name.as_str(),
-            d.detector.kind().name(),
-            &s.labels,
-            start.as_str(),
-            firing,
-        );
-        if !sent.contains(&key) {
-            p.mark = Mark::None;
-        }
-    }
-    s
 }
 
 #[cfg(test)]
