@@ -105,3 +105,64 @@ fn the_example_config_spells_out_the_built_in_rules() {
     };
     assert_eq!(shown(&cfg.rules), shown(&RuleSpec::builtin()));
 }
+
+#[test]
+fn a_maintenance_window_mutes_what_starts_in_it_and_the_backtest_says_so() {
+    use authpulse::simulate::{Incident, IncidentKind};
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("time");
+    let (start, end) = (at("2026-11-10T14:10:00Z"), at("2026-11-10T15:00:00Z"));
+    let cfg = SimConfig {
+        seed: 11,
+        start: at("2026-11-02T00:00:00Z"),
+        days: 10,
+        users: 500,
+        difficulty: Difficulty::Easy,
+        incidents: vec![Incident {
+            kind: IncidentKind::CredentialStuffing,
+            start,
+            end,
+            expect_page: true,
+            note: String::new(),
+        }],
+        tenant: "example".into(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = dir.path().join("events.ndjson");
+    let mut file = std::fs::File::create(&events).expect("events file");
+    generate(&cfg, &mut file, &mut std::io::sink()).expect("simulate");
+    let backtest = |config: &str| -> (String, Vec<Alert>) {
+        let path = dir.path().join("authpulse.toml");
+        std::fs::write(&path, config).expect("config");
+        let alerts = dir.path().join("alerts.jsonl");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_authpulse"))
+            .args(["backtest", "--config"])
+            .arg(&path)
+            .arg("--events")
+            .arg(&events)
+            .arg("--alerts-out")
+            .arg(&alerts)
+            .output()
+            .expect("run authpulse");
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read_to_string(&alerts).expect("alerts");
+        let alerts = authpulse::evaluate::read_alerts(&text).expect("alert lines");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), alerts)
+    };
+    let rule = "[[rules]]\nname = \"okta-sign-ins\"\n";
+    let (_, loud) = backtest(rule);
+    assert!(
+        loud.iter().any(|a| a.status == Status::Firing),
+        "the attack pages without a mute"
+    );
+    let (stdout, quiet) = backtest(&format!(
+        "{rule}[[mute]]\nstart = \"2026-11-10T14:00:00Z\"\nend = \"2026-11-10T15:00:00Z\"\nreason = \"pen test\"\n"
+    ));
+    assert!(quiet.is_empty(), "{quiet:#?}");
+    assert!(
+        stdout.contains(&format!(
+            "{} alerts muted by maintenance windows",
+            loud.len()
+        )),
+        "{stdout}"
+    );
+}

@@ -168,6 +168,15 @@ pub fn email(alert: &Alert) -> String {
     s
 }
 
+/// The alert's kind for a human ("unclassified" for alerts from before kinds existed).
+fn likely(alert: &Alert) -> &str {
+    if alert.kind.is_empty() {
+        "unclassified"
+    } else {
+        &alert.kind
+    }
+}
+
 /// A Slack incoming-webhook message: `text` is the notification fallback, `blocks` the
 /// formatted message.
 pub fn slack(alert: &Alert) -> Value {
@@ -180,6 +189,7 @@ pub fn slack(alert: &Alert) -> Value {
         format!("*Rule*\n{}", alert.rule),
         format!("*Detector*\n{}", alert.detector),
         format!("*Severity*\n{}", alert.severity),
+        format!("*Likely*\n{}", likely(alert)),
         format!(
             "*Observed / expected*\n{} / {} {}",
             show(alert, alert.observed),
@@ -247,6 +257,8 @@ pub fn alertmanager(alert: &Alert) -> Value {
         "summary": headline(alert),
         "description": alert.summary,
         "investigate": alert.investigate,
+        "kind": alert.kind,
+        "kind_reason": alert.kind_reason,
         "observed": alert.observed.to_string(),
         "expected": alert.expected.to_string(),
         "p_value": alert.p_value.to_string(),
