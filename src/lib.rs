@@ -9,7 +9,10 @@
 //! ```
 //!
 //! [`pipeline::Pipeline`] ties the middle stages together and is shared by the backtest
-//! and the daemon.
+//! and the daemon. Alongside: [`kind`] names what an alert most likely is (stuffing,
+//! spraying, push fatigue, outage, pipeline gap) from who failed; [`mute`] holds back
+//! alerts in maintenance windows before the sinks; [`simulate`] and [`evaluate`] make
+//! labelled traffic and score the alerts against it.
 
 pub mod alert;
 pub mod aws;
