@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::detect::{DetectorKind, DetectorSpec};
 use crate::event::{Event, SPLIT_FIELDS};
 
@@ -257,8 +257,8 @@ impl RuleSpec {
             rule.detectors = detectors
                 .into_iter()
                 .filter_map(|(name, v)| {
-                    crate::config::read_detector(
-                        &crate::config::join(&base, name),
+                    crate::detect::read_detector(
+                        &crate::config_reader::join(&base, name),
                         name,
                         v,
                         problems,
