@@ -155,7 +155,7 @@ impl RuleSpec {
     /// The Logs Insights query for this rule: counts per bin and outcome (and split
     /// value), with the distinct users and source addresses behind each count (which
     /// `distinct_users` and the alert's `kind` read from the failure rows). A rule's raw
-    /// `query` replaces it; see [`crate::source::cloudwatch`] for the output contract.
+    /// `query` replaces it; see the CloudWatch source (`source::cloudwatch`) for the output contract.
     pub fn insights_query(&self) -> String {
         if let Some(q) = &self.query {
             return q.clone();

@@ -3,7 +3,7 @@
 //!
 //! | path | answers |
 //! | --- | --- |
-//! | `/` | the status page (see [`crate::status`]) |
+//! | `/` | the status page (see [`super::status`]) |
 //! | `/healthz` | 200 while the process serves requests (liveness) |
 //! | `/readyz` | 200 once history is loaded and the source's last polls succeeded, else 503 |
 //! | `/metrics` | Prometheus text format; every metric is listed in [`describe_metrics`] |

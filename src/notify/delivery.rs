@@ -13,7 +13,7 @@
 //! Order matters for crash safety. A notification is written to the outbox *before* the
 //! state records its bin as handled, so a crash in between regenerates it on restart
 //! (the outbox refuses a key it already holds; a receiver drops a repeat it already got)
-//! instead of losing it. See [`crate::outbox`] and [`crate::state`] for both files.
+//! instead of losing it. See [`super::outbox`] and [`super::ledger`] for both files.
 //!
 //! Each sink has one worker that sends its queue first in, first out, one at a time:
 //! while a webhook is down its `resolved` waits behind its `firing`, and SNS is not
