@@ -75,6 +75,18 @@ impl fmt::Display for AlertKind {
     }
 }
 
+impl PartialEq<str> for AlertKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for AlertKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A kind and the evidence for it, in one sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {

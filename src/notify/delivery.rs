@@ -44,7 +44,6 @@ use super::outbox::{Entry, Outbox, Recovered};
 use super::{Progress, RouteConfig};
 use crate::alert::Alert;
 use crate::clock::SharedClock;
-use crate::detect::DetectorKind;
 use crate::retry::{backoff, RemoteError};
 use crate::rule::RuleSpec;
 use crate::sink::{Sink, SinkSpec};
@@ -279,7 +278,7 @@ impl Delivery {
             .find(|r| r.name == alert.rule)?
             .detectors
             .iter()
-            .find(|d| d.detector.kind().name() == alert.detector)
+            .find(|d| alert.detector.pipeline() == Some(d.detector.kind()))
             .map(|d| d.fire.repeat_interval)
     }
 
@@ -370,7 +369,7 @@ impl Delivery {
                         .state
                         .notified
                         .get(fp)
-                        .is_some_and(|n| DetectorKind::from_name(&n.alert.detector).is_none())
+                        .is_some_and(|n| n.alert.detector.pipeline().is_none())
             },
             next_ms,
         );

@@ -164,7 +164,8 @@ impl Mute {
     /// Does this mute silence `alert`?
     pub fn covers(&self, alert: &Alert) -> bool {
         let applies = (self.rules.is_empty() || self.rules.contains(&alert.rule))
-            && (self.detectors.is_empty() || self.detectors.contains(&alert.detector));
+            && (self.detectors.is_empty()
+                || self.detectors.iter().any(|d| alert.detector == d.as_str()));
         applies
             && [alert.bin_start, alert.started_at]
                 .into_iter()
@@ -260,7 +261,7 @@ mod tests {
         resolve.started_at = "2026-11-25T10:45:00Z".parse().unwrap();
         let outside = sample_alert(Status::Firing, "2026-11-25T12:00:00Z");
         let mut other = sample_alert(Status::Firing, "2026-11-25T10:15:00Z");
-        other.detector = "flatline".into();
+        other.detector = "flatline".parse().unwrap();
         let (send, muted) = apply(&[m], vec![resolve, outside.clone(), other.clone()]);
         assert_eq!(muted.len(), 1);
         assert_eq!(send, vec![outside, other]);

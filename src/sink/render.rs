@@ -119,7 +119,7 @@ pub fn email(alert: &Alert) -> String {
         ("Status", status_word(alert.status).to_ascii_lowercase()),
         ("Severity", alert.severity.to_string()),
         ("Rule", alert.rule.clone()),
-        ("Detector", alert.detector.clone()),
+        ("Detector", alert.detector.to_string()),
         (
             "Series",
             if series.is_empty() {
@@ -168,13 +168,9 @@ pub fn email(alert: &Alert) -> String {
     s
 }
 
-/// The alert's kind for a human ("unclassified" for alerts from before kinds existed).
+/// The alert's kind for a human.
 fn likely(alert: &Alert) -> &str {
-    if alert.kind.is_empty() {
-        "unclassified"
-    } else {
-        &alert.kind
-    }
+    alert.kind.as_str()
 }
 
 /// A Slack incoming-webhook message: `text` is the notification fallback, `blocks` the
@@ -322,7 +318,7 @@ pub(crate) mod tests {
         Alert {
             status,
             rule: "okta-sign-ins".into(),
-            detector: "failure_spike".into(),
+            detector: "failure_spike".parse().unwrap(),
             series,
             bin_start: bin_start.parse().unwrap(),
             bin_end: bin_start.parse().unwrap(),
@@ -338,7 +334,7 @@ pub(crate) mod tests {
             started_at: bin_start.parse().unwrap(),
             investigate: "fields @timestamp | limit 200".into(),
             idempotency_key: String::new(),
-            kind: String::new(),
+            kind: crate::alert_kind::AlertKind::CredentialStuffing,
             kind_reason: String::new(),
             enrichment: None,
         }
