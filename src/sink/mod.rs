@@ -1,5 +1,6 @@
 //! Sinks: where alerts go. Each sink is a small struct behind the [`Sink`] trait;
-//! [`SinkSpec`] is its validated `[[sinks]]` table.
+//! [`SinkSpec`] is its validated `[[sinks]]` table, and its optional `route` table
+//! ([`route::Route`]) says which alerts it gets.
 //!
 //! A sink reports failure as transient (worth retrying: connect errors, timeouts, 5xx,
 //! 429, throttling) or permanent (retrying cannot help: other 4xx, a missing topic).
@@ -10,10 +11,13 @@
 //! notification to the durable [`crate::outbox`] first and retries it per sink with
 //! backoff until the sink accepts it.
 
+mod alertmanager;
 pub mod delivery;
 pub mod enrich;
 mod lines;
+mod pagerduty;
 pub mod render;
+pub mod route;
 mod sns;
 mod webhook;
 
@@ -29,7 +33,10 @@ use sha2::{Digest, Sha256};
 use crate::alert::Alert;
 use crate::config::{Problems, Table};
 
+pub use alertmanager::{AlertmanagerSink, AlertmanagerSpec};
 pub use lines::{FileSink, StdoutSink};
+pub use pagerduty::{PagerDutySink, PagerDutySpec};
+pub use route::Route;
 pub use sns::SnsSink;
 pub use webhook::{sign, WebhookSink};
 
@@ -47,6 +54,19 @@ pub trait Sink: Send + Sync {
     /// A name for logs and metrics, e.g. `webhook[1]` — never the URL.
     fn name(&self) -> &str;
     fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// After a transient failure: the least pause before the next attempt, when the
+    /// receiver asked for one (PagerDuty's 429). The delivery worker reads it once per
+    /// failure and waits the longer of it and its own backoff.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// At start: the incidents the alert state records as firing (routed to this sink),
+    /// for a sink that keeps firing alerts alive at its receiver (Alertmanager).
+    fn resume<'a>(&'a self, _firing: Vec<Alert>) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A string that must never be printed: a webhook URL (it often carries a token), a
@@ -93,8 +113,10 @@ pub enum WebhookFormat {
     Json,
     /// A Slack incoming-webhook message (`text` plus Block Kit `blocks`).
     Slack,
-    /// Alertmanager's webhook payload (version 4), so existing receivers accept it.
-    Alertmanager,
+    /// The payload Alertmanager *sends* to its webhook receivers (version 4), so
+    /// receivers built for Alertmanager accept authpulse directly. (To feed an
+    /// Alertmanager, use the `alertmanager` sink kind.)
+    AlertmanagerReceiver,
 }
 
 /// How a sink retries: exponential backoff with jitter from `initial` up to `max`; an
@@ -127,6 +149,7 @@ pub struct WebhookSpec {
     /// environment), in config order.
     pub headers: Vec<(String, SecretSource)>,
     pub retry: RetryPolicy,
+    pub route: Route,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,15 +160,24 @@ pub struct SnsSpec {
     /// Per attempt, including the SDK's own retries.
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    pub route: Route,
 }
 
 /// A validated `[[sinks]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkSpec {
-    Stdout,
-    File { path: PathBuf, retry: RetryPolicy },
+    Stdout {
+        route: Route,
+    },
+    File {
+        path: PathBuf,
+        retry: RetryPolicy,
+        route: Route,
+    },
     Webhook(WebhookSpec),
     Sns(SnsSpec),
+    PagerDuty(PagerDutySpec),
+    Alertmanager(AlertmanagerSpec),
 }
 
 fn read_retry(t: &mut Table<'_>, problems: &mut Problems) -> RetryPolicy {
@@ -224,13 +256,17 @@ impl SinkSpec {
         let mut t = Table::new(path, Some(value), problems);
         let kind = t.string("kind", problems);
         let spec = match kind.as_deref() {
-            Some("stdout") => Some(SinkSpec::Stdout),
+            Some("stdout") => Some(SinkSpec::Stdout {
+                route: Route::read(&mut t, problems),
+            }),
             Some("file") => {
                 let retry = read_retry(&mut t, problems);
+                let route = Route::read(&mut t, problems);
                 match t.string("path", problems) {
                     Some(p) if !p.trim().is_empty() => Some(SinkSpec::File {
                         path: p.into(),
                         retry,
+                        route,
                     }),
                     _ => {
                         problems.push(t.key_path("path"), "is required for a file sink");
@@ -240,17 +276,21 @@ impl SinkSpec {
             }
             Some("webhook") => Self::read_webhook(&mut t, problems),
             Some("sns") => Self::read_sns(&mut t, problems),
+            Some("pagerduty") => PagerDutySpec::read(&mut t, problems).map(SinkSpec::PagerDuty),
+            Some("alertmanager") => {
+                AlertmanagerSpec::read(&mut t, problems).map(SinkSpec::Alertmanager)
+            }
             Some(other) => {
                 problems.push(
                     t.key_path("kind"),
-                    format!("{other:?} is not one of \"stdout\", \"file\", \"webhook\", \"sns\""),
+                    format!("{other:?} is not one of \"stdout\", \"file\", \"webhook\", \"sns\", \"pagerduty\", \"alertmanager\""),
                 );
                 None
             }
             None => {
                 problems.push(
                     t.key_path("kind"),
-                    "is required (stdout, file, webhook or sns)",
+                    "is required (stdout, file, webhook, sns, pagerduty or alertmanager)",
                 );
                 None
             }
@@ -273,11 +313,20 @@ impl SinkSpec {
         let format = match t.string("format", problems).as_deref() {
             None | Some("json") => WebhookFormat::Json,
             Some("slack") => WebhookFormat::Slack,
-            Some("alertmanager") => WebhookFormat::Alertmanager,
+            Some("alertmanager_receiver") => WebhookFormat::AlertmanagerReceiver,
+            Some("alertmanager") => {
+                problems.push(
+                    t.key_path("format"),
+                    "\"alertmanager\" was renamed: write format = \"alertmanager_receiver\" for the payload Alertmanager sends to its webhook receivers (what this format always was), or use a sink with kind = \"alertmanager\" to post alerts to an Alertmanager",
+                );
+                WebhookFormat::AlertmanagerReceiver
+            }
             Some(other) => {
                 problems.push(
                     t.key_path("format"),
-                    format!("{other:?} is not one of \"json\", \"slack\", \"alertmanager\""),
+                    format!(
+                        "{other:?} is not one of \"json\", \"slack\", \"alertmanager_receiver\""
+                    ),
                 );
                 WebhookFormat::Json
             }
@@ -312,6 +361,7 @@ impl SinkSpec {
         read_headers(t, "headers", false, problems, &mut headers);
         read_headers(t, "headers_env", true, problems, &mut headers);
         let retry = read_retry(t, problems);
+        let route = Route::read(t, problems);
         match t.string("url", problems) {
             Some(url)
                 if (url.starts_with("http://") || url.starts_with("https://"))
@@ -324,6 +374,7 @@ impl SinkSpec {
                     secret,
                     headers,
                     retry,
+                    route,
                 }))
             }
             // Never echo the URL: it may carry a token.
@@ -356,6 +407,7 @@ impl SinkSpec {
             .duration("timeout", problems)
             .unwrap_or(Duration::from_secs(20));
         let retry = read_retry(t, problems);
+        let route = Route::read(t, problems);
         match t.string("topic_arn", problems) {
             Some(arn) if arn.starts_with("arn:") && arn.split(':').count() >= 6 => {
                 Some(SinkSpec::Sns(SnsSpec {
@@ -364,6 +416,7 @@ impl SinkSpec {
                     endpoint_url,
                     timeout,
                     retry,
+                    route,
                 }))
             }
             Some(arn) => {
@@ -380,21 +433,50 @@ impl SinkSpec {
         }
     }
 
+    /// A stdout sink that gets every alert (the default when no sink is configured).
+    pub fn stdout() -> SinkSpec {
+        SinkSpec::Stdout {
+            route: Route::default(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
-            SinkSpec::Stdout => "stdout",
+            SinkSpec::Stdout { .. } => "stdout",
             SinkSpec::File { .. } => "file",
             SinkSpec::Webhook(_) => "webhook",
             SinkSpec::Sns(_) => "sns",
+            SinkSpec::PagerDuty(_) => "pagerduty",
+            SinkSpec::Alertmanager(_) => "alertmanager",
         }
     }
 
     pub fn retry(&self) -> RetryPolicy {
         match self {
-            SinkSpec::Stdout => RetryPolicy::default(),
+            SinkSpec::Stdout { .. } => RetryPolicy::default(),
             SinkSpec::File { retry, .. } => *retry,
             SinkSpec::Webhook(w) => w.retry,
             SinkSpec::Sns(s) => s.retry,
+            SinkSpec::PagerDuty(p) => p.retry,
+            SinkSpec::Alertmanager(a) => a.retry,
+        }
+    }
+
+    /// Which alerts this sink gets.
+    pub fn route(&self) -> &Route {
+        match self {
+            SinkSpec::Stdout { route } | SinkSpec::File { route, .. } => route,
+            SinkSpec::Webhook(w) => &w.route,
+            SinkSpec::Sns(s) => &s.route,
+            SinkSpec::PagerDuty(p) => &p.route,
+            SinkSpec::Alertmanager(a) => &a.route,
+        }
+    }
+
+    /// Defaults that depend on the `[daemon]` table (read before the sinks are used).
+    pub fn with_daemon(&mut self, daemon: &crate::config::DaemonConfig) {
+        if let SinkSpec::Alertmanager(a) = self {
+            a.derive_generator_url(daemon.http_listen);
         }
     }
 
@@ -403,10 +485,13 @@ impl SinkSpec {
     /// each queue with its destination across restarts), e.g. `webhook-1f0c9a2e`.
     pub fn queue_id(&self) -> String {
         let destination = match self {
-            SinkSpec::Stdout => "stdout".to_string(),
+            SinkSpec::Stdout { .. } => "stdout".to_string(),
             SinkSpec::File { path, .. } => path.display().to_string(),
             SinkSpec::Webhook(w) => w.url.0.clone(),
             SinkSpec::Sns(s) => s.topic_arn.clone(),
+            // The variable's name, not the key: the queue is for this integration.
+            SinkSpec::PagerDuty(p) => format!("{}\0{}", p.url, p.routing_key_env),
+            SinkSpec::Alertmanager(a) => a.url.clone(),
         };
         let digest = Sha256::digest(destination.as_bytes());
         format!("{}-{}", self.kind(), hex::encode(&digest[..4]))
@@ -415,7 +500,7 @@ impl SinkSpec {
     /// Build the sink. `index` names it in logs (`webhook[2]`) and errors (`sinks[2]`).
     pub async fn build(&self, index: usize) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(match self {
-            SinkSpec::Stdout => Arc::new(StdoutSink::new(format!("stdout[{index}]"))),
+            SinkSpec::Stdout { .. } => Arc::new(StdoutSink::new(format!("stdout[{index}]"))),
             SinkSpec::File { path, .. } => {
                 Arc::new(FileSink::open(format!("file[{index}]"), path).await?)
             }
@@ -425,6 +510,15 @@ impl SinkSpec {
                 spec,
             )?),
             SinkSpec::Sns(spec) => Arc::new(SnsSink::new(format!("sns[{index}]"), spec).await),
+            SinkSpec::PagerDuty(spec) => Arc::new(PagerDutySink::new(
+                format!("pagerduty[{index}]"),
+                &format!("sinks[{index}]"),
+                spec,
+            )?),
+            SinkSpec::Alertmanager(spec) => Arc::new(AlertmanagerSink::new(
+                format!("alertmanager[{index}]"),
+                spec,
+            )?),
         })
     }
 }
@@ -457,7 +551,7 @@ mod tests {
             [[sinks]]
             kind = "webhook"
             url = "https://hooks.example.com/T000/secret-token"
-            format = "alertmanager"
+            format = "alertmanager_receiver"
             secret_env = "MY_SECRET"
             timeout = "3s"
             retry_initial = "100ms"
@@ -471,7 +565,7 @@ mod tests {
         let SinkSpec::Webhook(w) = &c.sinks[0] else {
             panic!("{:?}", c.sinks)
         };
-        assert_eq!(w.format, WebhookFormat::Alertmanager);
+        assert_eq!(w.format, WebhookFormat::AlertmanagerReceiver);
         assert_eq!(w.secret, Some(SecretSource::Env("MY_SECRET".into())));
         assert_eq!(w.timeout, Duration::from_secs(3));
         assert_eq!(w.retry.initial, Duration::from_millis(100));
@@ -534,6 +628,31 @@ mod tests {
     }
 
     #[test]
+    fn the_old_alertmanager_format_name_points_at_both_new_ones() {
+        let p = problems(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\nformat = \"alertmanager\"\n",
+        );
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("sinks[0].format: \"alertmanager\" was renamed"),
+            "{p:#?}"
+        );
+        assert!(
+            p[0].contains("format = \"alertmanager_receiver\""),
+            "{p:#?}"
+        );
+        assert!(p[0].contains("kind = \"alertmanager\""), "{p:#?}");
+        let c = from_toml(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\nformat = \"alertmanager_receiver\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            &c.sinks[0],
+            SinkSpec::Webhook(w) if w.format == WebhookFormat::AlertmanagerReceiver
+        ));
+    }
+
+    #[test]
     fn sns_keys_are_read() {
         let c = from_toml(
             r#"
@@ -563,6 +682,7 @@ mod tests {
             secret: None,
             headers: Vec::new(),
             retry: RetryPolicy::default(),
+            route: Route::default(),
         });
         let id = a.queue_id();
         assert!(
@@ -571,7 +691,7 @@ mod tests {
         );
         assert_eq!(id, a.clone().queue_id());
         assert!(!id.contains("token"));
-        assert_ne!(id, SinkSpec::Stdout.queue_id());
+        assert_ne!(id, SinkSpec::stdout().queue_id());
     }
 
     #[test]
