@@ -652,6 +652,58 @@ mod tests {
         ));
     }
 
+    /// The commented `[[sinks]]` and `[[mute]]` examples in the example config, as
+    /// TOML (each block: from its `# [[...]]` line to the next line not commented).
+    fn commented_examples(text: &str) -> (String, usize) {
+        let (mut out, mut blocks, mut inside) = (String::new(), 0, false);
+        for line in text.lines() {
+            if line == "# [[sinks]]" || line == "# [[mute]]" {
+                inside = true;
+                blocks += 1;
+            } else if !line.starts_with('#') {
+                inside = false;
+            }
+            if inside {
+                let uncommented = line.strip_prefix("# ").unwrap_or("");
+                out.push_str(uncommented);
+                out.push('\n');
+            }
+        }
+        (out, blocks)
+    }
+
+    #[test]
+    fn the_example_configs_commented_sinks_and_mutes_are_valid() {
+        let text = include_str!("../../config/authpulse.example.toml");
+        let (toml, blocks) = commented_examples(text);
+        assert!(blocks >= 7, "{toml}");
+        let c = from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let kinds: Vec<&str> = c.sinks.iter().map(SinkSpec::kind).collect();
+        assert_eq!(
+            kinds,
+            ["file", "webhook", "sns", "pagerduty", "alertmanager"],
+            "{toml}"
+        );
+        assert_eq!(c.sinks.len() + c.mutes.len(), blocks);
+        assert!(!c.sinks[3].route().is_everything());
+    }
+
+    #[test]
+    fn the_readmes_sink_configs_are_valid() {
+        let readme = include_str!("../../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .filter(|b| b.contains("[[sinks]]"))
+            .collect();
+        assert!(blocks.len() >= 2, "{blocks:?}");
+        for b in blocks {
+            let c = from_toml(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+            assert!(!c.sinks.is_empty());
+        }
+    }
+
     #[test]
     fn sns_keys_are_read() {
         let c = from_toml(
