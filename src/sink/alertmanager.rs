@@ -48,11 +48,12 @@ use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use super::render;
-use super::route::Route;
+use super::route::SinkRoute;
 use super::webhook::{classify_status, error_text};
-use super::{read_retry, BoxFuture, RetryPolicy, Sink, SinkError};
+use super::{read_retry, Sink};
 use crate::alert::{Alert, Status};
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
+use crate::retry::{BoxFuture, RemoteError, RetryPolicy};
 
 /// `endsAt` of a firing alert lies this many `resend_interval`s ahead (Prometheus uses 4).
 pub const ENDS_AFTER_RESENDS: u32 = 4;
@@ -70,7 +71,7 @@ pub struct AlertmanagerSpec {
     pub resend_interval: Duration,
     pub timeout: Duration,
     pub retry: RetryPolicy,
-    pub route: Route,
+    pub route: SinkRoute,
 }
 
 fn http_url(s: &str) -> bool {
@@ -110,7 +111,7 @@ impl AlertmanagerSpec {
         }
         .unwrap_or(Duration::from_secs(10));
         let retry = read_retry(t, problems);
-        let route = Route::read(t, problems);
+        let route = SinkRoute::read(t, problems);
         match t.string("url", problems) {
             Some(u) if http_url(&u) && u.trim_end_matches('/').ends_with("/api/v2/alerts") => {
                 problems.push(
@@ -156,9 +157,9 @@ impl AlertmanagerSpec {
     }
 
     /// `<url>/api/v2/alerts`, keeping a path prefix (`http://host/alertmanager`).
-    fn endpoint(&self) -> Result<reqwest::Url, SinkError> {
+    fn endpoint(&self) -> Result<reqwest::Url, RemoteError> {
         let mut url = reqwest::Url::parse(&self.url)
-            .map_err(|e| SinkError::Permanent(format!("bad Alertmanager URL: {e}")))?;
+            .map_err(|e| RemoteError::Permanent(format!("bad Alertmanager URL: {e}")))?;
         let path = format!("{}/{API_PATH}", url.path().trim_end_matches('/'));
         url.set_path(&path);
         Ok(url)
@@ -199,12 +200,6 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn parse(t: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(t)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// One postable alert. `ends_at` is used for a firing alert; a resolved one ends at its
 /// bin's start.
 pub fn postable(
@@ -223,11 +218,14 @@ pub fn postable(
     if let Some(e) = &alert.enrichment {
         annotations.insert("console_url".into(), json!(e.console_url));
     }
-    let starts = parse(&alert.started_at);
+    let starts = DateTime::from_timestamp_millis(alert.started_at.ms());
     let ends_at = match alert.status {
         Status::Firing => firing_ends_at,
         // Never before startsAt: Alertmanager refuses that.
-        Status::Resolved => match (parse(&alert.bin_start), starts) {
+        Status::Resolved => match (
+            DateTime::from_timestamp_millis(alert.bin_start.ms()),
+            starts,
+        ) {
             (Some(end), Some(start)) => end.max(start),
             (Some(end), None) => end,
             (None, _) => Utc::now(),
@@ -270,9 +268,9 @@ impl Shared {
         Utc::now() + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::minutes(4))
     }
 
-    async fn post(&self, alerts: &[Value]) -> Result<(), SinkError> {
+    async fn post(&self, alerts: &[Value]) -> Result<(), RemoteError> {
         let body = serde_json::to_vec(alerts)
-            .map_err(|e| SinkError::Permanent(format!("cannot encode the alerts: {e}")))?;
+            .map_err(|e| RemoteError::Permanent(format!("cannot encode the alerts: {e}")))?;
         let resp = self
             .client
             .post(self.endpoint.clone())
@@ -280,7 +278,7 @@ impl Shared {
             .body(body)
             .send()
             .await
-            .map_err(|e| SinkError::Transient(error_text(e)))?;
+            .map_err(|e| RemoteError::Transient(error_text(e)))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -300,10 +298,10 @@ impl Shared {
         };
         match classify_status(status) {
             Ok(()) => Ok(()),
-            Err(SinkError::Transient(s)) => Err(SinkError::Transient(format!(
+            Err(RemoteError::Transient(s)) => Err(RemoteError::Transient(format!(
                 "Alertmanager did not take the alert ({s}){why}"
             ))),
-            Err(SinkError::Permanent(s)) => Err(SinkError::Permanent(format!(
+            Err(RemoteError::Permanent(s)) => Err(RemoteError::Permanent(format!(
                 "Alertmanager rejected the alert ({s}){why}"
             ))),
         }
@@ -353,14 +351,14 @@ pub struct AlertmanagerSink {
 
 impl AlertmanagerSink {
     /// Must run inside the Tokio runtime: it starts the re-send task.
-    pub fn new(name: String, spec: &AlertmanagerSpec) -> Result<Self, SinkError> {
+    pub fn new(name: String, spec: &AlertmanagerSpec) -> Result<Self, RemoteError> {
         let client = reqwest::Client::builder()
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("authpulse/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| SinkError::Permanent(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))?;
         let shared = Arc::new(Shared {
             name,
             endpoint: spec.endpoint()?,
@@ -386,7 +384,7 @@ impl Sink for AlertmanagerSink {
         &self.shared.name
     }
 
-    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>> {
         Box::pin(async move {
             let s = &self.shared;
             let mut firing = s.firing.lock().await;
@@ -449,7 +447,7 @@ mod tests {
     use crate::sink::SinkSpec;
 
     fn at(s: &str) -> DateTime<Utc> {
-        parse(s).unwrap()
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     #[test]
@@ -483,7 +481,7 @@ mod tests {
     #[test]
     fn firing_ends_ahead_and_resolved_ends_at_its_bin() {
         let mut a = sample_alert(Status::Firing, "2026-11-25T10:15:00Z");
-        a.started_at = "2026-11-25T10:00:00Z".into();
+        a.started_at = "2026-11-25T10:00:00Z".parse().unwrap();
         let l = labels(&a);
         let ahead = at("2026-11-25T10:35:00Z");
         let v = postable(&a, &l, ahead, Some("http://127.0.0.1:9750/"));
@@ -499,14 +497,14 @@ mod tests {
         assert_eq!(v["annotations"]["investigate"], a.investigate);
 
         let mut r = sample_alert(Status::Resolved, "2026-11-25T11:30:00Z");
-        r.started_at = a.started_at.clone();
+        r.started_at = a.started_at;
         r.severity = Severity::Warning;
         let v = postable(&r, &l, ahead, None);
         assert_eq!(v["endsAt"], "2026-11-25T11:30:00Z");
         assert_eq!(v["labels"]["severity"], "critical", "the incident's labels");
         assert!(v.get("generatorURL").is_none());
         // A resolve is never dated before its incident's start.
-        r.bin_start = "2026-11-25T09:00:00Z".into();
+        r.bin_start = "2026-11-25T09:00:00Z".parse().unwrap();
         assert_eq!(
             postable(&r, &l, ahead, None)["endsAt"],
             "2026-11-25T10:00:00Z"

@@ -1,6 +1,6 @@
 //! Sinks: where alerts go. Each sink is a small struct behind the [`Sink`] trait;
 //! [`SinkSpec`] is its validated `[[sinks]]` table, and its optional `route` table
-//! ([`route::Route`]) says which alerts it gets.
+//! ([`route::SinkRoute`]) says which alerts it gets.
 //!
 //! A sink reports failure as transient (worth retrying: connect errors, timeouts, 5xx,
 //! 429, throttling) or permanent (retrying cannot help: other 4xx, a missing topic).
@@ -8,12 +8,10 @@
 //! safe to log. The config types hold those in [`Redacted`], whose `Debug` hides them.
 //!
 //! Sinks are never called directly by the daemon: [`delivery::Delivery`] writes every
-//! notification to the durable [`crate::outbox`] first and retries it per sink with
+//! notification to the durable outbox (`notify::outbox`) first and retries it per sink with
 //! backoff until the sink accepts it.
 
 mod alertmanager;
-pub mod delivery;
-pub mod enrich;
 mod lines;
 mod pagerduty;
 pub mod render;
@@ -21,9 +19,7 @@ pub mod route;
 mod sns;
 mod webhook;
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,29 +27,20 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::alert::Alert;
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
+use crate::retry::{BoxFuture, RemoteError, RetryPolicy};
 
 pub use alertmanager::{AlertmanagerSink, AlertmanagerSpec};
 pub use lines::{FileSink, StdoutSink};
 pub use pagerduty::{PagerDutySink, PagerDutySpec};
-pub use route::Route;
+pub use route::SinkRoute;
 pub use sns::SnsSink;
 pub use webhook::{sign, WebhookSink};
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SinkError {
-    #[error("transient: {0}")]
-    Transient(String),
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
 
 pub trait Sink: Send + Sync {
     /// A name for logs and metrics, e.g. `webhook[1]` — never the URL.
     fn name(&self) -> &str;
-    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>>;
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>>;
 
     /// After a transient failure: the least pause before the next attempt, when the
     /// receiver asked for one (PagerDuty's 429). The delivery worker reads it once per
@@ -90,15 +77,15 @@ pub enum SecretSource {
 
 impl SecretSource {
     /// The secret's value; `key_path` names the config key in the error.
-    pub fn resolve(&self, key_path: &str) -> Result<String, SinkError> {
+    pub fn resolve(&self, key_path: &str) -> Result<String, RemoteError> {
         match self {
             SecretSource::Inline(v) => Ok(v.0.clone()),
             SecretSource::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(v),
-                Ok(_) => Err(SinkError::Permanent(format!(
+                Ok(_) => Err(RemoteError::Permanent(format!(
                     "{key_path}: environment variable {var} is empty"
                 ))),
-                Err(_) => Err(SinkError::Permanent(format!(
+                Err(_) => Err(RemoteError::Permanent(format!(
                     "{key_path}: environment variable {var} is not set"
                 ))),
             },
@@ -119,25 +106,6 @@ pub enum WebhookFormat {
     AlertmanagerReceiver,
 }
 
-/// How a sink retries: exponential backoff with jitter from `initial` up to `max`; an
-/// item still failing `give_up_after` after it was queued is given up (dead-lettered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub initial: Duration,
-    pub max: Duration,
-    pub give_up_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(300),
-            give_up_after: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSpec {
     pub url: Redacted,
@@ -149,7 +117,7 @@ pub struct WebhookSpec {
     /// environment), in config order.
     pub headers: Vec<(String, SecretSource)>,
     pub retry: RetryPolicy,
-    pub route: Route,
+    pub route: SinkRoute,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -160,19 +128,19 @@ pub struct SnsSpec {
     /// Per attempt, including the SDK's own retries.
     pub timeout: Duration,
     pub retry: RetryPolicy,
-    pub route: Route,
+    pub route: SinkRoute,
 }
 
 /// A validated `[[sinks]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkSpec {
     Stdout {
-        route: Route,
+        route: SinkRoute,
     },
     File {
         path: PathBuf,
         retry: RetryPolicy,
-        route: Route,
+        route: SinkRoute,
     },
     Webhook(WebhookSpec),
     Sns(SnsSpec),
@@ -218,7 +186,7 @@ fn read_headers(
 ) {
     let base = t.key_path(key);
     for (name, value) in t.entries(key, problems) {
-        let path = crate::config::join(&base, name);
+        let path = crate::config_reader::join(&base, name);
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             problems.push(&path, "is not a valid HTTP header name");
             continue;
@@ -257,11 +225,11 @@ impl SinkSpec {
         let kind = t.string("kind", problems);
         let spec = match kind.as_deref() {
             Some("stdout") => Some(SinkSpec::Stdout {
-                route: Route::read(&mut t, problems),
+                route: SinkRoute::read(&mut t, problems),
             }),
             Some("file") => {
                 let retry = read_retry(&mut t, problems);
-                let route = Route::read(&mut t, problems);
+                let route = SinkRoute::read(&mut t, problems);
                 match t.string("path", problems) {
                     Some(p) if !p.trim().is_empty() => Some(SinkSpec::File {
                         path: p.into(),
@@ -361,7 +329,7 @@ impl SinkSpec {
         read_headers(t, "headers", false, problems, &mut headers);
         read_headers(t, "headers_env", true, problems, &mut headers);
         let retry = read_retry(t, problems);
-        let route = Route::read(t, problems);
+        let route = SinkRoute::read(t, problems);
         match t.string("url", problems) {
             Some(url)
                 if (url.starts_with("http://") || url.starts_with("https://"))
@@ -407,7 +375,7 @@ impl SinkSpec {
             .duration("timeout", problems)
             .unwrap_or(Duration::from_secs(20));
         let retry = read_retry(t, problems);
-        let route = Route::read(t, problems);
+        let route = SinkRoute::read(t, problems);
         match t.string("topic_arn", problems) {
             Some(arn) if arn.starts_with("arn:") && arn.split(':').count() >= 6 => {
                 Some(SinkSpec::Sns(SnsSpec {
@@ -436,7 +404,7 @@ impl SinkSpec {
     /// A stdout sink that gets every alert (the default when no sink is configured).
     pub fn stdout() -> SinkSpec {
         SinkSpec::Stdout {
-            route: Route::default(),
+            route: SinkRoute::default(),
         }
     }
 
@@ -463,7 +431,7 @@ impl SinkSpec {
     }
 
     /// Which alerts this sink gets.
-    pub fn route(&self) -> &Route {
+    pub fn route(&self) -> &SinkRoute {
         match self {
             SinkSpec::Stdout { route } | SinkSpec::File { route, .. } => route,
             SinkSpec::Webhook(w) => &w.route,
@@ -473,10 +441,10 @@ impl SinkSpec {
         }
     }
 
-    /// Defaults that depend on the `[daemon]` table (read before the sinks are used).
-    pub fn with_daemon(&mut self, daemon: &crate::config::DaemonConfig) {
+    /// Defaults that depend on the daemon's `http_listen` (the status page's address).
+    pub fn with_http_listen(&mut self, http_listen: std::net::SocketAddr) {
         if let SinkSpec::Alertmanager(a) = self {
-            a.derive_generator_url(daemon.http_listen);
+            a.derive_generator_url(http_listen);
         }
     }
 
@@ -498,7 +466,7 @@ impl SinkSpec {
     }
 
     /// Build the sink. `index` names it in logs (`webhook[2]`) and errors (`sinks[2]`).
-    pub async fn build(&self, index: usize) -> Result<Arc<dyn Sink>, SinkError> {
+    pub async fn build(&self, index: usize) -> Result<Arc<dyn Sink>, RemoteError> {
         Ok(match self {
             SinkSpec::Stdout { .. } => Arc::new(StdoutSink::new(format!("stdout[{index}]"))),
             SinkSpec::File { path, .. } => {
@@ -524,7 +492,7 @@ impl SinkSpec {
 }
 
 /// Build every configured sink.
-pub async fn build_all(specs: &[SinkSpec]) -> Result<Vec<Arc<dyn Sink>>, SinkError> {
+pub async fn build_all(specs: &[SinkSpec]) -> Result<Vec<Arc<dyn Sink>>, RemoteError> {
     let mut sinks = Vec::with_capacity(specs.len());
     for (i, s) in specs.iter().enumerate() {
         sinks.push(s.build(i).await?);
@@ -734,7 +702,7 @@ mod tests {
             secret: None,
             headers: Vec::new(),
             retry: RetryPolicy::default(),
-            route: Route::default(),
+            route: SinkRoute::default(),
         });
         let id = a.queue_id();
         assert!(

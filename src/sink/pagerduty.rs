@@ -49,12 +49,13 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{json, Map, Value};
 
-use super::route::Route;
+use super::route::SinkRoute;
 use super::webhook::{classify_status, error_text};
-use super::{read_retry, BoxFuture, Redacted, RetryPolicy, SecretSource, Sink, SinkError};
+use super::{read_retry, Redacted, SecretSource, Sink};
 use crate::alert::{Alert, Status};
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::detect::Severity;
+use crate::retry::{BoxFuture, RemoteError, RetryPolicy};
 
 pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// `payload.summary`'s documented limit, in characters.
@@ -74,7 +75,7 @@ pub struct PagerDutySpec {
     /// The least pause after a `429`.
     pub rate_limit_wait: Duration,
     pub retry: RetryPolicy,
-    pub route: Route,
+    pub route: SinkRoute,
 }
 
 impl PagerDutySpec {
@@ -121,7 +122,7 @@ impl PagerDutySpec {
             .duration("rate_limit_wait", problems)
             .unwrap_or(Duration::from_secs(30));
         let retry = read_retry(t, problems);
-        let route = Route::read(t, problems);
+        let route = SinkRoute::read(t, problems);
         match t.string("routing_key_env", problems) {
             Some(var) if !var.trim().is_empty() => Some(PagerDutySpec {
                 url,
@@ -240,7 +241,7 @@ pub struct PagerDutySink {
 impl PagerDutySink {
     /// Reads the routing key from the environment; `key_path` (`sinks[2]`) names the
     /// config entry in the error when it is missing.
-    pub fn new(name: String, key_path: &str, spec: &PagerDutySpec) -> Result<Self, SinkError> {
+    pub fn new(name: String, key_path: &str, spec: &PagerDutySpec) -> Result<Self, RemoteError> {
         let routing_key = SecretSource::Env(spec.routing_key_env.clone())
             .resolve(&format!("{key_path}.routing_key_env"))?;
         let client = reqwest::Client::builder()
@@ -249,7 +250,7 @@ impl PagerDutySink {
             .user_agent(concat!("authpulse/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| SinkError::Permanent(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))?;
         Ok(PagerDutySink {
             name,
             url: spec.url.clone(),
@@ -304,11 +305,11 @@ impl Sink for PagerDutySink {
         &self.name
     }
 
-    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>> {
         Box::pin(async move {
             let body =
                 serde_json::to_vec(&event(alert, &self.routing_key.0, self.source.as_deref()))
-                    .map_err(|e| SinkError::Permanent(format!("cannot encode the event: {e}")))?;
+                    .map_err(|e| RemoteError::Permanent(format!("cannot encode the event: {e}")))?;
             let resp = self
                 .client
                 .post(&self.url)
@@ -316,7 +317,7 @@ impl Sink for PagerDutySink {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| SinkError::Transient(error_text(e)))?;
+                .map_err(|e| RemoteError::Transient(error_text(e)))?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(());
@@ -332,12 +333,12 @@ impl Sink for PagerDutySink {
             };
             match classify_status(status) {
                 Ok(()) => Ok(()),
-                Err(SinkError::Transient(s)) => Err(SinkError::Transient(if why.is_empty() {
+                Err(RemoteError::Transient(s)) => Err(RemoteError::Transient(if why.is_empty() {
                     format!("{what} ({s})")
                 } else {
                     format!("{what} ({s}): {why}")
                 })),
-                Err(SinkError::Permanent(s)) => Err(SinkError::Permanent(if why.is_empty() {
+                Err(RemoteError::Permanent(s)) => Err(RemoteError::Permanent(if why.is_empty() {
                     format!("{what} ({s})")
                 } else {
                     format!("{what} ({s}): {why}")

@@ -29,9 +29,9 @@
 use serde_json::Value;
 
 use crate::alert::{Alert, Status};
-use crate::config::{Problems, Table};
+use crate::alert_kind::AlertKind;
+use crate::config_reader::{Problems, Table};
 use crate::detect::{DetectorKind, Severity};
-use crate::kind::AlertKind;
 
 /// Every kind an alert can have (see [`crate::kind`]).
 const KINDS: [AlertKind; 8] = [
@@ -47,7 +47,7 @@ const KINDS: [AlertKind; 8] = [
 
 /// One sink's filter. The default (all fields empty) lets everything through.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Route {
+pub struct SinkRoute {
     pub min_severity: Option<Severity>,
     pub rules: Vec<String>,
     pub detectors: Vec<String>,
@@ -64,7 +64,7 @@ fn severity(s: &str) -> Option<Severity> {
     }
 }
 
-impl Route {
+impl SinkRoute {
     /// Does this sink get `alert`? Pure: the same alert always routes the same way.
     pub fn matches(&self, alert: &Alert) -> bool {
         let listed =
@@ -81,13 +81,13 @@ impl Route {
     }
 
     pub fn is_everything(&self) -> bool {
-        *self == Route::default()
+        *self == SinkRoute::default()
     }
 
     /// Read the `route` key of a sink table (absent: everything).
-    pub fn read(sink: &mut Table<'_>, problems: &mut Problems) -> Route {
+    pub fn read(sink: &mut Table<'_>, problems: &mut Problems) -> SinkRoute {
         let raw = sink.raw("route");
-        let mut route = Route::default();
+        let mut route = SinkRoute::default();
         if raw.is_none() {
             return route;
         }
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn an_empty_route_matches_everything() {
-        let r = Route::default();
+        let r = SinkRoute::default();
         assert!(r.is_everything());
         for s in [Status::Firing, Status::Resolved] {
             for sev in [Severity::Info, Severity::Warning, Severity::Critical] {
@@ -175,9 +175,9 @@ mod tests {
 
     #[test]
     fn min_severity_judges_pages_and_lets_their_resolves_through() {
-        let r = Route {
+        let r = SinkRoute {
             min_severity: Some(Severity::Critical),
-            ..Route::default()
+            ..SinkRoute::default()
         };
         let crit = alert(Status::Firing, Severity::Critical, "failure_spike", "");
         let warn = alert(Status::Firing, Severity::Warning, "failure_spike", "");
@@ -190,9 +190,9 @@ mod tests {
             "failure_spike",
             ""
         )));
-        let r = Route {
+        let r = SinkRoute {
             min_severity: Some(Severity::Warning),
-            ..Route::default()
+            ..SinkRoute::default()
         };
         assert!(r.matches(&warn));
         assert!(!r.matches(&alert(Status::Firing, Severity::Info, "x", "")));
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn every_listed_key_must_match() {
-        let r = Route {
+        let r = SinkRoute {
             min_severity: None,
             rules: vec!["okta-sign-ins".into()],
             detectors: vec!["failure_spike".into(), "distinct_users".into()],
@@ -260,11 +260,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.sinks[0].route(),
-            &Route {
+            &SinkRoute {
                 min_severity: Some(Severity::Critical),
                 rules: vec!["okta-sign-ins".into()],
                 statuses: vec![Status::Firing, Status::Resolved],
-                ..Route::default()
+                ..SinkRoute::default()
             }
         );
         assert_eq!(

@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{Source, SourceError, SourceEvent};
-use crate::input::{self, LineReader, Replay};
+use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
-use crate::sink::BoxFuture;
+use crate::source::replay::{self, LineReader, Replay};
 
 pub struct FileSource {
     pub path: PathBuf,
@@ -54,7 +54,7 @@ impl FileSource {
             path: self.path.display().to_string(),
             error,
         };
-        let (reader, _) = input::open(&self.path).map_err(io_err)?;
+        let (reader, _) = replay::open(&self.path).map_err(io_err)?;
         let mut lines = LineReader::new(reader);
         lines.emit_partial = !self.follow;
         let mut replay = Replay::new(&self.rules, self.settle);
