@@ -92,7 +92,7 @@ step "cargo clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 # Benches are compiled by clippy above; running them belongs to `cargo bench`.
 step "cargo test"
-cargo test --lib --bins --tests --features aws-emulator
+cargo test --lib --bins --tests --features aws-emulator,alertmanager
 step "import layers (no cycle)"
 python3 scripts/check-layers.py
 step "backtest report in a headless browser (skipped without chromium)"

@@ -4,6 +4,8 @@
 //! Alertmanager's own API with its labels, stays active while re-sent (across a
 //! restart too), is suppressed by a silence made in Alertmanager, and ends when the
 //! incident resolves.
+// Needs the Alertmanager that `scripts/test.sh` starts: `--features alertmanager`.
+#![cfg(feature = "alertmanager")]
 
 #[path = "common/delivery.rs"]
 mod delivery;
