@@ -180,9 +180,7 @@ pub fn labels(alert: &Alert) -> Map<String, Value> {
     labels.insert("rule".into(), json!(alert.rule));
     labels.insert("detector".into(), json!(alert.detector));
     labels.insert("severity".into(), json!(alert.severity.to_string()));
-    if !alert.kind.is_empty() {
-        labels.insert("kind".into(), json!(alert.kind));
-    }
+    labels.insert("kind".into(), json!(alert.kind));
     for (k, v) in &alert.series {
         if v.is_empty() {
             continue;
@@ -453,7 +451,7 @@ mod tests {
     #[test]
     fn labels_identify_the_incident_with_valid_names() {
         let mut a = sample_alert(Status::Firing, "2026-11-25T10:15:00Z");
-        a.kind = "credential_stuffing".into();
+        a.kind = "credential_stuffing".parse().unwrap();
         a.series.insert("severity".into(), "x".into());
         a.series.insert("9.lives".into(), "y".into());
         a.series.insert("__meta".into(), "z".into());

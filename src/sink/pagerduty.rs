@@ -204,9 +204,7 @@ pub fn event(alert: &Alert, routing_key: &str, source: Option<&str>) -> Value {
     payload.insert("timestamp".into(), json!(alert.bin_end));
     payload.insert("component".into(), json!(alert.rule));
     payload.insert("group".into(), json!(alert.detector));
-    if !alert.kind.is_empty() {
-        payload.insert("class".into(), json!(alert.kind));
-    }
+    payload.insert("class".into(), json!(alert.kind));
     payload.insert(
         "custom_details".into(),
         serde_json::to_value(alert).unwrap_or(Value::Null),
@@ -363,7 +361,7 @@ mod tests {
     #[test]
     fn a_firing_alert_becomes_a_trigger_with_every_field() {
         let mut a = sample_alert(Status::Firing, "2026-11-25T10:15:00Z");
-        a.kind = "credential_stuffing".into();
+        a.kind = "credential_stuffing".parse().unwrap();
         let e = event(&a, "k".repeat(32).as_str(), None);
         assert_eq!(e["event_action"], "trigger");
         assert_eq!(e["dedup_key"], "3fa19c0d2b7e4a11");
@@ -381,10 +379,8 @@ mod tests {
         assert_eq!(e["payload"]["source"], "okta-prod");
         let mut unsplit = a.clone();
         unsplit.series.clear();
-        unsplit.kind.clear();
         let e = event(&unsplit, "k", None);
         assert_eq!(e["payload"]["source"], "okta-sign-ins");
-        assert!(e["payload"].get("class").is_none());
     }
 
     #[test]

@@ -75,8 +75,8 @@ impl SinkRoute {
         };
         severe_enough
             && listed(&self.rules, &alert.rule)
-            && listed(&self.detectors, &alert.detector)
-            && listed(&self.kinds, &alert.kind)
+            && listed(&self.detectors, alert.detector.name())
+            && listed(&self.kinds, alert.kind.as_str())
             && (self.statuses.is_empty() || self.statuses.contains(&alert.status))
     }
 
@@ -157,8 +157,8 @@ mod tests {
     fn alert(status: Status, severity: Severity, detector: &str, kind: &str) -> Alert {
         let mut a = sample_alert(status, "2026-11-25T10:15:00Z");
         a.severity = severity;
-        a.detector = detector.into();
-        a.kind = kind.into();
+        a.detector = detector.parse().unwrap();
+        a.kind = kind.parse().unwrap();
         a
     }
 
@@ -179,8 +179,18 @@ mod tests {
             min_severity: Some(Severity::Critical),
             ..SinkRoute::default()
         };
-        let crit = alert(Status::Firing, Severity::Critical, "failure_spike", "");
-        let warn = alert(Status::Firing, Severity::Warning, "failure_spike", "");
+        let crit = alert(
+            Status::Firing,
+            Severity::Critical,
+            "failure_spike",
+            "credential_stuffing",
+        );
+        let warn = alert(
+            Status::Firing,
+            Severity::Warning,
+            "failure_spike",
+            "credential_stuffing",
+        );
         assert!(r.matches(&crit));
         assert!(!r.matches(&warn));
         // The resolve of a critical page carries the normal bin's (lower) severity.
@@ -188,14 +198,19 @@ mod tests {
             Status::Resolved,
             Severity::Info,
             "failure_spike",
-            ""
+            "credential_stuffing"
         )));
         let r = SinkRoute {
             min_severity: Some(Severity::Warning),
             ..SinkRoute::default()
         };
         assert!(r.matches(&warn));
-        assert!(!r.matches(&alert(Status::Firing, Severity::Info, "x", "")));
+        assert!(!r.matches(&alert(
+            Status::Firing,
+            Severity::Info,
+            "flatline",
+            "pipeline_gap"
+        )));
     }
 
     #[test]
