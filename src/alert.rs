@@ -45,6 +45,10 @@ pub struct Alert {
     pub summary: String,
     /// What `observed` counts: "failed sign-ins", "failure share", ...
     pub measure: String,
+    /// When `observed` and `expected` add up a sliding window of bins rather than one
+    /// bin: how long it is ("1h 30m"), ending with this alert's bin. Absent for one bin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
     /// Start of the first anomalous bin of this incident.
     pub started_at: Timestamp,
     /// A Logs Insights query over the anomalous window: paste it into the console.
@@ -264,6 +268,7 @@ impl Alert {
             fingerprint: fingerprint(&rule.name, detector.name(), labels),
             summary: summary(status, rule, detector, labels, bin_start_ms, f, verdict),
             measure: f.measure.to_string(),
+            window: (f.window_bins > 1).then(|| window_literal(rule, f.window_bins)),
             started_at: Timestamp::from_ms(started_ms),
             investigate: investigate_query(rule, labels),
             idempotency_key: String::new(),
@@ -313,6 +318,11 @@ fn show(x: f64, measure: &str) -> String {
     }
 }
 
+/// A window of `bins` bins of `rule`, as a person reads it: "1h 30m".
+fn window_literal(rule: &RuleSpec, bins: u32) -> String {
+    humantime::format_duration(rule.bin * bins).to_string()
+}
+
 fn summary(
     status: Status,
     rule: &RuleSpec,
@@ -334,6 +344,12 @@ fn summary(
         .format("%a %H:%M UTC");
     let bin = rule.bin_literal();
     let (observed, expected) = (show(f.observed, f.measure), show(f.expected, f.measure));
+    // A sliding window reads "in the last 1h 30m to the 15m bin at ...".
+    let span = if f.window_bins > 1 {
+        format!("in the last {} to", window_literal(rule, f.window_bins))
+    } else {
+        "in".to_string()
+    };
     match status {
         Status::Resolved => {
             let _ = write!(
@@ -382,7 +398,7 @@ fn summary(
             };
             let _ = write!(
                 s,
-                "{what}{series} [{}]: {observed} {} in the {bin} bin at {when}, expected about {expected} ({band}); chance under normal traffic {}.",
+                "{what}{series} [{}]: {observed} {} {span} the {bin} bin at {when}, expected about {expected} ({band}); chance under normal traffic {}.",
                 rule.name,
                 f.measure,
                 one_in(f.p_value)
@@ -437,6 +453,7 @@ impl Alert {
             fingerprint: fingerprint(&rule.name, SOURCE_UNAVAILABLE, &Labels::new()),
             summary,
             measure: "failed polls in a row".to_string(),
+            window: None,
             started_at: Timestamp::from_ms(since_ms),
             investigate: "Check the daemon's logs, its IAM permissions (logs:StartQuery, logs:GetQueryResults) and the CloudWatch Logs service health.".to_string(),
             idempotency_key: String::new(),
@@ -476,6 +493,7 @@ mod tests {
             p_value: 1e-14,
             severity: Severity::Critical,
             measure: "failed sign-ins",
+            window_bins: 1,
         }
     }
 

@@ -27,6 +27,15 @@ pub struct Event<'a> {
     pub user: Option<Cow<'a, str>>,
     pub country: Option<Cow<'a, str>>,
     pub browser: Option<Cow<'a, str>>,
+    /// `actor.id`: Okta's user id, or `unknown` when the username typed could not be
+    /// resolved to a user (a typo, or a name from another breach's combo list; the
+    /// typed string is then in `actor.alternateId`) and on ThreatInsight's
+    /// `security.threat.detected`, which is decided before the username is read.
+    pub actor_id: Option<Cow<'a, str>>,
+    /// `debugContext.debugData.threatSuspected`: `"true"` when Okta ThreatInsight
+    /// suspects the request's address (Okta's ThreatInsight System Log help: the field
+    /// appears in `user.session.start` and `security.threat.detected`).
+    pub threat_suspected: Option<Cow<'a, str>>,
 }
 
 /// Why a line was not an event. Counted in summaries, logged at a limited rate.
@@ -41,6 +50,18 @@ pub enum ParseError {
     #[error("event has no usable timestamp (`published` or envelope `time`): {0:?}")]
     BadTimestamp(String),
 }
+
+/// The fields a rule may name in its `filter` table, as Okta paths (without `detail.`).
+pub const FILTER_FIELDS: &[&str] = &[
+    "actor.id",
+    "debugContext.debugData.threatSuspected",
+    "outcome.result",
+    "outcome.reason",
+    "client.ipAddress",
+    "actor.alternateId",
+    "client.geographicalContext.country",
+    "client.userAgent.browser",
+];
 
 /// The fields a rule may name in `split_by`, as Okta paths (without `detail.`).
 pub const SPLIT_FIELDS: &[&str] = &[
@@ -60,6 +81,9 @@ impl<'a> Event<'a> {
             "client.geographicalContext.country" => self.country.as_deref(),
             "client.userAgent.browser" => self.browser.as_deref(),
             "outcome.reason" => self.reason.as_deref(),
+            "outcome.result" => Some(&self.result),
+            "actor.id" => self.actor_id.as_deref(),
+            "debugContext.debugData.threatSuspected" => self.threat_suspected.as_deref(),
             _ => None,
         }
     }
@@ -98,6 +122,8 @@ impl<'a> Event<'a> {
             user: self.user.map(own),
             country: self.country.map(own),
             browser: self.browser.map(own),
+            actor_id: self.actor_id.map(own),
+            threat_suspected: self.threat_suspected.map(own),
         }
     }
 }
@@ -123,6 +149,28 @@ struct RawOkta<'a> {
     actor: Option<RawActor<'a>>,
     #[serde(borrow, default)]
     client: Option<RawClient<'a>>,
+    #[serde(borrow, default, rename = "debugContext")]
+    debug_context: Option<RawDebugContext<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawDebugContext<'a> {
+    #[serde(borrow, default, rename = "debugData")]
+    debug_data: Option<RawDebugData<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawDebugData<'a> {
+    #[serde(borrow, default, rename = "threatSuspected")]
+    threat_suspected: Option<StrOrBool<'a>>,
+}
+
+/// Okta writes `threatSuspected` as a string (`"true"`); a JSON boolean is read too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StrOrBool<'a> {
+    Str(#[serde(borrow)] Cow<'a, str>),
+    Bool(bool),
 }
 
 #[derive(Deserialize, Default)]
@@ -137,6 +185,8 @@ struct RawOutcome<'a> {
 struct RawActor<'a> {
     #[serde(borrow, default, rename = "alternateId")]
     alternate_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -182,15 +232,29 @@ impl<'a> RawOkta<'a> {
             ),
             None => (None, None, None),
         };
+        let (user, actor_id) = match self.actor {
+            Some(a) => (a.alternate_id, a.id),
+            None => (None, None),
+        };
+        let threat_suspected = self
+            .debug_context
+            .and_then(|d| d.debug_data)
+            .and_then(|d| d.threat_suspected)
+            .map(|t| match t {
+                StrOrBool::Str(s) => s,
+                StrOrBool::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            });
         Ok(Event {
             published_ms,
             event_type,
             result,
             reason,
             ip,
-            user: self.actor.and_then(|a| a.alternate_id),
+            user,
             country,
             browser,
+            actor_id,
+            threat_suspected,
         })
     }
 }
@@ -259,6 +323,8 @@ mod tests {
             user: Some("alice@example.com".into()),
             country: Some("United States".into()),
             browser: Some("CHROME".into()),
+            actor_id: None,
+            threat_suspected: None,
         }
     }
 
@@ -349,5 +415,24 @@ mod tests {
             let e2 = Event::parse(&wrapped).unwrap();
             prop_assert_eq!(e2.user.as_deref(), Some(user.as_str()));
         }
+    }
+
+    #[test]
+    fn unresolved_actors_and_threatinsight_flags_are_read() {
+        let line = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03.123Z","outcome":{"result":"FAILURE"},"actor":{"id":"unknown","alternateId":"bob@gmail.com"},"debugContext":{"debugData":{"threatSuspected":"true","requestUri":"/api/v1/authn"}}}"#;
+        let e = Event::parse(line).unwrap();
+        assert_eq!(e.field("actor.id"), Some("unknown"));
+        assert_eq!(
+            e.field("debugContext.debugData.threatSuspected"),
+            Some("true")
+        );
+        assert_eq!(e.field("outcome.result"), Some("FAILURE"));
+        let line = r#"{"eventType":"security.threat.detected","published":"2026-11-25T10:15:03Z","outcome":{"result":"DENY"},"debugContext":{"debugData":{"threatSuspected":true}}}"#;
+        let e = Event::parse(line).unwrap();
+        assert_eq!(
+            e.field("debugContext.debugData.threatSuspected"),
+            Some("true")
+        );
+        assert_eq!(e.field("actor.id"), None);
     }
 }

@@ -11,15 +11,63 @@ use serde_json::Value;
 
 use crate::config_reader::{Problems, Table};
 use crate::detect::{DetectorKind, DetectorSpec};
-use crate::event::{Event, SPLIT_FIELDS};
+use crate::event::{Event, FILTER_FIELDS, SPLIT_FIELDS};
 
 pub const DEFAULT_EVENT_TYPES: &[&str] = &["user.session.start"];
 
-/// The Okta events of an Okta Verify push and of its denial.
+/// The Okta events of an Okta Verify push and of its denial. A Classic tenant logs a
+/// denial as `user.mfa.okta_verify.deny_push` (Okta's event catalog marks it Classic
+/// only); an Identity Engine tenant logs it as `user.authentication.auth_via_mfa` with
+/// outcome FAILURE (reason INVALID_CREDENTIALS, per Okta's support article on whether
+/// rejecting a push counts as failed MFA; Okta's suspicious-activity report lists
+/// `auth_via_mfa` FAILURE as "Failed factor attempt"), so that one counts only when it
+/// failed that way ([`PUSH_DENIAL_WHEN`]): an expired push or a mistyped code fails
+/// with another reason and is not a denial.
 pub const PUSH_EVENT_TYPES: &[&str] = &[
     "system.push.send_factor_verify_push",
     "user.mfa.okta_verify.deny_push",
+    "user.authentication.auth_via_mfa",
 ];
+
+/// The push rule's condition on `user.authentication.auth_via_mfa`: a denied push.
+pub const PUSH_DENIAL_WHEN: (&str, &[(&str, &str)]) = (
+    "user.authentication.auth_via_mfa",
+    &[
+        ("outcome.result", "FAILURE"),
+        ("outcome.reason", "INVALID_CREDENTIALS"),
+    ],
+);
+
+/// Which events a rule counts: its event types (some of them only when they failed)
+/// and an optional filter on other fields. The file source's binner and the generated
+/// Logs Insights query apply the same test.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventMatch {
+    pub event_types: Vec<String>,
+    /// Of `event_types`, those counted only when every `(field, value)` holds.
+    pub when: Vec<(String, Vec<(String, String)>)>,
+    /// `(field, value)`: every one must hold (fields from [`FILTER_FIELDS`]).
+    pub filter: Vec<(String, String)>,
+}
+
+impl EventMatch {
+    pub fn matches(&self, e: &Event<'_>) -> bool {
+        if !self.event_types.iter().any(|t| *t == *e.event_type) {
+            return false;
+        }
+        let holds = |conds: &[(String, String)]| {
+            conds
+                .iter()
+                .all(|(field, value)| e.field(field) == Some(value.as_str()))
+        };
+        if let Some((_, conds)) = self.when.iter().find(|(t, _)| *t == *e.event_type) {
+            if !holds(conds) {
+                return false;
+            }
+        }
+        holds(&self.filter)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct RuleSpec {
@@ -44,6 +92,12 @@ pub struct RuleSpec {
     pub detectors: Vec<DetectorSpec>,
     /// A hand-written Logs Insights query replacing the generated one (CloudWatch source).
     pub query: Option<String>,
+    /// `[rules.when."<event type>"]`: of `event_types`, those counted only when every
+    /// Okta field = value holds (the push rule counts `auth_via_mfa` only as denials).
+    pub when: Vec<(String, Vec<(String, String)>)>,
+    /// `[rules.filter]`: Okta field = value, every one must hold (e.g. `"actor.id" =
+    /// "unknown"`: failures on usernames Okta could not resolve).
+    pub filter: Vec<(String, String)>,
 }
 
 /// A split rule's default `baseline_window`.
@@ -71,6 +125,8 @@ impl RuleSpec {
             warmup: Duration::from_secs(2 * 86_400),
             detectors: default_detectors(false),
             query: None,
+            when: Vec::new(),
+            filter: Vec::new(),
         }
     }
 
@@ -86,12 +142,97 @@ impl RuleSpec {
     ///
     /// The split rules keep only as much history as their window needs, so thousands of
     /// sources cost little memory.
+    ///
+    /// and Okta's own signals, each a series with its own baseline, judged by
+    /// `failure_spike` over sliding windows (15 minutes to 4 hours):
+    ///
+    /// * `okta-unknown-users`: failed sign-ins on usernames Okta could not resolve
+    ///   (`actor.id = "unknown"`): combo lists from other breaches;
+    /// * `okta-threat-suspected`: failed sign-ins ThreatInsight flagged
+    ///   (`debugContext.debugData.threatSuspected = "true"`);
+    /// * `okta-threats-blocked`: requests ThreatInsight blocked
+    ///   (`security.threat.detected`, outcome DENY, no user).
+    ///
+    /// The totals rule comes first: the others' pages are told apart from an outage by
+    /// what it saw in the same bin (`pipeline::story`).
     pub fn builtin() -> Vec<RuleSpec> {
         vec![
             RuleSpec::named("okta-sign-ins"),
             RuleSpec::password_spraying(),
             RuleSpec::mfa_push_fatigue(),
+            RuleSpec::signal(
+                "okta-unknown-users",
+                DEFAULT_EVENT_TYPES,
+                &[("actor.id", "unknown")],
+            ),
+            RuleSpec::signal(
+                "okta-threat-suspected",
+                DEFAULT_EVENT_TYPES,
+                &[("debugContext.debugData.threatSuspected", "true")],
+            ),
+            RuleSpec::signal("okta-threats-blocked", &["security.threat.detected"], &[]),
         ]
+    }
+
+    /// A built-in rule over one of Okta's own signals: the failures among `event_types`
+    /// that pass `filter`, judged by `failure_spike` over windows. Their normal level is
+    /// a few an hour at most, so the floor is 10 events and 3× the baseline, over a
+    /// window as in a bin. ThreatInsight's blocked requests carry no user, so they are not asked
+    /// to spread over accounts.
+    pub fn signal(name: &str, event_types: &[&str], filter: &[(&str, &str)]) -> RuleSpec {
+        let mut r = RuleSpec::named(name);
+        r.event_types = event_types.iter().map(|s| s.to_string()).collect();
+        r.filter = filter
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect();
+        let mut problems = Problems::default();
+        let table = serde_json::json!({
+            "min_count": 10,
+            "window_min_ratio": 3.0,
+            "spread_over_users": !event_types.contains(&"security.threat.detected"),
+        });
+        let mut t = Table::new("", Some(&table), &mut problems);
+        r.detectors = vec![DetectorSpec::read(
+            DetectorKind::FailureSpike,
+            &mut t,
+            &mut problems,
+        )];
+        r
+    }
+
+    /// What this rule counts, for the binner.
+    pub fn event_match(&self) -> EventMatch {
+        EventMatch {
+            event_types: self.event_types.clone(),
+            when: self.when.clone(),
+            filter: self.filter.clone(),
+        }
+    }
+
+    /// What a rule over one of Okta's signals counts, for a human ("usernames Okta could
+    /// not resolve"), or `None` for a plain rule.
+    pub fn signal_note(&self) -> Option<String> {
+        let mut parts: Vec<String> = Vec::new();
+        if self
+            .event_types
+            .iter()
+            .any(|t| t == "security.threat.detected")
+        {
+            parts.push("requests Okta ThreatInsight blocked (security.threat.detected)".into());
+        }
+        for (field, value) in &self.filter {
+            parts.push(match (field.as_str(), value.as_str()) {
+                ("actor.id", "unknown") => {
+                    "on usernames Okta could not resolve (actor.id = unknown)".to_string()
+                }
+                ("debugContext.debugData.threatSuspected", "true") => {
+                    "flagged by Okta ThreatInsight (threatSuspected)".to_string()
+                }
+                (f, v) => format!("with {f} = {v}"),
+            });
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
     }
 
     /// The built-in per-source spraying rule.
@@ -112,6 +253,14 @@ impl RuleSpec {
     pub fn mfa_push_fatigue() -> RuleSpec {
         let mut r = RuleSpec::named("mfa-push-fatigue");
         r.event_types = PUSH_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
+        let (ty, conds) = PUSH_DENIAL_WHEN;
+        r.when = vec![(
+            ty.to_string(),
+            conds
+                .iter()
+                .map(|(f, v)| (f.to_string(), v.to_string()))
+                .collect(),
+        )];
         r.split_by = Some("actor.alternateId".to_string());
         r.top_k = Some(50);
         r.baseline_window = Duration::from_secs(2 * 3600);
@@ -135,7 +284,7 @@ impl RuleSpec {
 
     /// Does this rule count `event`?
     pub fn matches(&self, event: &Event<'_>) -> bool {
-        self.event_types.iter().any(|t| *t == *event.event_type)
+        self.event_match().matches(event)
     }
 
     /// The bin as Logs Insights writes it: `15m`, `1h`, `30s`.
@@ -160,15 +309,41 @@ impl RuleSpec {
         if let Some(q) = &self.query {
             return q.clone();
         }
-        let types: Vec<String> = self.event_types.iter().map(|t| json_string(t)).collect();
+        let list = |types: &mut dyn Iterator<Item = &String>| -> String {
+            types.map(|t| json_string(t)).collect::<Vec<_>>().join(", ")
+        };
+        let conditional = |t: &String| self.when.iter().any(|(w, _)| w == t);
+        let all = list(&mut self.event_types.iter().filter(|t| !conditional(t)));
+        let cond = |c: &[(String, String)]| -> String {
+            c.iter()
+                .map(|(f, v)| format!("detail.{f} = {}", json_string(v)))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        let mut filter = format!("filter detail.eventType in [{all}]");
+        if !self.when.is_empty() {
+            let mut parts = vec![format!("detail.eventType in [{all}]")];
+            for (t, c) in &self.when {
+                if self.event_types.contains(t) {
+                    parts.push(format!(
+                        "(detail.eventType = {} and {})",
+                        json_string(t),
+                        cond(c)
+                    ));
+                }
+            }
+            filter = format!("filter ({})", parts.join(" or "));
+        }
+        if !self.filter.is_empty() {
+            filter.push_str(&format!("\n| filter {}", cond(&self.filter)));
+        }
         let mut by = format!("bin({}), detail.outcome.result", self.bin_literal());
         if let Some(field) = &self.split_by {
             by.push_str(", detail.");
             by.push_str(field);
         }
         format!(
-            "filter detail.eventType in [{}]\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips by {by}\n| limit 10000",
-            types.join(", ")
+            "{filter}\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips by {by}\n| limit 10000"
         )
     }
 
@@ -225,6 +400,23 @@ impl RuleSpec {
                     ),
                 );
             }
+        }
+        let when_base = t.key_path("when");
+        let when = t.entries("when", problems);
+        if !when.is_empty() {
+            rule.when.clear();
+        }
+        for (ty, conds) in when {
+            let path = crate::config_reader::join(&when_base, ty);
+            if !rule.event_types.iter().any(|t| t == ty) {
+                problems.push(path.clone(), "is not one of the rule's event_types");
+            }
+            let c = read_filter(&path, conds, problems);
+            rule.when.push((ty.to_string(), c));
+        }
+        let base = t.key_path("filter");
+        if let Some(v) = t.raw("filter") {
+            rule.filter = read_filter(&base, v, problems);
         }
         if let Some(q) = t.string("query", problems) {
             if !q.contains("bin(") || !q.contains(" n") {
@@ -304,6 +496,35 @@ impl RuleSpec {
             }
         }
     }
+}
+
+/// Read a table of Okta field = value (`[rules.filter]`, `[rules.when."<type>"]`).
+fn read_filter(path: &str, v: &Value, problems: &mut Problems) -> Vec<(String, String)> {
+    let Some(m) = v.as_object() else {
+        problems.push(path, "must be a table of Okta field = value");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (field, value) in m {
+        let field = field.strip_prefix("detail.").unwrap_or(field);
+        let at = crate::config_reader::join(path, field);
+        if !FILTER_FIELDS.contains(&field) {
+            problems.push(
+                at,
+                format!(
+                    "is not a field authpulse can filter on (one of: {})",
+                    FILTER_FIELDS.join(", ")
+                ),
+            );
+            continue;
+        }
+        match value {
+            Value::String(v) => out.push((field.to_string(), v.clone())),
+            Value::Bool(b) => out.push((field.to_string(), b.to_string())),
+            other => problems.push(at, format!("must be a string, found {other}")),
+        }
+    }
+    out
 }
 
 /// A string literal for a Logs Insights query (JSON escaping is a safe subset).

@@ -97,6 +97,9 @@ pub struct BinRecord {
     pub seasonal_total: f32,
     /// What the baseline expected of `total`, level adjustment included.
     pub expected_total: f32,
+    /// What the baseline expected of `failure`; negative when there was no
+    /// expectation (warm-up), so sliding windows over it are not judged.
+    pub expected_failure: f32,
 }
 
 impl BinRecord {
@@ -112,6 +115,7 @@ impl BinRecord {
             anomalous: false,
             seasonal_total: 0.0,
             expected_total: 0.0,
+            expected_failure: -1.0,
         }
     }
 

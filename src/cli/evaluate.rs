@@ -38,7 +38,10 @@ pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
             args.labels.len()
         )));
     }
-    let mut summary = evaluate::Summary::default();
+    let mut summary = evaluate::Summary {
+        bin_min: args.bin_minutes.max(1) as f64,
+        ..evaluate::Summary::default()
+    };
     for (a, l) in args.alerts.iter().zip(&args.labels) {
         let alerts = read(a).and_then(|t| evaluate::read_alerts(&t));
         let incidents = read(l).and_then(|t| evaluate::read_labels(&t));

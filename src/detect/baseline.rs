@@ -226,6 +226,7 @@ mod tests {
             failed_ips: 0,
             seasonal_total: 0.0,
             expected_total: 0.0,
+            expected_failure: -1.0,
         }
     }
 

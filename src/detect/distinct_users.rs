@@ -93,8 +93,13 @@ impl Detector for DistinctUsers {
         let users = w.failed_users;
         let x = users as f64;
         Some(Finding {
+            // Distinct counts add up over the window's bins (an upper bound), so one
+            // account failing in every bin (a service account with a stale password)
+            // would look like many: a sprayer tries each account about once, so its
+            // failures come with about as many accounts; half is the bar.
             anomalous: ctx.counts.failure > ctx.counts.success
                 && users >= self.min_users
+                && 2 * users >= w.failure
                 && share >= self.min_failure_share
                 && p_value <= self.p_value,
             observed: x,
@@ -104,6 +109,7 @@ impl Detector for DistinctUsers {
             p_value,
             severity: severity_from(p_value, self.p_value, x / self.min_users as f64),
             measure: "distinct users failing from one source",
+            window_bins: 1,
         })
     }
 }

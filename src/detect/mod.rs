@@ -88,6 +88,10 @@ pub struct Finding {
     pub severity: Severity,
     /// What was measured, for a human: "failed sign-ins", "failure share".
     pub measure: &'static str,
+    /// How many bins (this one and those before it) `observed` and `expected` add up:
+    /// 1 for a single bin, more when a sliding window paged ("62 failed sign-ins in the
+    /// last 90 min, expected 3").
+    pub window_bins: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -75,6 +75,7 @@ impl Detector for PushFatigue {
                 Severity::Warning
             },
             measure: "MFA pushes to one user",
+            window_bins: 1,
         })
     }
 }

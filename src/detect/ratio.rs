@@ -75,6 +75,7 @@ impl Detector for FailureRatio {
             p_value,
             severity: severity_from(p_value, self.p_value, share / base),
             measure: "failure share",
+            window_bins: 1,
         })
     }
 }

@@ -83,6 +83,7 @@ impl Detector for SuccessDrop {
                 Severity::Warning
             },
             measure: "successful sign-ins",
+            window_bins: 1,
         })
     }
 }

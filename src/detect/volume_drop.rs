@@ -136,6 +136,7 @@ impl Detector for VolumeDrop {
                 Severity::Warning
             },
             measure: "sign-in attempts",
+            window_bins: 1,
         })
     }
 }
@@ -166,6 +167,7 @@ mod tests {
                     known: true,
                     seasonal_total: 400.0,
                     expected_total: 400.0,
+                    expected_failure: -1.0,
                     ..BinRecord::default()
                 },
             );

@@ -34,6 +34,10 @@ pub struct Score {
     pub incidents: Vec<IncidentResult>,
     /// Firing alerts inside no incident window.
     pub false_pages: Vec<Alert>,
+    /// Firing alerts that belong to an attack, and how many of them carried the
+    /// attack's kind (one incident, one story: an outage's pages say `outage`).
+    pub pages_on_attacks: usize,
+    pub pages_kind_matched: usize,
     pub days: f64,
 }
 
@@ -66,7 +70,7 @@ pub fn score(alerts: &[Alert], incidents: &[Incident], bin_ms: i64, days: f64) -
         .map(|inc| {
             let kind_named = firing
                 .iter()
-                .any(|a| inside(a, inc) && a.kind == inc.kind.as_str());
+                .any(|a| inside(a, inc) && Some(a.kind.as_str()) == inc.kind.alert_kind());
             let caught_by = firing
                 .iter()
                 .filter(|a| inside(a, inc))
@@ -87,9 +91,26 @@ pub fn score(alerts: &[Alert], incidents: &[Incident], bin_ms: i64, days: f64) -
         .filter(|a| !incidents.iter().any(|i| i.expect_page && inside(a, i)))
         .map(|a| (*a).clone())
         .collect();
+    let mut pages_on_attacks = 0;
+    let mut pages_kind_matched = 0;
+    for a in &firing {
+        let theirs: Vec<&Incident> = incidents
+            .iter()
+            .filter(|i| i.expect_page && inside(a, i))
+            .collect();
+        if !theirs.is_empty() {
+            pages_on_attacks += 1;
+            let matched = theirs
+                .iter()
+                .any(|i| Some(a.kind.as_str()) == i.kind.alert_kind());
+            pages_kind_matched += usize::from(matched);
+        }
+    }
     Score {
         incidents: results,
         false_pages,
+        pages_on_attacks,
+        pages_kind_matched,
         days,
     }
 }
@@ -181,6 +202,10 @@ pub struct Summary {
     pub false_pages: usize,
     /// Benign incidents (kind → (paged on, total)).
     pub benign: BTreeMap<String, (usize, usize)>,
+    pub pages_on_attacks: usize,
+    pub pages_kind_matched: usize,
+    /// Bin width in minutes, to say latencies in bins too (0: minutes only).
+    pub bin_min: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -196,6 +221,8 @@ impl Summary {
         self.runs += 1;
         self.days += s.days;
         self.false_pages += s.false_pages.len();
+        self.pages_on_attacks += s.pages_on_attacks;
+        self.pages_kind_matched += s.pages_kind_matched;
         for r in &s.incidents {
             let kind = r.incident.kind.to_string();
             if r.incident.expect_page {
@@ -246,6 +273,10 @@ impl Summary {
             let mut l = k.latencies_min.clone();
             l.sort_by(f64::total_cmp);
             let (median, worst) = match (l.get(l.len() / 2), l.last()) {
+                (Some(m), Some(w)) if self.bin_min > 0.0 => (
+                    format!("{m:.0} min ({:.1} bins)", m / self.bin_min),
+                    format!("{w:.0} min"),
+                ),
                 (Some(m), Some(w)) => (format!("{m:.0} min"), format!("{w:.0} min")),
                 _ => ("–".to_string(), "–".to_string()),
             };
@@ -270,6 +301,13 @@ impl Summary {
             self.days,
             self.false_pages_per_week(),
             self.benign_pages()
+        );
+        let _ = writeln!(
+            t,
+            "Pages whose kind matched their incident: {}/{} = {:.2}.",
+            self.pages_kind_matched,
+            self.pages_on_attacks,
+            self.pages_kind_matched as f64 / self.pages_on_attacks.max(1) as f64
         );
         t
     }
@@ -317,6 +355,7 @@ mod tests {
             fingerprint: "f".into(),
             summary: String::new(),
             measure: String::new(),
+            window: None,
             started_at: started.parse().unwrap(),
             investigate: String::new(),
             idempotency_key: String::new(),

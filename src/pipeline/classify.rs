@@ -78,7 +78,7 @@ pub fn classify(
 fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> Verdict {
     let (users, ips, failed) = (c.failed_users, c.failed_ips, c.failure);
     if let Some(e) = expected {
-        if e.success >= 20.0 && (c.success as f64) < 0.5 * e.success {
+        if outage_evidence(c, Some(e)) {
             return Verdict {
                 kind: AlertKind::Outage,
                 reason: format!(
@@ -116,6 +116,20 @@ fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> 
     Verdict { kind, reason }
 }
 
+/// Whether a totals bin shows an outage: sign-ins arrive but successes fell far below
+/// what the baseline expects (to 70 % or less of a bin that expects at least 20). An
+/// attack on passwords adds failures and leaves successes alone; an outage (a directory
+/// agent down, Okta rejecting everyone) takes successes away.
+/// Failures must have risen too (people retry): a quiet holiday morning, before the
+/// baseline's level catches up, has fewer successes *and* fewer failures.
+pub fn outage_evidence(c: &Counts, expected: Option<&Expected>) -> bool {
+    expected.is_some_and(|e| {
+        e.success >= 20.0
+            && (c.success as f64) < 0.7 * e.success
+            && (c.failure as f64) >= (2.0 * e.failure).max(e.failure + 10.0)
+    })
+}
+
 /// When many sources of one split rule fire at once, each one is a small part of a
 /// distributed attack.
 pub fn many_sources(sources: usize) -> Verdict {
@@ -143,6 +157,7 @@ mod tests {
             p_value: 1e-9,
             severity: Severity::Critical,
             measure: "failed sign-ins",
+            window_bins: 1,
         }
     }
 

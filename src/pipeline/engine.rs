@@ -13,6 +13,7 @@ use super::classify;
 use super::lifecycle::{Lifecycle, Transition};
 use super::series_state::{learn_dispersion, SeriesState};
 use super::storm::StormGuard;
+use super::story::Story;
 use super::{Observer, Verdict};
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
@@ -56,6 +57,8 @@ struct Judged {
     anomalous_series: Vec<usize>,
     evicted: Vec<Labels>,
     evaluated: usize,
+    /// A rule over totals saw an outage in this bin (see `story`).
+    outage: bool,
 }
 
 /// What is fixed for every series of a rule in one bin.
@@ -95,6 +98,7 @@ impl RuleEngine {
         bin: i64,
         observed: HashMap<Labels, Counts>,
         lifecycle: &mut Lifecycle,
+        story: &mut Story,
         out: &mut Vec<Alert>,
         observer: Option<(usize, &mut (dyn Observer + '_))>,
     ) -> usize {
@@ -104,7 +108,10 @@ impl RuleEngine {
         for labels in &judged.evicted {
             self.series.remove(labels);
         }
-        self.write(&facts, judged.notices, &judged.anomalous_series, out);
+        if judged.outage {
+            story.note_outage(bin * facts.bin_ms, (bin + 1) * facts.bin_ms);
+        }
+        self.write(&facts, judged.notices, &judged.anomalous_series, story, out);
         judged.evaluated
     }
 
@@ -167,6 +174,9 @@ impl RuleEngine {
                         .all(|v| v == OTHER_SERIES || v == SOURCES_SERIES),
                 sources: facts.split && labels.values().all(|v| v == SOURCES_SERIES),
             };
+            if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
+                judged.outage = true;
+            }
             let record_verdicts = observer.is_some().then_some(&mut verdicts);
             let any_anomalous = judge_series(
                 &self.spec,
@@ -194,6 +204,7 @@ impl RuleEngine {
         facts: &BinFacts,
         mut notices: Vec<Notice>,
         anomalous_series: &[usize],
+        story: &Story,
         out: &mut Vec<Alert>,
     ) {
         // Series live in a hash map: put notices in a fixed order so that every run (the
@@ -217,7 +228,7 @@ impl RuleEngine {
             {
                 continue;
             }
-            let verdict = self.verdict(&n, fp, anomalous_series, facts);
+            let verdict = self.verdict(&n, fp, anomalous_series, facts, story);
             tracing::debug!(rule = %self.spec.name, detector = detector.name(), kind = %verdict.kind, status = ?n.status, "alert");
             out.push(Alert::new(AlertInput {
                 status: n.status,
@@ -240,10 +251,21 @@ impl RuleEngine {
         fp: String,
         anomalous_series: &[usize],
         facts: &BinFacts,
+        story: &Story,
     ) -> KindVerdict {
         let spec = &self.spec.detectors[n.detector];
         let detector = spec.detector.kind();
         match n.status {
+            // A repeat keeps the kind it fired with: a window still holding the start of
+            // an incident hours later must not re-read its tail as something else.
+            Status::Firing if self.firing_kinds.contains_key(&fp) => self
+                .firing_kinds
+                .get(&fp)
+                .cloned()
+                .unwrap_or_else(|| KindVerdict {
+                    kind: AlertKind::default_for(detector),
+                    reason: String::new(),
+                }),
             Status::Firing => {
                 let sources = anomalous_series.get(n.detector).copied().unwrap_or(0);
                 let verdict = if facts.split
@@ -261,6 +283,8 @@ impl RuleEngine {
                         facts.bin_ms,
                     )
                 };
+                let start = facts.bin * facts.bin_ms;
+                let verdict = story.fold(verdict, start, start + facts.bin_ms);
                 self.firing_kinds.insert(fp, verdict.clone());
                 verdict
             }
@@ -333,13 +357,19 @@ fn judge_series<'f>(
             Transition::Resolve { started_ms } => (Status::Resolved, started_ms),
         };
         if let Some(finding) = finding {
+            // A window's page is classified by what the window holds.
+            let counts = if finding.window_bins > 1 {
+                ctx.window_sum(finding.window_bins)
+            } else {
+                ctx.counts
+            };
             judged.notices.push(Notice {
                 labels: labels.clone(),
                 detector: i,
                 status,
                 started_ms,
                 finding,
-                counts: ctx.counts,
+                counts,
                 expected: ctx.expected,
             });
         }
@@ -363,6 +393,7 @@ fn teach(
     };
     rec.seasonal_total = expected.map_or(0.0, |e| e.seasonal_total as f32);
     rec.expected_total = expected.map_or(0.0, |e| e.total as f32);
+    rec.expected_failure = expected.map_or(-1.0, |e| e.failure as f32);
     rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
     s.history.push(bin, rec);
     if let (Some(e), false) = (expected, rec.anomalous) {

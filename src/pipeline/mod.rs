@@ -22,6 +22,7 @@ mod engine;
 pub mod lifecycle;
 mod series_state;
 mod storm;
+mod story;
 
 use crate::alert::Alert;
 use crate::detect::{BinContext, Finding};
@@ -64,6 +65,7 @@ pub trait Observer {
 pub struct Pipeline {
     rules: Vec<RuleEngine>,
     lifecycle: Lifecycle,
+    story: story::Story,
     stats: PipelineStats,
 }
 
@@ -73,6 +75,7 @@ impl Pipeline {
         Pipeline {
             rules,
             lifecycle: Lifecycle::default(),
+            story: story::Story::default(),
             stats: PipelineStats::default(),
         }
     }
@@ -148,6 +151,7 @@ impl Pipeline {
                 rec.anomalous = old.anomalous;
                 rec.seasonal_total = old.seasonal_total;
                 rec.expected_total = old.expected_total;
+                rec.expected_failure = old.expected_failure;
                 s.history.push(bin, rec);
             }
             return;
@@ -195,8 +199,14 @@ impl Pipeline {
             } else {
                 let observed = r.pending.remove(&bin).unwrap_or_default();
                 let observer = observer.as_deref_mut().map(|o| (rule, o));
-                self.stats.series_bins_evaluated +=
-                    r.close_bin(bin, observed, &mut self.lifecycle, out, observer) as u64;
+                self.stats.series_bins_evaluated += r.close_bin(
+                    bin,
+                    observed,
+                    &mut self.lifecycle,
+                    &mut self.story,
+                    out,
+                    observer,
+                ) as u64;
             }
             self.stats.bins_closed += 1;
             bin += 1;

@@ -22,6 +22,11 @@ pub(super) enum EventType {
     DenyPush,
     /// The user signed out.
     SessionEnd,
+    /// Okta ThreatInsight judged the request a high threat before the user
+    /// was identified (`security.threat.detected`, outcome `DENY` when it
+    /// blocked the request; no username: Okta's ThreatInsight System Log
+    /// help page says these events "do not include a username").
+    ThreatDetected,
 }
 
 /// `outcome.reason` values used for failures.
@@ -52,6 +57,8 @@ impl Reason {
 pub(super) enum Outcome {
     Success,
     Failure(Reason),
+    /// `DENY`: ThreatInsight terminated the request.
+    Deny,
 }
 
 /// Who Okta says acted.

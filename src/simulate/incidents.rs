@@ -52,6 +52,10 @@ enum Plan {
         /// Share of attempts aimed at real accounts (the rest are
         /// addresses from other breaches that never existed here).
         real_share: f64,
+        /// Share of attempts ThreatInsight blocks before the username is
+        /// read (`security.threat.detected`, DENY) instead of a failed
+        /// sign-in.
+        blocked: f64,
     },
     Spraying {
         per_hour: f64,
@@ -64,7 +68,31 @@ enum Plan {
         per_hour: f64,
         deny_share: f64,
         approve: bool,
+        /// An Okta Identity Engine tenant: a denial is logged as
+        /// `user.authentication.auth_via_mfa` FAILURE.
+        oie: bool,
     },
+    /// Low-and-slow spraying from several addresses: `per_ip` accounts
+    /// each, one try per account.
+    DistSpray {
+        ips: usize,
+        per_ip: usize,
+    },
+    ResetWave {
+        people: usize,
+    },
+    ServiceAccount {
+        every_min: f64,
+    },
+    NatTypos {
+        people: usize,
+    },
+    VpnChange {
+        key: u64,
+    },
+    /// A labelled window with no effect of its own (a DST change: the
+    /// background model shifts the offices' clocks itself).
+    Label,
     Outage {
         fail_share: f64,
         /// The login page itself is down: sign-ins vanish instead of
@@ -102,27 +130,57 @@ impl Plan {
         let window_fail = mean_expected_flows(world, model, start, end) * fail;
         match inc.kind {
             IncidentKind::CredentialStuffing => {
-                // Hard: on top of the background, one to two times its
-                // failure rate, so the window shows two to three times the
-                // usual failures. At night the "usual" is the weekday peak
-                // (a night-time rate of almost zero would make the attack
-                // vanish), and never fewer than a dozen attempts an hour.
-                let per_hour = if easy {
-                    rng.random_range(3000.0..8000.0_f64).max(10.0 * peak_fail)
+                // Hard: close to the noise. On top of the background, two to
+                // three times its failure rate (the window shows three to
+                // four times the usual failures), never fewer than eight an
+                // hour: a few dozen attempts from about as many addresses,
+                // more than half on usernames that do not exist here.
+                if easy {
+                    Plan::Stuffing {
+                        per_hour: rng.random_range(3000.0..8000.0_f64).max(10.0 * peak_fail),
+                        ips: rng.random_range(300..900),
+                        real_share: rng.random_range(0.1..0.2),
+                        blocked: 0.0,
+                    }
                 } else {
-                    rng.random_range(1.0..2.0) * window_fail.max(peak_fail).max(12.0)
-                };
-                let ips = if easy {
-                    rng.random_range(300..900)
-                } else {
-                    rng.random_range(80..250)
-                };
-                Plan::Stuffing {
-                    per_hour,
-                    ips,
-                    real_share: rng.random_range(0.1..0.2),
+                    let per_hour = rng.random_range(2.0..3.0) * window_fail.max(8.0);
+                    Plan::Stuffing {
+                        per_hour,
+                        ips: ((per_hour * minutes / 60.0) as usize).max(10),
+                        real_share: rng.random_range(0.3..0.45),
+                        blocked: 0.0,
+                    }
                 }
             }
+            IncidentKind::QuietStuffing => Plan::Stuffing {
+                // 10-15 failed sign-ins per 15 minutes.
+                per_hour: rng.random_range(40.0..60.0),
+                ips: rng.random_range(60..150),
+                real_share: rng.random_range(0.1..0.2),
+                blocked: 0.0,
+            },
+            IncidentKind::BlockedStuffing => Plan::Stuffing {
+                per_hour: rng.random_range(1.5..3.0) * window_fail.max(15.0),
+                ips: rng.random_range(40..120),
+                real_share: rng.random_range(0.1..0.2),
+                blocked: rng.random_range(0.4..0.7),
+            },
+            IncidentKind::DistributedSpraying => Plan::DistSpray {
+                ips: rng.random_range(4..=8),
+                per_ip: rng.random_range(2..=5),
+            },
+            IncidentKind::BenignResetWave => Plan::ResetWave {
+                people: rng.random_range(60..150).min(users),
+            },
+            IncidentKind::BenignServiceAccount => Plan::ServiceAccount {
+                every_min: rng.random_range(2.0..6.0),
+            },
+            IncidentKind::BenignNatTypos => Plan::NatTypos {
+                people: rng.random_range(30..60).min(users),
+            },
+            IncidentKind::BenignVpnChange => Plan::VpnChange { key: rng.random() },
+            IncidentKind::BenignDst => Plan::Label,
+            IncidentKind::ShortGapPeak | IncidentKind::ShortGapNight => Plan::Gap,
             IncidentKind::PasswordSpraying => {
                 let ips = rng.random_range(1..=if easy { 5 } else { 3 });
                 let passes = rng.random_range(1..=2);
@@ -138,7 +196,7 @@ impl Plan {
                     passes,
                 }
             }
-            IncidentKind::MfaPushFatigue => Plan::PushFatigue {
+            IncidentKind::MfaPushFatigue | IncidentKind::OiePushFatigue => Plan::PushFatigue {
                 targets: rng.random_range(1..=if easy { 3 } else { 2 }),
                 per_hour: if easy {
                     rng.random_range(30.0..60.0)
@@ -151,6 +209,7 @@ impl Plan {
                     rng.random_range(0.3..0.6)
                 },
                 approve: rng.random_bool(0.4),
+                oie: inc.kind == IncidentKind::OiePushFatigue,
             },
             IncidentKind::Outage => Plan::Outage {
                 fail_share: if easy {
@@ -181,10 +240,32 @@ impl Plan {
                 per_hour,
                 ips,
                 real_share,
+                blocked,
             } => format!(
-                "{d}: ~{per_hour:.0} attempts/h from {ips} rotating IPs, {:.0}% against real accounts",
-                real_share * 100.0
+                "{d}: ~{per_hour:.0} attempts/h from {ips} rotating IPs, {:.0}% against real accounts{}",
+                real_share * 100.0,
+                if *blocked > 0.0 {
+                    format!(", {:.0}% blocked by ThreatInsight (security.threat.detected)", blocked * 100.0)
+                } else {
+                    String::new()
+                }
             ),
+            Plan::DistSpray { ips, per_ip } => format!(
+                "{d}: {ips} IPs, {per_ip} accounts each, one try per account, spread over the window, never a success"
+            ),
+            Plan::ResetWave { people } => format!(
+                "{people} people fail once or twice with their old password after a help-desk reset, then sign in"
+            ),
+            Plan::ServiceAccount { every_min } => format!(
+                "a service account with a stale password fails every ~{every_min:.1} min from one address"
+            ),
+            Plan::NatTypos { people } => format!(
+                "{people} new starters behind one office NAT mistype usernames and passwords, then sign in"
+            ),
+            Plan::VpnChange { .. } => {
+                "a VPN change moves every employee to new source addresses".to_string()
+            }
+            Plan::Label => "daylight saving time changed: the offices' day moved an hour in UTC".to_string(),
             Plan::Spraying {
                 per_hour,
                 ips,
@@ -197,9 +278,15 @@ impl Plan {
                 per_hour,
                 deny_share,
                 approve,
+                oie,
             } => format!(
-                "{d}: {targets} user(s) get ~{per_hour:.0} pushes/h each from one IP, {:.0}% denied{}",
+                "{d}: {targets} user(s) get ~{per_hour:.0} pushes/h each from one IP, {:.0}% denied{}{}",
                 deny_share * 100.0,
+                if *oie {
+                    " (Identity Engine: denials logged as auth_via_mfa FAILURE)"
+                } else {
+                    ""
+                },
                 if *approve {
                     ", the last one approved"
                 } else {
@@ -277,6 +364,14 @@ enum State {
         times: Vec<i64>,
         next: usize,
     },
+    /// Attempts drawn up front: who, when, from which of `nets` (an index;
+    /// `usize::MAX` for the person's own usual network).
+    Scheduled {
+        nets: Vec<Net>,
+        agent: &'static Agent,
+        items: Vec<(i64, u32, usize)>,
+        next: usize,
+    },
 }
 
 /// One incident while the generator runs.
@@ -339,6 +434,14 @@ impl Active {
         }
         match self.plan {
             Plan::Holiday { keep } if !self.rng.random_bool(keep) => flow.clear(),
+            Plan::VpnChange { key } => {
+                // Everyone now egresses through the new VPN's carrier-grade
+                // NAT range (100.64.0.0/10): same people, new addresses.
+                for e in flow.iter_mut() {
+                    let h = super::mix(u64::from(e.flow.net.ip) ^ key) as u32;
+                    e.flow.net.ip = (100 << 24) | (64 << 16) | (h & 0x3F_FFFF);
+                }
+            }
             Plan::Outage {
                 fail_share,
                 unreachable,
@@ -399,6 +502,7 @@ impl Active {
                 Plan::Stuffing {
                     per_hour,
                     real_share,
+                    blocked,
                     ..
                 },
                 State::Stuffing { ips, burst },
@@ -408,6 +512,14 @@ impl Active {
                 for _ in 0..poisson(rng, per_hour / 60.0 * frac * b) {
                     let t = rng.random_range(lo..hi);
                     let (net, agent) = ips[rng.random_range(0..ips.len())];
+                    if *blocked > 0.0 && rng.random_bool(*blocked) {
+                        // ThreatInsight terminates the request before the
+                        // username is read.
+                        let flow = Flow::new(rng, Actor::Unknown(0), net, agent, Factor::Push);
+                        let flow = Flow { session: 0, ..flow };
+                        out.push(flow.ev(rng, t, EventType::ThreatDetected, Outcome::Deny));
+                        continue;
+                    }
                     if !world.users.is_empty() && rng.random_bool(*real_share) {
                         let user = rng.random_range(0..world.users.len() as u32);
                         let flow = Flow::new(rng, Actor::User(user), net, agent, Factor::Push);
@@ -465,6 +577,7 @@ impl Active {
                     per_hour,
                     deny_share,
                     approve,
+                    oie,
                     ..
                 },
                 State::PushFatigue {
@@ -486,8 +599,19 @@ impl Active {
                         out.push(flow.ev(rng, sent, EventType::PushSend, Outcome::Success));
                         if rng.random_bool(*deny_share) {
                             let t2 = sent + rng.random_range(3_000..30_000);
-                            let no = Outcome::Failure(Reason::UserRejectedPush);
-                            out.push(flow.ev(rng, t2, EventType::DenyPush, no));
+                            if *oie {
+                                // Identity Engine: a denied push is a failed
+                                // factor verification with reason
+                                // INVALID_CREDENTIALS (Okta support article
+                                // "Clarifying if rejecting an Okta Verify push
+                                // notification counts as failed MFA");
+                                // `user.mfa.okta_verify.deny_push` is Classic only.
+                                let no = Outcome::Failure(Reason::InvalidCredentials);
+                                out.push(flow.ev(rng, t2, EventType::AuthViaMfa, no));
+                            } else {
+                                let no = Outcome::Failure(Reason::UserRejectedPush);
+                                out.push(flow.ev(rng, t2, EventType::DenyPush, no));
+                            }
                         }
                     }
                 }
@@ -504,6 +628,73 @@ impl Active {
                         out.push(flow.ev(rng, sent, EventType::PushSend, Outcome::Success));
                         let yes = sent + rng.random_range(4_000..12_000);
                         out.push(flow.ev(rng, yes, EventType::AuthViaMfa, Outcome::Success));
+                    }
+                }
+            }
+            (
+                plan,
+                State::Scheduled {
+                    nets,
+                    agent,
+                    items,
+                    next,
+                },
+            ) => {
+                while let Some(&(t, user, net)) = items.get(*next) {
+                    if t >= hi {
+                        break;
+                    }
+                    *next += 1;
+                    let t = t.max(lo);
+                    let Some(u) = world.users.get(user as usize) else {
+                        continue;
+                    };
+                    let net =
+                        nets.get(net)
+                            .copied()
+                            .unwrap_or(if u.remote { u.home } else { u.corp });
+                    let (agent, factor) = if nets.is_empty() {
+                        (u.desktop, u.factor)
+                    } else {
+                        (*agent, u.factor)
+                    };
+                    let flow = Flow::new(rng, Actor::User(user), net, agent, factor);
+                    match plan {
+                        Plan::DistSpray { .. } | Plan::ServiceAccount { .. } => {
+                            failed_password(flow, t, Reason::InvalidCredentials, rng, out);
+                        }
+                        _ => {
+                            // A person who gets in after one to three
+                            // mistakes: an old password, or (new starters, one
+                            // mistake in five) a typo in the username, which
+                            // Okta logs with actor.id "unknown".
+                            let mut at = t;
+                            for _ in 0..rng.random_range(1..=3) {
+                                let actor = if matches!(plan, Plan::NatTypos { .. })
+                                    && rng.random_bool(0.2)
+                                {
+                                    Actor::Typo {
+                                        user,
+                                        variant: rng.random(),
+                                    }
+                                } else {
+                                    Actor::User(user)
+                                };
+                                failed_password(
+                                    Flow { actor, ..flow },
+                                    at,
+                                    Reason::InvalidCredentials,
+                                    rng,
+                                    out,
+                                );
+                                at += rng.random_range(8_000..60_000);
+                            }
+                            out.push(flow.ev(rng, at, EventType::SessionStart, Outcome::Success));
+                            let sent = at + rng.random_range(300..1_500);
+                            out.push(flow.ev(rng, sent, EventType::PushSend, Outcome::Success));
+                            let yes = sent + rng.random_range(2_500..20_000);
+                            out.push(flow.ev(rng, yes, EventType::AuthViaMfa, Outcome::Success));
+                        }
                     }
                 }
             }
@@ -577,6 +768,77 @@ impl State {
                     .collect(),
                 approved: false,
             },
+            Plan::DistSpray { ips, per_ip } if users > 0 && end > start => {
+                let nets: Vec<Net> = (0..ips).map(|_| hostile_net(rng)).collect();
+                let accounts =
+                    index::sample(rng, users as usize, (ips * per_ip).min(users as usize));
+                let mut items: Vec<(i64, u32, usize)> = accounts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, user)| (rng.random_range(start..end), user as u32, i % ips))
+                    .collect();
+                items.sort_unstable();
+                State::Scheduled {
+                    nets,
+                    agent: &TOOLS[rng.random_range(0..TOOLS.len())],
+                    items,
+                    next: 0,
+                }
+            }
+            Plan::ServiceAccount { every_min } if users > 0 => {
+                // A server in the data centre: a fixed address that only
+                // ever fails, with no ThreatInsight flag.
+                let user = rng.random_range(0..users);
+                let u = &world.users[user as usize];
+                let net = Net {
+                    ip: u32::from_be_bytes([192, 0, 2, rng.random_range(10..250)]),
+                    proxy: false,
+                    ..u.corp
+                };
+                let mut items = Vec::new();
+                let mut t = start + rng.random_range(0..MINUTE_MS);
+                while t < end {
+                    items.push((t, user, 0));
+                    t += (every_min * MINUTE_MS as f64 * rng.random_range(0.8..1.2)) as i64;
+                }
+                State::Scheduled {
+                    nets: vec![net],
+                    agent: &TOOLS[0],
+                    items,
+                    next: 0,
+                }
+            }
+            Plan::ResetWave { people } | Plan::NatTypos { people } if users > 0 && end > start => {
+                let nat = matches!(plan, Plan::NatTypos { .. });
+                // New starters sit in one office; a reset wave is company-wide.
+                let site = rng.random_range(0..world.sites.len().max(1));
+                let pool: Vec<u32> = match world.sites.get(site) {
+                    Some(s) if nat && !s.users.is_empty() => s.users.clone(),
+                    _ => (0..users).collect(),
+                };
+                let chosen = index::sample(rng, pool.len(), people.min(pool.len()));
+                let nets = match (nat, pool.first()) {
+                    (true, Some(&u)) => vec![world.users[u as usize].corp],
+                    _ => Vec::new(),
+                };
+                let mut items: Vec<(i64, u32, usize)> = chosen
+                    .iter()
+                    .map(|i| {
+                        (
+                            rng.random_range(start..end),
+                            pool[i],
+                            if nets.is_empty() { usize::MAX } else { 0 },
+                        )
+                    })
+                    .collect();
+                items.sort_unstable();
+                State::Scheduled {
+                    nets,
+                    agent: &TOOLS[1],
+                    items,
+                    next: 0,
+                }
+            }
             Plan::Blip { failures } if users > 0 => {
                 let user = rng.random_range(0..users);
                 let u = &world.users[user as usize];
@@ -626,10 +888,7 @@ fn hijacked(flow: Flow, t: i64, deny: bool, rng: &mut SmallRng, out: &mut Vec<Ev
 /// Whether a kind should page security. Benign incidents exist precisely
 /// to catch detectors that page on them.
 pub(super) fn expect_page(kind: IncidentKind) -> bool {
-    !matches!(
-        kind,
-        IncidentKind::BenignSurge | IncidentKind::BenignHoliday | IncidentKind::BenignBlip
-    )
+    kind.alert_kind().is_some()
 }
 
 /// When an incident of a kind may happen, as local times on the main
@@ -646,6 +905,11 @@ enum When {
     Night,
     /// Any day, any time: automated attacks keep no office hours.
     Anytime,
+    /// A weekday evening (19:00-23:00) or a weekend day (09:00-21:00):
+    /// fewer eyes, less traffic.
+    QuietEvening,
+    /// Any day, 00:00 to 04:00.
+    SmallHours,
 }
 
 /// Placement rule and duration range (minutes) of each kind.
@@ -662,8 +926,37 @@ fn placement(kind: IncidentKind, difficulty: Difficulty) -> (When, i64, i64) {
         IncidentKind::CredentialStuffing => (When::Anytime, 30, 60),
         IncidentKind::MfaPushFatigue => (When::Night, 20, 90),
         IncidentKind::BenignBlip => (When::Weekday(9 * 60, 16 * 60), 15, 15),
+        IncidentKind::QuietStuffing => (When::QuietEvening, 75, 105),
+        IncidentKind::DistributedSpraying => (When::Anytime, 180, 240),
+        IncidentKind::ShortGapPeak => (When::Weekday(9 * 60 + 30, 10 * 60 + 30), 35, 55),
+        IncidentKind::ShortGapNight => (When::SmallHours, 35, 55),
+        IncidentKind::OiePushFatigue => (When::Night, 20, 90),
+        IncidentKind::BlockedStuffing => (When::Anytime, 30, 60),
+        IncidentKind::BenignResetWave => (When::Weekday(9 * 60, 11 * 60), 60, 120),
+        IncidentKind::BenignServiceAccount => (When::Anytime, 240, 600),
+        IncidentKind::BenignNatTypos => (When::Weekday(8 * 60 + 30, 10 * 60), 60, 120),
+        IncidentKind::BenignVpnChange => (When::Weekday(7 * 60, 8 * 60), 600, 600),
+        // Placed on the first business morning after the change, not drawn.
+        IncidentKind::BenignDst => (When::Weekday(6 * 60, 6 * 60), 360, 360),
     }
 }
+
+/// The hard setting's further kinds: the attacks the easy eight miss when
+/// they come low and slow or from Okta's other event types, and benign
+/// look-alikes of each signal those attacks raise. Placed in this order
+/// after the daylight saving label, before the easy eight.
+const HARD_EXTRA: [IncidentKind; 10] = [
+    IncidentKind::ShortGapPeak,
+    IncidentKind::BenignVpnChange,
+    IncidentKind::BenignResetWave,
+    IncidentKind::BenignNatTypos,
+    IncidentKind::ShortGapNight,
+    IncidentKind::QuietStuffing,
+    IncidentKind::DistributedSpraying,
+    IncidentKind::BenignServiceAccount,
+    IncidentKind::OiePushFatigue,
+    IncidentKind::BlockedStuffing,
+];
 
 /// Kinds in the order they are placed: the most constrained first (a whole
 /// weekday, then business hours), attacks that may come at any hour last.
@@ -681,6 +974,30 @@ const PLACEMENT_ORDER: [IncidentKind; 8] = [
 /// Quiet time kept between incidents so one's effects (and a detector's
 /// recovery) do not bleed into the next.
 const PAD_MS: i64 = HOUR_MS;
+
+/// 06:00 local on the first weekday after the main office's clock changed
+/// (daylight saving), when that falls in `[earliest, latest)`.
+fn dst_morning(earliest: i64, latest: i64) -> Option<i64> {
+    let site = &SITES[0];
+    let mut changes = Vec::new();
+    for t in [earliest, latest] {
+        let (a, b) = site.dst.bounds(site.utc_offset_min, t);
+        changes.extend([a, b]);
+    }
+    let change = changes
+        .into_iter()
+        .filter(|&c| (earliest..latest).contains(&c))
+        .min()?;
+    // The local calendar day after the change, then the first weekday.
+    let after = change + HOUR_MS;
+    let offset = i64::from(site.offset_at(after)) * MINUTE_MS;
+    let mut day = (after + offset).div_euclid(DAY_MS) + 1;
+    while weekday(day) >= 5 {
+        day += 1;
+    }
+    let start = day * DAY_MS + 6 * HOUR_MS - offset;
+    (start < latest).then_some(start)
+}
 
 /// The default schedule: one incident of every kind, placed from the seed in
 /// the days after the warm-up, without overlaps. See
@@ -719,7 +1036,24 @@ pub(super) fn default_schedule(
 
     let mut taken: Vec<(i64, i64)> = Vec::new();
     let mut out = Vec::new();
-    for kind in PLACEMENT_ORDER {
+    let mut order: Vec<IncidentKind> = Vec::new();
+    if difficulty == Difficulty::Hard {
+        // The first business morning after the main office's clock changed,
+        // if a change falls in the incident period.
+        if let Some(s) = dst_morning(earliest, latest) {
+            let e = s + 6 * HOUR_MS;
+            if e <= latest {
+                taken.push((s, e));
+                out.push((IncidentKind::BenignDst, s, e));
+            }
+        }
+        order.extend_from_slice(&PLACEMENT_ORDER[..1]);
+        order.extend_from_slice(&HARD_EXTRA);
+        order.extend_from_slice(&PLACEMENT_ORDER[1..]);
+    } else {
+        order.extend_from_slice(&PLACEMENT_ORDER);
+    }
+    for kind in order {
         let (when, min_len, max_len) = placement(kind, difficulty);
         for attempt in 0..100 {
             let work_days = if weekdays.is_empty() {
@@ -751,6 +1085,16 @@ pub(super) fn default_schedule(
                     )
                 }
                 When::Anytime => (any_of(&mut rng, &days_all), rng.random_range(0..24 * 60)),
+                When::QuietEvening => {
+                    let day = any_of(&mut rng, &days_all);
+                    let from = if day.is_some_and(|d| weekday(d) >= 5) {
+                        rng.random_range(9 * 60..21 * 60)
+                    } else {
+                        rng.random_range(19 * 60..23 * 60)
+                    };
+                    (day, from)
+                }
+                When::SmallHours => (any_of(&mut rng, &days_all), rng.random_range(0..4 * 60)),
             };
             let Some(day) = day else {
                 break;

@@ -122,10 +122,42 @@ pub enum IncidentKind {
     BenignHoliday,
     /// One person fails 10–20 times in 15 minutes. Must not page.
     BenignBlip,
+    /// Credential stuffing on a quiet evening or weekend (hard setting): 10–15
+    /// failed sign-ins per 15 minutes for about 90 minutes through rotating
+    /// proxies, mostly usernames Okta cannot resolve.
+    QuietStuffing,
+    /// Distributed low-and-slow spraying (hard): 4–8 addresses, 2–5
+    /// accounts each, one try per account, over 3–4 hours, never a success.
+    DistributedSpraying,
+    /// The log stream stops for 35–55 minutes at the weekday peak (hard).
+    ShortGapPeak,
+    /// The log stream stops for 35–55 minutes in the small hours (hard).
+    ShortGapNight,
+    /// Push fatigue on an Okta Identity Engine tenant (hard): the denials are
+    /// `user.authentication.auth_via_mfa` with outcome FAILURE, not
+    /// `user.mfa.okta_verify.deny_push`.
+    OiePushFatigue,
+    /// Stuffing that ThreatInsight partly blocks (hard): blocked requests are
+    /// `security.threat.detected` with outcome DENY and no user.
+    BlockedStuffing,
+    /// A help-desk password reset wave: many people fail once or twice with
+    /// their old password, then get in. Must not page.
+    BenignResetWave,
+    /// A misconfigured service account failing steadily from one address for
+    /// hours. Must not page.
+    BenignServiceAccount,
+    /// An onboarding class behind one office NAT: many people, many typos
+    /// (unknown usernames among them), then success. Must not page.
+    BenignNatTypos,
+    /// A VPN change moves everyone to new addresses for a day. Must not page.
+    BenignVpnChange,
+    /// The first business morning after a daylight saving change: the
+    /// offices' day starts an hour earlier or later in UTC. Must not page.
+    BenignDst,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 8] = [
+    pub const ALL: [IncidentKind; 19] = [
         IncidentKind::CredentialStuffing,
         IncidentKind::PasswordSpraying,
         IncidentKind::MfaPushFatigue,
@@ -134,7 +166,37 @@ impl IncidentKind {
         IncidentKind::BenignSurge,
         IncidentKind::BenignHoliday,
         IncidentKind::BenignBlip,
+        IncidentKind::QuietStuffing,
+        IncidentKind::DistributedSpraying,
+        IncidentKind::ShortGapPeak,
+        IncidentKind::ShortGapNight,
+        IncidentKind::OiePushFatigue,
+        IncidentKind::BlockedStuffing,
+        IncidentKind::BenignResetWave,
+        IncidentKind::BenignServiceAccount,
+        IncidentKind::BenignNatTypos,
+        IncidentKind::BenignVpnChange,
+        IncidentKind::BenignDst,
     ];
+
+    /// The alert `kind` a page on this incident should carry (the kind a
+    /// responder's playbook is chosen by), or `None` for benign events.
+    pub fn alert_kind(self) -> Option<&'static str> {
+        match self {
+            IncidentKind::CredentialStuffing
+            | IncidentKind::QuietStuffing
+            | IncidentKind::BlockedStuffing => Some("credential_stuffing"),
+            IncidentKind::PasswordSpraying | IncidentKind::DistributedSpraying => {
+                Some("password_spraying")
+            }
+            IncidentKind::MfaPushFatigue | IncidentKind::OiePushFatigue => Some("mfa_push_fatigue"),
+            IncidentKind::Outage => Some("outage"),
+            IncidentKind::PipelineGap
+            | IncidentKind::ShortGapPeak
+            | IncidentKind::ShortGapNight => Some("pipeline_gap"),
+            _ => None,
+        }
+    }
 
     /// The snake_case name, as in the labels file.
     pub fn as_str(self) -> &'static str {
@@ -147,6 +209,17 @@ impl IncidentKind {
             IncidentKind::BenignSurge => "benign_surge",
             IncidentKind::BenignHoliday => "benign_holiday",
             IncidentKind::BenignBlip => "benign_blip",
+            IncidentKind::QuietStuffing => "quiet_stuffing",
+            IncidentKind::DistributedSpraying => "distributed_spraying",
+            IncidentKind::ShortGapPeak => "short_gap_peak",
+            IncidentKind::ShortGapNight => "short_gap_night",
+            IncidentKind::OiePushFatigue => "oie_push_fatigue",
+            IncidentKind::BlockedStuffing => "blocked_stuffing",
+            IncidentKind::BenignResetWave => "benign_reset_wave",
+            IncidentKind::BenignServiceAccount => "benign_service_account",
+            IncidentKind::BenignNatTypos => "benign_nat_typos",
+            IncidentKind::BenignVpnChange => "benign_vpn_change",
+            IncidentKind::BenignDst => "benign_dst",
         }
     }
 }

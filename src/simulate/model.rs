@@ -38,7 +38,7 @@ use rand_distr::{Distribution, Gamma, LogNormal, Normal, Poisson};
 
 use super::event::{Actor, Ev, EventType, Flow, Outcome, Reason};
 use super::stream;
-use super::world::{hostile_net, Factor, World, SITES, TOOLS};
+use super::world::{hostile_net, Factor, Site, World, SITES, TOOLS};
 
 pub(super) const MINUTE_MS: i64 = 60_000;
 pub(super) const HOUR_MS: i64 = 60 * MINUTE_MS;
@@ -128,8 +128,8 @@ impl Model {
 
     /// Expected flows per minute for one person of weight 1 in an office at
     /// `offset_min` from UTC, at UTC instant `t_ms`.
-    pub fn per_person(&self, offset_min: i32, t_ms: i64) -> f64 {
-        let (day, minute) = local_day_minute(offset_min, t_ms);
+    pub fn per_person(&self, site: &Site, t_ms: i64) -> f64 {
+        let (day, minute) = local_day_minute(site.offset_at(t_ms), t_ms);
         let base = self.weekday[minute] * self.day_factor(day);
         match weekday(day) {
             0 => base * self.monday[minute],
@@ -144,7 +144,7 @@ impl Model {
         SITES
             .iter()
             .zip(&world.sites)
-            .map(|(s, su)| su.total_weight() * self.per_person(s.utc_offset_min, t_ms))
+            .map(|(s, su)| su.total_weight() * self.per_person(s, t_ms))
             .sum()
     }
 
@@ -196,7 +196,7 @@ impl Background {
         *w = rho * *w + WANDER_SIGMA * (1.0 - rho * rho).sqrt() * eps;
         let wander = (*w - 0.5 * WANDER_SIGMA * WANDER_SIGMA).exp();
         let gamma = self.gamma.map_or(1.0, |d| d.sample(&mut self.rng));
-        let rate = self.model.per_person(SITES[site].utc_offset_min, t_ms);
+        let rate = self.model.per_person(&SITES[site], t_ms);
         world.sites[site].total_weight() * rate * wander * gamma
     }
 }
@@ -220,7 +220,7 @@ pub(super) fn sign_in(world: &World, user: u32, t_ms: i64, rng: &mut SmallRng, o
     let Some(u) = world.users.get(user as usize) else {
         return;
     };
-    let (_, minute) = local_day_minute(SITES[u.site].utc_offset_min, t_ms);
+    let (_, minute) = local_day_minute(SITES[u.site].offset_at(t_ms), t_ms);
     let (net, agent) = world.pick_net(u, (minute / 60) as u32, rng);
     let flow = Flow::new(rng, Actor::User(user), net, agent, u.factor);
     let mut t = t_ms;

@@ -342,6 +342,7 @@ pub(crate) mod tests {
             fingerprint: "3fa19c0d2b7e4a11".into(),
             summary: "Failed sign-ins spiked: 412 failed sign-ins in the 15m bin at Wed 10:15 UTC, expected about 23.".into(),
             measure: "failed sign-ins".into(),
+            window: None,
             started_at: bin_start.parse().unwrap(),
             investigate: "fields @timestamp | limit 200".into(),
             idempotency_key: String::new(),

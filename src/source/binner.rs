@@ -20,7 +20,7 @@ use crate::series::{Counts, Labels, OutcomeClass};
 
 /// What one rule needs to bin events.
 struct RuleBins {
-    event_types: Vec<String>,
+    matcher: crate::rule::EventMatch,
     bin_ms: i64,
     split_by: Option<String>,
     /// Open bins: bin index → split value ("" without split) → counts.
@@ -109,7 +109,7 @@ impl Binner {
             rules: rules
                 .into_iter()
                 .map(|r| RuleBins {
-                    event_types: r.event_types.clone(),
+                    matcher: r.event_match(),
                     bin_ms: r.bin_ms().max(1),
                     split_by: r.split_by.clone(),
                     open: BTreeMap::new(),
@@ -132,7 +132,7 @@ impl Binner {
         self.newest_ms = self.newest_ms.max(e.published_ms);
         let class = OutcomeClass::of(&e.result);
         for r in &mut self.rules {
-            if !r.event_types.iter().any(|t| *t == *e.event_type) {
+            if !r.matcher.matches(e) {
                 continue;
             }
             let bin = e.published_ms.div_euclid(r.bin_ms);
