@@ -382,6 +382,9 @@ fn summary(
                 DetectorKind::FailingSources => {
                     "Many addresses fail without ever succeeding (credential stuffing?)"
                 }
+                DetectorKind::DistributedSpraying => {
+                    "Several addresses try one account after another and never succeed (slow password spraying?)"
+                }
                 DetectorKind::PushFatigue => {
                     "One user is flooded with MFA pushes (push fatigue attack?)"
                 }
@@ -390,7 +393,9 @@ fn summary(
                 DetectorKind::SuccessDrop | DetectorKind::VolumeDrop => {
                     format!("normally at least {}", show(f.lower, f.measure))
                 }
-                DetectorKind::DistinctUsers | DetectorKind::PushFatigue => {
+                DetectorKind::DistinctUsers
+                | DetectorKind::PushFatigue
+                | DetectorKind::DistributedSpraying => {
                     format!("paging from {}", show(f.upper, f.measure))
                 }
                 DetectorKind::Flatline => format!("about {expected} expected over the silent bins"),

@@ -76,6 +76,7 @@ impl AlertKind {
             DetectorKind::DistinctUsers => AlertKind::PasswordSpraying,
             DetectorKind::FailingSources => AlertKind::CredentialStuffing,
             DetectorKind::PushFatigue => AlertKind::MfaPushFatigue,
+            DetectorKind::DistributedSpraying => AlertKind::PasswordSpraying,
         }
     }
 }

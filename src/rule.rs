@@ -107,6 +107,10 @@ pub const SPLIT_BASELINE_WINDOW: Duration = Duration::from_secs(4 * 3600);
 /// `detect::FailingSources`).
 pub const SOURCES_SERIES: &str = "(failing-only sources)";
 
+/// The label value of a split rule's count of addresses that look like a slow sprayer
+/// (see `detect::DistributedSpraying`).
+pub const SPRAYERS_SERIES: &str = "(slow sprayers)";
+
 /// The label value that collects split values beyond `max_series`.
 pub const OTHER_SERIES: &str = "(other)";
 
@@ -135,8 +139,10 @@ impl RuleSpec {
     /// * `okta-sign-ins`: session starts in 15m bins, every totals detector — stuffing,
     ///   outages (failing or unreachable), pipeline gaps;
     /// * `password-spraying`: session starts per source address (the 50 most failing
-    ///   addresses of each bin), `distinct_users` over 4 hours, and `failing_sources`
-    ///   (many addresses failing without a success: stuffing hidden in the totals);
+    ///   addresses of each bin), `distinct_users` over 4 hours, `failing_sources`
+    ///   (many addresses failing without a success: stuffing hidden in the totals) and
+    ///   `distributed_spraying` (several addresses trying one account after another
+    ///   over hours, never succeeding);
     /// * `mfa-push-fatigue`: Okta Verify pushes and denials per user (the 50 busiest
     ///   users of each bin), `push_fatigue` over an hour.
     ///
@@ -245,6 +251,7 @@ impl RuleSpec {
         r.detectors = vec![
             DetectorSpec::default_for(DetectorKind::DistinctUsers),
             DetectorSpec::default_for(DetectorKind::FailingSources),
+            DetectorSpec::default_for(DetectorKind::DistributedSpraying),
         ];
         r
     }

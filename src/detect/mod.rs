@@ -7,6 +7,7 @@
 
 pub mod baseline;
 mod distinct_users;
+mod distributed_spraying;
 mod failing_sources;
 mod flatline;
 mod push_fatigue;
@@ -27,6 +28,7 @@ use crate::detect::baseline::Expected;
 use crate::series::{Counts, History};
 
 pub use distinct_users::DistinctUsers;
+pub use distributed_spraying::DistributedSpraying;
 pub use failing_sources::FailingSources;
 pub use flatline::Flatline;
 pub use push_fatigue::PushFatigue;
@@ -51,6 +53,9 @@ pub struct BinContext<'a> {
     /// This series is a split rule's `(failing-only sources)` count (see
     /// `failing_sources`), not a source: only `failing_sources` judges it.
     pub sources: bool,
+    /// This series is a split rule's `(slow sprayers)` count (see
+    /// `distributed_spraying`): only `distributed_spraying` judges it.
+    pub sprayers: bool,
 }
 
 impl BinContext<'_> {
@@ -140,6 +145,12 @@ pub trait Detector: Send + Sync + fmt::Debug {
     fn min_count(&self) -> Option<u64> {
         None
     }
+
+    /// This detector as `distributed_spraying`, whose `(slow sprayers)` series the
+    /// pipeline counts for it.
+    fn as_distributed_spraying(&self) -> Option<&DistributedSpraying> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -153,10 +164,11 @@ pub enum DetectorKind {
     DistinctUsers,
     FailingSources,
     PushFatigue,
+    DistributedSpraying,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 9] = [
+    pub const ALL: [DetectorKind; 10] = [
         DetectorKind::FailureSpike,
         DetectorKind::FailureRatio,
         DetectorKind::SuccessDrop,
@@ -166,6 +178,7 @@ impl DetectorKind {
         DetectorKind::DistinctUsers,
         DetectorKind::FailingSources,
         DetectorKind::PushFatigue,
+        DetectorKind::DistributedSpraying,
     ];
 
     /// What a rule over totals gets when it names no detectors. The per-source tests
@@ -190,6 +203,7 @@ impl DetectorKind {
             DetectorKind::DistinctUsers => "distinct_users",
             DetectorKind::FailingSources => "failing_sources",
             DetectorKind::PushFatigue => "push_fatigue",
+            DetectorKind::DistributedSpraying => "distributed_spraying",
         }
     }
 
@@ -212,7 +226,9 @@ impl DetectorKind {
             | DetectorKind::SuccessDrop
             | DetectorKind::VolumeSpike
             | DetectorKind::VolumeDrop => (2, 3, 2),
-            DetectorKind::DistinctUsers | DetectorKind::PushFatigue => (1, 1, 4),
+            DetectorKind::DistinctUsers
+            | DetectorKind::PushFatigue
+            | DetectorKind::DistributedSpraying => (1, 1, 4),
         };
         FirePolicy {
             bins_to_fire,
@@ -266,6 +282,7 @@ impl DetectorSpec {
             DetectorKind::DistinctUsers => Arc::new(DistinctUsers::read(t, problems)),
             DetectorKind::FailingSources => Arc::new(FailingSources::read(t, problems)),
             DetectorKind::PushFatigue => Arc::new(PushFatigue::read(t, problems)),
+            DetectorKind::DistributedSpraying => Arc::new(DistributedSpraying::read(t, problems)),
         };
         let mut fire = kind.default_fire();
         if let Some(n) = t.count("bins_to_fire", 1, problems) {
@@ -442,6 +459,7 @@ pub(crate) mod test_support {
             bin_ms: 15 * 60_000,
             aggregate: false,
             sources: false,
+            sprayers: false,
         }
     }
 }

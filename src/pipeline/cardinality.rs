@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use super::engine::RuleEngine;
+use super::story::Story;
 use crate::detect::DetectorKind;
-use crate::rule::{OTHER_SERIES, SOURCES_SERIES};
+use crate::rule::{OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, Labels};
 
 impl RuleEngine {
@@ -41,10 +42,54 @@ impl RuleEngine {
         Some((labels, c))
     }
 
+    /// With a `distributed_spraying` detector, the `(slow sprayers)` series' counts for
+    /// `bin` (after the bin's counts were recorded): sources whose window looks like a
+    /// slow sprayer (`failure`), the accounts they tried (`failed_users`).
+    ///
+    /// Failures in bins an outage explains (see `story`) do not make a sprayer: people
+    /// who could not sign in from home and gave up look like one.
+    pub(super) fn slow_sprayers(&self, bin: i64, story: &Story) -> Option<(Labels, Counts)> {
+        let field = self.spec.split_by.as_ref()?;
+        let d = self
+            .spec
+            .detectors
+            .iter()
+            .find_map(|d| d.detector.as_distributed_spraying())?;
+        let window = i64::from(d.window.max(1));
+        let mut c = Counts::default();
+        for (labels, s) in &self.series {
+            if labels.values().any(|v| is_synthetic(v)) || bin - s.last_active_bin >= window {
+                continue;
+            }
+            let bin_ms = self.spec.bin_ms();
+            let explained = |b: i64| story.outage_explains(b * bin_ms, (b + 1) * bin_ms, bin_ms);
+            let bins = (bin - window + 1..=bin).map(|b| {
+                let c = s.history.counts(b).unwrap_or_default();
+                if c.failure > 0 && explained(b) {
+                    // Not a sprayer's try: fail the test.
+                    Counts { success: 1, ..c }
+                } else {
+                    c
+                }
+            });
+            if d.is_slow_sprayer(bins) {
+                c.failure += 1;
+                c.total += 1;
+                c.failed_ips += 1;
+                c.failed_users += (bin - window + 1..=bin)
+                    .filter_map(|b| s.history.counts(b))
+                    .map(|x| x.failed_users)
+                    .sum::<u64>();
+            }
+        }
+        let labels = [(field.clone(), SPRAYERS_SERIES.to_string())].into();
+        Some((labels, c))
+    }
+
     /// With `split_by`, values beyond `max_series` share one `(other)` series.
     pub(super) fn cap_series(&self, labels: Labels) -> Labels {
         if self.spec.split_by.is_none()
-            || labels.values().all(|v| v == SOURCES_SERIES)
+            || labels.values().all(|v| is_synthetic(v))
             || self.series.len() < self.spec.max_series
             || self.series.contains_key(&labels)
         {
@@ -98,10 +143,22 @@ impl RuleEngine {
     /// Record the bin's observed counts in each series' history (step one of
     /// [`RuleEngine::close_bin`]): the failing-only sources series, the top-K cut, the
     /// `max_series` cap (values merged into `(other)` are summed).
-    pub(super) fn record_observed(&mut self, bin: i64, observed: HashMap<Labels, Counts>) {
+    pub(super) fn record_observed(
+        &mut self,
+        bin: i64,
+        observed: HashMap<Labels, Counts>,
+        story: &Story,
+    ) {
         let sources = self.failing_sources(&observed);
         let mut observed = self.top_k(observed);
         observed.extend(sources);
+        self.record(bin, observed);
+        if let Some(sprayers) = self.slow_sprayers(bin, story) {
+            self.record(bin, vec![sprayers]);
+        }
+    }
+
+    fn record(&mut self, bin: i64, observed: Vec<(Labels, Counts)>) {
         for (labels, counts) in observed {
             let labels = self.cap_series(labels);
             if !self.series.contains_key(&labels) {
@@ -126,4 +183,9 @@ impl RuleEngine {
             }
         }
     }
+}
+
+/// A label value that names a count the pipeline makes, not a source.
+fn is_synthetic(v: &str) -> bool {
+    v == SOURCES_SERIES || v == SPRAYERS_SERIES
 }

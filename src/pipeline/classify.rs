@@ -60,6 +60,13 @@ pub fn classify(
                 f.observed
             ),
         ),
+        DetectorKind::DistributedSpraying => (
+            AlertKind::PasswordSpraying,
+            format!(
+                "{:.0} addresses each failed for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; usually about {:.0} such addresses): one sprayer spreading its tries over addresses and hours",
+                f.observed, c.failed_users, f.expected
+            ),
+        ),
         DetectorKind::FailingSources => (
             AlertKind::CredentialStuffing,
             format!(

@@ -19,7 +19,7 @@ use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
 use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
 use crate::detect::{BinContext, DetectorKind, Finding};
-use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES};
+use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, Labels};
 
 pub struct RuleEngine {
@@ -102,7 +102,13 @@ impl RuleEngine {
         out: &mut Vec<Alert>,
         observer: Option<(usize, &mut (dyn Observer + '_))>,
     ) -> usize {
-        self.record_observed(bin, observed);
+        self.record_observed(bin, observed, story);
+        if self.spec.split_by.is_none() && self.series.is_empty() {
+            // A rule over totals has its one series from its first bin, events or not.
+            let labels = Labels::new();
+            let s = self.new_series(&labels);
+            self.series.insert(labels, s);
+        }
         let facts = self.facts(bin);
         let judged = self.judge_all(&facts, lifecycle, observer);
         for labels in &judged.evicted {
@@ -171,8 +177,9 @@ impl RuleEngine {
                 aggregate: facts.split
                     && labels
                         .values()
-                        .all(|v| v == OTHER_SERIES || v == SOURCES_SERIES),
+                        .all(|v| v == OTHER_SERIES || v == SOURCES_SERIES || v == SPRAYERS_SERIES),
                 sources: facts.split && labels.values().all(|v| v == SOURCES_SERIES),
+                sprayers: facts.split && labels.values().all(|v| v == SPRAYERS_SERIES),
             };
             if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
                 judged.outage = true;

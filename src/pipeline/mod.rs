@@ -188,6 +188,12 @@ impl Pipeline {
         let Some(r) = self.rules.get_mut(rule) else {
             return;
         };
+        if r.next_bin.is_none() && r.spec.split_by.is_none() && end_bin > i64::MIN {
+            // A rule over totals told to close before it saw anything: its series
+            // starts now, with zeros (see `RuleEngine::close_bin`).
+            r.next_bin = Some(end_bin - 1);
+            r.first_bin = Some(end_bin - 1);
+        }
         let Some(mut bin) = r.next_bin else { return };
         while bin < end_bin {
             if r.unknown.remove(&bin) {

@@ -188,7 +188,9 @@ impl Binner {
         }
         let keep = r.open.split_off(&end_bin);
         let ready = std::mem::replace(&mut r.open, keep);
-        if ready.is_empty() && r.flushed_before.is_none() {
+        // A rule over totals closes from the start of the input even before it matched
+        // anything: silence is data (a rule over a rare signal learns that it is rare).
+        if ready.is_empty() && r.flushed_before.is_none() && r.split_by.is_some() {
             return;
         }
         for (bin, values) in ready {

@@ -104,7 +104,8 @@ fn floor_count(kind: DetectorKind, c: &crate::series::Counts) -> Option<u64> {
         | DetectorKind::Flatline
         | DetectorKind::VolumeDrop
         | DetectorKind::DistinctUsers
-        | DetectorKind::PushFatigue => None,
+        | DetectorKind::PushFatigue
+        | DetectorKind::DistributedSpraying => None,
     }
 }
 

@@ -1,0 +1,211 @@
+//! `distributed_spraying`: a sprayer that spreads its tries over several addresses and
+//! hours — 4–8 addresses, a handful of accounts each, one try per account, over 3–4
+//! hours, never a success. No address fails often enough for `distinct_users` (ten
+//! accounts from one address) and the totals barely move; what gives it away is the
+//! shape across sources.
+//!
+//! Split rules by address count, per bin, the addresses whose last `window` bins (4
+//! hours by default) hold failures for at least `min_accounts` accounts, at most one try
+//! per account in each bin (a person retrying, or a service account with a stale
+//! password, fails again and again for one account), and no success at all: the
+//! `(slow sprayers)` series (`failure` = those addresses, `failed_users` = the accounts
+//! they tried). Normal traffic has next to none — a stray scanner comes from a fresh
+//! address each time, a person who gives up tried one account, an office NAT succeeds
+//! all day — so the detector flags the bin when at least `min_sources` such addresses
+//! are seen and that many is unlikely under the series' own recent level (Poisson upper
+//! tail at most `p_value`). The thresholds decide: they are what an operator can reason
+//! about, the p-value is a reading aid.
+//!
+//! Only the `(slow sprayers)` series is judged; every other series is left alone.
+
+use std::sync::Arc;
+
+use super::{read_bins, read_p_value, severity_from, BinContext, Detector, DetectorKind, Finding};
+use crate::config_reader::{Problems, Table};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributedSpraying {
+    pub p_value: f64,
+    /// Trailing window, in bins, over which a source's accounts are counted.
+    pub window: u32,
+    /// Accounts a source must have failed for (one try each) to count.
+    pub min_accounts: u64,
+    /// Such sources it takes to page.
+    pub min_sources: u64,
+    /// How many such sources normal traffic shows per bin (`null_sources`), for the
+    /// p-value: the count is a rolling 4-hour statistic that rises slowly during an
+    /// attack, so a baseline learned from its own recent bins would chase it; a fixed
+    /// null level does not.
+    pub null_sources: f64,
+}
+
+impl DistributedSpraying {
+    pub fn read(t: &mut Table<'_>, problems: &mut Problems) -> DistributedSpraying {
+        DistributedSpraying {
+            p_value: read_p_value(t, 5e-3, problems),
+            window: read_bins(t, "window", 16, problems),
+            min_accounts: t.count("min_accounts", 2, problems).unwrap_or(2),
+            min_sources: t.count("min_sources", 1, problems).unwrap_or(3),
+            null_sources: super::read_positive(t, "null_sources", 0.1, problems),
+        }
+    }
+
+    /// Whether one source's last `window` bins (newest last) look like a slow sprayer:
+    /// no success, at most one failure per account in each bin, at least
+    /// `min_accounts` accounts in all.
+    pub fn is_slow_sprayer(&self, bins: impl Iterator<Item = crate::series::Counts>) -> bool {
+        let mut accounts = 0u64;
+        for c in bins {
+            if c.success > 0 || c.failure > c.failed_users.max(1) {
+                return false;
+            }
+            accounts += c.failed_users.min(c.failure);
+        }
+        accounts >= self.min_accounts
+    }
+}
+
+impl Detector for DistributedSpraying {
+    fn kind(&self) -> DetectorKind {
+        DetectorKind::DistributedSpraying
+    }
+
+    fn window_bins(&self) -> u32 {
+        self.window
+    }
+
+    fn p_value(&self) -> Option<f64> {
+        Some(self.p_value)
+    }
+
+    fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
+        Some(Arc::new(Self {
+            p_value,
+            ..self.clone()
+        }))
+    }
+
+    fn min_count(&self) -> Option<u64> {
+        Some(self.min_sources)
+    }
+
+    fn as_distributed_spraying(&self) -> Option<&DistributedSpraying> {
+        Some(self)
+    }
+
+    fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
+        if !ctx.sprayers {
+            return None;
+        }
+        ctx.expected?;
+        let sources = ctx.counts.failure;
+        let level = self.null_sources;
+        let p_value = poisson_upper_tail(sources, level);
+        let bound = (0..)
+            .find(|&k| poisson_upper_tail(k, level) <= self.p_value)
+            .unwrap_or(u64::MAX);
+        let upper = (self.min_sources as f64).max(bound as f64);
+        let x = sources as f64;
+        Some(Finding {
+            anomalous: x >= upper && p_value <= self.p_value,
+            observed: x,
+            expected: level,
+            lower: 0.0,
+            upper,
+            p_value,
+            severity: severity_from(p_value, self.p_value, x / self.min_sources as f64),
+            measure: "sources failing once each for several accounts, never succeeding",
+            window_bins: self.window,
+        })
+    }
+}
+
+/// P(X ≥ k) for X ~ Poisson(λ), by summing the lower terms (k is small here).
+fn poisson_upper_tail(k: u64, lambda: f64) -> f64 {
+    let mut term = (-lambda).exp();
+    let mut below = 0.0;
+    for i in 0..k {
+        below += term;
+        term *= lambda / (i + 1) as f64;
+        if term < 1e-300 && i > lambda as u64 {
+            break;
+        }
+    }
+    (1.0 - below).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::series::{Counts, History};
+
+    fn det() -> DistributedSpraying {
+        let mut p = Problems::default();
+        let mut t = Table::new("", None, &mut p);
+        DistributedSpraying::read(&mut t, &mut p)
+    }
+
+    fn c(success: u64, failure: u64, users: u64) -> Counts {
+        let mut c = counts(success + failure, success, failure);
+        c.failed_users = users;
+        c
+    }
+
+    #[test]
+    fn poisson_tail_matches_the_sum() {
+        assert!((poisson_upper_tail(0, 0.3) - 1.0).abs() < 1e-12);
+        let want = 1.0 - (-0.3f64).exp() * (1.0 + 0.3 + 0.045);
+        assert!((poisson_upper_tail(3, 0.3) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_try_per_account_and_never_a_success_is_a_slow_sprayer() {
+        let d = det();
+        let sprayer = [c(0, 1, 1), c(0, 0, 0), c(0, 1, 1), c(0, 0, 0)];
+        assert!(d.is_slow_sprayer(sprayer.into_iter()));
+        // One account only: a person who gave up.
+        assert!(!d.is_slow_sprayer([c(0, 1, 1), c(0, 0, 0)].into_iter()));
+        // A success: an office or a home.
+        assert!(!d.is_slow_sprayer([c(0, 1, 1), c(1, 1, 1)].into_iter()));
+        // The same account again and again: a service account with a stale password.
+        assert!(!d.is_slow_sprayer([c(0, 4, 1), c(0, 3, 1)].into_iter()));
+    }
+
+    #[test]
+    fn pages_on_several_sources_and_only_judges_its_series() {
+        let h = History::new(16);
+        let mut cx = ctx(&h, c(0, 4, 11), Some(expected(0.0, 0.0, 0.1)));
+        assert_eq!(det().evaluate(&cx), None);
+        cx.sprayers = true;
+        let f = det().evaluate(&cx).unwrap();
+        assert!(f.anomalous, "{f:?}");
+        cx.counts = c(0, 2, 4);
+        assert!(!det().evaluate(&cx).unwrap().anomalous);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        /// Counts drawn from the series' own (Poisson) level page at most at about the
+        /// configured rate.
+        #[test]
+        fn quiet_traffic_pages_at_most_at_the_configured_rate(level in 0.05f64..3.0, seed in 0u64..1000) {
+            use rand::SeedableRng;
+            use rand_distr::{Distribution, Poisson};
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let poisson = Poisson::new(level).unwrap();
+            let d = DistributedSpraying { p_value: 0.01, window: 16, min_accounts: 2, min_sources: 1, null_sources: level };
+            let h = History::new(4);
+            let mut pages = 0u32;
+            let n = 20_000u32;
+            for _ in 0..n {
+                let k = poisson.sample(&mut rng) as u64;
+                let mut cx = ctx(&h, c(0, k, 2 * k), Some(expected(level, 0.0, level)));
+                cx.sprayers = true;
+                pages += u32::from(d.evaluate(&cx).unwrap().anomalous);
+            }
+            let rate = f64::from(pages) / f64::from(n);
+            proptest::prop_assert!(rate <= 0.015, "rate {rate}");
+        }
+    }
+}
