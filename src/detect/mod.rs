@@ -56,6 +56,9 @@ pub struct BinContext<'a> {
     /// This series is a split rule's `(slow sprayers)` count (see
     /// `distributed_spraying`): only `distributed_spraying` judges it.
     pub sprayers: bool,
+    /// Sliding windows reach back no further than this bin (the bin after this series'
+    /// last alert resolved): what already paged is not added up again.
+    pub evidence_since: i64,
 }
 
 impl BinContext<'_> {
@@ -460,6 +463,7 @@ pub(crate) mod test_support {
             aggregate: false,
             sources: false,
             sprayers: false,
+            evidence_since: i64::MIN,
         }
     }
 }

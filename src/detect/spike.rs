@@ -251,6 +251,9 @@ impl Detector for CountSpike {
         let mut bins = 1u32;
         for &w in self.windows.iter().filter(|&&w| w > 1) {
             while bins < w {
+                if ctx.bin - i64::from(bins) < ctx.evidence_since {
+                    return Some(best.unwrap_or(first));
+                }
                 let Some(r) = ctx.history.get(ctx.bin - i64::from(bins)) else {
                     return Some(best.unwrap_or(first));
                 };

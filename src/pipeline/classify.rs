@@ -124,14 +124,15 @@ fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> 
 }
 
 /// Whether a totals bin shows an outage: sign-ins arrive but successes fell far below
-/// what the baseline expects (to 70 % or less of a bin that expects at least 20). An
+/// what the baseline expects (to 70 % or less of a bin that expects at least 50: at
+/// night a few missing successes are noise). An
 /// attack on passwords adds failures and leaves successes alone; an outage (a directory
 /// agent down, Okta rejecting everyone) takes successes away.
 /// Failures must have risen too (people retry): a quiet holiday morning, before the
 /// baseline's level catches up, has fewer successes *and* fewer failures.
 pub fn outage_evidence(c: &Counts, expected: Option<&Expected>) -> bool {
     expected.is_some_and(|e| {
-        e.success >= 20.0
+        e.success >= 50.0
             && (c.success as f64) < 0.7 * e.success
             && (c.failure as f64) >= (2.0 * e.failure).max(e.failure + 10.0)
     })

@@ -180,12 +180,13 @@ impl RuleEngine {
                         .all(|v| v == OTHER_SERIES || v == SOURCES_SERIES || v == SPRAYERS_SERIES),
                 sources: facts.split && labels.values().all(|v| v == SOURCES_SERIES),
                 sprayers: facts.split && labels.values().all(|v| v == SPRAYERS_SERIES),
+                evidence_since: s.evidence_since,
             };
             if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
                 judged.outage = true;
             }
             let record_verdicts = observer.is_some().then_some(&mut verdicts);
-            let any_anomalous = judge_series(
+            let (any_anomalous, resolved) = judge_series(
                 &self.spec,
                 &ctx,
                 s.fingerprints(),
@@ -198,6 +199,9 @@ impl RuleEngine {
             if let Some((rule, o)) = observer.as_mut() {
                 o.series_bin(*rule, labels, &ctx, &verdicts);
                 verdicts.clear();
+            }
+            if resolved {
+                s.evidence_since = bin + 1;
             }
             teach(s, rec, expected, any_anomalous, facts.idle_limit, bin);
         }
@@ -327,7 +331,8 @@ fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option
 }
 
 /// Run every detector of the rule on one series' bin and step its lifecycle; notices go
-/// to `judged`. Returns whether any detector found the bin anomalous.
+/// to `judged`. Returns whether any detector found the bin anomalous, and whether an
+/// alert of the series resolved.
 fn judge_series<'f>(
     spec: &RuleSpec,
     ctx: &BinContext<'_>,
@@ -336,9 +341,10 @@ fn judge_series<'f>(
     lifecycle: &mut Lifecycle,
     judged: &mut Judged,
     mut verdicts: Option<&mut Vec<Verdict>>,
-) -> bool {
+) -> (bool, bool) {
     let bin_start_ms = ctx.bin * ctx.bin_ms;
     let mut any_anomalous = false;
+    let mut resolved = false;
     for (i, (d, fp)) in spec.detectors.iter().zip(fingerprints).enumerate() {
         let finding = d.detector.evaluate(ctx);
         let anomalous = finding.as_ref().is_some_and(|f| f.anomalous);
@@ -361,7 +367,10 @@ fn judge_series<'f>(
             Transition::Fire { started_ms } | Transition::Repeat { started_ms } => {
                 (Status::Firing, started_ms)
             }
-            Transition::Resolve { started_ms } => (Status::Resolved, started_ms),
+            Transition::Resolve { started_ms } => {
+                resolved = true;
+                (Status::Resolved, started_ms)
+            }
         };
         if let Some(finding) = finding {
             // A window's page is classified by what the window holds.
@@ -381,7 +390,7 @@ fn judge_series<'f>(
             });
         }
     }
-    any_anomalous
+    (any_anomalous, resolved)
 }
 
 /// Teach the baseline: record what was expected, flag anomalies, learn the noise.

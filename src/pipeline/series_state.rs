@@ -24,6 +24,9 @@ pub struct SeriesState {
     /// Consecutive anomalous bins; a shift that lasts a day becomes the new normal.
     pub anomalous_run: u32,
     pub last_active_bin: i64,
+    /// Sliding windows start no earlier than this bin: the bin after an alert of this
+    /// series last resolved, so evidence that already paged is not added up again.
+    pub evidence_since: i64,
     /// One fingerprint per detector, in the rule's detector order, back to back in one
     /// string (each is 16 hex digits): one allocation per series instead of one per
     /// detector, which matters with thousands of split series.
@@ -37,6 +40,7 @@ impl SeriesState {
             dispersion: INITIAL_DISPERSION,
             anomalous_run: 0,
             last_active_bin: 0,
+            evidence_since: i64::MIN,
             fingerprints: spec
                 .detectors
                 .iter()
