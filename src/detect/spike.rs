@@ -22,7 +22,9 @@
 //! from the model itself). The finding reports the window that paged (`window_bins`).
 //!
 //! A window is judged only when every bin in it is known and had an expectation (no
-//! warm-up, no failed query inside it).
+//! warm-up, no failed query inside it), only while the newest bin still carries the
+//! excess (at least twice its expectation, and two more), and never back past the bin
+//! after this series' last alert resolved: what paged is not added up again.
 
 use std::sync::Arc;
 
@@ -243,7 +245,11 @@ impl Detector for CountSpike {
             mean_sq: mean * mean,
         };
         let first = self.judge(1, sums, phi, p_threshold, measure);
-        if first.anomalous || self.windows.len() <= 1 {
+        // A window pages only while this bin still carries the excess (at least twice
+        // what it expects, and two more): when the run stops, its alert resolves like any
+        // other instead of staying open for as long as the longest window holds it.
+        let hot = observed as f64 >= (2.0 * mean).max(mean + 2.0);
+        if first.anomalous || self.windows.len() <= 1 || !hot {
             return Some(first);
         }
         // Longer windows: walk back once, judging at each configured length.

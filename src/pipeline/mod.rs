@@ -510,7 +510,16 @@ mod tests {
             .map(|l| l["client.ipAddress"].as_str())
             .collect();
         names.sort();
-        assert_eq!(names, vec!["(failing-only sources)", "(other)", "a", "b"]);
+        assert_eq!(
+            names,
+            vec![
+                "(failing-only sources)",
+                "(other)",
+                "(slow sprayers)",
+                "a",
+                "b"
+            ]
+        );
         let other = series[&ip(OTHER_SERIES)].history.get(0).unwrap().counts();
         assert_eq!((other.total, other.failure), (5, 1));
         // a and c failed without a success; b and d succeeded.

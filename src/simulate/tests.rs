@@ -14,8 +14,9 @@ use super::model::Model;
 use super::world::World;
 use super::*;
 
-const EVENT_TYPES: [&str; 5] = [
+const EVENT_TYPES: [&str; 6] = [
     "user.session.start",
+    "security.threat.detected",
     "user.authentication.auth_via_mfa",
     "system.push.send_factor_verify_push",
     "user.mfa.okta_verify.deny_push",
@@ -101,7 +102,7 @@ fn check_line(line: &str) -> Row {
             assert_eq!(str_at(d, &["severity"]), "INFO");
             true
         }
-        "FAILURE" => {
+        "FAILURE" | "DENY" => {
             assert_eq!(str_at(d, &["severity"]), "WARN");
             false
         }
@@ -262,7 +263,8 @@ fn lines_are_valid_sorted_and_realistically_sized() {
     let mean = r.events.len() / rows.len();
     assert!((900..1600).contains(&mean), "mean line {mean} bytes");
     let kinds: HashSet<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
-    assert_eq!(kinds.len(), EVENT_TYPES.len(), "{kinds:?}");
+    // Every type but ThreatInsight's blocks, which only the hard setting makes.
+    assert_eq!(kinds.len(), EVENT_TYPES.len() - 1, "{kinds:?}");
 }
 
 #[test]
@@ -353,7 +355,9 @@ fn background_failure_share_and_reasons_are_realistic() {
 fn default_schedule_has_every_kind_after_the_warm_up() {
     let cfg = &easy().0.cfg;
     let kinds: HashSet<IncidentKind> = cfg.incidents.iter().map(|i| i.kind).collect();
-    assert_eq!(kinds.len(), IncidentKind::ALL.len());
+    // The easy setting has the first eight kinds; the hard one adds the rest.
+    assert_eq!(kinds.len(), 8);
+    assert!(kinds.iter().all(|k| IncidentKind::ALL[..8].contains(k)));
     let clean_until = cfg.start + Duration::days(7);
     let end = cfg.start + Duration::days(14);
     for (i, inc) in cfg.incidents.iter().enumerate() {
@@ -654,4 +658,83 @@ proptest! {
         prop_assert!(rows.iter().all(|row| row.t >= start && row.t < end));
         prop_assert_eq!(std::str::from_utf8(&r.labels).unwrap().lines().count(), r.cfg.incidents.len());
     }
+}
+
+#[test]
+fn hard_schedule_has_every_kind_and_labels_the_dst_morning() {
+    // Four weeks from Monday 2026-10-19: the US clocks change on Sunday 1 November.
+    let start = DateTime::parse_from_rfc3339("2026-10-19T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let cfg = SimConfig::with_default_incidents(3, start, 28, 300, Difficulty::Hard);
+    let kinds: HashSet<IncidentKind> = cfg.incidents.iter().map(|i| i.kind).collect();
+    assert_eq!(kinds.len(), IncidentKind::ALL.len(), "{kinds:?}");
+    let dst = incident_of(&cfg, IncidentKind::BenignDst);
+    // Monday 2 November, 06:00 in New York, now on standard time (UTC-5).
+    assert_eq!(dst.start.to_rfc3339(), "2026-11-02T11:00:00+00:00");
+    assert!(!dst.expect_page);
+    for (i, inc) in cfg.incidents.iter().enumerate() {
+        assert_eq!(inc.expect_page, inc.kind.alert_kind().is_some());
+        if let Some(next) = cfg.incidents.get(i + 1) {
+            assert!(inc.end <= next.start, "{inc:?} overlaps {next:?}");
+        }
+    }
+    for (kind, lo, hi) in [
+        (IncidentKind::ShortGapPeak, 35, 55),
+        (IncidentKind::ShortGapNight, 35, 55),
+        (IncidentKind::DistributedSpraying, 180, 240),
+        (IncidentKind::QuietStuffing, 75, 105),
+    ] {
+        let inc = incident_of(&cfg, kind);
+        let minutes = (inc.end - inc.start).num_minutes();
+        assert!((lo..=hi).contains(&minutes), "{inc:?}");
+    }
+}
+
+fn incident_of(cfg: &SimConfig, kind: IncidentKind) -> Incident {
+    cfg.incidents
+        .iter()
+        .find(|i| i.kind == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+#[test]
+fn hard_traffic_speaks_okta_signals() {
+    // Unknown usernames, ThreatInsight flags and blocks, OIE push denials, as Okta
+    // writes them.
+    let start = DateTime::parse_from_rfc3339("2026-10-19T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut cfg = SimConfig::with_default_incidents(3, start, 28, 300, Difficulty::Hard);
+    cfg.incidents.retain(|i| {
+        matches!(
+            i.kind,
+            IncidentKind::BlockedStuffing | IncidentKind::OiePushFatigue
+        )
+    });
+    let first = cfg.incidents.iter().map(|i| i.start).min().unwrap();
+    let last = cfg.incidents.iter().map(|i| i.end).max().unwrap();
+    cfg.start = first - Duration::hours(1);
+    cfg.days = 1 + ((last - cfg.start).num_hours() / 24) as u32;
+    let r = run(cfg);
+    let text = String::from_utf8(r.events.clone()).unwrap();
+    let mut blocked = 0;
+    let mut oie_denials = 0;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let d = &v["detail"];
+        if d["eventType"] == "security.threat.detected" {
+            blocked += 1;
+            assert_eq!(d["outcome"]["result"], "DENY");
+            assert_eq!(d["actor"]["id"], "unknown");
+            assert_eq!(d["debugContext"]["debugData"]["threatSuspected"], "true");
+        }
+        if d["eventType"] == "user.authentication.auth_via_mfa"
+            && d["outcome"]["reason"] == "INVALID_CREDENTIALS"
+        {
+            oie_denials += 1;
+        }
+    }
+    assert!(blocked > 0 && oie_denials > 0, "{blocked} {oie_denials}");
 }

@@ -96,6 +96,8 @@ pub struct BinnerStats {
 pub struct Binner {
     rules: Vec<RuleBins>,
     lateness_ms: i64,
+    /// The oldest event time seen (`i64::MAX` before any).
+    oldest_ms: i64,
     newest_ms: i64,
     stats: BinnerStats,
 }
@@ -118,6 +120,7 @@ impl Binner {
                 .collect(),
             lateness_ms: lateness.as_millis() as i64,
             newest_ms: i64::MIN,
+            oldest_ms: i64::MAX,
             stats: BinnerStats::default(),
         }
     }
@@ -130,6 +133,7 @@ impl Binner {
     pub fn add(&mut self, e: &Event<'_>) {
         self.stats.events += 1;
         self.newest_ms = self.newest_ms.max(e.published_ms);
+        self.oldest_ms = self.oldest_ms.min(e.published_ms);
         let class = OutcomeClass::of(&e.result);
         for r in &mut self.rules {
             if !r.matcher.matches(e) {
@@ -182,6 +186,7 @@ impl Binner {
     }
 
     fn flush_rule(&mut self, rule: usize, end_bin: i64, out: &mut Vec<Update>) {
+        let oldest_bin = self.oldest_ms.div_euclid(self.rules[rule].bin_ms);
         let r = &mut self.rules[rule];
         if r.flushed_before.is_some_and(|f| end_bin <= f) {
             return;
@@ -190,7 +195,10 @@ impl Binner {
         let ready = std::mem::replace(&mut r.open, keep);
         // A rule over totals closes from the start of the input even before it matched
         // anything: silence is data (a rule over a rare signal learns that it is rare).
-        if ready.is_empty() && r.flushed_before.is_none() && r.split_by.is_some() {
+        if ready.is_empty()
+            && r.flushed_before.is_none()
+            && (r.split_by.is_some() || end_bin <= oldest_bin)
+        {
             return;
         }
         for (bin, values) in ready {
