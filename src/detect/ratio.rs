@@ -66,8 +66,17 @@ impl Detector for FailureRatio {
         let p_value = binomial_upper_tail(c.failure, c.total, null);
         let share = c.failure as f64 / c.total as f64;
         let upper = (base * self.min_ratio).min(1.0);
+        // As for `failure_spike`: the extra failures must come with extra accounts (an
+        // attack tries each about once; people who fail and retry, twice). Skipped
+        // without distinct-user counts.
+        let extra = c.failure as f64 - e.failure;
+        let spread = c.failed_users == 0
+            || c.failed_users as f64 - e.failure >= super::spike::SPREAD * extra;
         Some(Finding {
-            anomalous: p_value <= self.p_value && c.failure >= self.min_count && share >= upper,
+            anomalous: p_value <= self.p_value
+                && c.failure >= self.min_count
+                && share >= upper
+                && spread,
             observed: share,
             expected: base,
             lower: 0.0,

@@ -64,6 +64,9 @@ pub struct CountSpike {
     pub spread: bool,
 }
 
+/// Extra accounts per extra failure an attack on passwords brings (see `judge`).
+pub(crate) const SPREAD: f64 = 0.7;
+
 /// One window's sums.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
@@ -146,19 +149,18 @@ impl CountSpike {
         // Failures must be spread over accounts: one person failing twenty times (or a
         // stuck client, a service account with a stale password) is Okta's lockout's
         // business, not a page. Without distinct-user counts (a hand-written query
-        // without `users`) this check is skipped. Over a window the distinct counts of
-        // its bins add up (an upper bound), so one account failing in every bin counts
-        // once per bin: the excess failures must then come with at least half as many
-        // extra accounts as the baseline explains.
-        let users = sums.users;
+        // without `users`) this check is skipped. An attack on passwords tries each
+        // account about once (stuffing, spraying), so its excess failures come with
+        // about as many extra accounts; people who fail and retry (a help-desk password
+        // reset wave, a morning of typos, everyone during an outage) fail about twice
+        // per account. So the excess over the baseline must bring at least
+        // `SPREAD` extra accounts per extra failure. Over a window the distinct counts
+        // of its bins add up (an upper bound), which only makes the test gentler.
+        let users = sums.users as f64;
         let spread = self.metric != SpikeMetric::Failure
             || !self.spread
-            || users == 0
-            || if w == 1 {
-                users as f64 >= upper
-            } else {
-                users as f64 >= upper.min(mean + 0.5 * (x - mean))
-            };
+            || sums.users == 0
+            || (users - mean >= SPREAD * (x - mean) && (w > 1 || users >= upper));
         Finding {
             anomalous: x >= upper && p_value <= p_threshold && spread,
             observed: x,
