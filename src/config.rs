@@ -146,7 +146,8 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
     let source = SourceConfig::read(&mut source_table, &mut problems);
     source_table.finish(&mut problems);
 
-    let rules = match top.array("rules", &mut problems) {
+    let timezone = crate::rule::read_timezone(&mut top, &mut problems);
+    let mut rules = match top.array("rules", &mut problems) {
         None => RuleSpec::builtin(),
         Some([]) => {
             problems.push("rules", "is empty: remove it to use the built-in rules");
@@ -158,6 +159,18 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             .filter_map(|(i, v)| RuleSpec::read(&format!("rules[{i}]"), v, &mut problems))
             .collect(),
     };
+    // The top-level `timezone` is every rule's default (seasons in local time).
+    if let (Some(tz), Some(items)) = (timezone, top.raw("rules").and_then(|v| v.as_array())) {
+        for (r, v) in rules.iter_mut().zip(items) {
+            if v.get("timezone").is_none() {
+                r.timezone = Some(tz);
+            }
+        }
+    } else if let Some(tz) = timezone {
+        for r in &mut rules {
+            r.timezone = Some(tz);
+        }
+    }
     let mut seen = std::collections::BTreeSet::new();
     for (i, r) in rules.iter().enumerate() {
         if !seen.insert(r.name.clone()) {

@@ -98,6 +98,9 @@ pub struct RuleSpec {
     /// `[rules.filter]`: Okta field = value, every one must hold (e.g. `"actor.id" =
     /// "unknown"`: failures on usernames Okta could not resolve).
     pub filter: Vec<(String, String)>,
+    /// `timezone` (IANA): the hour-of-week and weekday/weekend seasons are taken in it;
+    /// `None` is UTC. The config's top-level `timezone` is every rule's default.
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 /// A split rule's default `baseline_window`.
@@ -131,6 +134,7 @@ impl RuleSpec {
             query: None,
             when: Vec::new(),
             filter: Vec::new(),
+            timezone: None,
         }
     }
 
@@ -425,6 +429,9 @@ impl RuleSpec {
         if let Some(v) = t.raw("filter") {
             rule.filter = read_filter(&base, v, problems);
         }
+        if let Some(tz) = read_timezone(t, problems) {
+            rule.timezone = Some(tz);
+        }
         if let Some(q) = t.string("query", problems) {
             if !q.contains("bin(") || !q.contains(" n") {
                 problems.push(
@@ -501,6 +508,21 @@ impl RuleSpec {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// Read a `timezone` key: an IANA time zone name.
+pub fn read_timezone(t: &mut Table<'_>, problems: &mut Problems) -> Option<chrono_tz::Tz> {
+    let name = t.string("timezone", problems)?;
+    match name.parse::<chrono_tz::Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            problems.push(
+                t.key_path("timezone"),
+                format!("{name:?} is not an IANA time zone (e.g. \"America/New_York\", \"UTC\")"),
+            );
+            None
         }
     }
 }
@@ -618,5 +640,50 @@ mod tests {
         RuleSpec::read("rules[3]", &v, &mut p);
         assert_eq!(p.0.len(), 1);
         assert_eq!(p.0[0].path, "rules[3].split_by");
+    }
+
+    #[test]
+    fn timezone_filter_and_when_are_read() {
+        let mut p = Problems::default();
+        let v = serde_json::json!({
+            "name": "x",
+            "timezone": "America/New_York",
+            "event_types": ["user.session.start", "user.authentication.auth_via_mfa"],
+            "filter": {"actor.id": "unknown"},
+            "when": {"user.authentication.auth_via_mfa": {"outcome.result": "FAILURE"}},
+        });
+        let r = RuleSpec::read("rules[0]", &v, &mut p).unwrap();
+        assert!(p.0.is_empty(), "{p:?}");
+        assert_eq!(r.timezone, Some(chrono_tz::America::New_York));
+        assert_eq!(r.filter, vec![("actor.id".into(), "unknown".into())]);
+        let q = r.insights_query();
+        assert!(q.contains("(detail.eventType = \"user.authentication.auth_via_mfa\" and detail.outcome.result = \"FAILURE\")"), "{q}");
+        assert!(q.contains("| filter detail.actor.id = \"unknown\""), "{q}");
+        let bad = serde_json::json!({"name": "x", "timezone": "Mars/Olympus", "filter": {"debugContext": "x"}});
+        RuleSpec::read("rules[1]", &bad, &mut p);
+        let paths: Vec<&str> = p.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["rules[1].filter.debugContext", "rules[1].timezone"]
+        );
+    }
+
+    #[test]
+    fn signal_rules_match_what_okta_writes() {
+        let unknown = RuleSpec::builtin()
+            .into_iter()
+            .find(|r| r.name == "okta-unknown-users")
+            .unwrap();
+        let line = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"unknown","alternateId":"x@gmail.com"}}"#;
+        assert!(unknown.matches(&Event::parse(line).unwrap()));
+        let known = line.replace("\"id\":\"unknown\"", "\"id\":\"00u1\"");
+        assert!(!unknown.matches(&Event::parse(&known).unwrap()));
+        let push = RuleSpec::mfa_push_fatigue();
+        let denial = r#"{"eventType":"user.authentication.auth_via_mfa","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE","reason":"INVALID_CREDENTIALS"}}"#;
+        assert!(push.matches(&Event::parse(denial).unwrap()));
+        let expired = denial.replace("INVALID_CREDENTIALS", "VERIFICATION_ERROR");
+        assert!(!push.matches(&Event::parse(&expired).unwrap()));
+        let approved = r#"{"eventType":"user.authentication.auth_via_mfa","published":"2026-11-25T10:15:03Z","outcome":{"result":"SUCCESS"}}"#;
+        assert!(!push.matches(&Event::parse(approved).unwrap()));
     }
 }

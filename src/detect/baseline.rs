@@ -12,6 +12,17 @@
 //! does not teach the baseline that attacks are normal. A level factor then scales the
 //! seasonal expectation by how the last few hours compared with what was expected of
 //! them, which follows slow drift and quiet holidays.
+//!
+//! # Seasons in the organisation's time zone
+//! People keep local time, so "the same time last week" and "a weekday" are local
+//! notions: with a `timezone` (IANA, e.g. `America/New_York`) the samples are taken at
+//! the same *local* time in previous weeks and days, and weekends are local weekends.
+//! Across a daylight saving change the UTC bin of 09:00 moves by an hour; without the
+//! time zone the baseline would compare 09:00 with 08:00 (or 10:00) for a week. UTC is
+//! the default.
+
+use chrono::{Offset, TimeZone};
+use chrono_tz::Tz;
 
 use crate::series::{BinRecord, History};
 
@@ -62,6 +73,8 @@ pub struct Seasonal {
     bins_per_day: i64,
     /// How many bins back the history reaches (the baseline window).
     window_bins: i64,
+    /// The organisation's time zone; `None` is UTC.
+    tz: Option<Tz>,
 }
 
 /// Fewer samples than this and a tier is not trusted.
@@ -76,13 +89,47 @@ impl Seasonal {
             bin_ms,
             bins_per_day: (86_400_000 / bin_ms).max(1),
             window_bins: window_bins as i64,
+            tz: None,
+        }
+    }
+
+    /// The same baseline with seasons in `tz`.
+    pub fn with_timezone(mut self, tz: Option<Tz>) -> Seasonal {
+        self.tz = tz;
+        self
+    }
+
+    /// The time zone's offset from UTC at the start of `bin`, in ms (0 for UTC).
+    fn offset_ms(&self, bin: i64) -> i64 {
+        let Some(tz) = self.tz else {
+            return 0;
+        };
+        match chrono::DateTime::from_timestamp_millis(bin * self.bin_ms) {
+            Some(t) => {
+                let secs = tz
+                    .offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc();
+                i64::from(secs) * 1000
+            }
+            None => 0,
         }
     }
 
     fn is_weekend(&self, bin: i64) -> bool {
         // 1970-01-01 was a Thursday: day 0 → Thursday, so (day + 3) % 7 is 0 for Monday.
-        let day = (bin * self.bin_ms).div_euclid(86_400_000);
+        let day = (bin * self.bin_ms + self.offset_ms(bin)).div_euclid(86_400_000);
         (day + 3).rem_euclid(7) >= 5
+    }
+
+    /// The bin `k` periods before `bin` at the same local time: shifted by the change
+    /// of the time zone's offset in between (an hour across a DST change).
+    fn same_local_time(&self, bin: i64, back_bins: i64) -> i64 {
+        let centre = bin - back_bins;
+        if self.tz.is_none() {
+            return centre;
+        }
+        centre + (self.offset_ms(bin) - self.offset_ms(centre)).div_euclid(self.bin_ms)
     }
 
     /// Samples at `bin - k * period ± 1` for k = 1.., within the window, kept when `keep`.
@@ -97,7 +144,7 @@ impl Seasonal {
         out.clear();
         let mut k = 1;
         while k * period <= self.window_bins {
-            let centre = bin - k * period;
+            let centre = self.same_local_time(bin, k * period);
             if keep(centre) {
                 for j in -1..=1 {
                     if let Some(r) = history.get(centre + j) {
@@ -330,5 +377,42 @@ mod tests {
         }
         let e = b.expect(&h, 8 * 96 + 8).unwrap();
         assert!(e.total < 40.0 && e.seasonal_total > 90.0, "{e:?}");
+    }
+
+    #[test]
+    fn seasons_in_the_organisations_time_zone_survive_a_dst_change() {
+        // Traffic that follows New York's clock: 100 per bin from 09:00 to 10:00 local,
+        // 5 otherwise, for two weeks up to Monday 2 November 2026 (clocks went back on
+        // Sunday 1 November).
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let start = chrono::DateTime::parse_from_rfc3339("2026-10-19T00:00:00Z")
+            .unwrap()
+            .timestamp_millis()
+            / BIN;
+        let local_nine = |bin: i64| {
+            let t = chrono::DateTime::from_timestamp_millis(bin * BIN).unwrap();
+            let h = t.with_timezone(&tz).format("%H").to_string();
+            h == "09"
+        };
+        let mut h = History::new(14 * 96);
+        for bin in start..(start + 14 * 96) {
+            let total = if local_nine(bin) { 100 } else { 5 };
+            let mut r = rec(total, 1);
+            r.seasonal_total = total as f32;
+            h.push(bin, r);
+        }
+        // Monday 2 November 09:15 New York (EST) = 14:15 UTC.
+        let monday_nine = chrono::DateTime::parse_from_rfc3339("2026-11-02T14:15:00Z")
+            .unwrap()
+            .timestamp_millis()
+            / BIN;
+        assert!(local_nine(monday_nine));
+        let utc = Seasonal::new(BIN, 14 * 96);
+        let local = Seasonal::new(BIN, 14 * 96).with_timezone(Some(tz));
+        let e_utc = utc.expect(&h, monday_nine).unwrap();
+        let e_local = local.expect(&h, monday_nine).unwrap();
+        assert_eq!(e_local.basis, Basis::HourOfWeek);
+        assert!(e_local.seasonal_total > 80.0, "{e_local:?}");
+        assert!(e_utc.seasonal_total < 40.0, "{e_utc:?}");
     }
 }

@@ -76,7 +76,7 @@ struct BinFacts {
 impl RuleEngine {
     pub fn new(spec: RuleSpec) -> RuleEngine {
         RuleEngine {
-            baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()),
+            baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()).with_timezone(spec.timezone),
             storm: StormGuard::new(spec.max_pages_per_hour),
             spec,
             series: HashMap::new(),
