@@ -62,6 +62,8 @@ pub struct Outcome {
     pub csv: Option<CsvInput>,
     pub bytes: u64,
     pub elapsed: Duration,
+    /// Each rule's warm-up: what was learned but not judged.
+    pub warmup: Vec<crate::pipeline::WarmUp>,
 }
 
 /// Replay `reader` (of `size` bytes on disk, for progress) through `rules`.
@@ -85,7 +87,7 @@ pub fn run_observed(
     let started = Instant::now();
     let mut progress = Progress::new(size);
     let mut bytes = 0;
-    let (alerts, stats, _) = replay_all(
+    let (alerts, stats, pipeline) = replay_all(
         reader,
         rules,
         lateness,
@@ -102,6 +104,7 @@ pub fn run_observed(
         csv: None,
         bytes,
         elapsed: started.elapsed(),
+        warmup: pipeline.warmup(),
     })
 }
 
@@ -138,6 +141,7 @@ pub fn run_csv(
         }),
         bytes,
         elapsed: started.elapsed(),
+        warmup: pipeline.warmup(),
     })
 }
 
@@ -229,8 +233,31 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
             ));
         }
     }
+    // Warm-up said out loud: bins learned but never judged are not "quiet".
+    let mut warming = false;
+    for w in &o.warmup {
+        let line = match (w.first_ms, w.warm_from_ms) {
+            (Some(first), Some(from)) if from > first => format!(
+                "    {:<24} from {} until {}\n",
+                w.rule,
+                crate::alert::rfc3339(first),
+                crate::alert::rfc3339(from)
+            ),
+            (None, _) => format!("    {:<24} saw no events: judged nothing\n", w.rule),
+            _ => continue,
+        };
+        if !warming {
+            t.push_str("  warm-up (bins learned, not judged):\n");
+            warming = true;
+        }
+        t.push_str(&line);
+    }
     if o.alerts.is_empty() {
-        t.push_str("  no alerts: nothing in this history would have paged.\n");
+        if warming {
+            t.push_str("  no alerts: nothing judged after the warm-up above would have paged.\n");
+        } else {
+            t.push_str("  no alerts: nothing in this history would have paged.\n");
+        }
     }
     t
 }
@@ -349,5 +376,31 @@ mod tests {
         assert_eq!(stats.blank, 1);
         assert_eq!(stats.malformed, 2);
         assert_eq!(stats.bins.matched, 1);
+    }
+
+    #[test]
+    fn the_summary_says_which_rules_were_warming_up_and_until_when() {
+        let input = b"{\"eventType\":\"user.session.start\",\"published\":\"2026-11-25T10:15:03Z\",\"outcome\":{\"result\":\"SUCCESS\"}}\n";
+        let rules = [
+            RuleSpec::named("okta-sign-ins"),
+            RuleSpec::signal("okta-threats-blocked", &["security.threat.detected"], &[]),
+            RuleSpec::password_spraying(),
+        ];
+        let o = run(&input[..], input.len() as u64, &rules, Duration::ZERO).unwrap();
+        let text = summary(&o, &rules);
+        assert!(
+            text.contains("warm-up (bins learned, not judged)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "okta-sign-ins            from 2026-11-25T10:15:00Z until 2026-11-27T10:15:00Z"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("nothing judged after the warm-up above"),
+            "{text}"
+        );
     }
 }

@@ -31,6 +31,16 @@ use crate::series::{BinRecord, Counts, Labels, Update};
 use engine::RuleEngine;
 use lifecycle::{Lifecycle, Transition};
 
+/// How far one rule's warm-up got: nothing is judged before `warm_from_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmUp {
+    pub rule: String,
+    /// The start of the rule's first bin, `None` when it saw nothing.
+    pub first_ms: Option<i64>,
+    /// The start of the first bin judged (first bin + the rule's `warmup`).
+    pub warm_from_ms: Option<i64>,
+}
+
 /// Counters for summaries and metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineStats {
@@ -92,6 +102,24 @@ impl Pipeline {
         &self.lifecycle
     }
 
+    /// Each rule's warm-up: from when its bins are judged (said out loud by the backtest
+    /// summary; the daemon logs it as it happens).
+    pub fn warmup(&self) -> Vec<WarmUp> {
+        self.rules
+            .iter()
+            .map(|r| {
+                let bin_ms = r.spec.bin_ms();
+                WarmUp {
+                    rule: r.spec.name.clone(),
+                    first_ms: r.first_bin.map(|b| b * bin_ms),
+                    warm_from_ms: r
+                        .first_bin
+                        .map(|b| (b + r.spec.warmup_bins() as i64) * bin_ms),
+                }
+            })
+            .collect()
+    }
+
     /// The next bin `rule` will close, if it has seen anything.
     pub fn next_bin(&self, rule: usize) -> Option<i64> {
         self.rules.get(rule).and_then(|r| r.next_bin)
@@ -137,6 +165,14 @@ impl Pipeline {
         let Some(r) = self.rules.get_mut(rule) else {
             return;
         };
+        if r.first_bin.is_none() {
+            let until = (bin + r.spec.warmup_bins() as i64) * r.spec.bin_ms();
+            tracing::info!(
+                rule = %r.spec.name,
+                judged_from = %crate::alert::rfc3339(until),
+                "warming up: this rule's bins are learned, not judged, until then"
+            );
+        }
         r.first_bin = Some(r.first_bin.map_or(bin, |f| f.min(bin)));
         if r.next_bin.is_none() {
             r.next_bin = Some(bin);
