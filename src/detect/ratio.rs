@@ -71,6 +71,7 @@ impl Detector for FailureRatio {
         // without distinct-user counts.
         let extra = c.failure as f64 - e.failure;
         let spread = c.failed_users == 0
+            || c.failure as f64 >= super::spike::RETRY_STORM * e.failure.max(1.0)
             || c.failed_users as f64 - e.failure >= super::spike::SPREAD * extra;
         Some(Finding {
             anomalous: p_value <= self.p_value

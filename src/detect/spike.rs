@@ -67,6 +67,10 @@ pub struct CountSpike {
 /// Extra accounts per extra failure an attack on passwords brings (see `judge`).
 pub(crate) const SPREAD: f64 = 0.7;
 
+/// How many times its baseline a retry storm of people (a reset wave, an outage) can
+/// raise the failures at most (see `judge`).
+pub(crate) const RETRY_STORM: f64 = 10.0;
+
 /// One window's sums.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
@@ -153,14 +157,19 @@ impl CountSpike {
         // account about once (stuffing, spraying), so its excess failures come with
         // about as many extra accounts; people who fail and retry (a help-desk password
         // reset wave, a morning of typos, everyone during an outage) fail about twice
-        // per account. So the excess over the baseline must bring at least
-        // `SPREAD` extra accounts per extra failure. Over a window the distinct counts
-        // of its bins add up (an upper bound), which only makes the test gentler.
+        // per account. So, up to `RETRY_STORM` times the baseline, the excess must bring
+        // at least `SPREAD` extra accounts per extra failure; beyond that no retry storm
+        // reaches, and several passwords per account (a brute force on a list) page
+        // too. And the accounts alone must reach the paging bound, as the failures do
+        // (one account failing all afternoon counts once per bin: not enough). Over a
+        // window the distinct counts of its bins add up (an upper bound), which only
+        // makes the test gentler.
         let users = sums.users as f64;
+        let retry_storm = x < RETRY_STORM * mean.max(MIN_MEAN);
         let spread = self.metric != SpikeMetric::Failure
             || !self.spread
             || sums.users == 0
-            || (users - mean >= SPREAD * (x - mean) && (w > 1 || users >= upper));
+            || ((!retry_storm || users - mean >= SPREAD * (x - mean)) && users >= upper);
         Finding {
             anomalous: x >= upper && p_value <= p_threshold && spread,
             observed: x,
