@@ -33,8 +33,8 @@ pub const PUSH_EVENT_TYPES: &[&str] = &[
 pub const PUSH_DENIAL_WHEN: (&str, &[(&str, &str)]) = (
     "user.authentication.auth_via_mfa",
     &[
-        ("outcome.result", "FAILURE"),
         ("outcome.reason", "INVALID_CREDENTIALS"),
+        ("outcome.result", "FAILURE"),
     ],
 );
 
@@ -187,8 +187,9 @@ impl RuleSpec {
     /// A built-in rule over one of Okta's own signals: the failures among `event_types`
     /// that pass `filter`, judged by `failure_spike` over windows. Their normal level is
     /// a few an hour at most, so the floor is 10 events and 3× the baseline, over a
-    /// window as in a bin. ThreatInsight's blocked requests carry no user, so they are not asked
-    /// to spread over accounts.
+    /// window as in a bin. ThreatInsight's blocked requests carry no user, so they are
+    /// not asked to spread over accounts; every signal's failures must spread over
+    /// source addresses (stuffing rotates proxies; an office's typos come from one NAT).
     pub fn signal(name: &str, event_types: &[&str], filter: &[(&str, &str)]) -> RuleSpec {
         let mut r = RuleSpec::named(name);
         r.event_types = event_types.iter().map(|s| s.to_string()).collect();
@@ -201,6 +202,7 @@ impl RuleSpec {
             "min_count": 10,
             "window_min_ratio": 3.0,
             "spread_over_users": !event_types.contains(&"security.threat.detected"),
+            "spread_over_sources": true,
         });
         let mut t = Table::new("", Some(&table), &mut problems);
         r.detectors = vec![DetectorSpec::read(

@@ -62,10 +62,18 @@ pub struct CountSpike {
     /// Failures must be spread over accounts (`spread_over_users`, true by default):
     /// off for events that carry no user (ThreatInsight's blocked requests).
     pub spread: bool,
+    /// The extra failures must also come from about as many extra source addresses
+    /// (`spread_over_sources`, off by default; on for the Okta signal rules): stuffing
+    /// rotates proxies, while an office full of new starters mistyping their usernames
+    /// fails from one NAT address.
+    pub spread_sources: bool,
 }
 
 /// Extra accounts per extra failure an attack on passwords brings (see `judge`).
 pub(crate) const SPREAD: f64 = 0.7;
+
+/// Extra source addresses per extra failure with `spread_over_sources` (see `judge`).
+const SOURCES_SPREAD: f64 = 0.5;
 
 /// How many times its baseline a retry storm of people (a reset wave, an outage) can
 /// raise the failures at most (see `judge`).
@@ -76,6 +84,7 @@ pub(crate) const RETRY_STORM: f64 = 10.0;
 struct Sums {
     observed: u64,
     users: u64,
+    ips: u64,
     mean: f64,
     mean_sq: f64,
 }
@@ -96,6 +105,7 @@ impl CountSpike {
             window_min_ratio: read_positive(t, "window_min_ratio", window_min_ratio, problems),
             windows: read_windows(t, windows, problems),
             spread: t.bool("spread_over_users", problems).unwrap_or(true),
+            spread_sources: t.bool("spread_over_sources", problems).unwrap_or(false),
         }
     }
 
@@ -170,8 +180,11 @@ impl CountSpike {
             || !self.spread
             || sums.users == 0
             || ((!retry_storm || users - mean >= SPREAD * (x - mean)) && users >= upper);
+        let sources = !self.spread_sources
+            || sums.ips == 0
+            || sums.ips as f64 - mean >= SOURCES_SPREAD * (x - mean);
         Finding {
-            anomalous: x >= upper && p_value <= p_threshold && spread,
+            anomalous: x >= upper && p_value <= p_threshold && spread && sources,
             observed: x,
             expected: mean,
             lower: 0.0,
@@ -252,6 +265,7 @@ impl Detector for CountSpike {
         let mut sums = Sums {
             observed,
             users: ctx.counts.failed_users,
+            ips: ctx.counts.failed_ips,
             mean,
             mean_sq: mean * mean,
         };
@@ -286,6 +300,7 @@ impl Detector for CountSpike {
                     SpikeMetric::Total => r.total,
                 });
                 sums.users += u64::from(r.failed_users);
+                sums.ips += u64::from(r.failed_ips);
                 sums.mean += mu;
                 sums.mean_sq += mu * mu;
                 bins += 1;
@@ -317,6 +332,7 @@ mod tests {
             window_min_ratio: 3.0,
             windows: vec![1],
             spread: true,
+            spread_sources: false,
         }
     }
 
@@ -359,7 +375,7 @@ mod tests {
         /// The shortcut gives the same band as the full bound: max(bound, floors).
         #[test]
         fn upper_is_the_bound_or_the_floor(mean in 0.0f64..500.0, phi in 0.0f64..0.5, min_count in 0u64..100) {
-            let d = CountSpike { metric: SpikeMetric::Failure, p_value: 1e-6, min_count, min_ratio: 3.0, window_min_ratio: 3.0, windows: vec![1], spread: true };
+            let d = CountSpike { metric: SpikeMetric::Failure, p_value: 1e-6, min_count, min_ratio: 3.0, window_min_ratio: 3.0, windows: vec![1], spread: true, spread_sources: false };
             let h = History::new(4);
             let mut c = ctx(&h, counts(10, 0, 10), Some(expected(mean * 2.0, mean, mean)));
             c.dispersion.failure = phi;
@@ -402,6 +418,7 @@ mod tests {
             window_min_ratio: 3.0,
             windows: DEFAULT_WINDOWS.to_vec(),
             spread: true,
+            spread_sources: false,
         }
     }
 
@@ -511,7 +528,7 @@ mod tests {
             use rand::SeedableRng;
             use rand_distr::{Distribution, Gamma, Poisson};
             let p_value = 0.01;
-            let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true };
+            let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true, spread_sources: false };
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             let mut h = History::new(64);
             let (mut pages, mut judged) = (0u32, 0u32);
