@@ -107,7 +107,9 @@ impl Detector for DistributedSpraying {
         let upper = (self.min_sources as f64).max(bound as f64);
         let x = sources as f64;
         Some(Finding {
-            anomalous: x >= upper && p_value <= self.p_value,
+            // Only while one of them is still trying: a finished run's sources stay in
+            // the window for hours, and must not page again or keep the alert open.
+            anomalous: x >= upper && p_value <= self.p_value && ctx.counts.total > 0,
             observed: x,
             expected: level,
             lower: 0.0,
@@ -176,11 +178,16 @@ mod tests {
     fn pages_on_several_sources_and_only_judges_its_series() {
         let h = History::new(16);
         let mut cx = ctx(&h, c(0, 4, 11), Some(expected(0.0, 0.0, 0.1)));
+        cx.counts.total = 1;
         assert_eq!(det().evaluate(&cx), None);
         cx.sprayers = true;
         let f = det().evaluate(&cx).unwrap();
         assert!(f.anomalous, "{f:?}");
         cx.counts = c(0, 2, 4);
+        assert!(!det().evaluate(&cx).unwrap().anomalous);
+        // Four sprayers in the window, none trying in this bin: the run is over.
+        cx.counts = c(0, 4, 11);
+        cx.counts.total = 0;
         assert!(!det().evaluate(&cx).unwrap().anomalous);
     }
 
@@ -201,6 +208,7 @@ mod tests {
             for _ in 0..n {
                 let k = poisson.sample(&mut rng) as u64;
                 let mut cx = ctx(&h, c(0, k, 2 * k), Some(expected(level, 0.0, level)));
+                cx.counts.total = k;
                 cx.sprayers = true;
                 pages += u32::from(d.evaluate(&cx).unwrap().anomalous);
             }

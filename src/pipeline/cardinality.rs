@@ -44,7 +44,8 @@ impl RuleEngine {
 
     /// With a `distributed_spraying` detector, the `(slow sprayers)` series' counts for
     /// `bin` (after the bin's counts were recorded): sources whose window looks like a
-    /// slow sprayer (`failure`), the accounts they tried (`failed_users`).
+    /// slow sprayer (`failure`), those of them that failed in this bin (`total`), the
+    /// accounts they tried (`failed_users`).
     ///
     /// Failures in bins an outage explains (see `story`) do not make a sprayer: people
     /// who could not sign in from home and gave up look like one.
@@ -58,7 +59,12 @@ impl RuleEngine {
         let window = i64::from(d.window.max(1));
         let mut c = Counts::default();
         for (labels, s) in &self.series {
-            if labels.values().any(|v| is_synthetic(v)) || bin - s.last_active_bin >= window {
+            // `(other)` is many sources merged: not one address.
+            if labels
+                .values()
+                .any(|v| is_synthetic(v) || v == OTHER_SERIES)
+                || bin - s.last_active_bin >= window
+            {
                 continue;
             }
             let bin_ms = self.spec.bin_ms();
@@ -74,7 +80,8 @@ impl RuleEngine {
             });
             if d.is_slow_sprayer(bins) {
                 c.failure += 1;
-                c.total += 1;
+                // `total`: those that tried again in this very bin.
+                c.total += u64::from(s.history.counts(bin).is_some_and(|x| x.failure > 0));
                 c.failed_ips += 1;
                 c.failed_users += (bin - window + 1..=bin)
                     .filter_map(|b| s.history.counts(b))
