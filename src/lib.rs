@@ -4,12 +4,14 @@
 pub mod alert;
 pub mod alert_kind;
 pub mod aws;
+pub mod chart;
 pub mod clock;
 pub mod config;
 pub mod config_reader;
 pub mod daemon;
 pub mod detect;
 pub mod event;
+pub mod html;
 pub mod notify;
 pub mod offline;
 pub mod pipeline;
