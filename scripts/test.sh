@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs what it needs (a Python venv with the
-# AWS emulator and cfn-lint), starts the emulator, runs every check, and stops the
+# AWS emulator and cfn-lint; Debian's chromium for the page checks), starts the emulator, runs every check, and stops the
 # emulator by its PID. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,20 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
   echo "$want" > "$stamp"
 fi
+
+# 1b. Headless Chromium (Debian's package) for the two page checks below; they fail
+#     without it, so a fresh machine installs it here.
+step "chromium for the page checks"
+if ! command -v chromium > /dev/null && ! command -v chromium-browser > /dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
+  else
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
+  fi
+fi
+command -v chromium || command -v chromium-browser
 
 # 2. The AWS emulator (CloudWatch Logs with a real Insights engine, SNS, SQS) on a free port.
 step "Starting the AWS emulator"
@@ -46,9 +60,9 @@ cargo clippy --all-targets -- -D warnings
 # Benches are compiled by clippy above; running them belongs to `cargo bench`.
 step "cargo test"
 cargo test --lib --bins --tests
-step "backtest report in a headless browser (skipped without chromium)"
+step "backtest report in a headless browser"
 bash scripts/check-report.sh
-step "the daemon's status page in a headless browser (skipped without chromium)"
+step "the daemon's status page in a headless browser"
 bash scripts/check-status-page.sh
 step "emulator self-tests"
 .venv/bin/python -m unittest discover -s tests/support/emulator

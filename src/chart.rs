@@ -213,9 +213,9 @@ impl Panel<'_> {
     }
 
     /// Vertical lines at round times, labelled under the bottom panel: days on a long
-    /// axis, hours (with the weekday at midnight) on a short one.
+    /// axis (the label starts at its midnight), hours on a short one (centred, with the
+    /// weekday at midnight).
     fn time_grid(&self, out: &mut String) {
-        const DAY: i64 = 86_400_000;
         let bin_ms = self.time.bin_ms.max(1);
         let from = self.time.first_bin * bin_ms;
         let to = (self.time.first_bin + self.time.bins.max(1)) * bin_ms;
@@ -231,76 +231,102 @@ impl Panel<'_> {
                 r#"<line class="time-grid" x1="{x:.1}" x2="{x:.1}" y1="{top:.1}" y2="{bottom:.1}"/>"#
             );
             if self.time_labels {
-                let format = match (step % DAY == 0, t % DAY == 0) {
-                    (true, _) => "%a %d %b",
-                    (false, true) => "%a %H:%M",
-                    (false, false) => "%H:%M",
-                };
-                // A label near the right edge ends at its line instead of running off.
-                let (lx, anchor) = if x > self.look.width - self.look.right - 64.0 {
-                    (x - 3.0, "end")
-                } else {
-                    (x + 3.0, "start")
-                };
-                let _ = write!(
-                    out,
-                    r#"<text x="{lx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
-                    bottom + 15.0,
-                    time(t, format)
-                );
+                self.time_label(out, t, x, step);
             }
             t += step;
         }
     }
 
+    /// The label of the time gridline at `x`, unless it would run off the chart.
+    fn time_label(&self, out: &mut String, t: i64, x: f64, step: i64) {
+        const DAY: i64 = 86_400_000;
+        /// About the width of a character of an 11–12 px label.
+        const CHAR: f64 = 6.5;
+        let (format, anchor, lx) = match (step % DAY == 0, t % DAY == 0) {
+            (true, _) => ("%a %d %b", "start", x + 3.0),
+            (false, true) => ("%a %H:%M", "middle", x),
+            (false, false) => ("%H:%M", "middle", x),
+        };
+        let label = time(t, format);
+        let width = label.chars().count() as f64 * CHAR;
+        let left = if anchor == "start" {
+            lx
+        } else {
+            lx - width / 2.0
+        };
+        if left < 0.0 || left + width > self.look.width {
+            return;
+        }
+        let _ = write!(
+            out,
+            r#"<text x="{lx:.1}" y="{:.1}" text-anchor="{anchor}">{label}</text>"#,
+            self.top + self.look.height + 15.0,
+        );
+    }
+
     /// Band, expectation and observations: one path each, a subpath per run of
-    /// consecutive bins (a gap breaks the lines), each run thinned.
+    /// consecutive bins (a gap breaks the lines), each run thinned. Lone points (a run of
+    /// one bin) go to a path of their own with the class `lone`, drawn as dots.
     fn lines(&self, out: &mut String) {
-        let (mut band, mut expected, mut observed) = (String::new(), String::new(), String::new());
+        let mut paths: [(&str, String, String); 3] = [
+            ("band", String::new(), String::new()),
+            ("expected", String::new(), String::new()),
+            ("observed", String::new(), String::new()),
+        ];
         for run in self.points.chunk_by(|a, b| b.bin == a.bin + 1) {
             let run = thin(run, self.look.max_points);
-            self.subpath(&mut observed, run.iter().map(|p| (p.bin, p.observed)));
+            let [band, expected, observed] = &mut paths;
+            self.subpath(observed, run.iter().map(|p| (p.bin, p.observed)));
             for seg in run.chunk_by(|a, b| a.expected.is_some() == b.expected.is_some()) {
-                self.subpath(
-                    &mut expected,
-                    seg.iter().filter_map(|p| Some((p.bin, p.expected?))),
-                );
+                let points = seg.iter().filter_map(|p| Some((p.bin, p.expected?)));
+                self.subpath(expected, points);
             }
             for seg in run.chunk_by(|a, b| a.band.is_some() == b.band.is_some()) {
-                let edges: Vec<(i64, (f64, f64))> =
-                    seg.iter().filter_map(|p| Some((p.bin, p.band?))).collect();
-                if edges.is_empty() {
-                    continue;
-                }
-                self.subpath(&mut band, edges.iter().map(|&(b, (_, hi))| (b, hi)));
-                for &(b, (lo, _)) in edges.iter().rev() {
-                    let _ = write!(band, "L{:.1} {:.1}", self.x(b), self.y(lo));
-                }
-                band.push('Z');
+                self.band(&mut band.1, seg);
             }
         }
-        for (class, d) in [
-            ("band", band),
-            ("expected", expected),
-            ("observed", observed),
-        ] {
+        for (class, d, lone) in paths {
             if !d.is_empty() {
                 let _ = write!(out, r#"<path class="{class}" d="{d}"/>"#);
+            }
+            if !lone.is_empty() {
+                let _ = write!(out, r#"<path class="{class} lone" d="{lone}"/>"#);
             }
         }
     }
 
-    /// `M x y L x y …` through `points`; a lone point gets a zero-length segment, which a
-    /// round line cap draws as a dot.
-    fn subpath(&self, d: &mut String, points: impl Iterator<Item = (i64, f64)>) {
-        let mut n = 0;
-        for (bin, v) in points {
-            let cmd = if n == 0 { 'M' } else { 'L' };
-            let _ = write!(d, "{cmd}{:.1} {:.1}", self.x(bin), self.y(v));
-            n += 1;
+    /// The band of a run of points: upper edge left to right, lower edge back.
+    fn band(&self, d: &mut String, seg: &[Point]) {
+        let edges: Vec<(i64, (f64, f64))> =
+            seg.iter().filter_map(|p| Some((p.bin, p.band?))).collect();
+        let Some(&(first, (_, hi))) = edges.first() else {
+            return;
+        };
+        let _ = write!(d, "M{:.1} {:.1}", self.x(first), self.y(hi));
+        for &(b, (_, hi)) in &edges[1..] {
+            let _ = write!(d, "L{:.1} {:.1}", self.x(b), self.y(hi));
         }
-        if n == 1 {
-            d.push_str("h0");
+        for &(b, (lo, _)) in edges.iter().rev() {
+            let _ = write!(d, "L{:.1} {:.1}", self.x(b), self.y(lo));
+        }
+        d.push('Z');
+    }
+
+    /// `M x y L x y …` through `points` onto the path `d`; a lone point goes to `lone` as
+    /// a zero-length segment, which a round line cap draws as a dot.
+    fn subpath(
+        &self,
+        (_, d, lone): &mut (&str, String, String),
+        points: impl Iterator<Item = (i64, f64)>,
+    ) {
+        let points: Vec<(f64, f64)> = points.map(|(b, v)| (self.x(b), self.y(v))).collect();
+        if let [(x, y)] = points[..] {
+            let _ = write!(lone, "M{x:.1} {y:.1}h0");
+            return;
+        }
+        for (i, (x, y)) in points.iter().enumerate() {
+            let cmd = if i == 0 { 'M' } else { 'L' };
+            let _ = write!(d, "{cmd}{x:.1} {y:.1}");
         }
     }
 

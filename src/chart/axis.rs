@@ -76,16 +76,23 @@ impl ValueAxis {
     }
 
     /// Gridlines: multiples of a round step on a linear axis; 0, each power of ten and
-    /// the top on a logarithmic one.
+    /// the top on a logarithmic one (the top only when its label would not run into the
+    /// last power's: 2000 sits too close above 1000).
     pub fn ticks(&self) -> Vec<f64> {
         if self.log {
-            return std::iter::once(0.0)
+            let mut ticks: Vec<f64> = std::iter::once(0.0)
                 .chain(
                     std::iter::successors(Some(1.0), |v| Some(v * 10.0))
                         .take_while(|v| *v < self.max),
                 )
-                .chain(std::iter::once(self.max))
                 .collect();
+            if ticks
+                .last()
+                .is_none_or(|&t| self.unit(self.max) - self.unit(t) > 0.12)
+            {
+                ticks.push(self.max);
+            }
+            return ticks;
         }
         let step = nice_step(self.max, 3.0);
         (0..)
@@ -224,7 +231,12 @@ mod tests {
             max: 2000.0,
             log: true,
         };
-        assert_eq!(log.ticks(), vec![0.0, 1.0, 10.0, 100.0, 1000.0, 2000.0]);
+        assert_eq!(log.ticks(), vec![0.0, 1.0, 10.0, 100.0, 1000.0]);
+        let log = ValueAxis {
+            max: 500.0,
+            log: true,
+        };
+        assert_eq!(log.ticks(), vec![0.0, 1.0, 10.0, 100.0, 500.0]);
     }
 
     #[test]
