@@ -254,7 +254,8 @@ impl Panel<'_> {
         } else {
             lx - width / 2.0
         };
-        if left < 0.0 || left + width > self.look.width {
+        // Not under the value labels, not past the chart's right edge.
+        if left < self.look.left - 16.0 || left + width > self.look.width {
             return;
         }
         let _ = write!(
@@ -331,22 +332,35 @@ impl Panel<'_> {
     }
 
     /// Bins above the axis: the value of the tallest of each clipped run, at the top.
+    /// Where two labels would overlap, the taller value keeps its label.
     fn clipped(&self, out: &mut String) {
+        /// About the width of a character of a 12 px bold label, and the room between two.
+        const CHAR: f64 = 7.5;
+        const GAP: f64 = 4.0;
         let over: Vec<&Point> = self
             .points
             .iter()
-            .filter(|p| self.axis.unit(p.observed) >= 1.0 && p.observed > self.axis.max)
+            .filter(|p| p.observed > self.axis.max)
             .collect();
-        for run in over.chunk_by(|a, b| b.bin == a.bin + 1) {
-            if let Some(p) = run.iter().max_by(|a, b| a.observed.total_cmp(&b.observed)) {
-                let _ = write!(
-                    out,
-                    r#"<text class="clipped" x="{:.1}" y="{:.1}">{}↑</text>"#,
-                    self.x(p.bin) + 7.0,
-                    self.top + 11.0,
-                    esc(&(self.value)(p.observed))
-                );
+        let mut labels: Vec<(f64, f64, String)> = over
+            .chunk_by(|a, b| b.bin == a.bin + 1)
+            .filter_map(|run| run.iter().max_by(|a, b| a.observed.total_cmp(&b.observed)))
+            .map(|p| (self.x(p.bin) + 7.0, p.observed, (self.value)(p.observed)))
+            .collect();
+        labels.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut taken: Vec<(f64, f64)> = Vec::new();
+        for (x, _, text) in labels {
+            let end = x + (text.chars().count() + 1) as f64 * CHAR + GAP;
+            if taken.iter().any(|&(from, to)| x < to && from < end) {
+                continue;
             }
+            taken.push((x, end));
+            let _ = write!(
+                out,
+                r#"<text class="clipped" x="{x:.1}" y="{:.1}">{}↑</text>"#,
+                self.top + 11.0,
+                esc(&text)
+            );
         }
     }
 
@@ -451,6 +465,50 @@ mod tests {
             band: Some((5.0, 15.0)),
             anomalous: false,
         }
+    }
+
+    #[test]
+    fn overlapping_clipped_labels_keep_the_taller_value() {
+        let look = Look {
+            width: 400.0,
+            left: 40.0,
+            right: 10.0,
+            height: 100.0,
+            dot_radius: 3.0,
+            markers: MarkerStyle::AtPoint,
+            max_points: 1000,
+            max_time_labels: 8,
+        };
+        let time = TimeAxis {
+            first_bin: 0,
+            bins: 100,
+            bin_ms: 900_000,
+        };
+        let mut points: Vec<Point> = (0..100).map(|b| point(b, 10.0)).collect();
+        points[10].observed = 47.0;
+        points[12].observed = 1549.0;
+        points[60].observed = 74.0;
+        let mut svg = String::new();
+        Panel {
+            look: &look,
+            time: &time,
+            axis: ValueAxis {
+                max: 20.0,
+                log: false,
+            },
+            top: 20.0,
+            title: "t",
+            points: &points,
+            unjudged: &[],
+            markers: &[],
+            value: &|v| format!("{v}"),
+            tip: &|_| String::new(),
+            time_labels: false,
+        }
+        .draw(&mut svg);
+        assert!(svg.contains(">1549↑<"), "{svg}");
+        assert!(svg.contains(">74↑<"), "{svg}");
+        assert!(!svg.contains(">47↑<"), "{svg}");
     }
 
     #[test]

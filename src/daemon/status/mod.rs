@@ -8,6 +8,9 @@
 //! document: inline CSS and SVG, no scripts, no external assets; every text from
 //! outside (rule names, labels, summaries) is escaped.
 //!
+//! This module holds the page's state; `page.rs` writes the HTML from a copy of it,
+//! drawing the charts with [`crate::chart`].
+//!
 //! The daemon fills a [`Board`]: the pipeline shows it every evaluated bin through
 //! [`Tracer`] (a [`crate::pipeline::Observer`]); alerts and the daemon's phase are set
 //! directly. Memory is bounded: [`RECENT_BINS`] bins per series, and for a rule with

@@ -42,7 +42,7 @@ h3 { font-size: 15px; margin: 16px 0 4px; }
 .muted { background: #eaeef2; color: #57606a; }
 table { border-collapse: collapse; margin: 8px 0; width: 100%; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
-td.summary { white-space: normal; min-width: 300px; }
+td.summary { white-space: normal; min-width: 240px; }
 td.labels { white-space: normal; overflow-wrap: anywhere; min-width: 160px; max-width: 260px; }
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -214,6 +214,11 @@ fn rule(h: &mut String, index: usize, r: &RuleBoard) {
     h.push_str("</section>\n");
 }
 
+/// A bin's start for tooltips.
+fn when(bin: i64, bin_ms: i64) -> String {
+    time(bin * bin_ms, "%Y-%m-%d %H:%M")
+}
+
 /// One inline SVG chart of one measure over `bins` (oldest first): a gap (a bin the
 /// source could not read) breaks the lines; every detector's alerts are marked.
 fn chart(
@@ -245,32 +250,11 @@ fn chart(
     } else {
         title.to_string()
     };
-    let when = |bin: i64| time(bin * bin_ms, "%Y-%m-%d %H:%M");
-    let markers: Vec<Marker> = bins
-        .iter()
-        .flat_map(|t| {
-            t.marks.iter().map(|&(detector, mark)| Marker {
-                bin: t.bin,
-                value: measure(t).observed,
-                mark,
-                tip: format!(
-                    "{} {} at {} UTC",
-                    detector.name(),
-                    if mark.is_firing() {
-                        "fired"
-                    } else {
-                        "resolved"
-                    },
-                    when(t.bin)
-                ),
-            })
-        })
-        .collect();
     let tip = |i: usize| {
         points.get(i).map_or_else(String::new, |p| {
             format!(
                 "{} UTC: {} (expected {})",
-                when(p.bin),
+                when(p.bin, bin_ms),
                 number(p.observed),
                 p.expected.map_or_else(|| "?".into(), number)
             )
@@ -294,13 +278,34 @@ fn chart(
         title: &title,
         points: &points,
         unjudged: &[],
-        markers: &markers,
+        markers: &markers(bins, bin_ms),
         value: &number,
         tip: &tip,
         time_labels: true,
     }
     .draw(h);
     h.push_str("</svg>");
+}
+
+/// Every detector's alert transitions, as lines across the chart.
+fn markers(bins: &[&BinTrace], bin_ms: i64) -> Vec<Marker> {
+    bins.iter()
+        .flat_map(|t| {
+            t.marks.iter().map(|&(detector, mark)| {
+                let verb = if mark.is_firing() {
+                    "fired"
+                } else {
+                    "resolved"
+                };
+                Marker {
+                    bin: t.bin,
+                    value: 0.0,
+                    mark,
+                    tip: format!("{} {verb} at {} UTC", detector.name(), when(t.bin, bin_ms)),
+                }
+            })
+        })
+        .collect()
 }
 
 fn labels_text(labels: &Labels) -> String {
