@@ -1,4 +1,6 @@
 //! The CloudWatch source against the emulator: what it reads back equals what was put.
+// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
+#![cfg(feature = "aws-emulator")]
 
 mod common;
 

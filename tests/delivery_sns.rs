@@ -1,6 +1,8 @@
 //! SNS delivery through the AWS emulator (moto, started by `scripts/test.sh`): an SQS
 //! queue subscribed to the topic receives the alert with its Subject, message and
 //! attributes; a filter policy on the attributes routes; the daemon delivers through SNS.
+// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
+#![cfg(feature = "aws-emulator")]
 
 mod common;
 #[path = "common/delivery.rs"]

@@ -7,7 +7,7 @@
 //! safe to log. The config types hold those in [`Redacted`], whose `Debug` hides them.
 //!
 //! Sinks are never called directly by the daemon: [`delivery::Delivery`] writes every
-//! notification to the durable [`crate::outbox`] first and retries it per sink with
+//! notification to the durable outbox (`notify::outbox`) first and retries it per sink with
 //! backoff until the sink accepts it.
 
 mod lines;
