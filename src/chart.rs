@@ -5,7 +5,8 @@
 //! maximum number of points per line, keeping spikes and drops.
 //!
 //! The panel writes SVG elements with class names only (`band`, `expected`, `observed`,
-//! `anomalous`, `marker fire|repeat|resolve`, `grid`, `time-grid`, `unjudged`, `clipped`,
+//! `lone` for a run of one bin, `anomalous`, `marker fire|repeat|resolve` with
+//! `alert-fired|alert-resolved`, `frame`, `grid`, `time-grid`, `unjudged`, `clipped`,
 //! `title`); colours live in each page's stylesheet and sizes in its [`Look`]. The caller
 //! writes the `<svg>` element around one or more panels. A leaf: it imports only
 //! [`crate::html`].
