@@ -205,6 +205,10 @@ fn describe_route_metrics() {
         "Failed delivery attempts that will be retried, per sink {sink}"
     );
     describe_counter!(
+        "authpulse_alertmanager_resend_failures_total",
+        "Re-sends of firing alerts that Alertmanager did not take, per alertmanager sink {sink} (the next follows after resend_interval)"
+    );
+    describe_counter!(
         "authpulse_notifications_suppressed_total",
         "Notifications not sent because they were already sent or are history, per {reason}"
     );

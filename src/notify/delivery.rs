@@ -44,7 +44,6 @@ use super::outbox::{Entry, Outbox, Recovered};
 use super::{Progress, RouteConfig};
 use crate::alert::Alert;
 use crate::clock::SharedClock;
-use crate::detect::DetectorKind;
 use crate::retry::{backoff, RemoteError};
 use crate::rule::RuleSpec;
 use crate::sink::{Sink, SinkSpec};
@@ -72,6 +71,8 @@ pub enum DeliveryError {
 struct Queue {
     id: String,
     name: String,
+    /// Which alerts this sink gets (`route` in its config).
+    route: crate::sink::SinkRoute,
     tx: mpsc::UnboundedSender<Entry>,
 }
 
@@ -220,10 +221,21 @@ impl Delivery {
                     "undelivered notifications from an earlier run: retrying"
                 );
             }
+            // A sink that keeps firing alerts alive at its receiver (Alertmanager)
+            // picks up the incidents still firing.
+            let firing: Vec<Alert> = state
+                .notified
+                .values()
+                .filter(|n| n.status == crate::alert::Status::Firing)
+                .map(|n| n.alert.clone())
+                .filter(|a| spec.route().matches(a))
+                .collect();
+            sink.resume(firing).await;
             let (tx, rx) = mpsc::unbounded_channel();
             queues.push(Queue {
                 id,
                 name: sink.name().to_string(),
+                route: spec.route().clone(),
                 tx,
             });
             workers.push(tokio::spawn(worker(
@@ -279,7 +291,7 @@ impl Delivery {
             .find(|r| r.name == alert.rule)?
             .detectors
             .iter()
-            .find(|d| d.detector.kind().name() == alert.detector)
+            .find(|d| alert.detector.pipeline() == Some(d.detector.kind()))
             .map(|d| d.fire.repeat_interval)
     }
 
@@ -370,7 +382,7 @@ impl Delivery {
                         .state
                         .notified
                         .get(fp)
-                        .is_some_and(|n| DetectorKind::from_name(&n.alert.detector).is_none())
+                        .is_some_and(|n| n.alert.detector.pipeline().is_none())
             },
             next_ms,
         );
@@ -393,7 +405,8 @@ impl Delivery {
         out
     }
 
-    /// Write each alert to every sink's outbox queue and wake the workers. If the disk
+    /// Write each alert to the outbox queue of every sink whose route takes it, and wake
+    /// the workers. If the disk
     /// fails, the notification is still handed to the worker (in memory only): a page
     /// that might be lost on a crash beats no page.
     async fn enqueue(&self, alerts: Vec<Alert>) {
@@ -401,12 +414,20 @@ impl Delivery {
             return;
         }
         let outbox = self.outbox.clone();
-        let ids: Vec<String> = self.queues.iter().map(|q| q.id.clone()).collect();
+        let ids: Vec<(String, crate::sink::SinkRoute)> = self
+            .queues
+            .iter()
+            .map(|q| (q.id.clone(), q.route.clone()))
+            .collect();
         let now = self.clock.now_ms();
         let result = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for alert in &alerts {
-                for (i, id) in ids.iter().enumerate() {
+                for (i, (id, route)) in ids.iter().enumerate() {
+                    if !route.matches(alert) {
+                        tracing::debug!(queue = %id, idempotency_key = %alert.idempotency_key, "not routed to this sink");
+                        continue;
+                    }
                     match outbox.enqueue(id, alert, now) {
                         Ok(Some(entry)) => out.push((i, entry)),
                         Ok(None) => {
@@ -565,7 +586,9 @@ async fn worker(
             }
             Err(RemoteError::Transient(error)) => {
                 attempt += 1;
-                let delay = backoff(&policy, attempt, &mut rng);
+                // The receiver's own "not before" (PagerDuty's 429), if longer.
+                let delay =
+                    backoff(&policy, attempt, &mut rng).max(sink.retry_after().unwrap_or_default());
                 metrics::counter!("authpulse_notification_retries_total", "sink" => name.clone())
                     .increment(1);
                 tracing::warn!(

@@ -154,7 +154,7 @@ fn open_alerts(h: &mut String, s: &BoardState) {
                 ))
                 .unwrap_or_default(),
             esc(&a.rule),
-            esc(&a.detector),
+            esc(a.detector.name()),
             esc(&labels_text(&a.series)),
             esc(&a.started_at.to_string()),
             esc(&a.bin_start.to_string()),
