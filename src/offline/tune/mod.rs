@@ -26,23 +26,15 @@ use crate::series::{Counts, Labels};
 /// (every floor other than the p-value is the same for both).
 pub const PROBE_P_VALUE: f64 = 0.01;
 
-/// What the lifecycle did with a bin's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    None,
-    Fire,
-    Repeat,
-    Resolve,
-}
+pub use crate::chart::Mark;
 
-impl Mark {
-    fn of(t: Transition) -> Mark {
-        match t {
-            Transition::Quiet => Mark::None,
-            Transition::Fire { .. } => Mark::Fire,
-            Transition::Repeat { .. } => Mark::Repeat,
-            Transition::Resolve { .. } => Mark::Resolve,
-        }
+/// What the lifecycle did with a bin's verdict.
+fn mark_of(t: Transition) -> Mark {
+    match t {
+        Transition::Quiet => Mark::None,
+        Transition::Fire { .. } => Mark::Fire,
+        Transition::Repeat { .. } => Mark::Repeat,
+        Transition::Resolve { .. } => Mark::Resolve,
     }
 }
 
@@ -260,7 +252,7 @@ impl Observer for Recorder {
                     p_value: f.p_value,
                     anomalous: f.anomalous,
                     anomalous_loose,
-                    mark: Mark::of(v.transition),
+                    mark: mark_of(v.transition),
                 }
             }));
         }
