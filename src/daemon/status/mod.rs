@@ -85,13 +85,9 @@ impl BinTrace {
                 m.band = Some((f.lower, f.upper));
                 m.anomalous = f.anomalous;
             }
-            let mark = match v.transition {
-                Transition::Quiet => continue,
-                Transition::Fire { .. } => Mark::Fire,
-                Transition::Repeat { .. } => Mark::Repeat,
-                Transition::Resolve { .. } => Mark::Resolve,
-            };
-            marks.push((*kind, mark));
+            if v.transition != Transition::Quiet {
+                marks.push((*kind, v.transition.mark()));
+            }
         }
         BinTrace {
             bin: ctx.bin,

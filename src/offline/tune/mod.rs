@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::detect::{BinContext, Detector, DetectorKind};
-use crate::pipeline::lifecycle::Transition;
 use crate::pipeline::{Observer, Verdict};
 use crate::rule::RuleSpec;
 use crate::series::{Counts, Labels};
@@ -27,16 +26,6 @@ use crate::series::{Counts, Labels};
 pub const PROBE_P_VALUE: f64 = 0.01;
 
 pub use crate::chart::Mark;
-
-/// What the lifecycle did with a bin's verdict.
-fn mark_of(t: Transition) -> Mark {
-    match t {
-        Transition::Quiet => Mark::None,
-        Transition::Fire { .. } => Mark::Fire,
-        Transition::Repeat { .. } => Mark::Repeat,
-        Transition::Resolve { .. } => Mark::Resolve,
-    }
-}
 
 /// One detector's judgement of one bin, kept small (a series holds thousands).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -252,7 +241,7 @@ impl Observer for Recorder {
                     p_value: f.p_value,
                     anomalous: f.anomalous,
                     anomalous_loose,
-                    mark: mark_of(v.transition),
+                    mark: v.transition.mark(),
                 }
             }));
         }
