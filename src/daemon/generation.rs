@@ -38,6 +38,9 @@ pub struct Shared {
     pub clock: SharedClock,
     /// The current route's stopper, for the stop watcher (see `daemon::run`).
     pub route_stop: Arc<Mutex<Option<watch::Sender<bool>>>>,
+    /// The operator's silences and the notification history: every route uses them.
+    pub silences: crate::notify::silence::Silences,
+    pub journal: crate::notify::journal::Journal,
 }
 
 pub struct Generation {
@@ -59,7 +62,7 @@ pub struct Generation {
 }
 
 /// The route's slice of the config.
-fn route_config(config: &Config) -> RouteConfig {
+fn route_config(config: &Config, shared: &Shared) -> RouteConfig {
     RouteConfig {
         state_dir: config.daemon.state_dir.clone(),
         sinks: config.sinks.clone(),
@@ -70,6 +73,8 @@ fn route_config(config: &Config) -> RouteConfig {
         // The file source is its own clock (a replay is the point): it passes everything.
         page_history: (config.source.kind == SourceKind::Cloudwatch)
             .then_some(config.daemon.page_history),
+        silences: shared.silences.clone(),
+        journal: shared.journal.clone(),
     }
 }
 
@@ -124,7 +129,7 @@ impl Generation {
     /// The route (sinks, outbox, ledger) starts before the source: undelivered
     /// notifications from an earlier run are retried at once.
     pub async fn start(config: Config, shared: &Shared) -> Result<Generation, DaemonError> {
-        let route = Route::start(route_config(&config), shared.clock.clone()).await?;
+        let route = Route::start(route_config(&config, shared), shared.clock.clone()).await?;
         if let Ok(mut slot) = shared.route_stop.lock() {
             *slot = Some(route.stopper());
         }

@@ -29,6 +29,10 @@ fn keep_restart_only_keys(running: &Config, new: &mut Config) {
         ignored.push("daemon.log_level");
         d.log_level = old.log_level.clone();
     }
+    if d.api_token_env != old.api_token_env {
+        ignored.push("daemon.api_token_env");
+        d.api_token_env = old.api_token_env.clone();
+    }
     if !ignored.is_empty() {
         tracing::warn!(
             keys = %ignored.join(", "),

@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::enrich::{self, Enricher};
+use super::journal::{self, Journal};
 use super::ledger::{AlertState, Loaded, StateFile, Suppressed};
 use super::outbox::{Entry, Outbox, Recovered};
 use super::worker::Worker;
@@ -88,6 +89,8 @@ pub struct Delivery {
     stop_rx: watch::Receiver<bool>,
     workers: Vec<JoinHandle<()>>,
     enricher: Option<Arc<Enricher>>,
+    /// The notification history: what became of each notice.
+    journal: Journal,
     /// Held for the daemon's lifetime: the state directory's lock.
     _lock: std::fs::File,
     /// After the source caught up: look for incidents to resolve (see
@@ -237,7 +240,8 @@ impl Delivery {
                 route: spec.route().clone(),
                 tx,
             });
-            let worker = Worker::new(sink, spec.retry(), outbox.clone(), clock.clone());
+            let worker = Worker::new(sink, spec.retry(), outbox.clone(), clock.clone())
+                .with_journal(config.journal.clone());
             workers.push(tokio::spawn(worker.run(pending, rx, stop_rx.clone())));
         }
         metrics::gauge!("authpulse_outbox_depth").set(outbox.depth() as f64);
@@ -255,6 +259,7 @@ impl Delivery {
             stop_rx,
             workers,
             enricher,
+            journal: config.journal.clone(),
             _lock: lock,
             reconcile_pending: false,
             suppressed_replayed: 0,
@@ -332,6 +337,12 @@ impl Delivery {
     }
 
     fn count_suppressed(&mut self, alert: &Alert, why: Suppressed) {
+        // A restart's replay regenerates every notice it ever sent: only the rest is
+        // news for the history.
+        if why != Suppressed::Replayed {
+            self.journal
+                .held(alert, journal::Stage::Suppressed, why.as_str());
+        }
         metrics::counter!("authpulse_notifications_suppressed_total", "reason" => why.as_str())
             .increment(1);
         if why == Suppressed::Replayed {
@@ -406,17 +417,19 @@ impl Delivery {
             return;
         }
         let outbox = self.outbox.clone();
-        let ids: Vec<(String, crate::sink::SinkRoute)> = self
+        let ids: Vec<(String, crate::sink::SinkRoute, String)> = self
             .queues
             .iter()
-            .map(|q| (q.id.clone(), q.route.clone()))
+            .map(|q| (q.id.clone(), q.route.clone(), q.name.clone()))
             .collect();
+        let history = self.journal.clone();
         let now = self.clock.now_ms();
         let result = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for alert in &alerts {
-                for (i, (id, route)) in ids.iter().enumerate() {
+                for (i, (id, route, name)) in ids.iter().enumerate() {
                     if !route.matches(alert) {
+                        history.sink(alert, name, journal::Delivery::NotRouted);
                         tracing::debug!(queue = %id, idempotency_key = %alert.idempotency_key, "not routed to this sink");
                         continue;
                     }
@@ -460,6 +473,8 @@ impl Delivery {
                     status = ?entry.alert.status,
                     "notification queued"
                 );
+                self.journal
+                    .sink(&entry.alert, &q.name, journal::Delivery::Queued);
                 if q.tx.send(entry).is_err() {
                     tracing::error!(sink = %q.name, "delivery worker is gone; the notification stays in the outbox for the next start");
                 }

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 
 use super::delivery::blocking;
+use super::journal::{Delivery, Journal};
 use super::outbox::{Entry, Outbox};
 use crate::clock::SharedClock;
 use crate::retry::{backoff, RemoteError, RetryPolicy};
@@ -26,6 +27,8 @@ pub struct Worker {
     rng: SmallRng,
     /// Failed attempts at the item at the head of the queue.
     attempt: u32,
+    /// The notification history (`None`: not kept).
+    journal: Option<Journal>,
 }
 
 /// What to do after one attempt at the head of the queue.
@@ -56,6 +59,19 @@ impl Worker {
             clock,
             rng: SmallRng::seed_from_u64(seed),
             attempt: 0,
+            journal: None,
+        }
+    }
+
+    /// Report what becomes of each notice to the notification history.
+    pub fn with_journal(mut self, journal: Journal) -> Worker {
+        self.journal = Some(journal);
+        self
+    }
+
+    fn record(&self, entry: &Entry, delivery: Delivery) {
+        if let Some(j) = &self.journal {
+            j.sink(&entry.alert, &self.name, delivery);
         }
     }
 
@@ -105,6 +121,13 @@ impl Worker {
         if self.attempt > 0 && age_ms > self.policy.give_up_after.as_millis() as i64 {
             let why = "retried for longer than give_up_after";
             give_up(&self.outbox, entry, &self.name, why, self.attempt);
+            self.record(
+                entry,
+                Delivery::DeadLettered {
+                    attempts: self.attempt,
+                    reason: why.to_string(),
+                },
+            );
             return Next::Done;
         }
         match self.sink.send(&entry.alert).await {
@@ -114,6 +137,13 @@ impl Worker {
             }
             Err(RemoteError::Permanent(error)) => {
                 give_up(&self.outbox, entry, &self.name, &error, self.attempt + 1);
+                self.record(
+                    entry,
+                    Delivery::DeadLettered {
+                        attempts: self.attempt + 1,
+                        reason: error,
+                    },
+                );
                 Next::Done
             }
             Err(RemoteError::Transient(error)) => {
@@ -132,6 +162,14 @@ impl Worker {
                     pending,
                     "delivery failed; will retry"
                 );
+                self.record(
+                    entry,
+                    Delivery::Retrying {
+                        attempts: self.attempt,
+                        last_error: error,
+                        retry_in_ms: delay.as_millis() as u64,
+                    },
+                );
                 Next::RetryIn(delay)
             }
         }
@@ -146,6 +184,12 @@ impl Worker {
         metrics::counter!("authpulse_notifications_sent_total", "sink" => self.name.clone())
             .increment(1);
         tracing::info!(sink = %self.name, idempotency_key = %key, attempts = self.attempt + 1, "notification delivered");
+        self.record(
+            entry,
+            Delivery::Delivered {
+                attempts: self.attempt + 1,
+            },
+        );
     }
 }
 
