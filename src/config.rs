@@ -203,6 +203,7 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
 
     for s in &mut sinks {
         s.with_http_listen(daemon.http_listen);
+        s.with_state_dir(&daemon.state_dir);
     }
     if problems.0.is_empty() {
         Ok(Config {
