@@ -595,7 +595,14 @@ mod tests {
         let kinds: Vec<&str> = c.sinks.iter().map(SinkSpec::kind).collect();
         assert_eq!(
             kinds,
-            ["file", "webhook", "sns", "pagerduty", "alertmanager"],
+            [
+                "file",
+                "webhook",
+                "sns",
+                "pagerduty",
+                "alertmanager",
+                "slack"
+            ],
             "{toml}"
         );
         assert_eq!(c.sinks.len() + c.mutes.len(), blocks);
