@@ -640,6 +640,9 @@ impl Silences {
         let now = self.clock.now_ms();
         let (send, held) = {
             let mut inner = self.lock();
+            if inner.set.silences.is_empty() && inner.set.held.is_empty() {
+                return (alerts, Vec::new());
+            }
             let mut next = inner.set.clone();
             let (send, held, changed) = next.apply(alerts, now, notified_firing);
             if changed {

@@ -430,6 +430,55 @@ mod tests {
     }
 
     #[test]
+    fn silences_and_the_notification_history_are_shown() {
+        use crate::notify::journal::{Delivery, Journal};
+        use crate::notify::silence::{Matcher, NewSilence, Silences};
+        use crate::sink::render::tests::sample_alert;
+        let clock = crate::clock::ManualClock::at(1_795_600_000_000);
+        let b = Board::new(clock.clone());
+        b.reset(&Config::builtin());
+        let (journal, silences) = (Journal::new(clock.clone()), Silences::in_memory(clock));
+        b.show_route(journal.clone(), silences.clone());
+        let page = b.render();
+        assert!(page.contains("Silences (0)"), "{page}");
+        assert!(page.contains("No notification since the start."));
+        silences
+            .add(NewSilence {
+                matcher: Matcher {
+                    rule: "okta-sign-ins".into(),
+                    detector: None,
+                    series: Default::default(),
+                },
+                duration_ms: 3_600_000,
+                created_by: "alice <sec>".into(),
+                reason: "pen test".into(),
+            })
+            .unwrap();
+        let a = sample_alert(Status::Firing, "2026-11-25T10:00:00Z");
+        b.alerts(std::slice::from_ref(&a));
+        journal.sink(
+            &a,
+            "webhook[1]",
+            Delivery::DeadLettered {
+                attempts: 1,
+                reason: "HTTP 400 <bad>".into(),
+            },
+        );
+        let page = b.render();
+        assert!(page.contains("Silences (1)"), "{page}");
+        assert!(page.contains("alice &lt;sec&gt;"), "{page}");
+        assert!(page.contains("rule=okta-sign-ins"), "{page}");
+        assert!(page.contains(">silenced</span>"), "{page}");
+        assert!(page.contains("Notifications (last 1)"), "{page}");
+        assert!(
+            page.contains(
+                "webhook[1]: <span class=\"pill bad\">dead-lettered: HTTP 400 &lt;bad&gt;</span>"
+            ),
+            "{page}"
+        );
+    }
+
+    #[test]
     fn open_alerts_in_a_maintenance_window_are_marked_muted() {
         use crate::sink::render::tests::sample_alert;
         let mut config = Config::builtin();
