@@ -144,6 +144,8 @@ impl Route {
             self.journal.held(a, journal::Stage::Muted, &by);
         }
         if alerts.is_empty() {
+            // Nothing to hold back; the silences' gauge still follows the clock.
+            let _ = self.silences.apply(Vec::new(), |_| false);
             return alerts;
         }
         let notified: HashSet<String> = alerts

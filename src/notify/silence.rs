@@ -634,6 +634,8 @@ impl Silences {
         alerts: Vec<Alert>,
         notified_firing: impl Fn(&str) -> bool,
     ) -> (Vec<Alert>, Vec<(Alert, Hold)>) {
+        // Silences also end by themselves: the gauge follows every batch.
+        self.export_gauge();
         if alerts.is_empty() {
             return (alerts, Vec::new());
         }
@@ -667,7 +669,6 @@ impl Silences {
             metrics::counter!("authpulse_notifications_silenced_total", "rule" => a.rule.clone())
                 .increment(1);
         }
-        self.export_gauge();
         (send, held)
     }
 }
