@@ -295,6 +295,17 @@ impl SlackSink {
     ) -> Result<Self, RemoteError> {
         let token =
             SecretSource::Env(spec.token_env.clone()).resolve(&format!("{key_path}.token_env"))?;
+        Self::with_token(name, key_path, spec, token, file_id)
+    }
+
+    /// [`SlackSink::new`] with the token given.
+    fn with_token(
+        name: String,
+        key_path: &str,
+        spec: &SlackSpec,
+        token: String,
+        file_id: &str,
+    ) -> Result<Self, RemoteError> {
         let client = reqwest::Client::builder()
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
@@ -632,7 +643,6 @@ mod tests {
     }
 
     fn sink(url: &str, dir: &Path) -> SlackSink {
-        std::env::set_var("AUTHPULSE_TEST_SLACK_UNIT_TOKEN", "xoxb-test");
         let spec = SlackSpec {
             url: url.to_string(),
             token_env: "AUTHPULSE_TEST_SLACK_UNIT_TOKEN".into(),
@@ -643,7 +653,14 @@ mod tests {
             route: SinkRoute::default(),
             state_dir: dir.to_path_buf(),
         };
-        SlackSink::new("slack[0]".into(), "sinks[0]", &spec, "x").unwrap()
+        SlackSink::with_token(
+            "slack[0]".into(),
+            "sinks[0]",
+            &spec,
+            "xoxb-test".into(),
+            "x",
+        )
+        .unwrap()
     }
 
     #[tokio::test]
