@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!   cli/ (binary)   daemon/  offline/        the loop and HTTP │ backtest, evaluate, tune
-//!                   notify/  config          THE alert route   │ the file, in slices
+//!                   ha/      config          leases + shared state (DynamoDB) │ the file
+//!                   notify/                  THE alert route
 //!                   source/  sink/           bin updates in    │ adapters out
 //!                   pipeline/                bins in, alerts out (bin time)
 //!                   alert  alert_kind  rule  detect/ (detectors + baseline)
@@ -28,6 +29,7 @@ pub mod config_reader;
 pub mod daemon;
 pub mod detect;
 pub mod event;
+pub mod ha;
 pub mod notify;
 pub mod offline;
 pub mod pipeline;

@@ -164,6 +164,9 @@ impl RuleBoard {
     }
 }
 
+/// `[ha]`: a rule, the replica leading it (empty: none), and whether that is this one.
+pub type Leading = (String, String, bool);
+
 #[derive(Debug, Clone)]
 struct BoardState {
     version: &'static str,
@@ -180,6 +183,8 @@ struct BoardState {
     open: BTreeMap<String, Alert>,
     /// The config's maintenance windows: open alerts they cover are marked muted.
     mutes: Vec<Mute>,
+    /// With `[ha]`: this replica's id and who leads each rule (see [`Board::set_leaders`]).
+    leaders: Option<(String, Vec<Leading>)>,
 }
 
 /// The status page's data, shared between the daemon loop and the HTTP server.
@@ -204,6 +209,7 @@ impl Board {
                 rules: Vec::new(),
                 open: BTreeMap::new(),
                 mutes: Vec::new(),
+                leaders: None,
             }),
             clock,
         }
@@ -261,6 +267,12 @@ impl Board {
 
     pub fn set_ready(&self, ready: bool) {
         self.lock().ready = ready;
+    }
+
+    /// With `[ha]`: this replica's id, and per rule the replica leading it (empty:
+    /// none) and whether it is this one.
+    pub fn set_leaders(&self, me: &str, leaders: Vec<Leading>) {
+        self.lock().leaders = Some((me.to_string(), leaders));
     }
 
     pub fn set_last_poll(&self, ms: i64) {
@@ -386,6 +398,25 @@ svg .title { font-weight: 600; fill: #1f2328; }
 .empty { color: #57606a; font-style: italic; }
 "#;
 
+/// `[ha]`: which replica leads (evaluates and pages) each rule.
+fn render_leaders(h: &mut String, me: &str, leaders: &[Leading]) {
+    let _ = writeln!(
+        h,
+        "<section id=\"replicas\"><h2>Replicas</h2><p class=\"meta\">this replica: {}</p>\
+         <table><thead><tr><th>rule</th><th>led by</th></tr></thead><tbody>",
+        esc(me)
+    );
+    for (rule, owner, mine) in leaders {
+        let who = match (owner.is_empty(), mine) {
+            (_, true) => format!("<span class=\"pill ok\">this replica</span> {}", esc(owner)),
+            (true, false) => "<span class=\"pill warn\">nobody</span>".to_string(),
+            (false, false) => format!("<span class=\"pill muted\">standby</span> {}", esc(owner)),
+        };
+        let _ = writeln!(h, "<tr><td>{}</td><td>{who}</td></tr>", esc(rule));
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
 fn render(s: &BoardState, now_ms: i64) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(
@@ -422,6 +453,9 @@ fn render(s: &BoardState, now_ms: i64) -> String {
         },
         time(now_ms, "%H:%M:%S UTC"),
     );
+    if let Some((me, leaders)) = &s.leaders {
+        render_leaders(&mut h, me, leaders);
+    }
 
     let _ = writeln!(
         h,
