@@ -136,7 +136,11 @@ impl Generation {
             ha.set_rules(config.rules.iter().map(|r| r.name.clone()).collect());
         }
         let route = Route::start(route_config(&config, shared), shared.clock.clone()).await?;
-        let leadership = route.leadership();
+        let mut leadership = route.leadership();
+        if let Some(rx) = &mut leadership {
+            // Whatever changed before this generation subscribed is applied at once.
+            rx.mark_changed();
+        }
         if let Ok(mut slot) = shared.route_stop.lock() {
             *slot = Some(route.stopper());
         }

@@ -183,11 +183,13 @@ impl Replica {
             Ok(items) => items,
             Err(error) => {
                 self.unreachable(&error.to_string());
+                self.refresh_gauges(&rules);
                 return false;
             }
         };
         let by_rule: HashMap<&str, &LeaseItem> =
             items.iter().map(|i| (i.rule.as_str(), i)).collect();
+        let owners_before = lock(&self.leases).owners.clone();
         let mut ok = true;
         for rule in &rules {
             let item = by_rule.get(rule.as_str()).copied();
@@ -267,18 +269,27 @@ impl Replica {
             lock(&self.leases).lose(&rule);
             self.bump();
         }
+        if lock(&self.leases).owners != owners_before {
+            // Who leads what changed (for the status page).
+            self.bump();
+        }
         if ok {
             lock(&self.leases).last_ok_ms = Some(started);
             self.set_coordinating(true, None);
         } else {
             self.unreachable("lease requests failed");
         }
+        self.refresh_gauges(&rules);
+        ok
+    }
+
+    /// `authpulse_ha_leader{rule}`: 1 while the lease is ours by our clock.
+    fn refresh_gauges(&self, rules: &[String]) {
         let now = self.now();
-        for rule in &rules {
+        for rule in rules {
             let leads = lock(&self.leases).valid(rule, now).is_some();
             self.set_leader_gauge(rule, leads);
         }
-        ok
     }
 
     /// The table did not answer: once the last good round is a lease old, this replica

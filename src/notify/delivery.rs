@@ -367,6 +367,26 @@ impl Delivery {
                     .collect();
                 q.sink.resume(firing).await;
             }
+            self.reconcile_pending |= self.caught_up;
+            self.dirty = true;
+            tracing::info!(
+                %rule,
+                watermark = ?self.state.watermark(&rule),
+                firing = self.state.notified.values().filter(|n| n.alert.rule == rule && n.status == crate::alert::Status::Firing).count(),
+                undelivered = owed,
+                "leading this rule now: its shared state is loaded"
+            );
+        }
+        // Alerts kept while another replica led a rule (or while this one could not
+        // coordinate) are admitted once it leads again: its ledger drops what was
+        // handled, the rest is new.
+        let led: Vec<String> = self
+            .standby
+            .keys()
+            .filter(|r| self.store.leads(r))
+            .cloned()
+            .collect();
+        for rule in led {
             let kept = self.standby.remove(&rule).unwrap_or_default();
             let mut new = 0;
             for alert in kept {
@@ -379,16 +399,9 @@ impl Delivery {
                     Err(why) => self.count_suppressed(&alert, why),
                 }
             }
-            self.reconcile_pending |= self.caught_up;
-            self.dirty = true;
-            tracing::info!(
-                %rule,
-                watermark = ?self.state.watermark(&rule),
-                firing = self.state.notified.values().filter(|n| n.alert.rule == rule && n.status == crate::alert::Status::Firing).count(),
-                undelivered = owed,
-                not_yet_handled = new,
-                "leading this rule now: its shared state is loaded"
-            );
+            if new > 0 {
+                tracing::info!(%rule, count = new, "alerts seen while not leading this rule were not handled by another replica: sending them");
+            }
         }
         admitted
     }
