@@ -53,7 +53,9 @@ pub enum Action {
 }
 
 /// Decide for one rule. `item`: the lease in the table; `held`: ours, if we think we
-/// hold it; `seen`: what we saw of it before.
+/// hold it; `seen`: what we saw of it before; `warm`: our pipeline has loaded its
+/// history. A cold replica (still backfilling) leaves a released lease to a warm one
+/// for a lease period, and takes it after that like an expired one.
 pub fn decide(
     me: &str,
     item: Option<&LeaseItem>,
@@ -61,6 +63,7 @@ pub fn decide(
     seen: Option<&Seen>,
     now_ms: i64,
     lease_ms: i64,
+    warm: bool,
 ) -> Action {
     let Some(item) = item else {
         return if held.is_some() {
@@ -77,7 +80,7 @@ pub fn decide(
             Action::Lost
         };
     }
-    if item.owner.is_empty() {
+    if item.owner.is_empty() && warm {
         return Action::TakeOver(item.clone());
     }
     match seen {
@@ -185,7 +188,10 @@ mod tests {
 
     #[test]
     fn a_missing_lease_is_acquired_and_ours_is_renewed() {
-        assert_eq!(decide("a", None, None, None, 0, LEASE), Action::Acquire);
+        assert_eq!(
+            decide("a", None, None, None, 0, LEASE, true),
+            Action::Acquire
+        );
         let mut l = Leases::default();
         l.hold(&item("a", 1, 1), 1_000, LEASE);
         let held = l.held.get("r").cloned();
@@ -196,7 +202,8 @@ mod tests {
                 held.as_ref(),
                 None,
                 5_000,
-                LEASE
+                LEASE,
+                true
             ),
             Action::Renew { token: 1 }
         );
@@ -220,15 +227,34 @@ mod tests {
             loaded: true,
         };
         assert_eq!(
-            decide("a", Some(&item("b", 5, 2)), Some(&held), None, 0, LEASE),
+            decide(
+                "a",
+                Some(&item("b", 5, 2)),
+                Some(&held),
+                None,
+                0,
+                LEASE,
+                true
+            ),
             Action::Lost
         );
         // Same owner name but a newer token: a takeover by a namesake (restart).
         assert_eq!(
-            decide("a", Some(&item("a", 5, 2)), Some(&held), None, 0, LEASE),
+            decide(
+                "a",
+                Some(&item("a", 5, 2)),
+                Some(&held),
+                None,
+                0,
+                LEASE,
+                true
+            ),
             Action::Lost
         );
-        assert_eq!(decide("a", None, Some(&held), None, 0, LEASE), Action::Lost);
+        assert_eq!(
+            decide("a", None, Some(&held), None, 0, LEASE, true),
+            Action::Lost
+        );
         let mut l = Leases::default();
         l.hold(&item("a", 1, 1), 0, LEASE);
         l.lose("r");
@@ -243,11 +269,11 @@ mod tests {
         let seen = l.seen.get("r").cloned();
         let it = item("b", 7, 1);
         assert_eq!(
-            decide("a", Some(&it), None, seen.as_ref(), 15_999, LEASE),
+            decide("a", Some(&it), None, seen.as_ref(), 15_999, LEASE, true),
             Action::Wait
         );
         assert_eq!(
-            decide("a", Some(&it), None, seen.as_ref(), 16_000, LEASE),
+            decide("a", Some(&it), None, seen.as_ref(), 16_000, LEASE, true),
             Action::TakeOver(it.clone())
         );
         // The owner renewed: the clock starts again from when we saw the new counter.
@@ -260,7 +286,8 @@ mod tests {
                 None,
                 seen.as_ref(),
                 16_000,
-                LEASE
+                LEASE,
+                true
             ),
             Action::Wait
         );
@@ -269,17 +296,28 @@ mod tests {
         assert_eq!(l.seen["r"].since_ms, 10_000);
         // Never seen before: wait one lease whatever the counter.
         assert_eq!(
-            decide("a", Some(&item("b", 8, 1)), None, None, 99_000, LEASE),
+            decide("a", Some(&item("b", 8, 1)), None, None, 99_000, LEASE, true),
             Action::Wait
         );
     }
 
     #[test]
-    fn a_released_lease_is_taken_at_once() {
+    fn a_released_lease_is_taken_at_once_by_a_warm_replica_and_later_by_a_cold_one() {
         let it = item("", 9, 3);
         assert_eq!(
-            decide("a", Some(&it), None, None, 0, LEASE),
+            decide("a", Some(&it), None, None, 0, LEASE, true),
             Action::TakeOver(it.clone())
+        );
+        let mut l = Leases::default();
+        l.observe(&it, 0);
+        let seen = l.seen.get("r").cloned();
+        assert_eq!(
+            decide("a", Some(&it), None, seen.as_ref(), 1_000, LEASE, false),
+            Action::Wait
+        );
+        assert_eq!(
+            decide("a", Some(&it), None, seen.as_ref(), LEASE, LEASE, false),
+            Action::TakeOver(it)
         );
     }
 }

@@ -50,6 +50,8 @@ pub struct Replica {
     /// Rule → the state body last written or read: unchanged state is not written.
     saved: Mutex<BTreeMap<String, String>>,
     coordinating: std::sync::atomic::AtomicBool,
+    /// The route says the pipeline has loaded its history (see [`decide`]).
+    warm: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Replica {
@@ -116,6 +118,7 @@ impl Replica {
             next_seq: AtomicU64::new(0),
             saved: Mutex::new(BTreeMap::new()),
             coordinating: std::sync::atomic::AtomicBool::new(false),
+            warm: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -205,6 +208,7 @@ impl Replica {
                     leases.seen.get(rule),
                     started,
                     self.lease_ms,
+                    self.warm.load(Ordering::SeqCst),
                 )
             };
             let sent = self.now();
@@ -429,6 +433,10 @@ impl AlertStore for Replica {
         Some(self.changed.subscribe())
     }
 
+    fn set_warm(&self, warm: bool) {
+        self.warm.store(warm, Ordering::SeqCst);
+    }
+
     fn take_changes(&self) -> Vec<(String, bool)> {
         let now = self.now();
         let mut leases = lock(&self.leases);
@@ -442,7 +450,9 @@ impl AlertStore for Replica {
     }
 
     fn open(&self, queues: &[String]) -> io::Result<(AlertState, Recovered)> {
-        // A new route (a start or a reload): every rule held is loaded again by it.
+        // A new route (a start or a reload): every rule held is loaded again by it, and
+        // its pipeline loads its history again.
+        self.warm.store(false, Ordering::SeqCst);
         for h in lock(&self.leases).held.values_mut() {
             h.loaded = false;
         }
@@ -835,9 +845,13 @@ mod tests {
         assert_eq!(blocking(move || b2.claim(&e)).await, Ok(false));
         assert!(t.query(&dynamo::outbox_pk("r1")).await.unwrap().is_empty());
 
-        // A clean stop hands the rule back at once.
+        // A clean stop hands the rule back: at once to a warm replica (a cold one, still
+        // loading its history, would wait a lease for a warm one first).
         b.release_all().await;
         assert!(!b.leads("r1"));
+        assert!(a.round().await);
+        assert!(a.take_changes().is_empty(), "cold: waits");
+        a.set_warm(true);
         assert!(a.round().await);
         assert_eq!(a.take_changes(), vec![("r1".to_string(), true)]);
         let (a2, q) = (a.clone(), queues.clone());

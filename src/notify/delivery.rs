@@ -294,6 +294,7 @@ impl Delivery {
             );
         }
         self.caught_up = true;
+        self.store.set_warm(true);
         self.reconcile_pending = true;
         self.submit(Vec::new(), progress).await;
     }

@@ -65,6 +65,9 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The pipeline has loaded its history (a warm standby is preferred for takeovers).
+    fn set_warm(&self, _warm: bool) {}
+
     /// Rules gained (`true`) or lost (`false`) since the last call.
     fn take_changes(&self) -> Vec<(String, bool)> {
         Vec::new()
