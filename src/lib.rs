@@ -5,8 +5,8 @@
 //!
 //! ```text
 //!   cli/ (binary)   daemon/  offline/        the loop and HTTP │ backtest, evaluate, tune
-//!                   ha/      config          leases + shared state (DynamoDB) │ the file
-//!                   notify/                  THE alert route
+//!                   config   ha/             the file, in slices │ leases + shared state (DynamoDB)
+//!                   notify/                  THE alert route (ledger + outbox behind a store)
 //!                   source/  sink/           bin updates in    │ adapters out
 //!                   pipeline/                bins in, alerts out (bin time)
 //!                   alert  alert_kind  rule  detect/ (detectors + baseline)

@@ -46,6 +46,7 @@ fn replica_config(
     events: &Path,
     table: &str,
     sinks: &str,
+    lease_s: u64,
 ) -> (PathBuf, u16) {
     let port = free_port();
     let home = dir.join(name);
@@ -65,7 +66,7 @@ settle = "0s"
 
 [ha]
 table = "{table}"
-lease = "{LEASE_S}s"
+lease = "{lease_s}s"
 replica_id = "{name}"
 {RULE}
 {sinks}
@@ -94,6 +95,7 @@ struct Cluster {
     events: PathBuf,
     table: String,
     sinks: String,
+    lease_s: u64,
 }
 
 impl Cluster {
@@ -105,6 +107,7 @@ impl Cluster {
             events,
             table: common::unique("authpulse-ha"),
             sinks: webhook(receiver),
+            lease_s: LEASE_S,
             dir,
         }
     }
@@ -116,6 +119,7 @@ impl Cluster {
             &self.events,
             &self.table,
             &self.sinks,
+            self.lease_s,
         );
         let env = aws_env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -551,4 +555,80 @@ async fn a_failing_dynamodb_stops_paging_loudly_and_no_page_is_lost_or_doubled()
     assert!(leads(&a).await != leads(&b).await, "exactly one leader");
     assert!(a.terminate().success());
     assert!(b.terminate().success());
+}
+
+/// All DynamoDB requests a replica made so far.
+async fn requests(d: &Daemon) -> f64 {
+    metrics_of(d)
+        .await
+        .lines()
+        .filter(|l| l.starts_with("authpulse_ha_requests_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The figures in the README, measured by hand (not part of the suite: they take
+/// minutes with a production lease, and speed is not asserted):
+///
+/// ```sh
+/// AUTHPULSE_HA_BENCH_LEASE=15 cargo test --features aws-emulator --test ha_replicas \
+///     -- --ignored --nocapture figures
+/// ```
+///
+/// Takeover time after SIGKILL over 10 runs (each asserted to happen within lease + one
+/// look + slack), and DynamoDB requests per hour of a leader and of a standby of one rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement for the README; see the doc comment"]
+async fn figures_takeover_after_sigkill_and_requests_per_hour() {
+    let lease_s: u64 = std::env::var("AUTHPULSE_HA_BENCH_LEASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LEASE_S);
+    let receiver = Receiver::start(200).await;
+    let mut cluster = Cluster::new(&receiver, &traffic_lines(0..30, 0..0));
+    cluster.lease_s = lease_s;
+    let lease = Duration::from_secs(lease_s);
+    let mut leader = cluster.start("r0");
+    leader.wait_ready(Duration::from_secs(60)).await;
+    let mut standby = cluster.start("r1");
+    standby.wait_ready(Duration::from_secs(60)).await;
+    assert!(leads(&leader).await);
+
+    // Requests while nothing happens but the leases (no bin closes, nothing is paged).
+    let window = lease * 4;
+    let (l0, s0) = (requests(&leader).await, requests(&standby).await);
+    tokio::time::sleep(window).await;
+    let (l1, s1) = (requests(&leader).await, requests(&standby).await);
+    let per_hour = |a: f64, b: f64| (b - a) * 3600.0 / window.as_secs_f64();
+    eprintln!(
+        "lease {lease_s}s: DynamoDB requests per hour, leader of 1 rule {:.0}, standby {:.0}",
+        per_hour(l0, l1),
+        per_hour(s0, s1)
+    );
+
+    let mut took = Vec::new();
+    for i in 0..10 {
+        assert!(leads(&leader).await, "{}", logs(&[&leader, &standby]));
+        leader.kill();
+        let killed = Instant::now();
+        assert!(
+            until(lease + lease / 3 + SLACK, async || leads(&standby).await).await,
+            "{}",
+            logs(&[&leader, &standby])
+        );
+        took.push(killed.elapsed());
+        leader = standby;
+        standby = cluster.start(&format!("r{}", i + 2));
+        standby.wait_ready(Duration::from_secs(60)).await;
+    }
+    took.sort();
+    eprintln!(
+        "lease {lease_s}s: takeover after SIGKILL over {} runs: median {:.2}s, worst {:.2}s, all {:?}",
+        took.len(),
+        (took[4] + took[5]).as_secs_f64() / 2.0,
+        took[took.len() - 1].as_secs_f64(),
+        took.iter().map(|d| (d.as_secs_f64() * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
+    assert!(leader.terminate().success());
+    assert!(standby.terminate().success());
 }

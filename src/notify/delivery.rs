@@ -10,6 +10,11 @@
 //!                               permanent or too old ─▶ dead/ (logged, counted)
 //! ```
 //!
+//! Where the outbox and the state live is the [`AlertStore`]'s business (files, or with
+//! `[ha]` a shared table): with several replicas, alerts of rules another replica leads
+//! are kept for a takeover instead of admitted, and each send is preceded by a claim that
+//! fails once this replica lost the rule's lease.
+//!
 //! Order matters for crash safety. A notification is written to the outbox *before* the
 //! state records its bin as handled, so a crash in between regenerates it on restart
 //! (the outbox refuses a key it already holds; a receiver drops a repeat it already got)

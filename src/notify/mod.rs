@@ -13,7 +13,9 @@
 //! The stages: [`history`] (a restart does not page for incidents that ended while
 //! authpulse was down), [`mute`] (maintenance windows), [`ledger`] (what was notified, per
 //! fingerprint and rule watermark, persisted), [`enrich`] (follow-up queries),
-//! [`outbox`] (durable per-sink queues) and [`delivery`] (the workers that drain them).
+//! [`outbox`] (durable per-sink queues) and [`delivery`] (the workers that drain them);
+//! [`store`] says where the ledger and the outbox live (files in `state_dir`, or a table
+//! shared by replicas, where this process pages only the rules whose lease it holds).
 //! Backtests use only [`mute`]: the rest is about a daemon's life across restarts.
 
 pub mod delivery;
