@@ -11,7 +11,7 @@
 //!                   pipeline/                bins in, alerts out (bin time)
 //!                   alert  alert_kind  rule  detect/ (detectors + baseline)
 //!                   series  event  stats  aws                    domain
-//!                   clock  retry  config_reader                  leaves
+//!                   clock  retry  config_reader  html  chart     leaves
 //! ```
 //!
 //! One bin's path: [`source`] (a query, or lines binned locally) → [`series::Update`]
@@ -23,6 +23,7 @@
 pub mod alert;
 pub mod alert_kind;
 pub mod aws;
+pub mod chart;
 pub mod clock;
 pub mod config;
 pub mod config_reader;
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod detect;
 pub mod event;
 pub mod ha;
+pub mod html;
 pub mod notify;
 pub mod offline;
 pub mod pipeline;

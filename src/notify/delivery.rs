@@ -38,8 +38,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -47,10 +45,11 @@ use super::enrich::{self, Enricher};
 use super::ledger::{AlertState, Suppressed};
 use super::outbox::Entry;
 use super::store::{AlertStore, LocalStore, Locked, StoreError};
+use super::worker::Worker;
 use super::{Progress, RouteConfig};
 use crate::alert::Alert;
 use crate::clock::SharedClock;
-use crate::retry::{backoff, RemoteError};
+use crate::retry::RemoteError;
 use crate::rule::RuleSpec;
 use crate::sink::{Sink, SinkSpec};
 
@@ -133,7 +132,7 @@ fn queue_ids(sinks: &[SinkSpec]) -> Vec<String> {
     ids
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
     tokio::task::spawn_blocking(f)
@@ -194,15 +193,8 @@ impl Delivery {
                 route: spec.route().clone(),
                 tx,
             });
-            workers.push(tokio::spawn(worker(
-                sink,
-                spec.clone(),
-                store.clone(),
-                pending,
-                rx,
-                stop_rx.clone(),
-                clock.clone(),
-            )));
+            let worker = Worker::new(sink, spec.retry(), store.clone(), clock.clone());
+            workers.push(tokio::spawn(worker.run(pending, rx, stop_rx.clone())));
         }
         metrics::gauge!("authpulse_outbox_depth").set(store.depth() as f64);
         let enricher = Enricher::new(&config.source, &config.enrichment).await;
@@ -600,158 +592,4 @@ impl Delivery {
             "delivery stopped; undelivered notifications stay in the outbox"
         );
     }
-}
-
-/// Deliver one sink's queue, oldest first, until told to stop.
-async fn worker(
-    sink: Arc<dyn Sink>,
-    spec: SinkSpec,
-    store: Arc<dyn AlertStore>,
-    mut queue: VecDeque<Entry>,
-    mut rx: mpsc::UnboundedReceiver<Entry>,
-    mut stop: watch::Receiver<bool>,
-    clock: SharedClock,
-) {
-    let policy = spec.retry();
-    let name = sink.name().to_string();
-    let seed = clock.now_ms() as u64
-        ^ name
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut attempt: u32 = 0;
-    // Failed attempts to ask the store whether this replica may send (HA only).
-    let mut unsure: u32 = 0;
-    loop {
-        while let Ok(e) = rx.try_recv() {
-            queue.push_back(e);
-        }
-        if *stop.borrow() {
-            return;
-        }
-        let Some(entry) = queue.front() else {
-            tokio::select! {
-                e = rx.recv() => match e {
-                    Some(e) => queue.push_back(e),
-                    None => return,
-                },
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            continue;
-        };
-        let key = entry.alert.idempotency_key.clone();
-        let age_ms = clock.now_ms() - entry.enqueued_ms;
-        if attempt > 0 && age_ms > policy.give_up_after.as_millis() as i64 {
-            give_up(
-                &store,
-                entry,
-                &name,
-                "retried for longer than give_up_after",
-                attempt,
-            )
-            .await;
-            queue.pop_front();
-            attempt = 0;
-            continue;
-        }
-        // Fencing: a replica that lost the rule's lease never sends.
-        let claim = {
-            let (store, entry) = (store.clone(), entry.clone());
-            tokio::task::spawn_blocking(move || store.claim(&entry))
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())))
-        };
-        match claim {
-            Ok(true) => unsure = 0,
-            Ok(false) => {
-                tracing::info!(sink = %name, idempotency_key = %key, rule = %entry.alert.rule, "not delivered from this replica: it no longer leads the rule (fenced)");
-                queue.pop_front();
-                attempt = 0;
-                continue;
-            }
-            Err(error) => {
-                unsure += 1;
-                let delay = backoff(&policy, unsure, &mut rng);
-                tracing::warn!(sink = %name, idempotency_key = %key, %error, retry_in_ms = delay.as_millis() as u64, "cannot confirm this replica still leads the rule; not sending yet");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                continue;
-            }
-        }
-        match sink.send(&entry.alert).await {
-            Ok(()) => {
-                let done = entry.clone();
-                let ob = store.clone();
-                if let Err(error) = blocking(move || ob.remove(&done)).await {
-                    tracing::error!(sink = %name, idempotency_key = %key, %error, "delivered, but cannot remove it from the outbox; it will be sent again after a restart");
-                }
-                metrics::counter!("authpulse_notifications_sent_total", "sink" => name.clone())
-                    .increment(1);
-                tracing::info!(sink = %name, idempotency_key = %key, attempts = attempt + 1, "notification delivered");
-                queue.pop_front();
-                attempt = 0;
-            }
-            Err(RemoteError::Permanent(error)) => {
-                give_up(&store, entry, &name, &error, attempt + 1).await;
-                queue.pop_front();
-                attempt = 0;
-            }
-            Err(RemoteError::Transient(error)) => {
-                attempt += 1;
-                // The receiver's own "not before" (PagerDuty's 429), if longer.
-                let delay =
-                    backoff(&policy, attempt, &mut rng).max(sink.retry_after().unwrap_or_default());
-                metrics::counter!("authpulse_notification_retries_total", "sink" => name.clone())
-                    .increment(1);
-                tracing::warn!(
-                    sink = %name,
-                    idempotency_key = %key,
-                    attempt,
-                    %error,
-                    retry_in_ms = delay.as_millis() as u64,
-                    pending = queue.len(),
-                    "delivery failed; will retry"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-        }
-        metrics::gauge!("authpulse_outbox_depth").set(store.depth() as f64);
-    }
-}
-
-async fn give_up(
-    store: &Arc<dyn AlertStore>,
-    entry: &Entry,
-    sink: &str,
-    error: &str,
-    attempts: u32,
-) {
-    metrics::counter!("authpulse_notifications_failed_total", "sink" => sink.to_string())
-        .increment(1);
-    let moved = if entry.path.as_os_str().is_empty() {
-        None
-    } else {
-        let (store, dead) = (store.clone(), entry.clone());
-        match blocking(move || store.dead_letter(&dead)).await {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::error!(sink, idempotency_key = %entry.alert.idempotency_key, error = %e, "cannot move the record to dead/");
-                None
-            }
-        }
-    };
-    tracing::error!(
-        sink,
-        idempotency_key = %entry.alert.idempotency_key,
-        fingerprint = %entry.alert.fingerprint,
-        attempts,
-        %error,
-        dead_letter = moved.as_deref().unwrap_or("-"),
-        "delivery failed permanently; not retried"
-    );
 }

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod mute;
 pub mod outbox;
 pub mod store;
+mod worker;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
