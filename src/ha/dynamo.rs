@@ -32,6 +32,8 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const LEASE_PK: &str = "lease";
 pub const STATE_PK: &str = "state";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// In the error of [`Table::ensure`] when the table is missing and may not be created.
+pub const MISSING: &str = "does not exist and ha.create_table = false";
 
 pub fn outbox_pk(rule: &str) -> String {
     format!("outbox#{rule}")
@@ -181,10 +183,7 @@ impl Table {
             Err(e) => return Err(failed("DescribeTable", &e).to_string()),
         }
         if !create {
-            return Err(format!(
-                "DynamoDB table {:?} does not exist and ha.create_table = false",
-                self.name
-            ));
+            return Err(format!("DynamoDB table {:?} {MISSING}", self.name));
         }
         let attr = |name: &str| {
             AttributeDefinition::builder()

@@ -80,7 +80,17 @@ impl Ha {
         let endpoint = config.endpoint_url.clone().or(source_endpoint);
         let sdk = crate::aws::sdk_config(region, endpoint).await;
         let table = dynamo::Table::new(&sdk, &config.table, config.renew_every());
-        table.ensure(config.create_table).await?;
+        // A table that cannot be reached now is retried by the keeper (this replica pages
+        // nothing meanwhile and says so); a table that must exist and does not is the
+        // operator's to fix: a clear error at start.
+        let unsure = match table.ensure(config.create_table).await {
+            Ok(()) => None,
+            Err(error) if error.contains(dynamo::MISSING) => return Err(error),
+            Err(error) => {
+                tracing::error!(table = %config.table, %error, "cannot reach the DynamoDB table at start; retrying, paging nothing meanwhile");
+                Some(config.create_table)
+            }
+        };
         let me = config.replica_id.clone().unwrap_or_else(default_replica_id);
         let replica = Replica::new(table, me, config.lease, clock);
         replica.set_rules(rules);
@@ -91,7 +101,7 @@ impl Ha {
             "high availability: leases and alert state in DynamoDB"
         );
         let (stop, stop_rx) = watch::channel(false);
-        let keeper = tokio::spawn(replica.clone().keep(config.renew_every(), stop_rx));
+        let keeper = tokio::spawn(replica.clone().keep(config.renew_every(), unsure, stop_rx));
         Ok(Ha {
             replica,
             stop,

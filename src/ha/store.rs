@@ -313,7 +313,7 @@ impl Replica {
         metrics::gauge!("authpulse_ha_coordinating").set(if ok { 1.0 } else { 0.0 });
         if was != ok {
             if ok {
-                tracing::info!(table = %self.table.name, "coordinating through DynamoDB again");
+                tracing::info!(table = %self.table.name, "coordinating with the other replicas through DynamoDB");
             } else {
                 tracing::error!(table = %self.table.name, error = error.unwrap_or(""), "cannot coordinate with the other replicas through DynamoDB: paging nothing until it answers (readyz 503)");
             }
@@ -321,11 +321,30 @@ impl Replica {
         }
     }
 
-    /// Keep the leases until `stop`, then release ours (a clean stop hands the rules
-    /// over at once instead of after a lease).
-    pub async fn keep(self: Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+    /// One look: first, while `unsure` holds `Some(create_table)`, make sure the table
+    /// exists (it could not be reached at start); then a [`Replica::round`].
+    pub async fn look(&self, unsure: &mut Option<bool>) -> bool {
+        if let Some(create) = *unsure {
+            if let Err(error) = self.table.ensure(create).await {
+                self.unreachable(&error);
+                self.refresh_gauges(&lock(&self.rules).clone());
+                return false;
+            }
+            *unsure = None;
+        }
+        self.round().await
+    }
+
+    /// Keep the leases until `stop` (`unsure`: see [`Replica::look`]), then release
+    /// ours (a clean stop hands the rules over at once instead of after a lease).
+    pub async fn keep(
+        self: Arc<Self>,
+        every: Duration,
+        mut unsure: Option<bool>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         loop {
-            self.round().await;
+            self.look(&mut unsure).await;
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.wait_for(|s| *s) => break,
@@ -738,6 +757,44 @@ mod tests {
         a.fingerprint = format!("{}-{rule}", a.fingerprint);
         a.idempotency_key = format!("{}-{rule}", a.idempotency_key);
         a
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_out_of_reach_at_start_is_retried_without_coordinating_meanwhile() {
+        let endpoint = std::env::var("AUTHPULSE_TEST_AWS_ENDPOINT").unwrap();
+        let sdk = crate::aws::sdk_config(Some("us-east-1".into()), Some(endpoint.clone())).await;
+        let name = format!(
+            "ha-unit-late-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let faults = format!("{endpoint}/_authpulse/faults");
+        let http = reqwest::Client::new();
+        let set = http
+            .post(&faults)
+            .json(&serde_json::json!({"log_group": name, "fail_dynamodb": 1000}))
+            .send()
+            .await
+            .unwrap();
+        assert!(set.status().is_success());
+        let t = Table::new(&sdk, &name, Duration::from_secs(5));
+        assert!(t.ensure(true).await.is_err());
+        let r = Replica::new(t, "a".into(), LEASE, ManualClock::at(1_000));
+        r.set_rules(vec!["r1".into()]);
+        let mut unsure = Some(true);
+        assert!(!r.look(&mut unsure).await);
+        assert!(!r.coordinating() && !r.leads("r1"));
+        assert_eq!(unsure, Some(true), "still to be made sure of");
+        let cleared = http
+            .delete(format!("{faults}?log_group={name}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(cleared.status().is_success());
+        assert!(r.look(&mut unsure).await);
+        assert_eq!(unsure, None);
+        assert!(r.coordinating());
+        assert_eq!(r.take_changes(), vec![("r1".to_string(), true)]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
