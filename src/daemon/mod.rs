@@ -64,6 +64,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("source failed: {0}")]
     Source(#[from] crate::source::SourceError),
+    #[error("cannot set up high availability ([ha]): {0}")]
+    Ha(String),
 }
 
 /// What the operator asks of a running daemon.
@@ -89,6 +91,17 @@ const HTTP_STOP_GRACE: Duration = Duration::from_secs(1);
 /// How often the loop refreshes the `STATUS=` line and, while loading history, pushes
 /// systemd's start timeout out.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
+
+/// Wait for the next change of an optional watch (forever without one, or once its
+/// sender is gone).
+async fn changed(rx: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = rx {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
 
 /// Wait for the next tick of an optional interval (forever without one).
 async fn tick(interval: &mut Option<tokio::time::Interval>) {
@@ -153,6 +166,20 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
         clock.clone(),
         &config.daemon.api_token_env,
     );
+    let ha = match &config.ha {
+        Some(h) => Some(
+            crate::ha::Ha::start(
+                h,
+                config.source.region.clone(),
+                config.source.endpoint_url.clone(),
+                config.rules.iter().map(|r| r.name.clone()).collect(),
+                clock.clone(),
+            )
+            .await
+            .map_err(DaemonError::Ha)?,
+        ),
+        None => None,
+    };
     let shared = Shared {
         health: Health::new(metrics, board.clone()),
         board,
@@ -160,6 +187,7 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
         route_stop: Arc::default(),
         silences,
         journal,
+        ha: ha.as_ref().map(|h| h.replica.clone()),
     };
     let (http_stop, http_stop_rx) = watch::channel(false);
     let server = http::serve(
@@ -196,6 +224,9 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
             Some(()) = control.reload.recv() => {
                 generation = reload::reload(generation, &config_path, &shared, &mut notify, ready_once).await?;
             }
+            _ = changed(&mut generation.leadership) => {
+                generation.leadership_changed(&shared).await;
+            }
             _ = tick(&mut watchdog) => notify.watchdog(),
             _ = tick(&mut housekeeping) => {
                 if !ready_once && std::mem::take(&mut generation.progressed) {
@@ -212,6 +243,10 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
     let started = std::time::Instant::now();
     notify.stopping();
     generation.stop().await;
+    if let Some(ha) = ha {
+        // After the route stopped (its last state saved): hand the rules over now.
+        ha.stop().await;
+    }
     let _ = http_stop.send(true);
     if tokio::time::timeout(HTTP_STOP_GRACE, server).await.is_err() {
         tracing::debug!("HTTP connections still open at exit");

@@ -14,7 +14,9 @@
 //! authpulse was down), [`mute`] (maintenance windows), [`silence`] (an operator's
 //! silences, added through the daemon's API), [`ledger`] (what was notified, per
 //! fingerprint and rule watermark, persisted), [`enrich`] (follow-up queries),
-//! [`outbox`] (durable per-sink queues) and [`delivery`] (the workers that drain them).
+//! [`outbox`] (durable per-sink queues) and [`delivery`] (the workers that drain them);
+//! [`store`] says where the ledger and the outbox live (files in `state_dir`, or a table
+//! shared by replicas, where this process pages only the rules whose lease it holds).
 //! [`journal`] keeps the last notices and what became of each, per sink.
 //! Backtests use only [`mute`]: the rest is about a daemon's life across restarts.
 
@@ -26,6 +28,7 @@ pub mod ledger;
 pub mod mute;
 pub mod outbox;
 pub mod silence;
+pub mod store;
 mod worker;
 
 use std::collections::HashSet;
@@ -61,6 +64,9 @@ pub struct RouteConfig {
     pub silences: silence::Silences,
     /// The notification history (shared with the HTTP API and the status page).
     pub journal: journal::Journal,
+    /// Where the ledger and the outbox live instead of `state_dir` (a table shared by
+    /// replicas: the `ha` layer); `None`: the local files, locked.
+    pub store: Option<std::sync::Arc<dyn store::AlertStore>>,
 }
 
 /// How far one rule's pipeline got.
@@ -184,6 +190,22 @@ impl Route {
         self.delivery.submit(send, progress).await;
         self.delivery.caught_up(progress).await;
         ongoing
+    }
+
+    /// Another replica took a rule over, or this one did: apply it (load the rule's
+    /// shared state, deliver what the old leader owed, page what it had not handled).
+    pub async fn leadership_changed(&mut self, progress: &Progress) {
+        self.delivery.submit(Vec::new(), progress).await;
+    }
+
+    /// Bumped when this replica gains or loses a rule (`None`: one instance, never).
+    pub fn leadership(&self) -> Option<watch::Receiver<u64>> {
+        self.delivery.leadership()
+    }
+
+    /// Can this replica coordinate with the others (always true for one instance)?
+    pub fn coordinating(&self) -> bool {
+        self.delivery.coordinating()
     }
 
     pub fn sink_count(&self) -> usize {
