@@ -12,17 +12,17 @@ step() { printf '\n==> %s\n' "$*"; }
 #    requirements change.
 step "Python test dependencies (.venv)"
 stamp=.venv/.requirements.sha256
-want=$(sha256sum tests/support/requirements.txt | cut -d' ' -f1)
+want=$(sha256sum tests/aws_emulator/requirements.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/aws_emulator/requirements.txt
   echo "$want" > "$stamp"
 fi
 
 # 2. The AWS emulator (CloudWatch Logs with a real Insights engine, SNS, SQS) on a free port.
 step "Starting the AWS emulator"
 log=target/emulator.log
-.venv/bin/python tests/support/emulator/server.py --host 127.0.0.1 --port 0 > "$log" 2>&1 &
+.venv/bin/python tests/aws_emulator/server.py --host 127.0.0.1 --port 0 > "$log" 2>&1 &
 emulator_pid=$!
 trap 'kill "$emulator_pid" 2>/dev/null || true; wait "$emulator_pid" 2>/dev/null || true' EXIT
 url=""
@@ -42,16 +42,18 @@ export AWS_EC2_METADATA_DISABLED=true
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
-# Benches are compiled by clippy above; running them belongs to `cargo bench`.
+cargo clippy --all-targets --all-features -- -D warnings
+# Benches are compiled by clippy above; running them belongs to `cargo bench`. The
+# `aws-emulator` feature adds the integration tests that need the emulator started above
+# (a plain `cargo test` leaves them out).
 step "cargo test"
-cargo test --lib --bins --tests
+cargo test --lib --bins --tests --features aws-emulator
 step "backtest report in a headless browser (skipped without chromium)"
 bash scripts/check-report.sh
 step "the daemon's status page in a headless browser (skipped without chromium)"
 bash scripts/check-status-page.sh
 step "emulator self-tests"
-.venv/bin/python -m unittest discover -s tests/support/emulator
+.venv/bin/python -m unittest discover -s tests/aws_emulator
 step "deployment checks (systemd unit, CloudFormation, IAM, ECS)"
 .venv/bin/python -m unittest discover -s tests/deploy
 step "all checks passed"
