@@ -1,5 +1,23 @@
 //! authpulse: watches Okta sign-in outcomes and pages security when they deviate.
-//! See ARCHITECTURE.md for the map; this is its short form.
+//!
+//! The directory map is the architecture (ARCHITECTURE.md has the long form): a module
+//! imports only from its own folder and the layers below it.
+//!
+//! ```text
+//!   cli/ (binary)   daemon/  offline/        the loop and HTTP │ backtest, evaluate, tune
+//!                   notify/  config          THE alert route   │ the file, in slices
+//!                   source/  sink/           bin updates in    │ adapters out
+//!                   pipeline/                bins in, alerts out (bin time)
+//!                   alert  alert_kind  rule  detect/ (detectors + baseline)
+//!                   series  event  stats  aws                    domain
+//!                   clock  retry  config_reader                  leaves
+//! ```
+//!
+//! One bin's path: [`source`] (a query, or lines binned locally) → [`series::Update`]
+//! → [`pipeline::Pipeline`] ([`detect`], lifecycle, classification) → [`alert::Alert`]
+//! → [`notify::Route::submit`] (history gate, mute, ledger, enrichment, outbox) →
+//! [`sink`] adapters. [`daemon::run`] drives it live; [`offline::backtest`] replays an
+//! export through the same pipeline.
 
 pub mod alert;
 pub mod alert_kind;

@@ -3,7 +3,7 @@
 //!
 //! | path | answers |
 //! | --- | --- |
-//! | `/` | the status page (see [`crate::status`]) |
+//! | `/` | the status page (see [`super::status`]) |
 //! | `/healthz` | 200 while the process serves requests (liveness) |
 //! | `/readyz` | 200 once history is loaded and the source's last polls succeeded, else 503 |
 //! | `/metrics` | Prometheus text format; every metric is listed in [`describe_metrics`] |
@@ -133,7 +133,14 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
 /// Register HELP text and units for every metric the daemon exports, so `/metrics` is
 /// self-describing. Metrics appear once they have a first value; labels in braces.
 pub fn describe_metrics() {
-    // Source (CloudWatch Logs Insights).
+    describe_source_metrics();
+    describe_pipeline_metrics();
+    describe_route_metrics();
+    describe_daemon_metrics();
+}
+
+/// The source (CloudWatch Logs Insights).
+fn describe_source_metrics() {
     describe_counter!(
         "authpulse_polls_total",
         "Logs Insights queries completed, per rule {rule} (backfill chunks, polls and revisions)"
@@ -160,7 +167,10 @@ pub fn describe_metrics() {
         "authpulse_malformed_lines_total",
         "Input lines that were not Okta events (file source), skipped"
     );
-    // Pipeline.
+}
+
+/// The pipeline.
+fn describe_pipeline_metrics() {
     describe_counter!(
         "authpulse_bins_evaluated_total",
         "Series-bins judged by the detectors (one per series per closed bin)"
@@ -178,7 +188,10 @@ pub fn describe_metrics() {
         "authpulse_alerts_muted_total",
         "Alerts not sent because a maintenance window ([[mute]]) covers them, per {rule}"
     );
-    // Delivery.
+}
+
+/// The alert route and delivery.
+fn describe_route_metrics() {
     describe_counter!(
         "authpulse_notifications_sent_total",
         "Notifications a sink accepted, per sink {sink}"
@@ -190,6 +203,10 @@ pub fn describe_metrics() {
     describe_counter!(
         "authpulse_notification_retries_total",
         "Failed delivery attempts that will be retried, per sink {sink}"
+    );
+    describe_counter!(
+        "authpulse_alertmanager_resend_failures_total",
+        "Re-sends of firing alerts that Alertmanager did not take, per alertmanager sink {sink} (the next follows after resend_interval)"
     );
     describe_counter!(
         "authpulse_notifications_suppressed_total",
@@ -207,7 +224,10 @@ pub fn describe_metrics() {
         "authpulse_enrichment_failures_total",
         "Alerts sent without enrichment because its query failed or was late"
     );
-    // The daemon.
+}
+
+/// The daemon itself.
+fn describe_daemon_metrics() {
     describe_gauge!(
         "authpulse_ready",
         "1 when history is loaded and the source is healthy (what /readyz says)"

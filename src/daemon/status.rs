@@ -458,7 +458,7 @@ fn render(s: &BoardState, now_ms: i64) -> String {
                     ))
                     .unwrap_or_default(),
                 esc(&a.rule),
-                esc(&a.detector),
+                esc(a.detector.name()),
                 esc(&labels_text(&a.series)),
                 esc(&a.started_at.to_string()),
                 esc(&a.bin_start.to_string()),

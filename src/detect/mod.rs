@@ -3,7 +3,7 @@
 //! Each detector is a small struct implementing [`Detector`], configured by its own
 //! `[rules.detectors.<name>]` table. A detector only judges a single bin; whether that
 //! becomes a page (M of N bins, resolution, repeats) is the alert lifecycle's job
-//! ([`crate::lifecycle`]).
+//! (the pipeline's lifecycle).
 
 pub mod baseline;
 mod distinct_users;

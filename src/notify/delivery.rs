@@ -13,7 +13,7 @@
 //! Order matters for crash safety. A notification is written to the outbox *before* the
 //! state records its bin as handled, so a crash in between regenerates it on restart
 //! (the outbox refuses a key it already holds; a receiver drops a repeat it already got)
-//! instead of losing it. See [`crate::outbox`] and [`crate::state`] for both files.
+//! instead of losing it. See [`super::outbox`] and [`super::ledger`] for both files.
 //!
 //! Each sink has one worker that sends its queue first in, first out, one at a time:
 //! while a webhook is down its `resolved` waits behind its `firing`, and SNS is not
@@ -39,12 +39,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::enrich::{self, Enricher};
+use super::ledger::{AlertState, Loaded, StateFile, Suppressed};
+use super::outbox::{Entry, Outbox, Recovered};
 use super::{Progress, RouteConfig};
 use crate::alert::Alert;
 use crate::clock::SharedClock;
-use crate::detect::DetectorKind;
-use crate::notify::ledger::{AlertState, Loaded, StateFile, Suppressed};
-use crate::notify::outbox::{Entry, Outbox};
 use crate::retry::{backoff, RemoteError};
 use crate::rule::RuleSpec;
 use crate::sink::{Sink, SinkSpec};
@@ -72,6 +71,8 @@ pub enum DeliveryError {
 struct Queue {
     id: String,
     name: String,
+    /// Which alerts this sink gets (`route` in its config).
+    route: crate::sink::SinkRoute,
     tx: mpsc::UnboundedSender<Entry>,
 }
 
@@ -103,6 +104,87 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DeliveryErro
     }
 }
 
+/// One daemon per state directory: the lock is released when the process ends, however
+/// it ends (SIGKILL included).
+fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, DeliveryError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(io_err(dir))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DeliveryError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(dir)(e)),
+    }
+}
+
+/// Queue ids: stable per destination; two sinks with one destination get their index
+/// appended so they keep separate queues.
+fn queue_ids(sinks: &[SinkSpec]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for (i, spec) in sinks.iter().enumerate() {
+        let id = spec.queue_id();
+        ids.push(if ids.contains(&id) {
+            format!("{id}-{i}")
+        } else {
+            id
+        });
+    }
+    ids
+}
+
+/// Open the outbox, saying what an earlier run left in it.
+async fn open_outbox(
+    dir: &std::path::Path,
+    ids: &[String],
+) -> Result<(Outbox, Recovered), DeliveryError> {
+    let (d, ids) = (dir.to_path_buf(), ids.to_vec());
+    let (outbox, recovered) = blocking(move || Outbox::open(&d, &ids))
+        .await
+        .map_err(io_err(dir))?;
+    if recovered.orphaned > 0 {
+        tracing::warn!(
+            count = recovered.orphaned,
+            dir = %dir.join("outbox").display(),
+            "undelivered notifications for sinks no longer configured are left on disk"
+        );
+    }
+    if recovered.corrupt > 0 {
+        tracing::error!(
+            count = recovered.corrupt,
+            "unreadable outbox records were moved to corrupt/"
+        );
+    }
+    Ok((outbox, recovered))
+}
+
+/// Load the ledger (a corrupt one is moved aside and the start is fresh).
+async fn load_ledger(
+    file: &Arc<StateFile>,
+    dir: &std::path::Path,
+) -> Result<AlertState, DeliveryError> {
+    let (state, loaded) = {
+        let file = file.clone();
+        blocking(move || file.load()).await.map_err(io_err(dir))?
+    };
+    match &loaded {
+        Loaded::Fresh => {
+            tracing::info!(file = %file.path().display(), "no alert state yet: first start")
+        }
+        Loaded::Restored => tracing::info!(
+            file = %file.path().display(),
+            firing = state.firing(),
+            rules = state.watermarks.len(),
+            "alert state restored"
+        ),
+        Loaded::MovedAside(_) => {}
+    }
+    Ok(state)
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
@@ -119,69 +201,12 @@ impl Delivery {
         clock: SharedClock,
     ) -> Result<Delivery, DeliveryError> {
         let dir = config.state_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        // One daemon per state directory: the lock is released when the process ends,
-        // however it ends (SIGKILL included).
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(".lock"))
-            .map_err(io_err(&dir))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(DeliveryError::Locked(dir)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&dir)(e)),
-        }
+        let lock = lock_state_dir(&dir)?;
         let sinks = crate::sink::build_all(&config.sinks).await?;
-
-        // Queue ids: stable per destination; two sinks with one destination get their
-        // index appended so they keep separate queues.
-        let mut ids: Vec<String> = Vec::new();
-        for (i, spec) in config.sinks.iter().enumerate() {
-            let id = spec.queue_id();
-            ids.push(if ids.contains(&id) {
-                format!("{id}-{i}")
-            } else {
-                id
-            });
-        }
-        let (outbox, mut recovered) = {
-            let (d, ids) = (dir.clone(), ids.clone());
-            blocking(move || Outbox::open(&d, &ids))
-                .await
-                .map_err(io_err(&dir))?
-        };
-        if recovered.orphaned > 0 {
-            tracing::warn!(
-                count = recovered.orphaned,
-                dir = %dir.join("outbox").display(),
-                "undelivered notifications for sinks no longer configured are left on disk"
-            );
-        }
-        if recovered.corrupt > 0 {
-            tracing::error!(
-                count = recovered.corrupt,
-                "unreadable outbox records were moved to corrupt/"
-            );
-        }
+        let ids = queue_ids(&config.sinks);
+        let (outbox, mut recovered) = open_outbox(&dir, &ids).await?;
         let file = Arc::new(StateFile::new(&dir));
-        let (state, loaded) = {
-            let file = file.clone();
-            blocking(move || file.load()).await.map_err(io_err(&dir))?
-        };
-        match &loaded {
-            Loaded::Fresh => {
-                tracing::info!(file = %file.path().display(), "no alert state yet: first start")
-            }
-            Loaded::Restored => tracing::info!(
-                file = %file.path().display(),
-                firing = state.firing(),
-                rules = state.watermarks.len(),
-                "alert state restored"
-            ),
-            Loaded::MovedAside(_) => {}
-        }
+        let state = load_ledger(&file, &dir).await?;
 
         let outbox = Arc::new(outbox);
         let (stop, stop_rx) = watch::channel(false);
@@ -196,10 +221,21 @@ impl Delivery {
                     "undelivered notifications from an earlier run: retrying"
                 );
             }
+            // A sink that keeps firing alerts alive at its receiver (Alertmanager)
+            // picks up the incidents still firing.
+            let firing: Vec<Alert> = state
+                .notified
+                .values()
+                .filter(|n| n.status == crate::alert::Status::Firing)
+                .map(|n| n.alert.clone())
+                .filter(|a| spec.route().matches(a))
+                .collect();
+            sink.resume(firing).await;
             let (tx, rx) = mpsc::unbounded_channel();
             queues.push(Queue {
                 id,
                 name: sink.name().to_string(),
+                route: spec.route().clone(),
                 tx,
             });
             workers.push(tokio::spawn(worker(
@@ -255,7 +291,7 @@ impl Delivery {
             .find(|r| r.name == alert.rule)?
             .detectors
             .iter()
-            .find(|d| d.detector.kind().name() == alert.detector)
+            .find(|d| alert.detector.pipeline() == Some(d.detector.kind()))
             .map(|d| d.fire.repeat_interval)
     }
 
@@ -346,7 +382,7 @@ impl Delivery {
                         .state
                         .notified
                         .get(fp)
-                        .is_some_and(|n| DetectorKind::from_name(&n.alert.detector).is_none())
+                        .is_some_and(|n| n.alert.detector.pipeline().is_none())
             },
             next_ms,
         );
@@ -369,7 +405,8 @@ impl Delivery {
         out
     }
 
-    /// Write each alert to every sink's outbox queue and wake the workers. If the disk
+    /// Write each alert to the outbox queue of every sink whose route takes it, and wake
+    /// the workers. If the disk
     /// fails, the notification is still handed to the worker (in memory only): a page
     /// that might be lost on a crash beats no page.
     async fn enqueue(&self, alerts: Vec<Alert>) {
@@ -377,12 +414,20 @@ impl Delivery {
             return;
         }
         let outbox = self.outbox.clone();
-        let ids: Vec<String> = self.queues.iter().map(|q| q.id.clone()).collect();
+        let ids: Vec<(String, crate::sink::SinkRoute)> = self
+            .queues
+            .iter()
+            .map(|q| (q.id.clone(), q.route.clone()))
+            .collect();
         let now = self.clock.now_ms();
         let result = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for alert in &alerts {
-                for (i, id) in ids.iter().enumerate() {
+                for (i, (id, route)) in ids.iter().enumerate() {
+                    if !route.matches(alert) {
+                        tracing::debug!(queue = %id, idempotency_key = %alert.idempotency_key, "not routed to this sink");
+                        continue;
+                    }
                     match outbox.enqueue(id, alert, now) {
                         Ok(Some(entry)) => out.push((i, entry)),
                         Ok(None) => {
@@ -541,7 +586,9 @@ async fn worker(
             }
             Err(RemoteError::Transient(error)) => {
                 attempt += 1;
-                let delay = backoff(&policy, attempt, &mut rng);
+                // The receiver's own "not before" (PagerDuty's 429), if longer.
+                let delay =
+                    backoff(&policy, attempt, &mut rng).max(sink.retry_after().unwrap_or_default());
                 metrics::counter!("authpulse_notification_retries_total", "sink" => name.clone())
                     .increment(1);
                 tracing::warn!(

@@ -18,7 +18,7 @@
 //! - **Crash safety is the file system's, not ours.** `rename` is atomic: after a crash
 //!   a record either exists complete or not at all, and a leftover `.tmp-*` is simply a
 //!   notification that was never accepted into the outbox (the caller had not been told
-//!   it was, so it is regenerated, see [`crate::state`]). A journal needs torn-write
+//!   it was, so it is regenerated, see [`super::ledger`]). A journal needs torn-write
 //!   detection, replay and compaction to get the same guarantee; a database is a
 //!   dependency and a file format to own.
 //! - **The volume is tiny.** A pager sends a handful of notifications a day; two `fsync`s

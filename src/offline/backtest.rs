@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::alert::{Alert, Status};
 use crate::pipeline::{Observer, Pipeline};
 use crate::rule::RuleSpec;
+use crate::series::Update;
 use crate::source::csv::{self, BadRow, Skipped};
 use crate::source::replay::{self, ReplayStats};
 
@@ -84,7 +85,7 @@ pub fn run_observed(
     let started = Instant::now();
     let mut progress = Progress::new(size);
     let mut bytes = 0;
-    let (alerts, stats, _) = replay::replay_all(
+    let (alerts, stats, _) = replay_all(
         reader,
         rules,
         lateness,
@@ -118,7 +119,7 @@ pub fn run_csv(
     let mut pipeline = Pipeline::new(rules.to_vec());
     let mut alerts = Vec::new();
     for u in updates {
-        replay::feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
+        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
     }
     let stats = ReplayStats {
         lines: parsed.lines,
@@ -208,9 +209,7 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
     }
     let mut per: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     for a in &o.alerts {
-        let e = per
-            .entry((a.rule.as_str(), a.detector.as_str()))
-            .or_default();
+        let e = per.entry((a.rule.as_str(), a.detector.name())).or_default();
         match a.status {
             Status::Firing => e.0 += 1,
             Status::Resolved => e.1 += 1,
@@ -281,5 +280,74 @@ impl Progress {
         if self.enabled && self.started.elapsed() >= Duration::from_millis(250) {
             let _ = std::io::stderr().write_all(b"\r\x1b[K");
         }
+    }
+}
+/// Replay a whole reader through a pipeline; `progress` gets the bytes read so far and
+/// `observer`, when given, every evaluated bin (see [`Observer`]).
+pub fn replay_all(
+    reader: impl Read,
+    rules: &[RuleSpec],
+    lateness: std::time::Duration,
+    mut progress: impl FnMut(u64),
+    mut observer: Option<&mut dyn Observer>,
+) -> std::io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
+    let mut pipeline = Pipeline::new(rules.to_vec());
+    let mut replay = replay::Replay::new(rules, lateness);
+    let mut lines = replay::LineReader::new(reader);
+    let mut alerts = Vec::new();
+    let mut n = 0u64;
+    while let Some(line) = lines.next_line()? {
+        replay.line(line);
+        n += 1;
+        if n.is_multiple_of(4096) {
+            for u in replay.ready_updates() {
+                feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
+            }
+            progress(lines.consumed);
+        }
+    }
+    for u in replay.ready_updates() {
+        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
+    }
+    for u in replay.final_updates() {
+        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
+    }
+    progress(lines.consumed);
+    Ok((alerts, replay.stats(), pipeline))
+}
+
+/// Apply one update, observed or not.
+pub fn feed(
+    pipeline: &mut Pipeline,
+    update: Update,
+    alerts: &mut Vec<Alert>,
+    observer: Option<&mut (dyn Observer + '_)>,
+) {
+    match observer {
+        Some(o) => pipeline.apply_observed(update, alerts, o),
+        None => pipeline.apply(update, alerts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_are_counted_not_fatal() {
+        let input = b"not json\n{\"eventType\":\"user.session.start\",\"published\":\"2026-11-25T10:15:03Z\",\"outcome\":{\"result\":\"SUCCESS\"}}\n\n\xff\xfe\n";
+        let (alerts, stats, _) = replay_all(
+            &input[..],
+            &[RuleSpec::named("okta-sign-ins")],
+            std::time::Duration::ZERO,
+            |_| {},
+            None,
+        )
+        .unwrap();
+        assert!(alerts.is_empty());
+        assert_eq!(stats.lines, 4);
+        assert_eq!(stats.blank, 1);
+        assert_eq!(stats.malformed, 2);
+        assert_eq!(stats.bins.matched, 1);
     }
 }

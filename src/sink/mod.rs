@@ -1,5 +1,6 @@
 //! Sinks: where alerts go. Each sink is a small struct behind the [`Sink`] trait;
-//! [`SinkSpec`] is its validated `[[sinks]]` table.
+//! [`SinkSpec`] is its validated `[[sinks]]` table, and its optional `route` table
+//! ([`route::SinkRoute`]) says which alerts it gets.
 //!
 //! A sink reports failure as transient (worth retrying: connect errors, timeouts, 5xx,
 //! 429, throttling) or permanent (retrying cannot help: other 4xx, a missing topic).
@@ -7,11 +8,14 @@
 //! safe to log. The config types hold those in [`Redacted`], whose `Debug` hides them.
 //!
 //! Sinks are never called directly by the daemon: [`delivery::Delivery`] writes every
-//! notification to the durable [`crate::outbox`] first and retries it per sink with
+//! notification to the durable outbox (`notify::outbox`) first and retries it per sink with
 //! backoff until the sink accepts it.
 
+mod alertmanager;
 mod lines;
+mod pagerduty;
 pub mod render;
+pub mod route;
 mod sns;
 mod webhook;
 
@@ -26,7 +30,10 @@ use crate::alert::Alert;
 use crate::config_reader::{Problems, Table};
 use crate::retry::{BoxFuture, RemoteError, RetryPolicy};
 
+pub use alertmanager::{AlertmanagerSink, AlertmanagerSpec};
 pub use lines::{FileSink, StdoutSink};
+pub use pagerduty::{PagerDutySink, PagerDutySpec};
+pub use route::SinkRoute;
 pub use sns::SnsSink;
 pub use webhook::{sign, WebhookSink};
 
@@ -34,6 +41,19 @@ pub trait Sink: Send + Sync {
     /// A name for logs and metrics, e.g. `webhook[1]` — never the URL.
     fn name(&self) -> &str;
     fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>>;
+
+    /// After a transient failure: the least pause before the next attempt, when the
+    /// receiver asked for one (PagerDuty's 429). The delivery worker reads it once per
+    /// failure and waits the longer of it and its own backoff.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// At start: the incidents the alert state records as firing (routed to this sink),
+    /// for a sink that keeps firing alerts alive at its receiver (Alertmanager).
+    fn resume<'a>(&'a self, _firing: Vec<Alert>) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A string that must never be printed: a webhook URL (it often carries a token), a
@@ -80,8 +100,10 @@ pub enum WebhookFormat {
     Json,
     /// A Slack incoming-webhook message (`text` plus Block Kit `blocks`).
     Slack,
-    /// Alertmanager's webhook payload (version 4), so existing receivers accept it.
-    Alertmanager,
+    /// The payload Alertmanager *sends* to its webhook receivers (version 4), so
+    /// receivers built for Alertmanager accept authpulse directly. (To feed an
+    /// Alertmanager, use the `alertmanager` sink kind.)
+    AlertmanagerReceiver,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +117,7 @@ pub struct WebhookSpec {
     /// environment), in config order.
     pub headers: Vec<(String, SecretSource)>,
     pub retry: RetryPolicy,
+    pub route: SinkRoute,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,15 +128,24 @@ pub struct SnsSpec {
     /// Per attempt, including the SDK's own retries.
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    pub route: SinkRoute,
 }
 
 /// A validated `[[sinks]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkSpec {
-    Stdout,
-    File { path: PathBuf, retry: RetryPolicy },
+    Stdout {
+        route: SinkRoute,
+    },
+    File {
+        path: PathBuf,
+        retry: RetryPolicy,
+        route: SinkRoute,
+    },
     Webhook(WebhookSpec),
     Sns(SnsSpec),
+    PagerDuty(PagerDutySpec),
+    Alertmanager(AlertmanagerSpec),
 }
 
 fn read_retry(t: &mut Table<'_>, problems: &mut Problems) -> RetryPolicy {
@@ -192,13 +224,17 @@ impl SinkSpec {
         let mut t = Table::new(path, Some(value), problems);
         let kind = t.string("kind", problems);
         let spec = match kind.as_deref() {
-            Some("stdout") => Some(SinkSpec::Stdout),
+            Some("stdout") => Some(SinkSpec::Stdout {
+                route: SinkRoute::read(&mut t, problems),
+            }),
             Some("file") => {
                 let retry = read_retry(&mut t, problems);
+                let route = SinkRoute::read(&mut t, problems);
                 match t.string("path", problems) {
                     Some(p) if !p.trim().is_empty() => Some(SinkSpec::File {
                         path: p.into(),
                         retry,
+                        route,
                     }),
                     _ => {
                         problems.push(t.key_path("path"), "is required for a file sink");
@@ -208,17 +244,21 @@ impl SinkSpec {
             }
             Some("webhook") => Self::read_webhook(&mut t, problems),
             Some("sns") => Self::read_sns(&mut t, problems),
+            Some("pagerduty") => PagerDutySpec::read(&mut t, problems).map(SinkSpec::PagerDuty),
+            Some("alertmanager") => {
+                AlertmanagerSpec::read(&mut t, problems).map(SinkSpec::Alertmanager)
+            }
             Some(other) => {
                 problems.push(
                     t.key_path("kind"),
-                    format!("{other:?} is not one of \"stdout\", \"file\", \"webhook\", \"sns\""),
+                    format!("{other:?} is not one of \"stdout\", \"file\", \"webhook\", \"sns\", \"pagerduty\", \"alertmanager\""),
                 );
                 None
             }
             None => {
                 problems.push(
                     t.key_path("kind"),
-                    "is required (stdout, file, webhook or sns)",
+                    "is required (stdout, file, webhook, sns, pagerduty or alertmanager)",
                 );
                 None
             }
@@ -241,11 +281,20 @@ impl SinkSpec {
         let format = match t.string("format", problems).as_deref() {
             None | Some("json") => WebhookFormat::Json,
             Some("slack") => WebhookFormat::Slack,
-            Some("alertmanager") => WebhookFormat::Alertmanager,
+            Some("alertmanager_receiver") => WebhookFormat::AlertmanagerReceiver,
+            Some("alertmanager") => {
+                problems.push(
+                    t.key_path("format"),
+                    "\"alertmanager\" was renamed: write format = \"alertmanager_receiver\" for the payload Alertmanager sends to its webhook receivers (what this format always was), or use a sink with kind = \"alertmanager\" to post alerts to an Alertmanager",
+                );
+                WebhookFormat::AlertmanagerReceiver
+            }
             Some(other) => {
                 problems.push(
                     t.key_path("format"),
-                    format!("{other:?} is not one of \"json\", \"slack\", \"alertmanager\""),
+                    format!(
+                        "{other:?} is not one of \"json\", \"slack\", \"alertmanager_receiver\""
+                    ),
                 );
                 WebhookFormat::Json
             }
@@ -280,6 +329,7 @@ impl SinkSpec {
         read_headers(t, "headers", false, problems, &mut headers);
         read_headers(t, "headers_env", true, problems, &mut headers);
         let retry = read_retry(t, problems);
+        let route = SinkRoute::read(t, problems);
         match t.string("url", problems) {
             Some(url)
                 if (url.starts_with("http://") || url.starts_with("https://"))
@@ -292,6 +342,7 @@ impl SinkSpec {
                     secret,
                     headers,
                     retry,
+                    route,
                 }))
             }
             // Never echo the URL: it may carry a token.
@@ -324,6 +375,7 @@ impl SinkSpec {
             .duration("timeout", problems)
             .unwrap_or(Duration::from_secs(20));
         let retry = read_retry(t, problems);
+        let route = SinkRoute::read(t, problems);
         match t.string("topic_arn", problems) {
             Some(arn) if arn.starts_with("arn:") && arn.split(':').count() >= 6 => {
                 Some(SinkSpec::Sns(SnsSpec {
@@ -332,6 +384,7 @@ impl SinkSpec {
                     endpoint_url,
                     timeout,
                     retry,
+                    route,
                 }))
             }
             Some(arn) => {
@@ -348,21 +401,50 @@ impl SinkSpec {
         }
     }
 
+    /// A stdout sink that gets every alert (the default when no sink is configured).
+    pub fn stdout() -> SinkSpec {
+        SinkSpec::Stdout {
+            route: SinkRoute::default(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
-            SinkSpec::Stdout => "stdout",
+            SinkSpec::Stdout { .. } => "stdout",
             SinkSpec::File { .. } => "file",
             SinkSpec::Webhook(_) => "webhook",
             SinkSpec::Sns(_) => "sns",
+            SinkSpec::PagerDuty(_) => "pagerduty",
+            SinkSpec::Alertmanager(_) => "alertmanager",
         }
     }
 
     pub fn retry(&self) -> RetryPolicy {
         match self {
-            SinkSpec::Stdout => RetryPolicy::default(),
+            SinkSpec::Stdout { .. } => RetryPolicy::default(),
             SinkSpec::File { retry, .. } => *retry,
             SinkSpec::Webhook(w) => w.retry,
             SinkSpec::Sns(s) => s.retry,
+            SinkSpec::PagerDuty(p) => p.retry,
+            SinkSpec::Alertmanager(a) => a.retry,
+        }
+    }
+
+    /// Which alerts this sink gets.
+    pub fn route(&self) -> &SinkRoute {
+        match self {
+            SinkSpec::Stdout { route } | SinkSpec::File { route, .. } => route,
+            SinkSpec::Webhook(w) => &w.route,
+            SinkSpec::Sns(s) => &s.route,
+            SinkSpec::PagerDuty(p) => &p.route,
+            SinkSpec::Alertmanager(a) => &a.route,
+        }
+    }
+
+    /// Defaults that depend on the daemon's `http_listen` (the status page's address).
+    pub fn with_http_listen(&mut self, http_listen: std::net::SocketAddr) {
+        if let SinkSpec::Alertmanager(a) = self {
+            a.derive_generator_url(http_listen);
         }
     }
 
@@ -371,10 +453,13 @@ impl SinkSpec {
     /// each queue with its destination across restarts), e.g. `webhook-1f0c9a2e`.
     pub fn queue_id(&self) -> String {
         let destination = match self {
-            SinkSpec::Stdout => "stdout".to_string(),
+            SinkSpec::Stdout { .. } => "stdout".to_string(),
             SinkSpec::File { path, .. } => path.display().to_string(),
             SinkSpec::Webhook(w) => w.url.0.clone(),
             SinkSpec::Sns(s) => s.topic_arn.clone(),
+            // The variable's name, not the key: the queue is for this integration.
+            SinkSpec::PagerDuty(p) => format!("{}\0{}", p.url, p.routing_key_env),
+            SinkSpec::Alertmanager(a) => a.url.clone(),
         };
         let digest = Sha256::digest(destination.as_bytes());
         format!("{}-{}", self.kind(), hex::encode(&digest[..4]))
@@ -383,7 +468,7 @@ impl SinkSpec {
     /// Build the sink. `index` names it in logs (`webhook[2]`) and errors (`sinks[2]`).
     pub async fn build(&self, index: usize) -> Result<Arc<dyn Sink>, RemoteError> {
         Ok(match self {
-            SinkSpec::Stdout => Arc::new(StdoutSink::new(format!("stdout[{index}]"))),
+            SinkSpec::Stdout { .. } => Arc::new(StdoutSink::new(format!("stdout[{index}]"))),
             SinkSpec::File { path, .. } => {
                 Arc::new(FileSink::open(format!("file[{index}]"), path).await?)
             }
@@ -393,6 +478,15 @@ impl SinkSpec {
                 spec,
             )?),
             SinkSpec::Sns(spec) => Arc::new(SnsSink::new(format!("sns[{index}]"), spec).await),
+            SinkSpec::PagerDuty(spec) => Arc::new(PagerDutySink::new(
+                format!("pagerduty[{index}]"),
+                &format!("sinks[{index}]"),
+                spec,
+            )?),
+            SinkSpec::Alertmanager(spec) => Arc::new(AlertmanagerSink::new(
+                format!("alertmanager[{index}]"),
+                spec,
+            )?),
         })
     }
 }
@@ -425,7 +519,7 @@ mod tests {
             [[sinks]]
             kind = "webhook"
             url = "https://hooks.example.com/T000/secret-token"
-            format = "alertmanager"
+            format = "alertmanager_receiver"
             secret_env = "MY_SECRET"
             timeout = "3s"
             retry_initial = "100ms"
@@ -439,7 +533,7 @@ mod tests {
         let SinkSpec::Webhook(w) = &c.sinks[0] else {
             panic!("{:?}", c.sinks)
         };
-        assert_eq!(w.format, WebhookFormat::Alertmanager);
+        assert_eq!(w.format, WebhookFormat::AlertmanagerReceiver);
         assert_eq!(w.secret, Some(SecretSource::Env("MY_SECRET".into())));
         assert_eq!(w.timeout, Duration::from_secs(3));
         assert_eq!(w.retry.initial, Duration::from_millis(100));
@@ -502,6 +596,83 @@ mod tests {
     }
 
     #[test]
+    fn the_old_alertmanager_format_name_points_at_both_new_ones() {
+        let p = problems(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\nformat = \"alertmanager\"\n",
+        );
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("sinks[0].format: \"alertmanager\" was renamed"),
+            "{p:#?}"
+        );
+        assert!(
+            p[0].contains("format = \"alertmanager_receiver\""),
+            "{p:#?}"
+        );
+        assert!(p[0].contains("kind = \"alertmanager\""), "{p:#?}");
+        let c = from_toml(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\nformat = \"alertmanager_receiver\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            &c.sinks[0],
+            SinkSpec::Webhook(w) if w.format == WebhookFormat::AlertmanagerReceiver
+        ));
+    }
+
+    /// The commented `[[sinks]]` and `[[mute]]` examples in the example config, as
+    /// TOML (each block: from its `# [[...]]` line to the next line not commented).
+    fn commented_examples(text: &str) -> (String, usize) {
+        let (mut out, mut blocks, mut inside) = (String::new(), 0, false);
+        for line in text.lines() {
+            if line == "# [[sinks]]" || line == "# [[mute]]" {
+                inside = true;
+                blocks += 1;
+            } else if !line.starts_with('#') {
+                inside = false;
+            }
+            if inside {
+                let uncommented = line.strip_prefix("# ").unwrap_or("");
+                out.push_str(uncommented);
+                out.push('\n');
+            }
+        }
+        (out, blocks)
+    }
+
+    #[test]
+    fn the_example_configs_commented_sinks_and_mutes_are_valid() {
+        let text = include_str!("../../config/authpulse.example.toml");
+        let (toml, blocks) = commented_examples(text);
+        assert!(blocks >= 7, "{toml}");
+        let c = from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let kinds: Vec<&str> = c.sinks.iter().map(SinkSpec::kind).collect();
+        assert_eq!(
+            kinds,
+            ["file", "webhook", "sns", "pagerduty", "alertmanager"],
+            "{toml}"
+        );
+        assert_eq!(c.sinks.len() + c.mutes.len(), blocks);
+        assert!(!c.sinks[3].route().is_everything());
+    }
+
+    #[test]
+    fn the_readmes_sink_configs_are_valid() {
+        let readme = include_str!("../../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .filter(|b| b.contains("[[sinks]]"))
+            .collect();
+        assert!(blocks.len() >= 2, "{blocks:?}");
+        for b in blocks {
+            let c = from_toml(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+            assert!(!c.sinks.is_empty());
+        }
+    }
+
+    #[test]
     fn sns_keys_are_read() {
         let c = from_toml(
             r#"
@@ -531,6 +702,7 @@ mod tests {
             secret: None,
             headers: Vec::new(),
             retry: RetryPolicy::default(),
+            route: SinkRoute::default(),
         });
         let id = a.queue_id();
         assert!(
@@ -539,7 +711,7 @@ mod tests {
         );
         assert_eq!(id, a.clone().queue_id());
         assert!(!id.contains("token"));
-        assert_ne!(id, SinkSpec::Stdout.queue_id());
+        assert_ne!(id, SinkSpec::stdout().queue_id());
     }
 
     #[test]

@@ -10,9 +10,7 @@ use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
-use crate::alert::Alert;
 use crate::event::Event;
-use crate::pipeline::{Observer, Pipeline};
 use crate::rule::RuleSpec;
 use crate::series::Update;
 use crate::source::binner::{Binner, BinnerStats};
@@ -205,53 +203,6 @@ impl Replay {
     }
 }
 
-/// Replay a whole reader through a pipeline; `progress` gets the bytes read so far and
-/// `observer`, when given, every evaluated bin (see [`Observer`]).
-pub fn replay_all(
-    reader: impl Read,
-    rules: &[RuleSpec],
-    lateness: std::time::Duration,
-    mut progress: impl FnMut(u64),
-    mut observer: Option<&mut dyn Observer>,
-) -> io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
-    let mut pipeline = Pipeline::new(rules.to_vec());
-    let mut replay = Replay::new(rules, lateness);
-    let mut lines = LineReader::new(reader);
-    let mut alerts = Vec::new();
-    let mut n = 0u64;
-    while let Some(line) = lines.next_line()? {
-        replay.line(line);
-        n += 1;
-        if n.is_multiple_of(4096) {
-            for u in replay.ready_updates() {
-                feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
-            }
-            progress(lines.consumed);
-        }
-    }
-    for u in replay.ready_updates() {
-        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
-    }
-    for u in replay.final_updates() {
-        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
-    }
-    progress(lines.consumed);
-    Ok((alerts, replay.stats(), pipeline))
-}
-
-/// Apply one update, observed or not.
-pub fn feed(
-    pipeline: &mut Pipeline,
-    update: Update,
-    alerts: &mut Vec<Alert>,
-    observer: Option<&mut (dyn Observer + '_)>,
-) {
-    match observer {
-        Some(o) => pipeline.apply_observed(update, alerts, o),
-        None => pipeline.apply(update, alerts),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,24 +221,6 @@ mod tests {
         follower.emit_partial = false;
         assert_eq!(follower.next_line().unwrap(), Some(&b"a"[..]));
         assert_eq!(follower.next_line().unwrap(), None);
-    }
-
-    #[test]
-    fn bad_lines_are_counted_not_fatal() {
-        let input = b"not json\n{\"eventType\":\"user.session.start\",\"published\":\"2026-11-25T10:15:03Z\",\"outcome\":{\"result\":\"SUCCESS\"}}\n\n\xff\xfe\n";
-        let (alerts, stats, _) = replay_all(
-            &input[..],
-            &[RuleSpec::named("okta-sign-ins")],
-            std::time::Duration::ZERO,
-            |_| {},
-            None,
-        )
-        .unwrap();
-        assert!(alerts.is_empty());
-        assert_eq!(stats.lines, 4);
-        assert_eq!(stats.blank, 1);
-        assert_eq!(stats.malformed, 2);
-        assert_eq!(stats.bins.matched, 1);
     }
 
     #[test]

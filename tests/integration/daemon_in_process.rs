@@ -9,7 +9,8 @@
 //! (a wait costs no real time, and a slow machine cannot make it expire). That holds for
 //! `follow = false`, whose reader ends at end of file; a follower's reader never ends,
 //! so paused time would never advance. The reload test follows its file (it appends
-//! after the reload) and so runs on real time.
+//! after the reload) and so runs on real time, on a runtime that does not wait for that
+//! reader when an assertion fails.
 
 use std::future::Future;
 use std::path::Path;
@@ -22,7 +23,7 @@ use authpulse::offline::backtest;
 use authpulse::simulate::{generate, Difficulty, SimConfig};
 use tokio::sync::{mpsc, watch};
 
-use crate::support::traffic::{self, append, traffic_lines, BIN_SECS, START_MS};
+use crate::support::traffic::{self, append, outbox_files, traffic_lines, BIN_SECS, START_MS};
 use crate::support::{eventually, free_port, json_lines, wait_until};
 
 /// The operator's side of a daemon running in this process.
@@ -137,14 +138,35 @@ async fn run_in_process_on_a_file_sends_exactly_the_backtests_alerts() {
     assert_eq!(got, want, "run and backtest disagree");
 }
 
-#[tokio::test]
-async fn a_reload_with_a_bad_config_is_rejected_and_the_daemon_carries_on() {
+/// Run `test` on a current-thread runtime like `#[tokio::test]`, but do not wait for
+/// blocking work when it is over. A following file source reads on a blocking thread
+/// until the daemon tells it to stop; when an assertion fails, the daemon's future is
+/// dropped without that, and dropping the runtime would wait for the reader forever.
+fn on_runtime(test: impl Future<Output = ()>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(test)));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn a_reload_with_a_bad_config_is_rejected_and_the_daemon_carries_on() {
+    on_runtime(reload_with_a_bad_config());
+}
+
+async fn reload_with_a_bad_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let events = dir.path().join("events.ndjson");
     append(&events, &traffic_lines(0..60, 40..42));
     let out = dir.path().join("alerts.jsonl");
     let sink = format!("[[sinks]]\nkind = \"file\"\npath = \"{}\"\n", out.display());
     let (path, port) = traffic::config(dir.path(), &events, true, &sink);
+    let state = dir.path().join("state");
     let page = |p: &'static str| async move {
         match reqwest::get(format!("http://127.0.0.1:{port}{p}")).await {
             Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
@@ -166,8 +188,18 @@ async fn a_reload_with_a_bad_config_is_rejected_and_the_daemon_carries_on() {
     let (operator, run) = in_process(&path, START_MS + 60 * BIN_SECS * 1000);
     tokio::pin!(run);
     let script = async {
+        let ready = eventually(Duration::from_secs(30), || async {
+            (page("/readyz").await.0 == 200).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "not ready after replaying the file");
+        // Ready means the replay's alerts are queued; count them once they are written.
         assert!(
-            wait_until(Duration::from_secs(30), firing_at(40)).await,
+            wait_until(Duration::from_secs(10), || outbox_files(&state).is_empty()).await,
+            "the outbox did not drain"
+        );
+        assert!(
+            firing_at(40)(),
             "the attack in the file did not page: {:#?}",
             json_lines(&out)
         );

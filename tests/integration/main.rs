@@ -9,10 +9,11 @@
 //! ```
 //!
 //! The modules marked `aws-emulator` run against the AWS emulator (moto with
-//! authpulse's Logs Insights engine, `tests/aws_emulator/`). They are compiled only with
-//! that cargo feature, which `scripts/test.sh` turns on after starting the emulator; with
-//! the feature on and no emulator (`AUTHPULSE_TEST_AWS_ENDPOINT` unset) they fail and
-//! say to run `bash scripts/test.sh`.
+//! authpulse's Logs Insights engine, `tests/aws_emulator/`), the one marked
+//! `alertmanager` against a real Alertmanager. They are compiled only with those cargo
+//! features, which `scripts/test.sh` turns on after starting both; with a feature on and
+//! its service missing (`AUTHPULSE_TEST_AWS_ENDPOINT`, `AUTHPULSE_TEST_ALERTMANAGER_URL`
+//! unset) they fail and say to run `bash scripts/test.sh`.
 
 mod support;
 
@@ -20,7 +21,9 @@ mod backtest_sim;
 mod cli;
 mod daemon_file;
 mod daemon_in_process;
+mod delivery_pagerduty;
 mod delivery_restart;
+mod delivery_routing;
 mod delivery_webhook;
 mod detection;
 mod golden;
@@ -37,3 +40,6 @@ mod delivery_cloudwatch;
 mod delivery_sns;
 #[cfg(feature = "aws-emulator")]
 mod ops_cloudwatch;
+
+#[cfg(feature = "alertmanager")]
+mod delivery_alertmanager;

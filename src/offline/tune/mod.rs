@@ -141,7 +141,7 @@ impl Recorder {
             .map(|a| {
                 (
                     a.rule.as_str(),
-                    a.detector.as_str(),
+                    a.detector.name(),
                     &a.series,
                     a.bin_start.ms(),
                 )

@@ -569,7 +569,7 @@ fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) 
             out,
             r#"<tr class="{status}"><td>{status}</td><td>{}</td><td>{}</td><td class="series">{series}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="summary">{}</td></tr>"#,
             esc(&a.rule),
-            esc(&a.detector),
+            esc(a.detector.name()),
             esc(&a.bin_start.to_string()),
             value(a.observed, share),
             value(a.expected, share),
