@@ -39,6 +39,8 @@ mod delivery_cloudwatch;
 #[cfg(feature = "aws-emulator")]
 mod delivery_sns;
 #[cfg(feature = "aws-emulator")]
+mod ha_replicas;
+#[cfg(feature = "aws-emulator")]
 mod ops_cloudwatch;
 
 #[cfg(feature = "alertmanager")]
