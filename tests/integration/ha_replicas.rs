@@ -549,8 +549,8 @@ async fn requests(d: &Daemon) -> f64 {
 /// minutes with a production lease, and speed is not asserted):
 ///
 /// ```sh
-/// AUTHPULSE_HA_BENCH_LEASE=15 cargo test --features aws-emulator --test ha_replicas \
-///     -- --ignored --nocapture figures
+/// AUTHPULSE_HA_BENCH_LEASE=15 cargo test --features aws-emulator --test integration \
+///     -- --ignored --nocapture ha_replicas::figures
 /// ```
 ///
 /// Takeover time after SIGKILL over 10 runs (each asserted to happen within lease + one
