@@ -67,7 +67,9 @@ impl FileSource {
             Ok(())
         };
         loop {
-            if *shutdown.borrow() {
+            // Stop when told to, and also when the daemon is gone (its stop sender or its
+            // receiver dropped without a word): a follower must never outlive it.
+            if *shutdown.borrow() || shutdown.has_changed().is_err() || tx.is_closed() {
                 return Ok(());
             }
             match lines.next_line().map_err(io_err)? {
