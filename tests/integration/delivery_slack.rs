@@ -3,16 +3,14 @@
 //! between, so the message's `ts` must come from disk — `chat.update` of that message and
 //! a reply in its thread when it resolves.
 
-#[path = "common/delivery.rs"]
-mod delivery;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::traffic::*;
+use crate::support::{wait_until, Daemon};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use delivery::*;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "xoxb-test-bot-token";

@@ -4,14 +4,12 @@
 //! silenced does not page alone; writes without or with a wrong token are refused; and
 //! `/api/notifications` shows delivered, dead-lettered and silenced notices.
 
-#[path = "common/delivery.rs"]
-mod delivery;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use delivery::*;
+use crate::support::traffic::*;
+use crate::support::{wait_until, Daemon, Receiver};
 use serde_json::Value;
 
 const TOKEN: &str = "t0k3n-for-the-silence-test";
