@@ -48,6 +48,9 @@ pub struct DaemonConfig {
     /// this are logged, not paged — except incidents still firing when the history is
     /// loaded, which page once.
     pub page_history: Duration,
+    /// The environment variable holding the bearer token of the HTTP API's write
+    /// endpoints (silences); unset or empty: they refuse every request.
+    pub api_token_env: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,7 @@ impl Default for DaemonConfig {
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
             page_history: Duration::from_secs(3600),
+            api_token_env: "AUTHPULSE_API_TOKEN".to_string(),
         }
     }
 }
@@ -206,6 +210,7 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
 
     for s in &mut sinks {
         s.with_http_listen(daemon.http_listen);
+        s.with_state_dir(&daemon.state_dir);
     }
     if problems.0.is_empty() {
         Ok(Config {
@@ -247,6 +252,16 @@ fn read_daemon<'a>(t: &mut Table<'a>, problems: &mut Problems) -> DaemonConfig {
     }
     if let Some(age) = t.duration("page_history", problems) {
         d.page_history = age;
+    }
+    if let Some(var) = t.string("api_token_env", problems) {
+        if var.trim().is_empty() || var.contains('=') {
+            problems.push(
+                t.key_path("api_token_env"),
+                "must name an environment variable (the token itself does not belong in the file)",
+            );
+        } else {
+            d.api_token_env = var.trim().to_string();
+        }
     }
     if let Some(level) = t.string("log_level", problems) {
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {

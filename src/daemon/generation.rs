@@ -38,6 +38,9 @@ pub struct Shared {
     pub clock: SharedClock,
     /// The current route's stopper, for the stop watcher (see `daemon::run`).
     pub route_stop: Arc<Mutex<Option<watch::Sender<bool>>>>,
+    /// The operator's silences and the notification history: every route uses them.
+    pub silences: crate::notify::silence::Silences,
+    pub journal: crate::notify::journal::Journal,
     /// `[ha]`: this replica's view of the shared table (outlives generations).
     pub ha: Option<Arc<crate::ha::store::Replica>>,
 }
@@ -78,6 +81,8 @@ fn route_config(config: &Config, shared: &Shared) -> RouteConfig {
         // The file source is its own clock (a replay is the point): it passes everything.
         page_history: (config.source.kind == SourceKind::Cloudwatch)
             .then_some(config.daemon.page_history),
+        silences: shared.silences.clone(),
+        journal: shared.journal.clone(),
     }
 }
 

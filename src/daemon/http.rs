@@ -7,8 +7,10 @@
 //! | `/healthz` | 200 while the process serves requests (liveness) |
 //! | `/readyz` | 200 once history is loaded and the source's last polls succeeded (with `[ha]`: and the table answers; a warm standby is ready), else 503 |
 //! | `/metrics` | Prometheus text format; every metric is listed in [`describe_metrics`] |
+//! | `/api/...` | silences and the notification history (see [`super::api`]) |
 //!
-//! Everything here is read-only: no endpoint changes what the daemon does.
+//! Everything here is read-only; the only writes are the API's silences, behind a
+//! bearer token.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,15 +91,17 @@ async fn metrics(
 }
 
 /// Bind and serve until `shutdown` turns true.
+/// `api`: more routes beside these (the daemon's JSON API).
 pub async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
+    api: Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving the status page, /healthz, /readyz and /metrics");
+    tracing::info!(%addr, "serving the status page, /healthz, /readyz, /metrics and /api");
     Ok(tokio::spawn(async move {
-        let result = axum::serve(listener, router(health))
+        let result = axum::serve(listener, router(health).merge(api))
             .with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })
@@ -216,6 +220,14 @@ fn describe_pipeline_metrics() {
     describe_counter!(
         "authpulse_alerts_muted_total",
         "Alerts not sent because a maintenance window ([[mute]]) covers them, per {rule}"
+    );
+    describe_counter!(
+        "authpulse_notifications_silenced_total",
+        "Notifications held back by an operator's silence (authpulse silence add), per {rule}"
+    );
+    describe_gauge!(
+        "authpulse_silences_active",
+        "Silences in force now (authpulse silence list)"
     );
 }
 

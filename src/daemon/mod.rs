@@ -25,6 +25,7 @@
 //! environment (`AUTHPULSE__*` overrides apply again, but from the process's environment,
 //! which systemd's `EnvironmentFile=` set at start).
 
+pub mod api;
 pub mod generation;
 pub mod http;
 pub mod reload;
@@ -43,6 +44,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::notify::journal::Journal;
+use crate::notify::silence::Silences;
 use generation::{Generation, Shared};
 use http::Health;
 use status::Board;
@@ -141,6 +144,28 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
     metrics::gauge!("authpulse_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!("authpulse_start_time_seconds").set(clock.now_ms() as f64 / 1000.0);
     let board = Arc::new(Board::new(clock.clone()));
+    let state_dir = config.daemon.state_dir.clone();
+    let silences = {
+        let (dir, clock) = (state_dir.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || Silences::open(&dir, clock))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            .map_err(|error| {
+                DaemonError::Delivery(crate::notify::DeliveryError::StateDir {
+                    path: state_dir.clone(),
+                    error,
+                })
+            })?
+    };
+    let journal = Journal::new(clock.clone());
+    board.show_route(journal.clone(), silences.clone());
+    let api = api::Api::new(
+        silences.clone(),
+        journal.clone(),
+        board.clone(),
+        clock.clone(),
+        &config.daemon.api_token_env,
+    );
     let ha = match &config.ha {
         Some(h) => Some(
             crate::ha::Ha::start(
@@ -160,12 +185,15 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
         board,
         clock,
         route_stop: Arc::default(),
+        silences,
+        journal,
         ha: ha.as_ref().map(|h| h.replica.clone()),
     };
     let (http_stop, http_stop_rx) = watch::channel(false);
     let server = http::serve(
         config.daemon.http_listen,
         shared.health.clone(),
+        api::router(Arc::new(api)),
         http_stop_rx,
     )
     .await

@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::enrich::{self, Enricher};
+use super::journal::{self, Journal};
 use super::ledger::{AlertState, Suppressed};
 use super::outbox::Entry;
 use super::store::{AlertStore, LocalStore, Locked, StoreError};
@@ -99,6 +100,8 @@ pub struct Delivery {
     stop_rx: watch::Receiver<bool>,
     workers: Vec<JoinHandle<()>>,
     enricher: Option<Arc<Enricher>>,
+    /// The notification history: what became of each notice.
+    journal: Journal,
     /// The source has caught up with its history.
     caught_up: bool,
     /// Alerts of rules another replica leads: kept (a day of bins at most) so that a
@@ -193,7 +196,8 @@ impl Delivery {
                 route: spec.route().clone(),
                 tx,
             });
-            let worker = Worker::new(sink, spec.retry(), store.clone(), clock.clone());
+            let worker = Worker::new(sink, spec.retry(), store.clone(), clock.clone())
+                .with_journal(config.journal.clone());
             workers.push(tokio::spawn(worker.run(pending, rx, stop_rx.clone())));
         }
         metrics::gauge!("authpulse_outbox_depth").set(store.depth() as f64);
@@ -210,6 +214,7 @@ impl Delivery {
             stop_rx,
             workers,
             enricher,
+            journal: config.journal.clone(),
             caught_up: false,
             standby: BTreeMap::new(),
             reconcile_pending: false,
@@ -405,6 +410,12 @@ impl Delivery {
     }
 
     fn count_suppressed(&mut self, alert: &Alert, why: Suppressed) {
+        // A restart's replay regenerates every notice it ever sent: only the rest is
+        // news for the history.
+        if why != Suppressed::Replayed {
+            self.journal
+                .held(alert, journal::Stage::Suppressed, why.as_str());
+        }
         metrics::counter!("authpulse_notifications_suppressed_total", "reason" => why.as_str())
             .increment(1);
         if why == Suppressed::Replayed {
@@ -480,17 +491,19 @@ impl Delivery {
             return;
         }
         let store = self.store.clone();
-        let ids: Vec<(String, crate::sink::SinkRoute)> = self
+        let ids: Vec<(String, crate::sink::SinkRoute, String)> = self
             .queues
             .iter()
-            .map(|q| (q.id.clone(), q.route.clone()))
+            .map(|q| (q.id.clone(), q.route.clone(), q.name.clone()))
             .collect();
+        let history = self.journal.clone();
         let now = self.clock.now_ms();
         let result = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for alert in &alerts {
-                for (i, (id, route)) in ids.iter().enumerate() {
+                for (i, (id, route, name)) in ids.iter().enumerate() {
                     if !route.matches(alert) {
+                        history.sink(alert, name, journal::Delivery::NotRouted);
                         tracing::debug!(queue = %id, idempotency_key = %alert.idempotency_key, "not routed to this sink");
                         continue;
                     }
@@ -537,6 +550,8 @@ impl Delivery {
                     status = ?entry.alert.status,
                     "notification queued"
                 );
+                self.journal
+                    .sink(&entry.alert, &q.name, journal::Delivery::Queued);
                 if q.tx.send(entry).is_err() {
                     tracing::error!(sink = %q.name, "delivery worker is gone; the notification stays in the outbox for the next start");
                 }

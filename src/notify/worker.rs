@@ -14,6 +14,7 @@ use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 
 use super::delivery::blocking;
+use super::journal::{Delivery, Journal};
 use super::outbox::Entry;
 use super::store::{AlertStore, StoreError};
 use crate::clock::SharedClock;
@@ -29,6 +30,8 @@ pub struct Worker {
     rng: SmallRng,
     /// Failed attempts at the item at the head of the queue.
     attempt: u32,
+    /// The notification history (`None`: not kept).
+    journal: Option<Journal>,
     /// Failed attempts to ask the store whether this process may send (`[ha]` only).
     unsure: u32,
 }
@@ -61,7 +64,20 @@ impl Worker {
             clock,
             rng: SmallRng::seed_from_u64(seed),
             attempt: 0,
+            journal: None,
             unsure: 0,
+        }
+    }
+
+    /// Report what becomes of each notice to the notification history.
+    pub fn with_journal(mut self, journal: Journal) -> Worker {
+        self.journal = Some(journal);
+        self
+    }
+
+    fn record(&self, entry: &Entry, delivery: Delivery) {
+        if let Some(j) = &self.journal {
+            j.sink(&entry.alert, &self.name, delivery);
         }
     }
 
@@ -111,6 +127,13 @@ impl Worker {
         if self.attempt > 0 && age_ms > self.policy.give_up_after.as_millis() as i64 {
             let why = "retried for longer than give_up_after";
             give_up(&self.outbox, entry, &self.name, why, self.attempt).await;
+            self.record(
+                entry,
+                Delivery::DeadLettered {
+                    attempts: self.attempt,
+                    reason: why.to_string(),
+                },
+            );
             return Next::Done;
         }
         // Fencing: a replica that lost the rule's lease never sends.
@@ -140,6 +163,13 @@ impl Worker {
             }
             Err(RemoteError::Permanent(error)) => {
                 give_up(&self.outbox, entry, &self.name, &error, self.attempt + 1).await;
+                self.record(
+                    entry,
+                    Delivery::DeadLettered {
+                        attempts: self.attempt + 1,
+                        reason: error,
+                    },
+                );
                 Next::Done
             }
             Err(RemoteError::Transient(error)) => {
@@ -158,6 +188,14 @@ impl Worker {
                     pending,
                     "delivery failed; will retry"
                 );
+                self.record(
+                    entry,
+                    Delivery::Retrying {
+                        attempts: self.attempt,
+                        last_error: error,
+                        retry_in_ms: delay.as_millis() as u64,
+                    },
+                );
                 Next::RetryIn(delay)
             }
         }
@@ -172,6 +210,12 @@ impl Worker {
         metrics::counter!("authpulse_notifications_sent_total", "sink" => self.name.clone())
             .increment(1);
         tracing::info!(sink = %self.name, idempotency_key = %key, attempts = self.attempt + 1, "notification delivered");
+        self.record(
+            entry,
+            Delivery::Delivered {
+                attempts: self.attempt + 1,
+            },
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AlertmanagerSink, AlertmanagerSpec, FileSink, PagerDutySink, PagerDutySpec, Redacted,
-    SecretSource, Sink, SinkRoute, SnsSink, StdoutSink, WebhookSink,
+    SecretSource, Sink, SinkRoute, SlackSink, SlackSpec, SnsSink, StdoutSink, WebhookSink,
 };
 use crate::config_reader::{Problems, Table};
 use crate::retry::{RemoteError, RetryPolicy};
@@ -67,6 +67,8 @@ pub enum SinkSpec {
     Sns(SnsSpec),
     PagerDuty(PagerDutySpec),
     Alertmanager(AlertmanagerSpec),
+    /// A Slack bot (Web API) that keeps one message per incident current.
+    Slack(SlackSpec),
 }
 
 /// A webhook's `format` (the old name `alertmanager` is refused with a pointer).
@@ -222,17 +224,18 @@ impl SinkSpec {
             Some("alertmanager") => {
                 AlertmanagerSpec::read(&mut t, problems).map(SinkSpec::Alertmanager)
             }
+            Some("slack") => SlackSpec::read(&mut t, problems).map(SinkSpec::Slack),
             Some(other) => {
                 problems.push(
                     t.key_path("kind"),
-                    format!("{other:?} is not one of \"stdout\", \"file\", \"webhook\", \"sns\", \"pagerduty\", \"alertmanager\""),
+                    format!("{other:?} is not one of \"stdout\", \"file\", \"webhook\", \"sns\", \"pagerduty\", \"alertmanager\", \"slack\""),
                 );
                 None
             }
             None => {
                 problems.push(
                     t.key_path("kind"),
-                    "is required (stdout, file, webhook, sns, pagerduty or alertmanager)",
+                    "is required (stdout, file, webhook, sns, pagerduty, alertmanager or slack)",
                 );
                 None
             }
@@ -345,6 +348,7 @@ impl SinkSpec {
             SinkSpec::Sns(_) => "sns",
             SinkSpec::PagerDuty(_) => "pagerduty",
             SinkSpec::Alertmanager(_) => "alertmanager",
+            SinkSpec::Slack(_) => "slack",
         }
     }
 
@@ -356,6 +360,7 @@ impl SinkSpec {
             SinkSpec::Sns(s) => s.retry,
             SinkSpec::PagerDuty(p) => p.retry,
             SinkSpec::Alertmanager(a) => a.retry,
+            SinkSpec::Slack(s) => s.retry,
         }
     }
 
@@ -367,6 +372,7 @@ impl SinkSpec {
             SinkSpec::Sns(s) => &s.route,
             SinkSpec::PagerDuty(p) => &p.route,
             SinkSpec::Alertmanager(a) => &a.route,
+            SinkSpec::Slack(s) => &s.route,
         }
     }
 
@@ -374,6 +380,13 @@ impl SinkSpec {
     pub fn with_http_listen(&mut self, http_listen: std::net::SocketAddr) {
         if let SinkSpec::Alertmanager(a) = self {
             a.derive_generator_url(http_listen);
+        }
+    }
+
+    /// Where a sink keeps state of its own (`daemon.state_dir`): the Slack messages' ts.
+    pub fn with_state_dir(&mut self, state_dir: &std::path::Path) {
+        if let SinkSpec::Slack(s) = self {
+            s.state_dir = state_dir.to_path_buf();
         }
     }
 
@@ -389,6 +402,8 @@ impl SinkSpec {
             // The variable's name, not the key: the queue is for this integration.
             SinkSpec::PagerDuty(p) => format!("{}\0{}", p.url, p.routing_key_env),
             SinkSpec::Alertmanager(a) => a.url.clone(),
+            // The variable's name, not the token: the queue is for this bot and channel.
+            SinkSpec::Slack(s) => format!("{}\0{}\0{}", s.url, s.token_env, s.channel),
         };
         let digest = Sha256::digest(destination.as_bytes());
         format!("{}-{}", self.kind(), hex::encode(&digest[..4]))
@@ -416,6 +431,16 @@ impl SinkSpec {
                 format!("alertmanager[{index}]"),
                 spec,
             )?),
+            SinkSpec::Slack(spec) => {
+                let id = self.queue_id();
+                let file_id = id.strip_prefix("slack-").unwrap_or(&id);
+                Arc::new(SlackSink::new(
+                    format!("slack[{index}]"),
+                    &format!("sinks[{index}]"),
+                    spec,
+                    file_id,
+                )?)
+            }
         })
     }
 }
@@ -570,7 +595,14 @@ mod tests {
         let kinds: Vec<&str> = c.sinks.iter().map(SinkSpec::kind).collect();
         assert_eq!(
             kinds,
-            ["file", "webhook", "sns", "pagerduty", "alertmanager"],
+            [
+                "file",
+                "webhook",
+                "sns",
+                "pagerduty",
+                "alertmanager",
+                "slack"
+            ],
             "{toml}"
         );
         assert_eq!(c.sinks.len() + c.mutes.len(), blocks);

@@ -151,12 +151,21 @@ fn every_subcommand_has_help_with_an_example() {
         "run",
         "healthcheck",
         "evaluate",
+        "silence",
     ] {
         let (code, out, _) = authpulse(&[sub, "--help"]);
         assert_eq!(code, 0, "{sub}");
         assert!(
             out.contains("Example"),
             "{sub} --help has no example:\n{out}"
+        );
+    }
+    for sub in ["add", "list", "expire"] {
+        let (code, out, _) = authpulse(&["silence", sub, "--help"]);
+        assert_eq!(code, 0, "silence {sub}");
+        assert!(
+            out.contains("Example"),
+            "silence {sub} --help has no example:\n{out}"
         );
     }
 }

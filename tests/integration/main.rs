@@ -24,10 +24,12 @@ mod daemon_in_process;
 mod delivery_pagerduty;
 mod delivery_restart;
 mod delivery_routing;
+mod delivery_slack;
 mod delivery_webhook;
 mod detection;
 mod golden;
 mod ops_daemon;
+mod silence_cli;
 mod tuning;
 
 #[cfg(feature = "aws-emulator")]

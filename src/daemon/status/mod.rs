@@ -4,7 +4,8 @@
 //! the two lines of the seed tutorial's CloudWatch dashboard — with what the baseline
 //! expected (dashed), the band outside which the detector pages (shaded), anomalous bins
 //! (dots) and alert markers (a red line where an alert fired, green where it resolved);
-//! above them a table of the alerts firing now. The page is one self-contained HTML
+//! above them a table of the alerts firing now, the operator's silences and the last
+//! notifications with their delivery per sink. The page is one self-contained HTML
 //! document: inline CSS and SVG, no scripts, no external assets; every text from
 //! outside (rule names, labels, summaries) is escaped.
 //!
@@ -17,7 +18,7 @@
 //! `split_by` only [`MAX_SERIES`] series (the busiest, see [`RuleBoard::record`]).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 mod page;
 
@@ -26,7 +27,9 @@ use crate::chart::Mark;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::detect::{BinContext, DetectorKind};
+use crate::notify::journal::{Journal, Notice};
 use crate::notify::mute::Mute;
+use crate::notify::silence::{Silence, Silences};
 use crate::pipeline::lifecycle::Transition;
 use crate::pipeline::{Observer, Verdict};
 use crate::series::Labels;
@@ -181,6 +184,17 @@ struct BoardState {
 pub struct Board {
     clock: SharedClock,
     state: Mutex<BoardState>,
+    /// The route's silences and notification history, once the daemon shows them.
+    route: OnceLock<(Journal, Silences)>,
+}
+
+/// What the page shows of the route, read when it is rendered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteView {
+    /// Active silences.
+    pub silences: Vec<Silence>,
+    /// Newest first.
+    pub notices: Vec<Notice>,
 }
 
 impl Board {
@@ -201,6 +215,7 @@ impl Board {
                 leaders: None,
             }),
             clock,
+            route: OnceLock::new(),
         }
     }
 }
@@ -248,6 +263,17 @@ impl Board {
                 series: Vec::new(),
             })
             .collect();
+    }
+
+    /// Show these silences and this notification history on the page (once; the daemon
+    /// keeps both for its whole life).
+    pub fn show_route(&self, journal: Journal, silences: Silences) {
+        let _ = self.route.set((journal, silences));
+    }
+
+    /// The configured rules' names.
+    pub fn rule_names(&self) -> Vec<String> {
+        self.lock().rules.iter().map(|r| r.name.clone()).collect()
     }
 
     pub fn set_phase(&self, phase: Phase) {
@@ -305,7 +331,15 @@ impl Board {
     /// The page. Rendered from a copy, so the daemon loop never waits for a slow client.
     pub fn render(&self) -> String {
         let state = self.lock().clone();
-        page::render(&state, self.clock.now_ms())
+        let view = self
+            .route
+            .get()
+            .map(|(journal, silences)| RouteView {
+                silences: silences.active(),
+                notices: journal.snapshot(),
+            })
+            .unwrap_or_default();
+        page::render(&state, &view, self.clock.now_ms())
     }
 }
 
@@ -405,6 +439,55 @@ mod tests {
         assert!(page.contains("No alert is firing."));
         assert!(page.contains("No bin evaluated yet."));
         assert!(page.contains("loading history"));
+    }
+
+    #[test]
+    fn silences_and_the_notification_history_are_shown() {
+        use crate::notify::journal::{Delivery, Journal};
+        use crate::notify::silence::{Matcher, NewSilence, Silences};
+        use crate::sink::render::tests::sample_alert;
+        let clock = crate::clock::ManualClock::at(1_795_600_000_000);
+        let b = Board::new(clock.clone());
+        b.reset(&Config::builtin());
+        let (journal, silences) = (Journal::new(clock.clone()), Silences::in_memory(clock));
+        b.show_route(journal.clone(), silences.clone());
+        let page = b.render();
+        assert!(page.contains("Silences (0)"), "{page}");
+        assert!(page.contains("No notification since the start."));
+        silences
+            .add(NewSilence {
+                matcher: Matcher {
+                    rule: "okta-sign-ins".into(),
+                    detector: None,
+                    series: Default::default(),
+                },
+                duration_ms: 3_600_000,
+                created_by: "alice <sec>".into(),
+                reason: "pen test".into(),
+            })
+            .unwrap();
+        let a = sample_alert(Status::Firing, "2026-11-25T10:00:00Z");
+        b.alerts(std::slice::from_ref(&a));
+        journal.sink(
+            &a,
+            "webhook[1]",
+            Delivery::DeadLettered {
+                attempts: 1,
+                reason: "HTTP 400 <bad>".into(),
+            },
+        );
+        let page = b.render();
+        assert!(page.contains("Silences (1)"), "{page}");
+        assert!(page.contains("alice &lt;sec&gt;"), "{page}");
+        assert!(page.contains("rule=okta-sign-ins"), "{page}");
+        assert!(page.contains(">silenced</span>"), "{page}");
+        assert!(page.contains("Notifications (last 1)"), "{page}");
+        assert!(
+            page.contains(
+                "webhook[1]: <span class=\"pill bad\">dead-lettered: HTTP 400 &lt;bad&gt;</span>"
+            ),
+            "{page}"
+        );
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! The status page's HTML: a header with the daemon's phase, the open alerts, and per
-//! rule and series two charts (successful and failed sign-ins) drawn with
-//! [`crate::chart`]. Rendered from a copy of the board's state.
+//! The status page's HTML: a header with the daemon's phase, the open alerts, the active
+//! silences, per rule and series two charts (successful and failed sign-ins) drawn with
+//! [`crate::chart`], and the last notifications with their delivery per sink. Rendered
+//! from a copy of the board's state.
 
 use std::fmt::Write as _;
 
-use super::{BinTrace, BoardState, Leading, Measure, Phase, RuleBoard, MAX_SERIES, RECENT_BINS};
+use super::{
+    BinTrace, BoardState, Leading, Measure, Phase, RouteView, RuleBoard, MAX_SERIES, RECENT_BINS,
+};
 use crate::alert::Alert;
 use crate::chart::{self, Key, Look, Mark, Marker, MarkerStyle, Panel, TimeAxis, ValueAxis};
 use crate::html::{esc, plural, time};
+use crate::notify::journal::{Delivery, Notice};
 use crate::series::Labels;
 
 /// Seconds between automatic reloads of the page.
@@ -67,7 +71,7 @@ svg text.clipped { fill: #cf222e; font-weight: 600; }
 "#;
 
 /// The whole page.
-pub(super) fn render(s: &BoardState, now_ms: i64) -> String {
+pub(super) fn render(s: &BoardState, view: &RouteView, now_ms: i64) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(
         h,
@@ -80,11 +84,13 @@ pub(super) fn render(s: &BoardState, now_ms: i64) -> String {
     if let Some((me, leaders)) = &s.leaders {
         replicas(&mut h, me, leaders);
     }
-    open_alerts(&mut h, s);
+    open_alerts(&mut h, s, view);
+    silences(&mut h, view);
     let _ = writeln!(h, "<p class=\"legend\">{}</p>", legend());
     for (i, r) in s.rules.iter().enumerate() {
         rule(&mut h, i, r);
     }
+    notifications(&mut h, view);
     h.push_str("</body></html>\n");
     h
 }
@@ -139,7 +145,7 @@ fn replicas(h: &mut String, me: &str, leaders: &[Leading]) {
 }
 
 /// The alerts firing now, the most severe and oldest first.
-fn open_alerts(h: &mut String, s: &BoardState) {
+fn open_alerts(h: &mut String, s: &BoardState, view: &RouteView) {
     let _ = writeln!(
         h,
         "<section id=\"open-alerts\"><h2>Open alerts ({})</h2>",
@@ -162,7 +168,7 @@ fn open_alerts(h: &mut String, s: &BoardState) {
     for a in open {
         let _ = writeln!(
             h,
-            "<tr><td><span class=\"pill {}\">{}</span>{}</td><td>{}</td><td>{}</td><td class=\"labels\">{}</td><td>{}</td><td>{}</td>\
+            "<tr><td><span class=\"pill {}\">{}</span>{}{}</td><td>{}</td><td>{}</td><td class=\"labels\">{}</td><td>{}</td><td>{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"summary\">{}</td></tr>",
             if a.severity == crate::detect::Severity::Critical { "bad" } else { "warn" },
             esc(&a.severity.to_string()),
@@ -173,6 +179,15 @@ fn open_alerts(h: &mut String, s: &BoardState) {
                 .map(|m| format!(
                     " <span class=\"pill muted\" title=\"{}\">muted</span>",
                     esc(&m.reason)
+                ))
+                .unwrap_or_default(),
+            // Not sent: an operator's silence holds it back (see `crate::notify::silence`).
+            view.silences
+                .iter()
+                .find(|x| x.matcher.matches(a))
+                .map(|x| format!(
+                    " <span class=\"pill muted\" title=\"{}\">silenced</span>",
+                    esc(&format!("silence {} by {} until {}: {}", x.id, x.created_by, time(x.ends_ms, "%Y-%m-%d %H:%M UTC"), x.reason))
                 ))
                 .unwrap_or_default(),
             esc(&a.rule),
@@ -186,6 +201,105 @@ fn open_alerts(h: &mut String, s: &BoardState) {
         );
     }
     h.push_str("</tbody></table>\n</section>\n");
+}
+
+/// The silences in force: what they match, who, why, until when.
+fn silences(h: &mut String, view: &RouteView) {
+    let _ = writeln!(
+        h,
+        "<section id=\"silences\"><h2>Silences ({})</h2>",
+        view.silences.len()
+    );
+    if view.silences.is_empty() {
+        h.push_str("<p class=\"empty\">No silence is in force (<code>authpulse silence add</code> adds one).</p>\n</section>\n");
+        return;
+    }
+    h.push_str("<table><thead><tr><th>id</th><th>matches</th><th>until</th><th>by</th><th>why</th></tr></thead><tbody>\n");
+    for x in &view.silences {
+        let _ = writeln!(
+            h,
+            "<tr><td><code>{}</code></td><td class=\"labels\">{}</td><td>{}</td><td>{}</td><td class=\"summary\">{}</td></tr>",
+            esc(&x.id),
+            esc(&x.matcher.describe()),
+            time(x.ends_ms, "%Y-%m-%d %H:%M:%S UTC"),
+            esc(&x.created_by),
+            esc(&x.reason),
+        );
+    }
+    h.push_str("</tbody></table>\n</section>\n");
+}
+
+/// One sink's state of a notice, for a table cell.
+fn delivery_text(d: &Delivery) -> (&'static str, String) {
+    match d {
+        Delivery::Queued => ("warn", "queued".into()),
+        Delivery::Delivered { attempts: 1 } => ("ok", "delivered".into()),
+        Delivery::Delivered { attempts } => ("ok", format!("delivered after {attempts} attempts")),
+        Delivery::Retrying {
+            attempts,
+            last_error,
+            ..
+        } => (
+            "warn",
+            format!("retrying ({attempts} failed: {last_error})"),
+        ),
+        Delivery::DeadLettered { reason, .. } => ("bad", format!("dead-lettered: {reason}")),
+        Delivery::NotRouted => ("muted", "not routed".into()),
+    }
+}
+
+/// The last notices, newest first, and what became of each.
+fn notifications(h: &mut String, view: &RouteView) {
+    let _ = writeln!(
+        h,
+        "<section id=\"notifications\"><h2>Notifications (last {})</h2>",
+        view.notices.len()
+    );
+    if view.notices.is_empty() {
+        h.push_str("<p class=\"empty\">No notification since the start.</p>\n</section>\n");
+        return;
+    }
+    h.push_str("<table><thead><tr><th>at</th><th>status</th><th>rule</th><th>detector</th><th>series</th><th>bin</th><th>delivery</th></tr></thead><tbody>\n");
+    for n in &view.notices {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"labels\">{}</td><td>{}</td><td class=\"summary\">{}</td></tr>",
+            time(n.at, "%m-%d %H:%M:%S"),
+            esc(&format!("{:?}", n.status).to_lowercase()),
+            esc(&n.rule),
+            esc(&n.detector),
+            esc(&labels_text(&n.series)),
+            esc(&n.bin_start),
+            notice_outcome(n),
+        );
+    }
+    h.push_str("</tbody></table>\n</section>\n");
+}
+
+fn notice_outcome(n: &Notice) -> String {
+    if let Some(held) = &n.held {
+        let stage = serde_json::to_value(held.stage)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        return format!(
+            "<span class=\"pill muted\">{}</span> {}",
+            esc(&stage),
+            esc(&held.by)
+        );
+    }
+    n.sinks
+        .iter()
+        .map(|s| {
+            let (class, text) = delivery_text(&s.delivery);
+            format!(
+                "{}: <span class=\"pill {class}\">{}</span>",
+                esc(&s.sink),
+                esc(&text)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("<br/>")
 }
 
 fn legend() -> String {
