@@ -63,17 +63,23 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// Replay `reader` (of `size` bytes on disk, for progress) through `rules`.
+/// Replay an export held in memory (plain or gzip NDJSON) through `rules`: streamed
+/// while it is in time order, sorted otherwise (see [`input::replay_sources`]).
 pub fn run(
-    reader: impl Read,
-    size: u64,
+    data: &[u8],
+    _size: u64,
     rules: &[RuleSpec],
     lateness: Duration,
 ) -> std::io::Result<Outcome> {
-    run_observed(reader, size, rules, lateness, None)
+    let source = input::Source::Bytes {
+        name: "input".into(),
+        data,
+    };
+    run_sources(&[source], rules, &input::ReplayOptions::new(lateness), None)
 }
 
-/// [`run`], showing every evaluated bin to `observer`.
+/// Replay a reader that can be read only once through `rules` (always sorted, since it
+/// cannot be read again), showing every evaluated bin to `observer`.
 pub fn run_observed(
     reader: impl Read,
     size: u64,
@@ -84,11 +90,41 @@ pub fn run_observed(
     let started = Instant::now();
     let mut progress = Progress::new(size);
     let mut bytes = 0;
-    let (alerts, stats, _) = input::replay_all(
+    let (alerts, stats, _) = input::replay_reader(
         reader,
         rules,
-        lateness,
-        |b| {
+        &input::ReplayOptions::new(lateness),
+        &mut |b| {
+            bytes = b;
+            progress.update(b);
+        },
+        observer,
+    )?;
+    progress.finish();
+    Ok(Outcome {
+        alerts,
+        stats,
+        csv: None,
+        bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Replay NDJSON sources (files, gzip or not, in the order given, as one export).
+pub fn run_sources(
+    sources: &[input::Source<'_>],
+    rules: &[RuleSpec],
+    opts: &input::ReplayOptions,
+    observer: Option<&mut dyn Observer>,
+) -> std::io::Result<Outcome> {
+    let started = Instant::now();
+    let mut progress = Progress::new(sources.iter().map(input::Source::size).sum());
+    let mut bytes = 0;
+    let (alerts, stats, _) = input::replay_sources(
+        sources,
+        rules,
+        opts,
+        &mut |b| {
             bytes = b;
             progress.update(b);
         },
@@ -140,6 +176,26 @@ pub fn run_csv(
     })
 }
 
+/// Replay files in `format`: NDJSON from any number of files, a CSV of counts from one.
+pub fn run_files(
+    paths: &[std::path::PathBuf],
+    format: Format,
+    rules: &[RuleSpec],
+    opts: &input::ReplayOptions,
+    observer: Option<&mut dyn Observer>,
+) -> std::io::Result<Outcome> {
+    match format {
+        Format::Ndjson => run_sources(&input::sources_of(paths)?, rules, opts, observer),
+        Format::Csv => match paths {
+            [path] if !path.is_dir() => run_csv(input::open(path)?.0, rules, observer),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a CSV of binned counts is read from one file: give one --events",
+            )),
+        },
+    }
+}
+
 /// Replay a file (plain or gzip) in `format`.
 pub fn run_file(
     path: &Path,
@@ -148,11 +204,13 @@ pub fn run_file(
     lateness: Duration,
     observer: Option<&mut dyn Observer>,
 ) -> std::io::Result<Outcome> {
-    let (reader, size) = input::open(path)?;
-    match format {
-        Format::Ndjson => run_observed(reader, size, rules, lateness, observer),
-        Format::Csv => run_csv(reader, rules, observer),
-    }
+    run_files(
+        &[path.to_path_buf()],
+        format,
+        rules,
+        &input::ReplayOptions::new(lateness),
+        observer,
+    )
 }
 
 /// Write alerts as JSON lines.
@@ -180,9 +238,27 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
                 s.bins.events as f64 / secs
             ));
             t.push_str(&format!(
-                "  events counted by rules: {}   malformed lines skipped: {}   blank: {}   late events dropped: {}\n",
-                s.bins.matched, s.malformed, s.blank, s.bins.late
+                "  events counted by rules: {}   duplicates removed: {}   malformed input skipped: {}   blank: {}\n",
+                s.bins.matched, s.bins.duplicates, s.malformed, s.blank
             ));
+            if s.sorted {
+                t.push_str(&format!(
+                    "  the input was not in time order: replayed sorted ({:.1} MB sorted on disk)\n",
+                    s.spilled_bytes as f64 / 1e6
+                ));
+            }
+            t.push_str(&format!(
+                "  events dropped: {} (late: {}, outside the time window: {})\n",
+                s.dropped(),
+                s.bins.late,
+                s.outside_window
+            ));
+            if !s.examples.is_empty() {
+                t.push_str("  first problems:\n");
+                for e in &s.examples {
+                    t.push_str(&format!("    {e}\n"));
+                }
+            }
         }
         Some(csv) => {
             t.push_str(&format!(

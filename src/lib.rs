@@ -33,6 +33,7 @@ pub mod mute;
 pub mod notify;
 pub mod outbox;
 pub mod pipeline;
+pub mod reorder;
 pub mod rule;
 pub mod series;
 pub mod simulate;

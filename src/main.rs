@@ -46,9 +46,22 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// The export: one event per line (EventBridge envelope, bare Okta event, or a
-        /// CloudWatch export line with `@message`), or a CSV of binned counts.
+        /// CloudWatch export line with `@message`), JSON arrays of events (Okta API pages),
+        /// gzip or not, in any order; or a CSV of binned counts. Repeat it, or name a
+        /// folder, to read several files as one export.
+        #[arg(long, required = true)]
+        events: Vec<PathBuf>,
+        /// Exit 0 even when events were dropped (late, or published outside the time
+        /// window); by default a run that dropped any exits 3.
         #[arg(long)]
-        events: PathBuf,
+        allow_late: bool,
+        /// Refuse events published further than this from the median of the first
+        /// events read (`0` turns the window off).
+        #[arg(long, default_value = "3years 1day", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        max_time_skew: std::time::Duration,
+        /// Refuse (and skip) any line longer than this many bytes.
+        #[arg(long, default_value_t = authpulse::input::DEFAULT_MAX_LINE_BYTES, value_name = "BYTES")]
+        max_line_bytes: usize,
         /// What --events holds (default: csv for a .csv or .csv.gz file, else ndjson).
         #[arg(long, value_enum)]
         format: Option<backtest::Format>,
@@ -174,6 +187,9 @@ fn main() -> ExitCode {
         Command::Backtest {
             config,
             events,
+            allow_late,
+            max_time_skew,
+            max_line_bytes,
             format,
             alerts_out,
             report,
@@ -183,6 +199,9 @@ fn main() -> ExitCode {
         } => backtest_cmd(BacktestArgs {
             config,
             events,
+            allow_late,
+            max_time_skew,
+            max_line_bytes,
             format,
             alerts_out,
             report,
@@ -360,9 +379,8 @@ fn init_logging(format: LogFormat, level: &str) {
 fn demo(quiet: bool) -> ExitCode {
     init_logging(LogFormat::Text, "warn");
     let rules = Config::builtin().rules;
-    let reader = flate2::read::MultiGzDecoder::new(DEMO_SAMPLE);
     match backtest::run(
-        reader,
+        DEMO_SAMPLE,
         DEMO_SAMPLE.len() as u64,
         &rules,
         std::time::Duration::from_secs(120),
@@ -397,7 +415,10 @@ fn demo(quiet: bool) -> ExitCode {
 
 struct BacktestArgs {
     config: Option<PathBuf>,
-    events: PathBuf,
+    events: Vec<PathBuf>,
+    allow_late: bool,
+    max_time_skew: std::time::Duration,
+    max_line_bytes: usize,
     format: Option<backtest::Format>,
     alerts_out: Option<PathBuf>,
     report: Option<PathBuf>,
@@ -444,20 +465,28 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
         None => Vec::new(),
     };
     init_logging(LogFormat::Text, "warn");
-    let format = backtest::Format::of(&args.events, args.format);
+    let format = match args.events.as_slice() {
+        [one] => backtest::Format::of(one, args.format),
+        _ => args.format.unwrap_or(backtest::Format::Ndjson),
+    };
+    let opts = authpulse::input::ReplayOptions {
+        max_skew: (!args.max_time_skew.is_zero()).then_some(args.max_time_skew),
+        max_line_bytes: args.max_line_bytes,
+        ..authpulse::input::ReplayOptions::new(cfg.source.settle)
+    };
+    let events_name = args
+        .events
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     // Only --report and --suggest look inside the pipeline; a plain backtest records nothing.
     let mut recorder = (args.report.is_some() || args.suggest).then(|| Recorder::new(&cfg.rules));
     let observer = recorder.as_mut().map(|r| r as &mut dyn Observer);
-    let mut outcome = match backtest::run_file(
-        &args.events,
-        format,
-        &cfg.rules,
-        cfg.source.settle,
-        observer,
-    ) {
+    let mut outcome = match backtest::run_files(&args.events, format, &cfg.rules, &opts, observer) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("cannot read {}: {e}", args.events.display());
+            eprintln!("cannot read {events_name}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -486,8 +515,7 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
     }
     if let (Some(path), Some(rec)) = (&args.report, &mut recorder) {
         rec.keep_marks_of(&outcome.alerts);
-        let source = args.events.display().to_string();
-        let html = authpulse::tune::report::render(rec, &outcome.alerts, &source, &summary);
+        let html = authpulse::tune::report::render(rec, &outcome.alerts, &events_name, &summary);
         match std::fs::write(path, html) {
             Ok(()) => out!("  report written to {}", path.display()),
             Err(e) => {
@@ -501,6 +529,14 @@ fn backtest_cmd(args: BacktestArgs) -> ExitCode {
             "{}",
             authpulse::tune::suggest::suggest(rec, args.pages_per_week).table(&incidents)
         );
+    }
+    let dropped = outcome.stats.dropped();
+    if dropped > 0 && !args.allow_late {
+        eprintln!(
+            "authpulse: {dropped} events could not be placed (see the summary); exiting 3. \
+             Give --allow-late to accept that."
+        );
+        return ExitCode::from(3);
     }
     ExitCode::SUCCESS
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{Source, SourceError, SourceEvent};
-use crate::input::{self, LineReader, Replay};
+use std::io::Read;
+
+use crate::input::{self, Line, LineReader, Replay};
 use crate::rule::RuleSpec;
 use crate::sink::BoxFuture;
 
@@ -54,25 +56,69 @@ impl FileSource {
             path: self.path.display().to_string(),
             error,
         };
-        let (reader, _) = input::open(&self.path).map_err(io_err)?;
-        let mut lines = LineReader::new(reader);
-        lines.emit_partial = !self.follow;
-        let mut replay = Replay::new(&self.rules, self.settle);
-        let mut caught_up = false;
-        let mut since_flush = 0u64;
         let send = |events: Vec<SourceEvent>| -> Result<(), SourceError> {
             for e in events {
                 tx.blocking_send(e).map_err(|_| SourceError::Closed)?;
             }
             Ok(())
         };
+        // The file as it is now: sorted, so its order does not matter (a replay makes the
+        // decisions a backtest makes). Lines appended later are taken as they come, with
+        // the live `settle` semantics.
+        let opts = input::ReplayOptions::new(self.settle);
+        let (mut replay, offset) = input::sorted_file_updates(
+            &self.path,
+            &self.rules,
+            &opts,
+            self.follow,
+            &mut |updates| {
+                tx.blocking_send(SourceEvent::Updates(updates))
+                    .map_err(|_| std::io::Error::other("the daemon stopped listening"))
+            },
+        )
+        .map_err(io_err)?;
+        let mut updates: Vec<_> = replay.ready_updates().collect();
+        if !self.follow {
+            updates.extend(final_updates(&mut replay).map_err(io_err)?);
+        }
+        let s = replay.stats();
+        tracing::info!(
+            path = %self.path.display(),
+            lines = s.lines,
+            events = s.bins.events,
+            malformed = s.malformed,
+            duplicates = s.bins.duplicates,
+            outside_window = s.outside_window,
+            "file replayed"
+        );
+        let mut events = Vec::new();
+        if !updates.is_empty() {
+            events.push(SourceEvent::Updates(updates));
+        }
+        events.push(SourceEvent::CaughtUp);
+        send(events)?;
+        if !self.follow {
+            return Ok(());
+        }
+
+        // Follow: open again and skip what the first pass read.
+        let (mut reader, _) = input::open(&self.path).map_err(io_err)?;
+        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink()).map_err(io_err)?;
+        let mut lines = LineReader::new(reader);
+        lines.emit_partial = false;
+        let mut line_no = s.lines;
+        let mut since_flush = 0u64;
         loop {
             if *shutdown.borrow() {
                 return Ok(());
             }
             match lines.next_line().map_err(io_err)? {
                 Some(line) => {
-                    replay.line(line);
+                    line_no += 1;
+                    match line {
+                        Line::Text(text) => replay.line(text, line_no),
+                        Line::TooLong { len } => replay.too_long(line_no, len),
+                    }
                     since_flush += 1;
                     if since_flush >= BATCH_LINES {
                         since_flush = 0;
@@ -84,34 +130,24 @@ impl FileSource {
                 }
                 None => {
                     since_flush = 0;
-                    let mut updates: Vec<_> = replay.ready_updates().collect();
-                    if !self.follow {
-                        updates.extend(replay.final_updates());
-                    }
-                    let mut events = Vec::new();
+                    let updates: Vec<_> = replay.ready_updates().collect();
                     if !updates.is_empty() {
-                        events.push(SourceEvent::Updates(updates));
-                    }
-                    if !caught_up {
-                        caught_up = true;
-                        let s = replay.stats();
-                        tracing::info!(
-                            path = %self.path.display(),
-                            lines = s.lines,
-                            events = s.bins.events,
-                            malformed = s.malformed,
-                            "file replayed"
-                        );
-                        events.push(SourceEvent::CaughtUp);
-                    }
-                    send(events)?;
-                    if !self.follow {
-                        return Ok(());
+                        send(vec![SourceEvent::Updates(updates)])?;
                     }
                     std::thread::sleep(FOLLOW_POLL);
                     lines.clear_eof();
                 }
             }
+        }
+    }
+}
+
+fn final_updates(replay: &mut Replay) -> std::io::Result<Vec<crate::pipeline::Update>> {
+    match replay.final_updates() {
+        Ok(u) => Ok(u.collect()),
+        Err(input::Stop::Io(e)) => Err(e),
+        Err(input::Stop::Disordered { .. }) => {
+            Err(std::io::Error::other("an event out of order after sorting"))
         }
     }
 }
