@@ -438,6 +438,76 @@ mod tests {
     }
 
     #[test]
+    fn events_counted_by_several_rules_count_once() {
+        let (a, b) = (RuleSpec::named("a"), RuleSpec::named("b"));
+        let mut binner = Binner::new([&a, &b], Duration::ZERO);
+        for ms in [0, 1000, 2000] {
+            binner.add(&ev(ms, "SUCCESS", "x"));
+        }
+        assert_eq!((binner.stats().events, binner.stats().matched), (3, 3));
+    }
+
+    #[test]
+    fn a_repeated_uuid_counts_once() {
+        let rule = RuleSpec::named("r");
+        let mut b = Binner::new([&rule], Duration::ZERO);
+        let with = |uuid: &'static str| {
+            let mut e = ev(0, "FAILURE", "a");
+            e.uuid = Some(Cow::Borrowed(uuid));
+            e
+        };
+        assert_eq!(
+            b.add(&with("5B1F0B1E-6C1E-11EE-8C99-0242AC120002")),
+            Added::Counted
+        );
+        assert_eq!(
+            b.add(&with("5b1f0b1e-6c1e-11ee-8c99-0242ac120002")),
+            Added::Counted
+        );
+        assert_eq!(
+            b.add(&with("5b1f0b1e-6c1e-11ee-8c99-0242ac120002")),
+            Added::Duplicate
+        );
+        assert_eq!(b.add(&with("not-a-uuid")), Added::Counted);
+        assert_eq!(b.add(&with("not-a-uuid")), Added::Duplicate);
+        assert_eq!(b.stats().duplicates, 2);
+        let mut out = Vec::new();
+        b.flush_all(&mut out);
+        assert!(matches!(&out[0], Update::Observe { counts, .. } if counts.failure == 3));
+    }
+
+    #[test]
+    fn a_long_gap_closes_one_day_then_skips() {
+        let rule = RuleSpec::named("r");
+        let mut b = Binner::new([&rule], Duration::ZERO);
+        let day_bins = 96;
+        b.add(&ev(0, "SUCCESS", "a"));
+        b.add(&ev(10 * 86_400_000, "SUCCESS", "a"));
+        let mut out = Vec::new();
+        b.flush_all(&mut out);
+        let kinds: Vec<String> = out
+            .iter()
+            .map(|u| match u {
+                Update::Observe { bin, .. } => format!("observe {bin}"),
+                Update::Close { end_bin, .. } => format!("close {end_bin}"),
+                Update::Skip { end_bin, .. } => format!("skip {end_bin}"),
+                Update::Unknown { bin, .. } => format!("unknown {bin}"),
+            })
+            .collect();
+        let last = 10 * day_bins;
+        assert_eq!(
+            kinds,
+            vec![
+                "observe 0".to_string(),
+                format!("close {}", 1 + day_bins),
+                format!("skip {last}"),
+                format!("observe {last}"),
+                format!("close {}", last + 1),
+            ]
+        );
+    }
+
+    #[test]
     fn other_event_types_are_ignored() {
         let rule = RuleSpec::named("r");
         let mut b = Binner::new([&rule], Duration::ZERO);

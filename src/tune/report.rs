@@ -82,7 +82,7 @@ fn esc(s: &str) -> String {
 
 fn time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.format("%a %d %b %H:%M").to_string())
+        .map(|t| t.format("%a %d %b %Y %H:%M").to_string())
         .unwrap_or_default()
 }
 
@@ -453,10 +453,19 @@ fn day_ticks(first_bin: i64, last_bin: i64, bin_ms: i64) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     let mut t = from.div_euclid(DAY) * DAY + DAY;
     let mut i = 0;
+    let mut year = None;
     while t < to {
         if i % every == 0 {
+            // The year on the first tick and wherever it changes.
             let label = DateTime::<Utc>::from_timestamp_millis(t)
-                .map(|d| format!("{} {:02} {}", d.weekday(), d.day(), d.format("%b")))
+                .map(|d| {
+                    let mut l = format!("{} {:02} {}", d.weekday(), d.day(), d.format("%b"));
+                    if year != Some(d.year()) {
+                        year = Some(d.year());
+                        l = format!("{l} {}", d.year());
+                    }
+                    l
+                })
                 .unwrap_or_default();
             out.push((t / bin_ms, label));
         }
@@ -595,8 +604,14 @@ pub fn render(rec: &Recorder, alerts: &[Alert], source: &str, summary: &str) -> 
         .filter(|s| !s.bins.is_empty())
         .map(|s| (interest(s), s))
         .collect();
-    ranked.sort_by(|((fa, pa, ea), _), ((fb, pb, eb), _)| {
-        fb.cmp(fa).then(pa.total_cmp(pb)).then(eb.cmp(ea))
+    // Ties go by rule, then by series name: the page is the same from run to run
+    // (the pipeline keeps series in hash maps, whose order is not).
+    ranked.sort_by(|((fa, pa, ea), sa), ((fb, pb, eb), sb)| {
+        fb.cmp(fa)
+            .then(pa.total_cmp(pb))
+            .then(eb.cmp(ea))
+            .then(sa.rule.cmp(&sb.rule))
+            .then_with(|| sa.labels.cmp(&sb.labels))
     });
     let order: Vec<&SeriesTrace> = ranked.into_iter().map(|(_, s)| s).collect();
     let shown = order.len().min(MAX_SERIES);
@@ -645,6 +660,57 @@ mod tests {
         assert_eq!(
             esc(r#"<a href="x">&'"#),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn dates_carry_the_year() {
+        assert_eq!(time(1_795_601_703_123), "Wed 25 Nov 2026 10:15");
+        let bin = 900_000;
+        let ticks = day_ticks(
+            1_798_588_800_000 / bin,
+            (1_798_588_800_000 + 4 * 86_400_000) / bin,
+            bin,
+        );
+        let labels: Vec<&str> = ticks.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec![
+                "Thu 31 Dec 2026",
+                "Fri 01 Jan 2027",
+                "Sat 02 Jan",
+                "Sun 03 Jan"
+            ]
+        );
+    }
+
+    #[test]
+    fn tied_series_are_drawn_in_the_same_order_whatever_the_recorder_order() {
+        let rules = vec![crate::rule::RuleSpec::named("r")];
+        let detectors = rules[0].detectors.len();
+        let trace = |ip: &str| SeriesTrace {
+            rule: 0,
+            labels: [("client.ipAddress".to_string(), ip.to_string())].into(),
+            bins: vec![0, 1],
+            counts: vec![crate::series::Counts::default(); 2],
+            points: vec![None; 2 * detectors],
+        };
+        let mut a = Recorder::new(&rules);
+        let mut b = Recorder::new(&rules);
+        let ips = ["192.0.2.3", "192.0.2.1", "192.0.2.2"];
+        a.series = ips.iter().map(|ip| trace(ip)).collect();
+        b.series = ips.iter().rev().map(|ip| trace(ip)).collect();
+        a.spans = vec![Some((0, 1))];
+        b.spans = vec![Some((0, 1))];
+        let (ra, rb) = (render(&a, &[], "x", ""), render(&b, &[], "x", ""));
+        assert_eq!(ra, rb);
+        let at = |ip: &str| ra.find(ip).unwrap_or(usize::MAX);
+        assert!(
+            at("192.0.2.1") < at("192.0.2.2") && at("192.0.2.2") < at("192.0.2.3"),
+            "by name among ties: {} {} {}",
+            at("192.0.2.1"),
+            at("192.0.2.2"),
+            at("192.0.2.3")
         );
     }
 
