@@ -160,6 +160,10 @@ pub fn describe_metrics() {
         "authpulse_malformed_lines_total",
         "Input lines that were not Okta events (file source), skipped"
     );
+    describe_counter!(
+        "authpulse_events_dropped_total",
+        "Okta events read but not placed in a bin (file source), per {reason}: late, outside_window"
+    );
     // Pipeline.
     describe_counter!(
         "authpulse_bins_evaluated_total",
