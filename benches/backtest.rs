@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use authpulse::backtest;
+use authpulse::offline::backtest;
 use authpulse::rule::RuleSpec;
 use authpulse::simulate::{generate, Difficulty, SimConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -42,10 +42,12 @@ export AWS_EC2_METADATA_DISABLED=true
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --all-features -- -D warnings
 # Benches are compiled by clippy above; running them belongs to `cargo bench`.
 step "cargo test"
-cargo test --lib --bins --tests
+cargo test --lib --bins --tests --features aws-emulator
+step "import layers (no cycle)"
+python3 scripts/check-layers.py
 step "backtest report in a headless browser (skipped without chromium)"
 bash scripts/check-report.sh
 step "the daemon's status page in a headless browser (skipped without chromium)"

@@ -11,8 +11,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::alert_kind::{AlertKind, Verdict};
 use crate::detect::{DetectorKind, Finding, Severity};
-use crate::kind::{AlertKind, Verdict};
 use crate::rule::RuleSpec;
 use crate::series::Labels;
 use crate::stats::one_in;
@@ -31,8 +31,8 @@ pub struct Alert {
     pub detector: String,
     pub series: Labels,
     /// The bin this notification is about (RFC 3339, UTC).
-    pub bin_start: String,
-    pub bin_end: String,
+    pub bin_start: Timestamp,
+    pub bin_end: Timestamp,
     pub observed: f64,
     pub expected: f64,
     pub lower: f64,
@@ -46,7 +46,7 @@ pub struct Alert {
     /// What `observed` counts: "failed sign-ins", "failure share", ...
     pub measure: String,
     /// Start of the first anomalous bin of this incident.
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// A Logs Insights query over the anomalous window: paste it into the console.
     pub investigate: String,
     /// `fingerprint-status-bin_start`: the same notification always carries the same key,
@@ -102,6 +102,51 @@ pub fn fingerprint(rule: &str, detector: &str, labels: &Labels) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
+/// A moment of an alert: milliseconds in memory (whole seconds), RFC 3339 UTC on the
+/// wire (`2026-11-25T10:15:00Z`), as the README documents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The second `ms` falls in (the wire has no fractions).
+    pub fn from_ms(ms: i64) -> Timestamp {
+        Timestamp(ms.div_euclid(1000) * 1000)
+    }
+
+    pub fn ms(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&rfc3339(self.0))
+    }
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Timestamp, String> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| Timestamp::from_ms(t.timestamp_millis()))
+            .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 pub fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -138,8 +183,8 @@ impl Alert {
             rule: rule.name.clone(),
             detector: detector.name().to_string(),
             series: labels.clone(),
-            bin_start: rfc3339(bin_start_ms),
-            bin_end: rfc3339(bin_end_ms),
+            bin_start: Timestamp::from_ms(bin_start_ms),
+            bin_end: Timestamp::from_ms(bin_end_ms),
             observed: round(f.observed),
             expected: round(f.expected),
             lower: round(f.lower),
@@ -149,7 +194,7 @@ impl Alert {
             fingerprint: fingerprint(&rule.name, detector.name(), labels),
             summary: summary(status, rule, detector, labels, bin_start_ms, f, verdict),
             measure: f.measure.to_string(),
-            started_at: rfc3339(started_ms),
+            started_at: Timestamp::from_ms(started_ms),
             investigate: investigate_query(rule, labels),
             idempotency_key: String::new(),
             kind: verdict.kind.as_str().to_string(),
@@ -161,10 +206,7 @@ impl Alert {
 
     /// Fill in `idempotency_key` from the fingerprint, status and bin.
     pub fn with_idempotency_key(mut self) -> Alert {
-        let bin_start_ms = DateTime::parse_from_rfc3339(&self.bin_start)
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_default();
-        self.idempotency_key = idempotency_key(&self.fingerprint, self.status, bin_start_ms);
+        self.idempotency_key = idempotency_key(&self.fingerprint, self.status, self.bin_start.ms());
         self
     }
 }
@@ -314,8 +356,8 @@ impl Alert {
             rule: rule.name.clone(),
             detector: SOURCE_UNAVAILABLE.to_string(),
             series: Labels::new(),
-            bin_start: rfc3339(bin_start),
-            bin_end: rfc3339(bin_start + bin_ms),
+            bin_start: Timestamp::from_ms(bin_start),
+            bin_end: Timestamp::from_ms(bin_start + bin_ms),
             observed: f64::from(failures),
             expected: 0.0,
             lower: 0.0,
@@ -325,7 +367,7 @@ impl Alert {
             fingerprint: fingerprint(&rule.name, SOURCE_UNAVAILABLE, &Labels::new()),
             summary,
             measure: "failed polls in a row".to_string(),
-            started_at: rfc3339(since_ms),
+            started_at: Timestamp::from_ms(since_ms),
             investigate: "Check the daemon's logs, its IAM permissions (logs:StartQuery, logs:GetQueryResults) and the CloudWatch Logs service health.".to_string(),
             idempotency_key: String::new(),
             kind: AlertKind::SourceUnavailable.as_str().to_string(),

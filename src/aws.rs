@@ -6,7 +6,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sns::config::http::HttpResponse;
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 
-use crate::sink::SinkError;
+use crate::retry::RemoteError;
 
 pub async fn sdk_config(region: Option<String>, endpoint_url: Option<String>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -38,7 +38,7 @@ const THROTTLING: &[&str] = &[
 /// validation errors and missing resources are not.
 pub fn classify_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: &SdkError<E, HttpResponse>,
-) -> SinkError {
+) -> RemoteError {
     match e {
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("Unknown");
@@ -46,13 +46,13 @@ pub fn classify_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
             let status = se.raw().status().as_u16();
             let text = format!("{code} (HTTP {status}): {msg}");
             if THROTTLING.contains(&code) || status >= 500 || status == 429 {
-                SinkError::Transient(text)
+                RemoteError::Transient(text)
             } else {
-                SinkError::Permanent(text)
+                RemoteError::Permanent(text)
             }
         }
-        SdkError::ConstructionFailure(_) => SinkError::Permanent(format!("{e}")),
-        other => SinkError::Transient(aws_error_text(other)),
+        SdkError::ConstructionFailure(_) => RemoteError::Permanent(format!("{e}")),
+        other => RemoteError::Transient(aws_error_text(other)),
     }
 }
 

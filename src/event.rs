@@ -11,7 +11,7 @@
 //! JSON sequence (`[null,null,"user.session.start",…]`), so the raw types below have
 //! hand-written visitors that take maps only, and every error names the field it is about
 //! and the type that was expected. Whether a line holds one event or an array of them is
-//! decided before this (see [`crate::input`]).
+//! decided before this (by the file readers in `source/replay.rs`).
 //!
 //! Parsing borrows from the line wherever the JSON string needs no unescaping, so a
 //! backtest over gigabytes allocates almost nothing per event.

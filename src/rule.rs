@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::detect::{DetectorKind, DetectorSpec};
 use crate::event::{Event, SPLIT_FIELDS};
 
@@ -155,7 +155,7 @@ impl RuleSpec {
     /// The Logs Insights query for this rule: counts per bin and outcome (and split
     /// value), with the distinct users and source addresses behind each count (which
     /// `distinct_users` and the alert's `kind` read from the failure rows). A rule's raw
-    /// `query` replaces it; see [`crate::source::cloudwatch`] for the output contract.
+    /// `query` replaces it; see the CloudWatch source (`source::cloudwatch`) for the output contract.
     pub fn insights_query(&self) -> String {
         if let Some(q) = &self.query {
             return q.clone();
@@ -257,8 +257,8 @@ impl RuleSpec {
             rule.detectors = detectors
                 .into_iter()
                 .filter_map(|(name, v)| {
-                    crate::config::read_detector(
-                        &crate::config::join(&base, name),
+                    crate::detect::read_detector(
+                        &crate::config_reader::join(&base, name),
                         name,
                         v,
                         problems,

@@ -241,6 +241,26 @@ impl History {
     }
 }
 
+/// What a source tells the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// The absolute counts of one series in one bin.
+    Observe {
+        rule: usize,
+        bin: i64,
+        labels: Labels,
+        counts: Counts,
+    },
+    /// The source could not read this bin.
+    Unknown { rule: usize, bin: i64 },
+    /// Every bin before `end_bin` is final: evaluate them.
+    Close { rule: usize, end_bin: i64 },
+    /// The bins before `end_bin` that hold no observation are a hole in the input (a
+    /// replayed file that jumps ahead in time): they are unknown, like
+    /// [`Update::Unknown`], and skipped in one step however many there are.
+    Skip { rule: usize, end_bin: i64 },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use authpulse::alert::{Alert, Status};
-use authpulse::backtest;
+use authpulse::offline::backtest;
 use authpulse::rule::RuleSpec;
 use authpulse::simulate::{generate, Difficulty, Incident, IncidentKind, SimConfig};
 use chrono::{DateTime, Utc};
@@ -43,7 +43,7 @@ fn replay(events: &[u8]) -> Vec<Alert> {
 }
 
 fn started(a: &Alert) -> DateTime<Utc> {
-    at(&a.started_at)
+    at(&a.started_at.to_string())
 }
 
 #[test]

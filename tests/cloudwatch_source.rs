@@ -1,17 +1,19 @@
 //! The CloudWatch source against the emulator: what it reads back equals what was put.
+// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
+#![cfg(feature = "aws-emulator")]
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use authpulse::binner::Binner;
-use authpulse::config::SourceConfig;
 use authpulse::event::Event;
-use authpulse::pipeline::Update;
 use authpulse::rule::RuleSpec;
+use authpulse::series::Update;
 use authpulse::series::{Counts, Labels};
+use authpulse::source::binner::Binner;
 use authpulse::source::cloudwatch::CloudWatchSource;
+use authpulse::source::config::SourceConfig;
 use authpulse::source::insights::Querier;
 use authpulse::source::{Source, SourceEvent};
 use tokio::sync::{mpsc, watch};
@@ -100,6 +102,7 @@ async fn source_for(group: &str, rules: Vec<RuleSpec>, config: SourceConfig) -> 
         querier: Querier::new(client, vec![group.to_string()], 4, Duration::from_secs(30)),
         rules,
         config,
+        clock: authpulse::clock::system(),
     }
 }
 

@@ -1,4 +1,6 @@
 //! `authpulse run` against the AWS emulator, as a process: backfill, detection, faults.
+// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
+#![cfg(feature = "aws-emulator")]
 
 mod common;
 

@@ -4,6 +4,8 @@
 //!   the alert still goes out, without them;
 //! - restarts: the backfill after a SIGKILL re-derives the alerts already sent, and
 //!   none of them pages again.
+// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
+#![cfg(feature = "aws-emulator")]
 
 mod common;
 #[path = "common/delivery.rs"]

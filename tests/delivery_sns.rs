@@ -1,6 +1,8 @@
 //! SNS delivery through the AWS emulator (moto, started by `scripts/test.sh`): an SQS
 //! queue subscribed to the topic receives the alert with its Subject, message and
 //! attributes; a filter policy on the attributes routes; the daemon delivers through SNS.
+// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
+#![cfg(feature = "aws-emulator")]
 
 mod common;
 #[path = "common/delivery.rs"]
@@ -10,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use authpulse::alert::Alert;
-use authpulse::sink::SinkError;
+use authpulse::retry::RemoteError;
 use serde_json::{json, Value};
 
 /// The sink reads credentials from the AWS default chain, like in production: give it
@@ -229,7 +231,7 @@ async fn a_missing_topic_is_a_permanent_failure() {
         .send(&alert("firing", "critical", "2026-11-25T10:15:00Z"))
         .await
         .unwrap_err();
-    assert!(matches!(e, SinkError::Permanent(_)), "{e:?}");
+    assert!(matches!(e, RemoteError::Permanent(_)), "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

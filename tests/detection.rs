@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use authpulse::alert::{Alert, Status};
-use authpulse::backtest;
-use authpulse::evaluate::{score, Score};
+use authpulse::offline::backtest;
+use authpulse::offline::evaluate::{score, Score};
 use authpulse::rule::RuleSpec;
 use authpulse::simulate::{generate, Difficulty, SimConfig};
 
@@ -145,7 +145,7 @@ fn a_maintenance_window_mutes_what_starts_in_it_and_the_backtest_says_so() {
             .expect("run authpulse");
         assert!(out.status.success(), "{out:?}");
         let text = std::fs::read_to_string(&alerts).expect("alerts");
-        let alerts = authpulse::evaluate::read_alerts(&text).expect("alert lines");
+        let alerts = authpulse::offline::evaluate::read_alerts(&text).expect("alert lines");
         (String::from_utf8_lossy(&out.stdout).into_owned(), alerts)
     };
     let rule = "[[rules]]\nname = \"okta-sign-ins\"\n";

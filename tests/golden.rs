@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use authpulse::backtest;
 use authpulse::config::Config;
+use authpulse::offline::backtest;
 use authpulse::simulate::{self, Difficulty, SimConfig};
 
 /// Seconds of lateness the backtest tolerates: the built-in config's `source.settle`.

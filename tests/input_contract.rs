@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use authpulse::backtest;
 use authpulse::config::Config;
-use authpulse::input::{self, ReplayOptions, Source};
+use authpulse::offline::backtest;
 use authpulse::rule::RuleSpec;
+use authpulse::source::replay::{self as input, ReplayOptions, Source};
 
 const DEMO: &[u8] = include_bytes!("../samples/demo.ndjson.gz");
 const SETTLE: Duration = Duration::from_secs(120);
@@ -188,8 +188,8 @@ fn every_shape_of_okta_export_is_read() {
 
 #[test]
 fn a_null_address_is_an_unknown_source_never_a_series_called_null() {
+    use authpulse::offline::tune::Recorder;
     use authpulse::pipeline::Observer;
-    use authpulse::tune::Recorder;
     let mut rule = RuleSpec::named("by-source");
     rule.split_by = Some("client.ipAddress".into());
     let rules = vec![rule];

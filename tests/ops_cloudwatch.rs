@@ -1,6 +1,8 @@
 //! Operating the daemon on its production source, CloudWatch Logs Insights (the AWS
 //! emulator): poll metrics move with every poll, and SIGTERM while queries run still
 //! exits 0 within 10 s.
+// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
+#![cfg(feature = "aws-emulator")]
 
 mod common;
 

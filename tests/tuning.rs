@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use authpulse::alert::{Alert, Status};
-use authpulse::backtest;
+use authpulse::offline::backtest;
+use authpulse::offline::tune::{report, suggest, Recorder};
 use authpulse::rule::RuleSpec;
-use authpulse::tune::{report, suggest, Recorder};
 
 const DEMO: &[u8] = include_bytes!("../samples/demo.ndjson.gz");
 
@@ -135,7 +135,7 @@ fn suggest_replays_the_backtest_exactly_at_the_configured_thresholds() {
             s.detector.name()
         );
         // A repeat carries its incident's start: one page per distinct start.
-        let mut starts: Vec<&str> = want.iter().map(|a| a.started_at.as_str()).collect();
+        let mut starts: Vec<i64> = want.iter().map(|a| a.started_at.ms()).collect();
         starts.dedup();
         assert_eq!(s.current.pages.len(), starts.len(), "{}", s.detector.name());
         // The configured value is a candidate, so the pick pages at least as often.
@@ -164,8 +164,9 @@ fn suggest_replays_the_backtest_exactly_at_the_configured_thresholds() {
 #[test]
 fn with_labels_each_page_names_its_incident() {
     let (_, rec, _) = demo();
-    let incidents = authpulse::evaluate::read_labels(include_str!("../samples/demo.labels.jsonl"))
-        .expect("demo labels");
+    let incidents =
+        authpulse::offline::evaluate::read_labels(include_str!("../samples/demo.labels.jsonl"))
+            .expect("demo labels");
     let table = suggest::suggest(&rec, 0.5).table(&incidents);
     for kind in [
         "[credential_stuffing]",
@@ -223,7 +224,7 @@ fn a_csv_of_counts_pages_where_the_events_did() {
         alerts
             .iter()
             .filter(|a| a.status == Status::Firing && a.detector == det)
-            .map(|a| a.bin_start.clone())
+            .map(|a| a.bin_start.to_string())
             .collect()
     };
     for det in ["volume_spike", "flatline"] {
@@ -300,7 +301,8 @@ fn the_command_line_reads_csv_reports_bad_rows_and_writes_the_report() {
 
 #[test]
 fn a_split_rule_charts_the_most_eventful_series_first_and_caps_the_count() {
-    use authpulse::pipeline::{Pipeline, Update};
+    use authpulse::pipeline::Pipeline;
+    use authpulse::series::Update;
     use authpulse::series::{Counts, Labels};
 
     let mut rule = RuleSpec::named("per-ip");

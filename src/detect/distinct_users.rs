@@ -29,7 +29,7 @@ use super::{
 };
 use std::sync::Arc;
 
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::stats::binomial_upper_tail;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use super::{BinContext, CountSpike, Detector, DetectorKind, Finding, SpikeMetric};
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailingSources {

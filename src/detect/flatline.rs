@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{read_p_value, BinContext, Detector, DetectorKind, Finding, Severity};
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::stats::CountModel;
 
 #[derive(Debug, Clone, PartialEq)]

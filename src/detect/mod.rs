@@ -3,8 +3,9 @@
 //! Each detector is a small struct implementing [`Detector`], configured by its own
 //! `[rules.detectors.<name>]` table. A detector only judges a single bin; whether that
 //! becomes a page (M of N bins, resolution, repeats) is the alert lifecycle's job
-//! ([`crate::lifecycle`]).
+//! (the pipeline's lifecycle).
 
+pub mod baseline;
 mod distinct_users;
 mod failing_sources;
 mod flatline;
@@ -19,9 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::baseline::Expected;
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
+use crate::detect::baseline::Expected;
 use crate::series::{Counts, History};
 
 pub use distinct_users::DistinctUsers;
@@ -366,10 +368,39 @@ pub(crate) fn severity_from(p_value: f64, threshold: f64, magnitude: f64) -> Sev
     }
 }
 
+/// The names of all detectors, for messages.
+fn detector_names() -> String {
+    DetectorKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Read one `[rules.detectors.<name>]` table.
+pub fn read_detector(
+    path: &str,
+    name: &str,
+    value: &Value,
+    problems: &mut Problems,
+) -> Option<DetectorSpec> {
+    let Some(kind) = DetectorKind::from_name(name) else {
+        problems.push(
+            path,
+            format!("unknown detector (known: {})", detector_names()),
+        );
+        return None;
+    };
+    let mut t = Table::new(path, Some(value), problems);
+    let spec = DetectorSpec::read(kind, &mut t, problems);
+    t.finish(problems);
+    Some(spec)
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
-    use crate::baseline::Basis;
+    use crate::detect::baseline::Basis;
 
     pub fn expected(total: f64, success: f64, failure: f64) -> Expected {
         Expected {

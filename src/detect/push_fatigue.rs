@@ -19,7 +19,7 @@
 //! decide, because they are what an operator can reason about.
 
 use super::{read_bins, read_positive, BinContext, Detector, DetectorKind, Finding, Severity};
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::stats::CountModel;
 
 #[derive(Debug, Clone, PartialEq)]

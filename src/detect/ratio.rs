@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::{
     read_p_value, read_positive, severity_from, BinContext, Detector, DetectorKind, Finding,
 };
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::stats::binomial_upper_tail;
 
 #[derive(Debug, Clone, PartialEq)]

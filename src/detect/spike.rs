@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{
     read_p_value, read_positive, severity_from, BinContext, Detector, DetectorKind, Finding,
 };
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::stats::{CountModel, MIN_MEAN};
 
 /// Which count a spike detector watches.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{read_p_value, read_positive, BinContext, Detector, DetectorKind, Finding, Severity};
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
 use crate::stats::{binomial_upper_tail, CountModel};
 
 #[derive(Debug, Clone, PartialEq)]

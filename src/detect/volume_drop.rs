@@ -34,8 +34,8 @@ use super::{
 };
 use std::sync::Arc;
 
-use crate::baseline::Basis;
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
+use crate::detect::baseline::Basis;
 use crate::stats::binomial_upper_tail;
 
 #[derive(Debug, Clone, PartialEq)]

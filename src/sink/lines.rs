@@ -5,11 +5,12 @@ use std::path::Path;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-use super::{BoxFuture, Sink, SinkError};
+use super::Sink;
 use crate::alert::Alert;
+use crate::retry::{BoxFuture, RemoteError};
 
-fn line(alert: &Alert) -> Result<String, SinkError> {
-    let mut s = serde_json::to_string(alert).map_err(|e| SinkError::Permanent(e.to_string()))?;
+fn line(alert: &Alert) -> Result<String, RemoteError> {
+    let mut s = serde_json::to_string(alert).map_err(|e| RemoteError::Permanent(e.to_string()))?;
     s.push('\n');
     Ok(s)
 }
@@ -29,15 +30,15 @@ impl Sink for StdoutSink {
         &self.name
     }
 
-    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>> {
         Box::pin(async move {
             let mut out = tokio::io::stdout();
             out.write_all(line(alert)?.as_bytes())
                 .await
-                .map_err(|e| SinkError::Transient(e.to_string()))?;
+                .map_err(|e| RemoteError::Transient(e.to_string()))?;
             out.flush()
                 .await
-                .map_err(|e| SinkError::Transient(e.to_string()))
+                .map_err(|e| RemoteError::Transient(e.to_string()))
         })
     }
 }
@@ -49,13 +50,13 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    pub async fn open(name: String, path: &Path) -> Result<Self, SinkError> {
+    pub async fn open(name: String, path: &Path) -> Result<Self, RemoteError> {
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .await
-            .map_err(|e| SinkError::Permanent(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| RemoteError::Permanent(format!("cannot open {}: {e}", path.display())))?;
         Ok(FileSink {
             name,
             file: Mutex::new(file),
@@ -68,16 +69,16 @@ impl Sink for FileSink {
         &self.name
     }
 
-    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>> {
         Box::pin(async move {
             let text = line(alert)?;
             let mut f = self.file.lock().await;
             f.write_all(text.as_bytes())
                 .await
-                .map_err(|e| SinkError::Transient(e.to_string()))?;
+                .map_err(|e| RemoteError::Transient(e.to_string()))?;
             f.sync_data()
                 .await
-                .map_err(|e| SinkError::Transient(e.to_string()))
+                .map_err(|e| RemoteError::Transient(e.to_string()))
         })
     }
 }

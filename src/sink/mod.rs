@@ -7,19 +7,15 @@
 //! safe to log. The config types hold those in [`Redacted`], whose `Debug` hides them.
 //!
 //! Sinks are never called directly by the daemon: [`delivery::Delivery`] writes every
-//! notification to the durable [`crate::outbox`] first and retries it per sink with
+//! notification to the durable outbox (`notify::outbox`) first and retries it per sink with
 //! backoff until the sink accepts it.
 
-pub mod delivery;
-pub mod enrich;
 mod lines;
 pub mod render;
 mod sns;
 mod webhook;
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,26 +23,17 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::alert::Alert;
-use crate::config::{Problems, Table};
+use crate::config_reader::{Problems, Table};
+use crate::retry::{BoxFuture, RemoteError, RetryPolicy};
 
 pub use lines::{FileSink, StdoutSink};
 pub use sns::SnsSink;
 pub use webhook::{sign, WebhookSink};
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SinkError {
-    #[error("transient: {0}")]
-    Transient(String),
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
-
 pub trait Sink: Send + Sync {
     /// A name for logs and metrics, e.g. `webhook[1]` — never the URL.
     fn name(&self) -> &str;
-    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>>;
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>>;
 }
 
 /// A string that must never be printed: a webhook URL (it often carries a token), a
@@ -70,15 +57,15 @@ pub enum SecretSource {
 
 impl SecretSource {
     /// The secret's value; `key_path` names the config key in the error.
-    pub fn resolve(&self, key_path: &str) -> Result<String, SinkError> {
+    pub fn resolve(&self, key_path: &str) -> Result<String, RemoteError> {
         match self {
             SecretSource::Inline(v) => Ok(v.0.clone()),
             SecretSource::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(v),
-                Ok(_) => Err(SinkError::Permanent(format!(
+                Ok(_) => Err(RemoteError::Permanent(format!(
                     "{key_path}: environment variable {var} is empty"
                 ))),
-                Err(_) => Err(SinkError::Permanent(format!(
+                Err(_) => Err(RemoteError::Permanent(format!(
                     "{key_path}: environment variable {var} is not set"
                 ))),
             },
@@ -95,25 +82,6 @@ pub enum WebhookFormat {
     Slack,
     /// Alertmanager's webhook payload (version 4), so existing receivers accept it.
     Alertmanager,
-}
-
-/// How a sink retries: exponential backoff with jitter from `initial` up to `max`; an
-/// item still failing `give_up_after` after it was queued is given up (dead-lettered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub initial: Duration,
-    pub max: Duration,
-    pub give_up_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(300),
-            give_up_after: Duration::from_secs(24 * 3600),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,7 +154,7 @@ fn read_headers(
 ) {
     let base = t.key_path(key);
     for (name, value) in t.entries(key, problems) {
-        let path = crate::config::join(&base, name);
+        let path = crate::config_reader::join(&base, name);
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             problems.push(&path, "is not a valid HTTP header name");
             continue;
@@ -413,7 +381,7 @@ impl SinkSpec {
     }
 
     /// Build the sink. `index` names it in logs (`webhook[2]`) and errors (`sinks[2]`).
-    pub async fn build(&self, index: usize) -> Result<Arc<dyn Sink>, SinkError> {
+    pub async fn build(&self, index: usize) -> Result<Arc<dyn Sink>, RemoteError> {
         Ok(match self {
             SinkSpec::Stdout => Arc::new(StdoutSink::new(format!("stdout[{index}]"))),
             SinkSpec::File { path, .. } => {
@@ -430,7 +398,7 @@ impl SinkSpec {
 }
 
 /// Build every configured sink.
-pub async fn build_all(specs: &[SinkSpec]) -> Result<Vec<Arc<dyn Sink>>, SinkError> {
+pub async fn build_all(specs: &[SinkSpec]) -> Result<Vec<Arc<dyn Sink>>, RemoteError> {
     let mut sinks = Vec::with_capacity(specs.len());
     for (i, s) in specs.iter().enumerate() {
         sinks.push(s.build(i).await?);

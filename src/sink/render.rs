@@ -129,7 +129,7 @@ pub fn email(alert: &Alert) -> String {
             },
         ),
         ("Bin", format!("{} to {}", alert.bin_start, alert.bin_end)),
-        ("Incident since", alert.started_at.clone()),
+        ("Incident since", alert.started_at.to_string()),
         (
             "Observed",
             format!("{} {}", show(alert, alert.observed), alert.measure),
@@ -284,7 +284,7 @@ pub fn alertmanager(alert: &Alert) -> Value {
     };
     let ends_at = match alert.status {
         Status::Firing => "0001-01-01T00:00:00Z".to_string(),
-        Status::Resolved => alert.bin_end.clone(),
+        Status::Resolved => alert.bin_end.to_string(),
     };
     let group_labels = json!({"alertname": labels["alertname"], "rule": alert.rule});
     json!({
@@ -324,8 +324,8 @@ pub(crate) mod tests {
             rule: "okta-sign-ins".into(),
             detector: "failure_spike".into(),
             series,
-            bin_start: bin_start.into(),
-            bin_end: bin_start.into(),
+            bin_start: bin_start.parse().unwrap(),
+            bin_end: bin_start.parse().unwrap(),
             observed: 412.0,
             expected: 23.4,
             lower: 0.0,
@@ -335,7 +335,7 @@ pub(crate) mod tests {
             fingerprint: "3fa19c0d2b7e4a11".into(),
             summary: "Failed sign-ins spiked: 412 failed sign-ins in the 15m bin at Wed 10:15 UTC, expected about 23.".into(),
             measure: "failed sign-ins".into(),
-            started_at: bin_start.into(),
+            started_at: bin_start.parse().unwrap(),
             investigate: "fields @timestamp | limit 200".into(),
             idempotency_key: String::new(),
             kind: String::new(),

@@ -18,9 +18,10 @@ use aws_sdk_sns::config::timeout::TimeoutConfig;
 use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::json;
 
-use super::{render, BoxFuture, Sink, SinkError, SnsSpec};
+use super::{render, Sink, SnsSpec};
 use crate::alert::{Alert, Status};
 use crate::aws;
+use crate::retry::{BoxFuture, RemoteError};
 
 pub struct SnsSink {
     name: String,
@@ -48,23 +49,24 @@ impl SnsSink {
     }
 }
 
-fn attr(value: &str) -> Result<MessageAttributeValue, SinkError> {
+fn attr(value: &str) -> Result<MessageAttributeValue, RemoteError> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| SinkError::Permanent(e.to_string()))
+        .map_err(|e| RemoteError::Permanent(e.to_string()))
 }
 
 /// The per-protocol message (`MessageStructure=json`): a JSON object of strings.
-pub fn message(alert: &Alert) -> Result<String, SinkError> {
-    let default = serde_json::to_string(alert).map_err(|e| SinkError::Permanent(e.to_string()))?;
+pub fn message(alert: &Alert) -> Result<String, RemoteError> {
+    let default =
+        serde_json::to_string(alert).map_err(|e| RemoteError::Permanent(e.to_string()))?;
     serde_json::to_string(&json!({
         "default": default,
         "email": render::email(alert),
         "sms": render::sms(alert),
     }))
-    .map_err(|e| SinkError::Permanent(e.to_string()))
+    .map_err(|e| RemoteError::Permanent(e.to_string()))
 }
 
 impl Sink for SnsSink {
@@ -72,7 +74,7 @@ impl Sink for SnsSink {
         &self.name
     }
 
-    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>> {
         Box::pin(async move {
             let status = match alert.status {
                 Status::Firing => "firing",

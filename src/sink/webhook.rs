@@ -21,8 +21,9 @@ use hmac::{KeyInit, Mac};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use sha2::Sha256;
 
-use super::{render, BoxFuture, Sink, SinkError, WebhookFormat, WebhookSpec};
+use super::{render, Sink, WebhookFormat, WebhookSpec};
 use crate::alert::Alert;
+use crate::retry::{BoxFuture, RemoteError};
 
 pub const TIMESTAMP_HEADER: &str = "X-Authpulse-Timestamp";
 pub const SIGNATURE_HEADER: &str = "X-Authpulse-Signature";
@@ -52,7 +53,7 @@ pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
 
 impl WebhookSink {
     /// `key_path` (`sinks[2]`) names the config entry in errors about secrets and headers.
-    pub fn new(name: String, key_path: &str, spec: &WebhookSpec) -> Result<Self, SinkError> {
+    pub fn new(name: String, key_path: &str, spec: &WebhookSpec) -> Result<Self, RemoteError> {
         let secret = match &spec.secret {
             Some(s) => {
                 let key = match s {
@@ -72,9 +73,9 @@ impl WebhookSink {
             let path = format!("{key_path}.{table}.{header}");
             let value = source.resolve(&path)?;
             let name = HeaderName::from_bytes(header.as_bytes())
-                .map_err(|_| SinkError::Permanent(format!("{path}: invalid header name")))?;
+                .map_err(|_| RemoteError::Permanent(format!("{path}: invalid header name")))?;
             let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                SinkError::Permanent(format!("{path}: the value is not a valid header value"))
+                RemoteError::Permanent(format!("{path}: the value is not a valid header value"))
             })?;
             value.set_sensitive(true);
             headers.insert(name, value);
@@ -88,7 +89,7 @@ impl WebhookSink {
             // is reported as a permanent failure instead.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| SinkError::Permanent(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))?;
         Ok(WebhookSink {
             name,
             url: spec.url.0.clone(),
@@ -100,24 +101,24 @@ impl WebhookSink {
     }
 
     /// The request body for this sink's format.
-    pub fn body(&self, alert: &Alert) -> Result<Vec<u8>, SinkError> {
+    pub fn body(&self, alert: &Alert) -> Result<Vec<u8>, RemoteError> {
         let result = match self.format {
             WebhookFormat::Json => serde_json::to_vec(alert),
             WebhookFormat::Slack => serde_json::to_vec(&render::slack(alert)),
             WebhookFormat::Alertmanager => serde_json::to_vec(&render::alertmanager(alert)),
         };
-        result.map_err(|e| SinkError::Permanent(format!("cannot encode the alert: {e}")))
+        result.map_err(|e| RemoteError::Permanent(format!("cannot encode the alert: {e}")))
     }
 }
 
 /// Classify an HTTP status: 408, 429 and 5xx are worth retrying, other 4xx are not.
-pub(crate) fn classify_status(status: reqwest::StatusCode) -> Result<(), SinkError> {
+pub(crate) fn classify_status(status: reqwest::StatusCode) -> Result<(), RemoteError> {
     if status.is_success() {
         Ok(())
     } else if matches!(status.as_u16(), 408 | 429) || status.is_server_error() {
-        Err(SinkError::Transient(format!("HTTP {status}")))
+        Err(RemoteError::Transient(format!("HTTP {status}")))
     } else {
-        Err(SinkError::Permanent(format!("HTTP {status}")))
+        Err(RemoteError::Permanent(format!("HTTP {status}")))
     }
 }
 
@@ -147,7 +148,7 @@ impl Sink for WebhookSink {
         &self.name
     }
 
-    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), RemoteError>> {
         Box::pin(async move {
             let body = self.body(alert)?;
             let timestamp = SystemTime::now()
@@ -166,7 +167,7 @@ impl Sink for WebhookSink {
             }
             let resp = req.body(body).send().await.map_err(|e| {
                 // Anything before a status (connect, TLS, timeout) is worth retrying.
-                SinkError::Transient(error_text(e))
+                RemoteError::Transient(error_text(e))
             })?;
             classify_status(resp.status())
         })
@@ -198,7 +199,7 @@ mod tests {
             S::BAD_GATEWAY,
             S::REQUEST_TIMEOUT,
         ] {
-            assert!(matches!(classify_status(s), Err(SinkError::Transient(_))));
+            assert!(matches!(classify_status(s), Err(RemoteError::Transient(_))));
         }
         // Redirects are not followed: a 3xx is permanent too.
         for s in [
@@ -208,7 +209,7 @@ mod tests {
             S::NOT_FOUND,
             S::GONE,
         ] {
-            assert!(matches!(classify_status(s), Err(SinkError::Permanent(_))));
+            assert!(matches!(classify_status(s), Err(RemoteError::Permanent(_))));
         }
     }
 }

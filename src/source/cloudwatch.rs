@@ -24,34 +24,28 @@
 //! `client.ipAddress` values; read on failure rows, 0 when absent).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::NaiveDateTime;
 use tokio::sync::{mpsc, watch};
 
+use super::config::SourceConfig;
 use super::insights::{Querier, QueryError, QueryOutput, Row};
 use super::{Source, SourceError, SourceEvent};
-use crate::config::SourceConfig;
-use crate::pipeline::Update;
+use crate::clock::SharedClock;
+use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
+use crate::series::Update;
 use crate::series::{Counts, Labels, OutcomeClass};
-use crate::sink::BoxFuture;
 
 /// The service's row limit; a result this long may be truncated.
 const MAX_ROWS: usize = 10_000;
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 pub struct CloudWatchSource {
     pub querier: Querier,
     pub rules: Vec<RuleSpec>,
     pub config: SourceConfig,
+    /// Bins are due by the wall clock.
+    pub clock: SharedClock,
 }
 
 /// Per-rule scheduling state.
@@ -80,7 +74,7 @@ impl CloudWatchSource {
         shutdown: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
         let send = |e: SourceEvent| async { tx.send(e).await.map_err(|_| SourceError::Closed) };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut cursors = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
             let b = rule.bin_ms();
@@ -197,7 +191,7 @@ impl CloudWatchSource {
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), QueryError> {
         let spec = &self.rules[rule];
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let end = self.settled_end(spec, now);
         if cursor.next_bin < end {
             let first = cursor.next_bin;

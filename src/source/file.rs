@@ -1,5 +1,6 @@
-//! `source.kind = "file"`: replay an NDJSON export from its start through the live path,
-//! then follow lines appended to it (like `tail -F`).
+//! `source.kind = "file"`: replay an export from its start — sorted, so its order does
+//! not matter — then follow lines appended to it (like `tail -F`) with the live `settle`
+//! semantics.
 //!
 //! The clock of a file source is the events in it: a bin closes once events `settle` past
 //! its end have been read. So a file that stops growing does not raise `flatline`, and
@@ -14,9 +15,9 @@ use tokio::sync::{mpsc, watch};
 use super::{Source, SourceError, SourceEvent};
 use std::io::Read;
 
-use crate::input::{self, Line, LineReader, Replay};
+use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
-use crate::sink::BoxFuture;
+use crate::source::replay::{self as input, Line, LineReader, Replay};
 
 pub struct FileSource {
     pub path: PathBuf,
@@ -142,7 +143,7 @@ impl FileSource {
     }
 }
 
-fn final_updates(replay: &mut Replay) -> std::io::Result<Vec<crate::pipeline::Update>> {
+fn final_updates(replay: &mut Replay) -> std::io::Result<Vec<crate::series::Update>> {
     match replay.final_updates() {
         Ok(u) => Ok(u.collect()),
         Err(input::Stop::Io(e)) => Err(e),

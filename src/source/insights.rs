@@ -17,7 +17,7 @@ use rand::Rng;
 use tokio::sync::{watch, Semaphore};
 
 use crate::aws::classify_error;
-use crate::sink::SinkError;
+use crate::retry::RemoteError;
 
 /// One result row: field name → value, every value a string (as the service returns).
 pub type Row = Vec<(String, String)>;
@@ -120,11 +120,11 @@ impl Querier {
                     })
                 }
                 Err(e) => match classify_error(&e) {
-                    SinkError::Permanent(why) => return Err(QueryError::Rejected(why)),
-                    SinkError::Transient(why) if attempt >= self.start_attempts => {
+                    RemoteError::Permanent(why) => return Err(QueryError::Rejected(why)),
+                    RemoteError::Transient(why) if attempt >= self.start_attempts => {
                         return Err(QueryError::Throttled(attempt, why))
                     }
-                    SinkError::Transient(why) => {
+                    RemoteError::Transient(why) => {
                         let pause = backoff(attempt);
                         tracing::warn!(attempt, pause_ms = pause.as_millis() as u64, error = %why, "StartQuery throttled; backing off");
                         pause_or_stop(pause, shutdown).await?;
@@ -155,12 +155,12 @@ impl Querier {
             let out = match self.client.get_query_results().query_id(id).send().await {
                 Ok(out) => out,
                 Err(e) => match classify_error(&e) {
-                    SinkError::Transient(why) if errors < 5 => {
+                    RemoteError::Transient(why) if errors < 5 => {
                         errors += 1;
                         tracing::warn!(query_id = id, error = %why, "GetQueryResults failed; retrying");
                         continue;
                     }
-                    SinkError::Transient(why) | SinkError::Permanent(why) => {
+                    RemoteError::Transient(why) | RemoteError::Permanent(why) => {
                         self.stop(id).await;
                         return Err(QueryError::Api(why));
                     }

@@ -5,14 +5,19 @@
 //!   locally (the same code as `backtest`).
 //! - [`cloudwatch::CloudWatchSource`] reads binned counts from Logs Insights.
 
+pub mod binner;
 pub mod cloudwatch;
+pub mod config;
+pub mod csv;
 pub mod file;
 pub mod insights;
+pub mod reorder;
+pub mod replay;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::pipeline::Update;
-use crate::sink::BoxFuture;
+use crate::retry::BoxFuture;
+use crate::series::Update;
 
 /// What a source tells the daemon.
 #[derive(Debug)]

@@ -1,0 +1,613 @@
+//! Delivery that is never lost: the path from "the pipeline produced an alert" to "every
+//! sink accepted it".
+//!
+//! ```text
+//!   pipeline ─alerts─▶ submit ──admit (state: suppress replays and repeats)
+//!                             ──outbox: one fsync'd file per sink ──▶ worker per sink
+//!                             ──state: watermarks + ledger, fsync'd       │ send
+//!                                                                        ▼
+//!                               accepted ─▶ file removed    transient ─▶ backoff, retry
+//!                               permanent or too old ─▶ dead/ (logged, counted)
+//! ```
+//!
+//! Order matters for crash safety. A notification is written to the outbox *before* the
+//! state records its bin as handled, so a crash in between regenerates it on restart
+//! (the outbox refuses a key it already holds; a receiver drops a repeat it already got)
+//! instead of losing it. See [`super::outbox`] and [`super::ledger`] for both files.
+//!
+//! Each sink has one worker that sends its queue first in, first out, one at a time:
+//! while a webhook is down its `resolved` waits behind its `firing`, and SNS is not
+//! delayed by it. Transient errors (connect errors, timeouts, 408, 429, 5xx, AWS
+//! throttling) are retried with exponential backoff and jitter; a permanent error (other
+//! 4xx, a missing topic) or an item still failing `give_up_after` after it was queued is
+//! moved to the queue's `dead/` directory, logged and counted, never retried forever.
+//!
+//! Metrics: `authpulse_notifications_sent_total{sink}`,
+//! `authpulse_notifications_failed_total{sink}` (given up),
+//! `authpulse_notification_retries_total{sink}` (failed attempts that will be retried),
+//! `authpulse_notifications_suppressed_total{reason}` (see [`Suppressed`]) and the gauge
+//! `authpulse_outbox_depth` (notifications waiting, all sinks).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::enrich::{self, Enricher};
+use super::ledger::{AlertState, Loaded, StateFile, Suppressed};
+use super::outbox::{Entry, Outbox, Recovered};
+use super::{Progress, RouteConfig};
+use crate::alert::Alert;
+use crate::clock::SharedClock;
+use crate::detect::DetectorKind;
+use crate::retry::{backoff, RemoteError};
+use crate::rule::RuleSpec;
+use crate::sink::{Sink, SinkSpec};
+
+/// Save the state at least this often while bins close without notifications.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+/// How long shutdown waits for in-flight sends: the daemon must exit within 10 s of
+/// SIGTERM (systemd and ECS kill it later), and stopping the source and saving state
+/// need some of that.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("cannot set up sink: {0}")]
+    Sink(#[from] RemoteError),
+    #[error("cannot use state directory {path}: {error}")]
+    StateDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("state directory {0} is in use by another authpulse (two daemons would page twice)")]
+    Locked(PathBuf),
+}
+
+struct Queue {
+    id: String,
+    name: String,
+    tx: mpsc::UnboundedSender<Entry>,
+}
+
+pub struct Delivery {
+    clock: SharedClock,
+    outbox: Arc<Outbox>,
+    state: AlertState,
+    file: Arc<StateFile>,
+    dirty: bool,
+    last_save: Instant,
+    queues: Vec<Queue>,
+    rules: Vec<RuleSpec>,
+    stop: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+    workers: Vec<JoinHandle<()>>,
+    enricher: Option<Arc<Enricher>>,
+    /// Held for the daemon's lifetime: the state directory's lock.
+    _lock: std::fs::File,
+    /// After the source caught up: look for incidents to resolve (see
+    /// [`AlertState::orphans`]) until every rule has passed its watermark.
+    reconcile_pending: bool,
+    suppressed_replayed: u64,
+}
+
+fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DeliveryError + '_ {
+    move |error| DeliveryError::StateDir {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// One daemon per state directory: the lock is released when the process ends, however
+/// it ends (SIGKILL included).
+fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, DeliveryError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(io_err(dir))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DeliveryError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(dir)(e)),
+    }
+}
+
+/// Queue ids: stable per destination; two sinks with one destination get their index
+/// appended so they keep separate queues.
+fn queue_ids(sinks: &[SinkSpec]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for (i, spec) in sinks.iter().enumerate() {
+        let id = spec.queue_id();
+        ids.push(if ids.contains(&id) {
+            format!("{id}-{i}")
+        } else {
+            id
+        });
+    }
+    ids
+}
+
+/// Open the outbox, saying what an earlier run left in it.
+async fn open_outbox(
+    dir: &std::path::Path,
+    ids: &[String],
+) -> Result<(Outbox, Recovered), DeliveryError> {
+    let (d, ids) = (dir.to_path_buf(), ids.to_vec());
+    let (outbox, recovered) = blocking(move || Outbox::open(&d, &ids))
+        .await
+        .map_err(io_err(dir))?;
+    if recovered.orphaned > 0 {
+        tracing::warn!(
+            count = recovered.orphaned,
+            dir = %dir.join("outbox").display(),
+            "undelivered notifications for sinks no longer configured are left on disk"
+        );
+    }
+    if recovered.corrupt > 0 {
+        tracing::error!(
+            count = recovered.corrupt,
+            "unreadable outbox records were moved to corrupt/"
+        );
+    }
+    Ok((outbox, recovered))
+}
+
+/// Load the ledger (a corrupt one is moved aside and the start is fresh).
+async fn load_ledger(
+    file: &Arc<StateFile>,
+    dir: &std::path::Path,
+) -> Result<AlertState, DeliveryError> {
+    let (state, loaded) = {
+        let file = file.clone();
+        blocking(move || file.load()).await.map_err(io_err(dir))?
+    };
+    match &loaded {
+        Loaded::Fresh => {
+            tracing::info!(file = %file.path().display(), "no alert state yet: first start")
+        }
+        Loaded::Restored => tracing::info!(
+            file = %file.path().display(),
+            firing = state.firing(),
+            rules = state.watermarks.len(),
+            "alert state restored"
+        ),
+        Loaded::MovedAside(_) => {}
+    }
+    Ok(state)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+}
+
+impl Delivery {
+    /// Build the sinks, open the outbox and the state in `daemon.state_dir`, and start one
+    /// worker per sink (which at once retries whatever an earlier run left undelivered).
+    pub async fn start(
+        config: &RouteConfig,
+        clock: SharedClock,
+    ) -> Result<Delivery, DeliveryError> {
+        let dir = config.state_dir.clone();
+        let lock = lock_state_dir(&dir)?;
+        let sinks = crate::sink::build_all(&config.sinks).await?;
+        let ids = queue_ids(&config.sinks);
+        let (outbox, mut recovered) = open_outbox(&dir, &ids).await?;
+        let file = Arc::new(StateFile::new(&dir));
+        let state = load_ledger(&file, &dir).await?;
+
+        let outbox = Arc::new(outbox);
+        let (stop, stop_rx) = watch::channel(false);
+        let mut queues = Vec::new();
+        let mut workers = Vec::new();
+        for ((spec, sink), id) in config.sinks.iter().zip(sinks).zip(ids) {
+            let pending: VecDeque<Entry> = recovered.queues.remove(&id).unwrap_or_default().into();
+            if !pending.is_empty() {
+                tracing::info!(
+                    sink = sink.name(),
+                    pending = pending.len(),
+                    "undelivered notifications from an earlier run: retrying"
+                );
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            queues.push(Queue {
+                id,
+                name: sink.name().to_string(),
+                tx,
+            });
+            workers.push(tokio::spawn(worker(
+                sink,
+                spec.clone(),
+                outbox.clone(),
+                pending,
+                rx,
+                stop_rx.clone(),
+                clock.clone(),
+            )));
+        }
+        metrics::gauge!("authpulse_outbox_depth").set(outbox.depth() as f64);
+        let enricher = Enricher::new(&config.source, &config.enrichment).await;
+        Ok(Delivery {
+            clock,
+            outbox,
+            state,
+            file,
+            dirty: false,
+            last_save: Instant::now(),
+            queues,
+            rules: config.rules.clone(),
+            stop,
+            stop_rx,
+            workers,
+            enricher,
+            _lock: lock,
+            reconcile_pending: false,
+            suppressed_replayed: 0,
+        })
+    }
+
+    pub fn sink_count(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The last notification for `fingerprint` (persisted across restarts), if it was a
+    /// `firing`. For alerts raised outside the pipeline (the source's health), whose
+    /// raiser must know after a restart that a `resolved` is still owed.
+    pub fn firing_notice(&self, fingerprint: &str) -> Option<&Alert> {
+        self.state
+            .notified
+            .get(fingerprint)
+            .filter(|n| n.status == crate::alert::Status::Firing)
+            .map(|n| &n.alert)
+    }
+
+    /// The detector's `repeat_interval`, if the rule and detector are configured.
+    fn repeat_interval(&self, alert: &Alert) -> Option<Duration> {
+        self.rules
+            .iter()
+            .find(|r| r.name == alert.rule)?
+            .detectors
+            .iter()
+            .find(|d| d.detector.kind().name() == alert.detector)
+            .map(|d| d.fire.repeat_interval)
+    }
+
+    /// Hand over the alerts `pipeline` just produced: suppress what was already sent,
+    /// queue the rest durably for every sink, then record how far the pipeline got.
+    pub async fn submit(&mut self, alerts: Vec<Alert>, progress: &Progress) {
+        let mut admitted = Vec::new();
+        for alert in alerts {
+            let repeat = self.repeat_interval(&alert);
+            match self.state.admit(&alert, repeat) {
+                Ok(()) => admitted.push(alert),
+                Err(why) => self.count_suppressed(&alert, why),
+            }
+        }
+        if self.reconcile_pending {
+            admitted.extend(self.reconcile(progress));
+        }
+        // Enrich before the outbox, so every sink and every retry sends the same document.
+        if let Some(e) = &self.enricher {
+            enrich::enrich_all(e, &mut admitted, &self.rules, &self.stop_rx).await;
+        }
+        self.enqueue(admitted.clone()).await;
+        for rule in &progress.rules {
+            if let Some(next) = rule.next_bin_ms() {
+                self.dirty |= self.state.advance(&rule.name, next);
+            }
+        }
+        self.dirty |= !admitted.is_empty();
+        // A notification's ledger entry is saved at once; bare progress every few seconds.
+        if !admitted.is_empty() || (self.dirty && self.last_save.elapsed() >= SAVE_EVERY) {
+            self.save().await;
+        }
+    }
+
+    /// The source has caught up with its history: report what the replay suppressed and
+    /// start resolving incidents the rebuilt pipeline no longer sees.
+    pub async fn caught_up(&mut self, progress: &Progress) {
+        if self.suppressed_replayed > 0 {
+            tracing::info!(
+                suppressed = self.suppressed_replayed,
+                "history replayed: notifications already handled before the restart were not sent again"
+            );
+        }
+        self.reconcile_pending = true;
+        self.submit(Vec::new(), progress).await;
+    }
+
+    fn count_suppressed(&mut self, alert: &Alert, why: Suppressed) {
+        metrics::counter!("authpulse_notifications_suppressed_total", "reason" => why.as_str())
+            .increment(1);
+        if why == Suppressed::Replayed {
+            self.suppressed_replayed += 1;
+        }
+        let level_info = why != Suppressed::Replayed && why != Suppressed::AlreadySent;
+        if level_info {
+            tracing::info!(
+                idempotency_key = %alert.idempotency_key,
+                reason = why.as_str(),
+                "notification suppressed: this incident was already notified before a restart"
+            );
+        } else {
+            tracing::debug!(idempotency_key = %alert.idempotency_key, reason = why.as_str(), "notification suppressed");
+        }
+    }
+
+    /// Resolve incidents recorded as firing that the pipeline, having replayed past the
+    /// rule's watermark, no longer has firing.
+    fn reconcile(&mut self, progress: &Progress) -> Vec<Alert> {
+        let firing = &progress.firing;
+        let rules = &progress.rules;
+        let next_ms = |name: &str| progress.rule(name).and_then(|r| r.next_bin_ms());
+        let configured = |name: &str| progress.rule(name).is_some();
+        let ready = |name: &str| {
+            !configured(name)
+                || match (next_ms(name), self.state.watermark(name)) {
+                    (Some(now), Some(w)) => now >= w,
+                    (_, None) => true,
+                    (None, Some(_)) => false,
+                }
+        };
+        let orphans = self.state.orphans(
+            ready,
+            // Only the pipeline's own detectors: other alerts (the source's health) are
+            // resolved by whoever raised them.
+            |fp| {
+                firing.contains(fp)
+                    || self
+                        .state
+                        .notified
+                        .get(fp)
+                        .is_some_and(|n| DetectorKind::from_name(&n.alert.detector).is_none())
+            },
+            next_ms,
+        );
+        let all_ready = rules.iter().all(|r| ready(&r.name));
+        let mut out = Vec::new();
+        for alert in orphans {
+            if self.state.admit(&alert, None).is_ok() {
+                tracing::info!(
+                    idempotency_key = %alert.idempotency_key,
+                    rule = %alert.rule,
+                    detector = %alert.detector,
+                    "incident notified as firing before the restart is no longer firing: sending resolved"
+                );
+                out.push(alert);
+            }
+        }
+        if all_ready {
+            self.reconcile_pending = false;
+        }
+        out
+    }
+
+    /// Write each alert to every sink's outbox queue and wake the workers. If the disk
+    /// fails, the notification is still handed to the worker (in memory only): a page
+    /// that might be lost on a crash beats no page.
+    async fn enqueue(&self, alerts: Vec<Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        let outbox = self.outbox.clone();
+        let ids: Vec<String> = self.queues.iter().map(|q| q.id.clone()).collect();
+        let now = self.clock.now_ms();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for alert in &alerts {
+                for (i, id) in ids.iter().enumerate() {
+                    match outbox.enqueue(id, alert, now) {
+                        Ok(Some(entry)) => out.push((i, entry)),
+                        Ok(None) => {
+                            tracing::debug!(queue = %id, idempotency_key = %alert.idempotency_key, "already queued");
+                        }
+                        Err(error) => {
+                            tracing::error!(queue = %id, idempotency_key = %alert.idempotency_key, %error, "cannot write the outbox; delivering from memory (lost if the daemon dies first)");
+                            metrics::counter!("authpulse_outbox_write_errors_total").increment(1);
+                            out.push((
+                                i,
+                                Entry {
+                                    queue: id.clone(),
+                                    seq: 0,
+                                    path: PathBuf::new(),
+                                    enqueued_ms: now,
+                                    alert: alert.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .await;
+        let entries = match result {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox writer failed");
+                return;
+            }
+        };
+        for (i, entry) in entries {
+            if let Some(q) = self.queues.get(i) {
+                tracing::info!(
+                    sink = %q.name,
+                    idempotency_key = %entry.alert.idempotency_key,
+                    status = ?entry.alert.status,
+                    "notification queued"
+                );
+                if q.tx.send(entry).is_err() {
+                    tracing::error!(sink = %q.name, "delivery worker is gone; the notification stays in the outbox for the next start");
+                }
+            }
+        }
+        metrics::gauge!("authpulse_outbox_depth").set(self.outbox.depth() as f64);
+    }
+
+    async fn save(&mut self) {
+        self.state.prune();
+        let (file, state) = (self.file.clone(), self.state.clone());
+        match blocking(move || file.save(&state)).await {
+            Ok(()) => {
+                self.dirty = false;
+                self.last_save = Instant::now();
+            }
+            Err(error) => {
+                tracing::error!(file = %self.file.path().display(), %error, "cannot save alert state; a restart may notify again (receivers drop repeats by idempotency key)");
+            }
+        }
+    }
+
+    /// A handle that starts the shutdown from outside, e.g. from a signal handler while
+    /// [`Delivery::submit`] is busy: an enrichment query in progress ends at once (the
+    /// alert goes out unenriched) and the workers take no new item. [`Delivery::shutdown`]
+    /// must still be called to wait for in-flight sends and save the state.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+
+    /// Stop the workers (an in-flight send may finish within a grace period; whatever is
+    /// undelivered stays in the outbox for the next start) and save the state.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for w in self.workers.drain(..) {
+            let abort = w.abort_handle();
+            if tokio::time::timeout_at(deadline, w).await.is_err() {
+                abort.abort();
+            }
+        }
+        self.save().await;
+        tracing::info!(
+            pending = self.outbox.depth(),
+            "delivery stopped; undelivered notifications stay in the outbox"
+        );
+    }
+}
+
+/// Deliver one sink's queue, oldest first, until told to stop.
+async fn worker(
+    sink: Arc<dyn Sink>,
+    spec: SinkSpec,
+    outbox: Arc<Outbox>,
+    mut queue: VecDeque<Entry>,
+    mut rx: mpsc::UnboundedReceiver<Entry>,
+    mut stop: watch::Receiver<bool>,
+    clock: SharedClock,
+) {
+    let policy = spec.retry();
+    let name = sink.name().to_string();
+    let seed = clock.now_ms() as u64
+        ^ name
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut attempt: u32 = 0;
+    loop {
+        while let Ok(e) = rx.try_recv() {
+            queue.push_back(e);
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let Some(entry) = queue.front() else {
+            tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => queue.push_back(e),
+                    None => return,
+                },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            continue;
+        };
+        let key = entry.alert.idempotency_key.clone();
+        let age_ms = clock.now_ms() - entry.enqueued_ms;
+        if attempt > 0 && age_ms > policy.give_up_after.as_millis() as i64 {
+            give_up(
+                &outbox,
+                entry,
+                &name,
+                "retried for longer than give_up_after",
+                attempt,
+            );
+            queue.pop_front();
+            attempt = 0;
+            continue;
+        }
+        match sink.send(&entry.alert).await {
+            Ok(()) => {
+                let done = entry.clone();
+                let ob = outbox.clone();
+                if let Err(error) = blocking(move || ob.remove(&done)).await {
+                    tracing::error!(sink = %name, idempotency_key = %key, %error, "delivered, but cannot remove it from the outbox; it will be sent again after a restart");
+                }
+                metrics::counter!("authpulse_notifications_sent_total", "sink" => name.clone())
+                    .increment(1);
+                tracing::info!(sink = %name, idempotency_key = %key, attempts = attempt + 1, "notification delivered");
+                queue.pop_front();
+                attempt = 0;
+            }
+            Err(RemoteError::Permanent(error)) => {
+                give_up(&outbox, entry, &name, &error, attempt + 1);
+                queue.pop_front();
+                attempt = 0;
+            }
+            Err(RemoteError::Transient(error)) => {
+                attempt += 1;
+                let delay = backoff(&policy, attempt, &mut rng);
+                metrics::counter!("authpulse_notification_retries_total", "sink" => name.clone())
+                    .increment(1);
+                tracing::warn!(
+                    sink = %name,
+                    idempotency_key = %key,
+                    attempt,
+                    %error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    pending = queue.len(),
+                    "delivery failed; will retry"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
+        metrics::gauge!("authpulse_outbox_depth").set(outbox.depth() as f64);
+    }
+}
+
+fn give_up(outbox: &Outbox, entry: &Entry, sink: &str, error: &str, attempts: u32) {
+    metrics::counter!("authpulse_notifications_failed_total", "sink" => sink.to_string())
+        .increment(1);
+    let moved = if entry.path.as_os_str().is_empty() {
+        None
+    } else {
+        match outbox.dead_letter(entry) {
+            Ok(p) => Some(p.display().to_string()),
+            Err(e) => {
+                tracing::error!(sink, idempotency_key = %entry.alert.idempotency_key, error = %e, "cannot move the record to dead/");
+                None
+            }
+        }
+    };
+    tracing::error!(
+        sink,
+        idempotency_key = %entry.alert.idempotency_key,
+        fingerprint = %entry.alert.fingerprint,
+        attempts,
+        %error,
+        dead_letter = moved.as_deref().unwrap_or("-"),
+        "delivery failed permanently; not retried"
+    );
+}

@@ -1,0 +1,4 @@
+//! Offline work.
+pub mod backtest;
+pub mod evaluate;
+pub mod tune;

@@ -1,0 +1,574 @@
+//! `backtest --suggest`: per detector, the threshold that would have paged at most a
+//! target number of times per week on this history, and what it would have caught.
+//!
+//! The suggested p-value is the one that pages the most within the budget (the most
+//! sensitive setting the budget affords), and among settings paging alike, the one
+//! nearest the configured value. Nothing is re-run: the [`Recorder`] kept every bin's p-value and whether the bin passes
+//! the detector's other floors, so a candidate threshold turns each bin into a verdict
+//! (`anomalous at p` = passes the floors and `p_value ≤ p`), and the alert lifecycle is
+//! replayed over those verdicts with the detector's own M-of-N, resolve and repeat
+//! settings. Counting pages this way ignores one second-order effect: bins flagged under
+//! the new threshold would also be kept out of the baseline. At the configured threshold
+//! the replay reproduces the backtest's pages exactly (see the tests).
+
+use std::fmt::Write as _;
+
+use crate::alert::rfc3339;
+use crate::detect::{DetectorKind, FirePolicy};
+use crate::offline::evaluate::GRACE_MS;
+use crate::pipeline::lifecycle::{Lifecycle, Transition};
+use crate::simulate::Incident;
+
+use super::{series_name, Recorder, SeriesTrace, PROBE_P_VALUE};
+
+/// Candidate p-value thresholds, loosest first: 1e-2, 3e-3, 1e-3, ... 1e-20.
+fn p_grid() -> Vec<f64> {
+    let mut grid = Vec::new();
+    for exp in 2..=20 {
+        let p = 10f64.powi(-exp);
+        grid.push(p);
+        if exp < 20 {
+            grid.push(3.0 * 10f64.powi(-exp - 1));
+        }
+    }
+    grid
+}
+
+/// One page (a firing notice that starts an incident) under a candidate threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub series: String,
+    pub bin_start_ms: i64,
+    /// Start of the incident's first anomalous bin (as the alert's `started_at`).
+    pub started_ms: i64,
+    pub observed: f64,
+    pub expected: f64,
+    pub p_value: f64,
+    /// Repeat notices the incident sent after this one while it lasted.
+    pub repeats: usize,
+}
+
+/// What a threshold would have done over the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    pub p_value: f64,
+    pub min_count: Option<u64>,
+    pub pages: Vec<Page>,
+}
+
+impl Replay {
+    /// Firing notices, repeats included: every one of them pages someone.
+    pub fn notices(&self) -> usize {
+        self.pages.iter().map(|p| 1 + p.repeats).sum()
+    }
+}
+
+/// The verdict for one detector of one rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    pub rule: String,
+    pub detector: DetectorKind,
+    pub bin_ms: i64,
+    /// What the configured thresholds did.
+    pub current: Replay,
+    /// The p-value that pages the most without exceeding the target (configured
+    /// min_count), nearest the configured one among equals; `None` if none meets it.
+    pub by_p_value: Option<Replay>,
+    /// The smallest min_count meeting the target (configured p-value), for detectors
+    /// with a count floor.
+    pub by_min_count: Option<Replay>,
+    /// The detector cannot be evaluated at looser thresholds: suggestions only tighten.
+    pub tighten_only: bool,
+    /// What the strictest candidate p-value still pages (shown when none meets the target).
+    pub strictest: Replay,
+}
+
+/// All suggestions, with what they were measured on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestions {
+    pub target_per_week: f64,
+    pub weeks: f64,
+    pub items: Vec<Suggestion>,
+    /// Every rule's detectors, in config order (for the snippet to paste).
+    pub rules: Vec<(String, Vec<DetectorKind>)>,
+}
+
+/// The count a detector's `min_count` floor compares with, for the kinds that have one.
+fn floor_count(kind: DetectorKind, c: &crate::series::Counts) -> Option<u64> {
+    match kind {
+        DetectorKind::FailureSpike | DetectorKind::FailureRatio | DetectorKind::FailingSources => {
+            Some(c.failure)
+        }
+        DetectorKind::VolumeSpike => Some(c.total),
+        DetectorKind::SuccessDrop
+        | DetectorKind::Flatline
+        | DetectorKind::VolumeDrop
+        | DetectorKind::DistinctUsers
+        | DetectorKind::PushFatigue => None,
+    }
+}
+
+struct Ctx<'a> {
+    rec: &'a Recorder,
+    rule: usize,
+    d: usize,
+    detectors: usize,
+    kind: DetectorKind,
+    policy: FirePolicy,
+    bin_ms: i64,
+}
+
+impl Ctx<'_> {
+    fn series(&self) -> impl Iterator<Item = &SeriesTrace> {
+        self.rec.series.iter().filter(move |s| s.rule == self.rule)
+    }
+
+    /// Replay the lifecycle of every series with verdicts at `p` and `min_count`.
+    fn replay(&self, p: f64, min_count: Option<u64>) -> Replay {
+        let name = &self.rec.rules[self.rule].spec.name;
+        let mut pages = Vec::new();
+        for s in self.series() {
+            // A series none of whose bins could be flagged at `p` cannot page: skip it
+            // (in a split rule, nearly all of them).
+            let can_fire = s
+                .detector_points(self.d, self.detectors)
+                .any(|(_, pt)| pt.is_some_and(|pt| pt.anomalous_loose && pt.p_value <= p));
+            if !can_fire {
+                continue;
+            }
+            let mut lifecycle = Lifecycle::default();
+            let mut open: Option<usize> = None;
+            for (i, (bin, pt)) in s.detector_points(self.d, self.detectors).enumerate() {
+                let verdict = pt.map(|pt| {
+                    pt.anomalous_loose
+                        && pt.p_value <= p
+                        && min_count.is_none_or(|m| {
+                            floor_count(self.kind, &s.counts[i]).is_none_or(|c| c >= m)
+                        })
+                });
+                let at = bin * self.bin_ms;
+                match (lifecycle.step("", &self.policy, at, verdict), pt) {
+                    // A fire needs a verdict, so the point is there.
+                    (Transition::Fire { started_ms }, Some(pt)) => {
+                        pages.push(Page {
+                            series: series_name(name, &s.labels),
+                            bin_start_ms: at,
+                            started_ms,
+                            observed: f64::from(pt.observed),
+                            expected: f64::from(pt.expected),
+                            p_value: pt.p_value,
+                            repeats: 0,
+                        });
+                        open = Some(pages.len() - 1);
+                    }
+                    (Transition::Repeat { .. }, _) => {
+                        if let Some(page) = open.and_then(|i| pages.get_mut(i)) {
+                            page.repeats += 1;
+                        }
+                    }
+                    (Transition::Resolve { .. }, _) => open = None,
+                    _ => {}
+                }
+            }
+        }
+        pages.sort_by(|a, b| (a.bin_start_ms, &a.series).cmp(&(b.bin_start_ms, &b.series)));
+        Replay {
+            p_value: p,
+            min_count,
+            pages,
+        }
+    }
+}
+
+/// Suggest thresholds for every detector of every rule, for at most `target_per_week`
+/// firing notices per week.
+pub fn suggest(rec: &Recorder, target_per_week: f64) -> Suggestions {
+    let mut items = Vec::new();
+    let mut weeks_seen: f64 = 0.0;
+    for (rule, info) in rec.rules.iter().enumerate() {
+        let Some((first, last)) = rec.span_ms(rule) else {
+            continue;
+        };
+        let bin_ms = info.spec.bin_ms();
+        let weeks = ((last + bin_ms - first) as f64 / (7.0 * 86_400_000.0)).max(1e-9);
+        weeks_seen = weeks_seen.max(weeks);
+        let budget = (target_per_week * weeks).floor() as usize;
+        for (d, spec) in info.spec.detectors.iter().enumerate() {
+            let Some(configured_p) = spec.detector.p_value() else {
+                continue;
+            };
+            let kind = spec.detector.kind();
+            let ctx = Ctx {
+                rec,
+                rule,
+                d,
+                detectors: info.spec.detectors.len(),
+                kind,
+                policy: spec.fire,
+                bin_ms,
+            };
+            let tighten_only = !info.loosenable(d);
+            let configured_min = spec.detector.min_count();
+            let current = ctx.replay(configured_p, None);
+            let loosest = if tighten_only {
+                configured_p
+            } else {
+                PROBE_P_VALUE.max(configured_p)
+            };
+            let replays: Vec<Replay> = p_grid()
+                .into_iter()
+                .chain(std::iter::once(configured_p))
+                .filter(|&p| p <= loosest)
+                .map(|p| ctx.replay(p, None))
+                .collect();
+            let strictest = replays
+                .iter()
+                .min_by(|a, b| a.p_value.total_cmp(&b.p_value))
+                .cloned()
+                .unwrap_or_else(|| current.clone());
+            // Within budget, the threshold that pages the most (it catches the most);
+            // among equals, the one nearest the configured value: a change that pages
+            // nothing more is no improvement.
+            let distance = |r: &Replay| (r.p_value.log10() - configured_p.log10()).abs();
+            let by_p_value = replays
+                .into_iter()
+                .filter(|r| r.notices() <= budget)
+                .max_by(|a, b| {
+                    a.notices()
+                        .cmp(&b.notices())
+                        .then(distance(b).total_cmp(&distance(a)))
+                });
+            // Raising min_count only removes pages: try each count that would drop one
+            // more of the current pages' bins, smallest first.
+            let by_min_count = configured_min
+                .filter(|_| floor_count(kind, &Default::default()).is_some())
+                .and_then(|configured| {
+                    if current.notices() <= budget {
+                        return None;
+                    }
+                    let mut counts: Vec<u64> = ctx
+                        .series()
+                        .flat_map(|s| {
+                            s.detector_points(d, ctx.detectors)
+                                .zip(&s.counts)
+                                .filter(|((_, pt), _)| pt.is_some_and(|pt| pt.anomalous))
+                                .filter_map(|(_, c)| floor_count(kind, c))
+                                .collect::<Vec<_>>()
+                        })
+                        .map(|c| c + 1)
+                        .filter(|&m| m > configured)
+                        .collect();
+                    counts.sort_unstable();
+                    counts.dedup();
+                    counts
+                        .into_iter()
+                        .map(|m| ctx.replay(configured_p, Some(m)))
+                        .find(|r| r.notices() <= budget)
+                });
+            items.push(Suggestion {
+                rule: info.spec.name.clone(),
+                detector: kind,
+                bin_ms,
+                current,
+                by_p_value,
+                by_min_count,
+                tighten_only,
+                strictest,
+            });
+        }
+    }
+    Suggestions {
+        target_per_week,
+        weeks: weeks_seen,
+        items,
+        rules: rec
+            .rules
+            .iter()
+            .map(|r| (r.spec.name.clone(), r.kinds().collect()))
+            .collect(),
+    }
+}
+
+/// `1e-6`, `3e-7`: how a p-value threshold is written in the config.
+fn p_literal(p: f64) -> String {
+    let s = format!("{p:e}");
+    // `{:e}` gives e.g. "3e-7" or "1.0000000000000001e-5": keep three significant digits.
+    match s.split_once('e') {
+        Some((mantissa, exp)) if mantissa.len() > 5 => {
+            let m: f64 = mantissa.parse().unwrap_or(1.0);
+            let m = (m * 100.0).round() / 100.0;
+            format!("{m}e{exp}")
+        }
+        _ => s,
+    }
+}
+
+/// The labelled incident a page belongs to: its first anomalous bin starts inside the
+/// incident's window, widened as [`crate::evaluate`] widens it.
+fn incident_of<'a>(p: &Page, bin_ms: i64, incidents: &'a [Incident]) -> Option<&'a Incident> {
+    incidents.iter().find(|i| {
+        p.started_ms >= i.start.timestamp_millis() - bin_ms
+            && p.started_ms <= i.end.timestamp_millis() + GRACE_MS
+    })
+}
+
+/// `[credential_stuffing]`, `[benign_surge: should not page]` or `[no incident]`, when
+/// there are labels.
+fn label(p: &Page, bin_ms: i64, incidents: &[Incident]) -> String {
+    if incidents.is_empty() {
+        return String::new();
+    }
+    match incident_of(p, bin_ms, incidents) {
+        Some(i) if i.expect_page => format!("  [{}]", i.kind.as_str()),
+        Some(i) => format!("  [{}: should not page]", i.kind.as_str()),
+        None => "  [no incident]".to_string(),
+    }
+}
+
+/// `catches 3 of 5 incidents, 1 false page` for a replay, when there are labels.
+fn catch_note(r: &Replay, bin_ms: i64, incidents: &[Incident]) -> String {
+    let should: Vec<&Incident> = incidents.iter().filter(|i| i.expect_page).collect();
+    if incidents.is_empty() {
+        return String::new();
+    }
+    let caught = should
+        .iter()
+        .filter(|i| {
+            r.pages
+                .iter()
+                .any(|p| incident_of(p, bin_ms, incidents).is_some_and(|j| std::ptr::eq(j, **i)))
+        })
+        .count();
+    let false_pages = r
+        .pages
+        .iter()
+        .filter(|p| incident_of(p, bin_ms, incidents).is_none_or(|i| !i.expect_page))
+        .count();
+    format!(
+        " · catches {caught} of {} incidents, {false_pages} false",
+        should.len()
+    )
+}
+
+fn page_line(p: &Page) -> String {
+    let repeats = match p.repeats {
+        0 => String::new(),
+        1 => " (+1 repeat)".to_string(),
+        n => format!(" (+{n} repeats)"),
+    };
+    format!(
+        "{}  {}  observed {} expected {:.1}  p {}{repeats}",
+        rfc3339(p.bin_start_ms),
+        p.series,
+        show(p.observed),
+        p.expected,
+        super::report::p_text(p.p_value)
+    )
+}
+
+fn show(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// What `r` would page, and which of the current pages it would not (first ten of each).
+fn differences(
+    current: &Replay,
+    r: &Replay,
+    prefix: &str,
+    bin_ms: i64,
+    incidents: &[Incident],
+) -> String {
+    let same = |p: &Page, q: &Page| p.bin_start_ms == q.bin_start_ms && p.series == q.series;
+    let mut t = String::new();
+    let dropped: Vec<&Page> = current
+        .pages
+        .iter()
+        .filter(|p| !r.pages.iter().any(|q| same(p, q)))
+        .collect();
+    for (label, pages) in [
+        ("would page", r.pages.iter().collect::<Vec<_>>()),
+        ("would not page", dropped),
+    ] {
+        for p in pages.iter().take(10) {
+            let _ = writeln!(
+                t,
+                "      {prefix}{label:<15}{}{}",
+                page_line(p),
+                self::label(p, bin_ms, incidents)
+            );
+        }
+        if pages.len() > 10 {
+            let _ = writeln!(t, "      {prefix}... {} more", pages.len() - 10);
+        }
+    }
+    t
+}
+
+impl Suggestions {
+    /// The plain report: a table per rule, what the suggestions catch and drop, and the
+    /// config to paste. With labelled `incidents` (the simulator's labels file, or your
+    /// own), each page names its incident and each setting counts what it catches.
+    pub fn table(&self, incidents: &[Incident]) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "\nThreshold suggestions: at most {} pages per week ({} firing notices over these {:.1} weeks)",
+            self.target_per_week,
+            (self.target_per_week * self.weeks).floor(),
+            self.weeks
+        );
+        let _ = writeln!(
+            t,
+            "  A page is a firing notice (repeats of a long incident count too). Replayed from the\n  recorded p-values with each detector's own M-of-N, resolve and repeat settings.\n"
+        );
+        let _ = writeln!(
+            t,
+            "  {:<20} {:<16} {:<26} {:>6} {:>9}",
+            "rule", "detector", "setting", "pages", "per week"
+        );
+        let per_week = |r: &Replay| r.notices() as f64 / self.weeks.max(1e-9);
+        for s in &self.items {
+            let now = format!(
+                "p_value = {}{}",
+                p_literal(s.current.p_value),
+                s.current
+                    .min_count
+                    .map(|m| format!(", min_count = {m}"))
+                    .unwrap_or_default()
+            );
+            let _ = writeln!(
+                t,
+                "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   now{}",
+                s.rule,
+                s.detector.name(),
+                now,
+                s.current.notices(),
+                per_week(&s.current),
+                catch_note(&s.current, s.bin_ms, incidents)
+            );
+            let line = |label: String, r: &Replay, note: &str| {
+                format!(
+                    "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   {note}{}\n",
+                    "",
+                    "",
+                    label,
+                    r.notices(),
+                    per_week(r),
+                    catch_note(r, s.bin_ms, incidents)
+                )
+            };
+            match &s.by_p_value {
+                Some(r) if r.p_value == s.current.p_value => t.push_str(&line(
+                    format!("p_value = {}", p_literal(r.p_value)),
+                    r,
+                    "keep",
+                )),
+                Some(r) => t.push_str(&line(
+                    format!("p_value = {}", p_literal(r.p_value)),
+                    r,
+                    if r.p_value > s.current.p_value {
+                        "suggested: more sensitive, within budget"
+                    } else {
+                        "suggested: stricter"
+                    },
+                )),
+                None => {
+                    let _ = writeln!(
+                        t,
+                        "  {:<20} {:<16} no p_value down to 1e-20 meets the target: what pages even then",
+                        "", ""
+                    );
+                    for p in s.strictest.pages.iter().take(10) {
+                        let _ = writeln!(
+                            t,
+                            "      still pages    {}{}",
+                            page_line(p),
+                            label(p, s.bin_ms, incidents)
+                        );
+                    }
+                }
+            }
+            if let Some(r) = &s.by_min_count {
+                let m = r.min_count.unwrap_or_default();
+                t.push_str(&line(
+                    format!("min_count = {m}"),
+                    r,
+                    "or this, p_value unchanged",
+                ));
+            }
+            if s.tighten_only {
+                let _ = writeln!(
+                    t,
+                    "  {:<20} {:<16} (this detector can only be tuned stricter here)",
+                    "", ""
+                );
+            }
+            if let Some(r) = &s.by_p_value {
+                t.push_str(&differences(&s.current, r, "", s.bin_ms, incidents));
+            }
+            if let Some(r) = &s.by_min_count {
+                t.push_str(&differences(
+                    &s.current,
+                    r,
+                    "with min_count: ",
+                    s.bin_ms,
+                    incidents,
+                ));
+            }
+        }
+        let _ = writeln!(
+            t,
+            "\nPaste into the config (a rule that lists [rules.detectors.*] runs only the detectors\nlisted, so every detector of the rule is here; keep your other keys in each table):\n"
+        );
+        for (rule, kinds) in &self.rules {
+            let _ = writeln!(t, "[[rules]]\nname = {rule:?}");
+            for kind in kinds {
+                let _ = writeln!(t, "[rules.detectors.{}]", kind.name());
+                let item = self
+                    .items
+                    .iter()
+                    .find(|s| s.rule == *rule && s.detector == *kind);
+                if let Some(s) = item {
+                    let p = s
+                        .by_p_value
+                        .as_ref()
+                        .map_or(s.current.p_value, |r| r.p_value);
+                    let was = if p == s.current.p_value {
+                        String::new()
+                    } else {
+                        format!("   # was {}", p_literal(s.current.p_value))
+                    };
+                    let _ = writeln!(t, "p_value = {}{was}", p_literal(p));
+                } else {
+                    t.push_str("# no p_value to tune here: keep your settings\n");
+                }
+            }
+            t.push('\n');
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_is_descending_and_spans_the_useful_range() {
+        let g = p_grid();
+        assert_eq!(g.first(), Some(&1e-2));
+        assert!(g.windows(2).all(|w| w[0] > w[1]));
+        assert!(g.last().is_some_and(|&p| p <= 1e-20));
+    }
+
+    #[test]
+    fn p_literals_are_short() {
+        assert_eq!(p_literal(1e-6), "1e-6");
+        assert_eq!(p_literal(3.0 * 10f64.powi(-7)), "3e-7");
+        assert_eq!(p_literal(10f64.powi(-9)), "1e-9");
+    }
+}

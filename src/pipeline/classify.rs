@@ -1,0 +1,215 @@
+//! Classification: what one bin's finding most likely is (see [`crate::alert_kind`] for
+//! the kinds and the signals that name them).
+
+use crate::alert_kind::{AlertKind, Verdict};
+use crate::detect::baseline::Expected;
+use crate::detect::{DetectorKind, Finding};
+use crate::series::Counts;
+
+/// How many sources of one split rule must fire in the same bin before their alerts
+/// read as one distributed attack (stuffing) rather than one sprayer each.
+pub const MANY_SOURCES: usize = 5;
+
+/// What one bin's finding most likely means.
+pub fn classify(
+    detector: DetectorKind,
+    c: &Counts,
+    expected: Option<&Expected>,
+    f: &Finding,
+    window_bins: u32,
+    bin_ms: i64,
+) -> Verdict {
+    let hours = f64::from(window_bins) * bin_ms as f64 / 3_600_000.0;
+    let pct = |x: f64, of: f64| if of > 0.0 { 100.0 * x / of } else { 0.0 };
+    let (kind, reason) = match detector {
+        DetectorKind::Flatline => (
+            AlertKind::PipelineGap,
+            format!(
+                "no events at all where about {:.0} were expected: delivery from Okta through EventBridge to CloudWatch Logs is broken (or Okta is down for everyone)",
+                f.expected
+            ),
+        ),
+        DetectorKind::VolumeDrop => (
+            AlertKind::Outage,
+            format!(
+                "attempts fell in one step to {:.0}% of normal after a normal hour, and {:.0}% of those that arrive still succeed: people cannot reach Okta (network, DNS or login page)",
+                pct(f.observed, f.expected),
+                pct(c.success as f64, c.total as f64)
+            ),
+        ),
+        DetectorKind::SuccessDrop => (
+            AlertKind::Outage,
+            format!(
+                "successes fell to {:.0}% of normal while {} attempts still arrived and {} failed: Okta or a directory agent is rejecting sign-ins",
+                pct(f.observed, f.expected),
+                c.total,
+                c.failure
+            ),
+        ),
+        DetectorKind::PushFatigue => (
+            AlertKind::MfaPushFatigue,
+            format!(
+                "{:.0} pushes sent to one user in {hours:.0} h (a person gets one or two): someone with the password is pushing until the user gives in",
+                f.observed
+            ),
+        ),
+        DetectorKind::DistinctUsers => (
+            AlertKind::PasswordSpraying,
+            format!(
+                "{:.0} distinct users failed from this one source within {hours:.0} h, and it rarely or never succeeded: one password tried across many accounts",
+                f.observed
+            ),
+        ),
+        DetectorKind::FailingSources => (
+            AlertKind::CredentialStuffing,
+            format!(
+                "{:.0} source addresses failed without a single success in one bin (usually about {:.0}), against {} accounts: many addresses, each trying a few leaked passwords",
+                f.observed, f.expected, c.failed_users
+            ),
+        ),
+        DetectorKind::FailureSpike | DetectorKind::FailureRatio | DetectorKind::VolumeSpike => {
+            return failures(detector, c, expected);
+        }
+    };
+    Verdict { kind, reason }
+}
+
+/// Failure-type findings: outage, brute force, spraying or stuffing, by who failed.
+fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> Verdict {
+    let (users, ips, failed) = (c.failed_users, c.failed_ips, c.failure);
+    if let Some(e) = expected {
+        if e.success >= 20.0 && (c.success as f64) < 0.5 * e.success {
+            return Verdict {
+                kind: AlertKind::Outage,
+                reason: format!(
+                    "failures rose while successes fell to {:.0}% of normal: sign-ins are being rejected for everyone, not attacked",
+                    100.0 * c.success as f64 / e.success
+                ),
+            };
+        }
+        if detector == DetectorKind::VolumeSpike && (failed as f64) < 3.0 * e.failure.max(3.0) {
+            return Verdict {
+                kind: AlertKind::TrafficSurge,
+                reason: format!(
+                    "{} attempts with a usual failure count ({failed}): more people or a busy integration, not an attack on passwords",
+                    c.total
+                ),
+            };
+        }
+    }
+    let (kind, reason) = if users <= 3 && failed > 0 {
+        (
+            AlertKind::BruteForce,
+            format!("{failed} failures against only {users} account(s) from {ips} source(s): a brute force on few accounts, or a stuck client"),
+        )
+    } else if ips * 5 <= users {
+        (
+            AlertKind::PasswordSpraying,
+            format!("{failed} failures against {users} accounts from only {ips} sources: few sources trying many accounts"),
+        )
+    } else {
+        (
+            AlertKind::CredentialStuffing,
+            format!("{failed} failures against {users} accounts from {ips} sources: a distributed run of leaked username/password pairs"),
+        )
+    };
+    Verdict { kind, reason }
+}
+
+/// When many sources of one split rule fire at once, each one is a small part of a
+/// distributed attack.
+pub fn many_sources(sources: usize) -> Verdict {
+    Verdict {
+        kind: AlertKind::CredentialStuffing,
+        reason: format!(
+            "{sources} sources failed against many accounts in the same bin: a distributed credential-stuffing run rather than one sprayer"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::baseline::Basis;
+    use crate::detect::Severity;
+
+    fn finding(observed: f64, expected: f64) -> Finding {
+        Finding {
+            anomalous: true,
+            observed,
+            expected,
+            lower: 0.0,
+            upper: 0.0,
+            p_value: 1e-9,
+            severity: Severity::Critical,
+            measure: "failed sign-ins",
+        }
+    }
+
+    fn expected(total: f64, success: f64, failure: f64) -> Expected {
+        Expected {
+            total,
+            success,
+            failure,
+            seasonal_total: total,
+            basis: Basis::HourOfWeek,
+            samples: 9,
+        }
+    }
+
+    fn bin(success: u64, failure: u64, users: u64, ips: u64) -> Counts {
+        Counts {
+            total: success + failure,
+            success,
+            failure,
+            failed_users: users,
+            failed_ips: ips,
+        }
+    }
+
+    fn kind_of(c: Counts, e: Expected) -> AlertKind {
+        let f = finding(c.failure as f64, e.failure);
+        classify(DetectorKind::FailureSpike, &c, Some(&e), &f, 1, 900_000).kind
+    }
+
+    #[test]
+    fn who_failed_names_the_attack() {
+        let e = expected(420.0, 400.0, 20.0);
+        assert_eq!(
+            kind_of(bin(400, 1500, 1400, 700), e),
+            AlertKind::CredentialStuffing
+        );
+        assert_eq!(
+            kind_of(bin(400, 220, 215, 23), e),
+            AlertKind::PasswordSpraying
+        );
+        assert_eq!(kind_of(bin(400, 80, 2, 1), e), AlertKind::BruteForce);
+        assert_eq!(kind_of(bin(90, 500, 300, 280), e), AlertKind::Outage);
+    }
+
+    #[test]
+    fn silence_and_drops_are_outages_or_gaps() {
+        let c = bin(0, 0, 0, 0);
+        let e = expected(400.0, 380.0, 20.0);
+        let v = classify(
+            DetectorKind::Flatline,
+            &c,
+            Some(&e),
+            &finding(0.0, 1200.0),
+            1,
+            900_000,
+        );
+        assert_eq!(v.kind, AlertKind::PipelineGap);
+        assert!(v.reason.contains("1200"), "{}", v.reason);
+        let v = classify(
+            DetectorKind::VolumeDrop,
+            &bin(95, 5, 5, 5),
+            Some(&e),
+            &finding(100.0, 400.0),
+            1,
+            900_000,
+        );
+        assert_eq!(v.kind, AlertKind::Outage);
+        assert!(v.reason.contains("25%"), "{}", v.reason);
+    }
+}

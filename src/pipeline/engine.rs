@@ -1,0 +1,371 @@
+//! One rule's engine: its series, pending bins and what its alerts were classified as.
+//! [`RuleEngine::close_bin`] is the recipe for one bin:
+//!
+//! ```text
+//!   record observed counts (cardinality) ─▶ judge every series (baseline, detectors,
+//!   lifecycle; teach the baseline) ─▶ evict idle series ─▶ write notices (storm guard,
+//!   classification) as alerts
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::classify;
+use super::lifecycle::{Lifecycle, Transition};
+use super::series_state::{learn_dispersion, SeriesState};
+use super::storm::StormGuard;
+use super::{Observer, Verdict};
+use crate::alert::{fingerprint, Alert, AlertInput, Status};
+use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
+use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
+use crate::detect::{BinContext, DetectorKind, Finding};
+use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES};
+use crate::series::{BinRecord, Counts, Labels};
+
+pub struct RuleEngine {
+    pub spec: RuleSpec,
+    pub baseline: Seasonal,
+    pub series: HashMap<Labels, SeriesState>,
+    pub pending: BTreeMap<i64, HashMap<Labels, Counts>>,
+    pub unknown: BTreeSet<i64>,
+    /// The next bin to close; `None` until the first observation.
+    pub next_bin: Option<i64>,
+    pub first_bin: Option<i64>,
+    /// What each firing alert was classified as when it fired, by fingerprint, so its
+    /// resolve notice carries the same kind.
+    firing_kinds: HashMap<String, KindVerdict>,
+    storm: StormGuard,
+}
+
+/// A notice decided while judging a bin's series, written once it is known how many
+/// sources fired together.
+struct Notice {
+    labels: Labels,
+    detector: usize,
+    status: Status,
+    started_ms: i64,
+    finding: Finding,
+    counts: Counts,
+    expected: Option<Expected>,
+}
+
+/// What judging one bin's series found.
+#[derive(Default)]
+struct Judged {
+    notices: Vec<Notice>,
+    /// Per detector: how many series were anomalous.
+    anomalous_series: Vec<usize>,
+    evicted: Vec<Labels>,
+    evaluated: usize,
+}
+
+/// What is fixed for every series of a rule in one bin.
+struct BinFacts {
+    bin: i64,
+    bin_ms: i64,
+    rule_warm: bool,
+    split: bool,
+    /// Consecutive anomalous bins after which a shift counts as the new normal.
+    idle_limit: i64,
+    /// A split series idle this long leaves.
+    evict_after: i64,
+}
+
+impl RuleEngine {
+    pub fn new(spec: RuleSpec) -> RuleEngine {
+        RuleEngine {
+            baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()),
+            storm: StormGuard::new(spec.max_pages_per_hour),
+            spec,
+            series: HashMap::new(),
+            pending: BTreeMap::new(),
+            unknown: BTreeSet::new(),
+            next_bin: None,
+            first_bin: None,
+            firing_kinds: HashMap::new(),
+        }
+    }
+
+    pub fn new_series(&self, labels: &Labels) -> SeriesState {
+        SeriesState::new(&self.spec, labels)
+    }
+
+    /// Evaluate every series for `bin`; returns how many series were evaluated.
+    pub fn close_bin(
+        &mut self,
+        bin: i64,
+        observed: HashMap<Labels, Counts>,
+        lifecycle: &mut Lifecycle,
+        out: &mut Vec<Alert>,
+        observer: Option<(usize, &mut (dyn Observer + '_))>,
+    ) -> usize {
+        self.record_observed(bin, observed);
+        let facts = self.facts(bin);
+        let judged = self.judge_all(&facts, lifecycle, observer);
+        for labels in &judged.evicted {
+            self.series.remove(labels);
+        }
+        self.write(&facts, judged.notices, &judged.anomalous_series, out);
+        judged.evaluated
+    }
+
+    fn facts(&self, bin: i64) -> BinFacts {
+        let bin_ms = self.spec.bin_ms();
+        let idle_limit = (86_400_000 / bin_ms).max(1);
+        BinFacts {
+            bin,
+            bin_ms,
+            rule_warm: self
+                .first_bin
+                .is_some_and(|f| (bin - f) as usize >= self.spec.warmup_bins()),
+            split: self.spec.split_by.is_some(),
+            idle_limit,
+            // A split series idle for longer than its history holds nothing but zeros:
+            // it goes, so the series a rule keeps are the sources active in its window
+            // (and `max_series` is rarely reached).
+            evict_after: idle_limit.min(self.spec.window_bins() as i64),
+        }
+    }
+
+    fn judge_all(
+        &mut self,
+        facts: &BinFacts,
+        lifecycle: &mut Lifecycle,
+        mut observer: Option<(usize, &mut (dyn Observer + '_))>,
+    ) -> Judged {
+        let mut judged = Judged {
+            anomalous_series: vec![0; self.spec.detectors.len()],
+            ..Judged::default()
+        };
+        // Filled only for an observer, and reused across series.
+        let mut verdicts = Vec::new();
+        for (labels, s) in self.series.iter_mut() {
+            let bin = facts.bin;
+            // Series that saw nothing this bin get a zero bin (silence is data).
+            let rec = match s.history.get(bin) {
+                Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
+                _ => {
+                    let zero = BinRecord::from_counts(Counts::default());
+                    s.history.push(bin, zero);
+                    zero
+                }
+            };
+            if facts.split && bin - s.last_active_bin > facts.evict_after {
+                judged.evicted.push(labels.clone());
+                continue;
+            }
+            let expected = expectation(&self.baseline, s, facts);
+            let ctx = BinContext {
+                counts: rec.counts(),
+                expected,
+                dispersion: s.dispersion,
+                history: &s.history,
+                bin,
+                bin_ms: facts.bin_ms,
+                aggregate: facts.split
+                    && labels
+                        .values()
+                        .all(|v| v == OTHER_SERIES || v == SOURCES_SERIES),
+                sources: facts.split && labels.values().all(|v| v == SOURCES_SERIES),
+            };
+            let record_verdicts = observer.is_some().then_some(&mut verdicts);
+            let any_anomalous = judge_series(
+                &self.spec,
+                &ctx,
+                s.fingerprints(),
+                labels,
+                lifecycle,
+                &mut judged,
+                record_verdicts,
+            );
+            judged.evaluated += 1;
+            if let Some((rule, o)) = observer.as_mut() {
+                o.series_bin(*rule, labels, &ctx, &verdicts);
+                verdicts.clear();
+            }
+            teach(s, rec, expected, any_anomalous, facts.idle_limit, bin);
+        }
+        judged
+    }
+
+    /// Write the bin's notices as alerts: in a fixed order, through the storm guard,
+    /// each named by what it most likely is.
+    fn write(
+        &mut self,
+        facts: &BinFacts,
+        mut notices: Vec<Notice>,
+        anomalous_series: &[usize],
+        out: &mut Vec<Alert>,
+    ) {
+        // Series live in a hash map: put notices in a fixed order so that every run (the
+        // daemon, a backtest) writes the same alerts in the same order.
+        // Within a detector the most significant come first, so a storm pages its worst.
+        notices.sort_by(|a, b| {
+            (a.detector, a.finding.p_value, &a.labels)
+                .partial_cmp(&(b.detector, b.finding.p_value, &b.labels))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let hour_bins = (3_600_000 / facts.bin_ms).max(1);
+        self.storm
+            .start_bin(facts.bin, self.spec.detectors.len(), hour_bins);
+        for n in notices {
+            let detector = self.spec.detectors[n.detector].detector.kind();
+            let fp = fingerprint(&self.spec.name, detector.name(), &n.labels);
+            if facts.split
+                && !self
+                    .storm
+                    .admit(n.detector, &fp, n.status, facts.bin, out.len())
+            {
+                continue;
+            }
+            let verdict = self.verdict(&n, fp, anomalous_series, facts);
+            tracing::debug!(rule = %self.spec.name, detector = detector.name(), kind = %verdict.kind, status = ?n.status, "alert");
+            out.push(Alert::new(AlertInput {
+                status: n.status,
+                rule: &self.spec,
+                detector,
+                labels: &n.labels,
+                bin_start_ms: facts.bin * facts.bin_ms,
+                started_ms: n.started_ms,
+                finding: &n.finding,
+                verdict: &verdict,
+            }));
+        }
+        self.storm.annotate(out);
+    }
+
+    /// What a notice is: classified when it fires, the same kind when it resolves.
+    fn verdict(
+        &mut self,
+        n: &Notice,
+        fp: String,
+        anomalous_series: &[usize],
+        facts: &BinFacts,
+    ) -> KindVerdict {
+        let spec = &self.spec.detectors[n.detector];
+        let detector = spec.detector.kind();
+        match n.status {
+            Status::Firing => {
+                let sources = anomalous_series.get(n.detector).copied().unwrap_or(0);
+                let verdict = if facts.split
+                    && detector == DetectorKind::DistinctUsers
+                    && sources >= classify::MANY_SOURCES
+                {
+                    classify::many_sources(sources)
+                } else {
+                    classify::classify(
+                        detector,
+                        &n.counts,
+                        n.expected.as_ref(),
+                        &n.finding,
+                        spec.detector.window_bins(),
+                        facts.bin_ms,
+                    )
+                };
+                self.firing_kinds.insert(fp, verdict.clone());
+                verdict
+            }
+            Status::Resolved => self
+                .firing_kinds
+                .remove(&fp)
+                .unwrap_or_else(|| KindVerdict {
+                    kind: AlertKind::default_for(detector),
+                    reason: "classified when it fired".to_string(),
+                }),
+        }
+    }
+}
+
+/// What the baseline expects of a series in this bin (from the history before it).
+fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option<Expected> {
+    if !facts.rule_warm {
+        return None;
+    }
+    baseline.expect(&s.history, facts.bin).or(if facts.split {
+        // A split value never seen before (a new IP): expect next to nothing.
+        Some(Expected {
+            total: 0.0,
+            success: 0.0,
+            failure: 0.0,
+            seasonal_total: 0.0,
+            basis: Basis::RecentLevel,
+            samples: 0,
+        })
+    } else {
+        None
+    })
+}
+
+/// Run every detector of the rule on one series' bin and step its lifecycle; notices go
+/// to `judged`. Returns whether any detector found the bin anomalous.
+fn judge_series<'f>(
+    spec: &RuleSpec,
+    ctx: &BinContext<'_>,
+    fingerprints: impl Iterator<Item = &'f str>,
+    labels: &Labels,
+    lifecycle: &mut Lifecycle,
+    judged: &mut Judged,
+    mut verdicts: Option<&mut Vec<Verdict>>,
+) -> bool {
+    let bin_start_ms = ctx.bin * ctx.bin_ms;
+    let mut any_anomalous = false;
+    for (i, (d, fp)) in spec.detectors.iter().zip(fingerprints).enumerate() {
+        let finding = d.detector.evaluate(ctx);
+        let anomalous = finding.as_ref().is_some_and(|f| f.anomalous);
+        any_anomalous |= anomalous;
+        judged.anomalous_series[i] += usize::from(anomalous);
+        let transition = lifecycle.step(
+            fp,
+            &d.fire,
+            bin_start_ms,
+            finding.as_ref().map(|f| f.anomalous),
+        );
+        if let Some(v) = verdicts.as_deref_mut() {
+            v.push(Verdict {
+                finding: finding.clone(),
+                transition,
+            });
+        }
+        let (status, started_ms) = match transition {
+            Transition::Quiet => continue,
+            Transition::Fire { started_ms } | Transition::Repeat { started_ms } => {
+                (Status::Firing, started_ms)
+            }
+            Transition::Resolve { started_ms } => (Status::Resolved, started_ms),
+        };
+        if let Some(finding) = finding {
+            judged.notices.push(Notice {
+                labels: labels.clone(),
+                detector: i,
+                status,
+                started_ms,
+                finding,
+                counts: ctx.counts,
+                expected: ctx.expected,
+            });
+        }
+    }
+    any_anomalous
+}
+
+/// Teach the baseline: record what was expected, flag anomalies, learn the noise.
+fn teach(
+    s: &mut SeriesState,
+    mut rec: BinRecord,
+    expected: Option<Expected>,
+    any_anomalous: bool,
+    idle_limit: i64,
+    bin: i64,
+) {
+    s.anomalous_run = if any_anomalous {
+        s.anomalous_run + 1
+    } else {
+        0
+    };
+    rec.seasonal_total = expected.map_or(0.0, |e| e.seasonal_total as f32);
+    rec.expected_total = expected.map_or(0.0, |e| e.total as f32);
+    rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
+    s.history.push(bin, rec);
+    if let (Some(e), false) = (expected, rec.anomalous) {
+        learn_dispersion(&mut s.dispersion, &e, rec.counts());
+    }
+}
