@@ -406,6 +406,10 @@ impl<'a, 'o> PipelineSink<'a, 'o> {
 /// Replay `sources` through a pipeline, in time order whatever their order (see
 /// [`input::replay_sources`]); `progress` gets bytes read so far and `observer`, when
 /// given, every evaluated bin (see [`Observer`]).
+///
+/// Without an observer the two halves run on two threads: this one reads, parses and bins,
+/// the other runs the pipeline (baselines, detectors, lifecycle) on the updates in the
+/// order they were made, so the alerts are the same as on one thread.
 pub fn replay_sources(
     sources: &[input::Source<'_>],
     rules: &[RuleSpec],
@@ -413,9 +417,64 @@ pub fn replay_sources(
     progress: &mut dyn FnMut(u64),
     observer: Option<&mut dyn Observer>,
 ) -> std::io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
-    let mut sink = PipelineSink::new(rules, observer);
-    let stats = input::replay_sources(sources, rules, opts, progress, &mut sink)?;
-    Ok((sink.alerts, stats, sink.pipeline))
+    if observer.is_some() {
+        let mut sink = PipelineSink::new(rules, observer);
+        let stats = input::replay_sources(sources, rules, opts, progress, &mut sink)?;
+        return Ok((sink.alerts, stats, sink.pipeline));
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(32);
+        let worker = scope.spawn(move || {
+            let mut sink = PipelineSink::new(rules, None);
+            for batch in rx {
+                match batch {
+                    Batch::Updates(updates) => {
+                        for u in updates {
+                            feed(&mut sink.pipeline, u, &mut sink.alerts, None);
+                        }
+                    }
+                    Batch::Restart => input::UpdateSink::restart(&mut sink),
+                }
+            }
+            (sink.alerts, sink.pipeline)
+        });
+        let mut sink = ThreadedSink { tx };
+        let stats = input::replay_sources(sources, rules, opts, progress, &mut sink);
+        drop(sink);
+        let (alerts, pipeline) = worker
+            .join()
+            .map_err(|_| std::io::Error::other("the pipeline thread panicked"))?;
+        Ok((alerts, stats?, pipeline))
+    })
+}
+
+/// What the reading thread hands the pipeline thread.
+enum Batch {
+    Updates(Vec<Update>),
+    Restart,
+}
+
+/// The pipeline on another thread, fed over a bounded channel (the reader waits when the
+/// pipeline falls behind: memory stays bounded).
+struct ThreadedSink {
+    tx: std::sync::mpsc::SyncSender<Batch>,
+}
+
+impl input::UpdateSink for ThreadedSink {
+    fn updates(&mut self, updates: std::vec::Drain<'_, Update>) -> std::io::Result<()> {
+        let batch: Vec<Update> = updates.collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Batch::Updates(batch))
+            .map_err(|_| std::io::Error::other("the pipeline thread stopped"))
+    }
+
+    fn restart(&mut self) {
+        // A failed send means the pipeline thread is gone; the join reports it.
+        let _ = self.tx.send(Batch::Restart);
+    }
 }
 
 /// Replay a reader that can be read only once through a pipeline (sorted).
