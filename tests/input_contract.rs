@@ -278,4 +278,25 @@ fn the_command_line_takes_folders_and_several_files_and_fails_on_dropped_events(
     assert!(err.contains("--allow-late"), "{err}");
     let (code, out, err) = authpulse(&["backtest", "--events", &odd, "--allow-late"]);
     assert_eq!(code, 0, "{out}{err}");
+
+    // A line far over --max-line-bytes is skipped and named; the lines after it count.
+    let long = dir.path().join("long.ndjson");
+    let mut text = line("2026-03-02T08:00:00Z");
+    text.push('\n');
+    text.push_str(&"x".repeat(200_000));
+    text.push('\n');
+    text.push_str(&line("2026-03-02T08:01:00Z"));
+    text.push('\n');
+    std::fs::write(&long, text).expect("write");
+    let long = long.display().to_string();
+    let (code, out, err) = authpulse(&["backtest", "--events", &long, "--max-line-bytes", "4096"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("events counted by rules: 2"), "{out}");
+    assert!(out.contains("malformed input skipped: 1"), "{out}");
+    assert!(
+        out.contains(
+            "line 2: a line of 200000 bytes, over the limit of 4096 (--max-line-bytes): skipped"
+        ),
+        "{out}"
+    );
 }
