@@ -417,7 +417,7 @@ pub fn replay_sources(
     progress: &mut dyn FnMut(u64),
     observer: Option<&mut dyn Observer>,
 ) -> std::io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
-    if observer.is_some() {
+    if observer.is_some() || !opts.two_threads {
         let mut sink = PipelineSink::new(rules, observer);
         let stats = input::replay_sources(sources, rules, opts, progress, &mut sink)?;
         return Ok((sink.alerts, stats, sink.pipeline));

@@ -52,6 +52,9 @@ pub struct ReplayOptions {
     pub max_line_bytes: usize,
     /// Memory for sorting an input that is out of order.
     pub sort_budget: usize,
+    /// A backtest runs the pipeline on a second thread (see `offline::backtest`); off,
+    /// everything runs on the calling thread.
+    pub two_threads: bool,
 }
 
 impl ReplayOptions {
@@ -61,6 +64,7 @@ impl ReplayOptions {
             max_skew: Some(DEFAULT_MAX_SKEW),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             sort_budget: crate::source::reorder::DEFAULT_BUDGET,
+            two_threads: true,
         }
     }
 }
