@@ -884,6 +884,15 @@ impl Replay {
         self.place(&event, at)
     }
 
+    /// [`Replay::event`] for an event borrowed from elsewhere (copied only while the
+    /// window is still sampling).
+    fn event_ref(&mut self, event: &Event<'_>, at: Pos) -> Result<(), Stop> {
+        if self.window.sampling() {
+            return self.event(event.clone().into_owned(), at);
+        }
+        self.place(event, at)
+    }
+
     fn end_sampling(&mut self) -> Result<(), Stop> {
         self.window.anchor();
         for (event, at) in std::mem::take(&mut self.waiting) {
@@ -999,22 +1008,48 @@ fn stream(
     let mut done = 0u64;
     for source in sources {
         replay.set_source(&source.name());
-        let reader = source.open()?;
+        let (head, rest) = peek(source.open()?)?;
+        let document = is_multiline_document(&head);
+        let reader = io::Cursor::new(head).chain(rest);
         let mut pieces = 0u64;
-        let counts = each_piece::<_, Stop>(
-            reader,
-            opts.max_line_bytes,
-            true,
-            &mut |b| progress(done + b),
-            &mut |p| {
-                replay.piece(p)?;
-                pieces += 1;
-                if pieces.is_multiple_of(BATCH_LINES) {
-                    sink.updates(replay.ready_updates())?;
-                }
-                Ok(())
-            },
-        )?;
+        let counts = if opts.two_threads && !document {
+            // NDJSON: parse on a second thread, place in order on this one.
+            let counts = crate::source::parallel::each_line::<_, Stop>(
+                reader,
+                opts.max_line_bytes,
+                &mut |b| progress(done + b),
+                &mut |item| {
+                    match item {
+                        crate::source::parallel::Item::Event(e, at) => replay.event_ref(e, at)?,
+                        crate::source::parallel::Item::Piece(p) => replay.piece(p)?,
+                    }
+                    pieces += 1;
+                    if pieces.is_multiple_of(BATCH_LINES) {
+                        sink.updates(replay.ready_updates())?;
+                    }
+                    Ok(())
+                },
+            )?;
+            ReadCounts {
+                lines: counts.lines,
+                bytes: counts.bytes,
+            }
+        } else {
+            each_piece::<_, Stop>(
+                reader,
+                opts.max_line_bytes,
+                true,
+                &mut |b| progress(done + b),
+                &mut |p| {
+                    replay.piece(p)?;
+                    pieces += 1;
+                    if pieces.is_multiple_of(BATCH_LINES) {
+                        sink.updates(replay.ready_updates())?;
+                    }
+                    Ok(())
+                },
+            )?
+        };
         replay.stats.lines += counts.lines;
         done += counts.bytes;
     }
