@@ -253,11 +253,8 @@ impl<R: Read> LineReader<R> {
             self.start = 0;
             self.end = 0;
             if self.eof {
-                if self.emit_partial {
-                    self.consumed += len;
-                    return Ok(Line::TooLong { len });
-                }
-                // A follower: the rest may still come; keep skipping later.
+                // The input ends inside the line (for a follower the rest may still come:
+                // it then reads as a line of its own, also reported).
                 self.consumed += len;
                 return Ok(Line::TooLong { len });
             }
