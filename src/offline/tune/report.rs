@@ -456,15 +456,17 @@ fn day_ticks(first_bin: i64, last_bin: i64, bin_ms: i64) -> Vec<(i64, String)> {
     let mut year = None;
     while t < to {
         if i % every == 0 {
-            // The year on the first tick and wherever it changes.
+            // The year is in each chart's heading; a tick where it changes says it
+            // instead of the weekday (same width, so labels never collide).
             let label = DateTime::<Utc>::from_timestamp_millis(t)
                 .map(|d| {
-                    let mut l = format!("{} {:02} {}", d.weekday(), d.day(), d.format("%b"));
-                    if year != Some(d.year()) {
-                        year = Some(d.year());
-                        l = format!("{l} {}", d.year());
+                    let changed = year.is_some_and(|y| y != d.year());
+                    year = Some(d.year());
+                    if changed {
+                        format!("{:02} {} {}", d.day(), d.format("%b"), d.year())
+                    } else {
+                        format!("{} {:02} {}", d.weekday(), d.day(), d.format("%b"))
                     }
-                    l
                 })
                 .unwrap_or_default();
             out.push((t / bin_ms, label));
@@ -665,6 +667,7 @@ mod tests {
 
     #[test]
     fn dates_carry_the_year() {
+        // In headings and tables; on the time axis where the year changes.
         assert_eq!(time(1_795_601_703_123), "Wed 25 Nov 2026 10:15");
         let bin = 900_000;
         let ticks = day_ticks(
@@ -675,12 +678,7 @@ mod tests {
         let labels: Vec<&str> = ticks.iter().map(|(_, l)| l.as_str()).collect();
         assert_eq!(
             labels,
-            vec![
-                "Thu 31 Dec 2026",
-                "Fri 01 Jan 2027",
-                "Sat 02 Jan",
-                "Sun 03 Jan"
-            ]
+            vec!["Thu 31 Dec", "01 Jan 2027", "Sat 02 Jan", "Sun 03 Jan"]
         );
     }
 
