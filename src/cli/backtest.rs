@@ -33,6 +33,10 @@ pub struct BacktestArgs {
     /// events read (`0` turns the window off).
     #[arg(long, default_value = "3years 1day", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub max_time_skew: std::time::Duration,
+    /// Threads for an NDJSON replay: 2 parses on one thread, bins on another and runs
+    /// the detectors on a third (the machine's cores share them); 1 does it all in turn.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: u8,
     /// Refuse (and skip) any line longer than this many bytes.
     #[arg(long, default_value_t = replay::DEFAULT_MAX_LINE_BYTES, value_name = "BYTES")]
     pub max_line_bytes: usize,
@@ -83,6 +87,7 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
     let opts = replay::ReplayOptions {
         max_skew: (!args.max_time_skew.is_zero()).then_some(args.max_time_skew),
         max_line_bytes: args.max_line_bytes,
+        two_threads: args.threads == 2,
         ..replay::ReplayOptions::new(cfg.source.settle)
     };
     let events_name = args
