@@ -21,6 +21,9 @@ use crate::event::Event;
 const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks handed out and not yet taken back.
 const IN_FLIGHT: usize = 4;
+/// Parser threads: on two cores, two parsers keep both busy while this thread reads and
+/// bins (parsing is most of the work).
+const PARSERS: usize = 2;
 
 /// A field of an event: a range of the chunk, or text that needed unescaping.
 #[derive(Debug, Clone)]
@@ -170,16 +173,24 @@ pub fn each_line<R: Read, E: From<io::Error>>(
     f: &mut dyn FnMut(Item<'_>) -> Result<(), E>,
 ) -> Result<Counts, E> {
     std::thread::scope(|scope| {
-        let (to_parser, parser_in) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
-        let (parser_out, from_parser) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
-        scope.spawn(move || {
-            for mut chunk in parser_in {
-                parse_chunk(&mut chunk);
-                if parser_out.send(chunk).is_err() {
-                    return;
+        // Chunks go round the parsers in turn and come back in the same turn: in order.
+        let mut to_parser = Vec::new();
+        let mut from_parser = Vec::new();
+        for _ in 0..PARSERS {
+            let (to, parser_in) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+            let (parser_out, from) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+            scope.spawn(move || {
+                for mut chunk in parser_in {
+                    parse_chunk(&mut chunk);
+                    if parser_out.send(chunk).is_err() {
+                        return;
+                    }
                 }
-            }
-        });
+            });
+            to_parser.push(to);
+            from_parser.push(from);
+        }
+        let (mut sent, mut received) = (0usize, 0usize);
         let mut lines = LineReader::with_max_line(reader, max_line);
         let mut line_no = 0u64;
         let mut out = 0usize;
@@ -220,18 +231,20 @@ pub fn each_line<R: Read, E: From<io::Error>>(
                 if chunk.lines.is_empty() {
                     break;
                 }
-                to_parser
+                to_parser[sent % PARSERS]
                     .send(chunk)
                     .map_err(|_| io::Error::other("the parser thread stopped"))?;
+                sent += 1;
                 out += 1;
             }
             if out == 0 {
                 break;
             }
-            let chunk = from_parser
+            let chunk = from_parser[received % PARSERS]
                 .recv()
                 .map_err(|_| io::Error::other("the parser thread stopped"))?;
             out -= 1;
+            received += 1;
             take(&chunk, max_line, f)?;
             progress(chunk.consumed);
             spare.push(chunk);
