@@ -28,7 +28,7 @@ pub enum Status {
 pub struct Alert {
     pub status: Status,
     pub rule: String,
-    pub detector: String,
+    pub detector: AlertDetector,
     pub series: Labels,
     /// The bin this notification is about (RFC 3339, UTC).
     pub bin_start: Timestamp,
@@ -56,8 +56,7 @@ pub struct Alert {
     /// What this most likely is: `credential_stuffing`, `password_spraying`,
     /// `brute_force`, `mfa_push_fatigue`, `outage`, `pipeline_gap`, `traffic_surge` or
     /// `source_unavailable` (see `kind`).
-    #[serde(default)]
-    pub kind: String,
+    pub kind: AlertKind,
     /// Why that kind, from the bin's signals, in one sentence.
     #[serde(default)]
     pub kind_reason: String,
@@ -100,6 +99,77 @@ pub fn fingerprint(rule: &str, detector: &str, labels: &Labels) -> String {
         h.update(v.as_bytes());
     }
     hex::encode(&h.finalize()[..8])
+}
+
+/// Which detector raised an alert: one of the pipeline's, or authpulse's own
+/// `source_unavailable` (it cannot read its source). On the wire, its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlertDetector {
+    Pipeline(DetectorKind),
+    SourceUnavailable,
+}
+
+impl AlertDetector {
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertDetector::Pipeline(d) => d.name(),
+            AlertDetector::SourceUnavailable => SOURCE_UNAVAILABLE,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AlertDetector> {
+        match name {
+            SOURCE_UNAVAILABLE => Some(AlertDetector::SourceUnavailable),
+            _ => DetectorKind::from_name(name).map(AlertDetector::Pipeline),
+        }
+    }
+
+    /// The pipeline's detector, if it was one.
+    pub fn pipeline(self) -> Option<DetectorKind> {
+        match self {
+            AlertDetector::Pipeline(d) => Some(d),
+            AlertDetector::SourceUnavailable => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AlertDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AlertDetector {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<AlertDetector, String> {
+        AlertDetector::from_name(name).ok_or_else(|| format!("unknown detector {name:?}"))
+    }
+}
+
+impl PartialEq<str> for AlertDetector {
+    fn eq(&self, other: &str) -> bool {
+        self.name() == other
+    }
+}
+
+impl PartialEq<&str> for AlertDetector {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl Serialize for AlertDetector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for AlertDetector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AlertDetector, D::Error> {
+        let name = std::borrow::Cow::<str>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// A moment of an alert: milliseconds in memory (whole seconds), RFC 3339 UTC on the
@@ -181,7 +251,7 @@ impl Alert {
         Alert {
             status,
             rule: rule.name.clone(),
-            detector: detector.name().to_string(),
+            detector: AlertDetector::Pipeline(detector),
             series: labels.clone(),
             bin_start: Timestamp::from_ms(bin_start_ms),
             bin_end: Timestamp::from_ms(bin_end_ms),
@@ -197,7 +267,7 @@ impl Alert {
             started_at: Timestamp::from_ms(started_ms),
             investigate: investigate_query(rule, labels),
             idempotency_key: String::new(),
-            kind: verdict.kind.as_str().to_string(),
+            kind: verdict.kind,
             kind_reason: verdict.reason.clone(),
             enrichment: None,
         }
@@ -354,7 +424,7 @@ impl Alert {
         Alert {
             status,
             rule: rule.name.clone(),
-            detector: SOURCE_UNAVAILABLE.to_string(),
+            detector: AlertDetector::SourceUnavailable,
             series: Labels::new(),
             bin_start: Timestamp::from_ms(bin_start),
             bin_end: Timestamp::from_ms(bin_start + bin_ms),
@@ -370,7 +440,7 @@ impl Alert {
             started_at: Timestamp::from_ms(since_ms),
             investigate: "Check the daemon's logs, its IAM permissions (logs:StartQuery, logs:GetQueryResults) and the CloudWatch Logs service health.".to_string(),
             idempotency_key: String::new(),
-            kind: AlertKind::SourceUnavailable.as_str().to_string(),
+            kind: AlertKind::SourceUnavailable,
             kind_reason: "authpulse's own queries fail: nothing is known about sign-ins until they succeed again".to_string(),
             enrichment: None,
         }

@@ -39,6 +39,17 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub const ALL: [AlertKind; 8] = [
+        AlertKind::CredentialStuffing,
+        AlertKind::PasswordSpraying,
+        AlertKind::BruteForce,
+        AlertKind::MfaPushFatigue,
+        AlertKind::Outage,
+        AlertKind::PipelineGap,
+        AlertKind::TrafficSurge,
+        AlertKind::SourceUnavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::CredentialStuffing => "credential_stuffing",
@@ -72,6 +83,29 @@ impl AlertKind {
 impl fmt::Display for AlertKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AlertKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AlertKind, String> {
+        AlertKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown kind {s:?}"))
+    }
+}
+
+impl PartialEq<str> for AlertKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for AlertKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

@@ -72,7 +72,7 @@ impl Config {
             daemon: DaemonConfig::default(),
             source: SourceConfig::default(),
             rules: RuleSpec::builtin(),
-            sinks: vec![SinkSpec::Stdout],
+            sinks: vec![SinkSpec::stdout()],
             enrichment: Default::default(),
             mutes: Vec::new(),
         }
@@ -168,8 +168,8 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
         }
     }
 
-    let sinks = match top.array("sinks", &mut problems) {
-        None => vec![SinkSpec::Stdout],
+    let mut sinks = match top.array("sinks", &mut problems) {
+        None => vec![SinkSpec::stdout()],
         Some(items) => items
             .iter()
             .enumerate()
@@ -197,6 +197,9 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
         );
     }
 
+    for s in &mut sinks {
+        s.with_http_listen(daemon.http_listen);
+    }
     if problems.0.is_empty() {
         Ok(Config {
             daemon,
@@ -265,7 +268,7 @@ mod tests {
     fn empty_config_is_the_builtin_one() {
         let c = from_toml("").unwrap();
         assert_eq!(c.rules.len(), RuleSpec::builtin().len());
-        assert!(matches!(c.sinks[..], [SinkSpec::Stdout]));
+        assert!(matches!(c.sinks[..], [SinkSpec::Stdout { .. }]));
     }
 
     #[test]

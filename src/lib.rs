@@ -10,7 +10,7 @@
 //!                   pipeline/                bins in, alerts out (bin time)
 //!                   alert  alert_kind  rule  detect/ (detectors + baseline)
 //!                   series  event  stats  aws                    domain
-//!                   clock  retry  config_reader                  leaves
+//!                   clock  retry  config_reader  html  chart     leaves
 //! ```
 //!
 //! One bin's path: [`source`] (a query, or lines binned locally) → [`series::Update`]
@@ -22,12 +22,14 @@
 pub mod alert;
 pub mod alert_kind;
 pub mod aws;
+pub mod chart;
 pub mod clock;
 pub mod config;
 pub mod config_reader;
 pub mod daemon;
 pub mod detect;
 pub mod event;
+pub mod html;
 pub mod notify;
 pub mod offline;
 pub mod pipeline;

@@ -183,6 +183,16 @@ impl RuleSpec {
         if rule.name.trim().is_empty() && name.is_some() {
             problems.push(t.key_path("name"), "must not be empty");
         }
+        rule.read_what(&mut t, problems);
+        rule.read_sizes(&mut t, problems);
+        rule.read_detectors(&mut t, problems);
+        t.finish(problems);
+        Some(rule)
+    }
+
+    /// What to count: event types, bin, split and a raw query.
+    fn read_what(&mut self, t: &mut Table<'_>, problems: &mut Problems) {
+        let rule = self;
         if let Some(types) = t.strings("event_types", problems) {
             if types.is_empty() {
                 problems.push(
@@ -225,6 +235,11 @@ impl RuleSpec {
             }
             rule.query = Some(q);
         }
+    }
+
+    /// How much to keep: pages per hour, series, top-K, baseline window, warm-up.
+    fn read_sizes(&mut self, t: &mut Table<'_>, problems: &mut Problems) {
+        let rule = self;
         if let Some(n) = t.count("max_pages_per_hour", 1, problems) {
             rule.max_pages_per_hour = n.min(10_000) as usize;
         }
@@ -251,6 +266,12 @@ impl RuleSpec {
         if rule.baseline_window < rule.bin * 8 {
             problems.push(t.key_path("baseline_window"), "must cover at least 8 bins");
         }
+    }
+
+    /// The detectors (the defaults without a `[rules.detectors.*]` table), each checked
+    /// against the baseline window.
+    fn read_detectors(&mut self, t: &mut Table<'_>, problems: &mut Problems) {
+        let rule = self;
         let detectors = t.entries("detectors", problems);
         if !detectors.is_empty() {
             let base = t.key_path("detectors");
@@ -282,8 +303,6 @@ impl RuleSpec {
                 );
             }
         }
-        t.finish(problems);
-        Some(rule)
     }
 }
 

@@ -127,7 +127,7 @@ fn alert(status: &str, severity: &str, bin_start: &str) -> Alert {
         "severity": severity, "fingerprint": "3fa19c0d2b7e4a11",
         "summary": "Failed sign-ins spiked (credential stuffing or password spraying?): 412 failed sign-ins in the 15m bin, expected about 23.",
         "measure": "failed sign-ins", "started_at": bin_start,
-        "investigate": "fields @timestamp | limit 200",
+        "investigate": "fields @timestamp | limit 200", "kind": "credential_stuffing",
     }))
     .unwrap()
     .with_idempotency_key()

@@ -176,7 +176,7 @@ format = "slack"
 [[sinks]]
 kind = "webhook"
 url = "{am}"
-format = "alertmanager"
+format = "alertmanager_receiver"
 secret = "{SECRET}"
 headers = {{ "X-Team" = "security" }}
 headers_env = {{ Authorization = "TEST_WEBHOOK_AUTH" }}

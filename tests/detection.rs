@@ -60,7 +60,10 @@ fn check(seed: u64, difficulty: Difficulty) {
     );
     // Every firing alert says what it is and why, and resolves.
     for a in alerts.iter().filter(|a| a.status == Status::Firing) {
-        assert!(!a.kind.is_empty() && !a.kind_reason.is_empty(), "{a:?}");
+        assert!(
+            !a.kind.as_str().is_empty() && !a.kind_reason.is_empty(),
+            "{a:?}"
+        );
         assert!(a.summary.contains("Likely "), "{}", a.summary);
         assert!(
             alerts

@@ -298,6 +298,17 @@ async fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
     .unwrap();
     let mut d = s.start(&[]);
     d.wait_ready(Duration::from_secs(30)).await;
+    // Everything the replay paged was queued before ready; count it once it is delivered
+    // (the sink writes from its own worker, later on a busy machine).
+    let mut delivered = false;
+    for _ in 0..100 {
+        if metric(&d.metrics().await, "authpulse_outbox_depth") == Some(0.0) {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "the outbox did not drain:\n{}", d.log_text());
     let paged = lines(&s.path("first.jsonl")).len();
     assert!(paged >= 1, "the attack paged");
 

@@ -87,7 +87,7 @@ fn the_report_is_well_formed_with_a_chart_per_series_and_a_marker_per_notice() {
     let notices = |status: Status| -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
         for a in alerts.iter().filter(|a| a.status == status) {
-            *m.entry(a.detector.clone()).or_default() += 1;
+            *m.entry(a.detector.to_string()).or_default() += 1;
         }
         m
     };

@@ -133,7 +133,14 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
 /// Register HELP text and units for every metric the daemon exports, so `/metrics` is
 /// self-describing. Metrics appear once they have a first value; labels in braces.
 pub fn describe_metrics() {
-    // Source (CloudWatch Logs Insights).
+    describe_source_metrics();
+    describe_pipeline_metrics();
+    describe_route_metrics();
+    describe_daemon_metrics();
+}
+
+/// The source (CloudWatch Logs Insights).
+fn describe_source_metrics() {
     describe_counter!(
         "authpulse_polls_total",
         "Logs Insights queries completed, per rule {rule} (backfill chunks, polls and revisions)"
@@ -164,7 +171,10 @@ pub fn describe_metrics() {
         "authpulse_events_dropped_total",
         "Okta events read but not placed in a bin (file source), per {reason}: late, outside_window"
     );
-    // Pipeline.
+}
+
+/// The pipeline.
+fn describe_pipeline_metrics() {
     describe_counter!(
         "authpulse_bins_evaluated_total",
         "Series-bins judged by the detectors (one per series per closed bin)"
@@ -182,7 +192,10 @@ pub fn describe_metrics() {
         "authpulse_alerts_muted_total",
         "Alerts not sent because a maintenance window ([[mute]]) covers them, per {rule}"
     );
-    // Delivery.
+}
+
+/// The alert route and delivery.
+fn describe_route_metrics() {
     describe_counter!(
         "authpulse_notifications_sent_total",
         "Notifications a sink accepted, per sink {sink}"
@@ -194,6 +207,10 @@ pub fn describe_metrics() {
     describe_counter!(
         "authpulse_notification_retries_total",
         "Failed delivery attempts that will be retried, per sink {sink}"
+    );
+    describe_counter!(
+        "authpulse_alertmanager_resend_failures_total",
+        "Re-sends of firing alerts that Alertmanager did not take, per alertmanager sink {sink} (the next follows after resend_interval)"
     );
     describe_counter!(
         "authpulse_notifications_suppressed_total",
@@ -211,7 +228,10 @@ pub fn describe_metrics() {
         "authpulse_enrichment_failures_total",
         "Alerts sent without enrichment because its query failed or was late"
     );
-    // The daemon.
+}
+
+/// The daemon itself.
+fn describe_daemon_metrics() {
     describe_gauge!(
         "authpulse_ready",
         "1 when history is loaded and the source is healthy (what /readyz says)"

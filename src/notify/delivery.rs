@@ -33,21 +33,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::enrich::{self, Enricher};
 use super::ledger::{AlertState, Loaded, StateFile, Suppressed};
 use super::outbox::{Entry, Outbox, Recovered};
+use super::worker::Worker;
 use super::{Progress, RouteConfig};
 use crate::alert::Alert;
 use crate::clock::SharedClock;
-use crate::detect::DetectorKind;
-use crate::retry::{backoff, RemoteError};
+use crate::retry::RemoteError;
 use crate::rule::RuleSpec;
-use crate::sink::{Sink, SinkSpec};
+use crate::sink::SinkSpec;
 
 /// Save the state at least this often while bins close without notifications.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
@@ -72,6 +70,8 @@ pub enum DeliveryError {
 struct Queue {
     id: String,
     name: String,
+    /// Which alerts this sink gets (`route` in its config).
+    route: crate::sink::SinkRoute,
     tx: mpsc::UnboundedSender<Entry>,
 }
 
@@ -184,7 +184,7 @@ async fn load_ledger(
     Ok(state)
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
     tokio::task::spawn_blocking(f)
@@ -220,21 +220,25 @@ impl Delivery {
                     "undelivered notifications from an earlier run: retrying"
                 );
             }
+            // A sink that keeps firing alerts alive at its receiver (Alertmanager)
+            // picks up the incidents still firing.
+            let firing: Vec<Alert> = state
+                .notified
+                .values()
+                .filter(|n| n.status == crate::alert::Status::Firing)
+                .map(|n| n.alert.clone())
+                .filter(|a| spec.route().matches(a))
+                .collect();
+            sink.resume(firing).await;
             let (tx, rx) = mpsc::unbounded_channel();
             queues.push(Queue {
                 id,
                 name: sink.name().to_string(),
+                route: spec.route().clone(),
                 tx,
             });
-            workers.push(tokio::spawn(worker(
-                sink,
-                spec.clone(),
-                outbox.clone(),
-                pending,
-                rx,
-                stop_rx.clone(),
-                clock.clone(),
-            )));
+            let worker = Worker::new(sink, spec.retry(), outbox.clone(), clock.clone());
+            workers.push(tokio::spawn(worker.run(pending, rx, stop_rx.clone())));
         }
         metrics::gauge!("authpulse_outbox_depth").set(outbox.depth() as f64);
         let enricher = Enricher::new(&config.source, &config.enrichment).await;
@@ -279,7 +283,7 @@ impl Delivery {
             .find(|r| r.name == alert.rule)?
             .detectors
             .iter()
-            .find(|d| d.detector.kind().name() == alert.detector)
+            .find(|d| alert.detector.pipeline() == Some(d.detector.kind()))
             .map(|d| d.fire.repeat_interval)
     }
 
@@ -370,7 +374,7 @@ impl Delivery {
                         .state
                         .notified
                         .get(fp)
-                        .is_some_and(|n| DetectorKind::from_name(&n.alert.detector).is_none())
+                        .is_some_and(|n| n.alert.detector.pipeline().is_none())
             },
             next_ms,
         );
@@ -393,7 +397,8 @@ impl Delivery {
         out
     }
 
-    /// Write each alert to every sink's outbox queue and wake the workers. If the disk
+    /// Write each alert to the outbox queue of every sink whose route takes it, and wake
+    /// the workers. If the disk
     /// fails, the notification is still handed to the worker (in memory only): a page
     /// that might be lost on a crash beats no page.
     async fn enqueue(&self, alerts: Vec<Alert>) {
@@ -401,12 +406,20 @@ impl Delivery {
             return;
         }
         let outbox = self.outbox.clone();
-        let ids: Vec<String> = self.queues.iter().map(|q| q.id.clone()).collect();
+        let ids: Vec<(String, crate::sink::SinkRoute)> = self
+            .queues
+            .iter()
+            .map(|q| (q.id.clone(), q.route.clone()))
+            .collect();
         let now = self.clock.now_ms();
         let result = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for alert in &alerts {
-                for (i, id) in ids.iter().enumerate() {
+                for (i, (id, route)) in ids.iter().enumerate() {
+                    if !route.matches(alert) {
+                        tracing::debug!(queue = %id, idempotency_key = %alert.idempotency_key, "not routed to this sink");
+                        continue;
+                    }
                     match outbox.enqueue(id, alert, now) {
                         Ok(Some(entry)) => out.push((i, entry)),
                         Ok(None) => {
@@ -494,120 +507,4 @@ impl Delivery {
             "delivery stopped; undelivered notifications stay in the outbox"
         );
     }
-}
-
-/// Deliver one sink's queue, oldest first, until told to stop.
-async fn worker(
-    sink: Arc<dyn Sink>,
-    spec: SinkSpec,
-    outbox: Arc<Outbox>,
-    mut queue: VecDeque<Entry>,
-    mut rx: mpsc::UnboundedReceiver<Entry>,
-    mut stop: watch::Receiver<bool>,
-    clock: SharedClock,
-) {
-    let policy = spec.retry();
-    let name = sink.name().to_string();
-    let seed = clock.now_ms() as u64
-        ^ name
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut attempt: u32 = 0;
-    loop {
-        while let Ok(e) = rx.try_recv() {
-            queue.push_back(e);
-        }
-        if *stop.borrow() {
-            return;
-        }
-        let Some(entry) = queue.front() else {
-            tokio::select! {
-                e = rx.recv() => match e {
-                    Some(e) => queue.push_back(e),
-                    None => return,
-                },
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            continue;
-        };
-        let key = entry.alert.idempotency_key.clone();
-        let age_ms = clock.now_ms() - entry.enqueued_ms;
-        if attempt > 0 && age_ms > policy.give_up_after.as_millis() as i64 {
-            give_up(
-                &outbox,
-                entry,
-                &name,
-                "retried for longer than give_up_after",
-                attempt,
-            );
-            queue.pop_front();
-            attempt = 0;
-            continue;
-        }
-        match sink.send(&entry.alert).await {
-            Ok(()) => {
-                let done = entry.clone();
-                let ob = outbox.clone();
-                if let Err(error) = blocking(move || ob.remove(&done)).await {
-                    tracing::error!(sink = %name, idempotency_key = %key, %error, "delivered, but cannot remove it from the outbox; it will be sent again after a restart");
-                }
-                metrics::counter!("authpulse_notifications_sent_total", "sink" => name.clone())
-                    .increment(1);
-                tracing::info!(sink = %name, idempotency_key = %key, attempts = attempt + 1, "notification delivered");
-                queue.pop_front();
-                attempt = 0;
-            }
-            Err(RemoteError::Permanent(error)) => {
-                give_up(&outbox, entry, &name, &error, attempt + 1);
-                queue.pop_front();
-                attempt = 0;
-            }
-            Err(RemoteError::Transient(error)) => {
-                attempt += 1;
-                let delay = backoff(&policy, attempt, &mut rng);
-                metrics::counter!("authpulse_notification_retries_total", "sink" => name.clone())
-                    .increment(1);
-                tracing::warn!(
-                    sink = %name,
-                    idempotency_key = %key,
-                    attempt,
-                    %error,
-                    retry_in_ms = delay.as_millis() as u64,
-                    pending = queue.len(),
-                    "delivery failed; will retry"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-        }
-        metrics::gauge!("authpulse_outbox_depth").set(outbox.depth() as f64);
-    }
-}
-
-fn give_up(outbox: &Outbox, entry: &Entry, sink: &str, error: &str, attempts: u32) {
-    metrics::counter!("authpulse_notifications_failed_total", "sink" => sink.to_string())
-        .increment(1);
-    let moved = if entry.path.as_os_str().is_empty() {
-        None
-    } else {
-        match outbox.dead_letter(entry) {
-            Ok(p) => Some(p.display().to_string()),
-            Err(e) => {
-                tracing::error!(sink, idempotency_key = %entry.alert.idempotency_key, error = %e, "cannot move the record to dead/");
-                None
-            }
-        }
-    };
-    tracing::error!(
-        sink,
-        idempotency_key = %entry.alert.idempotency_key,
-        fingerprint = %entry.alert.fingerprint,
-        attempts,
-        %error,
-        dead_letter = moved.as_deref().unwrap_or("-"),
-        "delivery failed permanently; not retried"
-    );
 }

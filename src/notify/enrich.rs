@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::alert::{Alert, Enrichment, Status, TopValue};
 use crate::config_reader::{Problems, Table};
+use crate::detect::DetectorKind;
 use crate::rule::{RuleSpec, OTHER_SERIES};
 use crate::source::config::{SourceConfig, SourceKind};
 use crate::source::insights::Querier;
@@ -204,7 +205,10 @@ impl Enricher {
     /// Failure-type firing alerts are enriched; resolved ones and other detectors not.
     pub fn wants(alert: &Alert) -> bool {
         alert.status == Status::Firing
-            && matches!(alert.detector.as_str(), "failure_spike" | "failure_ratio")
+            && matches!(
+                alert.detector.pipeline(),
+                Some(DetectorKind::FailureSpike | DetectorKind::FailureRatio)
+            )
     }
 
     /// Query the top values for `alert` (no time box here: see [`enrich_all`]).
@@ -363,7 +367,7 @@ mod tests {
     fn only_failure_type_firing_alerts_are_enriched() {
         let mut a = sample_alert(Status::Firing, "2026-11-25T10:15:00Z");
         assert!(Enricher::wants(&a));
-        a.detector = "volume_spike".into();
+        a.detector = "volume_spike".parse().unwrap();
         assert!(!Enricher::wants(&a));
         let r = sample_alert(Status::Resolved, "2026-11-25T10:15:00Z");
         assert!(!Enricher::wants(&r));

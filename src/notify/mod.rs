@@ -22,6 +22,7 @@ pub mod history;
 pub mod ledger;
 pub mod mute;
 pub mod outbox;
+mod worker;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

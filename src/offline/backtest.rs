@@ -286,9 +286,7 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
     }
     let mut per: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     for a in &o.alerts {
-        let e = per
-            .entry((a.rule.as_str(), a.detector.as_str()))
-            .or_default();
+        let e = per.entry((a.rule.as_str(), a.detector.name())).or_default();
         match a.status {
             Status::Firing => e.0 += 1,
             Status::Resolved => e.1 += 1,

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::alert::{Alert, Status};
+use crate::alert::{Alert, AlertDetector, Status};
 use crate::simulate::Incident;
 
 /// How long after an incident ends an alert may still count as catching it.
@@ -24,7 +24,7 @@ pub struct IncidentResult {
     pub incident: Incident,
     /// The first alert that caught it: detector and minutes from incident start until
     /// the end of the alert's bin (when it could have paged).
-    pub caught_by: Option<(String, f64)>,
+    pub caught_by: Option<(AlertDetector, f64)>,
     /// Whether any alert that caught it named the incident's kind (`kind`).
     pub kind_named: bool,
 }
@@ -72,7 +72,7 @@ pub fn score(alerts: &[Alert], incidents: &[Incident], bin_ms: i64, days: f64) -
                 .filter(|a| inside(a, inc))
                 .map(|a| {
                     let late_ms = a.bin_end.ms() - inc.start.timestamp_millis();
-                    (a.detector.clone(), late_ms as f64 / 60_000.0)
+                    (a.detector, late_ms as f64 / 60_000.0)
                 })
                 .min_by(|x, y| x.1.total_cmp(&y.1));
             IncidentResult {
@@ -304,7 +304,7 @@ mod tests {
         Alert {
             status,
             rule: "r".into(),
-            detector: "failure_spike".into(),
+            detector: "failure_spike".parse().unwrap(),
             series: Labels::new(),
             bin_start: started.parse().unwrap(),
             bin_end: bin_end.parse().unwrap(),
@@ -320,7 +320,7 @@ mod tests {
             started_at: started.parse().unwrap(),
             investigate: String::new(),
             idempotency_key: String::new(),
-            kind: String::new(),
+            kind: crate::alert_kind::AlertKind::TrafficSurge,
             kind_reason: String::new(),
             enrichment: None,
         }
@@ -384,7 +384,7 @@ mod tests {
         assert_eq!(s.recall(), (1, 2));
         assert_eq!(
             s.incidents[0].caught_by,
-            Some(("failure_spike".into(), 8.0))
+            Some(("failure_spike".parse().unwrap(), 8.0))
         );
         assert_eq!(s.benign_pages(), 1);
         assert_eq!(s.false_pages.len(), 2);

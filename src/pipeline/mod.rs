@@ -310,7 +310,7 @@ mod tests {
         let b = 3 * 96;
         p.observe(0, b, Labels::new(), c(1100, 1000));
         p.close_through(0, b + 1, &mut out);
-        let fired: Vec<_> = out.iter().map(|a| a.detector.as_str()).collect();
+        let fired: Vec<_> = out.iter().map(|a| a.detector.name()).collect();
         assert!(fired.contains(&"failure_spike"), "{fired:?}");
         assert!(out.iter().all(|a| a.status == Status::Firing));
         out.clear();

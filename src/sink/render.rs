@@ -1,5 +1,5 @@
 //! How an alert reads in each place it lands: an SNS Subject, an e-mail body, an SMS,
-//! a Slack message, an Alertmanager webhook payload. The alert JSON itself (the contract)
+//! a Slack message, the payload Alertmanager sends its webhook receivers. The alert JSON itself (the contract)
 //! is `serde_json::to_string(alert)`; everything here is derived from it.
 
 use std::fmt::Write as _;
@@ -71,10 +71,20 @@ fn show(alert: &Alert, x: f64) -> String {
 /// A one-line headline: `[FIRING critical] okta-sign-ins failure_spike: 412 failed
 /// sign-ins, expected ~23 (client.ipAddress=1.2.3.4)`.
 pub fn headline(alert: &Alert) -> String {
-    let mut s = format!(
-        "[{} {}] {} {}: {} {}, expected ~{}",
+    format!(
+        "[{} {}] {}",
         status_word(alert.status),
         alert.severity,
+        brief(alert)
+    )
+}
+
+/// The headline without status and severity (for receivers that show those
+/// themselves): `okta-sign-ins failure_spike: 412 failed sign-ins, expected ~23
+/// (client.ipAddress=1.2.3.4)`.
+pub fn brief(alert: &Alert) -> String {
+    let mut s = format!(
+        "{} {}: {} {}, expected ~{}",
         alert.rule,
         alert.detector,
         show(alert, alert.observed),
@@ -119,7 +129,7 @@ pub fn email(alert: &Alert) -> String {
         ("Status", status_word(alert.status).to_ascii_lowercase()),
         ("Severity", alert.severity.to_string()),
         ("Rule", alert.rule.clone()),
-        ("Detector", alert.detector.clone()),
+        ("Detector", alert.detector.to_string()),
         (
             "Series",
             if series.is_empty() {
@@ -168,13 +178,9 @@ pub fn email(alert: &Alert) -> String {
     s
 }
 
-/// The alert's kind for a human ("unclassified" for alerts from before kinds existed).
+/// The alert's kind for a human.
 fn likely(alert: &Alert) -> &str {
-    if alert.kind.is_empty() {
-        "unclassified"
-    } else {
-        &alert.kind
-    }
+    alert.kind.as_str()
 }
 
 /// A Slack incoming-webhook message: `text` is the notification fallback, `blocks` the
@@ -227,7 +233,7 @@ pub fn slack(alert: &Alert) -> Value {
 }
 
 /// Alertmanager label names match `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn label_name(key: &str) -> String {
+pub(crate) fn label_name(key: &str) -> String {
     let mut s: String = key
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -240,8 +246,9 @@ fn label_name(key: &str) -> String {
 
 /// Alertmanager's webhook payload (version 4) with this one alert, so receivers built for
 /// Alertmanager (PagerDuty/Opsgenie bridges, custom handlers) accept authpulse directly.
-/// `endsAt` is Alertmanager's zero time while firing.
-pub fn alertmanager(alert: &Alert) -> Value {
+/// `endsAt` is Alertmanager's zero time while firing. (webhook `format =
+/// "alertmanager_receiver"`; to feed an Alertmanager, see the `alertmanager` sink.)
+pub fn alertmanager_receiver(alert: &Alert) -> Value {
     let mut labels = Map::new();
     labels.insert(
         "alertname".into(),
@@ -322,7 +329,7 @@ pub(crate) mod tests {
         Alert {
             status,
             rule: "okta-sign-ins".into(),
-            detector: "failure_spike".into(),
+            detector: "failure_spike".parse().unwrap(),
             series,
             bin_start: bin_start.parse().unwrap(),
             bin_end: bin_start.parse().unwrap(),
@@ -338,7 +345,7 @@ pub(crate) mod tests {
             started_at: bin_start.parse().unwrap(),
             investigate: "fields @timestamp | limit 200".into(),
             idempotency_key: String::new(),
-            kind: String::new(),
+            kind: crate::alert_kind::AlertKind::CredentialStuffing,
             kind_reason: String::new(),
             enrichment: None,
         }
@@ -366,7 +373,7 @@ pub(crate) mod tests {
     #[test]
     fn alertmanager_payload_has_the_receiver_shape() {
         let a = sample_alert(Status::Resolved, "2026-11-25T10:15:00Z");
-        let v = alertmanager(&a);
+        let v = alertmanager_receiver(&a);
         assert_eq!(v["version"], "4");
         assert_eq!(v["status"], "resolved");
         let alert = &v["alerts"][0];
@@ -375,7 +382,7 @@ pub(crate) mod tests {
         assert_eq!(alert["endsAt"], "2026-11-25T10:15:00Z");
         assert_eq!(alert["fingerprint"], "3fa19c0d2b7e4a11");
         assert_eq!(alert["annotations"]["idempotency_key"], a.idempotency_key);
-        let firing = alertmanager(&sample_alert(Status::Firing, "2026-11-25T10:15:00Z"));
+        let firing = alertmanager_receiver(&sample_alert(Status::Firing, "2026-11-25T10:15:00Z"));
         assert_eq!(firing["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
         assert_eq!(label_name("9lives.x"), "_9lives_x");
     }

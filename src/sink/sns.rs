@@ -90,15 +90,8 @@ impl Sink for SnsSink {
                 .message_attributes("status", attr(status)?)
                 .message_attributes("severity", attr(&alert.severity.to_string())?)
                 .message_attributes("rule", attr(&alert.rule)?)
-                .message_attributes("detector", attr(&alert.detector)?)
-                .message_attributes(
-                    "kind",
-                    attr(if alert.kind.is_empty() {
-                        "unclassified"
-                    } else {
-                        &alert.kind
-                    })?,
-                )
+                .message_attributes("detector", attr(alert.detector.name())?)
+                .message_attributes("kind", attr(alert.kind.as_str())?)
                 .message_attributes("idempotency_key", attr(&alert.idempotency_key)?);
             if self.fifo {
                 req = req

@@ -1,5 +1,5 @@
 //! `webhook` sink: HTTP POST of the alert in one of three shapes (`json`, `slack`,
-//! `alertmanager`), optionally signed.
+//! `alertmanager_receiver`), optionally signed.
 //!
 //! Every request carries:
 //! - `Idempotency-Key`: the alert's `idempotency_key`; a receiver drops repeats with it
@@ -105,7 +105,9 @@ impl WebhookSink {
         let result = match self.format {
             WebhookFormat::Json => serde_json::to_vec(alert),
             WebhookFormat::Slack => serde_json::to_vec(&render::slack(alert)),
-            WebhookFormat::Alertmanager => serde_json::to_vec(&render::alertmanager(alert)),
+            WebhookFormat::AlertmanagerReceiver => {
+                serde_json::to_vec(&render::alertmanager_receiver(alert))
+            }
         };
         result.map_err(|e| RemoteError::Permanent(format!("cannot encode the alert: {e}")))
     }
@@ -124,7 +126,7 @@ pub(crate) fn classify_status(status: reqwest::StatusCode) -> Result<(), RemoteE
 
 /// The error chain of a reqwest error without the URL (reqwest puts the URL in its
 /// `Display`; its sources — hyper and io errors — do not carry it).
-fn error_text(e: reqwest::Error) -> String {
+pub(crate) fn error_text(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

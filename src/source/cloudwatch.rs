@@ -190,66 +190,103 @@ impl CloudWatchSource {
         tx: &mpsc::Sender<SourceEvent>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), QueryError> {
-        let spec = &self.rules[rule];
         let now = self.clock.now_ms();
-        let end = self.settled_end(spec, now);
+        let end = self.settled_end(&self.rules[rule], now);
         if cursor.next_bin < end {
-            let first = cursor.next_bin;
-            match self.read_range(rule, first, end, shutdown).await {
-                Ok(result) => {
-                    let mut updates = match result {
-                        ReadResult::Counts(u) => u,
-                        ReadResult::Truncated => {
-                            tracing::warn!(rule = %spec.name, "poll result hit the row limit; counts are partial");
-                            Vec::new()
-                        }
-                    };
-                    updates.push(Update::Close { rule, end_bin: end });
-                    tx.send(SourceEvent::Updates(updates))
-                        .await
-                        .map_err(|_| QueryError::Stopping)?;
-                    cursor.next_bin = end;
-                    if !self.config.revise_after.is_zero() {
-                        let due = now + self.config.revise_after.as_millis() as i64;
-                        cursor.revisions.push_back((first, end, due));
-                    }
-                    if cursor.failures > 0 {
-                        tracing::info!(rule = %spec.name, after_failures = cursor.failures, "source recovered");
-                    }
-                    cursor.failures = 0;
-                    metrics::gauge!("authpulse_last_successful_poll_timestamp_seconds", "rule" => spec.name.clone())
-                        .set(now as f64 / 1000.0);
-                    send_health(tx, rule, 0, None).await;
-                }
-                Err(QueryError::Stopping) => return Err(QueryError::Stopping),
-                Err(e) => {
-                    cursor.failures += 1;
-                    metrics::counter!("authpulse_query_failures_total", "rule" => spec.name.clone()).increment(1);
-                    tracing::warn!(rule = %spec.name, failures = cursor.failures, error = %e, "poll failed; bins stay unread");
-                    if cursor.failures >= self.config.unavailable_after {
-                        // Give the bins up as unknown so that later bins can be judged;
-                        // a revision may still fill them in.
-                        let mut updates: Vec<Update> = (first..end)
-                            .map(|bin| Update::Unknown { rule, bin })
-                            .collect();
-                        updates.push(Update::Close { rule, end_bin: end });
-                        tx.send(SourceEvent::Updates(updates))
-                            .await
-                            .map_err(|_| QueryError::Stopping)?;
-                        cursor.next_bin = end;
-                        if !self.config.revise_after.is_zero() {
-                            cursor.revisions.push_back((
-                                first,
-                                end,
-                                now + self.config.revise_after.as_millis() as i64,
-                            ));
-                        }
-                    }
-                    send_health(tx, rule, cursor.failures, Some(e.to_string())).await;
-                    return Err(e);
-                }
-            }
+            self.read_new(rule, cursor, end, now, tx, shutdown).await?;
         }
+        self.revise_due(rule, cursor, now, tx, shutdown).await
+    }
+
+    /// Read the bins that settled since the last poll, up to `end`.
+    async fn read_new(
+        &self,
+        rule: usize,
+        cursor: &mut RuleCursor,
+        end: i64,
+        now: i64,
+        tx: &mpsc::Sender<SourceEvent>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), QueryError> {
+        let spec = &self.rules[rule];
+        let first = cursor.next_bin;
+        let result = match self.read_range(rule, first, end, shutdown).await {
+            Ok(result) => result,
+            Err(QueryError::Stopping) => return Err(QueryError::Stopping),
+            Err(e) => return self.read_failed(rule, cursor, end, now, tx, e).await,
+        };
+        let mut updates = match result {
+            ReadResult::Counts(u) => u,
+            ReadResult::Truncated => {
+                tracing::warn!(rule = %spec.name, "poll result hit the row limit; counts are partial");
+                Vec::new()
+            }
+        };
+        updates.push(Update::Close { rule, end_bin: end });
+        tx.send(SourceEvent::Updates(updates))
+            .await
+            .map_err(|_| QueryError::Stopping)?;
+        self.advance(cursor, first, end, now);
+        if cursor.failures > 0 {
+            tracing::info!(rule = %spec.name, after_failures = cursor.failures, "source recovered");
+        }
+        cursor.failures = 0;
+        metrics::gauge!("authpulse_last_successful_poll_timestamp_seconds", "rule" => spec.name.clone())
+            .set(now as f64 / 1000.0);
+        send_health(tx, rule, 0, None).await;
+        Ok(())
+    }
+
+    /// The cursor moves past `first..end`, which is read once more `revise_after` later.
+    fn advance(&self, cursor: &mut RuleCursor, first: i64, end: i64, now: i64) {
+        cursor.next_bin = end;
+        if !self.config.revise_after.is_zero() {
+            let due = now + self.config.revise_after.as_millis() as i64;
+            cursor.revisions.push_back((first, end, due));
+        }
+    }
+
+    /// A poll failed: count it, say so, and after `unavailable_after` failures give the
+    /// bins up as unknown so that later bins can be judged (a revision may still fill
+    /// them in).
+    async fn read_failed(
+        &self,
+        rule: usize,
+        cursor: &mut RuleCursor,
+        end: i64,
+        now: i64,
+        tx: &mpsc::Sender<SourceEvent>,
+        e: QueryError,
+    ) -> Result<(), QueryError> {
+        let spec = &self.rules[rule];
+        let first = cursor.next_bin;
+        cursor.failures += 1;
+        metrics::counter!("authpulse_query_failures_total", "rule" => spec.name.clone())
+            .increment(1);
+        tracing::warn!(rule = %spec.name, failures = cursor.failures, error = %e, "poll failed; bins stay unread");
+        if cursor.failures >= self.config.unavailable_after {
+            let mut updates: Vec<Update> = (first..end)
+                .map(|bin| Update::Unknown { rule, bin })
+                .collect();
+            updates.push(Update::Close { rule, end_bin: end });
+            tx.send(SourceEvent::Updates(updates))
+                .await
+                .map_err(|_| QueryError::Stopping)?;
+            self.advance(cursor, first, end, now);
+        }
+        send_health(tx, rule, cursor.failures, Some(e.to_string())).await;
+        Err(e)
+    }
+
+    /// Read again the ranges whose revision is due (late logs); counts are absolute.
+    async fn revise_due(
+        &self,
+        rule: usize,
+        cursor: &mut RuleCursor,
+        now: i64,
+        tx: &mpsc::Sender<SourceEvent>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), QueryError> {
         while let Some(&(first, end, due)) = cursor.revisions.front() {
             if due > now {
                 break;
@@ -264,7 +301,7 @@ impl CloudWatchSource {
                 Ok(ReadResult::Truncated) => {}
                 Err(QueryError::Stopping) => return Err(QueryError::Stopping),
                 Err(e) => {
-                    tracing::warn!(rule = %spec.name, error = %e, "revision failed; keeping first counts")
+                    tracing::warn!(rule = %self.rules[rule].name, error = %e, "revision failed; keeping first counts")
                 }
             }
         }

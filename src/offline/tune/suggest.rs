@@ -197,84 +197,24 @@ pub fn suggest(rec: &Recorder, target_per_week: f64) -> Suggestions {
             let Some(configured_p) = spec.detector.p_value() else {
                 continue;
             };
-            let kind = spec.detector.kind();
             let ctx = Ctx {
                 rec,
                 rule,
                 d,
                 detectors: info.spec.detectors.len(),
-                kind,
+                kind: spec.detector.kind(),
                 policy: spec.fire,
                 bin_ms,
             };
             let tighten_only = !info.loosenable(d);
-            let configured_min = spec.detector.min_count();
-            let current = ctx.replay(configured_p, None);
-            let loosest = if tighten_only {
-                configured_p
-            } else {
-                PROBE_P_VALUE.max(configured_p)
-            };
-            let replays: Vec<Replay> = p_grid()
-                .into_iter()
-                .chain(std::iter::once(configured_p))
-                .filter(|&p| p <= loosest)
-                .map(|p| ctx.replay(p, None))
-                .collect();
-            let strictest = replays
-                .iter()
-                .min_by(|a, b| a.p_value.total_cmp(&b.p_value))
-                .cloned()
-                .unwrap_or_else(|| current.clone());
-            // Within budget, the threshold that pages the most (it catches the most);
-            // among equals, the one nearest the configured value: a change that pages
-            // nothing more is no improvement.
-            let distance = |r: &Replay| (r.p_value.log10() - configured_p.log10()).abs();
-            let by_p_value = replays
-                .into_iter()
-                .filter(|r| r.notices() <= budget)
-                .max_by(|a, b| {
-                    a.notices()
-                        .cmp(&b.notices())
-                        .then(distance(b).total_cmp(&distance(a)))
-                });
-            // Raising min_count only removes pages: try each count that would drop one
-            // more of the current pages' bins, smallest first.
-            let by_min_count = configured_min
-                .filter(|_| floor_count(kind, &Default::default()).is_some())
-                .and_then(|configured| {
-                    if current.notices() <= budget {
-                        return None;
-                    }
-                    let mut counts: Vec<u64> = ctx
-                        .series()
-                        .flat_map(|s| {
-                            s.detector_points(d, ctx.detectors)
-                                .zip(&s.counts)
-                                .filter(|((_, pt), _)| pt.is_some_and(|pt| pt.anomalous))
-                                .filter_map(|(_, c)| floor_count(kind, c))
-                                .collect::<Vec<_>>()
-                        })
-                        .map(|c| c + 1)
-                        .filter(|&m| m > configured)
-                        .collect();
-                    counts.sort_unstable();
-                    counts.dedup();
-                    counts
-                        .into_iter()
-                        .map(|m| ctx.replay(configured_p, Some(m)))
-                        .find(|r| r.notices() <= budget)
-                });
-            items.push(Suggestion {
-                rule: info.spec.name.clone(),
-                detector: kind,
-                bin_ms,
-                current,
-                by_p_value,
-                by_min_count,
+            items.push(suggest_one(
+                &ctx,
+                &info.spec.name,
+                configured_p,
+                spec.detector.min_count(),
+                budget,
                 tighten_only,
-                strictest,
-            });
+            ));
         }
     }
     Suggestions {
@@ -287,6 +227,90 @@ pub fn suggest(rec: &Recorder, target_per_week: f64) -> Suggestions {
             .map(|r| (r.spec.name.clone(), r.kinds().collect()))
             .collect(),
     }
+}
+
+/// One detector's suggestion: replay it at every p-value on the grid (and the configured
+/// one) and, when that cannot meet the budget, at raised `min_count`s.
+fn suggest_one(
+    ctx: &Ctx<'_>,
+    rule: &str,
+    configured_p: f64,
+    configured_min: Option<u64>,
+    budget: usize,
+    tighten_only: bool,
+) -> Suggestion {
+    let current = ctx.replay(configured_p, None);
+    let loosest = if tighten_only {
+        configured_p
+    } else {
+        PROBE_P_VALUE.max(configured_p)
+    };
+    let replays: Vec<Replay> = p_grid()
+        .into_iter()
+        .chain(std::iter::once(configured_p))
+        .filter(|&p| p <= loosest)
+        .map(|p| ctx.replay(p, None))
+        .collect();
+    let strictest = replays
+        .iter()
+        .min_by(|a, b| a.p_value.total_cmp(&b.p_value))
+        .cloned()
+        .unwrap_or_else(|| current.clone());
+    // Within budget, the threshold that pages the most (it catches the most); among
+    // equals, the one nearest the configured value: a change that pages nothing more is
+    // no improvement.
+    let distance = |r: &Replay| (r.p_value.log10() - configured_p.log10()).abs();
+    let by_p_value = replays
+        .into_iter()
+        .filter(|r| r.notices() <= budget)
+        .max_by(|a, b| {
+            a.notices()
+                .cmp(&b.notices())
+                .then(distance(b).total_cmp(&distance(a)))
+        });
+    let by_min_count = configured_min
+        .filter(|_| floor_count(ctx.kind, &Default::default()).is_some())
+        .filter(|_| current.notices() > budget)
+        .and_then(|configured| by_min_count(ctx, configured_p, configured, budget));
+    Suggestion {
+        rule: rule.to_string(),
+        detector: ctx.kind,
+        bin_ms: ctx.bin_ms,
+        current,
+        by_p_value,
+        by_min_count,
+        tighten_only,
+        strictest,
+    }
+}
+
+/// Raising `min_count` only removes pages: try each count that would drop one more of
+/// the current pages' bins, smallest first, and keep the first within budget.
+fn by_min_count(
+    ctx: &Ctx<'_>,
+    configured_p: f64,
+    configured: u64,
+    budget: usize,
+) -> Option<Replay> {
+    let (d, kind) = (ctx.d, ctx.kind);
+    let mut counts: Vec<u64> = ctx
+        .series()
+        .flat_map(|s| {
+            s.detector_points(d, ctx.detectors)
+                .zip(&s.counts)
+                .filter(|((_, pt), _)| pt.is_some_and(|pt| pt.anomalous))
+                .filter_map(|(_, c)| floor_count(kind, c))
+                .collect::<Vec<_>>()
+        })
+        .map(|c| c + 1)
+        .filter(|&m| m > configured)
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+        .into_iter()
+        .map(|m| ctx.replay(configured_p, Some(m)))
+        .find(|r| r.notices() <= budget)
 }
 
 /// `1e-6`, `3e-7`: how a p-value threshold is written in the config.
@@ -430,100 +454,84 @@ impl Suggestions {
             "  {:<20} {:<16} {:<26} {:>6} {:>9}",
             "rule", "detector", "setting", "pages", "per week"
         );
-        let per_week = |r: &Replay| r.notices() as f64 / self.weeks.max(1e-9);
-        for s in &self.items {
-            let now = format!(
-                "p_value = {}{}",
-                p_literal(s.current.p_value),
-                s.current
-                    .min_count
-                    .map(|m| format!(", min_count = {m}"))
-                    .unwrap_or_default()
-            );
-            let _ = writeln!(
-                t,
-                "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   now{}",
-                s.rule,
-                s.detector.name(),
-                now,
-                s.current.notices(),
-                per_week(&s.current),
-                catch_note(&s.current, s.bin_ms, incidents)
-            );
-            let line = |label: String, r: &Replay, note: &str| {
-                format!(
-                    "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   {note}{}\n",
-                    "",
-                    "",
-                    label,
-                    r.notices(),
-                    per_week(r),
-                    catch_note(r, s.bin_ms, incidents)
-                )
-            };
-            match &s.by_p_value {
-                Some(r) if r.p_value == s.current.p_value => t.push_str(&line(
-                    format!("p_value = {}", p_literal(r.p_value)),
-                    r,
-                    "keep",
-                )),
-                Some(r) => t.push_str(&line(
-                    format!("p_value = {}", p_literal(r.p_value)),
-                    r,
-                    if r.p_value > s.current.p_value {
-                        "suggested: more sensitive, within budget"
-                    } else {
-                        "suggested: stricter"
-                    },
-                )),
-                None => {
-                    let _ = writeln!(
-                        t,
-                        "  {:<20} {:<16} no p_value down to 1e-20 meets the target: what pages even then",
-                        "", ""
-                    );
-                    for p in s.strictest.pages.iter().take(10) {
-                        let _ = writeln!(
-                            t,
-                            "      still pages    {}{}",
-                            page_line(p),
-                            label(p, s.bin_ms, incidents)
-                        );
-                    }
-                }
-            }
-            if let Some(r) = &s.by_min_count {
-                let m = r.min_count.unwrap_or_default();
-                t.push_str(&line(
-                    format!("min_count = {m}"),
-                    r,
-                    "or this, p_value unchanged",
-                ));
-            }
-            if s.tighten_only {
-                let _ = writeln!(
-                    t,
-                    "  {:<20} {:<16} (this detector can only be tuned stricter here)",
-                    "", ""
-                );
-            }
-            if let Some(r) = &s.by_p_value {
-                t.push_str(&differences(&s.current, r, "", s.bin_ms, incidents));
-            }
-            if let Some(r) = &s.by_min_count {
-                t.push_str(&differences(
-                    &s.current,
-                    r,
-                    "with min_count: ",
-                    s.bin_ms,
-                    incidents,
-                ));
-            }
+        for item in &self.items {
+            t.push_str(&self.rows(item, incidents));
         }
         let _ = writeln!(
             t,
             "\nPaste into the config (a rule that lists [rules.detectors.*] runs only the detectors\nlisted, so every detector of the rule is here; keep your other keys in each table):\n"
         );
+        t.push_str(&self.snippet());
+        t
+    }
+
+    /// The table's rows for one detector: now, the suggestion, what changes.
+    fn rows(&self, s: &Suggestion, incidents: &[Incident]) -> String {
+        let mut t = String::new();
+        let per_week = |r: &Replay| r.notices() as f64 / self.weeks.max(1e-9);
+        let now = format!(
+            "p_value = {}{}",
+            p_literal(s.current.p_value),
+            s.current
+                .min_count
+                .map(|m| format!(", min_count = {m}"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            t,
+            "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   now{}",
+            s.rule,
+            s.detector.name(),
+            now,
+            s.current.notices(),
+            per_week(&s.current),
+            catch_note(&s.current, s.bin_ms, incidents)
+        );
+        let line = |label: String, r: &Replay, note: &str| {
+            format!(
+                "  {:<20} {:<16} {:<26} {:>6} {:>9.2}   {note}{}\n",
+                "",
+                "",
+                label,
+                r.notices(),
+                per_week(r),
+                catch_note(r, s.bin_ms, incidents)
+            )
+        };
+        t.push_str(&p_value_rows(s, &line, incidents));
+        if let Some(r) = &s.by_min_count {
+            let m = r.min_count.unwrap_or_default();
+            t.push_str(&line(
+                format!("min_count = {m}"),
+                r,
+                "or this, p_value unchanged",
+            ));
+        }
+        if s.tighten_only {
+            let _ = writeln!(
+                t,
+                "  {:<20} {:<16} (this detector can only be tuned stricter here)",
+                "", ""
+            );
+        }
+        if let Some(r) = &s.by_p_value {
+            t.push_str(&differences(&s.current, r, "", s.bin_ms, incidents));
+        }
+        if let Some(r) = &s.by_min_count {
+            t.push_str(&differences(
+                &s.current,
+                r,
+                "with min_count: ",
+                s.bin_ms,
+                incidents,
+            ));
+        }
+        t
+    }
+
+    /// The config snippet to paste: every detector of every rule, with its p-value.
+    fn snippet(&self) -> String {
+        let mut t = String::new();
         for (rule, kinds) in &self.rules {
             let _ = writeln!(t, "[[rules]]\nname = {rule:?}");
             for kind in kinds {
@@ -551,6 +559,47 @@ impl Suggestions {
         }
         t
     }
+}
+
+/// The p-value suggestion's row, or what still pages when no p-value meets the budget.
+fn p_value_rows(
+    s: &Suggestion,
+    line: &dyn Fn(String, &Replay, &str) -> String,
+    incidents: &[Incident],
+) -> String {
+    let mut t = String::new();
+    match &s.by_p_value {
+        Some(r) if r.p_value == s.current.p_value => t.push_str(&line(
+            format!("p_value = {}", p_literal(r.p_value)),
+            r,
+            "keep",
+        )),
+        Some(r) => t.push_str(&line(
+            format!("p_value = {}", p_literal(r.p_value)),
+            r,
+            if r.p_value > s.current.p_value {
+                "suggested: more sensitive, within budget"
+            } else {
+                "suggested: stricter"
+            },
+        )),
+        None => {
+            let _ = writeln!(
+                t,
+                "  {:<20} {:<16} no p_value down to 1e-20 meets the target: what pages even then",
+                "", ""
+            );
+            for p in s.strictest.pages.iter().take(10) {
+                let _ = writeln!(
+                    t,
+                    "      still pages    {}{}",
+                    page_line(p),
+                    label(p, s.bin_ms, incidents)
+                );
+            }
+        }
+    }
+    t
 }
 
 #[cfg(test)]

@@ -1,0 +1,175 @@
+//! One delivery worker per sink: it sends the sink's queue first in, first out, one at a
+//! time, so a down webhook holds its own `resolved` behind its `firing` and delays no
+//! other sink. Transient errors are retried with backoff and jitter (and never sooner
+//! than the receiver asked, e.g. PagerDuty's 429); a permanent error, or an item still
+//! failing `give_up_after` after it was queued, goes to the queue's `dead/`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::sync::{mpsc, watch};
+
+use super::delivery::blocking;
+use super::outbox::{Entry, Outbox};
+use crate::clock::SharedClock;
+use crate::retry::{backoff, RemoteError, RetryPolicy};
+use crate::sink::Sink;
+
+pub struct Worker {
+    sink: Arc<dyn Sink>,
+    name: String,
+    policy: RetryPolicy,
+    outbox: Arc<Outbox>,
+    clock: SharedClock,
+    rng: SmallRng,
+    /// Failed attempts at the item at the head of the queue.
+    attempt: u32,
+}
+
+/// What to do after one attempt at the head of the queue.
+enum Next {
+    /// Delivered or given up: the next item.
+    Done,
+    /// Wait this long, then try the same item again.
+    RetryIn(std::time::Duration),
+}
+
+impl Worker {
+    pub fn new(
+        sink: Arc<dyn Sink>,
+        policy: RetryPolicy,
+        outbox: Arc<Outbox>,
+        clock: SharedClock,
+    ) -> Worker {
+        let name = sink.name().to_string();
+        let seed = clock.now_ms() as u64
+            ^ name
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
+        Worker {
+            sink,
+            name,
+            policy,
+            outbox,
+            clock,
+            rng: SmallRng::seed_from_u64(seed),
+            attempt: 0,
+        }
+    }
+
+    /// Deliver `queue` and whatever arrives on `rx`, oldest first, until told to stop.
+    pub async fn run(
+        mut self,
+        mut queue: VecDeque<Entry>,
+        mut rx: mpsc::UnboundedReceiver<Entry>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            while let Ok(e) = rx.try_recv() {
+                queue.push_back(e);
+            }
+            if *stop.borrow() {
+                return;
+            }
+            let Some(entry) = queue.front() else {
+                tokio::select! {
+                    e = rx.recv() => match e {
+                        Some(e) => queue.push_back(e),
+                        None => return,
+                    },
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                continue;
+            };
+            match self.attempt_once(entry, queue.len()).await {
+                Next::Done => {
+                    queue.pop_front();
+                    self.attempt = 0;
+                }
+                Next::RetryIn(delay) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+            metrics::gauge!("authpulse_outbox_depth").set(self.outbox.depth() as f64);
+        }
+    }
+
+    /// Send the head of the queue once (or give it up when it is too old).
+    async fn attempt_once(&mut self, entry: &Entry, pending: usize) -> Next {
+        let age_ms = self.clock.now_ms() - entry.enqueued_ms;
+        if self.attempt > 0 && age_ms > self.policy.give_up_after.as_millis() as i64 {
+            let why = "retried for longer than give_up_after";
+            give_up(&self.outbox, entry, &self.name, why, self.attempt);
+            return Next::Done;
+        }
+        match self.sink.send(&entry.alert).await {
+            Ok(()) => {
+                self.delivered(entry).await;
+                Next::Done
+            }
+            Err(RemoteError::Permanent(error)) => {
+                give_up(&self.outbox, entry, &self.name, &error, self.attempt + 1);
+                Next::Done
+            }
+            Err(RemoteError::Transient(error)) => {
+                self.attempt += 1;
+                // The receiver's own "not before" (PagerDuty's 429), if longer.
+                let delay = backoff(&self.policy, self.attempt, &mut self.rng)
+                    .max(self.sink.retry_after().unwrap_or_default());
+                metrics::counter!("authpulse_notification_retries_total", "sink" => self.name.clone())
+                    .increment(1);
+                tracing::warn!(
+                    sink = %self.name,
+                    idempotency_key = %entry.alert.idempotency_key,
+                    attempt = self.attempt,
+                    %error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    pending,
+                    "delivery failed; will retry"
+                );
+                Next::RetryIn(delay)
+            }
+        }
+    }
+
+    async fn delivered(&self, entry: &Entry) {
+        let key = &entry.alert.idempotency_key;
+        let (done, ob) = (entry.clone(), self.outbox.clone());
+        if let Err(error) = blocking(move || ob.remove(&done)).await {
+            tracing::error!(sink = %self.name, idempotency_key = %key, %error, "delivered, but cannot remove it from the outbox; it will be sent again after a restart");
+        }
+        metrics::counter!("authpulse_notifications_sent_total", "sink" => self.name.clone())
+            .increment(1);
+        tracing::info!(sink = %self.name, idempotency_key = %key, attempts = self.attempt + 1, "notification delivered");
+    }
+}
+
+fn give_up(outbox: &Outbox, entry: &Entry, sink: &str, error: &str, attempts: u32) {
+    metrics::counter!("authpulse_notifications_failed_total", "sink" => sink.to_string())
+        .increment(1);
+    let moved = if entry.path.as_os_str().is_empty() {
+        None
+    } else {
+        match outbox.dead_letter(entry) {
+            Ok(p) => Some(p.display().to_string()),
+            Err(e) => {
+                tracing::error!(sink, idempotency_key = %entry.alert.idempotency_key, error = %e, "cannot move the record to dead/");
+                None
+            }
+        }
+    };
+    tracing::error!(
+        sink,
+        idempotency_key = %entry.alert.idempotency_key,
+        fingerprint = %entry.alert.fingerprint,
+        attempts,
+        %error,
+        dead_letter = moved.as_deref().unwrap_or("-"),
+        "delivery failed permanently; not retried"
+    );
+}
