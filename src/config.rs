@@ -30,6 +30,9 @@ pub struct Config {
     pub enrichment: crate::notify::enrich::EnrichSpec,
     /// `[[mute]]`: maintenance windows in which alerts are not sent (see `mute`).
     pub mutes: Vec<crate::notify::mute::Mute>,
+    /// `[ha]`: replicas sharing leases and alert state in DynamoDB (`None`: one
+    /// instance, local files).
+    pub ha: Option<crate::ha::HaConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +78,7 @@ impl Config {
             sinks: vec![SinkSpec::stdout()],
             enrichment: Default::default(),
             mutes: Vec::new(),
+            ha: None,
         }
     }
 }
@@ -188,6 +192,9 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
     let mut enrich_table = Table::new("enrichment", top.raw("enrichment"), &mut problems);
     let enrichment = crate::notify::enrich::EnrichSpec::read(&mut enrich_table, &mut problems);
     enrich_table.finish(&mut problems);
+    let mut ha_table = Table::new("ha", top.raw("ha"), &mut problems);
+    let ha = crate::ha::HaConfig::read(&mut ha_table, &mut problems);
+    ha_table.finish(&mut problems);
     top.finish(&mut problems);
 
     if source.kind == SourceKind::Cloudwatch && source.log_groups.is_empty() {
@@ -208,6 +215,7 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             sinks,
             enrichment,
             mutes,
+            ha,
         })
     } else {
         Err(ConfigErrors(problems.0))

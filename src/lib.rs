@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!   cli/ (binary)   daemon/  offline/        the loop and HTTP │ backtest, evaluate, tune
-//!                   notify/  config          THE alert route   │ the file, in slices
+//!                   config   ha/             the file, in slices │ leases + shared state (DynamoDB)
+//!                   notify/                  THE alert route (ledger + outbox behind a store)
 //!                   source/  sink/           bin updates in    │ adapters out
 //!                   pipeline/                bins in, alerts out (bin time)
 //!                   alert  alert_kind  rule  detect/ (detectors + baseline)
@@ -29,6 +30,7 @@ pub mod config_reader;
 pub mod daemon;
 pub mod detect;
 pub mod event;
+pub mod ha;
 pub mod html;
 pub mod notify;
 pub mod offline;

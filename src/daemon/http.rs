@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `/` | the status page (see [`super::status`]) |
 //! | `/healthz` | 200 while the process serves requests (liveness) |
-//! | `/readyz` | 200 once history is loaded and the source's last polls succeeded, else 503 |
+//! | `/readyz` | 200 once history is loaded and the source's last polls succeeded (with `[ha]`: and the table answers; a warm standby is ready), else 503 |
 //! | `/metrics` | Prometheus text format; every metric is listed in [`describe_metrics`] |
 //!
 //! Everything here is read-only: no endpoint changes what the daemon does.
@@ -68,7 +68,7 @@ async fn readyz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: loading history or source failing\n",
+            "not ready: loading history, source failing, or cannot coordinate with the other replicas ([ha])\n",
         )
     }
 }
@@ -137,6 +137,35 @@ pub fn describe_metrics() {
     describe_pipeline_metrics();
     describe_route_metrics();
     describe_daemon_metrics();
+    describe_ha_metrics();
+}
+
+/// `[ha]`: leases and the shared table.
+fn describe_ha_metrics() {
+    describe_gauge!(
+        "authpulse_ha_leader",
+        "1 on the replica that holds the rule's lease and pages it, 0 elsewhere, per {rule}"
+    );
+    describe_counter!(
+        "authpulse_ha_lease_takeovers_total",
+        "Leases this replica took over (expired or released by another replica), per {rule}"
+    );
+    describe_counter!(
+        "authpulse_ha_fenced_writes_total",
+        "Writes and deliveries refused because this replica no longer holds the rule's lease, per {op} (renew, state, enqueue, deliver)"
+    );
+    describe_gauge!(
+        "authpulse_ha_coordinating",
+        "1 while this replica reaches the DynamoDB table; 0: it pages nothing and /readyz answers 503"
+    );
+    describe_counter!(
+        "authpulse_ha_requests_total",
+        "DynamoDB requests made, per {op}"
+    );
+    describe_counter!(
+        "authpulse_ha_store_errors_total",
+        "DynamoDB requests that failed (after the SDK's retries), per {op}"
+    );
 }
 
 /// The source (CloudWatch Logs Insights).

@@ -61,6 +61,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("source failed: {0}")]
     Source(#[from] crate::source::SourceError),
+    #[error("cannot set up high availability ([ha]): {0}")]
+    Ha(String),
 }
 
 /// What the operator asks of a running daemon.
@@ -86,6 +88,17 @@ const HTTP_STOP_GRACE: Duration = Duration::from_secs(1);
 /// How often the loop refreshes the `STATUS=` line and, while loading history, pushes
 /// systemd's start timeout out.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
+
+/// Wait for the next change of an optional watch (forever without one, or once its
+/// sender is gone).
+async fn changed(rx: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = rx {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
 
 /// Wait for the next tick of an optional interval (forever without one).
 async fn tick(interval: &mut Option<tokio::time::Interval>) {
@@ -128,11 +141,26 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
     metrics::gauge!("authpulse_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!("authpulse_start_time_seconds").set(clock.now_ms() as f64 / 1000.0);
     let board = Arc::new(Board::new(clock.clone()));
+    let ha = match &config.ha {
+        Some(h) => Some(
+            crate::ha::Ha::start(
+                h,
+                config.source.region.clone(),
+                config.source.endpoint_url.clone(),
+                config.rules.iter().map(|r| r.name.clone()).collect(),
+                clock.clone(),
+            )
+            .await
+            .map_err(DaemonError::Ha)?,
+        ),
+        None => None,
+    };
     let shared = Shared {
         health: Health::new(metrics, board.clone()),
         board,
         clock,
         route_stop: Arc::default(),
+        ha: ha.as_ref().map(|h| h.replica.clone()),
     };
     let (http_stop, http_stop_rx) = watch::channel(false);
     let server = http::serve(
@@ -168,6 +196,9 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
             Some(()) = control.reload.recv() => {
                 generation = reload::reload(generation, &config_path, &shared, &mut notify, ready_once).await?;
             }
+            _ = changed(&mut generation.leadership) => {
+                generation.leadership_changed(&shared).await;
+            }
             _ = tick(&mut watchdog) => notify.watchdog(),
             _ = tick(&mut housekeeping) => {
                 if !ready_once && std::mem::take(&mut generation.progressed) {
@@ -184,6 +215,10 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
     let started = std::time::Instant::now();
     notify.stopping();
     generation.stop().await;
+    if let Some(ha) = ha {
+        // After the route stopped (its last state saved): hand the rules over now.
+        ha.stop().await;
+    }
     let _ = http_stop.send(true);
     if tokio::time::timeout(HTTP_STOP_GRACE, server).await.is_err() {
         tracing::debug!("HTTP connections still open at exit");

@@ -13,7 +13,9 @@
 //! The stages: [`history`] (a restart does not page for incidents that ended while
 //! authpulse was down), [`mute`] (maintenance windows), [`ledger`] (what was notified, per
 //! fingerprint and rule watermark, persisted), [`enrich`] (follow-up queries),
-//! [`outbox`] (durable per-sink queues) and [`delivery`] (the workers that drain them).
+//! [`outbox`] (durable per-sink queues) and [`delivery`] (the workers that drain them);
+//! [`store`] says where the ledger and the outbox live (files in `state_dir`, or a table
+//! shared by replicas, where this process pages only the rules whose lease it holds).
 //! Backtests use only [`mute`]: the rest is about a daemon's life across restarts.
 
 pub mod delivery;
@@ -22,6 +24,7 @@ pub mod history;
 pub mod ledger;
 pub mod mute;
 pub mod outbox;
+pub mod store;
 mod worker;
 
 use std::collections::HashSet;
@@ -53,6 +56,9 @@ pub struct RouteConfig {
     /// While history loads, alerts about bins older than this are logged, not paged;
     /// `None` pages everything (a file source replays on purpose).
     pub page_history: Option<Duration>,
+    /// Where the ledger and the outbox live instead of `state_dir` (a table shared by
+    /// replicas: the `ha` layer); `None`: the local files, locked.
+    pub store: Option<std::sync::Arc<dyn store::AlertStore>>,
 }
 
 /// How far one rule's pipeline got.
@@ -122,6 +128,22 @@ impl Route {
         self.delivery.submit(send, progress).await;
         self.delivery.caught_up(progress).await;
         ongoing
+    }
+
+    /// Another replica took a rule over, or this one did: apply it (load the rule's
+    /// shared state, deliver what the old leader owed, page what it had not handled).
+    pub async fn leadership_changed(&mut self, progress: &Progress) {
+        self.delivery.submit(Vec::new(), progress).await;
+    }
+
+    /// Bumped when this replica gains or loses a rule (`None`: one instance, never).
+    pub fn leadership(&self) -> Option<watch::Receiver<u64>> {
+        self.delivery.leadership()
+    }
+
+    /// Can this replica coordinate with the others (always true for one instance)?
+    pub fn coordinating(&self) -> bool {
+        self.delivery.coordinating()
     }
 
     pub fn sink_count(&self) -> usize {

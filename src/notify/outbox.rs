@@ -69,6 +69,7 @@ struct Record {
 
 const RECORD_VERSION: u32 = 1;
 
+#[derive(Debug)]
 pub struct Outbox {
     root: PathBuf,
     next_seq: AtomicU64,

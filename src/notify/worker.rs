@@ -2,7 +2,9 @@
 //! time, so a down webhook holds its own `resolved` behind its `firing` and delays no
 //! other sink. Transient errors are retried with backoff and jitter (and never sooner
 //! than the receiver asked, e.g. PagerDuty's 429); a permanent error, or an item still
-//! failing `give_up_after` after it was queued, goes to the queue's `dead/`.
+//! failing `give_up_after` after it was queued, goes to the queue's `dead/`. Before
+//! each send the store confirms that this process may send it ([`AlertStore::claim`]:
+//! always for one instance; with `[ha]`, only while it holds the rule's lease).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 
 use super::delivery::blocking;
-use super::outbox::{Entry, Outbox};
+use super::outbox::Entry;
+use super::store::{AlertStore, StoreError};
 use crate::clock::SharedClock;
 use crate::retry::{backoff, RemoteError, RetryPolicy};
 use crate::sink::Sink;
@@ -21,11 +24,13 @@ pub struct Worker {
     sink: Arc<dyn Sink>,
     name: String,
     policy: RetryPolicy,
-    outbox: Arc<Outbox>,
+    outbox: Arc<dyn AlertStore>,
     clock: SharedClock,
     rng: SmallRng,
     /// Failed attempts at the item at the head of the queue.
     attempt: u32,
+    /// Failed attempts to ask the store whether this process may send (`[ha]` only).
+    unsure: u32,
 }
 
 /// What to do after one attempt at the head of the queue.
@@ -40,7 +45,7 @@ impl Worker {
     pub fn new(
         sink: Arc<dyn Sink>,
         policy: RetryPolicy,
-        outbox: Arc<Outbox>,
+        outbox: Arc<dyn AlertStore>,
         clock: SharedClock,
     ) -> Worker {
         let name = sink.name().to_string();
@@ -56,6 +61,7 @@ impl Worker {
             clock,
             rng: SmallRng::seed_from_u64(seed),
             attempt: 0,
+            unsure: 0,
         }
     }
 
@@ -104,8 +110,28 @@ impl Worker {
         let age_ms = self.clock.now_ms() - entry.enqueued_ms;
         if self.attempt > 0 && age_ms > self.policy.give_up_after.as_millis() as i64 {
             let why = "retried for longer than give_up_after";
-            give_up(&self.outbox, entry, &self.name, why, self.attempt);
+            give_up(&self.outbox, entry, &self.name, why, self.attempt).await;
             return Next::Done;
+        }
+        // Fencing: a replica that lost the rule's lease never sends.
+        let claim = {
+            let (store, e) = (self.outbox.clone(), entry.clone());
+            tokio::task::spawn_blocking(move || store.claim(&e))
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())))
+        };
+        match claim {
+            Ok(true) => self.unsure = 0,
+            Ok(false) => {
+                tracing::info!(sink = %self.name, idempotency_key = %entry.alert.idempotency_key, rule = %entry.alert.rule, "not delivered from this replica: it no longer leads the rule (fenced)");
+                return Next::Done;
+            }
+            Err(error) => {
+                self.unsure += 1;
+                let delay = backoff(&self.policy, self.unsure, &mut self.rng);
+                tracing::warn!(sink = %self.name, idempotency_key = %entry.alert.idempotency_key, %error, retry_in_ms = delay.as_millis() as u64, "cannot confirm this replica still leads the rule; not sending yet");
+                return Next::RetryIn(delay);
+            }
         }
         match self.sink.send(&entry.alert).await {
             Ok(()) => {
@@ -113,7 +139,7 @@ impl Worker {
                 Next::Done
             }
             Err(RemoteError::Permanent(error)) => {
-                give_up(&self.outbox, entry, &self.name, &error, self.attempt + 1);
+                give_up(&self.outbox, entry, &self.name, &error, self.attempt + 1).await;
                 Next::Done
             }
             Err(RemoteError::Transient(error)) => {
@@ -149,14 +175,21 @@ impl Worker {
     }
 }
 
-fn give_up(outbox: &Outbox, entry: &Entry, sink: &str, error: &str, attempts: u32) {
+async fn give_up(
+    outbox: &Arc<dyn AlertStore>,
+    entry: &Entry,
+    sink: &str,
+    error: &str,
+    attempts: u32,
+) {
     metrics::counter!("authpulse_notifications_failed_total", "sink" => sink.to_string())
         .increment(1);
     let moved = if entry.path.as_os_str().is_empty() {
         None
     } else {
-        match outbox.dead_letter(entry) {
-            Ok(p) => Some(p.display().to_string()),
+        let (store, dead) = (outbox.clone(), entry.clone());
+        match blocking(move || store.dead_letter(&dead)).await {
+            Ok(p) => Some(p),
             Err(e) => {
                 tracing::error!(sink, idempotency_key = %entry.alert.idempotency_key, error = %e, "cannot move the record to dead/");
                 None

@@ -153,6 +153,9 @@ impl RuleBoard {
     }
 }
 
+/// `[ha]`: a rule, the replica leading it (empty: none), and whether that is this one.
+pub type Leading = (String, String, bool);
+
 #[derive(Debug, Clone)]
 struct BoardState {
     version: &'static str,
@@ -169,6 +172,8 @@ struct BoardState {
     open: BTreeMap<String, Alert>,
     /// The config's maintenance windows: open alerts they cover are marked muted.
     mutes: Vec<Mute>,
+    /// With `[ha]`: this replica's id and who leads each rule (see [`Board::set_leaders`]).
+    leaders: Option<(String, Vec<Leading>)>,
 }
 
 /// The status page's data, shared between the daemon loop and the HTTP server.
@@ -193,6 +198,7 @@ impl Board {
                 rules: Vec::new(),
                 open: BTreeMap::new(),
                 mutes: Vec::new(),
+                leaders: None,
             }),
             clock,
         }
@@ -250,6 +256,12 @@ impl Board {
 
     pub fn set_ready(&self, ready: bool) {
         self.lock().ready = ready;
+    }
+
+    /// With `[ha]`: this replica's id, and per rule the replica leading it (empty:
+    /// none) and whether it is this one.
+    pub fn set_leaders(&self, me: &str, leaders: Vec<Leading>) {
+        self.lock().leaders = Some((me.to_string(), leaders));
     }
 
     pub fn set_last_poll(&self, ms: i64) {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BinTrace, BoardState, Measure, Phase, RuleBoard, MAX_SERIES, RECENT_BINS};
+use super::{BinTrace, BoardState, Leading, Measure, Phase, RuleBoard, MAX_SERIES, RECENT_BINS};
 use crate::alert::Alert;
 use crate::chart::{self, Key, Look, Mark, Marker, MarkerStyle, Panel, TimeAxis, ValueAxis};
 use crate::html::{esc, plural, time};
@@ -77,6 +77,9 @@ pub(super) fn render(s: &BoardState, now_ms: i64) -> String {
          <title>authpulse status</title><style>{CSS}</style></head><body>\n"
     );
     header(&mut h, s, now_ms);
+    if let Some((me, leaders)) = &s.leaders {
+        replicas(&mut h, me, leaders);
+    }
     open_alerts(&mut h, s);
     let _ = writeln!(h, "<p class=\"legend\">{}</p>", legend());
     for (i, r) in s.rules.iter().enumerate() {
@@ -114,6 +117,25 @@ fn header(h: &mut String, s: &BoardState, now_ms: i64) {
         },
         clock(now_ms),
     );
+}
+
+/// `[ha]`: which replica leads (evaluates and pages) each rule.
+fn replicas(h: &mut String, me: &str, leaders: &[Leading]) {
+    let _ = writeln!(
+        h,
+        "<section id=\"replicas\"><h2>Replicas</h2><p class=\"meta\">this replica: {}</p>\
+         <table><thead><tr><th>rule</th><th>led by</th></tr></thead><tbody>",
+        esc(me)
+    );
+    for (rule, owner, mine) in leaders {
+        let who = match (owner.is_empty(), mine) {
+            (_, true) => format!("<span class=\"pill ok\">this replica</span> {}", esc(owner)),
+            (true, false) => "<span class=\"pill warn\">nobody</span>".to_string(),
+            (false, false) => format!("<span class=\"pill muted\">standby</span> {}", esc(owner)),
+        };
+        let _ = writeln!(h, "<tr><td>{}</td><td>{who}</td></tr>", esc(rule));
+    }
+    h.push_str("</tbody></table></section>\n");
 }
 
 /// The alerts firing now, the most severe and oldest first.

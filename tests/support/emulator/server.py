@@ -15,6 +15,8 @@ is moto unchanged):
   ``Scheduled`` -> ``Running`` -> ``Complete`` across successive GetQueryResults calls.
 * ``/_authpulse/`` is a small admin API (see README.md) to inject faults per log group
   and to list the queries started so far.
+* DynamoDB (moto's, unchanged) can be made to throttle or fail per table, through the
+  same admin API: the "log group" of a DynamoDB fault is the table name.
 
 Errors use the AWS JSON 1.1 shape the Rust SDK parses: an HTTP status, an
 ``X-Amzn-ErrorType: <Code>`` header and a ``{"__type": "<Code>", "message": ...}`` body.
@@ -47,6 +49,7 @@ from werkzeug.serving import make_server
 import insights_engine as engine
 
 LOGS_TARGET_PREFIX = "Logs_20140328."
+DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
 MAX_LOG_GROUPS_PER_QUERY = 50  # StartQuery's documented maximum
 MAX_QUERY_STRING_LENGTH = 10_000  # StartQuery's queryString length constraint
 ACTIVE_STATUSES = ("Scheduled", "Running")
@@ -60,6 +63,9 @@ FAULT_COUNTERS = (
     "timeout_queries",
     "hang_queries",
     "error_get_results",
+    # DynamoDB, per table name: each request naming the table uses one up.
+    "throttle_dynamodb",
+    "fail_dynamodb",
 )
 FAULT_SETTINGS = ("running_polls", "scheduled_polls", "delay_ms")
 ALL_GROUPS = "*"
@@ -429,9 +435,54 @@ class EmulatorApp:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith("/_authpulse/"):
             return self.admin(environ, start_response)
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith(LOGS_TARGET_PREFIX):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(LOGS_TARGET_PREFIX):
             self.delay(environ)
+        if target.startswith(DYNAMODB_TARGET_PREFIX):
+            refused = self.dynamodb_fault(environ, start_response)
+            if refused is not None:
+                return refused
         return self.moto_app(environ, start_response)
+
+    @staticmethod
+    def dynamodb_tables(params: dict[str, Any]) -> list[str]:
+        """The tables a DynamoDB request names (TableName, or each item of a transaction
+        or batch)."""
+        tables = [params.get("TableName")]
+        for item in params.get("TransactItems") or []:
+            if isinstance(item, dict):
+                tables += [op.get("TableName") for op in item.values() if isinstance(op, dict)]
+        for key in ("RequestItems",):
+            if isinstance(params.get(key), dict):
+                tables += list(params[key])
+        return [t for t in tables if isinstance(t, str) and t]
+
+    def dynamodb_fault(self, environ: dict[str, Any], start_response: Any) -> list[bytes] | None:
+        """Answers a DynamoDB request with an injected error, or None to let moto answer."""
+        try:
+            params = json.loads(self.read_body(environ) or b"{}")
+        except ValueError:
+            return None
+        if not isinstance(params, dict):
+            return None
+        tables = self.dynamodb_tables(params)
+        faults = self.service.faults
+        if faults.take(tables, "throttle_dynamodb"):
+            code, status, message = "ProvisionedThroughputExceededException", "400 Bad Request", "Throughput exceeded (injected)"
+        elif faults.take(tables, "fail_dynamodb"):
+            code, status, message = "InternalServerError", "500 Internal Server Error", "Internal server error (injected)"
+        else:
+            return None
+        body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}).encode()
+        start_response(
+            status,
+            [
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("X-Amzn-ErrorType", code),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body]
 
     @staticmethod
     def read_body(environ: dict[str, Any]) -> bytes:

@@ -459,6 +459,7 @@ class ServerTests(unittest.TestCase):
 
         cls.logs = client("logs")
         cls.sns = client("sns")
+        cls.dynamodb = client("dynamodb")
 
     @classmethod
     def _read_ready_line(cls, timeout: float) -> str:
@@ -712,6 +713,31 @@ class ServerTests(unittest.TestCase):
         self.assertEqual(self.admin("POST", "/_authpulse/faults", {"log_group": "g", "fail_queries": -1})[0], 400)
         self.assertEqual(self.admin("POST", "/_authpulse/faults", {"fail_queries": 1})[0], 400)
         self.assertEqual(self.admin("GET", "/_authpulse/nothing")[0], 404)
+
+    def test_dynamodb_throttling_and_failure_faults_per_table(self) -> None:
+        faulty, healthy = f"t-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
+        for name in (faulty, healthy):
+            self.dynamodb.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        self.addCleanup(self.admin, "DELETE", f"/_authpulse/faults?log_group={faulty}")
+        self.set_faults(faulty, throttle_dynamodb=1, fail_dynamodb=1)
+        item = {"pk": {"S": "a"}}
+        put = lambda: self.dynamodb.put_item(TableName=faulty, Item=item)  # noqa: E731
+        self.dynamodb.put_item(TableName=healthy, Item=item)
+        with self.assertRaises(self.dynamodb.exceptions.ClientError) as caught:
+            put()
+        self.assertEqual(caught.exception.response["Error"]["Code"], "ProvisionedThroughputExceededException")
+        # A transaction naming the table is refused too.
+        with self.assertRaises(self.dynamodb.exceptions.ClientError) as caught:
+            self.dynamodb.transact_write_items(TransactItems=[{"Put": {"TableName": faulty, "Item": item}}])
+        self.assertEqual(caught.exception.response["Error"]["Code"], "InternalServerError")
+        self.assertEqual(caught.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+        put()
+        self.assertEqual(self.dynamodb.get_item(TableName=faulty, Key=item)["Item"], item)
 
     def test_other_services_and_readiness_probe_pass_through(self) -> None:
         with urllib.request.urlopen(self.endpoint + "/moto-api/") as response:
