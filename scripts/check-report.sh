@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Renders `authpulse backtest --report` in a real headless browser (Debian's chromium) and
 # checks what the browser made of it: the DOM it parsed has the charts and panels, and the
-# screenshot is not blank. The Rust test `tests/tuning.rs` checks the markup itself; this
-# checks that a browser draws it.
+# screenshot is not blank. The Rust test `tests/integration/tuning.rs` checks the markup
+# itself; this checks that a browser draws it.
 #
 #   bash scripts/check-report.sh [OUT_DIR]     # default OUT_DIR: target/report-check
 #

@@ -4,8 +4,8 @@
 # attack after its end that is still under way, waits for /readyz, and checks what the
 # browser made of the page — the DOM it parsed has both charts, the band, alert markers
 # and the open alert's row — and that the screenshot is not blank. Then stops the daemon
-# with SIGTERM and checks it exits 0. `tests/ops_daemon.rs` checks the markup itself; this
-# checks that a browser draws it.
+# with SIGTERM and checks it exits 0. `tests/integration/ops_daemon.rs` checks the markup
+# itself; this checks that a browser draws it.
 #
 #   bash scripts/check-status-page.sh [OUT_DIR]     # default OUT_DIR: target/status-check
 #

@@ -13,10 +13,10 @@ step() { printf '\n==> %s\n' "$*"; }
 #    requirements change.
 step "Python test dependencies (.venv)"
 stamp=.venv/.requirements.sha256
-want=$(sha256sum tests/support/requirements.txt | cut -d' ' -f1)
+want=$(sha256sum tests/aws_emulator/requirements.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/aws_emulator/requirements.txt
   echo "$want" > "$stamp"
 fi
 
@@ -46,7 +46,7 @@ cleanup() {
   if [ -n "$scratch" ]; then rm -rf "$scratch"; fi
 }
 trap cleanup EXIT
-.venv/bin/python tests/support/emulator/server.py --host 127.0.0.1 --port 0 > "$log" 2>&1 &
+.venv/bin/python tests/aws_emulator/server.py --host 127.0.0.1 --port 0 > "$log" 2>&1 &
 emulator_pid=$!
 pids+=("$emulator_pid")
 url=""
@@ -103,7 +103,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets --all-features -- -D warnings
-# Benches are compiled by clippy above; running them belongs to `cargo bench`.
+# Benches are compiled by clippy above; running them belongs to `cargo bench`. The
+# features add the integration tests that need the emulator and the Alertmanager
+# started above (a plain `cargo test` leaves them out).
 step "cargo test"
 cargo test --lib --bins --tests --features aws-emulator,alertmanager
 step "import layers (no cycle)"
@@ -113,7 +115,7 @@ bash scripts/check-report.sh
 step "the daemon's status page in a headless browser"
 bash scripts/check-status-page.sh
 step "emulator self-tests"
-.venv/bin/python -m unittest discover -s tests/support/emulator
+.venv/bin/python -m unittest discover -s tests/aws_emulator
 step "deployment checks (systemd unit, CloudFormation, IAM, ECS)"
 .venv/bin/python -m unittest discover -s tests/deploy
 step "all checks passed"

@@ -4,7 +4,7 @@ Run from the repository root with the project's virtualenv:
 
     .venv/bin/python -m unittest discover -s tests/deploy -v
 
-The virtualenv (tests/support/requirements.txt) provides cfn-lint 1.58.0 and,
+The virtualenv (tests/aws_emulator/requirements.txt) provides cfn-lint 1.58.0 and,
 as dependencies of cfn-lint and moto, PyYAML and botocore. The only tests
 allowed to skip are the systemd-analyze ones, and only when systemd-analyze
 is not installed.
@@ -166,7 +166,7 @@ class CloudFormationTemplateTest(unittest.TestCase):
         self.assertIsNotNone(
             cfn_lint,
             "cfn-lint not found in .venv/bin or next to this interpreter; "
-            "install tests/support/requirements.txt into the venv",
+            "install tests/aws_emulator/requirements.txt into the venv",
         )
         result = run([cfn_lint, "--", CFN_TEMPLATE])
         self.assertEqual(

@@ -1,12 +1,6 @@
 //! SNS delivery through the AWS emulator (moto, started by `scripts/test.sh`): an SQS
 //! queue subscribed to the topic receives the alert with its Subject, message and
 //! attributes; a filter policy on the attributes routes; the daemon delivers through SNS.
-// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
-#![cfg(feature = "aws-emulator")]
-
-mod common;
-#[path = "common/delivery.rs"]
-mod delivery;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -14,6 +8,8 @@ use std::time::Duration;
 use authpulse::alert::Alert;
 use authpulse::retry::RemoteError;
 use serde_json::{json, Value};
+
+use crate::support::{self, aws, traffic};
 
 /// The sink reads credentials from the AWS default chain, like in production: give it
 /// the emulator's dummy ones (scripts/test.sh exports the same).
@@ -41,11 +37,11 @@ struct Topic {
 /// A topic and a queue subscribed to it (`raw`: RawMessageDelivery; `filter`: a filter
 /// policy on message attributes). Returns the queue URL.
 async fn subscribe_queue(topic: &Topic, raw: bool, filter: Option<Value>) -> String {
-    let sns = aws_sdk_sns::Client::new(&common::sdk_config().await);
+    let sns = aws_sdk_sns::Client::new(&aws::sdk_config().await);
     let url = topic
         .sqs
         .create_queue()
-        .queue_name(common::unique("authpulse-q"))
+        .queue_name(aws::unique("authpulse-q"))
         .send()
         .await
         .unwrap()
@@ -79,11 +75,11 @@ async fn subscribe_queue(topic: &Topic, raw: bool, filter: Option<Value>) -> Str
 }
 
 async fn topic() -> Topic {
-    let conf = common::sdk_config().await;
+    let conf = aws::sdk_config().await;
     let sns = aws_sdk_sns::Client::new(&conf);
     let arn = sns
         .create_topic()
-        .name(common::unique("authpulse-alerts"))
+        .name(aws::unique("authpulse-alerts"))
         .send()
         .await
         .unwrap()
@@ -136,7 +132,7 @@ fn alert(status: &str, severity: &str, bin_start: &str) -> Alert {
 async fn sns_sink(topic_arn: &str) -> std::sync::Arc<dyn authpulse::sink::Sink> {
     let config = authpulse::config::from_toml(&format!(
         "[[sinks]]\nkind = \"sns\"\ntopic_arn = \"{topic_arn}\"\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n",
-        common::endpoint()
+        aws::endpoint()
     ))
     .unwrap();
     config.sinks[0].build(0).await.unwrap()
@@ -224,7 +220,7 @@ async fn a_missing_topic_is_a_permanent_failure() {
     aws_env();
     let sink = sns_sink(&format!(
         "arn:aws:sns:us-east-1:123456789012:{}",
-        common::unique("no-such-topic")
+        aws::unique("no-such-topic")
     ))
     .await;
     let e = sink
@@ -241,29 +237,20 @@ async fn the_daemon_pages_through_sns() {
     let q = subscribe_queue(&topic, true, None).await;
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.ndjson");
-    delivery::append(&events, &delivery::traffic_lines(0..60, 40..44));
+    traffic::append(&events, &traffic::traffic_lines(0..60, 40..44));
     let sinks = format!(
         "[[sinks]]\nkind = \"sns\"\ntopic_arn = \"{}\"\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n",
         topic.arn,
-        common::endpoint()
+        aws::endpoint()
     );
-    let (config, port) = delivery::config(dir.path(), &events, false, &sinks);
-    let expected = delivery::expected_alerts(&config, &events);
+    let (config, port) = traffic::config(dir.path(), &events, false, &sinks);
+    let expected = traffic::expected_alerts(&config, &events);
     let want: BTreeSet<String> = expected
         .iter()
         .map(|a| a["idempotency_key"].as_str().unwrap().to_string())
         .collect();
     let log = dir.path().join("daemon.log");
-    let mut d = delivery::Daemon::start(
-        &config,
-        port,
-        &log,
-        &[
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-    );
+    let mut d = support::Daemon::start(&config, port, &log, &[]);
     d.wait_ready(Duration::from_secs(30)).await;
     let got = receive(&topic.sqs, &q, want.len()).await;
     let keys: BTreeSet<String> = got

@@ -1,6 +1,6 @@
 """The authpulse AWS emulator: moto, with a real Logs Insights engine and fault injection.
 
-    python tests/support/emulator/server.py --host 127.0.0.1 --port 4566
+    python tests/aws_emulator/server.py --host 127.0.0.1 --port 4566
 
 Once it accepts connections it prints one line, ``emulator listening on
 http://HOST:PORT``, to stdout (``--port 0`` picks a free port; read it from that line).

@@ -1,6 +1,6 @@
 """Tests of the Logs Insights emulator: the engine on its own, then server.py end to end.
 
-    .venv/bin/python -m unittest discover -s tests/support/emulator -v
+    .venv/bin/python -m unittest discover -s tests/aws_emulator -v
 """
 
 from __future__ import annotations

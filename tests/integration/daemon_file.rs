@@ -1,11 +1,11 @@
 //! `authpulse run` with the file source: replay, then follow appended lines.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
 use authpulse::simulate::{generate, Difficulty, SimConfig};
+
+use crate::support;
 
 #[tokio::test]
 async fn follows_appended_lines_and_pages_on_a_new_attack() {
@@ -22,7 +22,7 @@ async fn follows_appended_lines_and_pages_on_a_new_attack() {
     std::fs::write(&input, &history).expect("write history");
 
     let out = dir.path().join("alerts.jsonl");
-    let port = common::free_port();
+    let port = support::free_port();
     let config = dir.path().join("authpulse.toml");
     std::fs::write(
         &config,
@@ -34,8 +34,8 @@ async fn follows_appended_lines_and_pages_on_a_new_attack() {
         ),
     )
     .expect("write config");
-    let daemon = common::Daemon::start(&config, port);
-    let ready = common::eventually(Duration::from_secs(60), || async {
+    let daemon = support::Daemon::start(&config, port, &dir.path().join("daemon.log"), &[]);
+    let ready = support::eventually(Duration::from_secs(60), || async {
         (daemon.get("/readyz").await == Some(200)).then_some(())
     })
     .await;
@@ -53,7 +53,7 @@ async fn follows_appended_lines_and_pages_on_a_new_attack() {
     let mut text = String::new();
     for k in 0..600 {
         let t = day10 + k * 1_000;
-        text.push_str(&common::okta_line(
+        text.push_str(&support::okta_line(
             t,
             "user.session.start",
             "FAILURE",
@@ -64,7 +64,7 @@ async fn follows_appended_lines_and_pages_on_a_new_attack() {
     }
     for k in 0..40 {
         let t = day10 + 15 * 60_000 + k * 60_000;
-        text.push_str(&common::okta_line(
+        text.push_str(&support::okta_line(
             t,
             "user.session.start",
             "SUCCESS",
@@ -84,7 +84,7 @@ async fn follows_appended_lines_and_pages_on_a_new_attack() {
     f.write_all(second.as_bytes()).expect("append");
     f.flush().expect("flush");
 
-    let alert = common::eventually(Duration::from_secs(30), || async {
+    let alert = support::eventually(Duration::from_secs(30), || async {
         std::fs::read_to_string(&out)
             .unwrap_or_default()
             .lines()

@@ -1,8 +1,4 @@
 //! The CloudWatch source against the emulator: what it reads back equals what was put.
-// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
-#![cfg(feature = "aws-emulator")]
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +13,8 @@ use authpulse::source::config::SourceConfig;
 use authpulse::source::insights::Querier;
 use authpulse::source::{Source, SourceEvent};
 use tokio::sync::{mpsc, watch};
+
+use crate::support::{self, aws};
 
 fn rule(name: &str, bin_s: u64, split: Option<&str>) -> RuleSpec {
     let mut r = RuleSpec::named(name);
@@ -96,7 +94,7 @@ async fn run_source(
 }
 
 async fn source_for(group: &str, rules: Vec<RuleSpec>, config: SourceConfig) -> CloudWatchSource {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     CloudWatchSource {
         querier: Querier::new(client, vec![group.to_string()], 4, Duration::from_secs(30)),
@@ -108,13 +106,13 @@ async fn source_for(group: &str, rules: Vec<RuleSpec>, config: SourceConfig) -> 
 
 #[tokio::test]
 async fn backfilled_bins_equal_counts_computed_from_the_events() {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/backfill");
-    common::create_log_group(&logs, &group).await;
+    let group = aws::unique("/authpulse/test/backfill");
+    aws::create_log_group(&logs, &group).await;
 
     // Two hours of events over 5-minute bins: outcomes, three IPs, some other event types.
-    let now = common::now_ms();
+    let now = aws::now_ms();
     let start = now - 2 * 3600 * 1000;
     let mut lines = Vec::new();
     let mut i = 0i64;
@@ -137,12 +135,12 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
         };
         lines.push((
             t,
-            common::okta_line(t, kind, result, ip, &format!("user{}@example.com", i % 13)),
+            support::okta_line(t, kind, result, ip, &format!("user{}@example.com", i % 13)),
         ));
         i += 1;
         t += 7_000 + (i % 5) * 1_000;
     }
-    common::put_lines(&logs, &group, lines.clone()).await;
+    aws::put_lines(&logs, &group, lines.clone()).await;
 
     // The built-in rules' shapes: totals, per source address, per user over push events.
     let mut pushes = rule("per-user-push", 300, Some("actor.alternateId"));
@@ -162,7 +160,7 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
         ..SourceConfig::default()
     };
     let source = source_for(&group, rules.clone(), config).await;
-    let read_at = common::now_ms();
+    let read_at = aws::now_ms();
     let (got, _) = run_source(source, Duration::from_secs(60), true).await;
 
     let want = local_counts(&rules, &lines);
@@ -194,10 +192,10 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
         "expected explicit zero bins before the data starts"
     );
     // Nothing in the future was queried.
-    for q in common::queries(&group).await {
+    for q in aws::queries(&group).await {
         let end = q["endTime"].as_i64().unwrap_or(i64::MAX);
         assert!(
-            end * 1000 <= common::now_ms(),
+            end * 1000 <= aws::now_ms(),
             "a query reached into the future: {q}"
         );
     }
@@ -205,10 +203,10 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
 
 #[tokio::test]
 async fn late_events_are_revised_without_double_counting() {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/late");
-    common::create_log_group(&logs, &group).await;
+    let group = aws::unique("/authpulse/test/late");
+    aws::create_log_group(&logs, &group).await;
 
     // 5-second bins; settle 2 s; revision 3 s after the first read.
     let rules = vec![rule("sessions", 5, None)];
@@ -235,7 +233,7 @@ async fn late_events_are_revised_without_double_counting() {
         }
     }
     let bin_ms = 5_000;
-    let now = common::now_ms();
+    let now = aws::now_ms();
     let bin = now / bin_ms;
     let inside = |k: i64| bin * bin_ms + 100 + k * 10;
     // Three events now, one "late" event inside settle (written after the bin ended but
@@ -244,7 +242,7 @@ async fn late_events_are_revised_without_double_counting() {
         .map(|k| {
             (
                 inside(k),
-                common::okta_line(
+                support::okta_line(
                     inside(k),
                     "user.session.start",
                     "SUCCESS",
@@ -254,18 +252,18 @@ async fn late_events_are_revised_without_double_counting() {
             )
         })
         .collect();
-    common::put_lines(&logs, &group, first).await;
+    aws::put_lines(&logs, &group, first).await;
     let bin_end = (bin + 1) * bin_ms;
     tokio::time::sleep(Duration::from_millis(
-        (bin_end - common::now_ms() + 500).max(0) as u64,
+        (bin_end - aws::now_ms() + 500).max(0) as u64,
     ))
     .await;
-    common::put_lines(
+    aws::put_lines(
         &logs,
         &group,
         vec![(
             inside(3),
-            common::okta_line(
+            support::okta_line(
                 inside(3),
                 "user.session.start",
                 "FAILURE",
@@ -296,7 +294,7 @@ async fn late_events_are_revised_without_double_counting() {
                                 .map(|k| {
                                     (
                                         inside(k),
-                                        common::okta_line(
+                                        support::okta_line(
                                             inside(k),
                                             "user.session.start",
                                             "FAILURE",
@@ -306,7 +304,7 @@ async fn late_events_are_revised_without_double_counting() {
                                     )
                                 })
                                 .collect();
-                            common::put_lines(&logs, &group, later).await;
+                            aws::put_lines(&logs, &group, later).await;
                         }
                     }
                 }
@@ -351,10 +349,10 @@ async fn late_events_are_revised_without_double_counting() {
 /// the bins they covered. New bins are read once and each bin is revised once more, so
 /// the ratio is about 2 with revision on and about 1 with it off.
 async fn scan_ratio(revise_after: Duration) -> f64 {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/scan");
-    common::create_log_group(&logs, &group).await;
+    let group = aws::unique("/authpulse/test/scan");
+    aws::create_log_group(&logs, &group).await;
     let rules = vec![rule("sessions", 2, None)];
     let config = SourceConfig {
         log_groups: vec![group.clone()],
@@ -373,17 +371,17 @@ async fn scan_ratio(revise_after: Duration) -> f64 {
             break;
         }
     }
-    let backfill_queries = common::queries(&group).await.len();
-    let started = common::now_ms();
+    let backfill_queries = aws::queries(&group).await.len();
+    let started = aws::now_ms();
     // A steady feed for 12 seconds: 20 events a second.
     let mut ingested: Vec<(i64, usize)> = Vec::new();
-    while common::now_ms() - started < 12_000 {
-        let t = common::now_ms() - 50;
+    while aws::now_ms() - started < 12_000 {
+        let t = aws::now_ms() - 50;
         let batch: Vec<_> = (0..4)
             .map(|k| {
                 (
                     t + k,
-                    common::okta_line(
+                    support::okta_line(
                         t + k,
                         "user.session.start",
                         "SUCCESS",
@@ -394,7 +392,7 @@ async fn scan_ratio(revise_after: Duration) -> f64 {
             })
             .collect();
         ingested.extend(batch.iter().map(|(t, l)| (*t, l.len())));
-        common::put_lines(&logs, &group, batch).await;
+        aws::put_lines(&logs, &group, batch).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         while rx.try_recv().is_ok() {}
     }
@@ -408,7 +406,7 @@ async fn scan_ratio(revise_after: Duration) -> f64 {
     }
     let _ = stop_tx.send(true);
     let _ = task.await;
-    let queries = common::queries(&group).await;
+    let queries = aws::queries(&group).await;
     let live = &queries[backfill_queries..];
     let scanned: f64 = live
         .iter()

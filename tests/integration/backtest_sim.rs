@@ -1,8 +1,6 @@
 //! The pipeline end to end on simulated traffic: pages inside attack windows, silence
 //! elsewhere, and the daemon deciding exactly as the backtest does.
 
-mod common;
-
 use std::time::Duration;
 
 use authpulse::alert::{Alert, Status};
@@ -10,6 +8,8 @@ use authpulse::offline::backtest;
 use authpulse::rule::RuleSpec;
 use authpulse::simulate::{generate, Difficulty, Incident, IncidentKind, SimConfig};
 use chrono::{DateTime, Utc};
+
+use crate::support;
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().expect("test timestamp")
@@ -155,7 +155,7 @@ fn the_daemon_on_a_file_sends_exactly_the_backtests_alerts() {
     let input = dir.path().join("events.ndjson");
     std::fs::write(&input, &events).expect("write events");
     let out = dir.path().join("alerts.jsonl");
-    let port = common::free_port();
+    let port = support::free_port();
     let cfg = dir.path().join("authpulse.toml");
     std::fs::write(
         &cfg,
@@ -167,7 +167,7 @@ fn the_daemon_on_a_file_sends_exactly_the_backtests_alerts() {
         ),
     )
     .expect("write config");
-    let _daemon = common::Daemon::start(&cfg, port);
+    let _daemon = support::Daemon::start(&cfg, port, &dir.path().join("daemon.log"), &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     // Compare the JSON text itself: what a receiver gets, byte for byte.
     let want: Vec<String> = want

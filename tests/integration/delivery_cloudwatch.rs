@@ -4,26 +4,22 @@
 //!   the alert still goes out, without them;
 //! - restarts: the backfill after a SIGKILL re-derives the alerts already sent, and
 //!   none of them pages again.
-// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
-#![cfg(feature = "aws-emulator")]
-
-mod common;
-#[path = "common/delivery.rs"]
-mod delivery;
 
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::support::{self, aws};
 
 const ATTACKER: &str = "203.0.113.9";
 
 /// A log group with 3 hours of quiet sign-ins and a credential-stuffing burst in the two
 /// newest closed 1-minute bins, mostly from one IP.
 async fn attack_group() -> String {
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&common::sdk_config().await);
-    let group = common::unique("/authpulse/test/enrich");
-    common::create_log_group(&logs, &group).await;
-    let now = common::now_ms();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws::sdk_config().await);
+    let group = aws::unique("/authpulse/test/enrich");
+    aws::create_log_group(&logs, &group).await;
+    let now = aws::now_ms();
     let minute = 60_000;
     let this_bin = now / minute * minute;
     let mut lines = Vec::new();
@@ -34,7 +30,7 @@ async fn attack_group() -> String {
         let user = format!("u{}@example.com", i % 50);
         lines.push((
             t,
-            common::okta_line(t, "user.session.start", result, "198.51.100.10", &user),
+            support::okta_line(t, "user.session.start", result, "198.51.100.10", &user),
         ));
         i += 1;
         t += 2_700 + (i * 7919 % 900);
@@ -49,10 +45,10 @@ async fn attack_group() -> String {
         let user = format!("victim{}@example.com", k % 40);
         lines.push((
             t,
-            common::okta_line(t, "user.session.start", "FAILURE", &ip, &user),
+            support::okta_line(t, "user.session.start", "FAILURE", &ip, &user),
         ));
     }
-    common::put_lines(&logs, &group, lines).await;
+    aws::put_lines(&logs, &group, lines).await;
     group
 }
 
@@ -95,37 +91,31 @@ timeout = "5s"
 {enrichment}
 "#,
         state = dir.join("state").display(),
-        endpoint = common::endpoint(),
+        endpoint = aws::endpoint(),
     );
     let path = dir.join("authpulse.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
-const AWS_ENV: [(&str, &str); 3] = [
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
-
 /// Run the daemon on an attack and return the first failure_spike firing alert.
 async fn first_spike(enrichment: &str) -> (Value, String) {
     let group = attack_group().await;
-    let receiver = delivery::Receiver::start(200).await;
+    let receiver = support::Receiver::start(200).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = delivery::free_port();
+    let port = support::free_port();
     let cfg = config(dir.path(), &group, &receiver.url("/hook"), port, enrichment);
     let log = dir.path().join("daemon.log");
-    let mut d = delivery::Daemon::start(&cfg, port, &log, &AWS_ENV);
+    let mut d = support::Daemon::start(&cfg, port, &log, &[]);
     let find = || {
         receiver
             .accepted()
             .iter()
-            .map(delivery::Received::json)
+            .map(support::Received::json)
             .find(|a| a["detector"] == "failure_spike" && a["status"] == "firing")
     };
     assert!(
-        delivery::wait_until(Duration::from_secs(60), || find().is_some()).await,
+        support::wait_until(Duration::from_secs(60), || find().is_some()).await,
         "no failure_spike alert; log:\n{}",
         d.log_text()
     );
@@ -170,7 +160,7 @@ async fn a_failure_spike_carries_who_is_behind_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alert_goes_out_when_the_enrichment_query_fails() {
-    let missing = common::unique("/authpulse/test/no-such-group");
+    let missing = aws::unique("/authpulse/test/no-such-group");
     let (alert, log) = first_spike(&format!("log_groups = [\"{missing}\"]")).await;
     assert!(alert.get("enrichment").is_none(), "{alert:#}");
     assert!(
@@ -192,22 +182,22 @@ async fn the_alert_does_not_wait_for_a_slow_enrichment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_does_not_page_again_for_what_the_backfill_re_derives() {
     let group = attack_group().await;
-    let receiver = delivery::Receiver::start(200).await;
+    let receiver = support::Receiver::start(200).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = delivery::free_port();
+    let port = support::free_port();
     let cfg = config(dir.path(), &group, &receiver.url("/hook"), port, "");
     let log = dir.path().join("daemon.log");
     let firing = || {
         receiver
             .accepted()
             .iter()
-            .map(delivery::Received::json)
+            .map(support::Received::json)
             .filter(|a| a["status"] == "firing")
             .collect::<Vec<_>>()
     };
-    let mut d1 = delivery::Daemon::start(&cfg, port, &log, &AWS_ENV);
+    let mut d1 = support::Daemon::start(&cfg, port, &log, &[]);
     assert!(
-        delivery::wait_until(Duration::from_secs(60), || firing()
+        support::wait_until(Duration::from_secs(60), || firing()
             .iter()
             .any(|a| a["detector"] == "failure_spike"))
         .await,
@@ -223,7 +213,7 @@ async fn a_restart_does_not_page_again_for_what_the_backfill_re_derives() {
         .map(|a| a["idempotency_key"].as_str().unwrap().to_string())
         .collect();
 
-    let mut d2 = delivery::Daemon::start(&cfg, port, &log, &AWS_ENV);
+    let mut d2 = support::Daemon::start(&cfg, port, &log, &[]);
     d2.wait_ready(Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after: Vec<String> = firing()

@@ -1,14 +1,11 @@
 //! Operating the daemon on its production source, CloudWatch Logs Insights (the AWS
 //! emulator): poll metrics move with every poll, and SIGTERM while queries run still
 //! exits 0 within 10 s.
-// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
-#![cfg(feature = "aws-emulator")]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Daemon;
+use crate::support::{self, aws};
+use support::Daemon;
 
 fn config(dir: &std::path::Path, group: &str, port: u16) -> std::path::PathBuf {
     let text = format!(
@@ -40,7 +37,7 @@ path = "{alerts}"
 "#,
         state = dir.join("state").display(),
         alerts = dir.join("alerts.jsonl").display(),
-        endpoint = common::endpoint(),
+        endpoint = aws::endpoint(),
     );
     let path = dir.join("authpulse.toml");
     std::fs::write(&path, text).expect("write config");
@@ -48,10 +45,11 @@ path = "{alerts}"
 }
 
 async fn metrics(d: &Daemon) -> String {
-    match reqwest::get(format!("{}/metrics", d.http)).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    d.text("/metrics").await
+}
+
+async fn page(d: &Daemon) -> String {
+    d.text("/").await
 }
 
 fn metric(text: &str, name: &str) -> Option<f64> {
@@ -62,16 +60,16 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn poll_metrics_move_and_sigterm_exits_in_time() {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/ops");
-    common::create_log_group(&logs, &group).await;
-    let now = common::now_ms();
+    let group = aws::unique("/authpulse/test/ops");
+    aws::create_log_group(&logs, &group).await;
+    let now = aws::now_ms();
     let lines: Vec<(i64, String)> = (0..600)
         .map(|i| {
             let t = now - 3_600_000 + i * 6_000;
             let result = if i % 20 == 0 { "FAILURE" } else { "SUCCESS" };
-            let line = common::okta_line(
+            let line = support::okta_line(
                 t,
                 "user.session.start",
                 result,
@@ -81,13 +79,13 @@ async fn poll_metrics_move_and_sigterm_exits_in_time() {
             (t, line)
         })
         .collect();
-    common::put_lines(&logs, &group, lines).await;
+    aws::put_lines(&logs, &group, lines).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
+    let port = support::free_port();
     let cfg = config(dir.path(), &group, port);
-    let mut d = Daemon::start(&cfg, port);
-    let ready = common::eventually(Duration::from_secs(60), || async {
+    let mut d = Daemon::start(&cfg, port, &dir.path().join("daemon.log"), &[]);
+    let ready = support::eventually(Duration::from_secs(60), || async {
         (d.get("/readyz").await == Some(200)).then_some(())
     })
     .await;
@@ -103,11 +101,11 @@ async fn poll_metrics_move_and_sigterm_exits_in_time() {
     assert!(metric(&first, "authpulse_bins_evaluated_total").unwrap_or(0.0) >= 50.0);
 
     // Traffic in the bin now open, so the poll that reads it scans something.
-    let now = common::now_ms();
+    let now = aws::now_ms();
     let fresh: Vec<(i64, String)> = (0..5)
         .map(|i| {
             let t = now - 500 + i * 50;
-            let line = common::okta_line(
+            let line = support::okta_line(
                 t,
                 "user.session.start",
                 "SUCCESS",
@@ -117,10 +115,10 @@ async fn poll_metrics_move_and_sigterm_exits_in_time() {
             (t, line)
         })
         .collect();
-    common::put_lines(&logs, &group, fresh).await;
+    aws::put_lines(&logs, &group, fresh).await;
 
     // The next minute closes and is polled: the poll counters and the last-poll time move.
-    let moved = common::eventually(Duration::from_secs(90), || async {
+    let moved = support::eventually(Duration::from_secs(90), || async {
         let text = metrics(&d).await;
         let t = metric(&text, last_poll)?;
         let scanned_more = metric(&text, scanned)? > metric(&first, scanned)?;
@@ -129,16 +127,16 @@ async fn poll_metrics_move_and_sigterm_exits_in_time() {
     })
     .await;
     let (text, t) = moved.unwrap_or_else(|| panic!("no poll after the backfill:\n{first}"));
-    let age = common::now_ms() as f64 / 1000.0 - t;
+    let age = aws::now_ms() as f64 / 1000.0 - t;
     assert!((0.0..30.0).contains(&age), "last poll {age} s ago:\n{text}");
     assert!(metric(&text, scanned) > metric(&first, scanned));
     assert_eq!(metric(&text, "authpulse_ready"), Some(1.0));
 
     // A query that never finishes (the revision of the bin just read, 3 s later) is
     // running: SIGTERM stops it (StopQuery) and the daemon still exits 0 in time.
-    common::faults(&group, serde_json::json!({"hang_queries": 100})).await;
-    let hung = common::eventually(Duration::from_secs(90), || async {
-        common::queries(&group)
+    aws::faults(&group, serde_json::json!({"hang_queries": 100})).await;
+    let hung = support::eventually(Duration::from_secs(90), || async {
+        aws::queries(&group)
             .await
             .into_iter()
             .any(|q| q["status"] == "Running")
@@ -165,7 +163,7 @@ async fn poll_metrics_move_and_sigterm_exits_in_time() {
     assert_eq!(status.code(), Some(0));
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert!(dir.path().join("state/alert-state.json").is_file());
-    let running: Vec<_> = common::queries(&group)
+    let running: Vec<_> = aws::queries(&group)
         .await
         .into_iter()
         .filter(|q| q["status"] == "Running")
@@ -175,14 +173,14 @@ async fn poll_metrics_move_and_sigterm_exits_in_time() {
 
 #[tokio::test]
 async fn a_blind_daemon_says_so_on_every_surface_across_restarts() {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/blind");
-    common::create_log_group(&logs, &group).await;
-    common::faults(&group, serde_json::json!({"fail_queries": 1000})).await;
+    let group = aws::unique("/authpulse/test/blind");
+    aws::create_log_group(&logs, &group).await;
+    aws::faults(&group, serde_json::json!({"fail_queries": 1000})).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
+    let port = support::free_port();
     let cfg = config(dir.path(), &group, port);
     let text = std::fs::read_to_string(&cfg)
         .expect("config")
@@ -192,23 +190,15 @@ async fn a_blind_daemon_says_so_on_every_surface_across_restarts() {
         )
         .replace("bin = \"1m\"", "bin = \"10s\"");
     std::fs::write(&cfg, text).expect("config");
-    let page = |d: &Daemon| {
-        let url = format!("{}/", d.http);
-        async move {
-            match reqwest::get(url).await {
-                Ok(r) => r.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            }
-        }
-    };
+
     let shows_blind = |p: &str| {
         p.contains(">source failing<")
             && p.contains("<td>source_unavailable</td>")
             && p.contains("Open alerts (1)")
     };
 
-    let mut d = Daemon::start(&cfg, port);
-    let blind = common::eventually(Duration::from_secs(30), || async {
+    let mut d = Daemon::start(&cfg, port, &dir.path().join("daemon.log"), &[]);
+    let blind = support::eventually(Duration::from_secs(30), || async {
         shows_blind(&page(&d).await).then_some(())
     })
     .await;
@@ -229,8 +219,8 @@ async fn a_blind_daemon_says_so_on_every_surface_across_restarts() {
         .status();
     let _ = d.child.wait();
     drop(d);
-    let d = Daemon::start(&cfg, port);
-    let listed = common::eventually(Duration::from_secs(20), || async {
+    let d = Daemon::start(&cfg, port, &dir.path().join("daemon.log"), &[]);
+    let listed = support::eventually(Duration::from_secs(20), || async {
         page(&d)
             .await
             .contains("<td>source_unavailable</td>")
@@ -240,13 +230,13 @@ async fn a_blind_daemon_says_so_on_every_surface_across_restarts() {
     assert!(listed.is_some(), "{}", page(&d).await);
 
     // Readable again: resolved everywhere.
-    common::admin(
+    aws::admin(
         reqwest::Method::DELETE,
         &format!("/_authpulse/faults?log_group={group}"),
         None,
     )
     .await;
-    let healthy = common::eventually(Duration::from_secs(60), || async {
+    let healthy = support::eventually(Duration::from_secs(60), || async {
         let p = page(&d).await;
         (p.contains("Open alerts (0)") && d.get("/readyz").await == Some(200)).then_some(())
     })

@@ -13,7 +13,7 @@ use authpulse::offline::backtest;
 use authpulse::offline::tune::{report, suggest, Recorder};
 use authpulse::rule::RuleSpec;
 
-const DEMO: &[u8] = include_bytes!("../samples/demo.ndjson.gz");
+const DEMO: &[u8] = include_bytes!("../../samples/demo.ndjson.gz");
 
 fn demo() -> (Vec<Alert>, Recorder, RuleSpec) {
     // The totals rule: one series, so one chart (the built-in split rules add a series
@@ -165,7 +165,7 @@ fn suggest_replays_the_backtest_exactly_at_the_configured_thresholds() {
 fn with_labels_each_page_names_its_incident() {
     let (_, rec, _) = demo();
     let incidents =
-        authpulse::offline::evaluate::read_labels(include_str!("../samples/demo.labels.jsonl"))
+        authpulse::offline::evaluate::read_labels(include_str!("../../samples/demo.labels.jsonl"))
             .expect("demo labels");
     let table = suggest::suggest(&rec, 0.5).table(&incidents);
     for kind in [

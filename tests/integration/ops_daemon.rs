@@ -3,15 +3,13 @@
 //! within 10 s with the state written, systemd's notify protocol and the `healthcheck`
 //! subcommand.
 
-#[path = "common/delivery.rs"]
-mod delivery;
-
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use delivery::{append, free_port, traffic_lines, wait_until, Daemon, START_MS};
+use crate::support::traffic::{append, outbox_files, traffic_lines, START_MS};
+use crate::support::{free_port, wait_until, Daemon, Receiver};
 
 /// 5-minute bins with a 2-hour warm-up, as the delivery tests use.
 fn rule(name: &str) -> String {
@@ -111,15 +109,6 @@ fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-fn signal(d: &Daemon, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &d.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} failed");
 }
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
@@ -319,7 +308,7 @@ async fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
         "[[rules]]\nname = \"a\"\nbin = \"banana\"\n[[sinks]]\nkind = \"webhook\"\n",
     )
     .unwrap();
-    signal(&d, "HUP");
+    d.signal("HUP");
     assert!(
         wait_until(Duration::from_secs(10), || d
             .log_text()
@@ -355,7 +344,7 @@ async fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
     let second = s.file_sink("second.jsonl");
     let changed = good.replace("name = \"sign-ins\"", "name = \"sign-ins-v2\"") + &second;
     std::fs::write(&s.config, changed).unwrap();
-    signal(&d, "HUP");
+    d.signal("HUP");
     assert!(
         wait_until(Duration::from_secs(20), || {
             lines(&s.path("second.jsonl"))
@@ -456,7 +445,7 @@ async fn sigterm_exits_0_within_10_s_with_a_delivery_in_flight_and_the_state_wri
         "watermark at the last closed bin"
     );
     // The undelivered notification is still in the outbox for the next start.
-    assert!(!delivery::outbox_files(&s.path("state")).is_empty());
+    assert!(!outbox_files(&s.path("state")).is_empty());
     assert!(d.log_text().contains("stopped; state saved"));
 }
 
@@ -515,7 +504,7 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
         "no watchdog pings: {seen:?}"
     );
 
-    signal(&d, "HUP");
+    d.signal("HUP");
     assert!(
         read(&mut seen, &|m| {
             m.iter()
@@ -596,7 +585,7 @@ async fn healthcheck_passes_against_a_running_daemon_and_fails_otherwise() {
 
 #[tokio::test]
 async fn json_logs_never_show_webhook_urls_secrets_or_header_values() {
-    let receiver = delivery::Receiver::start(500).await;
+    let receiver = Receiver::start(500).await;
     let url = receiver.url("/T000/B000/url-token-XYZZY");
     let sinks = format!(
         r#"
@@ -625,7 +614,7 @@ retry_max = "200ms"
         good.replace(&format!("url = \"{url}\""), &format!("url = \"{url}")),
     )
     .unwrap();
-    signal(&d, "HUP");
+    d.signal("HUP");
     assert!(
         wait_until(Duration::from_secs(10), || d
             .log_text()

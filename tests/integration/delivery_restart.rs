@@ -1,15 +1,14 @@
 //! Durability across SIGKILL: the real daemon binary on a file source (which replays its
 //! file from the first line on every start), killed with no chance to clean up.
 
-#[path = "common/delivery.rs"]
-mod delivery;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use delivery::*;
 use serde_json::Value;
+
+use crate::support::traffic::*;
+use crate::support::{free_port, wait_until, Daemon, Received, Receiver};
 
 fn key(v: &Value) -> String {
     v["idempotency_key"].as_str().unwrap().to_string()

@@ -4,18 +4,15 @@
 //! Alertmanager's own API with its labels, stays active while re-sent (across a
 //! restart too), is suppressed by a silence made in Alertmanager, and ends when the
 //! incident resolves.
-// Needs the Alertmanager that `scripts/test.sh` starts: `--features alertmanager`.
-#![cfg(feature = "alertmanager")]
-
-#[path = "common/delivery.rs"]
-mod delivery;
 
 use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use delivery::*;
 use serde_json::{json, Value};
+
+use crate::support::traffic::*;
+use crate::support::{free_port, Daemon};
 
 /// The Alertmanager to test against. Without it the test fails and says how to run it.
 fn alertmanager_url() -> String {
@@ -214,7 +211,7 @@ path = "{alerts}"
         "startsAt": now.to_rfc3339(),
         "endsAt": (now + chrono::Duration::hours(1)).to_rfc3339(),
         "createdBy": "authpulse tests",
-        "comment": "silenced by tests/delivery_alertmanager.rs"
+        "comment": "silenced by tests/integration/delivery_alertmanager.rs"
     });
     let resp = reqwest::Client::new()
         .post(format!("{am}/api/v2/silences"))

@@ -1,14 +1,13 @@
 //! Per-sink routing through the real daemon: each sink's outbox gets exactly the alerts
 //! its `route` takes ("PagerDuty critical only, Slack everything").
 
-#[path = "common/delivery.rs"]
-mod delivery;
-
 use std::path::Path;
 use std::time::Duration;
 
-use delivery::*;
 use serde_json::Value;
+
+use crate::support::traffic::*;
+use crate::support::{wait_until, Daemon};
 
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)

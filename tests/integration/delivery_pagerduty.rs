@@ -3,9 +3,6 @@
 //! documented schema (required fields, enums, length limits, no unknown keys) and answers
 //! as PagerDuty does: 202, then a 429 once, a 500 once, and 400 for an invalid event.
 
-#[path = "common/delivery.rs"]
-mod delivery;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,8 +11,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::Router;
-use delivery::*;
 use serde_json::{json, Value};
+
+use crate::support::traffic::*;
+use crate::support::{wait_until, Daemon};
 
 /// A well-formed integration key (32 characters) and a malformed one (31).
 const KEY: &str = "R0utingKeyForTheTests0123456789a";

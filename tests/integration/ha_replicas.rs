@@ -5,19 +5,15 @@
 //! Bounds on time here ("takes over within lease + one poll") are correctness
 //! properties, asserted with generous slack for a loaded 2-core machine; the measured
 //! times are in the README, not here.
-// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
-#![cfg(feature = "aws-emulator")]
-
-mod common;
-#[path = "common/delivery.rs"]
-mod delivery;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use delivery::*;
 use serde_json::Value;
+
+use crate::support::traffic::*;
+use crate::support::{aws, free_port, wait_until, Daemon, Received, Receiver};
 
 const LEASE_S: u64 = 3;
 /// The standbys look at the leases every lease/3.
@@ -82,7 +78,7 @@ replica_id = "{name}"
 /// The emulator through the SDK's own `AWS_ENDPOINT_URL` (no endpoint in the config).
 fn aws_env() -> Vec<(&'static str, String)> {
     vec![
-        ("AWS_ENDPOINT_URL", common::endpoint()),
+        ("AWS_ENDPOINT_URL", aws::endpoint()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("AWS_REGION", "us-east-1".into()),
@@ -105,7 +101,7 @@ impl Cluster {
         append(&events, lines);
         Cluster {
             events,
-            table: common::unique("authpulse-ha"),
+            table: aws::unique("authpulse-ha"),
             sinks: webhook(receiver),
             lease_s: LEASE_S,
             dir,
@@ -133,7 +129,7 @@ impl Cluster {
 
     /// What `authpulse backtest` derives from the whole file: what must be delivered.
     fn expected(&self) -> Vec<Value> {
-        let (config, _) = delivery::config(self.dir.path(), &self.events, false, &self.sinks);
+        let (config, _) = config(self.dir.path(), &self.events, false, &self.sinks);
         expected_alerts(&config, &self.events)
     }
 }
@@ -145,10 +141,7 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 }
 
 async fn leads(d: &Daemon) -> bool {
-    let Ok(r) = reqwest::get(format!("http://127.0.0.1:{}/metrics", d.port)).await else {
-        return false;
-    };
-    let text = r.text().await.unwrap_or_default();
+    let text = d.text("/metrics").await;
     metric(
         &text,
         &format!("authpulse_ha_leader{{rule=\"{RULE_NAME}\"}}"),
@@ -156,17 +149,11 @@ async fn leads(d: &Daemon) -> bool {
 }
 
 async fn metrics_of(d: &Daemon) -> String {
-    match reqwest::get(format!("http://127.0.0.1:{}/metrics", d.port)).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    d.text("/metrics").await
 }
 
 async fn readyz(d: &Daemon) -> Option<u16> {
-    reqwest::get(format!("http://127.0.0.1:{}/readyz", d.port))
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
+    d.get("/readyz").await
 }
 
 /// Wait (async) until `check` holds.
@@ -198,15 +185,6 @@ fn delivered(receiver: &Receiver) -> BTreeMap<(String, String, String), usize> {
         *m.entry(id(&r.json())).or_insert(0) += 1;
     }
     m
-}
-
-fn signal(d: &Daemon, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &d.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig}");
 }
 
 fn logs(ds: &[&Daemon]) -> String {
@@ -427,7 +405,7 @@ async fn a_paused_leader_is_fenced_after_the_takeover_and_steps_down() {
         "{}",
         logs(&[&a, &b])
     );
-    signal(&a, "-STOP");
+    a.signal("STOP");
     let stopped = Instant::now();
     receiver.set_status(200);
     assert!(
@@ -448,7 +426,7 @@ async fn a_paused_leader_is_fenced_after_the_takeover_and_steps_down() {
     );
     let before = receiver.requests().len();
     // A wakes up believing it leads, with its retry due: it must not deliver.
-    signal(&a, "-CONT");
+    a.signal("CONT");
     assert!(
         until(Duration::from_secs(20), async || {
             a.log_text().contains("stepping down")
@@ -498,7 +476,7 @@ async fn a_failing_dynamodb_stops_paging_loudly_and_no_page_is_lost_or_doubled()
     assert!(leads(&a).await);
 
     // DynamoDB fails every request (then throttles): neither replica can coordinate.
-    common::faults(&cluster.table, serde_json::json!({"fail_dynamodb": 100000})).await;
+    aws::faults(&cluster.table, serde_json::json!({"fail_dynamodb": 100000})).await;
     assert!(
         until(Duration::from_secs(LEASE_S) * 2 + SLACK, async || {
             readyz(&a).await == Some(503) && readyz(&b).await == Some(503)
@@ -507,7 +485,7 @@ async fn a_failing_dynamodb_stops_paging_loudly_and_no_page_is_lost_or_doubled()
         "{}",
         logs(&[&a, &b])
     );
-    common::faults(
+    aws::faults(
         &cluster.table,
         serde_json::json!({"fail_dynamodb": 0, "throttle_dynamodb": 100000}),
     )
@@ -528,7 +506,7 @@ async fn a_failing_dynamodb_stops_paging_loudly_and_no_page_is_lost_or_doubled()
         assert!(d.child.try_wait().unwrap().is_none(), "no crash");
     }
     // ... and once DynamoDB answers again, exactly one replica pages it, once.
-    common::admin(
+    aws::admin(
         reqwest::Method::DELETE,
         &format!("/_authpulse/faults?log_group={}", cluster.table),
         None,
@@ -571,8 +549,8 @@ async fn requests(d: &Daemon) -> f64 {
 /// minutes with a production lease, and speed is not asserted):
 ///
 /// ```sh
-/// AUTHPULSE_HA_BENCH_LEASE=15 cargo test --features aws-emulator --test ha_replicas \
-///     -- --ignored --nocapture figures
+/// AUTHPULSE_HA_BENCH_LEASE=15 cargo test --features aws-emulator --test integration \
+///     -- --ignored --nocapture ha_replicas::figures
 /// ```
 ///
 /// Takeover time after SIGKILL over 10 runs (each asserted to happen within lease + one

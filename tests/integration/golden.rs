@@ -2,8 +2,15 @@
 //! sets (easy and hard, different seeds, every built-in rule), byte for byte.
 //!
 //! Recorded before the architecture step (issue 9) so that a restructuring that claims
-//! to change no behaviour is held to it. When detection changes on purpose, regenerate
-//! them with `AUTHPULSE_BLESS=1 cargo test --test golden` and say why in the commit.
+//! to change no behaviour is held to it. The files are `tests/golden/*.jsonl` (and the
+//! built-in queries in `tests/golden/builtin.queries.txt`). When detection changes on
+//! purpose, regenerate them with
+//!
+//! ```text
+//! AUTHPULSE_BLESS=1 cargo test --test integration golden::
+//! ```
+//!
+//! and say why in the commit.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,12 +1,9 @@
 //! `authpulse run` against the AWS emulator, as a process: backfill, detection, faults.
-// Needs the AWS emulator that `scripts/test.sh` starts: `--features aws-emulator`.
-#![cfg(feature = "aws-emulator")]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, Receiver};
+use crate::support::{self, aws};
+use support::{Daemon, Receiver};
 
 /// Write a daemon config for one log group and one webhook.
 fn config(
@@ -45,7 +42,7 @@ url = "{hook}"
 timeout = "5s"
 "#,
         state = dir.join("state").display(),
-        endpoint = common::endpoint(),
+        endpoint = aws::endpoint(),
     );
     let path = dir.join("authpulse.toml");
     std::fs::write(&path, text).expect("write config");
@@ -61,7 +58,7 @@ fn quiet_minutes(start: i64, end: i64) -> Vec<(i64, String)> {
         let result = if i % 19 == 7 { "FAILURE" } else { "SUCCESS" };
         lines.push((
             t,
-            common::okta_line(
+            support::okta_line(
                 t,
                 "user.session.start",
                 result,
@@ -75,30 +72,13 @@ fn quiet_minutes(start: i64, end: i64) -> Vec<(i64, String)> {
     lines
 }
 
-async fn wait_ready(d: &mut Daemon, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Ok(Some(status)) = d.child.try_wait() {
-            panic!("authpulse exited early with {status}");
-        }
-        if d.get("/readyz").await == Some(200) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "daemon not ready within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test]
 async fn backfills_then_pages_on_an_attack_in_the_newest_bins() {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/attack");
-    common::create_log_group(&logs, &group).await;
-    let now = common::now_ms();
+    let group = aws::unique("/authpulse/test/attack");
+    aws::create_log_group(&logs, &group).await;
+    let now = aws::now_ms();
     let minute = 60_000;
     let this_bin = now / minute * minute;
     let mut lines = quiet_minutes(now - 3 * 3600 * 1000, now - 1000);
@@ -107,7 +87,7 @@ async fn backfills_then_pages_on_an_attack_in_the_newest_bins() {
         let t = this_bin - 2 * minute + k * 200;
         lines.push((
             t,
-            common::okta_line(
+            support::okta_line(
                 t,
                 "user.session.start",
                 "FAILURE",
@@ -116,24 +96,24 @@ async fn backfills_then_pages_on_an_attack_in_the_newest_bins() {
             ),
         ));
     }
-    common::put_lines(&logs, &group, lines).await;
+    aws::put_lines(&logs, &group, lines).await;
 
-    let hook = Receiver::start().await;
+    let hook = Receiver::start(200).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
+    let port = support::free_port();
     let cfg = config(
         dir.path(),
         &group,
-        &hook.url,
+        &hook.url("/hook"),
         port,
         "1m",
         "backfill = \"3h\"",
         "baseline_window = \"3h\"\nwarmup = \"1h\"",
     );
     let started = std::time::Instant::now();
-    let d = Daemon::start(&cfg, port);
+    let d = Daemon::start(&cfg, port, &dir.path().join("daemon.log"), &[]);
 
-    let alert = common::eventually(Duration::from_secs(60), || async {
+    let alert = support::eventually(Duration::from_secs(60), || async {
         hook.alerts()
             .into_iter()
             .find(|a| a["detector"] == "failure_spike" && a["status"] == "firing")
@@ -169,32 +149,32 @@ async fn backfills_then_pages_on_an_attack_in_the_newest_bins() {
 
 #[tokio::test]
 async fn quiet_history_does_not_page() {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/quiet");
-    common::create_log_group(&logs, &group).await;
-    let now = common::now_ms();
-    common::put_lines(
+    let group = aws::unique("/authpulse/test/quiet");
+    aws::create_log_group(&logs, &group).await;
+    let now = aws::now_ms();
+    aws::put_lines(
         &logs,
         &group,
         quiet_minutes(now - 3 * 3600 * 1000, now - 1000),
     )
     .await;
 
-    let hook = Receiver::start().await;
+    let hook = Receiver::start(200).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
+    let port = support::free_port();
     let cfg = config(
         dir.path(),
         &group,
-        &hook.url,
+        &hook.url("/hook"),
         port,
         "1m",
         "backfill = \"3h\"",
         "baseline_window = \"3h\"\nwarmup = \"1h\"",
     );
-    let mut d = Daemon::start(&cfg, port);
-    wait_ready(&mut d, Duration::from_secs(60)).await;
+    let mut d = Daemon::start(&cfg, port, &dir.path().join("daemon.log"), &[]);
+    d.wait_ready(Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert!(
         hook.alerts().is_empty(),
@@ -202,31 +182,31 @@ async fn quiet_history_does_not_page() {
         hook.alerts()
     );
     assert!(
-        !common::queries(&group).await.is_empty(),
+        !aws::queries(&group).await.is_empty(),
         "the daemon never queried"
     );
 }
 
 #[tokio::test]
 async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/faults");
-    common::create_log_group(&logs, &group).await;
-    let now = common::now_ms();
-    common::put_lines(&logs, &group, quiet_minutes(now - 1800 * 1000, now - 500)).await;
+    let group = aws::unique("/authpulse/test/faults");
+    aws::create_log_group(&logs, &group).await;
+    let now = aws::now_ms();
+    aws::put_lines(&logs, &group, quiet_minutes(now - 1800 * 1000, now - 500)).await;
 
     // Keep traffic flowing in real time so that silence would be real silence.
     let feeder_logs = logs.clone();
     let feeder_group = group.clone();
     let feeder = tokio::spawn(async move {
         loop {
-            let t = common::now_ms() - 200;
+            let t = aws::now_ms() - 200;
             let batch: Vec<_> = (0..3)
                 .map(|k| {
                     (
                         t + k,
-                        common::okta_line(
+                        support::okta_line(
                             t + k,
                             "user.session.start",
                             "SUCCESS",
@@ -236,42 +216,42 @@ async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
                     )
                 })
                 .collect();
-            common::put_lines(&feeder_logs, &feeder_group, batch).await;
+            aws::put_lines(&feeder_logs, &feeder_group, batch).await;
             tokio::time::sleep(Duration::from_millis(1000)).await;
         }
     });
 
-    let hook = Receiver::start().await;
+    let hook = Receiver::start(200).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
+    let port = support::free_port();
     let cfg = config(
         dir.path(),
         &group,
-        &hook.url,
+        &hook.url("/hook"),
         port,
         "10s",
         "backfill = \"30m\"\nrevise_after = \"0s\"\nunavailable_after = 2",
         "baseline_window = \"30m\"\nwarmup = \"10m\"",
     );
-    let mut d = Daemon::start(&cfg, port);
-    wait_ready(&mut d, Duration::from_secs(60)).await;
+    let mut d = Daemon::start(&cfg, port, &dir.path().join("daemon.log"), &[]);
+    d.wait_ready(Duration::from_secs(60)).await;
 
     // Throttling below the retry budget: absorbed, no page.
-    let before = common::queries(&group).await.len();
-    common::faults(&group, serde_json::json!({"throttle_start_query": 4})).await;
-    let progressed = common::eventually(Duration::from_secs(40), || async {
-        (common::queries(&group).await.len() > before).then_some(())
+    let before = aws::queries(&group).await.len();
+    aws::faults(&group, serde_json::json!({"throttle_start_query": 4})).await;
+    let progressed = support::eventually(Duration::from_secs(40), || async {
+        (aws::queries(&group).await.len() > before).then_some(())
     })
     .await;
     assert!(progressed.is_some(), "no query succeeded after throttling");
 
     // A failed query, a hung one (stopped at the deadline), a failed one: three bad polls.
-    common::faults(
+    aws::faults(
         &group,
         serde_json::json!({"fail_queries": 1, "hang_queries": 1}),
     )
     .await;
-    let fired = common::eventually(Duration::from_secs(60), || async {
+    let fired = support::eventually(Duration::from_secs(60), || async {
         hook.alerts()
             .into_iter()
             .find(|a| a["detector"] == "source_unavailable" && a["status"] == "firing")
@@ -287,7 +267,7 @@ async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
         Some(503),
         "not ready while polls fail"
     );
-    let resolved = common::eventually(Duration::from_secs(60), || async {
+    let resolved = support::eventually(Duration::from_secs(60), || async {
         hook.alerts()
             .into_iter()
             .find(|a| a["detector"] == "source_unavailable" && a["status"] == "resolved")
@@ -298,10 +278,10 @@ async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
         "source_unavailable never resolved: {:#?}",
         hook.alerts()
     );
-    wait_ready(&mut d, Duration::from_secs(20)).await;
+    d.wait_ready(Duration::from_secs(20)).await;
     feeder.abort();
 
-    let statuses: Vec<String> = common::queries(&group)
+    let statuses: Vec<String> = aws::queries(&group)
         .await
         .iter()
         .map(|q| q["status"].as_str().unwrap_or("").to_string())
@@ -324,11 +304,11 @@ async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
 
 #[tokio::test]
 async fn a_first_start_pages_for_ongoing_incidents_not_for_history() {
-    let sdk = common::sdk_config().await;
+    let sdk = aws::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = common::unique("/authpulse/test/history");
-    common::create_log_group(&logs, &group).await;
-    let now = common::now_ms();
+    let group = aws::unique("/authpulse/test/history");
+    aws::create_log_group(&logs, &group).await;
+    let now = aws::now_ms();
     let minute = 60_000;
     let this_bin = now / minute * minute;
     let mut lines = quiet_minutes(now - 4 * 3600 * 1000, now - 1000);
@@ -337,7 +317,7 @@ async fn a_first_start_pages_for_ongoing_incidents_not_for_history() {
             let t = from + k * 600;
             lines.push((
                 t,
-                common::okta_line(
+                support::okta_line(
                     t,
                     "user.session.start",
                     "FAILURE",
@@ -353,23 +333,23 @@ async fn a_first_start_pages_for_ongoing_incidents_not_for_history() {
     // Still under way: started 75 minutes ago and going on.
     let ongoing_start = this_bin - 75 * minute;
     burst(&mut lines, ongoing_start, 75, "203.0.113.2");
-    common::put_lines(&logs, &group, lines).await;
+    aws::put_lines(&logs, &group, lines).await;
 
-    let hook = Receiver::start().await;
+    let hook = Receiver::start(200).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
+    let port = support::free_port();
     let cfg = config(
         dir.path(),
         &group,
-        &hook.url,
+        &hook.url("/hook"),
         port,
         "1m",
         "backfill = \"4h\"",
         "baseline_window = \"4h\"\nwarmup = \"1h\"",
     );
-    let mut d = Daemon::start(&cfg, port);
-    wait_ready(&mut d, Duration::from_secs(60)).await;
-    let paged = common::eventually(Duration::from_secs(20), || async {
+    let mut d = Daemon::start(&cfg, port, &dir.path().join("daemon.log"), &[]);
+    d.wait_ready(Duration::from_secs(60)).await;
+    let paged = support::eventually(Duration::from_secs(20), || async {
         hook.alerts()
             .into_iter()
             .find(|a| a["detector"] == "failure_spike")

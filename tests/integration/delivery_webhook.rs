@@ -2,14 +2,14 @@
 //! HMAC signatures, idempotency keys, formats, extra headers, permanent failures, and no
 //! URL or secret in the logs.
 
-#[path = "common/delivery.rs"]
-mod delivery;
-
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use delivery::*;
 use serde_json::Value;
+
+use crate::support::receiver::signature_ok;
+use crate::support::traffic::*;
+use crate::support::{free_port, wait_until, Daemon, Received, Receiver};
 
 const SECRET: &str = "whsec-test-5f1d8a";
 const TOKEN: &str = "T0KEN-in-the-url-9c2b";
