@@ -27,6 +27,7 @@ mod delivery_routing;
 mod delivery_webhook;
 mod detection;
 mod golden;
+mod input_contract;
 mod ops_daemon;
 mod tuning;
 

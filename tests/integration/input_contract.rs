@@ -12,7 +12,7 @@ use authpulse::offline::backtest;
 use authpulse::rule::RuleSpec;
 use authpulse::source::replay::{self as input, ReplayOptions, Source};
 
-const DEMO: &[u8] = include_bytes!("../samples/demo.ndjson.gz");
+const DEMO: &[u8] = include_bytes!("../../samples/demo.ndjson.gz");
 const SETTLE: Duration = Duration::from_secs(120);
 
 fn demo_lines() -> Vec<String> {
