@@ -243,8 +243,12 @@ impl Panel<'_> {
         const DAY: i64 = 86_400_000;
         /// About the width of a character of an 11–12 px label.
         const CHAR: f64 = 6.5;
+        // Labels name the year where it changes (1 January), in the weekday's place.
+        let new_year = time(t, "%m-%d") == "01-01";
         let (format, anchor, lx) = match (step % DAY == 0, t % DAY == 0) {
+            (true, _) if new_year => ("%d %b %Y", "start", x + 3.0),
             (true, _) => ("%a %d %b", "start", x + 3.0),
+            (false, true) if new_year => ("%d %b %Y", "middle", x),
             (false, true) => ("%a %H:%M", "middle", x),
             (false, false) => ("%H:%M", "middle", x),
         };
@@ -510,6 +514,48 @@ mod tests {
         assert!(svg.contains(">1549↑<"), "{svg}");
         assert!(svg.contains(">74↑<"), "{svg}");
         assert!(!svg.contains(">47↑<"), "{svg}");
+    }
+
+    #[test]
+    fn day_labels_name_the_year_where_it_changes() {
+        let look = Look {
+            width: 800.0,
+            left: 40.0,
+            right: 10.0,
+            height: 100.0,
+            dot_radius: 3.0,
+            markers: MarkerStyle::Vertical,
+            max_points: 1000,
+            max_time_labels: 8,
+        };
+        // 30 December 2026 to 3 January 2027.
+        let time = TimeAxis {
+            first_bin: 1_798_588_800_000 / 900_000,
+            bins: 4 * 96,
+            bin_ms: 900_000,
+        };
+        let points: Vec<Point> = (0..4 * 96)
+            .map(|b| point(time.first_bin + b, 10.0))
+            .collect();
+        let mut svg = String::new();
+        Panel {
+            look: &look,
+            time: &time,
+            axis: ValueAxis::log_when_dwarfed(&points),
+            top: 20.0,
+            title: "t",
+            points: &points,
+            unjudged: &[],
+            markers: &[],
+            value: &|v| format!("{v}"),
+            tip: &|i| format!("point {i}"),
+            time_labels: true,
+        }
+        .draw(&mut svg);
+        // Midnights are labelled by weekday, but 1 January by its date and year.
+        assert!(svg.contains(">Thu 00:00<"), "{svg}");
+        assert!(svg.contains(">01 Jan 2027<"), "{svg}");
+        assert!(!svg.contains(">Fri 00:00<"), "{svg}");
     }
 
     #[test]

@@ -200,6 +200,10 @@ fn describe_source_metrics() {
         "authpulse_malformed_lines_total",
         "Input lines that were not Okta events (file source), skipped"
     );
+    describe_counter!(
+        "authpulse_events_dropped_total",
+        "Okta events read but not placed in a bin (file source), per {reason}: late, outside_window"
+    );
 }
 
 /// The pipeline.

@@ -450,7 +450,11 @@ pub fn parse_rows(
         let class = OutcomeClass::of(get("detail.outcome.result").unwrap_or("UNKNOWN"));
         let mut labels = Labels::new();
         if let (Some(field), Some(path)) = (&spec.split_by, &split_field) {
-            labels.insert(field.clone(), get(path).unwrap_or("(none)").to_string());
+            // `null`, `"null"` and `""` are an unknown source, as in the local binner.
+            let value = get(path)
+                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("null"))
+                .unwrap_or("(none)");
+            labels.insert(field.clone(), value.to_string());
         }
         let counts = out.entry((bin, labels)).or_default();
         counts.add(class, n);
@@ -550,6 +554,31 @@ mod tests {
         assert_eq!(key.1["client.ipAddress"], "203.0.113.9");
         assert_eq!(counts.failure, 12);
         assert_eq!((counts.failed_users, counts.failed_ips), (11, 1));
+    }
+
+    #[test]
+    fn a_null_address_is_the_unknown_source() {
+        let mut spec = RuleSpec::named("r");
+        spec.split_by = Some("client.ipAddress".into());
+        let at = |ip: Option<&str>| {
+            let mut fields = vec![
+                ("bin(15m)", "2026-11-25 10:15:00.000"),
+                ("detail.outcome.result", "FAILURE"),
+                ("n", "1"),
+            ];
+            if let Some(ip) = ip {
+                fields.push(("detail.client.ipAddress", ip));
+            }
+            row(&fields)
+        };
+        let rows = vec![at(Some("null")), at(Some("")), at(None), at(Some("NULL"))];
+        let c = parse_rows(&spec, &rows, 0, i64::MAX).unwrap();
+        let values: Vec<&str> = c
+            .keys()
+            .map(|(_, l)| l["client.ipAddress"].as_str())
+            .collect();
+        assert_eq!(values, vec!["(none)"]);
+        assert_eq!(c.values().next().map(|c| c.failure), Some(4));
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod delivery_slack;
 mod delivery_webhook;
 mod detection;
 mod golden;
+mod input_contract;
 mod ops_daemon;
 mod silence_cli;
 mod tuning;

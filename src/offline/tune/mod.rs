@@ -187,6 +187,11 @@ impl Recorder {
 }
 
 impl Observer for Recorder {
+    fn reset(&mut self) {
+        let specs: Vec<RuleSpec> = self.rules.iter().map(|r| r.spec.clone()).collect();
+        *self = Recorder::new(&specs);
+    }
+
     fn series_bin(
         &mut self,
         rule: usize,

@@ -71,9 +71,9 @@ tr.firing td:first-child { color: #d62728; font-weight: 600; }
 tr.resolved td:first-child { color: #2ca02c; }
 ";
 
-/// A bin's start for labels: `Mon 02 Nov 13:45`.
+/// A bin's start for labels: `Mon 02 Nov 2026 13:45`.
 fn when(ms: i64) -> String {
-    time(ms, "%a %d %b %H:%M")
+    time(ms, "%a %d %b %Y %H:%M")
 }
 
 /// A value for a label: shares as percentages, counts as whole numbers.
@@ -352,8 +352,14 @@ pub fn render(rec: &Recorder, alerts: &[Alert], source: &str, summary: &str) -> 
         .filter(|s| !s.bins.is_empty())
         .map(|s| (interest(s), s))
         .collect();
-    ranked.sort_by(|((fa, pa, ea), _), ((fb, pb, eb), _)| {
-        fb.cmp(fa).then(pa.total_cmp(pb)).then(eb.cmp(ea))
+    // Ties go by rule, then by series name: the page is the same from run to run
+    // (the pipeline keeps series in hash maps, whose order is not).
+    ranked.sort_by(|((fa, pa, ea), sa), ((fb, pb, eb), sb)| {
+        fb.cmp(fa)
+            .then(pa.total_cmp(pb))
+            .then(eb.cmp(ea))
+            .then(sa.rule.cmp(&sb.rule))
+            .then_with(|| sa.labels.cmp(&sb.labels))
     });
     let order: Vec<&SeriesTrace> = ranked.into_iter().map(|(_, s)| s).collect();
     let shown = order.len().min(MAX_SERIES);
@@ -396,6 +402,41 @@ pub fn render(rec: &Recorder, alerts: &[Alert], source: &str, summary: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_carry_the_year() {
+        assert_eq!(when(1_795_601_703_123), "Wed 25 Nov 2026 10:15");
+    }
+
+    #[test]
+    fn tied_series_are_drawn_in_the_same_order_whatever_the_recorder_order() {
+        let rules = vec![crate::rule::RuleSpec::named("r")];
+        let detectors = rules[0].detectors.len();
+        let trace = |ip: &str| SeriesTrace {
+            rule: 0,
+            labels: [("client.ipAddress".to_string(), ip.to_string())].into(),
+            bins: vec![0, 1],
+            counts: vec![crate::series::Counts::default(); 2],
+            points: vec![None; 2 * detectors],
+        };
+        let mut a = Recorder::new(&rules);
+        let mut b = Recorder::new(&rules);
+        let ips = ["192.0.2.3", "192.0.2.1", "192.0.2.2"];
+        a.series = ips.iter().map(|ip| trace(ip)).collect();
+        b.series = ips.iter().rev().map(|ip| trace(ip)).collect();
+        a.spans = vec![Some((0, 1))];
+        b.spans = vec![Some((0, 1))];
+        let (ra, rb) = (render(&a, &[], "x", ""), render(&b, &[], "x", ""));
+        assert_eq!(ra, rb);
+        let at = |ip: &str| ra.find(ip).unwrap_or(usize::MAX);
+        assert!(
+            at("192.0.2.1") < at("192.0.2.2") && at("192.0.2.2") < at("192.0.2.3"),
+            "by name among ties: {} {} {}",
+            at("192.0.2.1"),
+            at("192.0.2.2"),
+            at("192.0.2.3")
+        );
+    }
 
     #[test]
     fn unjudged_runs_are_inclusive_bin_ranges() {
