@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Renders `authpulse backtest --report` in a real headless browser (Debian's chromium) and
 # checks what the browser made of it: the DOM it parsed has the charts and panels, and the
-# screenshot is not blank. The Rust test `tests/tuning.rs` checks the markup itself; this
-# checks that a browser draws it.
+# screenshot is not blank. The Rust test `tests/integration/tuning.rs` checks the markup
+# itself; this checks that a browser draws it.
 #
 #   bash scripts/check-report.sh [OUT_DIR]     # default OUT_DIR: target/report-check
 #
 # Leaves OUT_DIR/report.html and OUT_DIR/report.png to look at. Needs `chromium`
-# (apt-get install chromium); exits 0 with a notice when it is missing, so the test suite
-# (which calls this) does not depend on a browser.
+# (apt-get install chromium; `scripts/test.sh` installs it): fails when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/report-check}
@@ -17,8 +16,9 @@ out=$(cd "$out" && pwd)
 
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
-  echo "check-report: skipped, chromium is not installed (apt-get install chromium)"
-  exit 0
+  echo "check-report: FAILED, chromium is not installed: apt-get update && apt-get install -y chromium" >&2
+  echo "(scripts/test.sh installs it when missing)" >&2
+  exit 1
 fi
 
 cargo build --quiet --bin authpulse

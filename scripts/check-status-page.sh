@@ -4,14 +4,14 @@
 # attack after its end that is still under way, waits for /readyz, and checks what the
 # browser made of the page — the DOM it parsed has both charts, the band, alert markers
 # and the open alert's row — and that the screenshot is not blank. Then stops the daemon
-# with SIGTERM and checks it exits 0. `tests/ops_daemon.rs` checks the markup itself; this
-# checks that a browser draws it.
+# with SIGTERM and checks it exits 0. `tests/integration/ops_daemon.rs` checks the markup
+# itself; this checks that a browser draws it.
 #
 #   bash scripts/check-status-page.sh [OUT_DIR]     # default OUT_DIR: target/status-check
 #
 # Leaves OUT_DIR/status.png (1400x1800), OUT_DIR/dom.html and OUT_DIR/daemon.log to look
-# at. Needs chromium (apt-get install chromium) and python3; exits 0 with a notice when
-# chromium is missing, so the test suite (which calls this) does not depend on a browser.
+# at. Needs chromium (apt-get install chromium; `scripts/test.sh` installs it) and python3:
+# fails when chromium is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/status-check}
@@ -20,8 +20,9 @@ out=$(cd "$out" && pwd)
 
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
-  echo "check-status-page: skipped, chromium is not installed (apt-get install chromium)"
-  exit 0
+  echo "check-status-page: FAILED, chromium is not installed: apt-get update && apt-get install -y chromium" >&2
+  echo "(scripts/test.sh installs it when missing)" >&2
+  exit 1
 fi
 
 cargo build --quiet --bin authpulse
@@ -86,12 +87,15 @@ chrome() {
 }
 url="http://127.0.0.1:$port/"
 chrome --dump-dom "$url" > "$out/dom.html"
-count() { grep -o "$1" "$out/dom.html" | wc -l; }
+# Counted from the first rule's section on, so that the legend's swatches (drawn with the
+# same classes) do not count; markers are `<g class="marker fire alert-fired">`.
+sed -n '/<section class="rule"/,$p' "$out/dom.html" > "$out/rules.html"
+count() { grep -o "$1" "$out/rules.html" | wc -l; }
 charts=$(count '<svg class="chart"')
 bands=$(count 'class="band"')
-fired=$(count 'class="alert-fired"')
+fired=$(count 'class="[^"]*\balert-fired\b')
 open_rows=$(sed -n '/id="open-alerts"/,/<\/section>/p' "$out/dom.html" | grep -o '<tr>' | wc -l)
-echo "browser DOM: $charts chart(s), $bands band segment(s), $fired alert marker(s), $((open_rows - 1)) open alert row(s)"
+echo "browser DOM: $charts chart(s), $bands band(s), $fired alert marker(s), $((open_rows - 1)) open alert row(s)"
 [ "$charts" -ge 2 ] || { echo "check-status-page: fewer than two charts" >&2; exit 1; }
 [ "$bands" -ge 1 ] || { echo "check-status-page: no band drawn" >&2; exit 1; }
 [ "$fired" -ge 1 ] || { echo "check-status-page: no alert marker" >&2; exit 1; }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs what it needs (a Python venv with the
-# AWS emulator and cfn-lint, Debian's prometheus-alertmanager), starts the emulator and
-# an Alertmanager, runs every check, and stops both by their PIDs. `.ci/run` calls
-# exactly this.
+# AWS emulator and cfn-lint, Debian's prometheus-alertmanager and chromium), starts the
+# emulator and an Alertmanager, runs every check, and stops both by their PIDs. `.ci/run`
+# calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
@@ -13,12 +13,25 @@ step() { printf '\n==> %s\n' "$*"; }
 #    requirements change.
 step "Python test dependencies (.venv)"
 stamp=.venv/.requirements.sha256
-want=$(sha256sum tests/support/requirements.txt | cut -d' ' -f1)
+want=$(sha256sum tests/aws_emulator/requirements.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/aws_emulator/requirements.txt
   echo "$want" > "$stamp"
 fi
+
+# 1b. Headless Chromium (Debian's package) for the two page checks below, which fail
+#     without it. Installed when missing; if it cannot be, the run fails.
+step "chromium for the page checks"
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  echo "chromium is not installed: installing Debian's package"
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then as_root=(sudo -n); fi
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq chromium > /dev/null
+fi
+command -v chromium || command -v chromium-browser \
+  || { echo "cannot install chromium: the page checks cannot run" >&2; exit 1; }
 
 # 2. The AWS emulator (CloudWatch Logs with a real Insights engine, SNS, SQS) on a free port.
 step "Starting the AWS emulator"
@@ -33,7 +46,7 @@ cleanup() {
   if [ -n "$scratch" ]; then rm -rf "$scratch"; fi
 }
 trap cleanup EXIT
-.venv/bin/python tests/support/emulator/server.py --host 127.0.0.1 --port 0 > "$log" 2>&1 &
+.venv/bin/python tests/aws_emulator/server.py --host 127.0.0.1 --port 0 > "$log" 2>&1 &
 emulator_pid=$!
 pids+=("$emulator_pid")
 url=""
@@ -90,17 +103,19 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets --all-features -- -D warnings
-# Benches are compiled by clippy above; running them belongs to `cargo bench`.
+# Benches are compiled by clippy above; running them belongs to `cargo bench`. The
+# features add the integration tests that need the emulator and the Alertmanager
+# started above (a plain `cargo test` leaves them out).
 step "cargo test"
 cargo test --lib --bins --tests --features aws-emulator,alertmanager
 step "import layers (no cycle)"
 python3 scripts/check-layers.py
-step "backtest report in a headless browser (skipped without chromium)"
+step "backtest report in a headless browser"
 bash scripts/check-report.sh
-step "the daemon's status page in a headless browser (skipped without chromium)"
+step "the daemon's status page in a headless browser"
 bash scripts/check-status-page.sh
 step "emulator self-tests"
-.venv/bin/python -m unittest discover -s tests/support/emulator
+.venv/bin/python -m unittest discover -s tests/aws_emulator
 step "deployment checks (systemd unit, CloudFormation, IAM, ECS)"
 .venv/bin/python -m unittest discover -s tests/deploy
 step "all checks passed"

@@ -30,6 +30,9 @@ pub struct Config {
     pub enrichment: crate::notify::enrich::EnrichSpec,
     /// `[[mute]]`: maintenance windows in which alerts are not sent (see `mute`).
     pub mutes: Vec<crate::notify::mute::Mute>,
+    /// `[ha]`: replicas sharing leases and alert state in DynamoDB (`None`: one
+    /// instance, local files).
+    pub ha: Option<crate::ha::HaConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +48,9 @@ pub struct DaemonConfig {
     /// this are logged, not paged — except incidents still firing when the history is
     /// loaded, which page once.
     pub page_history: Duration,
+    /// The environment variable holding the bearer token of the HTTP API's write
+    /// endpoints (silences); unset or empty: they refuse every request.
+    pub api_token_env: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +67,7 @@ impl Default for DaemonConfig {
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
             page_history: Duration::from_secs(3600),
+            api_token_env: "AUTHPULSE_API_TOKEN".to_string(),
         }
     }
 }
@@ -75,6 +82,7 @@ impl Config {
             sinks: vec![SinkSpec::stdout()],
             enrichment: Default::default(),
             mutes: Vec::new(),
+            ha: None,
         }
     }
 }
@@ -201,6 +209,9 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
     let mut enrich_table = Table::new("enrichment", top.raw("enrichment"), &mut problems);
     let enrichment = crate::notify::enrich::EnrichSpec::read(&mut enrich_table, &mut problems);
     enrich_table.finish(&mut problems);
+    let mut ha_table = Table::new("ha", top.raw("ha"), &mut problems);
+    let ha = crate::ha::HaConfig::read(&mut ha_table, &mut problems);
+    ha_table.finish(&mut problems);
     top.finish(&mut problems);
 
     if source.kind == SourceKind::Cloudwatch && source.log_groups.is_empty() {
@@ -212,6 +223,7 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
 
     for s in &mut sinks {
         s.with_http_listen(daemon.http_listen);
+        s.with_state_dir(&daemon.state_dir);
     }
     if problems.0.is_empty() {
         Ok(Config {
@@ -221,6 +233,7 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             sinks,
             enrichment,
             mutes,
+            ha,
         })
     } else {
         Err(ConfigErrors(problems.0))
@@ -252,6 +265,16 @@ fn read_daemon<'a>(t: &mut Table<'a>, problems: &mut Problems) -> DaemonConfig {
     }
     if let Some(age) = t.duration("page_history", problems) {
         d.page_history = age;
+    }
+    if let Some(var) = t.string("api_token_env", problems) {
+        if var.trim().is_empty() || var.contains('=') {
+            problems.push(
+                t.key_path("api_token_env"),
+                "must name an environment variable (the token itself does not belong in the file)",
+            );
+        } else {
+            d.api_token_env = var.trim().to_string();
+        }
     }
     if let Some(level) = t.string("log_level", problems) {
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {

@@ -1,18 +1,25 @@
-//! Parsing one log line into the few Okta fields authpulse needs.
+//! Parsing one Okta event into the few fields authpulse needs.
 //!
-//! A line arrives in one of three shapes, and all three are accepted:
+//! An event arrives in one of three wrappings, and all three are accepted:
 //!
 //! 1. an EventBridge envelope, whose `detail` is the Okta System Log event
 //!    (what the EventBridge rule writes into CloudWatch Logs);
 //! 2. a bare Okta System Log event (what Okta's own API returns);
 //! 3. a CloudWatch export line that wraps one of the above as a string in `@message`.
 //!
+//! Only JSON objects are events: serde's derived structs would also read a struct from a
+//! JSON sequence (`[null,null,"user.session.start",…]`), so the raw types below have
+//! hand-written visitors that take maps only, and every error names the field it is about
+//! and the type that was expected. Whether a line holds one event or an array of them is
+//! decided before this (by the file readers in `source/replay.rs`).
+//!
 //! Parsing borrows from the line wherever the JSON string needs no unescaping, so a
 //! backtest over gigabytes allocates almost nothing per event.
 
 use std::borrow::Cow;
+use std::fmt;
 
-use serde::Deserialize;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 /// The Okta fields a rule can count or split by.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -23,10 +30,13 @@ pub struct Event<'a> {
     /// `outcome.result`: SUCCESS, FAILURE, SKIPPED, ALLOW, DENY, CHALLENGE, UNKNOWN.
     pub result: Cow<'a, str>,
     pub reason: Option<Cow<'a, str>>,
+    /// `client.ipAddress`; `null`, `"null"` and `""` are an unknown source (`None`).
     pub ip: Option<Cow<'a, str>>,
     pub user: Option<Cow<'a, str>>,
     pub country: Option<Cow<'a, str>>,
     pub browser: Option<Cow<'a, str>>,
+    /// Okta's event id: the same event delivered twice has the same `uuid`.
+    pub uuid: Option<Cow<'a, str>>,
     /// `actor.id`: Okta's user id, or `unknown` when the username typed could not be
     /// resolved to a user (a typo, or a name from another breach's combo list; the
     /// typed string is then in `actor.alternateId`) and on ThreatInsight's
@@ -38,17 +48,39 @@ pub struct Event<'a> {
     pub threat_suspected: Option<Cow<'a, str>>,
 }
 
-/// Why a line was not an event. Counted in summaries, logged at a limited rate.
+/// Why a piece of input was not an event. Counted in summaries, logged at a limited rate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
+    /// The text is not JSON at all (a syntax error or a truncated value).
     #[error("not valid JSON: {0}")]
     Json(String),
+    /// Valid JSON, but a field holds the wrong type; the message names the field.
+    #[error("{0}")]
+    Field(String),
     #[error("no Okta event found (expected `detail`, `eventType` or `@message`)")]
     NotAnEvent,
     #[error("event has no `eventType`")]
     NoEventType,
     #[error("event has no usable timestamp (`published` or envelope `time`): {0:?}")]
     BadTimestamp(String),
+}
+
+impl ParseError {
+    fn of(e: serde_json::Error) -> ParseError {
+        match e.classify() {
+            serde_json::error::Category::Data => ParseError::Field(strip_position(&e.to_string())),
+            _ => ParseError::Json(e.to_string()),
+        }
+    }
+}
+
+/// serde_json appends " at line L column C" to every message; nested messages would carry
+/// it twice.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) if msg[i + 9..].contains(" column ") => msg[..i].to_string(),
+        _ => msg.to_string(),
+    }
 }
 
 /// The fields a rule may name in its `filter` table, as Okta paths (without `detail.`).
@@ -88,19 +120,23 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// Parse one line (any of the three shapes).
-    pub fn parse(line: &'a str) -> Result<Event<'a>, ParseError> {
-        let mut raw: RawOkta<'a> =
-            serde_json::from_str(line).map_err(|e| ParseError::Json(e.to_string()))?;
+    /// Parse one event (a JSON object in any of the three wrappings).
+    pub fn parse(text: &'a str) -> Result<Event<'a>, ParseError> {
+        let mut raw: RawOkta<'a> = serde_json::from_str(text).map_err(ParseError::of)?;
         if let Some(message) = raw.message.take() {
             // A CloudWatch export: the event is a JSON string inside `@message`. When it
             // needed unescaping the inner event is owned, so convert to owned data.
-            return match message {
+            let inner = match message.0 {
                 Cow::Borrowed(inner) => Event::parse(inner),
                 Cow::Owned(inner) => Event::parse(&inner).map(Event::into_owned),
             };
+            return inner.map_err(|e| match e {
+                ParseError::Json(m) => ParseError::Json(format!("in `@message`: {m}")),
+                ParseError::Field(m) => ParseError::Field(format!("in `@message`: {m}")),
+                other => other,
+            });
         }
-        let envelope_time = raw.time.take();
+        let envelope_time = raw.time.take().map(|s| s.0);
         let okta = match raw.detail.take() {
             Some(detail) => *detail,
             None if raw.event_type.is_some() => raw,
@@ -122,128 +158,211 @@ impl<'a> Event<'a> {
             user: self.user.map(own),
             country: self.country.map(own),
             browser: self.browser.map(own),
+            uuid: self.uuid.map(own),
             actor_id: self.actor_id.map(own),
             threat_suspected: self.threat_suspected.map(own),
         }
     }
 }
 
-/// One JSON object, whichever shape the line has: the envelope fields (`detail`, `time`),
-/// the export wrapper (`@message`) and the Okta fields all live in one struct, so a line is
-/// read in a single pass with no buffering. Unknown fields are skipped.
-#[derive(Deserialize, Default)]
-struct RawOkta<'a> {
-    #[serde(borrow, default)]
-    detail: Option<Box<RawOkta<'a>>>,
-    #[serde(borrow, default, rename = "@message")]
-    message: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    time: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "eventType")]
-    event_type: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    published: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    outcome: Option<RawOutcome<'a>>,
-    #[serde(borrow, default)]
-    actor: Option<RawActor<'a>>,
-    #[serde(borrow, default)]
-    client: Option<RawClient<'a>>,
-    #[serde(borrow, default, rename = "debugContext")]
-    debug_context: Option<RawDebugContext<'a>>,
+/// A JSON string, borrowed from the input when it needed no unescaping.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or null")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
-#[derive(Deserialize, Default)]
-struct RawDebugContext<'a> {
-    #[serde(borrow, default, rename = "debugData")]
-    debug_data: Option<RawDebugData<'a>>,
+/// `null` or a `T`.
+struct Opt<T>(Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Opt<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(d).map(Opt)
+    }
 }
 
-#[derive(Deserialize, Default)]
-struct RawDebugData<'a> {
-    #[serde(borrow, default, rename = "threatSuspected")]
-    threat_suspected: Option<StrOrBool<'a>>,
+/// `path: message` for a value of the wrong type, with nested paths joined by dots
+/// (`client.ipAddress`). Syntax errors pass through unchanged: they are not about a field.
+fn in_field<E: de::Error>(key: &str, e: E) -> E {
+    let inner = strip_position(&e.to_string());
+    if let Some(rest) = inner.strip_prefix('`') {
+        E::custom(format!("`{key}.{rest}"))
+    } else if inner.starts_with("invalid type") || inner.starts_with("invalid value") {
+        E::custom(format!("`{key}`: {inner}"))
+    } else {
+        e
+    }
 }
 
-/// Okta writes `threatSuspected` as a string (`"true"`); a JSON boolean is read too.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StrOrBool<'a> {
-    Str(#[serde(borrow)] Cow<'a, str>),
-    Bool(bool),
+/// Declares a struct of optional fields read from a JSON object only (never from a
+/// sequence), skipping unknown keys, with errors that name the field.
+macro_rules! raw_object {
+    ($name:ident, $expecting:literal, { $($json:literal => $field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Default)]
+        struct $name<'a> {
+            $($field: Option<$ty>,)*
+            _borrow: std::marker::PhantomData<&'a ()>,
+        }
+
+        impl<'a> Deserialize<'a> for $name<'a> {
+            fn deserialize<D: Deserializer<'a>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'a> Visitor<'a> for V {
+                    type Value = $name<'a>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                        let mut out = $name::default();
+                        while let Some(key) = map.next_key::<Str<'a>>()? {
+                            match key.0.as_ref() {
+                                $($json => {
+                                    let v: Opt<$ty> = map
+                                        .next_value()
+                                        .map_err(|e| in_field::<A::Error>($json, e))?;
+                                    out.$field = v.0;
+                                })*
+                                _ => {
+                                    map.next_value::<IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
 }
 
-#[derive(Deserialize, Default)]
-struct RawOutcome<'a> {
-    #[serde(borrow, default)]
-    result: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reason: Option<Cow<'a, str>>,
+// One JSON object, whichever wrapping it has: the envelope fields (`detail`, `time`), the
+// export wrapper (`@message`) and the Okta fields all live in one struct, so an event is
+// read in a single pass with no buffering. Unknown fields are skipped.
+raw_object!(RawOkta, "an Okta event (a JSON object)", {
+    "detail" => detail: Box<RawOkta<'a>>,
+    "@message" => message: Str<'a>,
+    "time" => time: Str<'a>,
+    "eventType" => event_type: Str<'a>,
+    "published" => published: Str<'a>,
+    "uuid" => uuid: Str<'a>,
+    "outcome" => outcome: RawOutcome<'a>,
+    "actor" => actor: RawActor<'a>,
+    "client" => client: RawClient<'a>,
+    "debugContext" => debug_context: RawDebugContext<'a>,
+});
+
+raw_object!(RawDebugContext, "an object (`debugContext`)", {
+    "debugData" => debug_data: RawDebugData<'a>,
+});
+
+raw_object!(RawDebugData, "an object (`debugData`)", {
+    "threatSuspected" => threat_suspected: StrOrBool<'a>,
+});
+
+/// Okta writes `threatSuspected` as a string (`"true"`); a JSON boolean reads the same.
+struct StrOrBool<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for StrOrBool<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrOrBool<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(StrOrBool(Cow::Borrowed(if v { "true" } else { "false" })))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(StrOrBool(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StrOrBool(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
-#[derive(Deserialize, Default)]
-struct RawActor<'a> {
-    #[serde(borrow, default, rename = "alternateId")]
-    alternate_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-}
+raw_object!(RawOutcome, "an object (`outcome`)", {
+    "result" => result: Str<'a>,
+    "reason" => reason: Str<'a>,
+});
 
-#[derive(Deserialize, Default)]
-struct RawClient<'a> {
-    #[serde(borrow, default, rename = "ipAddress")]
-    ip_address: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "geographicalContext")]
-    geo: Option<RawGeo<'a>>,
-    #[serde(borrow, default, rename = "userAgent")]
-    user_agent: Option<RawUserAgent<'a>>,
-}
+raw_object!(RawActor, "an object (`actor`)", {
+    "alternateId" => alternate_id: Str<'a>,
+    "id" => id: Str<'a>,
+});
 
-#[derive(Deserialize, Default)]
-struct RawGeo<'a> {
-    #[serde(borrow, default)]
-    country: Option<Cow<'a, str>>,
-}
+raw_object!(RawClient, "an object (`client`)", {
+    "ipAddress" => ip_address: Str<'a>,
+    "geographicalContext" => geo: RawGeo<'a>,
+    "userAgent" => user_agent: RawUserAgent<'a>,
+});
 
-#[derive(Deserialize, Default)]
-struct RawUserAgent<'a> {
-    #[serde(borrow, default)]
-    browser: Option<Cow<'a, str>>,
+raw_object!(RawGeo, "an object (`geographicalContext`)", {
+    "country" => country: Str<'a>,
+});
+
+raw_object!(RawUserAgent, "an object (`userAgent`)", {
+    "browser" => browser: Str<'a>,
+});
+
+/// Okta writes `null` where a value is unknown, and some exports turn that into the
+/// string `"null"` (or leave it empty): all three are "unknown".
+fn known(v: Option<Str<'_>>) -> Option<Cow<'_, str>> {
+    v.map(|s| s.0)
+        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("null"))
 }
 
 impl<'a> RawOkta<'a> {
     fn into_event(self, envelope_time: Option<Cow<'a, str>>) -> Result<Event<'a>, ParseError> {
-        let event_type = self.event_type.ok_or(ParseError::NoEventType)?;
+        let event_type = self.event_type.ok_or(ParseError::NoEventType)?.0;
         let stamp = self
             .published
+            .map(|s| s.0)
             .or(envelope_time)
             .ok_or_else(|| ParseError::BadTimestamp(String::new()))?;
         let published_ms =
             parse_rfc3339_ms(&stamp).ok_or_else(|| ParseError::BadTimestamp(stamp.to_string()))?;
         let (result, reason) = match self.outcome {
-            Some(o) => (o.result.unwrap_or(Cow::Borrowed("UNKNOWN")), o.reason),
+            Some(o) => (
+                o.result.map_or(Cow::Borrowed("UNKNOWN"), |s| s.0),
+                o.reason.map(|s| s.0),
+            ),
             None => (Cow::Borrowed("UNKNOWN"), None),
         };
         let (ip, country, browser) = match self.client {
             Some(c) => (
-                c.ip_address,
-                c.geo.and_then(|g| g.country),
-                c.user_agent.and_then(|u| u.browser),
+                known(c.ip_address),
+                known(c.geo.and_then(|g| g.country)),
+                known(c.user_agent.and_then(|u| u.browser)),
             ),
             None => (None, None, None),
         };
         let (user, actor_id) = match self.actor {
-            Some(a) => (a.alternate_id, a.id),
+            Some(a) => (a.alternate_id.map(|s| s.0), a.id.map(|s| s.0)),
             None => (None, None),
         };
-        let threat_suspected = self
-            .debug_context
-            .and_then(|d| d.debug_data)
-            .and_then(|d| d.threat_suspected)
-            .map(|t| match t {
-                StrOrBool::Str(s) => s,
-                StrOrBool::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
-            });
         Ok(Event {
             published_ms,
             event_type,
@@ -253,26 +372,34 @@ impl<'a> RawOkta<'a> {
             user,
             country,
             browser,
+            uuid: self.uuid.map(|s| s.0),
             actor_id,
-            threat_suspected,
+            threat_suspected: self
+                .debug_context
+                .and_then(|d| d.debug_data)
+                .and_then(|d| d.threat_suspected)
+                .map(|t| t.0),
         })
     }
 }
 
-/// Parse an RFC 3339 timestamp to epoch milliseconds.
+/// Parse a timestamp to epoch milliseconds.
 ///
-/// Okta writes `2026-11-25T10:15:03.123Z`; that exact shape takes a fast path and
-/// anything else (offsets, other precisions) goes through chrono.
+/// Okta writes RFC 3339 (`2026-11-25T10:15:03.123Z`); exports also carry other fraction
+/// lengths, `+01:00` offsets, and a space instead of the `T` with no zone at all
+/// (`2022-03-22 14:21:53.225`, as a CSV or a Logs Insights `@timestamp` shows it), which
+/// is read as UTC. Digits beyond milliseconds are dropped. Anything else goes through
+/// chrono's RFC 3339 parser.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    fast_utc_ms(s.as_bytes()).or_else(|| {
+    fast_ms(s.as_bytes()).or_else(|| {
         chrono::DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|t| t.timestamp_millis())
     })
 }
 
-fn fast_utc_ms(b: &[u8]) -> Option<i64> {
-    // YYYY-MM-DDTHH:MM:SS[.mmm]Z
+fn fast_ms(b: &[u8]) -> Option<i64> {
+    // YYYY-MM-DD[T| ]HH:MM:SS[.fraction][Z|±HH:MM|±HHMM|nothing]
     let digits = |r: std::ops::Range<usize>| -> Option<i64> {
         let mut v = 0i64;
         for &c in b.get(r)? {
@@ -285,15 +412,51 @@ fn fast_utc_ms(b: &[u8]) -> Option<i64> {
     };
     let sep_ok = b.get(4) == Some(&b'-')
         && b.get(7) == Some(&b'-')
-        && matches!(b.get(10), Some(b'T') | Some(b't'))
+        && matches!(b.get(10), Some(b'T' | b't' | b' '))
         && b.get(13) == Some(&b':')
         && b.get(16) == Some(&b':');
     if !sep_ok {
         return None;
     }
-    let millis = match (b.len(), b.get(19)) {
-        (20, Some(b'Z')) => 0,
-        (24, Some(b'.')) if b[23] == b'Z' => digits(20..23)?,
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            if i - start < 3 {
+                millis = millis * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 || n > 9 {
+            return None;
+        }
+        for _ in n..3 {
+            millis *= 10;
+        }
+    }
+    let offset_min = match &b[i..] {
+        [] | [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let (h, m) = match rest {
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
+                    let d = |c: &u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+                    (d(h1)? * 10 + d(h2)?, d(m1)? * 10 + d(m2)?)
+                }
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = h * 60 + m;
+            if *sign == b'-' {
+                -off
+            } else {
+                off
+            }
+        }
         _ => return None,
     };
     let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
@@ -303,7 +466,7 @@ fn fast_utc_ms(b: &[u8]) -> Option<i64> {
     }
     let date = chrono::NaiveDate::from_ymd_opt(y as i32, mo as u32, d as u32)?;
     let days = date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?);
-    Some(((days.num_days() * 24 + h) * 60 + mi) * 60_000 + s * 1000 + millis)
+    Some(((days.num_days() * 24 + h) * 60 + mi - offset_min) * 60_000 + s * 1000 + millis)
 }
 
 #[cfg(test)]
@@ -323,6 +486,7 @@ mod tests {
             user: Some("alice@example.com".into()),
             country: Some("United States".into()),
             browser: Some("CHROME".into()),
+            uuid: None,
             actor_id: None,
             threat_suspected: None,
         }
@@ -361,7 +525,7 @@ mod tests {
     #[test]
     fn bad_lines_are_errors_not_panics() {
         assert!(matches!(Event::parse("{"), Err(ParseError::Json(_))));
-        assert!(matches!(Event::parse("[1,2]"), Err(ParseError::Json(_))));
+        assert!(matches!(Event::parse("[1,2]"), Err(ParseError::Field(_))));
         assert_eq!(Event::parse(r#"{"a":1}"#), Err(ParseError::NotAnEvent));
         assert_eq!(
             Event::parse(r#"{"detail":{"published":"2026-11-25T10:15:03Z"}}"#),
@@ -375,8 +539,114 @@ mod tests {
             Event::parse(
                 r#"{"eventType":"x","outcome":"weird","published":"2026-11-25T10:15:03Z"}"#
             ),
+            Err(ParseError::Field(_))
+        ));
+    }
+
+    fn field_error(line: &str) -> String {
+        match Event::parse(line) {
+            Err(ParseError::Field(m)) => m,
+            other => panic!("expected a field error for {line}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sequence_is_never_read_as_an_event() {
+        let m = field_error(r#"[null,null,null,"user.session.start","2020-01-01T00:00:00Z"]"#);
+        assert_eq!(
+            m,
+            "invalid type: sequence, expected an Okta event (a JSON object)"
+        );
+        let m = field_error(r#"{"detail":[null,"user.session.start"]}"#);
+        assert!(m.starts_with("`detail`: invalid type: sequence"), "{m}");
+        let m = field_error(
+            r#"{"eventType":"x","published":"2026-11-25T10:15:03Z","outcome":["SUCCESS"]}"#,
+        );
+        assert!(
+            m.starts_with("`outcome`: invalid type: sequence, expected an object"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_and_the_expected_type() {
+        let m = field_error(
+            r#"{"eventType":"x","published":"2026-11-25T10:15:03Z","client":{"ipAddress":5}}"#,
+        );
+        assert_eq!(
+            m,
+            "`client.ipAddress`: invalid type: integer `5`, expected a string or null"
+        );
+        let m = field_error(r#"{"detail":{"eventType":"x","outcome":{"result":true}}}"#);
+        assert_eq!(
+            m,
+            "`detail.outcome.result`: invalid type: boolean `true`, expected a string or null"
+        );
+        let m = field_error(r#"{"eventType":"x","outcome":"weird"}"#);
+        assert!(!m.contains("Raw"), "no internal type names: {m}");
+        assert!(
+            m.contains("`outcome`") && m.contains("expected an object"),
+            "{m}"
+        );
+        let line = serde_json::json!({"@message": r#"{"eventType":7}"#}).to_string();
+        let m = field_error(&line);
+        assert!(
+            m.starts_with("in `@message`: `eventType`: invalid type: integer `7`"),
+            "{m}"
+        );
+        // Broken JSON is still called that.
+        assert!(matches!(
+            Event::parse(r#"{"eventType":"#),
             Err(ParseError::Json(_))
         ));
+    }
+
+    #[test]
+    fn null_addresses_are_an_unknown_source() {
+        for ip in ["null", "\"null\"", "\"\"", "\"NULL\""] {
+            let line = format!(
+                r#"{{"eventType":"x","published":"2026-11-25T10:15:03Z","client":{{"ipAddress":{ip},"geographicalContext":{{"country":"null"}},"zone":"null"}}}}"#
+            );
+            let e = Event::parse(&line).unwrap();
+            assert_eq!((e.ip, e.country), (None, None), "{line}");
+        }
+    }
+
+    #[test]
+    fn uuid_is_read() {
+        let e = Event::parse(r#"{"eventType":"x","published":"2026-11-25T10:15:03Z","uuid":"5b1f0b1e-6c1e-11ee-8c99-0242ac120002"}"#).unwrap();
+        assert_eq!(
+            e.uuid.as_deref(),
+            Some("5b1f0b1e-6c1e-11ee-8c99-0242ac120002")
+        );
+    }
+
+    #[test]
+    fn space_separated_timestamps_without_a_zone_are_utc() {
+        assert_eq!(
+            parse_rfc3339_ms("2022-03-22 14:21:53.225"),
+            Some(1_647_958_913_225)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2022-03-22T14:21:53.225Z"),
+            Some(1_647_958_913_225)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2022-03-22 14:21:53"),
+            Some(1_647_958_913_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2022-03-22T14:21:53.22Z"),
+            Some(1_647_958_913_220)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2022-03-22T15:21:53.225+0100"),
+            Some(1_647_958_913_225)
+        );
+        assert_eq!(parse_rfc3339_ms("2022-03-22T14:21:53.Z"), None);
+        assert_eq!(parse_rfc3339_ms("2022-03-22T14:21:53.225+25:00"), None);
+        let line = r#"{"eventType":"x","published":"2022-03-22 14:21:53.225"}"#;
+        assert_eq!(Event::parse(line).unwrap().published_ms, 1_647_958_913_225);
     }
 
     #[test]
@@ -392,6 +662,40 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("2026-13-25T10:15:03Z"), None);
     }
 
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::from),
+            prop_oneof![
+                Just("user.session.start".to_string()),
+                Just("2026-11-25T10:15:03Z".to_string()),
+                "[a-z .:-]{0,12}".prop_map(String::from),
+            ]
+            .prop_map(Value::String),
+        ];
+        let keys = prop_oneof![
+            Just("eventType".to_string()),
+            Just("published".to_string()),
+            Just("detail".to_string()),
+            Just("outcome".to_string()),
+            Just("result".to_string()),
+            Just("client".to_string()),
+            Just("ipAddress".to_string()),
+            Just("@message".to_string()),
+            Just("uuid".to_string()),
+            "[a-z]{1,5}".prop_map(String::from),
+        ];
+        leaf.prop_recursive(4, 40, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map(keys.clone(), inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
         #[test]
         fn fast_path_agrees_with_chrono(secs in 0i64..4_102_444_800, ms in 0i64..1000) {
@@ -403,6 +707,35 @@ mod tests {
         #[test]
         fn arbitrary_input_never_panics(s in ".{0,200}") {
             let _ = Event::parse(&s);
+        }
+
+        #[test]
+        fn any_timestamp_shape_agrees_with_chrono(
+            secs in -62_135_500_000i64..253_402_200_000,
+            nanos in 0u32..1_000_000_000,
+            digits in 0usize..10,
+            offset_min in -(23 * 60 + 59)..(23 * 60 + 59),
+            sep in prop_oneof![Just('T'), Just(' ')],
+        ) {
+            let utc = chrono::DateTime::from_timestamp(secs, nanos).unwrap();
+            let zone = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+            let local = utc.with_timezone(&zone);
+            let frac = match digits {
+                0 => String::new(),
+                n => format!(".{}", &format!("{:09}", nanos)[..n]),
+            };
+            let s = format!("{}{sep}{}{frac}{}", local.format("%Y-%m-%d"), local.format("%H:%M:%S"), local.format("%:z"));
+            let want = secs * 1000 + if digits == 0 { 0 } else { i64::from(nanos / 1_000_000) / 10i64.pow(3u32.saturating_sub(digits as u32)) * 10i64.pow(3u32.saturating_sub(digits as u32)) };
+            prop_assert_eq!(parse_rfc3339_ms(&s), Some(want), "{}", s);
+        }
+
+        #[test]
+        fn json_of_any_shape_is_an_error_or_an_event_never_a_panic(v in arb_json()) {
+            let text = v.to_string();
+            match Event::parse(&text) {
+                Ok(_) => prop_assert!(v.is_object()),
+                Err(e) => prop_assert!(!e.to_string().contains("Raw"), "{}", e),
+            }
         }
 
         #[test]
@@ -422,17 +755,11 @@ mod tests {
         let line = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03.123Z","outcome":{"result":"FAILURE"},"actor":{"id":"unknown","alternateId":"bob@gmail.com"},"debugContext":{"debugData":{"threatSuspected":"true","requestUri":"/api/v1/authn"}}}"#;
         let e = Event::parse(line).unwrap();
         assert_eq!(e.field("actor.id"), Some("unknown"));
-        assert_eq!(
-            e.field("debugContext.debugData.threatSuspected"),
-            Some("true")
-        );
+        assert_eq!(e.field("debugContext.debugData.threatSuspected"), Some("true"));
         assert_eq!(e.field("outcome.result"), Some("FAILURE"));
         let line = r#"{"eventType":"security.threat.detected","published":"2026-11-25T10:15:03Z","outcome":{"result":"DENY"},"debugContext":{"debugData":{"threatSuspected":true}}}"#;
         let e = Event::parse(line).unwrap();
-        assert_eq!(
-            e.field("debugContext.debugData.threatSuspected"),
-            Some("true")
-        );
+        assert_eq!(e.field("debugContext.debugData.threatSuspected"), Some("true"));
         assert_eq!(e.field("actor.id"), None);
     }
 }

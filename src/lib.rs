@@ -5,12 +5,13 @@
 //!
 //! ```text
 //!   cli/ (binary)   daemon/  offline/        the loop and HTTP │ backtest, evaluate, tune
-//!                   notify/  config          THE alert route   │ the file, in slices
+//!                   config   ha/             the file, in slices │ leases + shared state (DynamoDB)
+//!                   notify/                  THE alert route (ledger + outbox behind a store)
 //!                   source/  sink/           bin updates in    │ adapters out
 //!                   pipeline/                bins in, alerts out (bin time)
 //!                   alert  alert_kind  rule  detect/ (detectors + baseline)
 //!                   series  event  stats  aws                    domain
-//!                   clock  retry  config_reader                  leaves
+//!                   clock  retry  config_reader  html  chart     leaves
 //! ```
 //!
 //! One bin's path: [`source`] (a query, or lines binned locally) → [`series::Update`]
@@ -22,12 +23,15 @@
 pub mod alert;
 pub mod alert_kind;
 pub mod aws;
+pub mod chart;
 pub mod clock;
 pub mod config;
 pub mod config_reader;
 pub mod daemon;
 pub mod detect;
 pub mod event;
+pub mod ha;
+pub mod html;
 pub mod notify;
 pub mod offline;
 pub mod pipeline;

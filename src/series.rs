@@ -259,6 +259,10 @@ pub enum Update {
     Unknown { rule: usize, bin: i64 },
     /// Every bin before `end_bin` is final: evaluate them.
     Close { rule: usize, end_bin: i64 },
+    /// The bins before `end_bin` that hold no observation are a hole in the input (a
+    /// replayed file that jumps ahead in time): they are unknown, like
+    /// [`Update::Unknown`], and skipped in one step however many there are.
+    Skip { rule: usize, end_bin: i64 },
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use authpulse::notify::mute;
 use authpulse::offline::tune::{report, suggest, Recorder};
 use authpulse::offline::{backtest, evaluate};
 use authpulse::pipeline::Observer;
+use authpulse::source::replay;
 
 #[derive(Args)]
 pub struct BacktestArgs {
@@ -19,9 +20,26 @@ pub struct BacktestArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The export: one event per line (EventBridge envelope, bare Okta event, or a
-    /// CloudWatch export line with `@message`), or a CSV of binned counts.
+    /// CloudWatch export line with `@message`), JSON arrays of events (Okta API pages),
+    /// gzip or not, in any order; or a CSV of binned counts. Repeat it, or name a
+    /// folder, to read several files as one export.
+    #[arg(long, required = true)]
+    pub events: Vec<PathBuf>,
+    /// Exit 0 even when events were dropped (late, or published outside the time
+    /// window); by default a run that dropped any exits 3.
     #[arg(long)]
-    pub events: PathBuf,
+    pub allow_late: bool,
+    /// Refuse events published further than this from the median of the first
+    /// events read (`0` turns the window off).
+    #[arg(long, default_value = "3years 1day", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_time_skew: std::time::Duration,
+    /// Threads for an NDJSON replay: 2 parses on one thread, bins on another and runs
+    /// the detectors on a third (the machine's cores share them); 1 does it all in turn.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: u8,
+    /// Refuse (and skip) any line longer than this many bytes.
+    #[arg(long, default_value_t = replay::DEFAULT_MAX_LINE_BYTES, value_name = "BYTES")]
+    pub max_line_bytes: usize,
     /// What --events holds (default: csv for a .csv or .csv.gz file, else ndjson).
     #[arg(long, value_enum)]
     pub format: Option<backtest::Format>,
@@ -62,18 +80,27 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
         None => Vec::new(),
     };
     init_logging(LogFormat::Text, "warn");
-    let format = backtest::Format::of(&args.events, args.format);
+    let format = match args.events.as_slice() {
+        [one] => backtest::Format::of(one, args.format),
+        _ => args.format.unwrap_or(backtest::Format::Ndjson),
+    };
+    let opts = replay::ReplayOptions {
+        max_skew: (!args.max_time_skew.is_zero()).then_some(args.max_time_skew),
+        max_line_bytes: args.max_line_bytes,
+        two_threads: args.threads == 2,
+        ..replay::ReplayOptions::new(cfg.source.settle)
+    };
+    let events_name = args
+        .events
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     // Only --report and --suggest look inside the pipeline; a plain backtest records nothing.
     let mut recorder = (args.report.is_some() || args.suggest).then(|| Recorder::new(&cfg.rules));
     let observer = recorder.as_mut().map(|r| r as &mut dyn Observer);
-    let mut outcome = backtest::run_file(
-        &args.events,
-        format,
-        &cfg.rules,
-        cfg.source.settle,
-        observer,
-    )
-    .map_err(|e| Failure::failed(format!("cannot read {}: {e}", args.events.display())))?;
+    let mut outcome = backtest::run_files(&args.events, format, &cfg.rules, &opts, observer)
+        .map_err(|e| Failure::failed(format!("cannot read {events_name}: {e}")))?;
     // Maintenance windows apply to a replay as they would to the daemon.
     let (send, muted) = mute::apply(&cfg.mutes, std::mem::take(&mut outcome.alerts));
     outcome.alerts = send;
@@ -91,8 +118,7 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
     }
     if let (Some(path), Some(rec)) = (&args.report, &mut recorder) {
         rec.keep_marks_of(&outcome.alerts);
-        let source = args.events.display().to_string();
-        let html = report::render(rec, &outcome.alerts, &source, &summary);
+        let html = report::render(rec, &outcome.alerts, &events_name, &summary);
         std::fs::write(path, html).map_err(|e| {
             Failure::failed(format!(
                 "cannot write the report to {}: {e}",
@@ -106,6 +132,16 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
             "{}",
             suggest::suggest(rec, args.pages_per_week).table(&incidents)
         );
+    }
+    let dropped = outcome.stats.dropped();
+    if dropped > 0 && !args.allow_late {
+        return Err(Failure {
+            message: format!(
+                "authpulse: {dropped} events could not be placed (see the summary); exiting 3. \
+                 Give --allow-late to accept that."
+            ),
+            code: 3,
+        });
     }
     Ok(())
 }

@@ -23,9 +23,8 @@ pub struct DemoArgs {
 pub fn run(args: DemoArgs) -> Result<(), Failure> {
     init_logging(LogFormat::Text, "warn");
     let rules = Config::builtin().rules;
-    let reader = flate2::read::MultiGzDecoder::new(DEMO_SAMPLE);
     let outcome = backtest::run(
-        reader,
+        DEMO_SAMPLE,
         DEMO_SAMPLE.len() as u64,
         &rules,
         std::time::Duration::from_secs(120),

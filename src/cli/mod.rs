@@ -8,6 +8,7 @@ mod evaluate;
 mod healthcheck;
 mod query;
 mod run;
+mod silence;
 mod simulate;
 
 use std::path::PathBuf;
@@ -83,6 +84,12 @@ pub enum Command {
         after_help = "Examples:\n  authpulse healthcheck\n  authpulse healthcheck --url http://127.0.0.1:9750/readyz --timeout 2s"
     )]
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Silence a rule, detector or series on a running daemon for a while, without
+    /// editing the config (through its HTTP API): add, list, expire.
+    #[command(
+        after_help = "Examples:\n  export AUTHPULSE_API_TOKEN=...   # the daemon's token (daemon.api_token_env)\n  authpulse silence add --rule okta-sign-ins --series client.ipAddress=203.0.113.9 --for 2h --reason \"office NAT rebooting\"\n  authpulse silence list\n  authpulse silence expire 3f2a9c0d1b7e4a11"
+    )]
+    Silence(silence::SilenceArgs),
 }
 
 /// Why a command did not succeed: the message for stderr and the exit code.
@@ -130,6 +137,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Run(args) => run::run(args),
         Command::Healthcheck(args) => healthcheck::run(args),
+        Command::Silence(args) => silence::run(args),
     }
 }
 

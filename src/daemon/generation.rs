@@ -38,6 +38,11 @@ pub struct Shared {
     pub clock: SharedClock,
     /// The current route's stopper, for the stop watcher (see `daemon::run`).
     pub route_stop: Arc<Mutex<Option<watch::Sender<bool>>>>,
+    /// The operator's silences and the notification history: every route uses them.
+    pub silences: crate::notify::silence::Silences,
+    pub journal: crate::notify::journal::Journal,
+    /// `[ha]`: this replica's view of the shared table (outlives generations).
+    pub ha: Option<Arc<crate::ha::store::Replica>>,
 }
 
 pub struct Generation {
@@ -56,11 +61,17 @@ pub struct Generation {
     counted: PipelineStats,
     /// Source events since the last housekeeping tick: history loading makes progress.
     pub progressed: bool,
+    /// `[ha]`: bumped when this replica gains or loses a rule, or its coordination.
+    pub leadership: Option<watch::Receiver<u64>>,
 }
 
 /// The route's slice of the config.
-fn route_config(config: &Config) -> RouteConfig {
+fn route_config(config: &Config, shared: &Shared) -> RouteConfig {
     RouteConfig {
+        store: shared
+            .ha
+            .clone()
+            .map(|r| r as Arc<dyn crate::notify::store::AlertStore>),
         state_dir: config.daemon.state_dir.clone(),
         sinks: config.sinks.clone(),
         rules: config.rules.clone(),
@@ -70,6 +81,8 @@ fn route_config(config: &Config) -> RouteConfig {
         // The file source is its own clock (a replay is the point): it passes everything.
         page_history: (config.source.kind == SourceKind::Cloudwatch)
             .then_some(config.daemon.page_history),
+        silences: shared.silences.clone(),
+        journal: shared.journal.clone(),
     }
 }
 
@@ -124,7 +137,15 @@ impl Generation {
     /// The route (sinks, outbox, ledger) starts before the source: undelivered
     /// notifications from an earlier run are retried at once.
     pub async fn start(config: Config, shared: &Shared) -> Result<Generation, DaemonError> {
-        let route = Route::start(route_config(&config), shared.clock.clone()).await?;
+        if let Some(ha) = &shared.ha {
+            ha.set_rules(config.rules.iter().map(|r| r.name.clone()).collect());
+        }
+        let route = Route::start(route_config(&config, shared), shared.clock.clone()).await?;
+        let mut leadership = route.leadership();
+        if let Some(rx) = &mut leadership {
+            // Whatever changed before this generation subscribed is applied at once.
+            rx.mark_changed();
+        }
         if let Ok(mut slot) = shared.route_stop.lock() {
             *slot = Some(route.stopper());
         }
@@ -169,6 +190,7 @@ impl Generation {
             last_poll_ms: None,
             counted: PipelineStats::default(),
             progressed: false,
+            leadership,
         })
     }
 
@@ -254,9 +276,7 @@ impl Generation {
                 if let Some(alert) = raised {
                     self.page(vec![alert], shared).await;
                 }
-                shared
-                    .health
-                    .set_ready(self.caught_up && self.source_health.all_healthy());
+                self.set_ready(shared);
             }
             None => {
                 self.source_done = true;
@@ -277,7 +297,7 @@ impl Generation {
         let ongoing = self.route.caught_up(&progress(&self.pipeline)).await;
         shared.board.alerts(&ongoing);
         shared.board.set_phase(Phase::Watching);
-        shared.health.set_ready(self.source_health.all_healthy());
+        self.set_ready(shared);
         notify.ready(&self.status_line());
         tracing::info!(
             bins = self.pipeline.stats().bins_closed,
@@ -285,6 +305,29 @@ impl Generation {
             ready = self.source_health.all_healthy(),
             "history loaded"
         );
+    }
+
+    /// Ready: history loaded, the source's polls succeed and, with `[ha]`, this replica
+    /// coordinates through the table (a warm standby is ready too).
+    fn set_ready(&self, shared: &Shared) {
+        let ready = self.caught_up && self.source_health.all_healthy() && self.route.coordinating();
+        shared.health.set_ready(ready);
+    }
+
+    /// `[ha]`: this replica gained or lost a rule, or its coordination changed.
+    pub async fn leadership_changed(&mut self, shared: &Shared) {
+        self.route
+            .leadership_changed(&progress(&self.pipeline))
+            .await;
+        if let Some(ha) = &shared.ha {
+            let leaders = ha
+                .leaders()
+                .into_iter()
+                .map(|l| (l.rule, l.owner, l.me))
+                .collect();
+            shared.board.set_leaders(ha.id(), leaders);
+        }
+        self.set_ready(shared);
     }
 
     fn polled(&mut self, shared: &Shared) {

@@ -5,10 +5,12 @@
 //! | --- | --- |
 //! | `/` | the status page (see [`super::status`]) |
 //! | `/healthz` | 200 while the process serves requests (liveness) |
-//! | `/readyz` | 200 once history is loaded and the source's last polls succeeded, else 503 |
+//! | `/readyz` | 200 once history is loaded and the source's last polls succeeded (with `[ha]`: and the table answers; a warm standby is ready), else 503 |
 //! | `/metrics` | Prometheus text format; every metric is listed in [`describe_metrics`] |
+//! | `/api/...` | silences and the notification history (see [`super::api`]) |
 //!
-//! Everything here is read-only: no endpoint changes what the daemon does.
+//! Everything here is read-only; the only writes are the API's silences, behind a
+//! bearer token.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +70,7 @@ async fn readyz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: loading history or source failing\n",
+            "not ready: loading history, source failing, or cannot coordinate with the other replicas ([ha])\n",
         )
     }
 }
@@ -89,15 +91,17 @@ async fn metrics(
 }
 
 /// Bind and serve until `shutdown` turns true.
+/// `api`: more routes beside these (the daemon's JSON API).
 pub async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
+    api: Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving the status page, /healthz, /readyz and /metrics");
+    tracing::info!(%addr, "serving the status page, /healthz, /readyz, /metrics and /api");
     Ok(tokio::spawn(async move {
-        let result = axum::serve(listener, router(health))
+        let result = axum::serve(listener, router(health).merge(api))
             .with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })
@@ -137,6 +141,35 @@ pub fn describe_metrics() {
     describe_pipeline_metrics();
     describe_route_metrics();
     describe_daemon_metrics();
+    describe_ha_metrics();
+}
+
+/// `[ha]`: leases and the shared table.
+fn describe_ha_metrics() {
+    describe_gauge!(
+        "authpulse_ha_leader",
+        "1 on the replica that holds the rule's lease and pages it, 0 elsewhere, per {rule}"
+    );
+    describe_counter!(
+        "authpulse_ha_lease_takeovers_total",
+        "Leases this replica took over (expired or released by another replica), per {rule}"
+    );
+    describe_counter!(
+        "authpulse_ha_fenced_writes_total",
+        "Writes and deliveries refused because this replica no longer holds the rule's lease, per {op} (renew, state, enqueue, deliver)"
+    );
+    describe_gauge!(
+        "authpulse_ha_coordinating",
+        "1 while this replica reaches the DynamoDB table; 0: it pages nothing and /readyz answers 503"
+    );
+    describe_counter!(
+        "authpulse_ha_requests_total",
+        "DynamoDB requests made, per {op}"
+    );
+    describe_counter!(
+        "authpulse_ha_store_errors_total",
+        "DynamoDB requests that failed (after the SDK's retries), per {op}"
+    );
 }
 
 /// The source (CloudWatch Logs Insights).
@@ -167,6 +200,10 @@ fn describe_source_metrics() {
         "authpulse_malformed_lines_total",
         "Input lines that were not Okta events (file source), skipped"
     );
+    describe_counter!(
+        "authpulse_events_dropped_total",
+        "Okta events read but not placed in a bin (file source), per {reason}: late, outside_window"
+    );
 }
 
 /// The pipeline.
@@ -187,6 +224,14 @@ fn describe_pipeline_metrics() {
     describe_counter!(
         "authpulse_alerts_muted_total",
         "Alerts not sent because a maintenance window ([[mute]]) covers them, per {rule}"
+    );
+    describe_counter!(
+        "authpulse_notifications_silenced_total",
+        "Notifications held back by an operator's silence (authpulse silence add), per {rule}"
+    );
+    describe_gauge!(
+        "authpulse_silences_active",
+        "Silences in force now (authpulse silence list)"
     );
 }
 

@@ -25,6 +25,7 @@
 //! environment (`AUTHPULSE__*` overrides apply again, but from the process's environment,
 //! which systemd's `EnvironmentFile=` set at start).
 
+pub mod api;
 pub mod generation;
 pub mod http;
 pub mod reload;
@@ -43,6 +44,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::notify::journal::Journal;
+use crate::notify::silence::Silences;
 use generation::{Generation, Shared};
 use http::Health;
 use status::Board;
@@ -61,6 +64,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("source failed: {0}")]
     Source(#[from] crate::source::SourceError),
+    #[error("cannot set up high availability ([ha]): {0}")]
+    Ha(String),
 }
 
 /// What the operator asks of a running daemon.
@@ -86,6 +91,17 @@ const HTTP_STOP_GRACE: Duration = Duration::from_secs(1);
 /// How often the loop refreshes the `STATUS=` line and, while loading history, pushes
 /// systemd's start timeout out.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
+
+/// Wait for the next change of an optional watch (forever without one, or once its
+/// sender is gone).
+async fn changed(rx: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = rx {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
 
 /// Wait for the next tick of an optional interval (forever without one).
 async fn tick(interval: &mut Option<tokio::time::Interval>) {
@@ -128,16 +144,56 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
     metrics::gauge!("authpulse_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!("authpulse_start_time_seconds").set(clock.now_ms() as f64 / 1000.0);
     let board = Arc::new(Board::new(clock.clone()));
+    let state_dir = config.daemon.state_dir.clone();
+    let silences = {
+        let (dir, clock) = (state_dir.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || Silences::open(&dir, clock))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            .map_err(|error| {
+                DaemonError::Delivery(crate::notify::DeliveryError::StateDir {
+                    path: state_dir.clone(),
+                    error,
+                })
+            })?
+    };
+    let journal = Journal::new(clock.clone());
+    board.show_route(journal.clone(), silences.clone());
+    let api = api::Api::new(
+        silences.clone(),
+        journal.clone(),
+        board.clone(),
+        clock.clone(),
+        &config.daemon.api_token_env,
+    );
+    let ha = match &config.ha {
+        Some(h) => Some(
+            crate::ha::Ha::start(
+                h,
+                config.source.region.clone(),
+                config.source.endpoint_url.clone(),
+                config.rules.iter().map(|r| r.name.clone()).collect(),
+                clock.clone(),
+            )
+            .await
+            .map_err(DaemonError::Ha)?,
+        ),
+        None => None,
+    };
     let shared = Shared {
         health: Health::new(metrics, board.clone()),
         board,
         clock,
         route_stop: Arc::default(),
+        silences,
+        journal,
+        ha: ha.as_ref().map(|h| h.replica.clone()),
     };
     let (http_stop, http_stop_rx) = watch::channel(false);
     let server = http::serve(
         config.daemon.http_listen,
         shared.health.clone(),
+        api::router(Arc::new(api)),
         http_stop_rx,
     )
     .await
@@ -168,6 +224,9 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
             Some(()) = control.reload.recv() => {
                 generation = reload::reload(generation, &config_path, &shared, &mut notify, ready_once).await?;
             }
+            _ = changed(&mut generation.leadership) => {
+                generation.leadership_changed(&shared).await;
+            }
             _ = tick(&mut watchdog) => notify.watchdog(),
             _ = tick(&mut housekeeping) => {
                 if !ready_once && std::mem::take(&mut generation.progressed) {
@@ -184,6 +243,10 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
     let started = std::time::Instant::now();
     notify.stopping();
     generation.stop().await;
+    if let Some(ha) = ha {
+        // After the route stopped (its last state saved): hand the rules over now.
+        ha.stop().await;
+    }
     let _ = http_stop.send(true);
     if tokio::time::timeout(HTTP_STOP_GRACE, server).await.is_err() {
         tracing::debug!("HTTP connections still open at exit");

@@ -29,6 +29,15 @@ fn keep_restart_only_keys(running: &Config, new: &mut Config) {
         ignored.push("daemon.log_level");
         d.log_level = old.log_level.clone();
     }
+    if d.api_token_env != old.api_token_env {
+        ignored.push("daemon.api_token_env");
+        d.api_token_env = old.api_token_env.clone();
+    }
+    if new.ha != running.ha {
+        // The table, the lease and this replica's name hold for the process's life.
+        ignored.push("ha");
+        new.ha = running.ha.clone();
+    }
     if !ignored.is_empty() {
         tracing::warn!(
             keys = %ignored.join(", "),

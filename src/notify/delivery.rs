@@ -10,6 +10,11 @@
 //!                               permanent or too old ─▶ dead/ (logged, counted)
 //! ```
 //!
+//! Where the outbox and the state live is the [`AlertStore`]'s business (files, or with
+//! `[ha]` a shared table): with several replicas, alerts of rules another replica leads
+//! are kept for a takeover instead of admitted, and each send is preceded by a claim that
+//! fails once this replica lost the rule's lease.
+//!
 //! Order matters for crash safety. A notification is written to the outbox *before* the
 //! state records its bin as handled, so a crash in between regenerates it on restart
 //! (the outbox refuses a key it already holds; a receiver drops a repeat it already got)
@@ -28,23 +33,24 @@
 //! `authpulse_notifications_suppressed_total{reason}` (see [`Suppressed`]) and the gauge
 //! `authpulse_outbox_depth` (notifications waiting, all sinks).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::enrich::{self, Enricher};
-use super::ledger::{AlertState, Loaded, StateFile, Suppressed};
-use super::outbox::{Entry, Outbox, Recovered};
+use super::journal::{self, Journal};
+use super::ledger::{AlertState, Suppressed};
+use super::outbox::Entry;
+use super::store::{AlertStore, LocalStore, Locked, StoreError};
+use super::worker::Worker;
 use super::{Progress, RouteConfig};
 use crate::alert::Alert;
 use crate::clock::SharedClock;
-use crate::retry::{backoff, RemoteError};
+use crate::retry::RemoteError;
 use crate::rule::RuleSpec;
 use crate::sink::{Sink, SinkSpec};
 
@@ -54,6 +60,10 @@ const SAVE_EVERY: Duration = Duration::from_secs(5);
 /// SIGTERM (systemd and ECS kill it later), and stopping the source and saving state
 /// need some of that.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A standby keeps at most this many alerts per rule for a takeover ...
+const STANDBY_KEEP: usize = 5_000;
+/// ... of the newest day of bins.
+const STANDBY_KEEP_MS: i64 = 86_400_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -71,6 +81,7 @@ pub enum DeliveryError {
 struct Queue {
     id: String,
     name: String,
+    sink: Arc<dyn Sink>,
     /// Which alerts this sink gets (`route` in its config).
     route: crate::sink::SinkRoute,
     tx: mpsc::UnboundedSender<Entry>,
@@ -78,9 +89,9 @@ struct Queue {
 
 pub struct Delivery {
     clock: SharedClock,
-    outbox: Arc<Outbox>,
+    /// The ledger's and the outbox's home: local files, or a table shared by replicas.
+    store: Arc<dyn AlertStore>,
     state: AlertState,
-    file: Arc<StateFile>,
     dirty: bool,
     last_save: Instant,
     queues: Vec<Queue>,
@@ -89,8 +100,13 @@ pub struct Delivery {
     stop_rx: watch::Receiver<bool>,
     workers: Vec<JoinHandle<()>>,
     enricher: Option<Arc<Enricher>>,
-    /// Held for the daemon's lifetime: the state directory's lock.
-    _lock: std::fs::File,
+    /// The notification history: what became of each notice.
+    journal: Journal,
+    /// The source has caught up with its history.
+    caught_up: bool,
+    /// Alerts of rules another replica leads: kept (a day of bins at most) so that a
+    /// takeover admits what the old leader had not handled yet.
+    standby: BTreeMap<String, VecDeque<Alert>>,
     /// After the source caught up: look for incidents to resolve (see
     /// [`AlertState::orphans`]) until every rule has passed its watermark.
     reconcile_pending: bool,
@@ -101,23 +117,6 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DeliveryErro
     move |error| DeliveryError::StateDir {
         path: path.to_path_buf(),
         error,
-    }
-}
-
-/// One daemon per state directory: the lock is released when the process ends, however
-/// it ends (SIGKILL included).
-fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, DeliveryError> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(".lock"))
-        .map_err(io_err(dir))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(DeliveryError::Locked(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_err(dir)(e)),
     }
 }
 
@@ -136,56 +135,7 @@ fn queue_ids(sinks: &[SinkSpec]) -> Vec<String> {
     ids
 }
 
-/// Open the outbox, saying what an earlier run left in it.
-async fn open_outbox(
-    dir: &std::path::Path,
-    ids: &[String],
-) -> Result<(Outbox, Recovered), DeliveryError> {
-    let (d, ids) = (dir.to_path_buf(), ids.to_vec());
-    let (outbox, recovered) = blocking(move || Outbox::open(&d, &ids))
-        .await
-        .map_err(io_err(dir))?;
-    if recovered.orphaned > 0 {
-        tracing::warn!(
-            count = recovered.orphaned,
-            dir = %dir.join("outbox").display(),
-            "undelivered notifications for sinks no longer configured are left on disk"
-        );
-    }
-    if recovered.corrupt > 0 {
-        tracing::error!(
-            count = recovered.corrupt,
-            "unreadable outbox records were moved to corrupt/"
-        );
-    }
-    Ok((outbox, recovered))
-}
-
-/// Load the ledger (a corrupt one is moved aside and the start is fresh).
-async fn load_ledger(
-    file: &Arc<StateFile>,
-    dir: &std::path::Path,
-) -> Result<AlertState, DeliveryError> {
-    let (state, loaded) = {
-        let file = file.clone();
-        blocking(move || file.load()).await.map_err(io_err(dir))?
-    };
-    match &loaded {
-        Loaded::Fresh => {
-            tracing::info!(file = %file.path().display(), "no alert state yet: first start")
-        }
-        Loaded::Restored => tracing::info!(
-            file = %file.path().display(),
-            firing = state.firing(),
-            rules = state.watermarks.len(),
-            "alert state restored"
-        ),
-        Loaded::MovedAside(_) => {}
-    }
-    Ok(state)
-}
-
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
     tokio::task::spawn_blocking(f)
@@ -201,14 +151,21 @@ impl Delivery {
         clock: SharedClock,
     ) -> Result<Delivery, DeliveryError> {
         let dir = config.state_dir.clone();
-        let lock = lock_state_dir(&dir)?;
+        let store: Arc<dyn AlertStore> = match &config.store {
+            Some(shared) => shared.clone(),
+            None => match LocalStore::lock(&dir).map_err(io_err(&dir))? {
+                Ok(local) => Arc::new(local),
+                Err(Locked) => return Err(DeliveryError::Locked(dir)),
+            },
+        };
         let sinks = crate::sink::build_all(&config.sinks).await?;
         let ids = queue_ids(&config.sinks);
-        let (outbox, mut recovered) = open_outbox(&dir, &ids).await?;
-        let file = Arc::new(StateFile::new(&dir));
-        let state = load_ledger(&file, &dir).await?;
-
-        let outbox = Arc::new(outbox);
+        let (state, mut recovered) = {
+            let (store, ids) = (store.clone(), ids.clone());
+            blocking(move || store.open(&ids))
+                .await
+                .map_err(io_err(&dir))?
+        };
         let (stop, stop_rx) = watch::channel(false);
         let mut queues = Vec::new();
         let mut workers = Vec::new();
@@ -235,26 +192,20 @@ impl Delivery {
             queues.push(Queue {
                 id,
                 name: sink.name().to_string(),
+                sink: sink.clone(),
                 route: spec.route().clone(),
                 tx,
             });
-            workers.push(tokio::spawn(worker(
-                sink,
-                spec.clone(),
-                outbox.clone(),
-                pending,
-                rx,
-                stop_rx.clone(),
-                clock.clone(),
-            )));
+            let worker = Worker::new(sink, spec.retry(), store.clone(), clock.clone())
+                .with_journal(config.journal.clone());
+            workers.push(tokio::spawn(worker.run(pending, rx, stop_rx.clone())));
         }
-        metrics::gauge!("authpulse_outbox_depth").set(outbox.depth() as f64);
+        metrics::gauge!("authpulse_outbox_depth").set(store.depth() as f64);
         let enricher = Enricher::new(&config.source, &config.enrichment).await;
         Ok(Delivery {
             clock,
-            outbox,
+            store,
             state,
-            file,
             dirty: false,
             last_save: Instant::now(),
             queues,
@@ -263,7 +214,9 @@ impl Delivery {
             stop_rx,
             workers,
             enricher,
-            _lock: lock,
+            journal: config.journal.clone(),
+            caught_up: false,
+            standby: BTreeMap::new(),
             reconcile_pending: false,
             suppressed_replayed: 0,
         })
@@ -298,8 +251,12 @@ impl Delivery {
     /// Hand over the alerts `pipeline` just produced: suppress what was already sent,
     /// queue the rest durably for every sink, then record how far the pipeline got.
     pub async fn submit(&mut self, alerts: Vec<Alert>, progress: &Progress) {
-        let mut admitted = Vec::new();
+        let mut admitted = self.follow_leadership().await;
         for alert in alerts {
+            if !self.store.leads(&alert.rule) {
+                self.keep_for_takeover(alert);
+                continue;
+            }
             let repeat = self.repeat_interval(&alert);
             match self.state.admit(&alert, repeat) {
                 Ok(()) => admitted.push(alert),
@@ -315,6 +272,9 @@ impl Delivery {
         }
         self.enqueue(admitted.clone()).await;
         for rule in &progress.rules {
+            if !self.store.leads(&rule.name) {
+                continue;
+            }
             if let Some(next) = rule.next_bin_ms() {
                 self.dirty |= self.state.advance(&rule.name, next);
             }
@@ -335,11 +295,127 @@ impl Delivery {
                 "history replayed: notifications already handled before the restart were not sent again"
             );
         }
+        self.caught_up = true;
+        self.store.set_warm(true);
         self.reconcile_pending = true;
         self.submit(Vec::new(), progress).await;
     }
 
+    /// Can this replica coordinate with the others (always, for one instance)?
+    pub fn coordinating(&self) -> bool {
+        self.store.coordinating()
+    }
+
+    /// Bumped when this replica gains or loses a rule (never for one instance).
+    pub fn leadership(&self) -> Option<watch::Receiver<u64>> {
+        self.store.changes()
+    }
+
+    /// Keep an alert of a rule another replica leads, for a takeover: the newest day
+    /// of bins, at most [`STANDBY_KEEP`] alerts per rule.
+    fn keep_for_takeover(&mut self, alert: Alert) {
+        let kept = self.standby.entry(alert.rule.clone()).or_default();
+        let newest = alert.bin_start.ms();
+        kept.push_back(alert);
+        while kept.len() > STANDBY_KEEP
+            || kept
+                .front()
+                .is_some_and(|a| a.bin_start.ms() < newest - STANDBY_KEEP_MS)
+        {
+            kept.pop_front();
+        }
+    }
+
+    /// Apply what the store says changed: a rule gained is loaded (its ledger, its
+    /// undelivered notifications, which go to the workers) and the alerts kept while
+    /// another replica led it are admitted against that ledger (what the old leader
+    /// handled is suppressed, the rest returned to be sent); a rule lost is forgotten.
+    async fn follow_leadership(&mut self) -> Vec<Alert> {
+        let mut admitted = Vec::new();
+        for (rule, gained) in self.store.take_changes() {
+            self.state.watermarks.remove(&rule);
+            self.state.notified.retain(|_, n| n.alert.rule != rule);
+            if !gained {
+                tracing::info!(%rule, "no longer leading this rule: another replica pages it");
+                continue;
+            }
+            let ids: Vec<String> = self.queues.iter().map(|q| q.id.clone()).collect();
+            let (store, r) = (self.store.clone(), rule.clone());
+            let taken = tokio::task::spawn_blocking(move || store.take_over(&r, &ids))
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())));
+            let taken = match taken {
+                Ok(t) => t,
+                Err(error) => {
+                    tracing::error!(%rule, %error, "cannot load the rule's shared state; not paging it until it loads");
+                    continue;
+                }
+            };
+            self.state.watermarks.extend(taken.state.watermarks);
+            self.state.notified.extend(taken.state.notified);
+            let owed = taken.pending.len();
+            for entry in taken.pending {
+                if let Some(q) = self.queues.iter().find(|q| q.id == entry.queue) {
+                    let _ = q.tx.send(entry);
+                }
+            }
+            for q in &self.queues {
+                let firing: Vec<Alert> = self
+                    .state
+                    .notified
+                    .values()
+                    .filter(|n| n.status == crate::alert::Status::Firing && n.alert.rule == rule)
+                    .map(|n| n.alert.clone())
+                    .filter(|a| q.route.matches(a))
+                    .collect();
+                q.sink.resume(firing).await;
+            }
+            self.reconcile_pending |= self.caught_up;
+            self.dirty = true;
+            tracing::info!(
+                %rule,
+                watermark = ?self.state.watermark(&rule),
+                firing = self.state.notified.values().filter(|n| n.alert.rule == rule && n.status == crate::alert::Status::Firing).count(),
+                undelivered = owed,
+                "leading this rule now: its shared state is loaded"
+            );
+        }
+        // Alerts kept while another replica led a rule (or while this one could not
+        // coordinate) are admitted once it leads again: its ledger drops what was
+        // handled, the rest is new.
+        let led: Vec<String> = self
+            .standby
+            .keys()
+            .filter(|r| self.store.leads(r))
+            .cloned()
+            .collect();
+        for rule in led {
+            let kept = self.standby.remove(&rule).unwrap_or_default();
+            let mut new = 0;
+            for alert in kept {
+                let repeat = self.repeat_interval(&alert);
+                match self.state.admit(&alert, repeat) {
+                    Ok(()) => {
+                        new += 1;
+                        admitted.push(alert);
+                    }
+                    Err(why) => self.count_suppressed(&alert, why),
+                }
+            }
+            if new > 0 {
+                tracing::info!(%rule, count = new, "alerts seen while not leading this rule were not handled by another replica: sending them");
+            }
+        }
+        admitted
+    }
+
     fn count_suppressed(&mut self, alert: &Alert, why: Suppressed) {
+        // A restart's replay regenerates every notice it ever sent: only the rest is
+        // news for the history.
+        if why != Suppressed::Replayed {
+            self.journal
+                .held(alert, journal::Stage::Suppressed, why.as_str());
+        }
         metrics::counter!("authpulse_notifications_suppressed_total", "reason" => why.as_str())
             .increment(1);
         if why == Suppressed::Replayed {
@@ -363,7 +439,8 @@ impl Delivery {
         let firing = &progress.firing;
         let rules = &progress.rules;
         let next_ms = |name: &str| progress.rule(name).and_then(|r| r.next_bin_ms());
-        let configured = |name: &str| progress.rule(name).is_some();
+        let store = &self.store;
+        let configured = |name: &str| progress.rule(name).is_some() && store.leads(name);
         let ready = |name: &str| {
             !configured(name)
                 || match (next_ms(name), self.state.watermark(name)) {
@@ -413,25 +490,30 @@ impl Delivery {
         if alerts.is_empty() {
             return;
         }
-        let outbox = self.outbox.clone();
-        let ids: Vec<(String, crate::sink::SinkRoute)> = self
+        let store = self.store.clone();
+        let ids: Vec<(String, crate::sink::SinkRoute, String)> = self
             .queues
             .iter()
-            .map(|q| (q.id.clone(), q.route.clone()))
+            .map(|q| (q.id.clone(), q.route.clone(), q.name.clone()))
             .collect();
+        let history = self.journal.clone();
         let now = self.clock.now_ms();
         let result = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for alert in &alerts {
-                for (i, (id, route)) in ids.iter().enumerate() {
+                for (i, (id, route, name)) in ids.iter().enumerate() {
                     if !route.matches(alert) {
+                        history.sink(alert, name, journal::Delivery::NotRouted);
                         tracing::debug!(queue = %id, idempotency_key = %alert.idempotency_key, "not routed to this sink");
                         continue;
                     }
-                    match outbox.enqueue(id, alert, now) {
+                    match store.enqueue(id, alert, now) {
                         Ok(Some(entry)) => out.push((i, entry)),
                         Ok(None) => {
                             tracing::debug!(queue = %id, idempotency_key = %alert.idempotency_key, "already queued");
+                        }
+                        Err(StoreError::Fenced(why)) => {
+                            tracing::warn!(queue = %id, idempotency_key = %alert.idempotency_key, %why, "not queued: this replica lost the rule's lease; the new leader sends it");
                         }
                         Err(error) => {
                             tracing::error!(queue = %id, idempotency_key = %alert.idempotency_key, %error, "cannot write the outbox; delivering from memory (lost if the daemon dies first)");
@@ -468,24 +550,34 @@ impl Delivery {
                     status = ?entry.alert.status,
                     "notification queued"
                 );
+                self.journal
+                    .sink(&entry.alert, &q.name, journal::Delivery::Queued);
                 if q.tx.send(entry).is_err() {
                     tracing::error!(sink = %q.name, "delivery worker is gone; the notification stays in the outbox for the next start");
                 }
             }
         }
-        metrics::gauge!("authpulse_outbox_depth").set(self.outbox.depth() as f64);
+        metrics::gauge!("authpulse_outbox_depth").set(self.store.depth() as f64);
     }
 
     async fn save(&mut self) {
         self.state.prune();
-        let (file, state) = (self.file.clone(), self.state.clone());
-        match blocking(move || file.save(&state)).await {
+        let (store, state) = (self.store.clone(), self.state.clone());
+        let saved = tokio::task::spawn_blocking(move || store.save(&state))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())));
+        match saved {
             Ok(()) => {
                 self.dirty = false;
                 self.last_save = Instant::now();
             }
+            Err(StoreError::Fenced(why)) => {
+                // The rules whose lease went are dropped by the next `follow_leadership`.
+                self.dirty = false;
+                tracing::warn!(%why, "alert state not saved for a rule this replica no longer leads");
+            }
             Err(error) => {
-                tracing::error!(file = %self.file.path().display(), %error, "cannot save alert state; a restart may notify again (receivers drop repeats by idempotency key)");
+                tracing::error!(store = %self.store.describe(), %error, "cannot save alert state; a restart may notify again (receivers drop repeats by idempotency key)");
             }
         }
     }
@@ -511,126 +603,8 @@ impl Delivery {
         }
         self.save().await;
         tracing::info!(
-            pending = self.outbox.depth(),
+            pending = self.store.depth(),
             "delivery stopped; undelivered notifications stay in the outbox"
         );
     }
-}
-
-/// Deliver one sink's queue, oldest first, until told to stop.
-async fn worker(
-    sink: Arc<dyn Sink>,
-    spec: SinkSpec,
-    outbox: Arc<Outbox>,
-    mut queue: VecDeque<Entry>,
-    mut rx: mpsc::UnboundedReceiver<Entry>,
-    mut stop: watch::Receiver<bool>,
-    clock: SharedClock,
-) {
-    let policy = spec.retry();
-    let name = sink.name().to_string();
-    let seed = clock.now_ms() as u64
-        ^ name
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut attempt: u32 = 0;
-    loop {
-        while let Ok(e) = rx.try_recv() {
-            queue.push_back(e);
-        }
-        if *stop.borrow() {
-            return;
-        }
-        let Some(entry) = queue.front() else {
-            tokio::select! {
-                e = rx.recv() => match e {
-                    Some(e) => queue.push_back(e),
-                    None => return,
-                },
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            continue;
-        };
-        let key = entry.alert.idempotency_key.clone();
-        let age_ms = clock.now_ms() - entry.enqueued_ms;
-        if attempt > 0 && age_ms > policy.give_up_after.as_millis() as i64 {
-            give_up(
-                &outbox,
-                entry,
-                &name,
-                "retried for longer than give_up_after",
-                attempt,
-            );
-            queue.pop_front();
-            attempt = 0;
-            continue;
-        }
-        match sink.send(&entry.alert).await {
-            Ok(()) => {
-                let done = entry.clone();
-                let ob = outbox.clone();
-                if let Err(error) = blocking(move || ob.remove(&done)).await {
-                    tracing::error!(sink = %name, idempotency_key = %key, %error, "delivered, but cannot remove it from the outbox; it will be sent again after a restart");
-                }
-                metrics::counter!("authpulse_notifications_sent_total", "sink" => name.clone())
-                    .increment(1);
-                tracing::info!(sink = %name, idempotency_key = %key, attempts = attempt + 1, "notification delivered");
-                queue.pop_front();
-                attempt = 0;
-            }
-            Err(RemoteError::Permanent(error)) => {
-                give_up(&outbox, entry, &name, &error, attempt + 1);
-                queue.pop_front();
-                attempt = 0;
-            }
-            Err(RemoteError::Transient(error)) => {
-                attempt += 1;
-                // The receiver's own "not before" (PagerDuty's 429), if longer.
-                let delay =
-                    backoff(&policy, attempt, &mut rng).max(sink.retry_after().unwrap_or_default());
-                metrics::counter!("authpulse_notification_retries_total", "sink" => name.clone())
-                    .increment(1);
-                tracing::warn!(
-                    sink = %name,
-                    idempotency_key = %key,
-                    attempt,
-                    %error,
-                    retry_in_ms = delay.as_millis() as u64,
-                    pending = queue.len(),
-                    "delivery failed; will retry"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-        }
-        metrics::gauge!("authpulse_outbox_depth").set(outbox.depth() as f64);
-    }
-}
-
-fn give_up(outbox: &Outbox, entry: &Entry, sink: &str, error: &str, attempts: u32) {
-    metrics::counter!("authpulse_notifications_failed_total", "sink" => sink.to_string())
-        .increment(1);
-    let moved = if entry.path.as_os_str().is_empty() {
-        None
-    } else {
-        match outbox.dead_letter(entry) {
-            Ok(p) => Some(p.display().to_string()),
-            Err(e) => {
-                tracing::error!(sink, idempotency_key = %entry.alert.idempotency_key, error = %e, "cannot move the record to dead/");
-                None
-            }
-        }
-    };
-    tracing::error!(
-        sink,
-        idempotency_key = %entry.alert.idempotency_key,
-        fingerprint = %entry.alert.fingerprint,
-        attempts,
-        %error,
-        dead_letter = moved.as_deref().unwrap_or("-"),
-        "delivery failed permanently; not retried"
-    );
 }

@@ -232,6 +232,7 @@ pub enum Loaded {
 }
 
 /// [`AlertState`] in a file.
+#[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
     tmp: PathBuf,

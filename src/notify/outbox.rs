@@ -69,6 +69,7 @@ struct Record {
 
 const RECORD_VERSION: u32 = 1;
 
+#[derive(Debug)]
 pub struct Outbox {
     root: PathBuf,
     next_seq: AtomicU64,
@@ -161,27 +162,8 @@ impl Outbox {
                     recovered.orphaned += 1;
                     continue;
                 }
-                match fs::read(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()))
-                {
-                    Ok(r) if r.version == RECORD_VERSION => entries.push(Entry {
-                        queue: queue.clone(),
-                        seq,
-                        path,
-                        enqueued_ms: r.enqueued_ms,
-                        alert: r.alert,
-                    }),
-                    Ok(r) => {
-                        recovered.corrupt += 1;
-                        let to = move_into(&path, "corrupt")?;
-                        tracing::error!(queue = %queue, file = %to.display(), version = r.version, "outbox record has an unknown version; moved aside, not delivered");
-                    }
-                    Err(error) => {
-                        recovered.corrupt += 1;
-                        let to = move_into(&path, "corrupt")?;
-                        tracing::error!(queue = %queue, file = %to.display(), %error, "outbox record is unreadable; moved aside, not delivered");
-                    }
+                if let Some(entry) = read_record(&path, &queue, seq, &mut recovered)? {
+                    entries.push(entry);
                 }
             }
             if configured {
@@ -283,6 +265,40 @@ impl Outbox {
         let to = move_into(&entry.path, "dead")?;
         self.forget(entry)?;
         Ok(to)
+    }
+}
+
+/// One record of a queue, or `None` when it is unreadable or of an unknown version (it is
+/// then moved to `corrupt/` and counted, never delivered).
+fn read_record(
+    path: &Path,
+    queue: &str,
+    seq: u64,
+    recovered: &mut Recovered,
+) -> io::Result<Option<Entry>> {
+    let read = fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()));
+    match read {
+        Ok(r) if r.version == RECORD_VERSION => Ok(Some(Entry {
+            queue: queue.to_string(),
+            seq,
+            path: path.to_path_buf(),
+            enqueued_ms: r.enqueued_ms,
+            alert: r.alert,
+        })),
+        Ok(r) => {
+            recovered.corrupt += 1;
+            let to = move_into(path, "corrupt")?;
+            tracing::error!(queue = %queue, file = %to.display(), version = r.version, "outbox record has an unknown version; moved aside, not delivered");
+            Ok(None)
+        }
+        Err(error) => {
+            recovered.corrupt += 1;
+            let to = move_into(path, "corrupt")?;
+            tracing::error!(queue = %queue, file = %to.display(), %error, "outbox record is unreadable; moved aside, not delivered");
+            Ok(None)
+        }
     }
 }
 

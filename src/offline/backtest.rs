@@ -1,7 +1,8 @@
 //! `authpulse backtest` (and `demo`): replay an export through the same pipeline the
 //! daemon runs, and report what would have paged.
 //!
-//! Input is an NDJSON export of events (optionally gzip) or a CSV of binned counts (see
+//! Input is an export of events — in any order and any of the shapes
+//! [`crate::source::replay`] reads — or a CSV of binned counts (see
 //! [`crate::source::csv`]); both end up as the pipeline's own updates. With an
 //! [`Observer`] (`--report`, `--suggest`) the replay also shows every evaluated bin.
 
@@ -14,8 +15,8 @@ use crate::alert::{Alert, Status};
 use crate::pipeline::{Observer, Pipeline};
 use crate::rule::RuleSpec;
 use crate::series::Update;
-use crate::source::csv::{self, BadRow, Skipped};
-use crate::source::replay::{self, ReplayStats};
+use crate::source::csv::{self as binned_csv, BadRow, Skipped};
+use crate::source::replay::{self as input, ReplayStats};
 
 /// What kind of file a backtest reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,17 +67,23 @@ pub struct Outcome {
     pub warmup: Vec<crate::pipeline::WarmUp>,
 }
 
-/// Replay `reader` (of `size` bytes on disk, for progress) through `rules`.
+/// Replay an export held in memory (plain or gzip NDJSON) through `rules`: streamed
+/// while it is in time order, sorted otherwise (see [`input::replay_sources`]).
 pub fn run(
-    reader: impl Read,
-    size: u64,
+    data: &[u8],
+    _size: u64,
     rules: &[RuleSpec],
     lateness: Duration,
 ) -> std::io::Result<Outcome> {
-    run_observed(reader, size, rules, lateness, None)
+    let source = input::Source::Bytes {
+        name: "input".into(),
+        data,
+    };
+    run_sources(&[source], rules, &input::ReplayOptions::new(lateness), None)
 }
 
-/// [`run`], showing every evaluated bin to `observer`.
+/// Replay a reader that can be read only once through `rules` (always sorted, since it
+/// cannot be read again), showing every evaluated bin to `observer`.
 pub fn run_observed(
     reader: impl Read,
     size: u64,
@@ -87,11 +94,42 @@ pub fn run_observed(
     let started = Instant::now();
     let mut progress = Progress::new(size);
     let mut bytes = 0;
-    let (alerts, stats, pipeline) = replay_all(
+    let (alerts, stats, pipeline) = replay_reader(
         reader,
         rules,
-        lateness,
-        |b| {
+        &input::ReplayOptions::new(lateness),
+        &mut |b| {
+            bytes = b;
+            progress.update(b);
+        },
+        observer,
+    )?;
+    progress.finish();
+    Ok(Outcome {
+        alerts,
+        stats,
+        csv: None,
+        bytes,
+        elapsed: started.elapsed(),
+        warmup: pipeline.warmup(),
+    })
+}
+
+/// Replay NDJSON sources (files, gzip or not, in the order given, as one export).
+pub fn run_sources(
+    sources: &[input::Source<'_>],
+    rules: &[RuleSpec],
+    opts: &input::ReplayOptions,
+    observer: Option<&mut dyn Observer>,
+) -> std::io::Result<Outcome> {
+    let started = Instant::now();
+    let mut progress = Progress::new(sources.iter().map(input::Source::size).sum());
+    let mut bytes = 0;
+    let (alerts, stats, pipeline) = replay_sources(
+        sources,
+        rules,
+        opts,
+        &mut |b| {
             bytes = b;
             progress.update(b);
         },
@@ -117,8 +155,8 @@ pub fn run_csv(
     let started = Instant::now();
     let mut raw = Vec::new();
     let bytes = reader.read_to_end(&mut raw)? as u64;
-    let parsed = csv::parse(&String::from_utf8_lossy(&raw));
-    let (updates, skipped) = csv::updates(&parsed, rules);
+    let parsed = binned_csv::parse(&String::from_utf8_lossy(&raw));
+    let (updates, skipped) = binned_csv::updates(&parsed, rules);
     let mut pipeline = Pipeline::new(rules.to_vec());
     let mut alerts = Vec::new();
     for u in updates {
@@ -145,6 +183,26 @@ pub fn run_csv(
     })
 }
 
+/// Replay files in `format`: NDJSON from any number of files, a CSV of counts from one.
+pub fn run_files(
+    paths: &[std::path::PathBuf],
+    format: Format,
+    rules: &[RuleSpec],
+    opts: &input::ReplayOptions,
+    observer: Option<&mut dyn Observer>,
+) -> std::io::Result<Outcome> {
+    match format {
+        Format::Ndjson => run_sources(&input::sources_of(paths)?, rules, opts, observer),
+        Format::Csv => match paths {
+            [path] if !path.is_dir() => run_csv(input::open(path)?.0, rules, observer),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a CSV of binned counts is read from one file: give one --events",
+            )),
+        },
+    }
+}
+
 /// Replay a file (plain or gzip) in `format`.
 pub fn run_file(
     path: &Path,
@@ -153,11 +211,13 @@ pub fn run_file(
     lateness: Duration,
     observer: Option<&mut dyn Observer>,
 ) -> std::io::Result<Outcome> {
-    let (reader, size) = replay::open(path)?;
-    match format {
-        Format::Ndjson => run_observed(reader, size, rules, lateness, observer),
-        Format::Csv => run_csv(reader, rules, observer),
-    }
+    run_files(
+        &[path.to_path_buf()],
+        format,
+        rules,
+        &input::ReplayOptions::new(lateness),
+        observer,
+    )
 }
 
 /// Write alerts as JSON lines.
@@ -185,9 +245,27 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
                 s.bins.events as f64 / secs
             ));
             t.push_str(&format!(
-                "  events counted by rules: {}   malformed lines skipped: {}   blank: {}   late events dropped: {}\n",
-                s.bins.matched, s.malformed, s.blank, s.bins.late
+                "  events counted by rules: {}   duplicates removed: {}   malformed input skipped: {}   blank: {}\n",
+                s.bins.matched, s.bins.duplicates, s.malformed, s.blank
             ));
+            if s.sorted {
+                t.push_str(&format!(
+                    "  the input was not in time order: replayed sorted ({:.1} MB sorted on disk)\n",
+                    s.spilled_bytes as f64 / 1e6
+                ));
+            }
+            t.push_str(&format!(
+                "  events dropped: {} (late: {}, outside the time window: {})\n",
+                s.dropped(),
+                s.bins.late,
+                s.outside_window
+            ));
+            if !s.examples.is_empty() {
+                t.push_str("  first problems:\n");
+                for e in &s.examples {
+                    t.push_str(&format!("    {e}\n"));
+                }
+            }
         }
         Some(csv) => {
             t.push_str(&format!(
@@ -309,38 +387,150 @@ impl Progress {
         }
     }
 }
-/// Replay a whole reader through a pipeline; `progress` gets the bytes read so far and
-/// `observer`, when given, every evaluated bin (see [`Observer`]).
+
+/// The pipeline as a replay's [`input::UpdateSink`]: updates in, alerts out.
+struct PipelineSink<'a, 'o> {
+    rules: &'a [RuleSpec],
+    pipeline: Pipeline,
+    alerts: Vec<Alert>,
+    observer: Option<&'a mut (dyn Observer + 'o)>,
+}
+
+impl input::UpdateSink for PipelineSink<'_, '_> {
+    fn updates(&mut self, updates: std::vec::Drain<'_, Update>) -> std::io::Result<()> {
+        for u in updates {
+            feed(
+                &mut self.pipeline,
+                u,
+                &mut self.alerts,
+                self.observer.as_deref_mut(),
+            );
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) {
+        self.pipeline = Pipeline::new(self.rules.to_vec());
+        self.alerts.clear();
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.reset();
+        }
+    }
+}
+
+impl<'a, 'o> PipelineSink<'a, 'o> {
+    fn new(rules: &'a [RuleSpec], observer: Option<&'a mut (dyn Observer + 'o)>) -> Self {
+        PipelineSink {
+            rules,
+            pipeline: Pipeline::new(rules.to_vec()),
+            alerts: Vec::new(),
+            observer,
+        }
+    }
+}
+
+/// Replay `sources` through a pipeline, in time order whatever their order (see
+/// [`input::replay_sources`]); `progress` gets bytes read so far and `observer`, when
+/// given, every evaluated bin (see [`Observer`]).
+///
+/// Without an observer the two halves run on two threads: this one reads, parses and bins,
+/// the other runs the pipeline (baselines, detectors, lifecycle) on the updates in the
+/// order they were made, so the alerts are the same as on one thread.
+pub fn replay_sources(
+    sources: &[input::Source<'_>],
+    rules: &[RuleSpec],
+    opts: &input::ReplayOptions,
+    progress: &mut dyn FnMut(u64),
+    observer: Option<&mut dyn Observer>,
+) -> std::io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
+    if observer.is_some() || !opts.two_threads {
+        let mut sink = PipelineSink::new(rules, observer);
+        let stats = input::replay_sources(sources, rules, opts, progress, &mut sink)?;
+        return Ok((sink.alerts, stats, sink.pipeline));
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(32);
+        let worker = scope.spawn(move || {
+            let mut sink = PipelineSink::new(rules, None);
+            for batch in rx {
+                match batch {
+                    Batch::Updates(updates) => {
+                        for u in updates {
+                            feed(&mut sink.pipeline, u, &mut sink.alerts, None);
+                        }
+                    }
+                    Batch::Restart => input::UpdateSink::restart(&mut sink),
+                }
+            }
+            (sink.alerts, sink.pipeline)
+        });
+        let mut sink = ThreadedSink { tx };
+        let stats = input::replay_sources(sources, rules, opts, progress, &mut sink);
+        drop(sink);
+        let (alerts, pipeline) = worker
+            .join()
+            .map_err(|_| std::io::Error::other("the pipeline thread panicked"))?;
+        Ok((alerts, stats?, pipeline))
+    })
+}
+
+/// What the reading thread hands the pipeline thread.
+enum Batch {
+    Updates(Vec<Update>),
+    Restart,
+}
+
+/// The pipeline on another thread, fed over a bounded channel (the reader waits when the
+/// pipeline falls behind: memory stays bounded).
+struct ThreadedSink {
+    tx: std::sync::mpsc::SyncSender<Batch>,
+}
+
+impl input::UpdateSink for ThreadedSink {
+    fn updates(&mut self, updates: std::vec::Drain<'_, Update>) -> std::io::Result<()> {
+        let batch: Vec<Update> = updates.collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Batch::Updates(batch))
+            .map_err(|_| std::io::Error::other("the pipeline thread stopped"))
+    }
+
+    fn restart(&mut self) {
+        // A failed send means the pipeline thread is gone; the join reports it.
+        let _ = self.tx.send(Batch::Restart);
+    }
+}
+
+/// Replay a reader that can be read only once through a pipeline (sorted).
+pub fn replay_reader(
+    reader: impl Read,
+    rules: &[RuleSpec],
+    opts: &input::ReplayOptions,
+    progress: &mut dyn FnMut(u64),
+    observer: Option<&mut dyn Observer>,
+) -> std::io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
+    let mut sink = PipelineSink::new(rules, observer);
+    let stats = input::replay_reader(reader, rules, opts, progress, &mut sink)?;
+    Ok((sink.alerts, stats, sink.pipeline))
+}
+
+/// [`replay_reader`] with the default limits.
 pub fn replay_all(
     reader: impl Read,
     rules: &[RuleSpec],
-    lateness: std::time::Duration,
+    lateness: Duration,
     mut progress: impl FnMut(u64),
-    mut observer: Option<&mut dyn Observer>,
+    observer: Option<&mut dyn Observer>,
 ) -> std::io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
-    let mut pipeline = Pipeline::new(rules.to_vec());
-    let mut replay = replay::Replay::new(rules, lateness);
-    let mut lines = replay::LineReader::new(reader);
-    let mut alerts = Vec::new();
-    let mut n = 0u64;
-    while let Some(line) = lines.next_line()? {
-        replay.line(line);
-        n += 1;
-        if n.is_multiple_of(4096) {
-            for u in replay.ready_updates() {
-                feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
-            }
-            progress(lines.consumed);
-        }
-    }
-    for u in replay.ready_updates() {
-        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
-    }
-    for u in replay.final_updates() {
-        feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
-    }
-    progress(lines.consumed);
-    Ok((alerts, replay.stats(), pipeline))
+    replay_reader(
+        reader,
+        rules,
+        &input::ReplayOptions::new(lateness),
+        &mut progress,
+        observer,
+    )
 }
 
 /// Apply one update, observed or not.
@@ -359,6 +549,7 @@ pub fn feed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::replay::{ReplayOptions, Source};
 
     #[test]
     fn bad_lines_are_counted_not_fatal() {
@@ -366,7 +557,7 @@ mod tests {
         let (alerts, stats, _) = replay_all(
             &input[..],
             &[RuleSpec::named("okta-sign-ins")],
-            std::time::Duration::ZERO,
+            Duration::ZERO,
             |_| {},
             None,
         )
@@ -376,6 +567,35 @@ mod tests {
         assert_eq!(stats.blank, 1);
         assert_eq!(stats.malformed, 2);
         assert_eq!(stats.bins.matched, 1);
+    }
+
+    const EVENT: &str = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"SUCCESS"}}"#;
+
+    #[test]
+    fn without_a_window_a_gap_of_two_thousand_years_is_skipped_in_one_step() {
+        let old = EVENT.replace("2026-11-25T10:15:03Z", "0001-01-01T00:00:00Z");
+        let input = format!("{old}\n{EVENT}\n");
+        let opts = ReplayOptions {
+            max_skew: None,
+            ..ReplayOptions::new(Duration::ZERO)
+        };
+        let source = Source::Bytes {
+            name: "t".into(),
+            data: input.as_bytes(),
+        };
+        let (_, stats, pipeline) = replay_sources(
+            &[source],
+            &[RuleSpec::named("okta-sign-ins")],
+            &opts,
+            &mut |_| {},
+            None,
+        )
+        .unwrap();
+        assert_eq!(stats.bins.matched, 2);
+        // One day of silence evaluated bin by bin, the rest unknown at once.
+        let p = pipeline.stats();
+        assert_eq!(p.series_bins_evaluated, 96 + 2);
+        assert!(p.unknown_bins > 70_000_000, "{p:?}");
     }
 
     #[test]

@@ -53,6 +53,19 @@ pub struct Lifecycle {
     states: HashMap<String, AlertState>,
 }
 
+impl Transition {
+    /// How a chart marks this transition (the status page and the report draw alike).
+    pub fn mark(self) -> crate::chart::Mark {
+        use crate::chart::Mark;
+        match self {
+            Transition::Quiet => Mark::None,
+            Transition::Fire { .. } => Mark::Fire,
+            Transition::Repeat { .. } => Mark::Repeat,
+            Transition::Resolve { .. } => Mark::Resolve,
+        }
+    }
+}
+
 impl Lifecycle {
     /// Feed one bin's verdict (`None`: not judged) for `fingerprint`.
     pub fn step(

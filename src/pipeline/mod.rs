@@ -70,6 +70,10 @@ pub trait Observer {
         ctx: &BinContext<'_>,
         verdicts: &[Verdict],
     );
+
+    /// Forget everything seen so far: the replay starts over (a backtest that found its
+    /// input out of order replays it again, sorted).
+    fn reset(&mut self) {}
 }
 
 pub struct Pipeline {
@@ -157,6 +161,7 @@ impl Pipeline {
             Update::Close { rule, end_bin } => {
                 self.close_through_inner(rule, end_bin, out, observer)
             }
+            Update::Skip { rule, end_bin } => self.skip_to(rule, end_bin, out, observer),
         }
     }
 
@@ -253,6 +258,50 @@ impl Pipeline {
             self.stats.bins_closed += 1;
             bin += 1;
             r.next_bin = Some(bin);
+        }
+    }
+
+    /// [`Update::Skip`]: empty bins before `end_bin` become unknown in one step (each
+    /// series' history takes the gap at once); observed bins in between close as usual.
+    fn skip_to(
+        &mut self,
+        rule: usize,
+        end_bin: i64,
+        out: &mut Vec<Alert>,
+        mut observer: Option<&mut (dyn Observer + '_)>,
+    ) {
+        loop {
+            let Some(r) = self.rules.get_mut(rule) else {
+                return;
+            };
+            let Some(next) = r.next_bin else {
+                return;
+            };
+            if next >= end_bin {
+                return;
+            }
+            let stop = r
+                .pending
+                .range(next..)
+                .next()
+                .map(|(b, _)| *b)
+                .into_iter()
+                .chain(r.unknown.range(next..).next().copied())
+                .min()
+                .unwrap_or(end_bin)
+                .min(end_bin);
+            if stop > next {
+                for s in r.series.values_mut() {
+                    s.history.push(stop - 1, BinRecord::default());
+                }
+                let n = (stop - next) as u64;
+                self.stats.unknown_bins += n;
+                self.stats.bins_closed += n;
+                r.next_bin = Some(stop);
+            }
+            if stop < end_bin {
+                self.close_through_inner(rule, stop + 1, out, observer.as_deref_mut());
+            }
         }
     }
 

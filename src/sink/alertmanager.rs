@@ -49,8 +49,9 @@ use tokio::task::JoinHandle;
 
 use super::render;
 use super::route::SinkRoute;
+use super::spec::read_retry;
 use super::webhook::{classify_status, error_text};
-use super::{read_retry, Sink};
+use super::Sink;
 use crate::alert::{Alert, Status};
 use crate::config_reader::{Problems, Table};
 use crate::retry::{BoxFuture, RemoteError, RetryPolicy};

@@ -50,8 +50,9 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{json, Map, Value};
 
 use super::route::SinkRoute;
+use super::spec::read_retry;
 use super::webhook::{classify_status, error_text};
-use super::{read_retry, Redacted, SecretSource, Sink};
+use super::{Redacted, SecretSource, Sink};
 use crate::alert::{Alert, Status};
 use crate::config_reader::{Problems, Table};
 use crate::detect::Severity;

@@ -190,66 +190,103 @@ impl CloudWatchSource {
         tx: &mpsc::Sender<SourceEvent>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), QueryError> {
-        let spec = &self.rules[rule];
         let now = self.clock.now_ms();
-        let end = self.settled_end(spec, now);
+        let end = self.settled_end(&self.rules[rule], now);
         if cursor.next_bin < end {
-            let first = cursor.next_bin;
-            match self.read_range(rule, first, end, shutdown).await {
-                Ok(result) => {
-                    let mut updates = match result {
-                        ReadResult::Counts(u) => u,
-                        ReadResult::Truncated => {
-                            tracing::warn!(rule = %spec.name, "poll result hit the row limit; counts are partial");
-                            Vec::new()
-                        }
-                    };
-                    updates.push(Update::Close { rule, end_bin: end });
-                    tx.send(SourceEvent::Updates(updates))
-                        .await
-                        .map_err(|_| QueryError::Stopping)?;
-                    cursor.next_bin = end;
-                    if !self.config.revise_after.is_zero() {
-                        let due = now + self.config.revise_after.as_millis() as i64;
-                        cursor.revisions.push_back((first, end, due));
-                    }
-                    if cursor.failures > 0 {
-                        tracing::info!(rule = %spec.name, after_failures = cursor.failures, "source recovered");
-                    }
-                    cursor.failures = 0;
-                    metrics::gauge!("authpulse_last_successful_poll_timestamp_seconds", "rule" => spec.name.clone())
-                        .set(now as f64 / 1000.0);
-                    send_health(tx, rule, 0, None).await;
-                }
-                Err(QueryError::Stopping) => return Err(QueryError::Stopping),
-                Err(e) => {
-                    cursor.failures += 1;
-                    metrics::counter!("authpulse_query_failures_total", "rule" => spec.name.clone()).increment(1);
-                    tracing::warn!(rule = %spec.name, failures = cursor.failures, error = %e, "poll failed; bins stay unread");
-                    if cursor.failures >= self.config.unavailable_after {
-                        // Give the bins up as unknown so that later bins can be judged;
-                        // a revision may still fill them in.
-                        let mut updates: Vec<Update> = (first..end)
-                            .map(|bin| Update::Unknown { rule, bin })
-                            .collect();
-                        updates.push(Update::Close { rule, end_bin: end });
-                        tx.send(SourceEvent::Updates(updates))
-                            .await
-                            .map_err(|_| QueryError::Stopping)?;
-                        cursor.next_bin = end;
-                        if !self.config.revise_after.is_zero() {
-                            cursor.revisions.push_back((
-                                first,
-                                end,
-                                now + self.config.revise_after.as_millis() as i64,
-                            ));
-                        }
-                    }
-                    send_health(tx, rule, cursor.failures, Some(e.to_string())).await;
-                    return Err(e);
-                }
-            }
+            self.read_new(rule, cursor, end, now, tx, shutdown).await?;
         }
+        self.revise_due(rule, cursor, now, tx, shutdown).await
+    }
+
+    /// Read the bins that settled since the last poll, up to `end`.
+    async fn read_new(
+        &self,
+        rule: usize,
+        cursor: &mut RuleCursor,
+        end: i64,
+        now: i64,
+        tx: &mpsc::Sender<SourceEvent>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), QueryError> {
+        let spec = &self.rules[rule];
+        let first = cursor.next_bin;
+        let result = match self.read_range(rule, first, end, shutdown).await {
+            Ok(result) => result,
+            Err(QueryError::Stopping) => return Err(QueryError::Stopping),
+            Err(e) => return self.read_failed(rule, cursor, end, now, tx, e).await,
+        };
+        let mut updates = match result {
+            ReadResult::Counts(u) => u,
+            ReadResult::Truncated => {
+                tracing::warn!(rule = %spec.name, "poll result hit the row limit; counts are partial");
+                Vec::new()
+            }
+        };
+        updates.push(Update::Close { rule, end_bin: end });
+        tx.send(SourceEvent::Updates(updates))
+            .await
+            .map_err(|_| QueryError::Stopping)?;
+        self.advance(cursor, first, end, now);
+        if cursor.failures > 0 {
+            tracing::info!(rule = %spec.name, after_failures = cursor.failures, "source recovered");
+        }
+        cursor.failures = 0;
+        metrics::gauge!("authpulse_last_successful_poll_timestamp_seconds", "rule" => spec.name.clone())
+            .set(now as f64 / 1000.0);
+        send_health(tx, rule, 0, None).await;
+        Ok(())
+    }
+
+    /// The cursor moves past `first..end`, which is read once more `revise_after` later.
+    fn advance(&self, cursor: &mut RuleCursor, first: i64, end: i64, now: i64) {
+        cursor.next_bin = end;
+        if !self.config.revise_after.is_zero() {
+            let due = now + self.config.revise_after.as_millis() as i64;
+            cursor.revisions.push_back((first, end, due));
+        }
+    }
+
+    /// A poll failed: count it, say so, and after `unavailable_after` failures give the
+    /// bins up as unknown so that later bins can be judged (a revision may still fill
+    /// them in).
+    async fn read_failed(
+        &self,
+        rule: usize,
+        cursor: &mut RuleCursor,
+        end: i64,
+        now: i64,
+        tx: &mpsc::Sender<SourceEvent>,
+        e: QueryError,
+    ) -> Result<(), QueryError> {
+        let spec = &self.rules[rule];
+        let first = cursor.next_bin;
+        cursor.failures += 1;
+        metrics::counter!("authpulse_query_failures_total", "rule" => spec.name.clone())
+            .increment(1);
+        tracing::warn!(rule = %spec.name, failures = cursor.failures, error = %e, "poll failed; bins stay unread");
+        if cursor.failures >= self.config.unavailable_after {
+            let mut updates: Vec<Update> = (first..end)
+                .map(|bin| Update::Unknown { rule, bin })
+                .collect();
+            updates.push(Update::Close { rule, end_bin: end });
+            tx.send(SourceEvent::Updates(updates))
+                .await
+                .map_err(|_| QueryError::Stopping)?;
+            self.advance(cursor, first, end, now);
+        }
+        send_health(tx, rule, cursor.failures, Some(e.to_string())).await;
+        Err(e)
+    }
+
+    /// Read again the ranges whose revision is due (late logs); counts are absolute.
+    async fn revise_due(
+        &self,
+        rule: usize,
+        cursor: &mut RuleCursor,
+        now: i64,
+        tx: &mpsc::Sender<SourceEvent>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), QueryError> {
         while let Some(&(first, end, due)) = cursor.revisions.front() {
             if due > now {
                 break;
@@ -264,7 +301,7 @@ impl CloudWatchSource {
                 Ok(ReadResult::Truncated) => {}
                 Err(QueryError::Stopping) => return Err(QueryError::Stopping),
                 Err(e) => {
-                    tracing::warn!(rule = %spec.name, error = %e, "revision failed; keeping first counts")
+                    tracing::warn!(rule = %self.rules[rule].name, error = %e, "revision failed; keeping first counts")
                 }
             }
         }
@@ -413,7 +450,11 @@ pub fn parse_rows(
         let class = OutcomeClass::of(get("detail.outcome.result").unwrap_or("UNKNOWN"));
         let mut labels = Labels::new();
         if let (Some(field), Some(path)) = (&spec.split_by, &split_field) {
-            labels.insert(field.clone(), get(path).unwrap_or("(none)").to_string());
+            // `null`, `"null"` and `""` are an unknown source, as in the local binner.
+            let value = get(path)
+                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("null"))
+                .unwrap_or("(none)");
+            labels.insert(field.clone(), value.to_string());
         }
         let counts = out.entry((bin, labels)).or_default();
         counts.add(class, n);
@@ -513,6 +554,31 @@ mod tests {
         assert_eq!(key.1["client.ipAddress"], "203.0.113.9");
         assert_eq!(counts.failure, 12);
         assert_eq!((counts.failed_users, counts.failed_ips), (11, 1));
+    }
+
+    #[test]
+    fn a_null_address_is_the_unknown_source() {
+        let mut spec = RuleSpec::named("r");
+        spec.split_by = Some("client.ipAddress".into());
+        let at = |ip: Option<&str>| {
+            let mut fields = vec![
+                ("bin(15m)", "2026-11-25 10:15:00.000"),
+                ("detail.outcome.result", "FAILURE"),
+                ("n", "1"),
+            ];
+            if let Some(ip) = ip {
+                fields.push(("detail.client.ipAddress", ip));
+            }
+            row(&fields)
+        };
+        let rows = vec![at(Some("null")), at(Some("")), at(None), at(Some("NULL"))];
+        let c = parse_rows(&spec, &rows, 0, i64::MAX).unwrap();
+        let values: Vec<&str> = c
+            .keys()
+            .map(|(_, l)| l["client.ipAddress"].as_str())
+            .collect();
+        assert_eq!(values, vec!["(none)"]);
+        assert_eq!(c.values().next().map(|c| c.failure), Some(4));
     }
 
     #[test]

@@ -323,7 +323,41 @@ pub fn parse(text: &str) -> Parsed {
             Err(why) => p.reject(line, why),
         }
     }
+    p.reject_outside_window(crate::source::replay::DEFAULT_MAX_SKEW);
     p
+}
+
+impl Parsed {
+    /// Refuse rows further than `skew` from the median row time: one row dated
+    /// `0001-01-01` must not stretch the replay over two thousand years.
+    fn reject_outside_window(&mut self, skew: std::time::Duration) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let mut times: Vec<i64> = self.rows.iter().map(|r| r.ms).collect();
+        times.sort_unstable();
+        let median = times[times.len() / 2];
+        let skew = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
+        let (lo, hi) = (median.saturating_sub(skew), median.saturating_add(skew));
+        let rows = std::mem::take(&mut self.rows);
+        for r in rows {
+            if (lo..=hi).contains(&r.ms) {
+                self.rows.push(r);
+            } else {
+                let when = chrono::DateTime::from_timestamp_millis(r.ms)
+                    .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_default();
+                self.reject(
+                    r.line,
+                    format!(
+                        "{when} is more than {} from the median row time",
+                        humantime::format_duration(std::time::Duration::from_millis(skew as u64))
+                    ),
+                );
+            }
+        }
+        self.bad.sort_by_key(|b| b.line);
+    }
 }
 
 /// Why a rule cannot take the file.
@@ -374,7 +408,22 @@ pub fn updates(parsed: &Parsed, rules: &[RuleSpec]) -> (Vec<Update>, Vec<Skipped
                 sum.failure += c.failure;
             }
         }
+        // As in the event binner: the first day of a gap is closed bin by bin, the rest
+        // skipped as unknown in one step.
+        let max_silent = (crate::source::binner::MAX_SILENCE.as_millis() as i64 / bin_ms).max(1);
+        let mut last: Option<i64> = None;
         for (bin, counts) in bins {
+            if let Some(last) = last.filter(|l| bin - (l + 1) > max_silent) {
+                out.push(Update::Close {
+                    rule: i,
+                    end_bin: last + 1 + max_silent,
+                });
+                out.push(Update::Skip {
+                    rule: i,
+                    end_bin: bin,
+                });
+            }
+            last = Some(bin);
             out.push(match counts {
                 Some(counts) => Update::Observe {
                     rule: i,
@@ -407,6 +456,28 @@ mod tests {
             failure,
             ..Counts::default()
         })
+    }
+
+    #[test]
+    fn a_row_from_year_one_is_refused_and_gaps_are_skipped() {
+        let text = "timestamp,total,failure\n0001-01-01T00:00:00Z,5,0\n2026-11-25T10:00:00Z,10,1\n2026-11-25T10:15:00Z,10,1\n2026-12-25T10:00:00Z,10,1\n";
+        let parsed = parse(text);
+        assert_eq!(parsed.rows.len(), 3);
+        assert_eq!(parsed.bad_count, 1);
+        assert_eq!(parsed.bad[0].line, 2);
+        assert!(
+            parsed.bad[0].reason.contains("from the median row time"),
+            "{}",
+            parsed.bad[0]
+        );
+        let (updates, _) = updates(&parsed, &[RuleSpec::named("r")]);
+        let skips = updates
+            .iter()
+            .filter(|u| matches!(u, Update::Skip { .. }))
+            .count();
+        // A month between the last two rows: one day closed, the rest skipped at once.
+        assert_eq!(skips, 1);
+        assert!(updates.len() < 10, "{updates:?}");
     }
 
     #[test]
@@ -504,7 +575,9 @@ mod tests {
     }
 
     fn gen_row() -> impl Strategy<Value = Gen> {
-        (0i64..2_000_000, 0u64..100_000, any::<bool>(), any::<bool>()).prop_flat_map(
+        // Up to ~2.7 years apart: rows beyond the time window (3 years around the median)
+        // are refused, see `a_row_from_year_one_is_refused_and_gaps_are_skipped`.
+        (0i64..1_400_000, 0u64..100_000, any::<bool>(), any::<bool>()).prop_flat_map(
             |(minutes, total, space_format, quoted)| {
                 (0..=total).prop_flat_map(move |failure| {
                     (0..=total - failure).prop_map(move |success| Gen {

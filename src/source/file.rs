@@ -1,5 +1,6 @@
-//! `source.kind = "file"`: replay an NDJSON export from its start through the live path,
-//! then follow lines appended to it (like `tail -F`).
+//! `source.kind = "file"`: replay an export from its start — sorted, so its order does
+//! not matter — then follow lines appended to it (like `tail -F`) with the live `settle`
+//! semantics.
 //!
 //! The clock of a file source is the events in it: a bin closes once events `settle` past
 //! its end have been read. So a file that stops growing does not raise `flatline`, and
@@ -12,9 +13,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{Source, SourceError, SourceEvent};
+use std::io::Read;
+
 use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
-use crate::source::replay::{self, LineReader, Replay};
+use crate::source::replay::{self as input, Line, LineReader, Replay};
 
 pub struct FileSource {
     pub path: PathBuf,
@@ -54,25 +57,71 @@ impl FileSource {
             path: self.path.display().to_string(),
             error,
         };
-        let (reader, _) = replay::open(&self.path).map_err(io_err)?;
-        let mut lines = LineReader::new(reader);
-        lines.emit_partial = !self.follow;
-        let mut replay = Replay::new(&self.rules, self.settle);
-        let mut caught_up = false;
-        let mut since_flush = 0u64;
         let send = |events: Vec<SourceEvent>| -> Result<(), SourceError> {
             for e in events {
                 tx.blocking_send(e).map_err(|_| SourceError::Closed)?;
             }
             Ok(())
         };
+        // The file as it is now: sorted, so its order does not matter (a replay makes the
+        // decisions a backtest makes). Lines appended later are taken as they come, with
+        // the live `settle` semantics.
+        let opts = input::ReplayOptions::new(self.settle);
+        let (mut replay, offset) = input::sorted_file_updates(
+            &self.path,
+            &self.rules,
+            &opts,
+            self.follow,
+            &mut |updates| {
+                tx.blocking_send(SourceEvent::Updates(updates))
+                    .map_err(|_| std::io::Error::other("the daemon stopped listening"))
+            },
+        )
+        .map_err(io_err)?;
+        let mut updates: Vec<_> = replay.ready_updates().collect();
+        if !self.follow {
+            updates.extend(final_updates(&mut replay).map_err(io_err)?);
+        }
+        let s = replay.stats();
+        tracing::info!(
+            path = %self.path.display(),
+            lines = s.lines,
+            events = s.bins.events,
+            malformed = s.malformed,
+            duplicates = s.bins.duplicates,
+            outside_window = s.outside_window,
+            "file replayed"
+        );
+        let mut events = Vec::new();
+        if !updates.is_empty() {
+            events.push(SourceEvent::Updates(updates));
+        }
+        events.push(SourceEvent::CaughtUp);
+        send(events)?;
+        if !self.follow {
+            return Ok(());
+        }
+
+        // Follow: open again and skip what the first pass read.
+        let (mut reader, _) = input::open(&self.path).map_err(io_err)?;
+        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink()).map_err(io_err)?;
+        let mut lines = LineReader::new(reader);
+        lines.emit_partial = false;
+        let mut line_no = s.lines;
+        let mut since_flush = 0u64;
         loop {
-            if *shutdown.borrow() {
+            // Stop when told to, and also when the daemon is gone (its stop sender or its
+            // receiver dropped without a word): a follower must never outlive it.
+            if *shutdown.borrow() || shutdown.has_changed().is_err() || tx.is_closed() {
                 return Ok(());
             }
             match lines.next_line().map_err(io_err)? {
                 Some(line) => {
-                    replay.line(line);
+                    line_no += 1;
+                    match line {
+                        Line::Text(text) => replay.line(text, line_no),
+                        Line::TooLong { len } => replay.too_long(line_no, len),
+                    }
                     since_flush += 1;
                     if since_flush >= BATCH_LINES {
                         since_flush = 0;
@@ -84,34 +133,81 @@ impl FileSource {
                 }
                 None => {
                     since_flush = 0;
-                    let mut updates: Vec<_> = replay.ready_updates().collect();
-                    if !self.follow {
-                        updates.extend(replay.final_updates());
-                    }
-                    let mut events = Vec::new();
+                    let updates: Vec<_> = replay.ready_updates().collect();
                     if !updates.is_empty() {
-                        events.push(SourceEvent::Updates(updates));
-                    }
-                    if !caught_up {
-                        caught_up = true;
-                        let s = replay.stats();
-                        tracing::info!(
-                            path = %self.path.display(),
-                            lines = s.lines,
-                            events = s.bins.events,
-                            malformed = s.malformed,
-                            "file replayed"
-                        );
-                        events.push(SourceEvent::CaughtUp);
-                    }
-                    send(events)?;
-                    if !self.follow {
-                        return Ok(());
+                        send(vec![SourceEvent::Updates(updates)])?;
                     }
                     std::thread::sleep(FOLLOW_POLL);
                     lines.clear_eof();
                 }
             }
         }
+    }
+}
+
+fn final_updates(replay: &mut Replay) -> std::io::Result<Vec<crate::series::Update>> {
+    match replay.final_updates() {
+        Ok(u) => Ok(u.collect()),
+        Err(input::Stop::Io(e)) => Err(e),
+        Err(input::Stop::Disordered { .. }) => {
+            Err(std::io::Error::other("an event out of order after sorting"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::series::Update;
+
+    fn updates_of(path: &std::path::Path) -> Vec<Update> {
+        let source = FileSource {
+            path: path.to_path_buf(),
+            rules: crate::rule::RuleSpec::builtin(),
+            settle: Duration::from_secs(120),
+            follow: false,
+        };
+        let (tx, mut rx) = mpsc::channel(1 << 16);
+        let (_stop, shutdown) = watch::channel(false);
+        source.read_blocking(&tx, &shutdown).unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            if let SourceEvent::Updates(u) = e {
+                out.extend(u);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_file_replays_the_same_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines = Vec::new();
+        for i in 0..3000i64 {
+            let t = chrono::DateTime::from_timestamp(1_795_600_000 + i * 67, 0).unwrap();
+            let result = if i % 7 == 0 { "FAILURE" } else { "SUCCESS" };
+            lines.push(format!(
+                r#"{{"eventType":"user.session.start","published":"{}","outcome":{{"result":"{result}"}},"client":{{"ipAddress":"192.0.2.{}"}},"actor":{{"alternateId":"u{}"}}}}"#,
+                t.to_rfc3339(),
+                i % 13,
+                i % 17
+            ));
+        }
+        let ordered = dir.path().join("ordered.ndjson");
+        std::fs::write(&ordered, lines.join("\n")).unwrap();
+        lines.reverse();
+        let reversed = dir.path().join("reversed.ndjson");
+        std::fs::write(&reversed, lines.join("\n")).unwrap();
+        // The same updates; within a bin, split series come in hash order.
+        let normal = |u: Vec<Update>| {
+            let mut v: Vec<String> = u.iter().map(|u| format!("{u:?}")).collect();
+            v.sort();
+            v
+        };
+        let a = updates_of(&ordered);
+        assert!(a.iter().any(|u| matches!(u, Update::Observe { .. })));
+        let (a, b) = (normal(a), normal(updates_of(&reversed)));
+        assert!(a == b, "{} and {} updates differ", a.len(), b.len());
     }
 }

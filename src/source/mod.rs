@@ -11,6 +11,8 @@ pub mod config;
 pub mod csv;
 pub mod file;
 pub mod insights;
+pub mod parallel;
+pub mod reorder;
 pub mod replay;
 
 use tokio::sync::{mpsc, watch};

@@ -4,7 +4,7 @@ Run from the repository root with the project's virtualenv:
 
     .venv/bin/python -m unittest discover -s tests/deploy -v
 
-The virtualenv (tests/support/requirements.txt) provides cfn-lint 1.58.0 and,
+The virtualenv (tests/aws_emulator/requirements.txt) provides cfn-lint 1.58.0 and,
 as dependencies of cfn-lint and moto, PyYAML and botocore. The only tests
 allowed to skip are the systemd-analyze ones, and only when systemd-analyze
 is not installed.
@@ -46,9 +46,18 @@ EXPECTED_ACTIONS = {
     "logs:GetQueryResults",
     "logs:StopQuery",
     "sns:Publish",
+    # [ha]: leases and alert state (transactions are authorized per item action).
+    "dynamodb:DescribeTable",
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
 }
 OKTA_LOG_GROUP = "/aws/events/okta"
 ALERT_TOPIC = "authpulse-alerts"
+HA_TABLE = "authpulse-ha"
 STATE_DIR = "/var/lib/authpulse"
 MAX_EXPOSURE = 2.0
 
@@ -157,7 +166,7 @@ class CloudFormationTemplateTest(unittest.TestCase):
         self.assertIsNotNone(
             cfn_lint,
             "cfn-lint not found in .venv/bin or next to this interpreter; "
-            "install tests/support/requirements.txt into the venv",
+            "install tests/aws_emulator/requirements.txt into the venv",
         )
         result = run([cfn_lint, "--", CFN_TEMPLATE])
         self.assertEqual(
@@ -221,8 +230,28 @@ class CloudFormationTemplateTest(unittest.TestCase):
 
     def test_outputs(self):
         outputs = load_cfn()["Outputs"]
-        for name in ("LogGroupName", "LogGroupArn", "AlertTopicArn", "TaskRoleArn"):
+        for name in ("LogGroupName", "LogGroupArn", "AlertTopicArn", "TaskRoleArn", "HaTableName"):
             self.assertIn(name, outputs)
+
+    def test_ha_table(self):
+        cfn = load_cfn()
+        self.assertEqual(cfn["Parameters"]["HaTableName"]["Default"], HA_TABLE)
+        table = cfn["Resources"]["HaTable"]
+        self.assertEqual(table["Type"], "AWS::DynamoDB::Table")
+        props = table["Properties"]
+        self.assertEqual(props["TableName"], {"Ref": "HaTableName"})
+        self.assertEqual(props["BillingMode"], "PAY_PER_REQUEST")
+        self.assertEqual(
+            {(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]},
+            {("pk", "HASH"), ("sk", "RANGE")},
+        )
+        self.assertEqual(
+            {(a["AttributeName"], a["AttributeType"]) for a in props["AttributeDefinitions"]},
+            {("pk", "S"), ("sk", "S")},
+        )
+        self.assertEqual(
+            props["TimeToLiveSpecification"], {"AttributeName": "expires_at", "Enabled": True}
+        )
 
 
 def json_values(value) -> list:
@@ -290,6 +319,10 @@ class IamPolicyTest(unittest.TestCase):
                         )
                     elif action.startswith("sns:"):
                         self.assertRegex(arn, rf"^arn:aws:sns:[^:]+:[^:]+:{re.escape(ALERT_TOPIC)}$")
+                    elif action.startswith("dynamodb:"):
+                        self.assertRegex(
+                            arn, rf"^arn:aws:dynamodb:[^:]+:[^:]+:table/{re.escape(HA_TABLE)}$"
+                        )
                     else:
                         self.fail(f"unexpected service in {action}")
 
@@ -368,6 +401,10 @@ class IamPolicyTest(unittest.TestCase):
                         )
                 elif action.startswith("sns:"):
                     self.assertEqual(resources, [{"Ref": "AlertTopic"}])
+                elif action.startswith("dynamodb:"):
+                    self.assertEqual(resources, [{"Fn::GetAtt": ["HaTable", "Arn"]}])
+                else:
+                    self.fail(f"unexpected service in {action}")
 
 
 # --------------------------------------------------------------------------
@@ -456,6 +493,20 @@ class EcsTaskDefinitionTest(unittest.TestCase):
     def test_stop_timeout(self):
         self.assertGreaterEqual(self.container.get("stopTimeout", 0), 15)
         self.assertLessEqual(self.container["stopTimeout"], 120)  # Fargate maximum
+
+    def test_replicas_share_the_stacks_table(self):
+        env = {e["name"]: e["value"] for e in self.container["environment"]}
+        self.assertEqual(env.get("AUTHPULSE__HA__TABLE"), HA_TABLE)
+        # The stack creates the table; the role has no dynamodb:CreateTable.
+        self.assertEqual(env.get("AUTHPULSE__HA__CREATE_TABLE"), "false")
+
+    def test_readme_runs_two_tasks_with_the_default_rolling_deployment(self):
+        text = DEPLOY_README.read_text()
+        commands = re.findall(r"aws ecs create-service.*?(?:\n\n|```)", text, re.S)
+        self.assertEqual(len(commands), 1, commands)
+        self.assertIn("--desired-count 2", commands[0])
+        # The defaults (maximumPercent 200, minimumHealthyPercent 100): no override.
+        self.assertNotIn("--deployment-configuration", commands[0])
 
 
 # --------------------------------------------------------------------------

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::detect::{BinContext, Detector, DetectorKind};
-use crate::pipeline::lifecycle::Transition;
 use crate::pipeline::{Observer, Verdict};
 use crate::rule::RuleSpec;
 use crate::series::{Counts, Labels};
@@ -26,25 +25,7 @@ use crate::series::{Counts, Labels};
 /// (every floor other than the p-value is the same for both).
 pub const PROBE_P_VALUE: f64 = 0.01;
 
-/// What the lifecycle did with a bin's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    None,
-    Fire,
-    Repeat,
-    Resolve,
-}
-
-impl Mark {
-    fn of(t: Transition) -> Mark {
-        match t {
-            Transition::Quiet => Mark::None,
-            Transition::Fire { .. } => Mark::Fire,
-            Transition::Repeat { .. } => Mark::Repeat,
-            Transition::Resolve { .. } => Mark::Resolve,
-        }
-    }
-}
+pub use crate::chart::Mark;
 
 /// One detector's judgement of one bin, kept small (a series holds thousands).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -206,6 +187,11 @@ impl Recorder {
 }
 
 impl Observer for Recorder {
+    fn reset(&mut self) {
+        let specs: Vec<RuleSpec> = self.rules.iter().map(|r| r.spec.clone()).collect();
+        *self = Recorder::new(&specs);
+    }
+
     fn series_bin(
         &mut self,
         rule: usize,
@@ -260,7 +246,7 @@ impl Observer for Recorder {
                     p_value: f.p_value,
                     anomalous: f.anomalous,
                     anomalous_loose,
-                    mark: Mark::of(v.transition),
+                    mark: v.transition.mark(),
                 }
             }));
         }

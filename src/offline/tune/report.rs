@@ -10,9 +10,10 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Datelike, Utc};
-
 use crate::alert::{Alert, Status};
+use crate::chart::{self, Key, Look, Marker, MarkerStyle, Panel, TimeAxis, ValueAxis};
+use crate::detect::DetectorKind;
+use crate::html::{esc, plural, time};
 
 use super::{series_name, Mark, Point, Recorder, SeriesTrace};
 
@@ -20,13 +21,19 @@ use super::{series_name, Mark, Point, Recorder, SeriesTrace};
 pub const MAX_SERIES: usize = 50;
 /// Alert rows in the table, at most.
 const MAX_ALERT_ROWS: usize = 2000;
-/// Points per line, at most; longer histories are thinned (see [`thin`]).
-const MAX_POINTS: usize = 1600;
 
-const WIDTH: f64 = 1200.0;
-const LEFT: f64 = 64.0;
-const RIGHT: f64 = 12.0;
-const PANEL_H: f64 = 120.0;
+/// One panel per detector, stacked in a wide chart; two weeks of 15-minute bins are
+/// 1,344 points, so markers sit on the points rather than crossing the panel.
+const LOOK: Look = Look {
+    width: 1200.0,
+    left: 64.0,
+    right: 12.0,
+    height: 120.0,
+    dot_radius: 2.5,
+    markers: MarkerStyle::AtPoint,
+    max_points: 1600,
+    max_time_labels: 16,
+};
 const PANEL_GAP: f64 = 30.0;
 const TOP: f64 = 8.0;
 const AXIS_H: f64 = 22.0;
@@ -43,12 +50,12 @@ svg text { font: 12px system-ui, sans-serif; fill: #444; }
 svg text.title { font-weight: 600; fill: #1d1d1f; }
 .frame { fill: #fff; stroke: #ccc; }
 .grid { stroke: #eee; }
-.day { stroke: #ddd; stroke-dasharray: 2 3; }
+.time-grid { stroke: #ddd; stroke-dasharray: 2 3; }
 .unjudged { fill: #f0f0f0; }
 .band { fill: #cfe2f7; }
-.expected { fill: none; stroke: #3b6fb6; stroke-width: 1.2; stroke-dasharray: 5 3; }
-.observed { fill: none; stroke: #1d1d1f; stroke-width: 1; }
-.flagged { fill: #f39c12; }
+.expected { fill: none; stroke: #3b6fb6; stroke-width: 1.2; stroke-dasharray: 5 3; stroke-linecap: round; }
+.observed { fill: none; stroke: #1d1d1f; stroke-width: 1; stroke-linecap: round; }
+.anomalous { fill: #f39c12; }
 .fire { fill: #d62728; }
 .repeat { fill: #f08080; }
 .resolve { fill: #2ca02c; }
@@ -64,26 +71,9 @@ tr.firing td:first-child { color: #d62728; font-weight: 600; }
 tr.resolved td:first-child { color: #2ca02c; }
 ";
 
-/// Escape text for HTML/XML content and attribute values.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-fn time(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.format("%a %d %b %H:%M").to_string())
-        .unwrap_or_default()
+/// A bin's start for labels: `Mon 02 Nov 2026 13:45`.
+fn when(ms: i64) -> String {
+    time(ms, "%a %d %b %Y %H:%M")
 }
 
 /// A value for a label: shares as percentages, counts as whole numbers.
@@ -104,7 +94,7 @@ fn interest(s: &SeriesTrace) -> (usize, f64, u64) {
         .points
         .iter()
         .flatten()
-        .filter(|p| matches!(p.mark, Mark::Fire | Mark::Repeat))
+        .filter(|p| p.mark.is_firing())
         .count();
     let min_p = s
         .points
@@ -114,88 +104,6 @@ fn interest(s: &SeriesTrace) -> (usize, f64, u64) {
         .map(|p| p.p_value)
         .fold(1.0, f64::min);
     (fires, min_p, s.total_events())
-}
-
-/// Keep at most [`MAX_POINTS`] points of a run: each kept point stands for a bucket of
-/// bins and shows the bucket's most deviating observation (spikes and drops both survive),
-/// its mean expectation and its widest band.
-fn thin(run: &[(i64, Point)]) -> Vec<(i64, Point)> {
-    let per = run.len().div_ceil(MAX_POINTS).max(1);
-    if per == 1 {
-        return run.to_vec();
-    }
-    run.chunks(per)
-        .filter_map(|chunk| {
-            let (bin, first) = *chunk.first()?;
-            let mut p = first;
-            let n = chunk.len() as f32;
-            p.expected = chunk.iter().map(|(_, q)| q.expected).sum::<f32>() / n;
-            p.lower = chunk.iter().map(|(_, q)| q.lower).fold(f32::MAX, f32::min);
-            p.upper = chunk.iter().map(|(_, q)| q.upper).fold(f32::MIN, f32::max);
-            p.observed = chunk
-                .iter()
-                .map(|(_, q)| q.observed)
-                .max_by(|a, b| (a - p.expected).abs().total_cmp(&(b - p.expected).abs()))
-                .unwrap_or(first.observed);
-            Some((bin, p))
-        })
-        .collect()
-}
-
-/// Maps bins and values to SVG coordinates within one panel.
-struct Scale {
-    first_bin: i64,
-    bins: f64,
-    top: f64,
-    ymax: f64,
-}
-
-impl Scale {
-    fn x(&self, bin: i64) -> f64 {
-        LEFT + (bin - self.first_bin) as f64 / self.bins * (WIDTH - LEFT - RIGHT)
-    }
-
-    fn y(&self, v: f64) -> f64 {
-        let v = if v.is_finite() {
-            v.clamp(0.0, self.ymax)
-        } else {
-            self.ymax
-        };
-        self.top + PANEL_H - v / self.ymax * PANEL_H
-    }
-}
-
-/// The `q` quantile of some values (0 when there are none).
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    v.retain(|x| x.is_finite());
-    v.sort_by(f64::total_cmp);
-    v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0.0)
-}
-
-/// A y-axis maximum that shows normal traffic and its band. One burst a hundred times
-/// the usual level would flatten everything else to a line at zero, so the axis follows
-/// the bulk of the data (99th percentile of observations, 98th of the upper bound, every
-/// expectation) unless the largest observation is not much beyond it; taller bins are
-/// drawn clipped at the top with their value written there.
-fn y_max(points: &[(i64, Point)]) -> f64 {
-    let all = |f: fn(&Point) -> f32| points.iter().map(move |(_, p)| f64::from(f(p)));
-    let bulk = quantile(all(|p| p.observed).collect(), 0.99)
-        .max(quantile(all(|p| p.upper).collect(), 0.98))
-        .max(all(|p| p.expected).fold(0.0, f64::max))
-        * 1.15;
-    let top = all(|p| p.observed).fold(0.0, f64::max) * 1.08;
-    let m = if top <= bulk * 1.5 {
-        top.max(bulk)
-    } else {
-        bulk
-    };
-    if m > 0.0 {
-        m
-    } else {
-        1.0
-    }
 }
 
 /// A p-value for a label: `2.0e-16`, and plain `0` and `1` at the ends.
@@ -211,259 +119,131 @@ pub fn p_text(p: f64) -> String {
     }
 }
 
-/// Round a tick step to 1, 2 or 5 times a power of ten.
-fn nice_step(range: f64, ticks: f64) -> f64 {
-    let raw = (range / ticks).max(1e-12);
-    let mag = 10f64.powf(raw.log10().floor());
-    let f = raw / mag;
-    mag * if f <= 1.0 {
-        1.0
-    } else if f <= 2.0 {
-        2.0
-    } else if f <= 5.0 {
-        5.0
-    } else {
-        10.0
+/// What one panel shows of one detector: its judged bins and how to label them.
+struct Judged {
+    kind: DetectorKind,
+    share: bool,
+    bin_ms: i64,
+    bins: Vec<(i64, Point)>,
+}
+
+impl Judged {
+    /// A bin's tooltip: when, what was observed against what, and the p-value.
+    fn tip(&self, bin: i64, p: &Point) -> String {
+        let v = |x: f32| value(f64::from(x), self.share);
+        format!(
+            "{} {}: observed {}, expected {}, band {} to {}, p {}",
+            when(bin * self.bin_ms),
+            self.kind.name(),
+            v(p.observed),
+            v(p.expected),
+            v(p.lower),
+            v(p.upper),
+            p_text(p.p_value)
+        )
+    }
+
+    fn points(&self) -> Vec<chart::Point> {
+        self.bins
+            .iter()
+            .map(|&(bin, p)| chart::Point {
+                bin,
+                observed: f64::from(p.observed),
+                expected: Some(f64::from(p.expected)),
+                band: Some((f64::from(p.lower), f64::from(p.upper))),
+                anomalous: p.anomalous,
+            })
+            .collect()
+    }
+
+    /// Where pages fired, fired again and resolved, at their exact bins.
+    fn markers(&self) -> Vec<Marker> {
+        self.bins
+            .iter()
+            .filter(|(_, p)| p.mark != Mark::None)
+            .map(|&(bin, p)| {
+                let verb = match p.mark {
+                    Mark::Fire => "FIRING",
+                    Mark::Repeat => "firing again",
+                    _ => "RESOLVED",
+                };
+                Marker {
+                    bin,
+                    value: f64::from(p.observed),
+                    mark: p.mark,
+                    tip: format!("{verb} {}", self.tip(bin, &p)),
+                }
+            })
+            .collect()
     }
 }
 
-/// What the panels of one chart share: the bins on the x-axis and the day ticks.
-struct Frame {
-    first_bin: i64,
-    bins: f64,
-    days: Vec<(i64, String)>,
+/// Inclusive runs of bins a detector could not judge (warm-up, too little traffic).
+fn unjudged(points: &[(i64, Option<Point>)]) -> Vec<(i64, i64)> {
+    points
+        .chunk_by(|a, b| a.1.is_none() == b.1.is_none())
+        .filter(|run| run.iter().all(|(_, p)| p.is_none()))
+        .filter_map(|run| Some((run.first()?.0, run.last()?.0)))
+        .collect()
 }
 
-/// One panel: detector `d` of series `s`, its frame's top edge at `top`; the bottom panel
-/// labels the days.
+/// One panel: detector `d` of series `s`, its plot area's top edge at `top`; the bottom
+/// panel labels the days.
 fn panel(
     svg: &mut String,
     rec: &Recorder,
     s: &SeriesTrace,
     d: usize,
     top: f64,
-    frame: &Frame,
-    bottom: bool,
+    time_axis: &TimeAxis,
 ) {
-    let Frame {
-        first_bin,
-        bins,
-        ref days,
-    } = *frame;
     let info = &rec.rules[s.rule];
     let detectors = info.spec.detectors.len();
-    let kind = info.spec.detectors[d].detector.kind();
     let measure = rec.measure(s.rule, d).unwrap_or("");
-    let share = measure.contains("share");
-    let points: Vec<(i64, Option<Point>)> = s.detector_points(d, detectors).collect();
-    let judged: Vec<(i64, Point)> = points
-        .iter()
-        .filter_map(|&(b, p)| p.map(|p| (b, p)))
-        .collect();
-    let scale = Scale {
-        first_bin,
-        bins,
+    let all: Vec<(i64, Option<Point>)> = s.detector_points(d, detectors).collect();
+    let judged = Judged {
+        kind: info.spec.detectors[d].detector.kind(),
+        share: measure.contains("share"),
+        bin_ms: info.spec.bin_ms(),
+        bins: all.iter().filter_map(|&(b, p)| Some((b, p?))).collect(),
+    };
+    let points = judged.points();
+    let markers = judged.markers();
+    let fires = markers.iter().filter(|m| m.mark.is_firing()).count();
+    let title = match fires {
+        0 => format!("{} — {measure}", judged.kind.name()),
+        n => format!(
+            "{} — {measure} · {}",
+            judged.kind.name(),
+            plural(n, "firing notice")
+        ),
+    };
+    let _ = write!(
+        svg,
+        r#"<g class="panel" data-detector="{}">"#,
+        judged.kind.name()
+    );
+    Panel {
+        look: &LOOK,
+        time: time_axis,
+        axis: ValueAxis::bulk(&points),
         top,
-        ymax: y_max(&judged),
-    };
-    let bin_w = (WIDTH - LEFT - RIGHT) / bins;
-    let fires = judged
-        .iter()
-        .filter(|(_, p)| matches!(p.mark, Mark::Fire | Mark::Repeat))
-        .count();
-    let _ = write!(
-        svg,
-        r#"<g class="panel" data-detector="{}"><rect class="frame" x="{LEFT}" y="{top:.1}" width="{:.1}" height="{PANEL_H}"/>"#,
-        kind.name(),
-        WIDTH - LEFT - RIGHT
-    );
-    // Unjudged stretches, as shaded rectangles.
-    let mut run_start: Option<i64> = None;
-    for (i, &(bin, p)) in points.iter().enumerate() {
-        let end_of_run = points.get(i + 1).is_none_or(|n| n.1.is_some());
-        if p.is_none() {
-            run_start.get_or_insert(bin);
-            if end_of_run {
-                let from = run_start.take().unwrap_or(bin);
-                let _ = write!(
-                    svg,
-                    r#"<rect class="unjudged" x="{:.1}" y="{top:.1}" width="{:.1}" height="{PANEL_H}"/>"#,
-                    scale.x(from),
-                    (bin + 1 - from) as f64 * bin_w
-                );
-            }
-        }
+        title: &title,
+        points: &points,
+        unjudged: &unjudged(&all),
+        markers: &markers,
+        value: &|v| value(v, judged.share),
+        tip: &|i| {
+            judged
+                .bins
+                .get(i)
+                .map(|(bin, p)| format!("flagged {}", judged.tip(*bin, p)))
+                .unwrap_or_default()
+        },
+        time_labels: d + 1 == detectors,
     }
-    // Horizontal grid with labels.
-    let step = nice_step(scale.ymax, 3.0);
-    let mut v = 0.0;
-    while v <= scale.ymax {
-        let y = scale.y(v);
-        let _ = write!(
-            svg,
-            r#"<line class="grid" x1="{LEFT}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            y + 4.0,
-            esc(&value(v, share))
-        );
-        v += step;
-    }
-    for (bin, label) in days {
-        let x = scale.x(*bin);
-        let _ = write!(
-            svg,
-            r#"<line class="day" x1="{x:.1}" x2="{x:.1}" y1="{top:.1}" y2="{:.1}"/>"#,
-            top + PANEL_H
-        );
-        if bottom {
-            let _ = write!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-                x + 3.0,
-                top + PANEL_H + 15.0,
-                esc(label)
-            );
-        }
-    }
-    // Band, expectation and observations, one path per run of consecutive judged bins.
-    let mut band = String::new();
-    let mut expected = String::new();
-    let mut observed = String::new();
-    for run in judged.chunk_by(|a, b| b.0 == a.0 + 1) {
-        let run = thin(run);
-        let centre = |b: i64| scale.x(b) + bin_w / 2.0;
-        for (i, (b, p)) in run.iter().enumerate() {
-            let cmd = if i == 0 { 'M' } else { 'L' };
-            let x = centre(*b);
-            let _ = write!(band, "{cmd}{x:.1} {:.1}", scale.y(f64::from(p.upper)));
-            let _ = write!(
-                expected,
-                "{cmd}{x:.1} {:.1}",
-                scale.y(f64::from(p.expected))
-            );
-            let _ = write!(
-                observed,
-                "{cmd}{x:.1} {:.1}",
-                scale.y(f64::from(p.observed))
-            );
-        }
-        for (b, p) in run.iter().rev() {
-            let _ = write!(
-                band,
-                "L{:.1} {:.1}",
-                centre(*b),
-                scale.y(f64::from(p.lower))
-            );
-        }
-        band.push('Z');
-    }
-    let _ = write!(
-        svg,
-        r#"<path class="band" d="{band}"/><path class="expected" d="{expected}"/><path class="observed" d="{observed}"/>"#
-    );
-    // Bins above the axis: the value of the tallest of each clipped run, at the top.
-    for run in judged
-        .iter()
-        .filter(|(_, p)| f64::from(p.observed) > scale.ymax)
-        .collect::<Vec<_>>()
-        .chunk_by(|a, b| b.0 == a.0 + 1)
-    {
-        if let Some((bin, p)) = run
-            .iter()
-            .max_by(|a, b| a.1.observed.total_cmp(&b.1.observed))
-        {
-            let _ = write!(
-                svg,
-                r#"<text class="clipped" x="{:.1}" y="{:.1}">{}↑</text>"#,
-                scale.x(*bin) + bin_w / 2.0 + 7.0,
-                top + 11.0,
-                esc(&value(f64::from(p.observed), share))
-            );
-        }
-    }
-    // Flagged bins and lifecycle markers, at their exact bins.
-    for &(bin, p) in &judged {
-        let (x, y) = (scale.x(bin) + bin_w / 2.0, scale.y(f64::from(p.observed)));
-        let tip = format!(
-            "{} {}: observed {}, expected {}, band {} to {}, p {}",
-            time(bin * info.spec.bin_ms()),
-            kind.name(),
-            value(f64::from(p.observed), share),
-            value(f64::from(p.expected), share),
-            value(f64::from(p.lower), share),
-            value(f64::from(p.upper), share),
-            p_text(p.p_value)
-        );
-        let tip = esc(&tip);
-        match p.mark {
-            Mark::Fire | Mark::Repeat => {
-                let class = if p.mark == Mark::Fire {
-                    "fire"
-                } else {
-                    "repeat"
-                };
-                let _ = write!(
-                    svg,
-                    r#"<path class="marker {class}" d="M{x:.1} {:.1}l-6 -10h12z"><title>{} {tip}</title></path>"#,
-                    y - 2.0,
-                    if p.mark == Mark::Fire {
-                        "FIRING"
-                    } else {
-                        "firing again"
-                    }
-                );
-            }
-            Mark::Resolve => {
-                let _ = write!(
-                    svg,
-                    r#"<circle class="marker resolve" cx="{x:.1}" cy="{y:.1}" r="4.5"><title>RESOLVED {tip}</title></circle>"#
-                );
-            }
-            Mark::None if p.anomalous => {
-                let _ = write!(
-                    svg,
-                    r#"<circle class="flagged" cx="{x:.1}" cy="{y:.1}" r="2.5"><title>flagged {tip}</title></circle>"#
-                );
-            }
-            Mark::None => {}
-        }
-    }
-    let pages = match fires {
-        0 => String::new(),
-        1 => " · 1 firing notice".to_string(),
-        n => format!(" · {n} firing notices"),
-    };
-    let _ = write!(
-        svg,
-        r#"<text class="title" x="{LEFT}" y="{:.1}">{} — {}{}</text></g>"#,
-        top - 6.0,
-        kind.name(),
-        esc(measure),
-        pages
-    );
-}
-
-/// Midnights (UTC) between `first_bin` and `last_bin`, with labels, at most ~16.
-fn day_ticks(first_bin: i64, last_bin: i64, bin_ms: i64) -> Vec<(i64, String)> {
-    const DAY: i64 = 86_400_000;
-    let (from, to) = (first_bin * bin_ms, (last_bin + 1) * bin_ms);
-    let days = (to - from) / DAY + 1;
-    let every = (days / 16 + 1).max(1);
-    let mut out = Vec::new();
-    let mut t = from.div_euclid(DAY) * DAY + DAY;
-    let mut i = 0;
-    while t < to {
-        if i % every == 0 {
-            let label = DateTime::<Utc>::from_timestamp_millis(t)
-                .map(|d| format!("{} {:02} {}", d.weekday(), d.day(), d.format("%b")))
-                .unwrap_or_default();
-            out.push((t / bin_ms, label));
-        }
-        t += DAY;
-        i += 1;
-    }
-    out
+    .draw(svg);
+    svg.push_str("</g>");
 }
 
 /// One series' chart. All charts of a rule share its time axis, so series line up.
@@ -474,78 +254,55 @@ fn chart(out: &mut String, rec: &Recorder, s: &SeriesTrace, id: usize) {
     else {
         return;
     };
-    let frame = Frame {
+    let time_axis = TimeAxis {
         first_bin,
-        bins: (last_bin + 1 - first_bin).max(1) as f64,
-        days: day_ticks(first_bin, last_bin, bin_ms),
+        bins: (last_bin + 1 - first_bin).max(1),
+        bin_ms,
     };
     let n = info.spec.detectors.len();
-    let height = TOP + n as f64 * (PANEL_H + PANEL_GAP) + AXIS_H;
+    let height = TOP + n as f64 * (LOOK.height + PANEL_GAP) + AXIS_H;
     let name = series_name(&info.spec.name, &s.labels);
     let (fires, _, events) = interest(s);
     let _ = write!(
         out,
-        r#"<section class="series" id="series-{id}"><h2>{}</h2><p class="meta">{} bins from {} to {} UTC · {events} events · {fires} firing notices</p>"#,
+        r#"<section class="series" id="series-{id}"><h2>{}</h2><p class="meta">{} bins from {} to {} UTC · {} · {}</p>"#,
         esc(&name),
         s.bins.len(),
-        esc(&time(s.bins.first().copied().unwrap_or(first_bin) * bin_ms)),
-        esc(&time(s.bins.last().copied().unwrap_or(last_bin) * bin_ms)),
+        esc(&when(s.bins.first().copied().unwrap_or(first_bin) * bin_ms)),
+        esc(&when(s.bins.last().copied().unwrap_or(last_bin) * bin_ms)),
+        plural(events as usize, "event"),
+        plural(fires, "firing notice"),
     );
     let _ = write!(
         out,
-        r#"<svg class="chart" data-series="{}" viewBox="0 0 {WIDTH} {height:.0}" role="img" aria-label="{}">"#,
+        r#"<svg class="chart" data-series="{}" viewBox="0 0 {} {height:.0}" role="img" aria-label="{}">"#,
         esc(&name),
+        LOOK.width,
         esc(&format!(
             "{name}: observed, expected and normal band per detector"
         ))
     );
     for d in 0..n {
-        let top = TOP + PANEL_GAP - 10.0 + d as f64 * (PANEL_H + PANEL_GAP);
-        panel(out, rec, s, d, top, &frame, d + 1 == n);
+        let top = TOP + PANEL_GAP - 10.0 + d as f64 * (LOOK.height + PANEL_GAP);
+        panel(out, rec, s, d, top, &time_axis);
     }
     out.push_str("</svg></section>\n");
 }
 
 fn legend() -> String {
-    let swatch =
-        |body: &str| format!(r#"<svg width="26" height="14" viewBox="0 0 26 14">{body}</svg>"#);
-    [
-        (
-            swatch(r#"<path class="observed" d="M1 10L8 4L15 9L25 3"/>"#),
-            "observed",
-        ),
-        (
-            swatch(r#"<path class="expected" d="M1 7H25"/>"#),
-            "expected",
-        ),
-        (
-            swatch(r#"<rect class="band" x="1" y="2" width="24" height="10"/>"#),
-            "normal band (lower to upper)",
-        ),
-        (
-            swatch(r#"<circle class="flagged" cx="13" cy="7" r="3"/>"#),
-            "flagged bin",
-        ),
-        (
-            swatch(r#"<path class="fire" d="M13 12l-6 -10h12z"/>"#),
-            "page fired",
-        ),
-        (
-            swatch(r#"<path class="repeat" d="M13 12l-6 -10h12z"/>"#),
-            "fired again (repeat)",
-        ),
-        (
-            swatch(r#"<circle class="resolve" cx="13" cy="7" r="4.5"/>"#),
-            "resolved",
-        ),
-        (
-            swatch(r#"<rect class="unjudged" x="1" y="1" width="24" height="12"/>"#),
-            "not judged (warm-up, too little traffic)",
-        ),
-    ]
-    .iter()
-    .map(|(s, label)| format!("<span>{s}{}</span>", esc(label)))
-    .collect()
+    chart::legend(
+        &[
+            (Key::Observed, "observed"),
+            (Key::Expected, "expected"),
+            (Key::Band, "normal band (lower to upper)"),
+            (Key::Anomalous, "flagged bin"),
+            (Key::Mark(Mark::Fire), "page fired"),
+            (Key::Mark(Mark::Repeat), "fired again (repeat)"),
+            (Key::Mark(Mark::Resolve), "resolved"),
+            (Key::Unjudged, "not judged (warm-up, too little traffic)"),
+        ],
+        LOOK.markers,
+    )
 }
 
 fn alert_table(out: &mut String, alerts: &[Alert], anchors: &[(String, usize)]) {
@@ -595,8 +352,14 @@ pub fn render(rec: &Recorder, alerts: &[Alert], source: &str, summary: &str) -> 
         .filter(|s| !s.bins.is_empty())
         .map(|s| (interest(s), s))
         .collect();
-    ranked.sort_by(|((fa, pa, ea), _), ((fb, pb, eb), _)| {
-        fb.cmp(fa).then(pa.total_cmp(pb)).then(eb.cmp(ea))
+    // Ties go by rule, then by series name: the page is the same from run to run
+    // (the pipeline keeps series in hash maps, whose order is not).
+    ranked.sort_by(|((fa, pa, ea), sa), ((fb, pb, eb), sb)| {
+        fb.cmp(fa)
+            .then(pa.total_cmp(pb))
+            .then(eb.cmp(ea))
+            .then(sa.rule.cmp(&sb.rule))
+            .then_with(|| sa.labels.cmp(&sb.labels))
     });
     let order: Vec<&SeriesTrace> = ranked.into_iter().map(|(_, s)| s).collect();
     let shown = order.len().min(MAX_SERIES);
@@ -641,39 +404,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_covers_markup() {
-        assert_eq!(
-            esc(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+    fn dates_carry_the_year() {
+        assert_eq!(when(1_795_601_703_123), "Wed 25 Nov 2026 10:15");
+    }
+
+    #[test]
+    fn tied_series_are_drawn_in_the_same_order_whatever_the_recorder_order() {
+        let rules = vec![crate::rule::RuleSpec::named("r")];
+        let detectors = rules[0].detectors.len();
+        let trace = |ip: &str| SeriesTrace {
+            rule: 0,
+            labels: [("client.ipAddress".to_string(), ip.to_string())].into(),
+            bins: vec![0, 1],
+            counts: vec![crate::series::Counts::default(); 2],
+            points: vec![None; 2 * detectors],
+        };
+        let mut a = Recorder::new(&rules);
+        let mut b = Recorder::new(&rules);
+        let ips = ["192.0.2.3", "192.0.2.1", "192.0.2.2"];
+        a.series = ips.iter().map(|ip| trace(ip)).collect();
+        b.series = ips.iter().rev().map(|ip| trace(ip)).collect();
+        a.spans = vec![Some((0, 1))];
+        b.spans = vec![Some((0, 1))];
+        let (ra, rb) = (render(&a, &[], "x", ""), render(&b, &[], "x", ""));
+        assert_eq!(ra, rb);
+        let at = |ip: &str| ra.find(ip).unwrap_or(usize::MAX);
+        assert!(
+            at("192.0.2.1") < at("192.0.2.2") && at("192.0.2.2") < at("192.0.2.3"),
+            "by name among ties: {} {} {}",
+            at("192.0.2.1"),
+            at("192.0.2.2"),
+            at("192.0.2.3")
         );
     }
 
     #[test]
-    fn nice_steps() {
-        assert_eq!(nice_step(100.0, 3.0), 50.0);
-        assert_eq!(nice_step(1.0, 3.0), 0.5);
-        assert_eq!(nice_step(7.0, 3.0), 5.0);
-    }
-
-    #[test]
-    fn thinning_keeps_the_most_deviating_observation() {
-        let p = |observed: f32| Point {
-            observed,
-            expected: 10.0,
-            lower: 5.0,
-            upper: 15.0,
+    fn unjudged_runs_are_inclusive_bin_ranges() {
+        let p = Point {
+            observed: 1.0,
+            expected: 1.0,
+            lower: 0.0,
+            upper: 2.0,
             p_value: 0.5,
             anomalous: false,
             anomalous_loose: false,
             mark: Mark::None,
         };
-        let mut run: Vec<(i64, Point)> =
-            (0..(MAX_POINTS as i64 * 3)).map(|b| (b, p(10.0))).collect();
-        run[1].1.observed = 0.0; // a drop
-        run[4].1.observed = 90.0; // a spike
-        let thinned = thin(&run);
-        assert!(thinned.len() <= MAX_POINTS);
-        assert_eq!(thinned[0].1.observed, 0.0);
-        assert_eq!(thinned[1].1.observed, 90.0);
+        let points = [(0, None), (1, None), (2, Some(p)), (3, None), (4, Some(p))];
+        assert_eq!(unjudged(&points), vec![(0, 1), (3, 3)]);
+    }
+
+    #[test]
+    fn values_and_p_values_read_well() {
+        assert_eq!(value(0.123, true), "12.3%");
+        assert_eq!(value(123.4, false), "123");
+        assert_eq!(value(2.5, false), "2.5");
+        assert_eq!(p_text(2e-16), "2.0e-16");
+        assert_eq!(p_text(0.25), "0.25");
+        assert_eq!(p_text(1.5), "1");
     }
 }

@@ -1,0 +1,972 @@
+//! [`Replica`]: the route's [`AlertStore`] on the shared table, and the lease keeper.
+//!
+//! Fencing: every write of a rule's shared state (its ledger, a new outbox item) is a
+//! transaction whose first item checks the rule's lease item: `owner = me AND token =
+//! mine`. Every delivery is preceded by a *claim*, a transaction of the same check and an
+//! update of the outbox item that requires it to still exist. A replica that lost the
+//! lease (paused past it, partitioned) thus cannot queue, overwrite or send: the check
+//! fails, the write is counted in `authpulse_ha_fenced_writes_total{op}`, and the rule is
+//! dropped at once. Removing a delivered item is not fenced: it was sent, and deleting
+//! it only stops the next leader from sending it again.
+//!
+//! What cannot be fenced by a store: a replica paused *between* a successful claim and
+//! the HTTP request of the send. Each notification carries its idempotency key, and
+//! receivers drop repeats by it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::dynamo::{self, get_n, get_s, n, s, DbError, Item, LeaseItem, Table};
+use super::lease::{decide, Action, Leases};
+use crate::alert::Alert;
+use crate::clock::SharedClock;
+use crate::notify::ledger::AlertState;
+use crate::notify::outbox::{Entry, Recovered};
+use crate::notify::store::{AlertStore, StoreError, Takeover};
+
+/// Dead letters stay this long (TTL).
+const DEAD_LETTER_TTL_S: i64 = 30 * 86_400;
+
+/// One replica's view of the shared table (see the module docs).
+pub struct Replica {
+    table: Table,
+    me: String,
+    lease_ms: i64,
+    clock: SharedClock,
+    rules: Mutex<Vec<String>>,
+    leases: Mutex<Leases>,
+    changed: watch::Sender<u64>,
+    handle: tokio::runtime::Handle,
+    /// Outbox keys pending per queue (the ones this replica knows of).
+    pending: Mutex<HashMap<String, HashSet<String>>>,
+    depth: AtomicUsize,
+    next_seq: AtomicU64,
+    /// Rule → the state body last written or read: unchanged state is not written.
+    saved: Mutex<BTreeMap<String, String>>,
+    coordinating: std::sync::atomic::AtomicBool,
+    /// The route says the pipeline has loaded its history (see [`decide`]).
+    warm: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("table", &self.table.name)
+            .field("me", &self.me)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unavailable(e: DbError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn fenced(op: &'static str) {
+    metrics::counter!("authpulse_ha_fenced_writes_total", "op" => op).increment(1);
+}
+
+/// The part of `state` that belongs to `rule`.
+pub fn rule_part(state: &AlertState, rule: &str) -> AlertState {
+    AlertState {
+        watermarks: state
+            .watermarks
+            .iter()
+            .filter(|(r, _)| r.as_str() == rule)
+            .map(|(r, w)| (r.clone(), *w))
+            .collect(),
+        notified: state
+            .notified
+            .iter()
+            .filter(|(_, n)| n.alert.rule == rule)
+            .map(|(fp, n)| (fp.clone(), n.clone()))
+            .collect(),
+    }
+}
+
+/// Who leads a rule, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    pub rule: String,
+    /// Empty: nobody (released, or never taken).
+    pub owner: String,
+    pub me: bool,
+}
+
+impl Replica {
+    pub fn new(table: Table, me: String, lease: Duration, clock: SharedClock) -> Arc<Replica> {
+        Arc::new(Replica {
+            table,
+            me,
+            lease_ms: lease.as_millis() as i64,
+            clock,
+            rules: Mutex::new(Vec::new()),
+            leases: Mutex::new(Leases::default()),
+            changed: watch::channel(0).0,
+            handle: tokio::runtime::Handle::current(),
+            pending: Mutex::new(HashMap::new()),
+            depth: AtomicUsize::new(0),
+            next_seq: AtomicU64::new(0),
+            saved: Mutex::new(BTreeMap::new()),
+            coordinating: std::sync::atomic::AtomicBool::new(false),
+            warm: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.me
+    }
+
+    /// The rules to lead (all configured rules; a reload changes them). A rule no longer
+    /// configured is released.
+    pub fn set_rules(&self, rules: Vec<String>) {
+        *lock(&self.rules) = rules;
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn token(&self, rule: &str) -> Option<u64> {
+        lock(&self.leases).valid(rule, self.now()).map(|h| h.token)
+    }
+
+    /// A fenced write failed its lease check: the rule is gone.
+    fn fenced(&self, rule: &str, op: &'static str) -> StoreError {
+        fenced(op);
+        tracing::warn!(%rule, op, replica = %self.me, "fenced: another replica holds this rule's lease now; stepping down");
+        lock(&self.leases).lose(rule);
+        self.set_leader_gauge(rule, false);
+        self.bump();
+        StoreError::Fenced(format!("rule {rule:?} is led by another replica"))
+    }
+
+    fn set_leader_gauge(&self, rule: &str, leader: bool) {
+        metrics::gauge!("authpulse_ha_leader", "rule" => rule.to_string()).set(if leader {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
+    /// Who leads each configured rule, as of the last look at the table.
+    pub fn leaders(&self) -> Vec<Leader> {
+        let rules = lock(&self.rules).clone();
+        let leases = lock(&self.leases);
+        let now = self.now();
+        rules
+            .into_iter()
+            .map(|rule| {
+                let me = leases.leads(&rule, now);
+                let owner = leases.owners.get(&rule).cloned().unwrap_or_default();
+                Leader { rule, owner, me }
+            })
+            .collect()
+    }
+
+    /// One round of the lease keeper: look at every lease, renew ours, acquire or take
+    /// over what is free or expired. Returns whether the table answered.
+    pub async fn round(&self) -> bool {
+        let rules = lock(&self.rules).clone();
+        let started = self.now();
+        let items = match self.table.leases().await {
+            Ok(items) => items,
+            Err(error) => {
+                self.unreachable(&error.to_string());
+                self.refresh_gauges(&rules);
+                return false;
+            }
+        };
+        let by_rule: HashMap<&str, &LeaseItem> =
+            items.iter().map(|i| (i.rule.as_str(), i)).collect();
+        let owners_before = lock(&self.leases).owners.clone();
+        let mut ok = true;
+        for rule in &rules {
+            let item = by_rule.get(rule.as_str()).copied();
+            let action = {
+                let mut leases = lock(&self.leases);
+                if let Some(i) = item {
+                    leases.observe(i, started);
+                }
+                decide(
+                    &self.me,
+                    item,
+                    leases.held.get(rule),
+                    leases.seen.get(rule),
+                    started,
+                    self.lease_ms,
+                    self.warm.load(Ordering::SeqCst),
+                )
+            };
+            let sent = self.now();
+            let renewing = matches!(action, Action::Renew { .. });
+            let result = match action {
+                Action::Wait => continue,
+                Action::Lost => {
+                    fenced("renew");
+                    tracing::warn!(%rule, replica = %self.me, now_led_by = item.map_or("", |i| i.owner.as_str()), "lost this rule's lease (paused or cut off past it, and another replica took it over): stepping down");
+                    lock(&self.leases).lose(rule);
+                    self.set_leader_gauge(rule, false);
+                    self.bump();
+                    continue;
+                }
+                Action::Acquire => self.table.acquire(rule, &self.me, sent).await,
+                Action::Renew { token } => self.table.renew(rule, &self.me, token, sent).await,
+                Action::TakeOver(seen) => {
+                    let r = self.table.take_over(&seen, &self.me, sent).await;
+                    if r.is_ok() {
+                        metrics::counter!("authpulse_ha_lease_takeovers_total", "rule" => rule.clone()).increment(1);
+                        tracing::info!(%rule, replica = %self.me, from = %seen.owner, "took over this rule's lease ({})", if seen.owner.is_empty() { "released" } else { "expired" });
+                    }
+                    r
+                }
+            };
+            match result {
+                Ok(mine) => {
+                    let gained = !lock(&self.leases).held.contains_key(rule);
+                    lock(&self.leases).hold(&mine, sent, self.lease_ms);
+                    if gained {
+                        if mine.counter == 1 {
+                            tracing::info!(%rule, replica = %self.me, "acquired this rule's lease");
+                        }
+                        self.bump();
+                    }
+                }
+                Err(DbError::Condition(_)) => {
+                    if renewing {
+                        fenced("renew");
+                        tracing::warn!(%rule, replica = %self.me, "lost this rule's lease to another replica: stepping down");
+                        lock(&self.leases).lose(rule);
+                        self.set_leader_gauge(rule, false);
+                        self.bump();
+                    }
+                    // Acquire or takeover: another replica was faster. Fine.
+                }
+                Err(error) => {
+                    ok = false;
+                    tracing::warn!(%rule, %error, "lease request failed");
+                }
+            }
+        }
+        // Leases of rules no longer configured are given up.
+        let stale: Vec<(String, u64)> = lock(&self.leases)
+            .held
+            .iter()
+            .filter(|(r, _)| !rules.contains(r))
+            .map(|(r, h)| (r.clone(), h.token))
+            .collect();
+        for (rule, token) in stale {
+            let _ = self.table.release(&rule, &self.me, token).await;
+            lock(&self.leases).lose(&rule);
+            self.bump();
+        }
+        if lock(&self.leases).owners != owners_before {
+            // Who leads what changed (for the status page).
+            self.bump();
+        }
+        if ok {
+            lock(&self.leases).last_ok_ms = Some(started);
+            self.set_coordinating(true, None);
+        } else {
+            self.unreachable("lease requests failed");
+        }
+        self.refresh_gauges(&rules);
+        ok
+    }
+
+    /// `authpulse_ha_leader{rule}`: 1 while the lease is ours by our clock.
+    fn refresh_gauges(&self, rules: &[String]) {
+        let now = self.now();
+        for rule in rules {
+            let leads = lock(&self.leases).valid(rule, now).is_some();
+            self.set_leader_gauge(rule, leads);
+        }
+    }
+
+    /// The table did not answer: once the last good round is a lease old, this replica
+    /// cannot coordinate (and its own leases have run out by its clock: it pages nothing).
+    fn unreachable(&self, error: &str) {
+        let last = lock(&self.leases).last_ok_ms;
+        let stale = last.is_none_or(|t| self.now() - t >= self.lease_ms);
+        if stale {
+            self.set_coordinating(false, Some(error));
+        } else {
+            tracing::warn!(%error, "DynamoDB request failed; retrying");
+        }
+    }
+
+    fn set_coordinating(&self, ok: bool, error: Option<&str>) {
+        let was = self.coordinating.swap(ok, Ordering::SeqCst);
+        metrics::gauge!("authpulse_ha_coordinating").set(if ok { 1.0 } else { 0.0 });
+        if was != ok {
+            if ok {
+                tracing::info!(table = %self.table.name, "coordinating with the other replicas through DynamoDB");
+            } else {
+                tracing::error!(table = %self.table.name, error = error.unwrap_or(""), "cannot coordinate with the other replicas through DynamoDB: paging nothing until it answers (readyz 503)");
+            }
+            self.bump();
+        }
+    }
+
+    /// One look: first, while `unsure` holds `Some(create_table)`, make sure the table
+    /// exists (it could not be reached at start); then a [`Replica::round`].
+    pub async fn look(&self, unsure: &mut Option<bool>) -> bool {
+        if let Some(create) = *unsure {
+            if let Err(error) = self.table.ensure(create).await {
+                self.unreachable(&error);
+                self.refresh_gauges(&lock(&self.rules).clone());
+                return false;
+            }
+            *unsure = None;
+        }
+        self.round().await
+    }
+
+    /// Keep the leases until `stop` (`unsure`: see [`Replica::look`]), then release
+    /// ours (a clean stop hands the rules over at once instead of after a lease).
+    pub async fn keep(
+        self: Arc<Self>,
+        every: Duration,
+        mut unsure: Option<bool>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            self.look(&mut unsure).await;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+    }
+
+    /// Give up every lease held (after the route stopped).
+    pub async fn release_all(&self) {
+        let held: Vec<(String, u64)> = lock(&self.leases)
+            .held
+            .iter()
+            .map(|(r, h)| (r.clone(), h.token))
+            .collect();
+        for (rule, token) in held {
+            match self.table.release(&rule, &self.me, token).await {
+                Ok(_) => tracing::info!(%rule, replica = %self.me, "released this rule's lease"),
+                Err(error) => {
+                    tracing::warn!(%rule, %error, "cannot release the lease; another replica takes it over when it expires")
+                }
+            }
+            lock(&self.leases).lose(&rule);
+            self.set_leader_gauge(&rule, false);
+        }
+    }
+
+    fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.handle.block_on(f)
+    }
+
+    fn entry_of(&self, rule: &str, item: &Item) -> Option<Entry> {
+        let sk = get_s(item, "sk")?;
+        let queue = sk.split_once('#')?.0.to_string();
+        let alert: Alert = serde_json::from_str(get_s(item, "alert")?).ok()?;
+        if alert.rule != rule {
+            return None;
+        }
+        Some(Entry {
+            queue,
+            seq: get_n(item, "seq").unwrap_or(0) as u64,
+            path: PathBuf::from(sk),
+            enqueued_ms: get_n(item, "enqueued_ms").unwrap_or(0),
+            alert,
+        })
+    }
+
+    fn forget(&self, entry: &Entry) {
+        if let Some(keys) = lock(&self.pending).get_mut(&entry.queue) {
+            if keys.remove(&entry.alert.idempotency_key) {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn seq(&self) -> u64 {
+        let floor = (self.now().max(0) as u64) * 1000;
+        let mut cur = self.next_seq.load(Ordering::Relaxed);
+        loop {
+            let next = cur.max(floor) + 1;
+            match self
+                .next_seq
+                .compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    fn write_state(&self, rule: &str, token: u64, body: String) -> Result<(), StoreError> {
+        let mut item = Table::item(dynamo::STATE_PK, rule);
+        item.insert("body".into(), s(body.clone()));
+        item.insert("token".into(), n(token));
+        item.insert("saved_ms".into(), n(self.now()));
+        item.insert("saved_by".into(), s(self.me.clone()));
+        let items = vec![
+            dynamo::lease_check(&self.table.name, rule, &self.me, token).map_err(unavailable)?,
+            self.table.put(item, None).map_err(unavailable)?,
+        ];
+        match self.block(self.table.transact("TransactWriteItems(state)", items)) {
+            Ok(()) => {
+                lock(&self.saved).insert(rule.to_string(), body);
+                Ok(())
+            }
+            Err(DbError::Condition(_)) => Err(self.fenced(rule, "state")),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+impl AlertStore for Replica {
+    fn describe(&self) -> String {
+        format!("DynamoDB table {} (replica {})", self.table.name, self.me)
+    }
+
+    fn leads(&self, rule: &str) -> bool {
+        lock(&self.leases).leads(rule, self.now())
+    }
+
+    fn coordinating(&self) -> bool {
+        self.coordinating.load(Ordering::SeqCst)
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.changed.subscribe())
+    }
+
+    fn set_warm(&self, warm: bool) {
+        self.warm.store(warm, Ordering::SeqCst);
+    }
+
+    fn take_changes(&self) -> Vec<(String, bool)> {
+        let now = self.now();
+        let mut leases = lock(&self.leases);
+        let mut out: Vec<(String, bool)> = leases.lost.drain(..).map(|r| (r, false)).collect();
+        for (rule, h) in &leases.held {
+            if !h.loaded && now < h.valid_until_ms {
+                out.push((rule.clone(), true));
+            }
+        }
+        out
+    }
+
+    fn open(&self, queues: &[String]) -> io::Result<(AlertState, Recovered)> {
+        // A new route (a start or a reload): every rule held is loaded again by it, and
+        // its pipeline loads its history again.
+        self.warm.store(false, Ordering::SeqCst);
+        for h in lock(&self.leases).held.values_mut() {
+            h.loaded = false;
+        }
+        lock(&self.saved).clear();
+        *lock(&self.pending) = queues.iter().map(|q| (q.clone(), HashSet::new())).collect();
+        self.depth.store(0, Ordering::Relaxed);
+        self.bump();
+        let recovered = Recovered {
+            queues: queues.iter().map(|q| (q.clone(), Vec::new())).collect(),
+            ..Recovered::default()
+        };
+        Ok((AlertState::default(), recovered))
+    }
+
+    fn take_over(&self, rule: &str, queues: &[String]) -> Result<Takeover, StoreError> {
+        let state_item = self
+            .block(self.table.get(dynamo::STATE_PK, rule))
+            .map_err(unavailable)?;
+        let (state, body) = match state_item.as_ref().and_then(|i| get_s(i, "body")) {
+            Some(body) => match serde_json::from_str::<AlertState>(body) {
+                Ok(s) => (rule_part(&s, rule), body.to_string()),
+                Err(error) => {
+                    tracing::error!(%rule, %error, "the rule's shared state is unreadable; starting it empty (alerts sent before may be sent again; receivers drop repeats by idempotency key)");
+                    (AlertState::default(), String::new())
+                }
+            },
+            None => (AlertState::default(), String::new()),
+        };
+        let items = self
+            .block(self.table.query(&dynamo::outbox_pk(rule)))
+            .map_err(unavailable)?;
+        let mut pending: Vec<Entry> = Vec::new();
+        let mut orphaned = 0;
+        for item in &items {
+            match self.entry_of(rule, item) {
+                Some(e) if queues.contains(&e.queue) => pending.push(e),
+                Some(_) => orphaned += 1,
+                None => {
+                    tracing::error!(%rule, sk = get_s(item, "sk").unwrap_or(""), "unreadable outbox item; not delivered")
+                }
+            }
+        }
+        if orphaned > 0 {
+            tracing::warn!(%rule, count = orphaned, "undelivered notifications for sinks no longer configured are left in the table");
+        }
+        pending.sort_by_key(|e| (e.seq, e.path.clone()));
+        {
+            let mut keys = lock(&self.pending);
+            for e in &pending {
+                if keys
+                    .entry(e.queue.clone())
+                    .or_default()
+                    .insert(e.alert.idempotency_key.clone())
+                {
+                    self.depth.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if let Some(max) = pending.iter().map(|e| e.seq).max() {
+            self.next_seq.fetch_max(max, Ordering::Relaxed);
+        }
+        let now = self.now();
+        let mut leases = lock(&self.leases);
+        match leases.held.get_mut(rule) {
+            Some(h) if now < h.valid_until_ms => h.loaded = true,
+            _ => {
+                return Err(StoreError::Fenced(format!(
+                    "lease of {rule:?} ran out while loading"
+                )))
+            }
+        }
+        drop(leases);
+        lock(&self.saved).insert(rule.to_string(), body);
+        self.set_leader_gauge(rule, true);
+        Ok(Takeover { state, pending })
+    }
+
+    fn save(&self, state: &AlertState) -> Result<(), StoreError> {
+        let rules = lock(&self.rules).clone();
+        let mut result = Ok(());
+        for rule in rules {
+            if !self.leads(&rule) {
+                continue;
+            }
+            let Some(token) = self.token(&rule) else {
+                continue;
+            };
+            let part = rule_part(state, &rule);
+            let body = serde_json::to_string(&part).map_err(|e| StoreError::Io(e.to_string()))?;
+            if lock(&self.saved).get(&rule) == Some(&body) {
+                continue;
+            }
+            if let Err(e) = self.write_state(&rule, token, body) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    fn enqueue(
+        &self,
+        queue: &str,
+        alert: &Alert,
+        now_ms: i64,
+    ) -> Result<Option<Entry>, StoreError> {
+        let rule = &alert.rule;
+        let Some(token) = self.token(rule).filter(|_| self.leads(rule)) else {
+            fenced("enqueue");
+            return Err(StoreError::Fenced(format!("not leading rule {rule:?}")));
+        };
+        let key = &alert.idempotency_key;
+        if lock(&self.pending)
+            .get(queue)
+            .is_some_and(|keys| keys.contains(key))
+        {
+            return Ok(None);
+        }
+        let seq = self.seq();
+        let sk = format!("{queue}#{key}");
+        let mut item = Table::item(&dynamo::outbox_pk(rule), &sk);
+        item.insert("seq".into(), n(seq));
+        item.insert("enqueued_ms".into(), n(now_ms));
+        item.insert(
+            "alert".into(),
+            s(serde_json::to_string(alert).map_err(|e| StoreError::Io(e.to_string()))?),
+        );
+        item.insert("token".into(), n(token));
+        let items = vec![
+            dynamo::lease_check(&self.table.name, rule, &self.me, token).map_err(unavailable)?,
+            self.table
+                .put(item, Some("attribute_not_exists(pk)"))
+                .map_err(unavailable)?,
+        ];
+        match self.block(self.table.transact("TransactWriteItems(enqueue)", items)) {
+            Ok(()) => {}
+            Err(DbError::Condition(0)) => return Err(self.fenced(rule, "enqueue")),
+            Err(DbError::Condition(_)) => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        }
+        if lock(&self.pending)
+            .entry(queue.to_string())
+            .or_default()
+            .insert(key.clone())
+        {
+            self.depth.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Some(Entry {
+            queue: queue.to_string(),
+            seq,
+            path: PathBuf::from(sk),
+            enqueued_ms: now_ms,
+            alert: alert.clone(),
+        }))
+    }
+
+    fn claim(&self, entry: &Entry) -> Result<bool, StoreError> {
+        let rule = &entry.alert.rule;
+        let now = self.now();
+        let token = {
+            let leases = lock(&self.leases);
+            match leases.held.get(rule) {
+                None => {
+                    fenced("deliver");
+                    return Ok(false);
+                }
+                Some(h) if now >= h.valid_until_ms || !h.loaded => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the lease of {rule:?} is not renewed yet"
+                    )))
+                }
+                Some(h) => h.token,
+            }
+        };
+        let check =
+            dynamo::lease_check(&self.table.name, rule, &self.me, token).map_err(unavailable)?;
+        let items = if entry.path.as_os_str().is_empty() {
+            // Held in memory only (the table could not be written): the lease alone.
+            vec![check]
+        } else {
+            let sk = entry.path.to_string_lossy();
+            vec![
+                check,
+                self.table
+                    .touch(&dynamo::outbox_pk(rule), &sk, &self.me)
+                    .map_err(unavailable)?,
+            ]
+        };
+        match self.block(self.table.transact("TransactWriteItems(claim)", items)) {
+            Ok(()) => Ok(true),
+            Err(DbError::Condition(0)) => {
+                self.fenced(rule, "deliver");
+                self.forget(entry);
+                Ok(false)
+            }
+            Err(DbError::Condition(_)) => {
+                // Delivered (and removed) by another replica meanwhile.
+                self.forget(entry);
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn remove(&self, entry: &Entry) -> io::Result<()> {
+        if !entry.path.as_os_str().is_empty() {
+            let sk = entry.path.to_string_lossy();
+            self.block(
+                self.table
+                    .delete_now(&dynamo::outbox_pk(&entry.alert.rule), &sk),
+            )
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        self.forget(entry);
+        Ok(())
+    }
+
+    fn dead_letter(&self, entry: &Entry) -> io::Result<String> {
+        let rule = &entry.alert.rule;
+        let sk = entry.path.to_string_lossy().to_string();
+        let mut item = Table::item(&dynamo::dead_pk(rule), &sk);
+        item.insert(
+            "alert".into(),
+            s(serde_json::to_string(&entry.alert).map_err(io::Error::other)?),
+        );
+        item.insert("dead_ms".into(), n(self.now()));
+        item.insert(
+            dynamo::TTL_ATTRIBUTE.into(),
+            n(self.now() / 1000 + DEAD_LETTER_TTL_S),
+        );
+        let items = vec![
+            self.table
+                .put(item, None)
+                .map_err(|e| io::Error::other(e.to_string()))?,
+            self.table
+                .delete(&dynamo::outbox_pk(rule), &sk)
+                .map_err(|e| io::Error::other(e.to_string()))?,
+        ];
+        self.block(self.table.transact("TransactWriteItems(dead)", items))
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.forget(entry);
+        Ok(format!(
+            "dynamodb://{}/{}/{sk}",
+            self.table.name,
+            dynamo::dead_pk(rule)
+        ))
+    }
+
+    fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+/// Against the AWS emulator's DynamoDB (moto), started by `scripts/test.sh`.
+#[cfg(all(test, feature = "aws-emulator"))]
+mod tests {
+    use super::*;
+    use crate::alert::Status;
+    use crate::clock::{Clock, ManualClock};
+    use crate::sink::render::tests::sample_alert;
+
+    const LEASE: Duration = Duration::from_secs(15);
+
+    async fn table() -> Table {
+        let endpoint = std::env::var("AUTHPULSE_TEST_AWS_ENDPOINT")
+            .expect("AUTHPULSE_TEST_AWS_ENDPOINT: run through scripts/test.sh");
+        let sdk = crate::aws::sdk_config(Some("us-east-1".into()), Some(endpoint)).await;
+        let name = format!("ha-unit-{}-{}", std::process::id(), rand::random::<u32>());
+        let t = Table::new(&sdk, &name, Duration::from_secs(5));
+        t.ensure(true).await.unwrap();
+        // A second replica finds it there.
+        t.ensure(false).await.unwrap();
+        t
+    }
+
+    /// Run a blocking store call the way the route does.
+    async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        tokio::task::spawn_blocking(f).await.unwrap()
+    }
+
+    fn alert(rule: &str, status: Status, bin: &str) -> Alert {
+        let mut a = sample_alert(status, bin);
+        a.rule = rule.to_string();
+        a.fingerprint = format!("{}-{rule}", a.fingerprint);
+        a.idempotency_key = format!("{}-{rule}", a.idempotency_key);
+        a
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_out_of_reach_at_start_is_retried_without_coordinating_meanwhile() {
+        let endpoint = std::env::var("AUTHPULSE_TEST_AWS_ENDPOINT").unwrap();
+        let sdk = crate::aws::sdk_config(Some("us-east-1".into()), Some(endpoint.clone())).await;
+        let name = format!(
+            "ha-unit-late-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let faults = format!("{endpoint}/_authpulse/faults");
+        let http = reqwest::Client::new();
+        let set = http
+            .post(&faults)
+            .json(&serde_json::json!({"log_group": name, "fail_dynamodb": 1000}))
+            .send()
+            .await
+            .unwrap();
+        assert!(set.status().is_success());
+        let t = Table::new(&sdk, &name, Duration::from_secs(5));
+        assert!(t.ensure(true).await.is_err());
+        let r = Replica::new(t, "a".into(), LEASE, ManualClock::at(1_000));
+        r.set_rules(vec!["r1".into()]);
+        let mut unsure = Some(true);
+        assert!(!r.look(&mut unsure).await);
+        assert!(!r.coordinating() && !r.leads("r1"));
+        assert_eq!(unsure, Some(true), "still to be made sure of");
+        let cleared = http
+            .delete(format!("{faults}?log_group={name}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(cleared.status().is_success());
+        assert!(r.look(&mut unsure).await);
+        assert_eq!(unsure, None);
+        assert!(r.coordinating());
+        assert_eq!(r.take_changes(), vec![("r1".to_string(), true)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_table_is_an_error_when_creating_is_not_allowed() {
+        let endpoint = std::env::var("AUTHPULSE_TEST_AWS_ENDPOINT").unwrap();
+        let sdk = crate::aws::sdk_config(Some("us-east-1".into()), Some(endpoint)).await;
+        let t = Table::new(&sdk, "ha-unit-never-created", Duration::from_secs(5));
+        let e = t.ensure(false).await.unwrap_err();
+        assert!(
+            e.contains("does not exist and ha.create_table = false"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_is_held_renewed_taken_over_and_the_old_owner_is_fenced() {
+        let t = table().await;
+        let (ca, cb) = (ManualClock::at(1_000_000), ManualClock::at(5_000_000));
+        let a = Replica::new(t.clone(), "a".into(), LEASE, ca.clone());
+        let b = Replica::new(t.clone(), "b".into(), LEASE, cb.clone());
+        for r in [&a, &b] {
+            r.set_rules(vec!["r1".into()]);
+        }
+        let queues = vec!["webhook-1".to_string()];
+        assert!(a.round().await);
+        assert!(b.round().await);
+        assert!(a.coordinating() && b.coordinating());
+        // A holds r1 but pages nothing until its route loaded the rule's state.
+        assert!(!a.leads("r1"));
+        let (a2, q) = (a.clone(), queues.clone());
+        blocking(move || a2.open(&q).unwrap()).await;
+        assert_eq!(a.take_changes(), vec![("r1".to_string(), true)]);
+        let (a2, q) = (a.clone(), queues.clone());
+        let taken = blocking(move || a2.take_over("r1", &q).unwrap()).await;
+        assert!(taken.pending.is_empty() && taken.state == AlertState::default());
+        assert!(a.leads("r1") && !b.leads("r1"));
+        assert!(a.take_changes().is_empty());
+        assert_eq!(b.leaders()[0].owner, "a");
+
+        // A queues a firing and records it in its ledger.
+        let fire = alert("r1", Status::Firing, "2026-11-25T10:00:00Z");
+        let mut state = AlertState::default();
+        state.admit(&fire, None).unwrap();
+        state.advance("r1", fire.bin_start.ms() + 900_000);
+        let (a2, f) = (a.clone(), fire.clone());
+        let entry = blocking(move || a2.enqueue("webhook-1", &f, 7).unwrap())
+            .await
+            .unwrap();
+        let (a2, f) = (a.clone(), fire.clone());
+        assert!(blocking(move || a2.enqueue("webhook-1", &f, 7).unwrap())
+            .await
+            .is_none());
+        let (a2, s2) = (a.clone(), state.clone());
+        blocking(move || a2.save(&s2).unwrap()).await;
+        assert_eq!(a.depth(), 1);
+
+        // A renews: B keeps waiting, however long, while the counter moves.
+        for _ in 0..3 {
+            ca.advance(5_000);
+            cb.advance(10_000);
+            assert!(a.round().await);
+            assert!(b.round().await);
+            assert!(!b.leads("r1"));
+        }
+        // A stops renewing (paused). B sees the counter stand still for a lease.
+        cb.advance(10_000);
+        b.round().await;
+        assert!(b.take_changes().is_empty());
+        cb.advance(15_000);
+        b.round().await;
+        assert_eq!(b.take_changes(), vec![("r1".to_string(), true)]);
+        let (b2, q) = (b.clone(), queues.clone());
+        blocking(move || b2.open(&q).unwrap()).await;
+        let (b2, q) = (b.clone(), queues.clone());
+        let taken = blocking(move || b2.take_over("r1", &q).unwrap()).await;
+        assert_eq!(taken.state, state, "B resumes A's ledger");
+        assert_eq!(taken.pending.len(), 1, "and what A had queued");
+        assert_eq!(taken.pending[0].alert, fire);
+        assert!(b.leads("r1"));
+
+        // A wakes up within what it believes is its lease: every write is fenced.
+        ca.advance(1_000);
+        assert!(a.leads("r1"), "A does not know yet");
+        let (a2, e) = (a.clone(), entry.clone());
+        assert_eq!(blocking(move || a2.claim(&e)).await, Ok(false));
+        assert!(!a.leads("r1"), "stepped down");
+        assert_eq!(a.take_changes(), vec![("r1".to_string(), false)]);
+        let resolve = alert("r1", Status::Resolved, "2026-11-25T11:00:00Z");
+        let (a2, r) = (a.clone(), resolve.clone());
+        assert!(matches!(
+            blocking(move || a2.enqueue("webhook-1", &r, 8)).await,
+            Err(StoreError::Fenced(_))
+        ));
+        // A's next round sees B's lease and waits as a standby.
+        assert!(a.round().await);
+        assert!(!a.leads("r1"));
+        assert_eq!(a.leaders()[0].owner, "b");
+
+        // B delivers A's notification once; a second claim finds it gone.
+        let (b2, e) = (b.clone(), taken.pending[0].clone());
+        assert_eq!(blocking(move || b2.claim(&e)).await, Ok(true));
+        let (b2, e) = (b.clone(), taken.pending[0].clone());
+        blocking(move || b2.remove(&e).unwrap()).await;
+        let (b2, e) = (b.clone(), taken.pending[0].clone());
+        assert_eq!(blocking(move || b2.claim(&e)).await, Ok(false));
+        assert!(t.query(&dynamo::outbox_pk("r1")).await.unwrap().is_empty());
+
+        // A clean stop hands the rule back: at once to a warm replica (a cold one, still
+        // loading its history, would wait a lease for a warm one first).
+        b.release_all().await;
+        assert!(!b.leads("r1"));
+        assert!(a.round().await);
+        assert!(a.take_changes().is_empty(), "cold: waits");
+        a.set_warm(true);
+        assert!(a.round().await);
+        assert_eq!(a.take_changes(), vec![("r1".to_string(), true)]);
+        let (a2, q) = (a.clone(), queues.clone());
+        let back = blocking(move || a2.take_over("r1", &q).unwrap()).await;
+        assert_eq!(back.state, state);
+        assert!(back.pending.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn state_is_written_per_rule_only_when_it_changed_and_dead_letters_expire() {
+        let t = table().await;
+        let c = ManualClock::at(1_000_000);
+        let a = Replica::new(t.clone(), "a".into(), LEASE, c.clone());
+        a.set_rules(vec!["r1".into(), "r2".into()]);
+        a.round().await;
+        let q = vec!["sns-1".to_string()];
+        let (a2, q2) = (a.clone(), q.clone());
+        blocking(move || a2.open(&q2).unwrap()).await;
+        for rule in ["r1", "r2"] {
+            let (a2, q2) = (a.clone(), q.clone());
+            blocking(move || a2.take_over(rule, &q2).unwrap()).await;
+        }
+        let mut state = AlertState::default();
+        state
+            .admit(&alert("r1", Status::Firing, "2026-11-25T10:00:00Z"), None)
+            .unwrap();
+        state
+            .admit(&alert("r2", Status::Firing, "2026-11-25T10:00:00Z"), None)
+            .unwrap();
+        let before = t.get(dynamo::STATE_PK, "r1").await.unwrap();
+        assert!(before.is_none());
+        let (a2, s2) = (a.clone(), state.clone());
+        blocking(move || a2.save(&s2).unwrap()).await;
+        let r1 = t.get(dynamo::STATE_PK, "r1").await.unwrap().unwrap();
+        let body: AlertState = serde_json::from_str(get_s(&r1, "body").unwrap()).unwrap();
+        assert_eq!(body, rule_part(&state, "r1"));
+        assert_eq!(body.notified.len(), 1);
+        // Unchanged: not written again (its saved_ms stays).
+        c.advance(60_000);
+        let (a2, s2) = (a.clone(), state.clone());
+        blocking(move || a2.save(&s2).unwrap()).await;
+        let again = t.get(dynamo::STATE_PK, "r1").await.unwrap().unwrap();
+        assert_eq!(get_n(&again, "saved_ms"), get_n(&r1, "saved_ms"));
+
+        // A dead letter moves to its own partition with a TTL.
+        a.round().await;
+        let f = alert("r2", Status::Firing, "2026-11-25T10:00:00Z");
+        let (a2, f2) = (a.clone(), f.clone());
+        let e = blocking(move || a2.enqueue("sns-1", &f2, 1).unwrap())
+            .await
+            .unwrap();
+        let (a2, e2) = (a.clone(), e.clone());
+        let at = blocking(move || a2.dead_letter(&e2).unwrap()).await;
+        assert!(at.starts_with("dynamodb://"), "{at}");
+        let dead = t.query(&dynamo::dead_pk("r2")).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(get_n(&dead[0], dynamo::TTL_ATTRIBUTE).unwrap() > c.now_ms() / 1000);
+        assert!(t.query(&dynamo::outbox_pk("r2")).await.unwrap().is_empty());
+        assert_eq!(a.depth(), 0);
+    }
+}

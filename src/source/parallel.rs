@@ -1,0 +1,392 @@
+//! Parsing on a second thread: the fast path of a replay, for NDJSON.
+//!
+//! The calling thread reads lines (with the [`LineReader`]'s cap) into chunks of about
+//! 1 MB and hands each to a parser thread; the parser turns every line that holds one
+//! JSON object into an [`EventRef`] — the event's fields as ranges of the chunk, so
+//! nothing is allocated per event — and hands the chunk back. The calling thread then
+//! takes the lines in their order (binning, duplicates, the time window, lateness), so
+//! the result is exactly that of [`super::replay::each_piece`] on one thread. Lines that
+//! are not one object (arrays, junk) go back unparsed and are split and parsed on the
+//! calling thread as before: they are rare. At most [`IN_FLIGHT`] chunks are out at a
+//! time, so memory stays bounded.
+
+use std::borrow::Cow;
+use std::io::{self, Read};
+use std::sync::mpsc;
+
+use super::replay::{Line, LineReader, Piece, Pos};
+use crate::event::Event;
+
+/// Bytes of lines per chunk.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks handed out and not yet taken back.
+const IN_FLIGHT: usize = 4;
+/// Parser threads: on two cores, two parsers keep both busy while this thread reads and
+/// bins (parsing is most of the work).
+const PARSERS: usize = 2;
+
+/// A field of an event: a range of the chunk, or text that needed unescaping.
+#[derive(Debug, Clone)]
+enum Text {
+    None,
+    Range(usize, usize),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn of(base: &str, value: Option<&Cow<'_, str>>) -> Text {
+        match value {
+            None => Text::None,
+            Some(Cow::Borrowed(s)) => {
+                let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+                if start <= base.len() && start + s.len() <= base.len() {
+                    Text::Range(start, start + s.len())
+                } else {
+                    Text::Owned((*s).into())
+                }
+            }
+            Some(Cow::Owned(s)) => Text::Owned(s.as_str().into()),
+        }
+    }
+
+    fn get<'a>(&'a self, line: &'a str) -> Option<Cow<'a, str>> {
+        match self {
+            Text::None => None,
+            Text::Range(a, b) => line.get(*a..*b).map(Cow::Borrowed),
+            Text::Owned(s) => Some(Cow::Borrowed(s)),
+        }
+    }
+}
+
+/// A parsed event whose strings point into its line.
+#[derive(Debug, Clone)]
+struct EventRef {
+    published_ms: i64,
+    event_type: Text,
+    result: Text,
+    reason: Text,
+    ip: Text,
+    user: Text,
+    country: Text,
+    browser: Text,
+    uuid: Text,
+    actor_id: Text,
+    threat_suspected: Text,
+}
+
+impl EventRef {
+    fn of(line: &str, e: &Event<'_>) -> EventRef {
+        EventRef {
+            published_ms: e.published_ms,
+            event_type: Text::of(line, Some(&e.event_type)),
+            result: Text::of(line, Some(&e.result)),
+            reason: Text::of(line, e.reason.as_ref()),
+            ip: Text::of(line, e.ip.as_ref()),
+            user: Text::of(line, e.user.as_ref()),
+            country: Text::of(line, e.country.as_ref()),
+            browser: Text::of(line, e.browser.as_ref()),
+            uuid: Text::of(line, e.uuid.as_ref()),
+            actor_id: Text::of(line, e.actor_id.as_ref()),
+            threat_suspected: Text::of(line, e.threat_suspected.as_ref()),
+        }
+    }
+
+    fn event<'a>(&'a self, line: &'a str) -> Event<'a> {
+        Event {
+            published_ms: self.published_ms,
+            event_type: self.event_type.get(line).unwrap_or_default(),
+            result: self.result.get(line).unwrap_or_default(),
+            reason: self.reason.get(line),
+            ip: self.ip.get(line),
+            user: self.user.get(line),
+            country: self.country.get(line),
+            browser: self.browser.get(line),
+            uuid: self.uuid.get(line),
+            actor_id: self.actor_id.get(line),
+            threat_suspected: self.threat_suspected.get(line),
+        }
+    }
+}
+
+/// One line of a chunk.
+enum Entry {
+    Text { start: usize, end: usize },
+    TooLong { len: u64 },
+}
+
+/// What the parser made of a line. Kept inline (the vector is reused chunk after chunk):
+/// a box per event would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Event(EventRef),
+    Bad(String),
+    /// Not one object: split and parsed by the caller.
+    Other,
+}
+
+struct Chunk {
+    buf: Vec<u8>,
+    lines: Vec<Entry>,
+    parsed: Vec<Parsed>,
+    first_line: u64,
+    /// Bytes of the input read once this chunk is done.
+    consumed: u64,
+}
+
+fn parse_chunk(chunk: &mut Chunk) {
+    chunk.parsed.clear();
+    for entry in &chunk.lines {
+        let Entry::Text { start, end } = entry else {
+            chunk.parsed.push(Parsed::Other);
+            continue;
+        };
+        let bytes = &chunk.buf[*start..*end];
+        let first = bytes.iter().position(|c| !c.is_ascii_whitespace());
+        if first.map(|i| bytes[i]) != Some(b'{') {
+            chunk.parsed.push(Parsed::Other);
+            continue;
+        }
+        chunk.parsed.push(match std::str::from_utf8(bytes) {
+            Err(e) => Parsed::Bad(format!("not UTF-8: {e}")),
+            Ok(line) => match Event::parse(line) {
+                Ok(e) => Parsed::Event(EventRef::of(line, &e)),
+                Err(e) => Parsed::Bad(e.to_string()),
+            },
+        });
+    }
+}
+
+/// What reading a source found (as [`super::replay::ReadCounts`]).
+pub struct Counts {
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+/// What [`each_line`] hands out, in input order.
+pub enum Item<'a> {
+    /// An event the parser thread read from a line.
+    Event(&'a Event<'a>, Pos),
+    /// Anything else, as [`super::replay::each_piece`] gives it.
+    Piece(Piece<'a>),
+}
+
+/// Read `reader` line by line, parsing on a second thread, and hand every event and
+/// every other piece to `f` in input order.
+pub fn each_line<R: Read, E: From<io::Error>>(
+    reader: R,
+    max_line: usize,
+    progress: &mut dyn FnMut(u64),
+    f: &mut dyn FnMut(Item<'_>) -> Result<(), E>,
+) -> Result<Counts, E> {
+    std::thread::scope(|scope| {
+        // Chunks go round the parsers in turn and come back in the same turn: in order.
+        let mut to_parser = Vec::new();
+        let mut from_parser = Vec::new();
+        for _ in 0..PARSERS {
+            let (to, parser_in) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+            let (parser_out, from) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+            scope.spawn(move || {
+                for mut chunk in parser_in {
+                    parse_chunk(&mut chunk);
+                    if parser_out.send(chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+            to_parser.push(to);
+            from_parser.push(from);
+        }
+        let (mut sent, mut received) = (0usize, 0usize);
+        let mut lines = LineReader::with_max_line(reader, max_line);
+        let mut line_no = 0u64;
+        let mut out = 0usize;
+        let mut spare: Vec<Chunk> = Vec::new();
+        let mut done = false;
+        loop {
+            // Fill the parser's queue, then take back the oldest chunk.
+            while !done && out < IN_FLIGHT {
+                let mut chunk = spare.pop().unwrap_or(Chunk {
+                    buf: Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
+                    lines: Vec::new(),
+                    parsed: Vec::new(),
+                    first_line: 0,
+                    consumed: 0,
+                });
+                chunk.buf.clear();
+                chunk.lines.clear();
+                chunk.first_line = line_no + 1;
+                while chunk.buf.len() < CHUNK_BYTES {
+                    match lines.next_line()? {
+                        None => {
+                            done = true;
+                            break;
+                        }
+                        Some(Line::Text(text)) => {
+                            let start = chunk.buf.len();
+                            chunk.buf.extend_from_slice(text);
+                            chunk.lines.push(Entry::Text {
+                                start,
+                                end: chunk.buf.len(),
+                            });
+                        }
+                        Some(Line::TooLong { len }) => chunk.lines.push(Entry::TooLong { len }),
+                    }
+                    line_no += 1;
+                }
+                chunk.consumed = lines.consumed;
+                if chunk.lines.is_empty() {
+                    break;
+                }
+                to_parser[sent % PARSERS]
+                    .send(chunk)
+                    .map_err(|_| io::Error::other("the parser thread stopped"))?;
+                sent += 1;
+                out += 1;
+            }
+            if out == 0 {
+                break;
+            }
+            let chunk = from_parser[received % PARSERS]
+                .recv()
+                .map_err(|_| io::Error::other("the parser thread stopped"))?;
+            out -= 1;
+            received += 1;
+            take(&chunk, max_line, f)?;
+            progress(chunk.consumed);
+            spare.push(chunk);
+        }
+        drop(to_parser);
+        Ok(Counts {
+            lines: line_no,
+            bytes: lines.consumed,
+        })
+    })
+}
+
+/// Hand a parsed chunk's lines to the caller, in order.
+fn take<E>(
+    chunk: &Chunk,
+    max_line: usize,
+    f: &mut dyn FnMut(Item<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    for (i, (entry, parsed)) in chunk.lines.iter().zip(&chunk.parsed).enumerate() {
+        let line_no = chunk.first_line + i as u64;
+        let at = Pos {
+            line: line_no,
+            element: None,
+        };
+        match (entry, parsed) {
+            (Entry::TooLong { len }, _) => f(Item::Piece(Piece::Bad {
+                at,
+                why: format!(
+                    "a line of {len} bytes, over the limit of {max_line} (--max-line-bytes): skipped"
+                ),
+            }))?,
+            (Entry::Text { start, end }, Parsed::Event(r)) => {
+                // Parsed from valid UTF-8 already: this only re-checks the bounds.
+                let line = std::str::from_utf8(&chunk.buf[*start..*end]).unwrap_or_default();
+                f(Item::Event(&r.event(line), at))?;
+            }
+            (Entry::Text { .. }, Parsed::Bad(why)) => f(Item::Piece(Piece::Bad {
+                at,
+                why: why.clone(),
+            }))?,
+            (Entry::Text { start, end }, Parsed::Other) => {
+                super::replay::split_line(&chunk.buf[*start..*end], line_no, &mut |p| {
+                    f(Item::Piece(p))
+                })?
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Everything each_line hands out, as text.
+    fn run(input: &[u8], max_line: usize) -> (Vec<String>, u64, u64) {
+        let mut out = Vec::new();
+        let counts = each_line::<_, io::Error>(input, max_line, &mut |_| {}, &mut |item| {
+            out.push(match item {
+                Item::Event(e, at) => format!("{at}: {e:?}"),
+                Item::Piece(p) => match p {
+                    Piece::Blank => "blank".into(),
+                    Piece::Event { text, at } => match std::str::from_utf8(text)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| Event::parse(t).map_err(|e| e.to_string()))
+                    {
+                        Ok(e) => format!("{at}: {e:?}"),
+                        Err(why) => format!("{at}: bad: {why}"),
+                    },
+                    Piece::Bad { at, why } => format!("{at}: bad: {why}"),
+                },
+            });
+            Ok(())
+        })
+        .unwrap();
+        (out, counts.lines, counts.bytes)
+    }
+
+    /// The same on one thread.
+    fn sequential(input: &[u8], max_line: usize) -> (Vec<String>, u64, u64) {
+        let mut out = Vec::new();
+        let counts = super::super::replay::each_piece::<_, io::Error>(
+            input,
+            max_line,
+            true,
+            &mut |_| {},
+            &mut |p| {
+                out.push(match p {
+                    Piece::Blank => "blank".into(),
+                    Piece::Event { text, at } => match std::str::from_utf8(text)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| Event::parse(t).map_err(|e| e.to_string()))
+                    {
+                        Ok(e) => format!("{at}: {e:?}"),
+                        Err(why) => format!("{at}: bad: {why}"),
+                    },
+                    Piece::Bad { at, why } => format!("{at}: bad: {why}"),
+                });
+                Ok(())
+            },
+        )
+        .unwrap();
+        (out, counts.lines, counts.bytes)
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("not json".to_string()),
+            Just(r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"client":{"ipAddress":"192.0.2.1"},"uuid":"u\"1"}"#.to_string()),
+            Just(r#"[{"eventType":"a","published":"2026-11-25T10:15:03Z"},{"x":1}]"#.to_string()),
+            Just(r#"{"eventType":5}"#.to_string()),
+            Just(format!(r#"{{"eventType":"long","published":"2026-11-25T10:15:03Z","pad":"{}"}}"#, "x".repeat(300))),
+            // Never a first line that opens a multi-line document.
+            "[a-z :,\"]{0,40}".prop_map(String::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn the_same_pieces_in_the_same_order_as_on_one_thread(
+            lines in proptest::collection::vec(line(), 0..60),
+            repeat in 1usize..400,
+        ) {
+            // Repeat to cross chunk boundaries.
+            let mut text = String::new();
+            for _ in 0..repeat {
+                for l in &lines {
+                    text.push_str(l);
+                    text.push('\n');
+                }
+            }
+            prop_assert_eq!(run(text.as_bytes(), 256), sequential(text.as_bytes(), 256));
+        }
+    }
+}
