@@ -755,11 +755,17 @@ mod tests {
         let line = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03.123Z","outcome":{"result":"FAILURE"},"actor":{"id":"unknown","alternateId":"bob@gmail.com"},"debugContext":{"debugData":{"threatSuspected":"true","requestUri":"/api/v1/authn"}}}"#;
         let e = Event::parse(line).unwrap();
         assert_eq!(e.field("actor.id"), Some("unknown"));
-        assert_eq!(e.field("debugContext.debugData.threatSuspected"), Some("true"));
+        assert_eq!(
+            e.field("debugContext.debugData.threatSuspected"),
+            Some("true")
+        );
         assert_eq!(e.field("outcome.result"), Some("FAILURE"));
         let line = r#"{"eventType":"security.threat.detected","published":"2026-11-25T10:15:03Z","outcome":{"result":"DENY"},"debugContext":{"debugData":{"threatSuspected":true}}}"#;
         let e = Event::parse(line).unwrap();
-        assert_eq!(e.field("debugContext.debugData.threatSuspected"), Some("true"));
+        assert_eq!(
+            e.field("debugContext.debugData.threatSuspected"),
+            Some("true")
+        );
         assert_eq!(e.field("actor.id"), None);
     }
 }
