@@ -294,6 +294,22 @@ impl RuleEngine {
                         facts.bin_ms,
                     )
                 };
+                // A rule over one of Okta's signals says which: "failed sign-ins on
+                // usernames Okta could not resolve (actor.id = unknown): 41 failures
+                // against 40 accounts from 38 sources ...".
+                let verdict = match self.spec.signal_note() {
+                    Some(note) => KindVerdict {
+                        reason: format!(
+                            "{:.0} {} {note} where about {:.0} were expected: {}",
+                            n.finding.observed,
+                            n.finding.measure,
+                            n.finding.expected,
+                            verdict.reason
+                        ),
+                        ..verdict
+                    },
+                    None => verdict,
+                };
                 let start = facts.bin * facts.bin_ms;
                 let verdict = story.fold(verdict, start, start + facts.bin_ms);
                 self.firing_kinds.insert(fp, verdict.clone());
