@@ -274,7 +274,11 @@ impl Detector for CountSpike {
         // what it expects, and two more): when the run stops, its alert resolves like any
         // other instead of staying open for as long as the longest window holds it.
         let hot = observed as f64 >= (2.0 * mean).max(mean + 2.0);
-        if first.anomalous || self.windows.len() <= 1 || !hot {
+        // Without distinct-user counts (a CSV of counts, a query without `users`) hours
+        // of one person's retries cannot be told from an attack: windows need who failed.
+        let blind =
+            self.metric == SpikeMetric::Failure && self.spread && ctx.counts.failed_users == 0;
+        if first.anomalous || self.windows.len() <= 1 || !hot || blind {
             return Some(first);
         }
         // Longer windows: walk back once, judging at each configured length.
