@@ -42,7 +42,7 @@ pub struct Shared {
     pub silences: crate::notify::silence::Silences,
     pub journal: crate::notify::journal::Journal,
     /// `[ha]`: this replica's view of the shared table (outlives generations).
-    pub ha: Option<Arc<crate::ha::store::Replica>>,
+    pub ha: Option<Arc<crate::ha::replica::Replica>>,
 }
 
 pub struct Generation {

@@ -14,8 +14,10 @@
 //!
 //! - [`lease`]: the Kinesis Client Library's lease pattern, as decisions on plain data.
 //! - [`dynamo`]: the table's layout and every request.
-//! - [`store`]: [`store::Replica`], the route's store on the table (fenced writes, the
-//!   claim before each delivery) and the lease keeper.
+//! - [`replica`]: [`replica::Replica`], this replica's view of the table, which:
+//!   - `keeper` keeps the leases with (every `lease/3`: look, renew, take over);
+//!   - [`store`] implements the route's store on (fenced writes, the claim before each
+//!     delivery).
 //! - [`config`]: the `[ha]` table of the config file.
 //!
 //! Every replica runs the source and the pipeline for every rule, so a standby's
@@ -25,7 +27,9 @@
 
 pub mod config;
 pub mod dynamo;
+mod keeper;
 pub mod lease;
+pub mod replica;
 pub mod store;
 
 use std::sync::Arc;
@@ -34,7 +38,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::HaConfig;
-use store::Replica;
+use replica::Replica;
 
 use crate::clock::SharedClock;
 
