@@ -101,6 +101,7 @@ async fn source_for(group: &str, rules: Vec<RuleSpec>, config: SourceConfig) -> 
         rules,
         config,
         clock: authpulse::clock::system(),
+        exchange: None,
     }
 }
 
