@@ -1,0 +1,224 @@
+//! Several replicas on the CloudWatch source (`[ha]`): two `authpulse run` processes
+//! reading one log group in the AWS emulator, with a single instance (no `[ha]`) on a
+//! copy of the same traffic beside them as the reference. Only the leader of the rule
+//! queries Logs Insights; the standby is fed the leader's bins through the table.
+//!
+//! One scenario, to keep the suite short: a burst pages exactly once; SIGKILL the leader
+//! while it fires; the standby takes over within lease + one look, resumes the queries
+//! where the table ends (no backfill), does not page again and resolves once — the same
+//! notifications, bin for bin, as the single instance's; and the two replicas together
+//! scan what the single instance scanned (the emulator counts bytes per query).
+
+use std::time::{Duration, Instant};
+
+use crate::support::replicas::{self, delivered, logs, until, Cluster};
+use crate::support::{self, aws, Daemon, Receiver};
+
+const RULE: &str = "sessions";
+const BIN_MS: i64 = 5_000;
+const LEASE_S: u64 = 3;
+/// Slack on top of lease + one look for a loaded machine (a property, not a speed).
+const SLACK: Duration = Duration::from_secs(10);
+
+fn rules() -> String {
+    format!(
+        r#"
+[[rules]]
+name = "{RULE}"
+bin = "5s"
+baseline_window = "15m"
+warmup = "5m"
+"#
+    )
+}
+
+const SOURCE: &str = r#"settle = "1s"
+poll_interval = "300ms"
+revise_after = "3s"
+query_timeout = "5s""#;
+
+/// Quiet traffic from `start` to `end`: about 2 events a second, 1 in 19 failing.
+fn quiet(start: i64, end: i64) -> Vec<(i64, String)> {
+    let mut lines = Vec::new();
+    let (mut t, mut i) = (start, 0i64);
+    while t < end {
+        let result = if i % 19 == 7 { "FAILURE" } else { "SUCCESS" };
+        let user = format!("u{}@example.com", i % 40);
+        lines.push((
+            t,
+            support::okta_line(t, "user.session.start", result, "198.51.100.10", &user),
+        ));
+        i += 1;
+        t += 400 + (i * 7919 % 200);
+    }
+    lines
+}
+
+/// Failures from many addresses at `t`.
+fn burst(t: i64, n: i64) -> Vec<(i64, String)> {
+    (0..n)
+        .map(|k| {
+            let ip = format!("203.0.113.{}", k % 200);
+            let user = format!("victim{k}@example.com");
+            let line = support::okta_line(t + k, "user.session.start", "FAILURE", &ip, &user);
+            (t + k, line)
+        })
+        .collect()
+}
+
+/// The same lines into every group.
+async fn put(logs: &aws_sdk_cloudwatchlogs::Client, groups: &[&str], lines: Vec<(i64, String)>) {
+    for g in groups {
+        aws::put_lines(logs, g, lines.clone()).await;
+    }
+}
+
+/// Bytes scanned by every query the emulator ran on `group`.
+async fn scanned(group: &str) -> f64 {
+    aws::queries(group)
+        .await
+        .iter()
+        .map(|q| q["statistics"]["bytesScanned"].as_f64().unwrap_or(0.0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() {
+    let (logs_client, shared) = aws::log_group("/authpulse/test/ha").await;
+    let (_, single_group) = aws::log_group("/authpulse/test/ha-single").await;
+    let groups = [shared.as_str(), single_group.as_str()];
+    let now = aws::now_ms();
+    put(&logs_client, &groups, quiet(now - 15 * 60_000, now - 200)).await;
+
+    let hook = Receiver::start(200).await;
+    let single_hook = Receiver::start(200).await;
+    let cluster = Cluster::new(
+        &replicas::cloudwatch_source(&shared, SOURCE),
+        &rules(),
+        &replicas::webhook(&hook),
+        LEASE_S,
+    );
+    let single = Cluster::new(
+        &replicas::cloudwatch_source(&single_group, SOURCE),
+        &rules(),
+        &replicas::webhook(&single_hook),
+        LEASE_S,
+    );
+    let (config, port) = single.config("single", false);
+    let log = single.dir.path().join("single.log");
+    let mut one = Daemon::start(&config, port, &log, &[]);
+    let mut a = cluster.start("a");
+    a.wait_ready(Duration::from_secs(60)).await;
+    let mut b = cluster.start("b");
+    b.wait_ready(Duration::from_secs(60)).await;
+    one.wait_ready(Duration::from_secs(60)).await;
+    assert!(replicas::leads(&a, RULE).await, "{}", logs(&[&a, &b]));
+    assert!(!replicas::leads(&b, RULE).await);
+    // B loaded its history from the table: it started no backfill query of its own.
+    assert!(
+        b.log_text().contains("history: the shared bins"),
+        "{}",
+        b.log_text()
+    );
+
+    // Live traffic into both groups; a burst of failures for 25 s from `attack`.
+    let feeder_logs = logs_client.clone();
+    let (g1, g2) = (shared.clone(), single_group.clone());
+    let attack = aws::now_ms() + 3_000;
+    let attack_end = attack + 25_000;
+    let feeder = tokio::spawn(async move {
+        loop {
+            let t = aws::now_ms() - 200;
+            let mut lines = quiet(t, t + 500);
+            if (attack..attack_end).contains(&t) {
+                lines.extend(burst(t, 25));
+            }
+            put(&feeder_logs, &[&g1, &g2], lines).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    // A pages the burst once.
+    let firing = |r: &Receiver| {
+        r.alerts()
+            .into_iter()
+            .filter(|v| v["status"] == "firing")
+            .count()
+    };
+    assert!(
+        support::wait_until(Duration::from_secs(40), || firing(&hook) > 0).await,
+        "{}",
+        logs(&[&a, &b])
+    );
+    assert!(aws::now_ms() < attack_end, "paged after the burst ended");
+    // SIGKILL the leader while the incident fires.
+    a.kill();
+    let killed = Instant::now();
+    let killed_ms = aws::now_ms();
+    let lease = Duration::from_secs(LEASE_S);
+    let took = until(lease + lease / 3 + SLACK, async || {
+        replicas::leads(&b, RULE).await
+    })
+    .await;
+    assert!(took, "no takeover\n{}", logs(&[&a, &b]));
+    eprintln!(
+        "CloudWatch source: takeover after SIGKILL {:?}",
+        killed.elapsed()
+    );
+
+    // B resolves once the burst is over; the single instance too.
+    let resolved = |r: &Receiver| {
+        r.alerts()
+            .into_iter()
+            .filter(|v| v["status"] == "resolved")
+            .count()
+    };
+    let both = support::wait_until(Duration::from_secs(90), || {
+        resolved(&hook) > 0 && resolved(&single_hook) >= resolved(&hook)
+    })
+    .await;
+    assert!(both, "no resolution\n{}", logs(&[&b, &one]));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    feeder.abort();
+    assert!(b.terminate().success());
+    assert!(one.terminate().success());
+
+    // The replicas delivered what the single instance did, bin for bin, each once.
+    let got = delivered(&hook);
+    let want = delivered(&single_hook);
+    eprintln!("delivered by the replicas {got:#?}\nby the single instance {want:#?}");
+    assert!(
+        got.values().all(|&n| n == 1),
+        "{got:#?}\n{}",
+        logs(&[&a, &b])
+    );
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{}",
+        logs(&[&a, &b])
+    );
+    assert!(
+        got.keys().any(|(_, s, _)| s == "firing") && got.keys().any(|(_, s, _)| s == "resolved")
+    );
+
+    // After the kill B queried on from where the table ended: no backfill, no long range.
+    let after: Vec<serde_json::Value> = aws::queries(&shared)
+        .await
+        .into_iter()
+        .filter(|q| q["startTime"].as_i64().unwrap_or(0) * 1000 >= killed_ms - 60_000)
+        .collect();
+    for q in &after {
+        let span =
+            (q["endTime"].as_i64().unwrap_or(0) - q["startTime"].as_i64().unwrap_or(0)) * 1000;
+        assert!(span <= 4 * BIN_MS, "a long query after the takeover: {q}");
+    }
+
+    // Two replicas scan what one does.
+    let (two, one_scanned) = (scanned(&shared).await, scanned(&single_group).await);
+    let ratio = two / one_scanned;
+    eprintln!(
+        "bytes scanned: two replicas {two:.0}, one instance {one_scanned:.0}, ratio {ratio:.3}"
+    );
+    assert!((0.9..=1.1).contains(&ratio), "ratio {ratio:.3}");
+}
