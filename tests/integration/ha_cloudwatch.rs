@@ -178,7 +178,12 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
     })
     .await;
     assert!(both, "no resolution\n{}", logs(&[&b, &one]));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Both settle on the same notifications (each polls on its own schedule).
+    let same = |a: &Receiver, b: &Receiver| {
+        delivered(a).keys().collect::<Vec<_>>() == delivered(b).keys().collect::<Vec<_>>()
+    };
+    support::wait_until(Duration::from_secs(20), || same(&hook, &single_hook)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     feeder.abort();
     assert!(b.terminate().success());
     assert!(one.terminate().success());
@@ -213,6 +218,7 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
             (q["endTime"].as_i64().unwrap_or(0) - q["startTime"].as_i64().unwrap_or(0)) * 1000;
         assert!(span <= 4 * BIN_MS, "a long query after the takeover: {q}");
     }
+    assert!(!after.is_empty(), "B never queried after the takeover");
 
     // Two replicas scan what one does.
     let (two, one_scanned) = (scanned(&shared).await, scanned(&single_group).await);
