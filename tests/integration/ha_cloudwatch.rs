@@ -111,6 +111,8 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
     a.wait_ready(Duration::from_secs(60)).await;
     let mut b = cluster.start("b");
     b.wait_ready(Duration::from_secs(60)).await;
+    let b_ready_ms = aws::now_ms();
+    let (ma0, mb0) = (a.text("/metrics").await, b.text("/metrics").await);
     one.wait_ready(Duration::from_secs(60)).await;
     assert!(replicas::leads(&a, RULE).await, "{}", logs(&[&a, &b]));
     assert!(!replicas::leads(&b, RULE).await);
@@ -151,6 +153,18 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
         logs(&[&a, &b])
     );
     assert!(aws::now_ms() < attack_end, "paged after the burst ended");
+    // What the exchange costs in DynamoDB requests per bin (for the README).
+    let (ma, mb) = (a.text("/metrics").await, b.text("/metrics").await);
+    let bins = (aws::now_ms() - b_ready_ms) as f64 / BIN_MS as f64;
+    let count = |m0: &str, m1: &str, op: &str| {
+        let series = format!("authpulse_ha_requests_total{{op=\"{op}\"}}");
+        replicas::metric(m1, &series).unwrap_or(0.0) - replicas::metric(m0, &series).unwrap_or(0.0)
+    };
+    eprintln!(
+        "over {bins:.1} bins: the leader made {:.0} publishing transactions, the standby {:.0} bin Queries",
+        count(&ma0, &ma, "TransactWriteItems(bins)"),
+        count(&mb0, &mb, "Query(bins)")
+    );
     // SIGKILL the leader while the incident fires.
     a.kill();
     let killed = Instant::now();
@@ -227,4 +241,61 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
         "bytes scanned: two replicas {two:.0}, one instance {one_scanned:.0}, ratio {ratio:.3}"
     );
     assert!((0.9..=1.1).contains(&ratio), "ratio {ratio:.3}");
+}
+
+/// The DynamoDB cost of the bin exchange, for the README, measured by hand (minutes of
+/// real time; not part of the suite, and speed is not asserted):
+///
+/// ```sh
+/// cargo test --features aws-emulator --test integration -- --ignored --nocapture \
+///     ha_cloudwatch::figures
+/// ```
+///
+/// Two replicas on quiet traffic, 15 s bins polled every second (the production ratio of
+/// poll to bin is 15 s to 15 min: fewer empty reads per bin than here), for 20 bins:
+/// publishing transactions of the leader and bin Queries of the standby, per bin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement for the README; see the doc comment"]
+async fn figures_dynamodb_requests_per_bin_of_the_exchange() {
+    let (logs_client, group) = aws::log_group("/authpulse/test/ha-figures").await;
+    let now = aws::now_ms();
+    put(&logs_client, &[&group], quiet(now - 30 * 60_000, now - 200)).await;
+    let hook = Receiver::start(200).await;
+    let source = r#"settle = "3s"
+poll_interval = "1s"
+revise_after = "15s""#;
+    let rules = format!("[[rules]]\nname = \"{RULE}\"\nbin = \"15s\"\nbaseline_window = \"30m\"\n");
+    let cluster = Cluster::new(
+        &replicas::cloudwatch_source(&group, source),
+        &rules,
+        &replicas::webhook(&hook),
+        15,
+    );
+    let mut a = cluster.start("a");
+    a.wait_ready(Duration::from_secs(60)).await;
+    let mut b = cluster.start("b");
+    b.wait_ready(Duration::from_secs(60)).await;
+    let feeder = tokio::spawn(async move {
+        loop {
+            let t = aws::now_ms() - 200;
+            put(&logs_client, &[&group], quiet(t, t + 1000)).await;
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+    });
+    let (ma0, mb0) = (a.text("/metrics").await, b.text("/metrics").await);
+    let bins = 20;
+    tokio::time::sleep(Duration::from_secs(15 * bins)).await;
+    let (ma1, mb1) = (a.text("/metrics").await, b.text("/metrics").await);
+    feeder.abort();
+    let count = |m0: &str, m1: &str, op: &str| {
+        let series = format!("authpulse_ha_requests_total{{op=\"{op}\"}}");
+        replicas::metric(m1, &series).unwrap_or(0.0) - replicas::metric(m0, &series).unwrap_or(0.0)
+    };
+    eprintln!(
+        "per bin over {bins} bins: leader {:.2} publishing transactions, standby {:.2} bin Queries",
+        count(&ma0, &ma1, "TransactWriteItems(bins)") / bins as f64,
+        count(&mb0, &mb1, "Query(bins)") / bins as f64
+    );
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
 }
