@@ -9,6 +9,9 @@
 //!           yet; `revise_after` later, read them once more (late logs) and revise them
 //! ```
 //!
+//! With `[ha]` only the leader of a rule queries; the other replicas follow the bins it
+//! publishes (see [`super::exchange`]).
+//!
 //! Counts are absolute, so a revision replaces a bin's counts instead of adding to them.
 //! A query that fails makes its bins *unknown* (never zero): after `unavailable_after`
 //! failed polls in a row the bins are given up as unknown and the daemon raises

@@ -109,9 +109,14 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
     let mut one = Daemon::start(&config, port, &log, &[]);
     let mut a = cluster.start("a");
     a.wait_ready(Duration::from_secs(60)).await;
+    let started = Instant::now();
     let mut b = cluster.start("b");
     b.wait_ready(Duration::from_secs(60)).await;
     let b_ready_ms = aws::now_ms();
+    eprintln!(
+        "a standby ready (history from the table) {:?} after its start",
+        started.elapsed()
+    );
     let (ma0, mb0) = (a.text("/metrics").await, b.text("/metrics").await);
     one.wait_ready(Duration::from_secs(60)).await;
     assert!(replicas::leads(&a, RULE).await, "{}", logs(&[&a, &b]));
