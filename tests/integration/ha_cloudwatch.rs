@@ -112,12 +112,10 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
     let started = Instant::now();
     let mut b = cluster.start("b");
     b.wait_ready(Duration::from_secs(60)).await;
-    let b_ready_ms = aws::now_ms();
     eprintln!(
         "a standby ready (history from the table) {:?} after its start",
         started.elapsed()
     );
-    let (ma0, mb0) = (a.text("/metrics").await, b.text("/metrics").await);
     one.wait_ready(Duration::from_secs(60)).await;
     assert!(replicas::leads(&a, RULE).await, "{}", logs(&[&a, &b]));
     assert!(!replicas::leads(&b, RULE).await);
@@ -158,18 +156,6 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
         logs(&[&a, &b])
     );
     assert!(aws::now_ms() < attack_end, "paged after the burst ended");
-    // What the exchange costs in DynamoDB requests per bin (for the README).
-    let (ma, mb) = (a.text("/metrics").await, b.text("/metrics").await);
-    let bins = (aws::now_ms() - b_ready_ms) as f64 / BIN_MS as f64;
-    let count = |m0: &str, m1: &str, op: &str| {
-        let series = format!("authpulse_ha_requests_total{{op=\"{op}\"}}");
-        replicas::metric(m1, &series).unwrap_or(0.0) - replicas::metric(m0, &series).unwrap_or(0.0)
-    };
-    eprintln!(
-        "over {bins:.1} bins: the leader made {:.0} publishing transactions, the standby {:.0} bin Queries",
-        count(&ma0, &ma, "TransactWriteItems(bins)"),
-        count(&mb0, &mb, "Query(bins)")
-    );
     // SIGKILL the leader while the incident fires.
     a.kill();
     let killed = Instant::now();
