@@ -11,6 +11,7 @@
 //! transaction, so a reader sees a bin whole or not at all.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
@@ -194,8 +195,8 @@ impl Replica {
 }
 
 impl BinExchange for Replica {
-    fn leads(&self, rule: &str) -> bool {
-        self.token(rule).is_some()
+    fn queries(&self, rule: &str) -> bool {
+        self.token(rule).is_some() || !self.coordinating.load(Ordering::SeqCst)
     }
 
     fn publish<'a>(
@@ -354,7 +355,7 @@ mod emulator_tests {
                 )],
             })
             .collect();
-        assert!(a.leads("r") && !b.leads("r"));
+        assert!(a.queries("r") && !b.queries("r"));
         // 130 bins: more than one transaction.
         a.publish(&rule, &bins).await.unwrap();
         assert_eq!(b.read(&rule, 0).await.unwrap(), bins);
@@ -369,7 +370,7 @@ mod emulator_tests {
         b.round().await;
         cb.advance(15_000);
         b.round().await;
-        assert!(b.leads("r"));
+        assert!(b.queries("r"));
         let mut revised = bins[129].clone();
         revised.revision = 1;
         revised.series[0].1.total = 999;
@@ -377,7 +378,7 @@ mod emulator_tests {
             a.publish(&rule, std::slice::from_ref(&revised)).await,
             Err(ExchangeError::Fenced(_))
         ));
-        assert!(!a.leads("r"), "stepped down");
+        assert!(!a.queries("r"), "stepped down");
         b.publish(&rule, std::slice::from_ref(&revised))
             .await
             .unwrap();

@@ -29,6 +29,10 @@ use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
 use crate::series::{Counts, Labels, Update};
 
+/// A leader this many bins behind reads them in backfill chunks (see
+/// [`CloudWatchSource::catch_up`]).
+const CATCH_UP_BINS: i64 = 8;
+
 /// One bin of one rule, as the leader read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedBin {
@@ -52,8 +56,11 @@ pub enum ExchangeError {
 
 /// Where the leader of a rule leaves its bins for the other replicas.
 pub trait BinExchange: Send + Sync {
-    /// Does this replica hold `rule`'s lease now (so it queries and publishes)?
-    fn leads(&self, rule: &str) -> bool;
+    /// Does this replica query Logs Insights for `rule`? When it holds the rule's lease
+    /// (and publishes what it reads), and when it cannot coordinate at all: then every
+    /// replica reads for itself (and pages nothing), so that its pipeline is current
+    /// when the table answers again.
+    fn queries(&self, rule: &str) -> bool;
     /// Publish bins of `rule`, in bin order; fenced by the rule's lease.
     fn publish<'a>(
         &'a self,
@@ -144,7 +151,7 @@ impl CloudWatchSource {
     pub(super) fn queries(&self, rule: usize) -> bool {
         self.exchange
             .as_ref()
-            .is_none_or(|x| x.leads(&self.rules[rule].name))
+            .is_none_or(|x| x.queries(&self.rules[rule].name))
     }
 
     /// One poll of one rule: the leader (or a single instance) queries, a standby
@@ -163,8 +170,36 @@ impl CloudWatchSource {
             self.follow(rule, cursor, tx, shutdown).await?;
         }
         if queries {
+            self.catch_up(rule, cursor, tx, shutdown).await?;
             self.poll_rule(rule, cursor, tx, shutdown).await?;
         }
+        Ok(())
+    }
+
+    /// `[ha]`: a leader far behind (nobody published for a while: every replica was cut
+    /// off, or the leader ran another query) reads the stretch in backfill chunks, under
+    /// the row limit, instead of one poll.
+    async fn catch_up(
+        &self,
+        rule: usize,
+        cursor: &mut RuleCursor,
+        tx: &mpsc::Sender<SourceEvent>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), QueryError> {
+        let end = self.settled_end(&self.rules[rule], self.clock.now_ms());
+        if self.exchange.is_none() || end - cursor.next_bin <= CATCH_UP_BINS {
+            return Ok(());
+        }
+        let first = cursor.next_bin;
+        tracing::info!(rule = %self.rules[rule].name, bins = end - first, "catching up on bins nobody published");
+        match self.backfill(rule, first, end, tx, shutdown).await {
+            Err(QueryError::Stopping) => return Err(QueryError::Stopping),
+            Err(e) => {
+                tracing::warn!(rule = %self.rules[rule].name, error = %e, "catch-up incomplete; those bins stay unknown")
+            }
+            Ok(()) => {}
+        }
+        cursor.next_bin = end;
         Ok(())
     }
 
@@ -179,14 +214,14 @@ impl CloudWatchSource {
         let Some(x) = &self.exchange else { return };
         let spec = &self.rules[rule];
         unpublished.extend(bins);
-        if unpublished.is_empty() || !x.leads(&spec.name) {
-            unpublished.clear();
+        if unpublished.is_empty() {
             return;
         }
         match x.publish(spec, unpublished).await {
             Ok(()) => unpublished.clear(),
             Err(ExchangeError::Fenced(why)) => {
-                tracing::warn!(rule = %spec.name, %why, "not publishing bins: another replica leads this rule now");
+                // Not (or no longer) the leader: the leader publishes its own reads.
+                tracing::debug!(rule = %spec.name, %why, "not publishing bins");
                 unpublished.clear();
             }
             Err(ExchangeError::Unavailable(why)) => {
