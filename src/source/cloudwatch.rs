@@ -33,7 +33,7 @@ use chrono::NaiveDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::config::SourceConfig;
-use super::exchange::{to_shared, BinExchange, SharedBin};
+use super::exchange::{BinExchange, SharedBin};
 use super::insights::{Querier, QueryError, QueryOutput, Row};
 use super::{Source, SourceError, SourceEvent};
 use crate::clock::SharedClock;
@@ -165,7 +165,7 @@ impl CloudWatchSource {
             match self.read_range(rule, start, stop, shutdown).await {
                 Ok(ReadResult::Counts(updates)) => {
                     let mut updates = updates;
-                    let bins = to_shared(&updates, start, stop, 0);
+                    let bins = self.shareable(&updates, start, stop, 0);
                     self.publish(rule, &mut unpublished, bins).await;
                     updates.push(Update::Close {
                         rule,
@@ -244,7 +244,7 @@ impl CloudWatchSource {
                 Vec::new()
             }
         };
-        let bins = to_shared(&updates, first, end, 0);
+        let bins = self.shareable(&updates, first, end, 0);
         updates.push(Update::Close { rule, end_bin: end });
         tx.send(SourceEvent::Updates(updates))
             .await
@@ -292,7 +292,7 @@ impl CloudWatchSource {
             let mut updates: Vec<Update> = (first..end)
                 .map(|bin| Update::Unknown { rule, bin })
                 .collect();
-            let bins = to_shared(&updates, first, end, 0);
+            let bins = self.shareable(&updates, first, end, 0);
             updates.push(Update::Close { rule, end_bin: end });
             tx.send(SourceEvent::Updates(updates))
                 .await
@@ -320,7 +320,7 @@ impl CloudWatchSource {
             cursor.revisions.pop_front();
             match self.read_range(rule, first, end, shutdown).await {
                 Ok(ReadResult::Counts(updates)) => {
-                    let bins = to_shared(&updates, first, end, 1);
+                    let bins = self.shareable(&updates, first, end, 1);
                     tx.send(SourceEvent::Updates(updates))
                         .await
                         .map_err(|_| QueryError::Stopping)?;

@@ -203,6 +203,20 @@ impl CloudWatchSource {
         Ok(())
     }
 
+    /// `[ha]`: the bins of a read of `[first, end)`, to publish; none for one instance.
+    pub(super) fn shareable(
+        &self,
+        updates: &[Update],
+        first: i64,
+        end: i64,
+        revision: u32,
+    ) -> Vec<SharedBin> {
+        match self.exchange {
+            Some(_) => to_shared(updates, first, end, revision),
+            None => Vec::new(),
+        }
+    }
+
     /// The leader publishes what it read. `unpublished` keeps what could not be
     /// published, retried first at the next publish (the standbys follow bins in order).
     pub(super) async fn publish(
