@@ -7,9 +7,20 @@
 //! while it fires; the standby takes over within lease + one look, resumes the queries
 //! where the table ends (no backfill), does not page again and resolves once — the same
 //! notifications, bin for bin, as the single instance's; and the two replicas together
-//! scan what the single instance scanned (the emulator counts bytes per query).
+//! scan what the single instance scanned (the emulator counts bytes per query). Beside
+//! it, the source's side of the exchange in process, against an exchange in memory.
 
 use std::time::{Duration, Instant};
+
+use authpulse::retry::BoxFuture;
+use authpulse::rule::RuleSpec;
+use authpulse::series::{Counts, Labels, Update};
+use authpulse::source::cloudwatch::CloudWatchSource;
+use authpulse::source::config::SourceConfig;
+use authpulse::source::exchange::{BinExchange, ExchangeError, SharedBin};
+use authpulse::source::insights::Querier;
+use authpulse::source::{Source, SourceEvent};
+use tokio::sync::{mpsc, watch};
 
 use crate::support::replicas::{self, delivered, logs, until, Cluster};
 use crate::support::{self, aws, Daemon, Receiver};
@@ -289,4 +300,178 @@ revise_after = "15s""#;
     );
     assert!(a.terminate().success());
     assert!(b.terminate().success());
+}
+
+/// An exchange in memory: the test decides whether this replica leads.
+#[derive(Default)]
+struct MemoryExchange {
+    leads: std::sync::atomic::AtomicBool,
+    bins: std::sync::Mutex<std::collections::BTreeMap<i64, SharedBin>>,
+}
+
+impl BinExchange for MemoryExchange {
+    fn queries(&self, _rule: &str) -> bool {
+        self.leads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn publish<'a>(
+        &'a self,
+        _rule: &'a RuleSpec,
+        bins: &'a [SharedBin],
+    ) -> BoxFuture<'a, Result<(), ExchangeError>> {
+        Box::pin(async move {
+            if !self.queries("") {
+                return Err(ExchangeError::Fenced("not the leader".into()));
+            }
+            let mut held = self.bins.lock().unwrap();
+            for b in bins {
+                held.insert(b.bin, b.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        _rule: &'a RuleSpec,
+        first: i64,
+    ) -> BoxFuture<'a, Result<Vec<SharedBin>, ExchangeError>> {
+        Box::pin(async move {
+            Ok(self
+                .bins
+                .lock()
+                .unwrap()
+                .range(first..)
+                .map(|(_, b)| b.clone())
+                .collect())
+        })
+    }
+}
+
+/// The source's side of the exchange, in process: a standby loads the history from the
+/// exchange and queries only a hole in it (a short missing tail it leaves to the
+/// leader); taking the rule over, it queries from the first bin the exchange lacks —
+/// no gap, no backfill — and publishes what it reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_queries_only_holes_and_a_new_leader_resumes_where_the_bins_end() {
+    let (logs_client, group) = aws::log_group("/authpulse/test/exchange").await;
+    let now = aws::now_ms();
+    aws::put_lines(&logs_client, &group, quiet(now - 30 * 60_000, now - 200)).await;
+    let mut rule = RuleSpec::named(RULE);
+    rule.bin = Duration::from_secs(60);
+    rule.baseline_window = Duration::from_secs(30 * 60);
+    let (b, settle) = (60_000, 1_000);
+    let first = (now - 30 * 60_000) / b;
+    let end = (now - settle) / b;
+    // The exchange holds the window but a hole of three bins and the newest bin, with
+    // counts no query could return (so the test tells them apart).
+    let hole = first + 10..first + 13;
+    let exchange = std::sync::Arc::new(MemoryExchange::default());
+    {
+        let mut held = exchange.bins.lock().unwrap();
+        for bin in (first..end - 1).filter(|b| !hole.contains(b)) {
+            let counts = Counts {
+                total: 1_000_000 + bin as u64,
+                ..Counts::default()
+            };
+            let shared = SharedBin {
+                bin,
+                revision: 0,
+                unknown: false,
+                series: vec![(Labels::new(), counts)],
+            };
+            held.insert(bin, shared);
+        }
+    }
+    let config = SourceConfig {
+        log_groups: vec![group.clone()],
+        settle: Duration::from_millis(settle as u64),
+        revise_after: Duration::ZERO,
+        poll_interval: Duration::from_millis(200),
+        ..SourceConfig::default()
+    };
+    let sdk = aws::sdk_config().await;
+    let source = CloudWatchSource {
+        querier: Querier::new(
+            aws_sdk_cloudwatchlogs::Client::new(&sdk),
+            vec![group.clone()],
+            4,
+            Duration::from_secs(30),
+        ),
+        rules: vec![rule.clone()],
+        config,
+        clock: authpulse::clock::system(),
+        exchange: Some(exchange.clone()),
+    };
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(Box::new(source).run(tx, stop_rx));
+    let mut seen: std::collections::BTreeMap<i64, u64> = Default::default();
+    let mut note = |ev: SourceEvent| -> bool {
+        if let SourceEvent::Updates(us) = ev {
+            for u in us {
+                if let Update::Observe { bin, counts, .. } = u {
+                    seen.insert(bin, counts.total);
+                }
+            }
+            return false;
+        }
+        matches!(ev, SourceEvent::CaughtUp)
+    };
+    while let Some(ev) = rx.recv().await {
+        if note(ev) {
+            break;
+        }
+    }
+    // Only the hole was queried; the rest came from the exchange.
+    let queries = aws::queries(&group).await;
+    let ranges: Vec<(i64, i64)> = queries
+        .iter()
+        .map(|q| {
+            (
+                q["startTime"].as_i64().unwrap_or(0),
+                q["endTime"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![(hole.start * 60, hole.end * 60 - 1)],
+        "{queries:#?}"
+    );
+    for bin in first..end - 1 {
+        let total = seen.get(&bin).copied();
+        if hole.contains(&bin) {
+            assert!(total.is_some_and(|t| t < 1_000_000), "bin {bin}: {total:?}");
+        } else {
+            assert_eq!(total, Some(1_000_000 + bin as u64), "bin {bin}");
+        }
+    }
+    // The newest bin is the leader's to publish: a standby waits for it.
+    assert!(!seen.contains_key(&(end - 1)));
+
+    // Take over: the first query starts at the first bin the exchange lacks, and what
+    // it reads is published.
+    exchange
+        .leads
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let resumed = support::eventually(Duration::from_secs(20), || async {
+        let qs = aws::queries(&group).await;
+        (qs.len() > 1).then(|| qs[1].clone())
+    })
+    .await
+    .expect("the new leader queries");
+    assert_eq!(
+        resumed["startTime"].as_i64(),
+        Some((end - 1) * 60),
+        "{resumed}"
+    );
+    let published = support::eventually(Duration::from_secs(10), || async {
+        exchange.bins.lock().unwrap().get(&(end - 1)).cloned()
+    })
+    .await
+    .expect("the new leader publishes the bin it read");
+    assert!(published.series.iter().all(|(_, c)| c.total < 1_000_000));
+    let _ = stop_tx.send(true);
+    let _ = task.await;
 }
