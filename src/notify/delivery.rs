@@ -153,12 +153,12 @@ impl Delivery {
         let dir = config.state_dir.clone();
         let store: Arc<dyn AlertStore> = match &config.store {
             Some(shared) => shared.clone(),
-            None => match LocalStore::lock(&dir).map_err(io_err(&dir))? {
+            None => match LocalStore::lock(&dir, clock.clone()).map_err(io_err(&dir))? {
                 Ok(local) => Arc::new(local),
                 Err(Locked) => return Err(DeliveryError::Locked(dir)),
             },
         };
-        let sinks = crate::sink::build_all(&config.sinks).await?;
+        let sinks = crate::sink::build_all(&config.sinks, &clock).await?;
         let ids = queue_ids(&config.sinks);
         let (state, mut recovered) = {
             let (store, ids) = (store.clone(), ids.clone());

@@ -26,7 +26,7 @@
 //! # Persistence
 //!
 //! `state_dir/silences.json`, written atomically (temporary file, `fsync`, rename,
-//! `fsync` the directory) with a SHA-256 header like the ledger's; a corrupt file is moved
+//! `fsync` the directory) with a SHA-256 header like the ledger's ([`crate::state_file`]); a corrupt file is moved
 //! aside as `silences.json.corrupt-<ms>` with an error log line and the daemon starts
 //! without silences. Expired silences are kept for a day (`silence list` shows them),
 //! then dropped.
@@ -36,7 +36,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -45,8 +45,8 @@ use sha2::{Digest, Sha256};
 
 use crate::alert::{rfc3339, Alert, AlertDetector, Status};
 use crate::clock::SharedClock;
-use crate::notify::outbox::write_atomic;
 use crate::series::Labels;
+use crate::state_file::{Format, Loaded, StateFile};
 
 pub const SILENCES_FILE: &str = "silences.json";
 const HEADER: &str = "authpulse-silences v1 sha256=";
@@ -364,99 +364,24 @@ impl SilenceSet {
     }
 }
 
-/// How loading went.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Loaded {
-    Fresh,
-    Restored,
-    /// The file was unreadable and moved here; no silences.
-    MovedAside(PathBuf),
-}
-
-fn encode(set: &SilenceSet) -> io::Result<Vec<u8>> {
-    let body = serde_json::to_vec_pretty(set)?;
-    let mut out = format!("{HEADER}{}\n", hex::encode(Sha256::digest(&body))).into_bytes();
-    out.extend_from_slice(&body);
-    Ok(out)
-}
-
-fn decode(bytes: &[u8]) -> Result<SilenceSet, String> {
-    let newline = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or("no header line (truncated?)")?;
-    let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| "header is not text")?;
-    let sum = header
-        .strip_prefix(HEADER)
-        .ok_or("unknown header (not an authpulse v1 silences file)")?;
-    let body = &bytes[newline + 1..];
-    if hex::encode(Sha256::digest(body)) != sum {
-        return Err("checksum mismatch (partly written or modified)".into());
-    }
-    serde_json::from_slice(body).map_err(|e| format!("cannot parse: {e}"))
-}
-
-/// [`SilenceSet`] in a file.
-#[derive(Debug)]
-pub struct SilenceFile {
-    path: PathBuf,
-    tmp: PathBuf,
-}
-
-impl SilenceFile {
-    pub fn new(state_dir: &Path) -> SilenceFile {
-        SilenceFile {
-            path: state_dir.join(SILENCES_FILE),
-            tmp: state_dir.join(format!(".{SILENCES_FILE}.tmp")),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// A missing file is a fresh start; a corrupt one is moved aside (logged) and reads
-    /// as empty. Only I/O errors fail.
-    pub fn load(&self) -> io::Result<(SilenceSet, Loaded)> {
-        let _ = std::fs::remove_file(&self.tmp);
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok((SilenceSet::default(), Loaded::Fresh))
-            }
-            Err(e) => return Err(e),
-        };
-        match decode(&bytes) {
-            Ok(set) => Ok((set, Loaded::Restored)),
-            Err(reason) => {
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or(0);
-                let aside = self
-                    .path
-                    .with_file_name(format!("{SILENCES_FILE}.corrupt-{stamp}"));
-                std::fs::rename(&self.path, &aside)?;
-                tracing::error!(
-                    file = %self.path.display(),
-                    moved_to = %aside.display(),
-                    %reason,
-                    "silences file is corrupt; moved it aside and starting without silences (add them again with `authpulse silence add`)"
-                );
-                Ok((SilenceSet::default(), Loaded::MovedAside(aside)))
-            }
-        }
-    }
-
-    pub fn save(&self, set: &SilenceSet) -> io::Result<()> {
-        write_atomic(&self.path, &self.tmp, &encode(set)?)
-    }
+/// The silences' file (`state_dir/silences.json`, see the module doc).
+pub fn silence_file(state_dir: &Path, clock: SharedClock) -> StateFile<SilenceSet> {
+    StateFile::new(
+        state_dir.join(SILENCES_FILE),
+        Format {
+            header: HEADER,
+            what: "silences",
+            if_lost: "no silences: add them again with `authpulse silence add`",
+            legacy: None,
+        },
+        clock,
+    )
 }
 
 struct Inner {
     set: SilenceSet,
     /// `None`: in memory only (tests, a route without a daemon).
-    file: Option<SilenceFile>,
+    file: Option<StateFile<SilenceSet>>,
 }
 
 /// The silences, shared by the HTTP API (which adds and expires them), the route (which
@@ -489,7 +414,7 @@ impl Silences {
     /// Load `state_dir/silences.json` (creating the directory).
     pub fn open(state_dir: &Path, clock: SharedClock) -> io::Result<Silences> {
         std::fs::create_dir_all(state_dir)?;
-        let file = SilenceFile::new(state_dir);
+        let file = silence_file(state_dir, clock.clone());
         let (set, loaded) = file.load()?;
         if loaded == Loaded::Restored {
             tracing::info!(
@@ -882,11 +807,34 @@ mod tests {
         let path = dir.path().join(SILENCES_FILE);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        let (set, how) = SilenceFile::new(dir.path()).load().unwrap();
+        let (set, how) = silence_file(dir.path(), clock.clone()).load().unwrap();
         assert_eq!(set, SilenceSet::default());
-        assert!(matches!(how, Loaded::MovedAside(p) if p.exists()));
+        assert!(matches!(how, Loaded::MovedAside { to, .. } if to.exists()));
         assert!(!path.exists());
         let s = Silences::open(dir.path(), clock).unwrap();
         assert!(s.list().is_empty());
+    }
+
+    /// A file written before the format moved to `state_file` still loads.
+    #[test]
+    fn a_file_written_by_an_earlier_version_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SILENCES_FILE),
+            include_bytes!("../../tests/fixtures/state/silences-v1.json"),
+        )
+        .unwrap();
+        let s = Silences::open(dir.path(), ManualClock::at(T0)).unwrap();
+        let active = s.active();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].id, "f2433c9cec751048");
+        assert_eq!(
+            active[0].matcher.describe(),
+            "rule=okta-sign-ins detector=failure_spike client.ipAddress=203.0.113.9"
+        );
+        assert_eq!(
+            s.lock().set.held["3fa19c0d2b7e4a11"].silence,
+            "f2433c9cec751048"
+        );
     }
 }

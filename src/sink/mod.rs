@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::alert::Alert;
+use crate::clock::SharedClock;
 use crate::retry::{BoxFuture, RemoteError};
 
 pub use alertmanager::{AlertmanagerSink, AlertmanagerSpec};
@@ -94,10 +95,13 @@ impl SecretSource {
 
 /// What a webhook POSTs.
 /// Build every configured sink.
-pub async fn build_all(specs: &[SinkSpec]) -> Result<Vec<Arc<dyn Sink>>, RemoteError> {
+pub async fn build_all(
+    specs: &[SinkSpec],
+    clock: &SharedClock,
+) -> Result<Vec<Arc<dyn Sink>>, RemoteError> {
     let mut sinks = Vec::with_capacity(specs.len());
     for (i, s) in specs.iter().enumerate() {
-        sinks.push(s.build(i).await?);
+        sinks.push(s.build(i, clock.clone()).await?);
     }
     Ok(sinks)
 }

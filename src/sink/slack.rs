@@ -10,9 +10,9 @@
 //!   in Slack (`message_not_found`, `cant_update_message`, `edit_window_closed`) is posted
 //!   anew.
 //!
-//! The messages' `ts` are persisted in `state_dir/slack-threads-<hash>.json` (temporary
-//! file, `fsync`, rename), so a resolve after a restart still updates its message; a
-//! corrupt file is moved aside. At most [`MAX_THREADS`] incidents are remembered.
+//! The messages' `ts` are persisted in `state_dir/slack-threads-<hash>.json` (a
+//! [`crate::state_file`]: checksummed, written atomically), so a resolve after a restart
+//! still updates its message; a corrupt file is moved aside. At most [`MAX_THREADS`] incidents are remembered.
 //!
 //! Requests: `POST <url>/chat.postMessage` and `<url>/chat.update` (`url` default
 //! `https://slack.com/api`) with `Authorization: Bearer <token>` and a JSON body
@@ -27,7 +27,6 @@
 //! and every other error are permanent (dead-lettered with Slack's code and a hint).
 
 use std::collections::BTreeMap;
-use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -41,8 +40,10 @@ use super::spec::read_retry;
 use super::webhook::error_text;
 use super::{render, Redacted, SecretSource, Sink};
 use crate::alert::{Alert, Status};
+use crate::clock::SharedClock;
 use crate::config_reader::{Problems, Table};
 use crate::retry::{BoxFuture, RemoteError, RetryPolicy};
+use crate::state_file::{Format, StateFile};
 
 pub const DEFAULT_URL: &str = "https://slack.com/api";
 /// Incidents whose message is remembered, at most.
@@ -154,54 +155,36 @@ pub struct Posted {
     pub started_ms: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Threads {
+/// Fingerprint → its message.
+type Threads = BTreeMap<String, Posted>;
+
+/// The threads file, written by versions before [`crate::state_file`]: plain JSON.
+#[derive(Deserialize)]
+struct PlainThreads {
     version: u32,
-    /// Fingerprint → its message.
-    messages: BTreeMap<String, Posted>,
+    messages: Threads,
 }
 
-const THREADS_VERSION: u32 = 1;
-
-/// The threads file: missing → empty; unreadable → moved aside, empty.
-fn load_threads(path: &Path) -> io::Result<Threads> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Threads::default()),
-        Err(e) => return Err(e),
-    };
-    match serde_json::from_slice::<Threads>(&bytes) {
-        Ok(t) if t.version == THREADS_VERSION => Ok(t),
-        other => {
-            let why = match other {
-                Ok(t) => format!("unknown version {}", t.version),
-                Err(e) => e.to_string(),
-            };
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0);
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(format!(".corrupt-{stamp}"));
-            let aside = PathBuf::from(aside);
-            std::fs::rename(path, &aside)?;
-            tracing::error!(file = %path.display(), moved_to = %aside.display(), reason = %why, "Slack threads file is unreadable; moved it aside (resolves of incidents posted before are posted as new messages)");
-            Ok(Threads::default())
-        }
-    }
-}
-
-fn save_threads(path: &Path, threads: &Threads) -> io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(threads)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+/// `state_dir/slack-threads-<file_id>.json`. Files written as plain JSON
+/// (`{"version": 1, "messages": …}`) by earlier versions still load.
+fn threads_file(state_dir: &Path, file_id: &str, clock: SharedClock) -> StateFile<Threads> {
+    StateFile::new(
+        state_dir.join(format!("slack-threads-{file_id}.json")),
+        Format {
+            header: "authpulse-slack-threads v1 sha256=",
+            what: "Slack threads",
+            if_lost: "resolves of incidents posted before are posted as new messages",
+            legacy: Some(|bytes| {
+                let plain: PlainThreads =
+                    serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+                match plain.version {
+                    1 => Ok(plain.messages),
+                    v => Err(format!("unknown version {v}")),
+                }
+            }),
+        },
+        clock,
+    )
 }
 
 /// What Slack's `error` code means for a retry, with a hint for a human.
@@ -255,7 +238,7 @@ pub struct SlackSink {
     channel: String,
     rate_limit_wait: Duration,
     client: reqwest::Client,
-    threads_path: PathBuf,
+    threads_file: StateFile<Threads>,
     threads: Mutex<Threads>,
     /// Set by a rate limit, read once by the delivery worker.
     retry_after: Mutex<Option<Duration>>,
@@ -292,10 +275,11 @@ impl SlackSink {
         key_path: &str,
         spec: &SlackSpec,
         file_id: &str,
+        clock: SharedClock,
     ) -> Result<Self, RemoteError> {
         let token =
             SecretSource::Env(spec.token_env.clone()).resolve(&format!("{key_path}.token_env"))?;
-        Self::with_token(name, key_path, spec, token, file_id)
+        Self::with_token(name, key_path, spec, token, file_id, clock)
     }
 
     /// [`SlackSink::new`] with the token given.
@@ -305,6 +289,7 @@ impl SlackSink {
         spec: &SlackSpec,
         token: String,
         file_id: &str,
+        clock: SharedClock,
     ) -> Result<Self, RemoteError> {
         let client = reqwest::Client::builder()
             .timeout(spec.timeout)
@@ -313,13 +298,13 @@ impl SlackSink {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))?;
-        let threads_path = spec.state_dir.join(format!("slack-threads-{file_id}.json"));
-        let threads = std::fs::create_dir_all(&spec.state_dir)
-            .and_then(|()| load_threads(&threads_path))
+        let threads_file = threads_file(&spec.state_dir, file_id, clock);
+        let (threads, _) = std::fs::create_dir_all(&spec.state_dir)
+            .and_then(|()| threads_file.load())
             .map_err(|e| {
                 RemoteError::Permanent(format!(
                     "{key_path}: cannot read {}: {e}",
-                    threads_path.display()
+                    threads_file.path().display()
                 ))
             })?;
         Ok(SlackSink {
@@ -329,7 +314,7 @@ impl SlackSink {
             channel: spec.channel.clone(),
             rate_limit_wait: spec.rate_limit_wait,
             client,
-            threads_path,
+            threads_file,
             threads: Mutex::new(threads),
             retry_after: Mutex::new(None),
         })
@@ -394,7 +379,7 @@ impl SlackSink {
         self.threads
             .lock()
             .ok()
-            .and_then(|t| t.messages.get(fingerprint).cloned())
+            .and_then(|t| t.get(fingerprint).cloned())
     }
 
     /// Remember (`Some`) or forget (`None`) an incident's message, and save.
@@ -403,23 +388,21 @@ impl SlackSink {
             let Ok(mut t) = self.threads.lock() else {
                 return;
             };
-            t.version = THREADS_VERSION;
             match posted {
                 Some(p) => {
-                    t.messages.insert(fingerprint.to_string(), p);
+                    t.insert(fingerprint.to_string(), p);
                 }
                 None => {
-                    t.messages.remove(fingerprint);
+                    t.remove(fingerprint);
                 }
             }
-            while t.messages.len() > MAX_THREADS {
+            while t.len() > MAX_THREADS {
                 let oldest = t
-                    .messages
                     .iter()
                     .min_by_key(|(_, p)| p.started_ms)
                     .map(|(fp, _)| fp.clone());
                 match oldest {
-                    Some(fp) => t.messages.remove(&fp),
+                    Some(fp) => t.remove(&fp),
                     None => break,
                 };
             }
@@ -427,8 +410,8 @@ impl SlackSink {
         };
         // Small and rare (one write per firing and resolve): written in place of the
         // async caller rather than on the blocking pool.
-        if let Err(error) = save_threads(&self.threads_path, &snapshot) {
-            tracing::error!(sink = %self.name, file = %self.threads_path.display(), %error, "cannot save the Slack messages' ts; a resolve after a restart will be a new message");
+        if let Err(error) = self.threads_file.save(&snapshot) {
+            tracing::error!(sink = %self.name, file = %self.threads_file.path().display(), %error, "cannot save the Slack messages' ts; a resolve after a restart will be a new message");
         }
     }
 
@@ -506,9 +489,11 @@ impl Sink for SlackSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::config::from_toml;
     use crate::sink::render::tests::sample_alert;
     use crate::sink::SinkSpec;
+    use crate::state_file::Loaded;
     use std::sync::Arc;
 
     #[test]
@@ -659,6 +644,7 @@ mod tests {
             &spec,
             "xoxb-test".into(),
             "x",
+            crate::clock::system(),
         )
         .unwrap()
     }
@@ -757,22 +743,58 @@ mod tests {
     #[test]
     fn an_unreadable_threads_file_is_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("slack-threads-x.json");
-        std::fs::write(&path, b"{\"version\":1,\"mess").unwrap();
-        assert_eq!(load_threads(&path).unwrap(), Threads::default());
-        assert!(!path.exists());
-        let t = Threads {
-            version: THREADS_VERSION,
-            messages: BTreeMap::from([(
-                "fp".to_string(),
-                Posted {
-                    channel: "C1".into(),
-                    ts: "1.2".into(),
-                    started_ms: 5,
-                },
-            )]),
+        let file = threads_file(dir.path(), "x", ManualClock::at(1_795_600_000_000));
+        std::fs::write(file.path(), b"{\"version\":1,\"mess").unwrap();
+        let (threads, how) = file.load().unwrap();
+        assert_eq!(threads, Threads::default());
+        let Loaded::MovedAside { to, reason } = how else {
+            panic!("{how:?}")
         };
-        save_threads(&path, &t).unwrap();
-        assert_eq!(load_threads(&path).unwrap(), t);
+        assert_eq!(
+            to,
+            dir.path()
+                .join("slack-threads-x.json.corrupt-1795600000000")
+        );
+        assert!(reason.contains("EOF"), "{reason}");
+        assert!(!file.path().exists());
+        let t = Threads::from([(
+            "fp".to_string(),
+            Posted {
+                channel: "C1".into(),
+                ts: "1.2".into(),
+                started_ms: 5,
+            },
+        )]);
+        file.save(&t).unwrap();
+        assert_eq!(file.load().unwrap(), (t, Loaded::Restored));
+    }
+
+    /// A threads file an earlier version wrote as plain JSON still loads, so a resolve
+    /// after the upgrade still updates its message.
+    #[tokio::test]
+    async fn a_plain_json_threads_file_of_an_earlier_version_loads() {
+        let (url, fake) = fake_slack().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("slack-threads-x.json"),
+            include_bytes!("../../tests/fixtures/state/slack-threads-v1-plain.json"),
+        )
+        .unwrap();
+        let s = sink(&url, dir.path());
+        let fire = sample_alert(Status::Firing, "2026-11-25T10:15:00Z");
+        assert_eq!(
+            s.posted(&fire.fingerprint),
+            Some(Posted {
+                channel: "C0SECURITY".into(),
+                ts: "1795600000.000100".into(),
+                started_ms: 1_795_600_000_000,
+            })
+        );
+        s.send(&sample_alert(Status::Resolved, "2026-11-25T11:15:00Z"))
+            .await
+            .unwrap();
+        let calls = fake.calls.lock().unwrap().clone();
+        assert_eq!(calls[0].0, "chat.update");
+        assert_eq!(calls[0].1["ts"], "1795600000.000100");
     }
 }

@@ -12,6 +12,7 @@ use super::{
     AlertmanagerSink, AlertmanagerSpec, FileSink, PagerDutySink, PagerDutySpec, Redacted,
     SecretSource, Sink, SinkRoute, SlackSink, SlackSpec, SnsSink, StdoutSink, WebhookSink,
 };
+use crate::clock::SharedClock;
 use crate::config_reader::{Problems, Table};
 use crate::retry::{RemoteError, RetryPolicy};
 
@@ -410,7 +411,12 @@ impl SinkSpec {
     }
 
     /// Build the sink. `index` names it in logs (`webhook[2]`) and errors (`sinks[2]`).
-    pub async fn build(&self, index: usize) -> Result<Arc<dyn Sink>, RemoteError> {
+    /// `clock` stamps a corrupt state file a sink moves aside.
+    pub async fn build(
+        &self,
+        index: usize,
+        clock: SharedClock,
+    ) -> Result<Arc<dyn Sink>, RemoteError> {
         Ok(match self {
             SinkSpec::Stdout { .. } => Arc::new(StdoutSink::new(format!("stdout[{index}]"))),
             SinkSpec::File { path, .. } => {
@@ -439,6 +445,7 @@ impl SinkSpec {
                     &format!("sinks[{index}]"),
                     spec,
                     file_id,
+                    clock,
                 )?)
             }
         })
