@@ -290,10 +290,11 @@ fn read_daemon<'a>(t: &mut Table<'a>, problems: &mut Problems) -> DaemonConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn problems(toml: &str) -> Vec<String> {
+    /// Every problem `from_toml` finds in `toml`, as printed (none when it reads).
+    pub(crate) fn problems(toml: &str) -> Vec<String> {
         match from_toml(toml) {
             Ok(_) => Vec::new(),
             Err(e) => e.0.iter().map(|p| p.to_string()).collect(),

@@ -33,9 +33,9 @@ pub use lines::{FileSink, StdoutSink};
 pub use pagerduty::{PagerDutySink, PagerDutySpec};
 pub use route::SinkRoute;
 pub use slack::{SlackSink, SlackSpec};
-pub use sns::SnsSink;
-pub use spec::{SinkSpec, SnsSpec, WebhookFormat, WebhookSpec};
-pub use webhook::{sign, WebhookSink};
+pub use sns::{SnsSink, SnsSpec};
+pub use spec::SinkSpec;
+pub use webhook::{sign, WebhookFormat, WebhookSink, WebhookSpec};
 
 pub trait Sink: Send + Sync {
     /// A name for logs and metrics, e.g. `webhook[1]` — never the URL.
