@@ -7,7 +7,7 @@
 //! Sink names and errors never contain webhook URLs, secrets or header values: they are
 //! safe to log. The config types hold those in [`Redacted`], whose `Debug` hides them.
 //!
-//! Sinks are never called directly by the daemon: [`delivery::Delivery`] writes every
+//! Sinks are never called directly by the daemon: `notify::delivery::Delivery` writes every
 //! notification to the durable outbox (`notify::outbox`) first and retries it per sink with
 //! backoff until the sink accepts it.
 

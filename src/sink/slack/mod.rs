@@ -12,7 +12,8 @@
 //!
 //! The messages' `ts` are persisted in `state_dir/slack-threads-<hash>.json` (a
 //! [`crate::state_file`]: checksummed, written atomically), so a resolve after a restart
-//! still updates its message; a corrupt file is moved aside. At most [`MAX_THREADS`] incidents are remembered.
+//! still updates its message; a corrupt file is moved aside. At most
+//! [`threads::MAX_THREADS`] incidents are remembered.
 //!
 //! Requests: `POST <url>/chat.postMessage` and `<url>/chat.update` (`url` default
 //! `https://slack.com/api`) with `Authorization: Bearer <token>` and a JSON body
