@@ -6,12 +6,12 @@
 //! properties, asserted with generous slack for a loaded 2-core machine; the measured
 //! times are in the README, not here.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::exactly_once::{assert_exactly_once, delivered, logs};
 use crate::support::traffic::*;
 use crate::support::{aws, free_port, wait_until, Daemon, Received, Receiver};
 
@@ -168,46 +168,6 @@ async fn until(timeout: Duration, mut check: impl AsyncFnMut() -> bool) -> bool 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn id(v: &Value) -> (String, String, String) {
-    (
-        v["fingerprint"].as_str().unwrap_or_default().to_string(),
-        v["status"].as_str().unwrap_or_default().to_string(),
-        v["bin_start"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
-/// Accepted deliveries counted by (fingerprint, status, bin): nothing deduplicated.
-fn delivered(receiver: &Receiver) -> BTreeMap<(String, String, String), usize> {
-    let mut m = BTreeMap::new();
-    for r in receiver.accepted() {
-        *m.entry(id(&r.json())).or_insert(0) += 1;
-    }
-    m
-}
-
-fn logs(ds: &[&Daemon]) -> String {
-    ds.iter()
-        .map(|d| format!("---- {}\n{}", d.log.display(), d.log_text()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every notification of the backtest delivered exactly once, nothing else.
-fn assert_exactly_once(receiver: &Receiver, expected: &[Value], ds: &[&Daemon]) {
-    let got = delivered(receiver);
-    let want: BTreeSet<_> = expected.iter().map(id).collect();
-    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:#?}");
-    let got_ids: BTreeSet<_> = got.keys().cloned().collect();
-    let lost: Vec<_> = want.difference(&got_ids).collect();
-    let extra: Vec<_> = got_ids.difference(&want).collect();
-    assert!(
-        lost.is_empty() && extra.is_empty(),
-        "lost {lost:#?}\nextra {extra:#?}\n{}",
-        logs(ds)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

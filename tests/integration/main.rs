@@ -45,6 +45,8 @@ mod delivery_sns;
 mod ha_replicas;
 #[cfg(feature = "aws-emulator")]
 mod ops_cloudwatch;
+#[cfg(feature = "aws-emulator")]
+mod soak;
 
 #[cfg(feature = "alertmanager")]
 mod delivery_alertmanager;

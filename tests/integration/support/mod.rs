@@ -7,6 +7,8 @@
 //!   the alerts `authpulse backtest` derives from the same (what the daemon must send).
 //! - [`aws`] (feature `aws-emulator`): the AWS emulator that `scripts/test.sh` starts
 //!   (moto with authpulse's Logs Insights engine, `tests/aws_emulator/`).
+//! - [`exactly_once`] (feature `aws-emulator`): delivered notifications against the
+//!   backtest's, by fingerprint, status and bin (the deploy and soak tests).
 
 pub mod daemon;
 pub mod receiver;
@@ -14,6 +16,8 @@ pub mod traffic;
 
 #[cfg(feature = "aws-emulator")]
 pub mod aws;
+#[cfg(feature = "aws-emulator")]
+pub mod exactly_once;
 
 use std::time::Duration;
 
