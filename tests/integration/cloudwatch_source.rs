@@ -201,7 +201,7 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
     }
 }
 
-/// Found by the soak (`soak/`): a daemon restarted while Logs Insights failed a query
+/// Found building the soak (`soak/`): a daemon restarted while Logs Insights failed a query
 /// or two gave up its whole history as unknown (one backfill chunk holds up to 1,666
 /// bins, 17 days of 15-minute bins), so it could not judge for a warm-up and resolved
 /// incidents still under way. A failed backfill chunk is tried again, like a poll, until
