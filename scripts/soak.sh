@@ -5,7 +5,7 @@
 # SIGKILL and restart, SIGHUP with good and bad configs) and incidents in the traffic;
 # then every notification the backtest of the same events derives must have been
 # delivered exactly once, RSS must have stayed bounded, and nothing may have panicked.
-# The test is tests/integration/soak/; the suite runs it for 150 s.
+# The test is tests/integration/soak/; the suite runs it for 120 s.
 #
 #   bash scripts/soak.sh --minutes 30            # a random seed, printed
 #   bash scripts/soak.sh --minutes 5 --seed 42   # replay a schedule

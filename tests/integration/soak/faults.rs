@@ -31,8 +31,9 @@ pub enum Fault {
     SinkError { status: u16, secs: u64 },
     /// The webhook takes requests and never answers, for a while.
     SinkHang { secs: u64 },
-    /// SIGKILL, then a restart after this many ms.
-    Kill { down_ms: u64 },
+    /// SIGKILL, then a restart after this many ms; `owing`: with the webhook down, once
+    /// a notification waits in the outbox (the restart must deliver it, once).
+    Kill { down_ms: u64, owing: bool },
     /// SIGHUP with a good config (the poll interval changed): applied.
     ReloadGood,
     /// SIGHUP with a config with a problem: rejected, the daemon runs on.
@@ -85,6 +86,7 @@ impl Fault {
             9 => Fault::SinkHang { secs },
             10 => Fault::Kill {
                 down_ms: rng.random_range(0..=2500),
+                owing: rng.random_bool(0.5),
             },
             11 => Fault::ReloadGood,
             _ => Fault::ReloadBad,

@@ -12,7 +12,7 @@
 //! bash scripts/soak.sh --minutes 30 [--seed N]    # starts the emulator itself
 //! ```
 //!
-//! The suite runs it for `AUTHPULSE_SOAK_SECONDS` of faults (default 150; about 3.5
+//! The suite runs it for `AUTHPULSE_SOAK_SECONDS` of faults (default 120; about 3.5
 //! minutes of wall time with the set-up and the end), seed `AUTHPULSE_SOAK_SEED`
 //! (default: from the clock; printed either way, so a failure can be replayed).
 //!
@@ -66,7 +66,7 @@ fn settings() -> Settings {
             .map_or(1, |d| d.as_nanos() as u64 % 1_000_000_007)
     });
     Settings {
-        live: Duration::from_secs(env("AUTHPULSE_SOAK_SECONDS").unwrap_or(150)),
+        live: Duration::from_secs(env("AUTHPULSE_SOAK_SECONDS").unwrap_or(120)),
         seed,
     }
 }
@@ -137,7 +137,12 @@ struct Soak {
     daemon: Option<Daemon>,
     rss: rss::RssMonitor,
     kills: u32,
+    /// Kills that found notifications in the outbox, not yet delivered.
+    kills_owing: u32,
     reloads: (u32, u32),
+    /// When the backtest's notices are due (their bins' ends, ms), in order: sink faults
+    /// and kills are timed to meet a delivery when one comes soon.
+    due: Vec<i64>,
 }
 
 impl Soak {
@@ -201,6 +206,19 @@ impl Soak {
         }
     }
 
+    /// Wait until just before the next notice is due, when one is due within 40 s.
+    async fn meet_next_notice(&self, offset_ms: i64) {
+        let now = aws::now_ms();
+        if let Some(due) = self
+            .due
+            .iter()
+            .find(|&&t| t > now + 500 && t < now + 40_000)
+        {
+            let wait = (due + offset_ms - now).max(0) as u64;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+
     async fn emulator(&self, faults: serde_json::Value) {
         aws::faults(&self.group, faults).await;
     }
@@ -232,18 +250,39 @@ impl Soak {
                 self.emulator(json!({"running_polls": 1})).await;
             }
             Fault::SinkError { status, secs } => {
+                self.meet_next_notice(-500).await;
                 self.receiver.set_status(status);
                 hold(secs).await;
                 self.receiver.set_status(200);
             }
             Fault::SinkHang { secs } => {
+                self.meet_next_notice(-500).await;
                 self.receiver.set_hang(true);
                 hold(secs).await;
                 self.receiver.set_hang(false);
             }
-            Fault::Kill { down_ms } => {
-                tokio::time::sleep(schedule.jitter(2000)).await;
+            Fault::Kill { down_ms, owing } => {
+                let state = self.dir.path().join("state");
+                if owing {
+                    self.meet_next_notice(-500).await;
+                    self.receiver.set_status(503);
+                    let queued = eventually(Duration::from_secs(15), || async {
+                        (!outbox_files(&state).is_empty()).then_some(())
+                    })
+                    .await;
+                    if queued.is_some() {
+                        tokio::time::sleep(schedule.jitter(1000)).await;
+                    }
+                } else {
+                    // Around a notice: before it is read, queued, sent or after.
+                    self.meet_next_notice(-1000).await;
+                    tokio::time::sleep(schedule.jitter(3500)).await;
+                }
+                if !outbox_files(&state).is_empty() {
+                    self.kills_owing += 1;
+                }
                 self.daemon().kill();
+                self.receiver.set_status(200);
                 self.kills += 1;
                 tokio::time::sleep(Duration::from_millis(down_ms)).await;
                 self.start();
@@ -322,10 +361,18 @@ async fn soak_under_faults_every_notice_of_the_backtest_exactly_once() {
         daemon: None,
         rss: rss::RssMonitor::start(Duration::from_millis(250)),
         kills: 0,
+        kills_owing: 0,
         reloads: (0, 0),
+        due: Vec::new(),
     };
     soak.write_config("5s");
     let expected = expected_alerts(&soak.config, &events);
+    soak.due = expected
+        .iter()
+        .filter_map(|a| chrono::DateTime::parse_from_rfc3339(a["bin_end"].as_str()?).ok())
+        .map(|t| t.timestamp_millis())
+        .collect();
+    soak.due.sort_unstable();
     let firing = expected.iter().filter(|a| a["status"] == "firing").count();
     assert!(
         plan.incidents.is_empty() || firing >= 1,
@@ -411,7 +458,7 @@ async fn soak_under_faults_every_notice_of_the_backtest_exactly_once() {
          \x20 faults survived: {} ({} kinds): {}\n\
          \x20 notifications: {} expected (backtest), {} delivered; lost {}, duplicates {}, extra {}\n\
          \x20 webhook: {} requests, {} answered 5xx, {} left hanging\n\
-         \x20 daemon: {} SIGKILL + restart, {} reloads applied, {} refused; exit {exit}\n\
+         \x20 daemon: {} SIGKILL + restart ({} with notices in the outbox), {} reloads applied, {} refused; exit {exit}\n\
          \x20 RSS: peak {:.1} MiB (bound {RSS_BOUND_MIB} MiB), median {:.1} MiB in the first quarter, {:.1} MiB in the last; {} samples\n\
          \x20 panics in the log: {panics}",
         live.as_secs(),
@@ -430,6 +477,7 @@ async fn soak_under_faults_every_notice_of_the_backtest_exactly_once() {
         answered(|s| s >= 500),
         answered(|s| s == 0),
         soak.kills,
+        soak.kills_owing,
         soak.reloads.0,
         soak.reloads.1,
         mib(peak),

@@ -52,7 +52,7 @@ pub fn plan(seed: u64, history: Range<i64>, live: Range<i64>, tail: i64) -> Plan
             bins: start..start + len,
             kind,
         });
-        start += len + rng.random_range(12..=20);
+        start += len + rng.random_range(9..=15);
     }
     let mut lines = Vec::new();
     for b in history.start..live.end + tail {
