@@ -27,9 +27,11 @@
 
 mod faults;
 mod plan;
+mod report;
 mod rss;
 
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -136,6 +138,8 @@ struct Soak {
     receiver: Receiver,
     daemon: Option<Daemon>,
     rss: rss::RssMonitor,
+    /// Writes the live part's events as the clock moves.
+    writer: tokio::task::JoinHandle<()>,
     kills: u32,
     /// Kills that found notifications in the outbox, not yet delivered.
     kills_owing: u32,
@@ -325,41 +329,64 @@ fn spawn_writer(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soak_under_faults_every_notice_of_the_backtest_exactly_once() {
-    let Settings { live, seed } = settings();
-    eprintln!(
-        "soak: seed {seed}, {} s of faults (AUTHPULSE_SOAK_SEED={seed} replays it)",
-        live.as_secs()
-    );
+/// The soak's bins (absolute, `ms / BIN_MS`): quiet history (a warm-up and the
+/// backfill's margin), the live part (faults, incidents), a quiet tail.
+struct Timeline {
+    history: std::ops::Range<i64>,
+    live: std::ops::Range<i64>,
+    end_bin: i64,
+    /// What every (re)start loads: the whole run from a warm-up before the live part.
+    backfill_s: i64,
+}
+
+impl Timeline {
+    fn new(live: Duration) -> Timeline {
+        let live_bins = (live.as_millis() as i64 / BIN_MS).max(8);
+        let backfill_s = WARMUP_S + (live_bins + TAIL_BINS) * BIN_MS / 1000 + 120;
+        let t0 = (aws::now_ms() + 10_000) / BIN_MS + 1;
+        Timeline {
+            history: t0 - (backfill_s + 60) * 1000 / BIN_MS..t0,
+            live: t0..t0 + live_bins,
+            end_bin: t0 + live_bins + TAIL_BINS,
+            backfill_s,
+        }
+    }
+}
+
+/// The log group with its history, the events file, the config, and the backtest's
+/// notifications: what the daemon must deliver.
+async fn prepare(seed: u64, timeline: &Timeline) -> (Soak, plan::Plan, Vec<serde_json::Value>) {
     let sdk = aws::sdk_config().await;
     let logs_client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     let group = aws::unique("/authpulse/soak");
     aws::create_log_group(&logs_client, &group).await;
-
-    // Bins: history (a warm-up and the backfill's margin), live (faults), tail (quiet).
-    let live_bins = (live.as_millis() as i64 / BIN_MS).max(8);
-    let backfill_s = WARMUP_S + (live_bins + TAIL_BINS) * BIN_MS / 1000 + 120;
-    let t0 = (aws::now_ms() + 10_000) / BIN_MS + 1;
-    let history = t0 - (backfill_s + 60) * 1000 / BIN_MS..t0;
-    let live_range = t0..t0 + live_bins;
-    let end_bin = live_range.end + TAIL_BINS;
-    let plan = plan::plan(seed, history.clone(), live_range.clone(), TAIL_BINS);
-
+    let plan = plan::plan(
+        seed,
+        timeline.history.clone(),
+        timeline.live.clone(),
+        TAIL_BINS,
+    );
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.ndjson");
     let text: String = plan.lines.iter().map(|(_, l)| format!("{l}\n")).collect();
     std::fs::write(&events, text).unwrap();
+    // History and the first minute now, the rest as the clock moves.
+    let first = plan
+        .lines
+        .partition_point(|(t, _)| *t < aws::now_ms() + LEAD_MS);
+    aws::put_lines(&logs_client, &group, plan.lines[..first].to_vec()).await;
+    let writer = spawn_writer(logs_client, group.clone(), plan.lines.clone(), first);
     let mut soak = Soak {
         config: dir.path().join("authpulse.toml"),
         dir,
         port: free_port(),
-        group: group.clone(),
-        backfill_s,
+        group,
+        backfill_s: timeline.backfill_s,
         poll_ms: 500,
         receiver: Receiver::start(200).await,
         daemon: None,
         rss: rss::RssMonitor::start(Duration::from_millis(250)),
+        writer,
         kills: 0,
         kills_owing: 0,
         reloads: (0, 0),
@@ -373,132 +400,121 @@ async fn soak_under_faults_every_notice_of_the_backtest_exactly_once() {
         .map(|t| t.timestamp_millis())
         .collect();
     soak.due.sort_unstable();
+    (soak, plan, expected)
+}
+
+impl Soak {
+    /// Faults until `until_ms`, each kind in turn as the schedule says.
+    async fn faults(&mut self, schedule: &mut Schedule, until_ms: i64) {
+        let started = Instant::now();
+        while aws::now_ms() < until_ms {
+            self.assert_alive();
+            let fault = schedule.next();
+            eprintln!(
+                "soak: {:>6.1} s  {fault:?}",
+                started.elapsed().as_secs_f64()
+            );
+            self.inject(fault, schedule).await;
+            tokio::time::sleep(schedule.pause()).await;
+        }
+    }
+
+    /// Quiet again: wait until the daemon read the last bin and delivered what it owes,
+    /// then SIGTERM it. Its exit status and its log.
+    async fn finish(
+        &mut self,
+        end_bin: i64,
+        expected: &[serde_json::Value],
+    ) -> (ExitStatus, String) {
+        aws::admin(
+            reqwest::Method::DELETE,
+            &format!("/_authpulse/faults?log_group={}", self.group),
+            None,
+        )
+        .await;
+        self.receiver.set_status(200);
+        self.receiver.set_hang(false);
+        self.assert_alive();
+        let read_through = (end_bin * BIN_MS + 1000) as f64 / 1000.0;
+        let last_poll =
+            format!("authpulse_last_successful_poll_timestamp_seconds{{rule=\"{RULE}\"}}");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while self.metric(&last_poll).await < read_through {
+            self.assert_alive();
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not read the last bin:\n{}",
+                self.daemon().log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let state = self.dir.path().join("state");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !(Tally::of(&self.receiver, expected).lost.is_empty()
+            && outbox_files(&state).is_empty())
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // Time for a wrongly repeated notification to show up.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        self.writer.abort();
+        let d = self.daemon();
+        let exit = d.terminate();
+        (exit, logs(&[d]))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_under_faults_every_notice_of_the_backtest_exactly_once() {
+    let Settings { live, seed } = settings();
+    eprintln!(
+        "soak: seed {seed}, {} s of faults (AUTHPULSE_SOAK_SEED={seed} replays it)",
+        live.as_secs()
+    );
+    let timeline = Timeline::new(live);
+    let (mut soak, plan, expected) = prepare(seed, &timeline).await;
     let firing = expected.iter().filter(|a| a["status"] == "firing").count();
     assert!(
         plan.incidents.is_empty() || firing >= 1,
         "the backtest pages none of {:?}",
         plan.incidents
     );
-
-    // History and the first minute, then the rest as the clock moves.
-    let first = plan
-        .lines
-        .partition_point(|(t, _)| *t < aws::now_ms() + LEAD_MS);
-    aws::put_lines(&logs_client, &group, plan.lines[..first].to_vec()).await;
-    let writer = spawn_writer(logs_client, group.clone(), plan.lines.clone(), first);
-
+    let started = Instant::now();
     soak.start();
     soak.daemon().wait_ready(Duration::from_secs(120)).await;
-
-    // Faults until the live part ends.
     let mut schedule = Schedule::new(seed);
-    let started = Instant::now();
-    let faults_end_ms = live_range.end * BIN_MS;
-    while aws::now_ms() < faults_end_ms {
-        soak.assert_alive();
-        let fault = schedule.next();
-        eprintln!(
-            "soak: {:>6.1} s  {fault:?}",
-            started.elapsed().as_secs_f64()
-        );
-        soak.inject(fault, &mut schedule).await;
-        tokio::time::sleep(schedule.pause()).await;
-    }
-
-    // Quiet again: the daemon catches up with the last bin and delivers what it owes.
-    aws::admin(
-        reqwest::Method::DELETE,
-        &format!("/_authpulse/faults?log_group={group}"),
-        None,
-    )
-    .await;
-    soak.receiver.set_status(200);
-    soak.receiver.set_hang(false);
-    soak.assert_alive();
-    let read_through = (end_bin * BIN_MS + 1000) as f64 / 1000.0;
-    let last_poll = format!("authpulse_last_successful_poll_timestamp_seconds{{rule=\"{RULE}\"}}");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while soak.metric(&last_poll).await < read_through {
-        soak.assert_alive();
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not read the last bin:\n{}",
-            soak.daemon().log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let state = soak.dir.path().join("state");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !(Tally::of(&soak.receiver, &expected).lost.is_empty() && outbox_files(&state).is_empty())
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    // Time for a wrongly repeated notification to show up.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut daemon = soak.daemon.take().expect("the daemon runs");
-    let exit = daemon.terminate();
-    let samples = soak.rss.stop();
-    writer.abort();
-
-    let log = daemon.log_text();
+    soak.faults(&mut schedule, timeline.live.end * BIN_MS).await;
+    let (exit, log) = soak.finish(timeline.end_bin, &expected).await;
+    let rss = soak.rss.stop();
     let tally = Tally::of(&soak.receiver, &expected);
-    let requests = soak.receiver.requests();
-    let answered = |f: fn(u16) -> bool| requests.iter().filter(|r| f(r.answered)).count();
-    let (peak, early, late) = rss::summary(&samples);
-    let mib = |kib: u64| kib as f64 / 1024.0;
     let panics = log.matches("panicked at").count();
-    let faults: Vec<String> = schedule
-        .survived
-        .iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-    eprintln!(
-        "soak report (seed {seed}): {} s of faults over {} live bins of 5 s ({} incidents), {:.0} s in all\n\
-         \x20 faults survived: {} ({} kinds): {}\n\
-         \x20 notifications: {} expected (backtest), {} delivered; lost {}, duplicates {}, extra {}\n\
-         \x20 webhook: {} requests, {} answered 5xx, {} left hanging\n\
-         \x20 daemon: {} SIGKILL + restart ({} with notices in the outbox), {} reloads applied, {} refused; exit {exit}\n\
-         \x20 RSS: peak {:.1} MiB (bound {RSS_BOUND_MIB} MiB), median {:.1} MiB in the first quarter, {:.1} MiB in the last; {} samples\n\
-         \x20 panics in the log: {panics}",
-        live.as_secs(),
-        live_bins,
-        plan.incidents.len(),
-        started.elapsed().as_secs_f64(),
-        schedule.survived.values().sum::<u32>(),
-        schedule.survived.len(),
-        faults.join(", "),
-        tally.expected,
-        tally.deliveries,
-        tally.lost.len(),
-        tally.duplicates.len(),
-        tally.extra.len(),
-        requests.len(),
-        answered(|s| s >= 500),
-        answered(|s| s == 0),
-        soak.kills,
-        soak.kills_owing,
-        soak.reloads.0,
-        soak.reloads.1,
-        mib(peak),
-        mib(early),
-        mib(late),
-        samples.len(),
-    );
+    let report = report::Report {
+        seed,
+        live,
+        timeline: &timeline,
+        incidents: plan.incidents.len(),
+        took: started.elapsed(),
+        schedule: &schedule,
+        tally: &tally,
+        soak: &soak,
+        rss: &rss,
+        panics,
+    };
+    eprintln!("{report}");
     assert_eq!(panics, 0, "the daemon panicked:\n{log}");
     assert!(exit.success(), "exit {exit}:\n{log}");
     assert!(
         tally.exact(),
-        "seed {seed}: lost {:#?}\nduplicates {:#?}\nextra {:#?}\n{}",
+        "seed {seed}: lost {:#?}\nduplicates {:#?}\nextra {:#?}\n{log}",
         tally.lost,
         tally.duplicates,
         tally.extra,
-        logs(&[&daemon])
     );
-    assert!(!samples.is_empty(), "no RSS sample");
+    let peak = rss.iter().copied().max().expect("RSS samples");
     assert!(
         peak <= RSS_BOUND_MIB * 1024,
         "peak RSS {:.1} MiB over the bound {RSS_BOUND_MIB} MiB",
-        mib(peak)
+        peak as f64 / 1024.0
     );
 }
