@@ -151,10 +151,10 @@ impl CloudWatchSource {
             match read {
                 Err(e) if e != QueryError::Stopping && failures < self.config.unavailable_after => {
                     tracing::warn!(rule = %spec.name, failures, error = %e, "backfill query failed; trying again");
-                    let mut stop = shutdown.clone();
+                    let mut stopping = shutdown.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
-                        _ = stop.wait_for(|s| *s) => return Err(QueryError::Stopping),
+                        _ = stopping.wait_for(|s| *s) => return Err(QueryError::Stopping),
                     }
                 }
                 Ok(ReadResult::Counts(updates)) => {
