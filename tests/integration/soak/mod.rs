@@ -37,7 +37,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::exactly_once::{logs, Tally};
+use crate::support::exactly_once::Tally;
+use crate::support::replicas::logs;
 use crate::support::traffic::{expected_alerts, outbox_files};
 use crate::support::{aws, eventually, free_port, Daemon, Receiver};
 use faults::{Fault, Schedule};

@@ -7,8 +7,10 @@
 //!   the alerts `authpulse backtest` derives from the same (what the daemon must send).
 //! - [`aws`] (feature `aws-emulator`): the AWS emulator that `scripts/test.sh` starts
 //!   (moto with authpulse's Logs Insights engine, `tests/aws_emulator/`).
-//! - [`exactly_once`] (feature `aws-emulator`): delivered notifications against the
-//!   backtest's, by fingerprint, status and bin (the deploy and soak tests).
+//! - [`replicas`] (feature `aws-emulator`): several `[ha]` replicas over one source and
+//!   one table, and the exactly-once checks of what they deliver.
+//! - [`exactly_once`] (feature `aws-emulator`): those checks as figures (lost,
+//!   duplicates, extra), for the soak's report.
 
 pub mod daemon;
 pub mod receiver;
@@ -18,6 +20,8 @@ pub mod traffic;
 pub mod aws;
 #[cfg(feature = "aws-emulator")]
 pub mod exactly_once;
+#[cfg(feature = "aws-emulator")]
+pub mod replicas;
 
 use std::time::Duration;
 
