@@ -12,13 +12,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # 1. Python side: moto + our Logs Insights extension, cfn-lint. Reinstalled only when the
 #    requirements change.
 step "Python test dependencies (.venv)"
-stamp=.venv/.requirements.sha256
-want=$(sha256sum tests/aws_emulator/requirements.txt | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/aws_emulator/requirements.txt
-  echo "$want" > "$stamp"
-fi
+# shellcheck source=lib/emulator.sh
+source scripts/lib/emulator.sh
+ensure_venv
 
 # 1b. Headless Chromium (Debian's package) for the two page checks below, which fail
 #     without it. Installed when missing; if it cannot be, the run fails.
@@ -35,7 +31,6 @@ command -v chromium || command -v chromium-browser \
 
 # 2. The AWS emulator (CloudWatch Logs with a real Insights engine, SNS, SQS) on a free port.
 step "Starting the AWS emulator"
-log=target/emulator.log
 pids=()
 scratch=""
 cleanup() {
@@ -46,21 +41,7 @@ cleanup() {
   if [ -n "$scratch" ]; then rm -rf "$scratch"; fi
 }
 trap cleanup EXIT
-.venv/bin/python tests/aws_emulator/server.py --host 127.0.0.1 --port 0 > "$log" 2>&1 &
-emulator_pid=$!
-pids+=("$emulator_pid")
-url=""
-for _ in $(seq 1 150); do
-  url=$(sed -n 's/^emulator listening on \(http:[^ ]*\).*/\1/p' "$log" | head -n 1)
-  [ -n "$url" ] && break
-  kill -0 "$emulator_pid" 2>/dev/null || { cat "$log"; echo "the emulator exited" >&2; exit 1; }
-  sleep 0.2
-done
-[ -n "$url" ] || { cat "$log"; echo "the emulator did not start in 30 s" >&2; exit 1; }
-echo "emulator at $url (pid $emulator_pid)"
-export AUTHPULSE_TEST_AWS_ENDPOINT="$url"
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-export AWS_EC2_METADATA_DISABLED=true
+start_emulator target/emulator.log
 
 # 3. A real Alertmanager (Debian's package; the alertmanager sink's tests post to it and
 #    read back through its API). Installed when missing; if it cannot be, the run fails.

@@ -15,7 +15,8 @@
 //! Counts are absolute, so a revision replaces a bin's counts instead of adding to them.
 //! A query that fails makes its bins *unknown* (never zero): after `unavailable_after`
 //! failed polls in a row the bins are given up as unknown and the daemon raises
-//! `source_unavailable`. A future bin is never queried.
+//! `source_unavailable`. A failed backfill chunk is tried again the same way (a poll
+//! interval apart) before its bins are given up. A future bin is never queried.
 //!
 //! ## The query contract
 //! The generated query (see [`RuleSpec::insights_query`]) is
@@ -159,10 +160,23 @@ impl CloudWatchSource {
         let mut chunk = (MAX_ROWS / (6 * series)).max(1) as i64;
         let mut start = first;
         let mut last_error = None;
+        // Failed chunk queries in a row: a chunk is tried again (a query failing now and
+        // then must not cost the history) until `unavailable_after` in a row, as polls.
+        let mut failures = 0;
         let mut unpublished = Vec::new();
         while start < end {
             let stop = (start + chunk).min(end);
-            match self.read_range(rule, start, stop, shutdown).await {
+            let read = self.read_range(rule, start, stop, shutdown).await;
+            failures = if read.is_ok() { 0 } else { failures + 1 };
+            match read {
+                Err(e) if e != QueryError::Stopping && failures < self.config.unavailable_after => {
+                    tracing::warn!(rule = %spec.name, failures, error = %e, "backfill query failed; trying again");
+                    let mut stopping = shutdown.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = stopping.wait_for(|s| *s) => return Err(QueryError::Stopping),
+                    }
+                }
                 Ok(ReadResult::Counts(updates)) => {
                     let mut updates = updates;
                     let bins = self.shareable(&updates, start, stop, 0);

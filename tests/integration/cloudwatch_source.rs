@@ -199,6 +199,71 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
     }
 }
 
+/// Found building the soak (`soak/`): a daemon restarted while Logs Insights failed a query
+/// or two gave up its whole history as unknown (one backfill chunk holds up to 1,666
+/// bins, 17 days of 15-minute bins), so it could not judge for a warm-up and resolved
+/// incidents still under way. A failed backfill chunk is tried again, like a poll, until
+/// `unavailable_after` failures in a row.
+#[tokio::test]
+async fn a_backfill_query_that_fails_is_tried_again_not_given_up_as_unknown() {
+    let sdk = aws::sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let group = aws::unique("/authpulse/test/backfill-retry");
+    aws::create_log_group(&logs, &group).await;
+    let now = aws::now_ms();
+    let lines: Vec<(i64, String)> = (0..120)
+        .map(|i| {
+            let t = now - 3_600_000 + i * 25_000;
+            let line = support::okta_line(
+                t,
+                "user.session.start",
+                "SUCCESS",
+                "198.51.100.1",
+                "u@example.com",
+            );
+            (t, line)
+        })
+        .collect();
+    aws::put_lines(&logs, &group, lines.clone()).await;
+    // The first two queries fail (after the SDK's retries, for the GetQueryResults 500s).
+    aws::faults(
+        &group,
+        serde_json::json!({"fail_queries": 1, "error_get_results": 3}),
+    )
+    .await;
+    let rules = vec![rule("sessions", 300, None)];
+    let config = SourceConfig {
+        log_groups: vec![group.clone()],
+        settle: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(200),
+        backfill: Some(Duration::from_secs(3600)),
+        unavailable_after: 3,
+        ..SourceConfig::default()
+    };
+    let source = source_for(&group, rules.clone(), config).await;
+    let read_at = aws::now_ms();
+    let (got, all) = run_source(source, Duration::from_secs(60), true).await;
+    let unknown: Vec<&Update> = all
+        .iter()
+        .filter(|u| matches!(u, Update::Unknown { .. }))
+        .collect();
+    assert!(unknown.is_empty(), "bins given up as unknown: {unknown:?}");
+    let want = local_counts(&rules, &lines);
+    let closed = |bin: i64| (bin + 1) * 300_000 <= read_at - 1_000;
+    let mut compared = 0;
+    for (key, counts) in want.iter().filter(|((_, bin, _), _)| closed(*bin)) {
+        assert_eq!(got.get(key), Some(counts), "bin {key:?}");
+        compared += 1;
+    }
+    assert!(compared >= 10, "compared only {compared} bins");
+    let statuses: Vec<String> = aws::queries(&group)
+        .await
+        .iter()
+        .map(|q| q["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(statuses.iter().any(|s| s == "Failed"), "{statuses:?}");
+}
+
 #[tokio::test]
 async fn late_events_are_revised_without_double_counting() {
     let (logs, group) = aws::log_group("/authpulse/test/late").await;

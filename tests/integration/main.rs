@@ -47,6 +47,8 @@ mod ha_cloudwatch;
 mod ha_replicas;
 #[cfg(feature = "aws-emulator")]
 mod ops_cloudwatch;
+#[cfg(feature = "aws-emulator")]
+mod soak;
 
 #[cfg(feature = "alertmanager")]
 mod delivery_alertmanager;

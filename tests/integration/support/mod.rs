@@ -9,6 +9,8 @@
 //!   (moto with authpulse's Logs Insights engine, `tests/aws_emulator/`).
 //! - [`replicas`] (feature `aws-emulator`): several `[ha]` replicas over one source and
 //!   one table, and the exactly-once checks of what they deliver.
+//! - [`exactly_once`] (feature `aws-emulator`): those checks as figures (lost,
+//!   duplicates, extra), for the soak's report.
 
 pub mod daemon;
 pub mod receiver;
@@ -16,6 +18,8 @@ pub mod traffic;
 
 #[cfg(feature = "aws-emulator")]
 pub mod aws;
+#[cfg(feature = "aws-emulator")]
+pub mod exactly_once;
 #[cfg(feature = "aws-emulator")]
 pub mod replicas;
 

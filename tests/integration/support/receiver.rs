@@ -1,8 +1,9 @@
 //! A webhook receiver on a local port that answers every request with the status the
-//! test sets (paths ending in `/reject` always 400), and records everything.
+//! test sets (paths ending in `/reject` always 400), or hangs while the test says so,
+//! and records everything.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -18,7 +19,7 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
-    /// The status it was answered with.
+    /// The status it was answered with; 0: never answered (the receiver hung).
     pub answered: u16,
 }
 
@@ -38,6 +39,7 @@ impl Received {
 #[derive(Clone)]
 struct ReceiverState {
     status: Arc<AtomicU16>,
+    hang: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -61,12 +63,17 @@ async fn receive(
     } else {
         status
     };
+    let hang = s.hang.load(Ordering::SeqCst);
     s.log.lock().unwrap().push(Received {
         path: uri.path().to_string(),
         headers,
         body,
-        answered: status,
+        answered: if hang { 0 } else { status },
     });
+    if hang {
+        // Never answer: the sender times out and drops the connection, which drops this.
+        std::future::pending::<()>().await;
+    }
     StatusCode::from_u16(status).unwrap()
 }
 
@@ -74,6 +81,7 @@ impl Receiver {
     pub async fn start(status: u16) -> Receiver {
         let state = ReceiverState {
             status: Arc::new(AtomicU16::new(status)),
+            hang: Arc::new(AtomicBool::new(false)),
             log: Arc::new(Mutex::new(Vec::new())),
         };
         let app = Router::new()
@@ -93,6 +101,12 @@ impl Receiver {
 
     pub fn set_status(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    /// While `hang`, requests are recorded and never answered.
+    #[cfg_attr(not(feature = "aws-emulator"), allow(dead_code))]
+    pub fn set_hang(&self, hang: bool) {
+        self.state.hang.store(hang, Ordering::SeqCst);
     }
 
     pub fn requests(&self) -> Vec<Received> {
