@@ -1,17 +1,18 @@
 //! `authpulse backtest`: an export through the daemon's pipeline; optionally drawn
 //! (`--report`) and tuned (`--suggest`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::{config_or_builtin, init_logging, out, Failure};
 use authpulse::alert::Alert;
-use authpulse::config::LogFormat;
+use authpulse::config::{Config, LogFormat};
 use authpulse::notify::mute;
 use authpulse::offline::tune::{report, suggest, Recorder};
 use authpulse::offline::{backtest, evaluate};
 use authpulse::pipeline::Observer;
+use authpulse::simulate::Incident;
 use authpulse::source::replay;
 
 #[derive(Args)]
@@ -72,24 +73,13 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
             args.pages_per_week
         )));
     }
-    let incidents = match &args.labels {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| evaluate::read_labels(&text))
-            .map_err(|e| Failure::usage(format!("--labels {}: {e}", path.display())))?,
-        None => Vec::new(),
-    };
+    let incidents = read_labels(args.labels.as_deref())?;
     init_logging(LogFormat::Text, "warn");
     let format = match args.events.as_slice() {
         [one] => backtest::Format::of(one, args.format),
         _ => args.format.unwrap_or(backtest::Format::Ndjson),
     };
-    let opts = replay::ReplayOptions {
-        max_skew: (!args.max_time_skew.is_zero()).then_some(args.max_time_skew),
-        max_line_bytes: args.max_line_bytes,
-        two_threads: args.threads == 2,
-        ..replay::ReplayOptions::new(cfg.source.settle)
-    };
+    let opts = replay_options(&args, &cfg);
     let events_name = args
         .events
         .iter()
@@ -119,13 +109,7 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
     if let (Some(path), Some(rec)) = (&args.report, &mut recorder) {
         rec.keep_marks_of(&outcome.alerts);
         let html = report::render(rec, &outcome.alerts, &events_name, &summary);
-        std::fs::write(path, html).map_err(|e| {
-            Failure::failed(format!(
-                "cannot write the report to {}: {e}",
-                path.display()
-            ))
-        })?;
-        out!("  report written to {}", path.display());
+        write_report(path, html)?;
     }
     if let (true, Some(rec)) = (args.suggest, &recorder) {
         out!(
@@ -143,6 +127,38 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
             code: 3,
         });
     }
+    Ok(())
+}
+
+/// `--labels`: the labelled incidents (none without the flag).
+fn read_labels(path: Option<&Path>) -> Result<Vec<Incident>, Failure> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| evaluate::read_labels(&text))
+        .map_err(|e| Failure::usage(format!("--labels {}: {e}", path.display())))
+}
+
+/// How the export is replayed: the skew, line length and threads asked for.
+fn replay_options(args: &BacktestArgs, cfg: &Config) -> replay::ReplayOptions {
+    replay::ReplayOptions {
+        max_skew: (!args.max_time_skew.is_zero()).then_some(args.max_time_skew),
+        max_line_bytes: args.max_line_bytes,
+        two_threads: args.threads == 2,
+        ..replay::ReplayOptions::new(cfg.source.settle)
+    }
+}
+
+fn write_report(path: &Path, html: String) -> Result<(), Failure> {
+    std::fs::write(path, html).map_err(|e| {
+        Failure::failed(format!(
+            "cannot write the report to {}: {e}",
+            path.display()
+        ))
+    })?;
+    out!("  report written to {}", path.display());
     Ok(())
 }
 

@@ -49,7 +49,7 @@ use tokio::task::JoinHandle;
 
 use super::render;
 use super::route::SinkRoute;
-use super::spec::read_retry;
+use super::spec::{read_retry, read_timeout};
 use super::webhook::{classify_status, error_text};
 use super::Sink;
 use crate::alert::{Alert, Status};
@@ -103,14 +103,7 @@ impl AlertmanagerSpec {
             other => other,
         }
         .unwrap_or(Duration::from_secs(60));
-        let timeout = match t.duration("timeout", problems) {
-            Some(d) if d.is_zero() => {
-                problems.push(t.key_path("timeout"), "must be greater than 0");
-                None
-            }
-            other => other,
-        }
-        .unwrap_or(Duration::from_secs(10));
+        let timeout = read_timeout(t, problems);
         let retry = read_retry(t, problems);
         let route = SinkRoute::read(t, problems);
         match t.string("url", problems) {
@@ -351,13 +344,7 @@ pub struct AlertmanagerSink {
 impl AlertmanagerSink {
     /// Must run inside the Tokio runtime: it starts the re-send task.
     pub fn new(name: String, spec: &AlertmanagerSpec) -> Result<Self, RemoteError> {
-        let client = reqwest::Client::builder()
-            .timeout(spec.timeout)
-            .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("authpulse/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))?;
+        let client = crate::sink::http_client(spec.timeout)?;
         let shared = Arc::new(Shared {
             name,
             endpoint: spec.endpoint()?,

@@ -93,7 +93,31 @@ impl SecretSource {
     }
 }
 
-/// What a webhook POSTs.
+/// An HTTP client for a sink: `timeout` per request (connecting within 5 s at most), no
+/// redirects (a receiver that redirects is misconfigured: following it would re-send the
+/// body and its headers elsewhere; a 3xx is reported as a permanent failure instead).
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, RemoteError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("authpulse/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))
+}
+
+/// A longer `Retry-After` than this is not trusted.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(15 * 60);
+
+/// A receiver's `Retry-After` in seconds, capped at 15 minutes.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s).min(RETRY_AFTER_CAP))
+}
+
 /// Build every configured sink.
 pub async fn build_all(
     specs: &[SinkSpec],

@@ -46,11 +46,11 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 use serde_json::{json, Map, Value};
 
 use super::route::SinkRoute;
-use super::spec::read_retry;
+use super::spec::{read_retry, read_timeout};
 use super::webhook::{classify_status, error_text};
 use super::{Redacted, SecretSource, Sink};
 use crate::alert::{Alert, Status};
@@ -61,8 +61,6 @@ use crate::retry::{BoxFuture, RemoteError, RetryPolicy};
 pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// `payload.summary`'s documented limit, in characters.
 pub const SUMMARY_MAX_CHARS: usize = 1024;
-/// A `Retry-After` longer than this is not trusted.
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(15 * 60);
 
 /// A validated `kind = "pagerduty"` sink.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,14 +109,7 @@ impl PagerDutySpec {
             }
             other => other,
         };
-        let timeout = match t.duration("timeout", problems) {
-            Some(d) if d.is_zero() => {
-                problems.push(t.key_path("timeout"), "must be greater than 0");
-                None
-            }
-            other => other,
-        }
-        .unwrap_or(Duration::from_secs(10));
+        let timeout = read_timeout(t, problems);
         let rate_limit_wait = t
             .duration("rate_limit_wait", problems)
             .unwrap_or(Duration::from_secs(30));
@@ -243,13 +234,7 @@ impl PagerDutySink {
     pub fn new(name: String, key_path: &str, spec: &PagerDutySpec) -> Result<Self, RemoteError> {
         let routing_key = SecretSource::Env(spec.routing_key_env.clone())
             .resolve(&format!("{key_path}.routing_key_env"))?;
-        let client = reqwest::Client::builder()
-            .timeout(spec.timeout)
-            .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("authpulse/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))?;
+        let client = crate::sink::http_client(spec.timeout)?;
         Ok(PagerDutySink {
             name,
             url: spec.url.clone(),
@@ -288,11 +273,7 @@ impl PagerDutySink {
     }
 
     fn throttled(&self, headers: &reqwest::header::HeaderMap) {
-        let asked = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(RETRY_AFTER_CAP));
+        let asked = crate::sink::retry_after(headers);
         if let Ok(mut slot) = self.retry_after.lock() {
             *slot = Some(asked.unwrap_or(self.rate_limit_wait));
         }
@@ -502,7 +483,7 @@ mod tests {
         sink.throttled(&headers);
         assert_eq!(sink.retry_after(), Some(Duration::from_secs(30)));
         assert_eq!(sink.retry_after(), None);
-        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        headers.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
         sink.throttled(&headers);
         assert_eq!(sink.retry_after(), Some(Duration::from_secs(7)));
     }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -32,6 +33,18 @@ pub enum SinkSpec {
     Alertmanager(AlertmanagerSpec),
     /// A Slack bot (Web API) that keeps one message per incident current.
     Slack(SlackSpec),
+}
+
+/// `timeout`: more than zero, 10 s when not given.
+pub(super) fn read_timeout(t: &mut Table<'_>, problems: &mut Problems) -> Duration {
+    match t.duration("timeout", problems) {
+        Some(d) if d.is_zero() => {
+            problems.push(t.key_path("timeout"), "must be greater than 0");
+            None
+        }
+        other => other,
+    }
+    .unwrap_or(Duration::from_secs(10))
 }
 
 pub(super) fn read_retry(t: &mut Table<'_>, problems: &mut Problems) -> RetryPolicy {

@@ -23,7 +23,7 @@ use sha2::Sha256;
 
 use serde_json::Value;
 
-use super::spec::read_retry;
+use super::spec::{read_retry, read_timeout};
 use super::{render, Redacted, SecretSource, Sink, SinkRoute};
 use crate::alert::Alert;
 use crate::config_reader::{Problems, Table};
@@ -85,16 +85,7 @@ impl WebhookSink {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let client = reqwest::Client::builder()
-            .timeout(spec.timeout)
-            .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("authpulse/", env!("CARGO_PKG_VERSION")))
-            // A webhook that redirects is misconfigured: following it would re-send the
-            // signed body and the extra headers to wherever the redirect points. A 3xx
-            // is reported as a permanent failure instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))?;
+        let client = crate::sink::http_client(spec.timeout)?;
         Ok(WebhookSink {
             name,
             url: spec.url.0.clone(),
@@ -209,14 +200,7 @@ pub struct WebhookSpec {
 
 impl WebhookSpec {
     pub(super) fn read(t: &mut Table<'_>, problems: &mut Problems) -> Option<WebhookSpec> {
-        let timeout = match t.duration("timeout", problems) {
-            Some(d) if d.is_zero() => {
-                problems.push(t.key_path("timeout"), "must be greater than 0");
-                None
-            }
-            other => other,
-        }
-        .unwrap_or(Duration::from_secs(10));
+        let timeout = read_timeout(t, problems);
         let format = read_format(t, problems);
         let secret = read_secret(t, problems);
         let mut headers = Vec::new();

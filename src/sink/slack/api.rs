@@ -4,16 +4,13 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Value};
 
 use crate::alert::{Alert, Status};
 use crate::retry::RemoteError;
 use crate::sink::webhook::error_text;
 use crate::sink::{render, Redacted};
-
-/// A `Retry-After` longer than this is not trusted.
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(15 * 60);
 
 /// What Slack's `error` code means for a retry, with a hint for a human.
 pub fn classify(code: &str) -> RemoteError {
@@ -101,13 +98,7 @@ impl WebApi {
         timeout: Duration,
         rate_limit_wait: Duration,
     ) -> Result<WebApi, RemoteError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("authpulse/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| RemoteError::Permanent(format!("cannot build HTTP client: {e}")))?;
+        let client = crate::sink::http_client(timeout)?;
         Ok(WebApi {
             url: url.trim_end_matches('/').to_string(),
             token: Redacted(token.trim().to_string()),
@@ -118,11 +109,7 @@ impl WebApi {
     }
 
     fn throttled(&self, headers: &reqwest::header::HeaderMap) {
-        let asked = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(RETRY_AFTER_CAP));
+        let asked = crate::sink::retry_after(headers);
         if let Ok(mut slot) = self.retry_after.lock() {
             *slot = Some(asked.unwrap_or(self.rate_limit_wait));
         }

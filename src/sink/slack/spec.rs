@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::config_reader::{Problems, Table};
 use crate::retry::RetryPolicy;
 use crate::sink::route::SinkRoute;
-use crate::sink::spec::read_retry;
+use crate::sink::spec::{read_retry, read_timeout};
 
 pub const DEFAULT_URL: &str = "https://slack.com/api";
 
@@ -50,14 +50,7 @@ impl SlackSpec {
                 DEFAULT_URL.to_string()
             }
         };
-        let timeout = match t.duration("timeout", problems) {
-            Some(d) if d.is_zero() => {
-                problems.push(t.key_path("timeout"), "must be greater than 0");
-                None
-            }
-            other => other,
-        }
-        .unwrap_or(Duration::from_secs(10));
+        let timeout = read_timeout(t, problems);
         let rate_limit_wait = t
             .duration("rate_limit_wait", problems)
             .unwrap_or(Duration::from_secs(30));
