@@ -274,6 +274,7 @@ mod tests {
             seasonal_total: 0.0,
             expected_total: 0.0,
             expected_failure: -1.0,
+            ..BinRecord::default()
         }
     }
 
