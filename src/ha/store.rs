@@ -20,12 +20,19 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
+
 use super::dynamo::{self, get_n, get_s, n, s, DbError, Item, Table};
 use super::replica::{fenced, lock, unavailable, Replica};
 use crate::alert::Alert;
 use crate::notify::ledger::AlertState;
 use crate::notify::outbox::{Entry, Recovered};
 use crate::notify::store::{AlertStore, StoreError, Takeover};
+
+/// The outbox item's sort key: `<queue>#<idempotency key>`.
+fn sk_of(entry: &Entry) -> String {
+    format!("{}#{}", entry.queue, entry.alert.idempotency_key)
+}
 
 /// Dead letters stay this long (TTL).
 const DEAD_LETTER_TTL_S: i64 = 30 * 86_400;
@@ -84,6 +91,61 @@ impl Replica {
                 Ok(_) => return next,
                 Err(seen) => cur = seen,
             }
+        }
+    }
+
+    /// The transaction that queues `alert` under `sk`: the lease check, and the outbox
+    /// item unless it exists.
+    fn outbox_write(
+        &self,
+        sk: &str,
+        alert: &Alert,
+        seq: u64,
+        now_ms: i64,
+        token: u64,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let rule = &alert.rule;
+        let mut item = Table::item(&dynamo::outbox_pk(rule), sk);
+        item.insert("seq".into(), n(seq));
+        item.insert("enqueued_ms".into(), n(now_ms));
+        item.insert(
+            "alert".into(),
+            s(serde_json::to_string(alert).map_err(|e| StoreError::Io(e.to_string()))?),
+        );
+        item.insert("token".into(), n(token));
+        Ok(vec![
+            dynamo::lease_check(&self.table.name, rule, &self.me, token).map_err(unavailable)?,
+            self.table
+                .put(item, Some("attribute_not_exists(pk)"))
+                .map_err(unavailable)?,
+        ])
+    }
+
+    /// An entry held in memory because its queue write did not answer: that write may
+    /// have landed (a timeout says nothing), and a next leader would deliver it again.
+    /// So it is written (if absent) before it is claimed like any other. False: fenced.
+    fn rewrite(&self, entry: &Entry) -> Result<bool, StoreError> {
+        let rule = &entry.alert.rule;
+        let Some(token) = self.token(rule) else {
+            return Err(StoreError::Unavailable(format!(
+                "the lease of {rule:?} is not renewed yet"
+            )));
+        };
+        let items = self.outbox_write(
+            &sk_of(entry),
+            &entry.alert,
+            entry.seq,
+            entry.enqueued_ms,
+            token,
+        )?;
+        match self.block(self.table.transact("TransactWriteItems(enqueue)", items)) {
+            Ok(()) | Err(DbError::Condition(1)) => Ok(true),
+            Err(DbError::Condition(_)) => {
+                self.fenced(rule, "deliver");
+                self.forget(entry);
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
         }
     }
 
@@ -264,20 +326,7 @@ impl AlertStore for Replica {
         }
         let seq = self.seq();
         let sk = format!("{queue}#{key}");
-        let mut item = Table::item(&dynamo::outbox_pk(rule), &sk);
-        item.insert("seq".into(), n(seq));
-        item.insert("enqueued_ms".into(), n(now_ms));
-        item.insert(
-            "alert".into(),
-            s(serde_json::to_string(alert).map_err(|e| StoreError::Io(e.to_string()))?),
-        );
-        item.insert("token".into(), n(token));
-        let items = vec![
-            dynamo::lease_check(&self.table.name, rule, &self.me, token).map_err(unavailable)?,
-            self.table
-                .put(item, Some("attribute_not_exists(pk)"))
-                .map_err(unavailable)?,
-        ];
+        let items = self.outbox_write(&sk, alert, seq, now_ms, token)?;
         match self.block(self.table.transact("TransactWriteItems(enqueue)", items)) {
             Ok(()) => {}
             Err(DbError::Condition(0)) => return Err(self.fenced(rule, "enqueue")),
@@ -301,6 +350,9 @@ impl AlertStore for Replica {
     }
 
     fn claim(&self, entry: &Entry) -> Result<bool, StoreError> {
+        if entry.path.as_os_str().is_empty() && !self.rewrite(entry)? {
+            return Ok(false);
+        }
         let rule = &entry.alert.rule;
         let now = self.now();
         let token = {
@@ -320,18 +372,12 @@ impl AlertStore for Replica {
         };
         let check =
             dynamo::lease_check(&self.table.name, rule, &self.me, token).map_err(unavailable)?;
-        let items = if entry.path.as_os_str().is_empty() {
-            // Held in memory only (the table could not be written): the lease alone.
-            vec![check]
-        } else {
-            let sk = entry.path.to_string_lossy();
-            vec![
-                check,
-                self.table
-                    .touch(&dynamo::outbox_pk(rule), &sk, &self.me)
-                    .map_err(unavailable)?,
-            ]
-        };
+        let items = vec![
+            check,
+            self.table
+                .touch(&dynamo::outbox_pk(rule), &sk_of(entry), &self.me)
+                .map_err(unavailable)?,
+        ];
         match self.block(self.table.transact("TransactWriteItems(claim)", items)) {
             Ok(()) => Ok(true),
             Err(DbError::Condition(0)) => {
@@ -349,21 +395,19 @@ impl AlertStore for Replica {
     }
 
     fn remove(&self, entry: &Entry) -> io::Result<()> {
-        if !entry.path.as_os_str().is_empty() {
-            let sk = entry.path.to_string_lossy();
-            self.block(
-                self.table
-                    .delete_now(&dynamo::outbox_pk(&entry.alert.rule), &sk),
-            )
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        }
+        // By key, also for an entry held in memory (its write may have landed).
+        self.block(
+            self.table
+                .delete_now(&dynamo::outbox_pk(&entry.alert.rule), &sk_of(entry)),
+        )
+        .map_err(|e| io::Error::other(e.to_string()))?;
         self.forget(entry);
         Ok(())
     }
 
     fn dead_letter(&self, entry: &Entry) -> io::Result<String> {
         let rule = &entry.alert.rule;
-        let sk = entry.path.to_string_lossy().to_string();
+        let sk = sk_of(entry);
         let mut item = Table::item(&dynamo::dead_pk(rule), &sk);
         item.insert(
             "alert".into(),

@@ -264,13 +264,21 @@ impl CloudWatchSource {
             return (end, self.backfill(rule, first, end, tx, shutdown).await);
         };
         let spec = &self.rules[rule];
-        let have = match x.read(spec, first).await {
-            Ok(have) => have,
-            Err(e) => {
-                tracing::warn!(rule = %spec.name, error = %e, "cannot read the shared bins; loading the history from Logs Insights");
-                Vec::new()
+        let mut have = Vec::new();
+        for attempt in 1..=3 {
+            match x.read(spec, first).await {
+                Ok(bins) => {
+                    have = bins;
+                    break;
+                }
+                Err(e) if attempt < 3 => {
+                    tracing::info!(rule = %spec.name, error = %e, attempt, "cannot read the shared bins yet; retrying")
+                }
+                Err(e) => {
+                    tracing::warn!(rule = %spec.name, error = %e, "cannot read the shared bins; loading the history from Logs Insights")
+                }
             }
-        };
+        }
         let mut runs = runs(&have, first, end);
         let mut next_bin = end;
         if let Some(&(start, stop, false)) = runs.last() {
@@ -375,7 +383,9 @@ impl CloudWatchSource {
     }
 
     /// Revisions the leader published for ranges whose revision is due here; a range is
-    /// given up a `revise_after` after it was due (its first counts stay).
+    /// given up `revise_after` (at least a minute: a takeover may come between) after it
+    /// was due (its first counts stay). A standby that takes the rule over before then
+    /// revises the range itself.
     async fn follow_revisions(
         &self,
         rule: usize,
@@ -384,7 +394,7 @@ impl CloudWatchSource {
         now: i64,
         tx: &mpsc::Sender<SourceEvent>,
     ) -> Result<(), QueryError> {
-        let patience = self.config.revise_after.as_millis() as i64;
+        let patience = self.config.revise_after.as_millis().max(60_000) as i64;
         let mut revised = Vec::new();
         while let Some(&(first, end, due)) = cursor.revisions.front() {
             if due > now {

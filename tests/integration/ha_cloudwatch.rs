@@ -27,7 +27,9 @@ use crate::support::{self, aws, Daemon, Receiver};
 
 const RULE: &str = "sessions";
 const BIN_MS: i64 = 5_000;
-const LEASE_S: u64 = 3;
+/// Longer than the file-source tests' 3 s: a DynamoDB call may take lease/3, and the
+/// history's bins are written and read in bulk on a loaded machine.
+const LEASE_S: u64 = 6;
 /// Slack on top of lease + one look for a loaded machine (a property, not a speed).
 const SLACK: Duration = Duration::from_secs(10);
 
@@ -100,6 +102,24 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
     let groups = [shared.as_str(), single_group.as_str()];
     let now = aws::now_ms();
     put(&logs_client, &groups, quiet(now - 15 * 60_000, now - 200)).await;
+    // Live traffic into both groups from now on (a pause would be a flatline); a burst
+    // of failures for 25 s from `attack`, set once the replicas are up.
+    let attack = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
+    let feeder_logs = logs_client.clone();
+    let (g1, g2) = (shared.clone(), single_group.clone());
+    let feeder_attack = attack.clone();
+    let feeder = tokio::spawn(async move {
+        loop {
+            let t = aws::now_ms() - 200;
+            let mut lines = quiet(t, t + 500);
+            let from = feeder_attack.load(std::sync::atomic::Ordering::SeqCst);
+            if (from..from.saturating_add(25_000)).contains(&t) {
+                lines.extend(burst(t, 25));
+            }
+            put(&feeder_logs, &[&g1, &g2], lines).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
 
     let hook = Receiver::start(200).await;
     let single_hook = Receiver::start(200).await;
@@ -137,22 +157,9 @@ async fn two_replicas_page_once_take_over_resolve_once_and_scan_what_one_does() 
         b.log_text()
     );
 
-    // Live traffic into both groups; a burst of failures for 25 s from `attack`.
-    let feeder_logs = logs_client.clone();
-    let (g1, g2) = (shared.clone(), single_group.clone());
-    let attack = aws::now_ms() + 3_000;
-    let attack_end = attack + 25_000;
-    let feeder = tokio::spawn(async move {
-        loop {
-            let t = aws::now_ms() - 200;
-            let mut lines = quiet(t, t + 500);
-            if (attack..attack_end).contains(&t) {
-                lines.extend(burst(t, 25));
-            }
-            put(&feeder_logs, &[&g1, &g2], lines).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
+    let attack_start = aws::now_ms() + 3_000;
+    attack.store(attack_start, std::sync::atomic::Ordering::SeqCst);
+    let attack_end = attack_start + 25_000;
 
     // A pages the burst once.
     let firing = |r: &Receiver| {
