@@ -68,6 +68,11 @@ fn counts(i: usize, b: i64) -> Counts {
         failure,
         failed_users: failure,
         failed_ips: failure,
+        // Events spread over the bin, as the local binner reports them.
+        span: Some(authpulse::series::Span {
+            first_ms: b * 900_000 + 1_000,
+            last_ms: b * 900_000 + 899_000,
+        }),
     }
 }
 

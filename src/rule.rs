@@ -356,7 +356,7 @@ impl RuleSpec {
             by.push_str(field);
         }
         format!(
-            "{filter}\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips by {by}\n| limit 10000"
+            "{filter}\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips, min(@timestamp) as first, max(@timestamp) as last by {by}\n| limit 10000"
         )
     }
 
@@ -609,7 +609,7 @@ mod tests {
         let mut r = RuleSpec::named("x");
         assert_eq!(
             r.insights_query(),
-            "filter detail.eventType in [\"user.session.start\"]\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips by bin(15m), detail.outcome.result\n| limit 10000"
+            "filter detail.eventType in [\"user.session.start\"]\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips, min(@timestamp) as first, max(@timestamp) as last by bin(15m), detail.outcome.result\n| limit 10000"
         );
         r.split_by = Some("client.ipAddress".into());
         r.event_types.push("user.authentication.sso".into());

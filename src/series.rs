@@ -31,6 +31,35 @@ pub struct Counts {
     pub failed_users: u64,
     #[serde(default)]
     pub failed_ips: u64,
+    /// When the first and the last counted event of the bin happened, if the source can
+    /// tell (the local binner always can; the Logs Insights query asks for
+    /// `min(@timestamp)` and `max(@timestamp)`; a CSV of counts cannot). `None` with
+    /// events counted means "somewhere in the bin": no silence is credited inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
+}
+
+/// The first and the last event of a bin, in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+impl Span {
+    pub fn at(ms: i64) -> Span {
+        Span {
+            first_ms: ms,
+            last_ms: ms,
+        }
+    }
+
+    fn join(self, other: Span) -> Span {
+        Span {
+            first_ms: self.first_ms.min(other.first_ms),
+            last_ms: self.last_ms.max(other.last_ms),
+        }
+    }
 }
 
 /// How an Okta `outcome.result` counts.
@@ -63,6 +92,22 @@ impl Counts {
         }
     }
 
+    /// Count `n` events of `class` that happened at `ms` (the local binner).
+    pub fn add_at(&mut self, class: OutcomeClass, n: u64, ms: i64) {
+        self.merge(
+            &Counts {
+                span: Some(Span::at(ms)),
+                ..Counts::default()
+            }
+            .with(class, n),
+        );
+    }
+
+    fn with(mut self, class: OutcomeClass, n: u64) -> Counts {
+        self.add(class, n);
+        self
+    }
+
     pub fn other(&self) -> u64 {
         self.total.saturating_sub(self.success + self.failure)
     }
@@ -70,6 +115,13 @@ impl Counts {
     /// Add another series' counts (several split values merged into one series). The
     /// distinct counts add up too: an upper bound of the merged distinct count.
     pub fn merge(&mut self, other: &Counts) {
+        // Times are known when both sides know theirs (or hold no event).
+        self.span = match (self.span, other.span) {
+            _ if other.total == 0 => self.span,
+            _ if self.total == 0 => other.span,
+            (Some(a), Some(b)) => Some(a.join(b)),
+            _ => None,
+        };
         self.total += other.total;
         self.success += other.success;
         self.failure += other.failure;
@@ -100,11 +152,37 @@ pub struct BinRecord {
     /// What the baseline expected of `failure`; negative when there was no
     /// expectation (warm-up), so sliding windows over it are not judged.
     pub expected_failure: f32,
+    /// How much of the bin was silent before its first event and after its last, in
+    /// 256ths of the bin, rounded down (0 when the source could not tell: no silence
+    /// is credited). Where inside a bin the stream stopped is what tells a 35-minute
+    /// blind spot from a quiet night (see `detect::flatline`). Two bytes that fit in
+    /// the record's padding: the record stays 36 bytes.
+    pub quiet_before: u8,
+    pub quiet_after: u8,
 }
 
 impl BinRecord {
-    pub fn from_counts(c: Counts) -> BinRecord {
+    /// The record of bin `bin` (of `bin_ms` milliseconds) that held `c`.
+    pub fn from_counts(c: Counts, bin: i64, bin_ms: i64) -> BinRecord {
         let clamp = |x: u64| x.min(u64::from(u32::MAX)) as u32;
+        let start = bin.saturating_mul(bin_ms);
+        let end = start.saturating_add(bin_ms);
+        // In 256ths of the bin, rounded down, so the silence credited is never more
+        // than there was.
+        let share = |ms: i64| -> u8 {
+            if bin_ms <= 0 {
+                return 0;
+            }
+            let x = i128::from(ms.clamp(0, bin_ms)) * 256 / i128::from(bin_ms);
+            x.clamp(0, 255) as u8
+        };
+        let (quiet_before, quiet_after) = match c.span {
+            Some(s) if c.total > 0 => (
+                share(s.first_ms.saturating_sub(start)),
+                share(end.saturating_sub(s.last_ms)),
+            ),
+            _ => (0, 0),
+        };
         BinRecord {
             total: clamp(c.total),
             success: clamp(c.success),
@@ -116,10 +194,48 @@ impl BinRecord {
             seasonal_total: 0.0,
             expected_total: 0.0,
             expected_failure: -1.0,
+            quiet_before,
+            quiet_after,
         }
     }
 
-    /// The counts this record holds.
+    /// The share of the bin known to be silent before its first event (all of it when
+    /// the bin held none).
+    pub fn silent_before(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            f64::from(self.quiet_before) / 256.0
+        }
+    }
+
+    /// The share of the bin known to be silent after its last event (all of it when
+    /// the bin held none).
+    pub fn silent_after(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            f64::from(self.quiet_after) / 256.0
+        }
+    }
+
+    /// Where in bin `bin` (of `bin_ms`) the record's events lie, as far as it knows:
+    /// the silent shares at its edges turned back into times, rounded inwards, so
+    /// `from_counts` of the result gives the same shares. `None` for an empty bin.
+    pub fn span(&self, bin: i64, bin_ms: i64) -> Option<Span> {
+        if self.total == 0 || bin_ms <= 0 {
+            return None;
+        }
+        let start = bin.saturating_mul(bin_ms);
+        let end = start.saturating_add(bin_ms);
+        let back = |q: u8| ((i128::from(q) * i128::from(bin_ms) + 255) / 256) as i64;
+        let first_ms = start + back(self.quiet_before);
+        let last_ms = (end - back(self.quiet_after)).max(first_ms);
+        Some(Span { first_ms, last_ms })
+    }
+
+    /// The counts this record holds (without the times of its events: a record knows
+    /// only the silent shares at its edges; see [`BinRecord::span`]).
     pub fn counts(&self) -> Counts {
         Counts {
             total: u64::from(self.total),
@@ -127,6 +243,7 @@ impl BinRecord {
             failure: u64::from(self.failure),
             failed_users: u64::from(self.failed_users),
             failed_ips: u64::from(self.failed_ips),
+            span: None,
         }
     }
 
@@ -287,6 +404,90 @@ mod tests {
         c.add(OutcomeClass::Failure, 2);
         c.add(OutcomeClass::Other, 1);
         assert_eq!((c.total, c.success, c.failure, c.other()), (6, 3, 2, 1));
+    }
+
+    #[test]
+    fn spans_merge_only_when_both_sides_know_their_times() {
+        let mut a = Counts::default();
+        a.add_at(OutcomeClass::Success, 1, 5_000);
+        a.add_at(OutcomeClass::Failure, 1, 2_000);
+        assert_eq!(
+            a.span,
+            Some(Span {
+                first_ms: 2_000,
+                last_ms: 5_000
+            })
+        );
+        // An empty side changes nothing; a side that cannot tell makes the whole unknown.
+        let mut b = a;
+        b.merge(&Counts::default());
+        assert_eq!(b.span, a.span);
+        let mut c = Counts::default();
+        c.merge(&a);
+        assert_eq!(c.span, a.span);
+        let mut d = a;
+        d.merge(&Counts {
+            total: 3,
+            ..Counts::default()
+        });
+        assert_eq!((d.total, d.span), (5, None));
+    }
+
+    #[test]
+    fn records_keep_the_silent_edges_of_their_bin() {
+        const B: i64 = 900_000;
+        assert_eq!(
+            std::mem::size_of::<BinRecord>(),
+            36,
+            "the record must stay small"
+        );
+        let mut c = Counts::default();
+        c.add_at(OutcomeClass::Success, 1, 10 * B + 300_000);
+        c.add_at(OutcomeClass::Success, 1, 10 * B + 450_000);
+        let r = BinRecord::from_counts(c, 10, B);
+        // A third of the bin silent before, half of it after (rounded down).
+        assert_eq!((r.quiet_before, r.quiet_after), (85, 128));
+        assert!((r.silent_before() - 85.0 / 256.0).abs() < 1e-12);
+        assert!(r.silent_before() <= 1.0 / 3.0 && r.silent_after() <= 0.5);
+        // Back to times and again to shares: the same record.
+        let back = BinRecord::from_counts(
+            Counts {
+                span: r.span(10, B),
+                ..r.counts()
+            },
+            10,
+            B,
+        );
+        assert_eq!(back, r);
+        // Without times no silence is credited; an empty bin is silent throughout.
+        let blind = BinRecord::from_counts(
+            Counts {
+                total: 2,
+                ..Counts::default()
+            },
+            10,
+            B,
+        );
+        assert_eq!((blind.silent_before(), blind.silent_after()), (0.0, 0.0));
+        let empty = BinRecord::from_counts(Counts::default(), 10, B);
+        assert_eq!((empty.silent_before(), empty.silent_after()), (1.0, 1.0));
+        assert_eq!(empty.span(10, B), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever the times, the silence credited never exceeds the silence there was.
+        #[test]
+        fn silent_shares_never_overstate(first in 0i64..900_000, len in 0i64..900_000) {
+            const B: i64 = 900_000;
+            let last = (first + len).min(B - 1);
+            let mut c = Counts::default();
+            c.add_at(OutcomeClass::Success, 1, 7 * B + first);
+            c.add_at(OutcomeClass::Success, 1, 7 * B + last);
+            let r = BinRecord::from_counts(c, 7, B);
+            proptest::prop_assert!(r.silent_before() * B as f64 <= first as f64);
+            proptest::prop_assert!(r.silent_after() * B as f64 <= (B - last) as f64);
+            proptest::prop_assert!(r.silent_before() * B as f64 > first as f64 - B as f64 / 256.0);
+        }
     }
 
     #[test]

@@ -156,7 +156,33 @@ impl Seasonal {
             }
             k += 1;
         }
+        // A bin far off its own expectation (a holiday at a fifth of the usual volume, a
+        // surge) is not what this time of the week usually holds: averaged in, a holiday
+        // makes the same day next week look half as busy and an outage then looks like
+        // a dip. Such bins are left out when enough others remain (robust across
+        // weeks); when most are off (the normal itself moved), all are kept.
+        let typical = out.iter().filter(|r| is_typical(r)).count();
+        if typical >= MIN_SAMPLES && typical < out.len() {
+            out.retain(is_typical);
+        }
     }
+}
+
+/// Fewer expected events than this and a bin's level is not judged: noise.
+const MIN_LEVEL_EXPECTED: f32 = 10.0;
+
+/// How far off its seasonal expectation (either way) a bin must be to be left out.
+const LEVEL_OUTLIER: f32 = 2.0;
+
+/// The bin held about what its season expected (within a factor of two), or too little
+/// was expected to tell.
+fn is_typical(r: &BinRecord) -> bool {
+    let e = r.seasonal_total;
+    if e < MIN_LEVEL_EXPECTED {
+        return true;
+    }
+    let x = r.total as f32;
+    x * LEVEL_OUTLIER >= e && x <= e * LEVEL_OUTLIER
 }
 
 impl Baseline for Seasonal {
@@ -274,6 +300,7 @@ mod tests {
             seasonal_total: 0.0,
             expected_total: 0.0,
             expected_failure: -1.0,
+            ..BinRecord::default()
         }
     }
 
@@ -377,6 +404,71 @@ mod tests {
         }
         let e = b.expect(&h, 8 * 96 + 8).unwrap();
         assert!(e.total < 40.0 && e.seasonal_total > 90.0, "{e:?}");
+    }
+
+    #[test]
+    fn a_holiday_is_not_averaged_into_the_same_day_next_week() {
+        let b = Seasonal::new(BIN, 14 * 96);
+        let mut h = History::new(14 * 96);
+        let week = 7 * 96;
+        // Two weeks of the diurnal pattern; the second week's Wednesday a holiday at a
+        // fifth of the volume (each bin remembers what its season expected).
+        let wednesday = |w: i64| 4 * 96 + w * week + 2 * 96;
+        for bin in (4 * 96)..(4 * 96 + 2 * week) {
+            let normal = diurnal(bin);
+            let total = if (wednesday(1)..wednesday(1) + 96).contains(&bin) {
+                normal / 5
+            } else {
+                normal
+            };
+            let mut r = rec(total, 1);
+            r.seasonal_total = normal as f32;
+            h.push(bin, r);
+        }
+        // The third Wednesday at 10:00 expects a normal day, not the mean with the holiday.
+        let e = b.expect(&h, wednesday(2) + 40).unwrap();
+        assert_eq!(e.basis, Basis::HourOfWeek);
+        assert!((e.total - 100.0).abs() < 5.0, "{e:?}");
+        // When every sample is off (the normal itself moved), they are all kept.
+        let mut h = History::new(14 * 96);
+        for bin in 0..(2 * week) {
+            let mut r = rec(30, 1);
+            r.seasonal_total = 100.0;
+            h.push(bin, r);
+        }
+        let e = b.expect(&h, 2 * week + 40).unwrap();
+        assert!((e.seasonal_total - 30.0).abs() < 1e-9, "{e:?}");
+    }
+
+    proptest::proptest! {
+        /// Only bins far off their own expectation are left out, and never so many that
+        /// fewer than `MIN_SAMPLES` remain.
+        #[test]
+        fn outliers_are_dropped_only_while_enough_remain(
+            levels in proptest::collection::vec((0u32..300, 0u32..300), 1..12),
+        ) {
+            let week = 7 * 96;
+            let b = Seasonal::new(BIN, 12 * week as usize);
+            let mut h = History::new(13 * week as usize);
+            for (k, (total, seasonal)) in levels.iter().enumerate() {
+                let mut r = rec(*total, 0);
+                r.seasonal_total = *seasonal as f32;
+                h.push(k as i64 * week, r);
+            }
+            let mut out = Vec::new();
+            let at = levels.len() as i64 * week;
+            b.samples(&h, at, week, |_| true, &mut out);
+            let clean = levels.len();
+            let typical = levels
+                .iter()
+                .filter(|(t, e)| is_typical(&BinRecord { seasonal_total: *e as f32, ..rec(*t, 0) }))
+                .count();
+            proptest::prop_assert!(out.len() >= clean.min(MIN_SAMPLES));
+            proptest::prop_assert_eq!(out.len(), if typical >= MIN_SAMPLES { typical } else { clean });
+            if out.len() < clean {
+                proptest::prop_assert!(out.iter().all(is_typical));
+            }
+        }
     }
 
     #[test]

@@ -153,6 +153,7 @@ mod tests {
             failure,
             failed_users: users,
             failed_ips: 1,
+            span: None,
         }
     }
 

@@ -1,25 +1,34 @@
-//! `flatline`: the log stream went silent — no events at all in this bin, and so little
-//! in the last few bins that the chance of it under the baseline is below `p_value`.
-//! The log pipeline (Okta → EventBridge → CloudWatch) is probably broken.
+//! `flatline`: the log stream went silent — so little in the last minutes that the
+//! chance of it under the baseline is below `p_value`. The log pipeline (Okta →
+//! EventBridge → CloudWatch) is probably broken.
 //!
-//! # Silence judged by its probability
+//! # Silence judged by its probability, to the minute
 //! A 35-minute break rarely fills whole bins: it starts in the middle of one, empties
-//! the next and ends in the middle of a third. So the detector does not count empty
-//! bins. When this bin is empty it asks, for every window of the last `w` bins
-//! (`w` = 1 … `bins`, this one included), how likely it is to see as few events as the
-//! window holds under the baseline: the lower tail of a negative binomial whose mean is
-//! the window's summed expectation (the partial bin at the edge contributes what it
-//! held). It pages when the smallest of those chances is at most `p_value / bins`
-//! (Bonferroni over the window lengths), whatever the window. At the weekday peak one
-//! empty bin is already impossible, so 35 minutes of nothing pages after the first
-//! empty bin; at 4 a.m. on a Sunday, where a bin expects one event, an empty hour is
-//! ordinary and nothing fires. Level-adjusted expectations are used, so on a quiet
-//! holiday the bar is lower too. Unknown bins (a failed query) end the window: not
-//! knowing is not silence.
+//! the next and ends in the middle of a third. Every bin carries how much of it was
+//! silent before its first event and after its last (`BinRecord::quiet_before` /
+//! `quiet_after`, from the event times the local binner sees and from `min(@timestamp)`
+//! / `max(@timestamp)` in the Logs Insights query). So the detector measures the silent
+//! span itself — from the last event before it to the end of this bin (the stream is
+//! still silent) or to this bin's first event (it came back) — and asks how likely it is
+//! to see nothing for that long under the baseline: the chance of zero under a negative
+//! binomial whose mean is what the baseline expects over the span (the expectations of
+//! the empty bins, and the silent shares of the partial bins at its edges). For a
+//! Poisson stream that is exactly the chance that the time since the last event is at
+//! least this long at a given moment, so testing it at every bin's end pages at the
+//! configured rate. A span that already ended inside this bin is tested once more, at
+//! the bin's end; any of the bin's expected events could have ended such a gap, so its
+//! chance is multiplied by their number. At the weekday peak 35 minutes of nothing
+//! expects hundreds of events and pages in the first bin it empties; at 4 a.m., where
+//! an hour expects one event, an empty hour is ordinary and nothing fires.
 //!
-//! What a bin cannot tell is where inside it the events stopped: a gap of a dozen
-//! expected events at night that leaves only one empty bin between two partial ones
-//! stays above the threshold (see the README's detection-quality notes).
+//! Where a source cannot tell when inside a bin its events happened (a CSV of counts, a
+//! hand-written query), no silence is credited inside a bin with events, and a second
+//! test asks, when this bin is empty, for every window of the last `w` bins (`w` = 1 …
+//! `bins`) how likely it is to see as few events as the window holds: the lower tail of
+//! the same model. Half of `p_value` goes to the span and half, split over the window
+//! lengths (Bonferroni), to the windows. Level-adjusted expectations are used, so on a
+//! quiet holiday the bar is lower too. Unknown bins (a failed query) end the span and
+//! the windows: not knowing is not silence.
 
 use std::sync::Arc;
 
@@ -30,7 +39,8 @@ use crate::stats::CountModel;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flatline {
     pub p_value: f64,
-    /// The longest window judged, in bins (4 by default: an hour of 15m bins).
+    /// The longest window judged, in bins (4 by default: an hour of 15m bins); a silent
+    /// span reaches back this many bins before this one.
     pub bins: u32,
 }
 
@@ -41,6 +51,115 @@ impl Flatline {
             bins: t.count("bins", 1, problems).unwrap_or(4).min(10_000) as u32,
         }
     }
+
+    /// The silent span that ends at this bin's end (`open`: the stream is still silent)
+    /// or at its first event (the stream came back inside this bin): what the baseline
+    /// expects over it, the sum of squares of its parts (for the dispersion of a sum),
+    /// and its length in bins. `share` is the part of this bin the span covers.
+    fn span(&self, ctx: &BinContext<'_>, e_total: f64, share: f64, open: bool) -> Span {
+        let mu = e_total * share;
+        let mut span = Span {
+            mean: mu,
+            mean_sq: mu * mu,
+            length: share,
+            open,
+        };
+        // A span that stops short of this bin's start does not reach back.
+        if share < 1.0 && (open || share <= 0.0) {
+            return span;
+        }
+        for back in 1..=i64::from(self.bins) {
+            let Some(r) = ctx.history.get(ctx.bin - back).filter(|r| r.known) else {
+                break;
+            };
+            let share = r.silent_after();
+            let mu = f64::from(r.expected_total) * share;
+            span.mean += mu;
+            span.mean_sq += mu * mu;
+            span.length += share;
+            if r.total > 0 {
+                break;
+            }
+        }
+        span
+    }
+
+    /// The chance of a silent span this long: of nothing over it, under the model; for a
+    /// span that already ended, times the bin's expected events (any of them could
+    /// have ended one).
+    fn span_chance(span: &Span, phi: f64, e_total: f64) -> f64 {
+        if span.length <= 0.0 {
+            return 1.0;
+        }
+        let p = CountModel::new(span.mean, sum_dispersion(phi, span.mean, span.mean_sq)).p_zero();
+        if span.open {
+            p
+        } else {
+            (p * e_total.max(1.0)).min(1.0)
+        }
+    }
+
+    /// The windows test: the lowest lower-tail chance over the windows that end with
+    /// this (empty) bin, with what that window saw and expected, and its length.
+    fn windows(&self, ctx: &BinContext<'_>, e_total: f64, phi: f64) -> (f64, u64, f64, u32) {
+        let (mut seen, mut mean, mut mean_sq) = (0u64, e_total, e_total * e_total);
+        let mut best = (CountModel::new(e_total, phi).p_zero(), 0u64, e_total, 1u32);
+        for w in 2..=self.bins {
+            match ctx.history.get(ctx.bin - i64::from(w - 1)) {
+                Some(r) if r.known => {
+                    let mu = f64::from(r.expected_total);
+                    seen += u64::from(r.total);
+                    mean += mu;
+                    mean_sq += mu * mu;
+                }
+                _ => break,
+            }
+            let p = CountModel::new(mean, sum_dispersion(phi, mean, mean_sq)).lower_tail(seen);
+            if p < best.0 {
+                best = (p, seen, mean, w);
+            }
+        }
+        best
+    }
+}
+
+/// A silent span (see the module docs).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    mean: f64,
+    mean_sq: f64,
+    /// In bins, partial bins counted by their silent share.
+    length: f64,
+    /// The stream is still silent at the end of this bin.
+    open: bool,
+}
+
+/// Dispersion of a sum of independent negative binomials with dispersion `phi` (see
+/// `spike`): `phi · Σμᵢ² / (Σμᵢ)²`.
+fn sum_dispersion(phi: f64, mean: f64, mean_sq: f64) -> f64 {
+    if mean > 0.0 {
+        phi * mean_sq / (mean * mean)
+    } else {
+        phi
+    }
+}
+
+/// The shares of this bin silent before its first event and after its last (all of it
+/// when it is empty; none when the source did not say when its events happened).
+fn silent_shares(ctx: &BinContext<'_>) -> (f64, f64) {
+    let c = &ctx.counts;
+    if c.total == 0 {
+        return (1.0, 1.0);
+    }
+    let Some(s) = c.span.filter(|_| ctx.bin_ms > 0) else {
+        return (0.0, 0.0);
+    };
+    let start = ctx.bin.saturating_mul(ctx.bin_ms);
+    let share = |ms: i64| (ms as f64 / ctx.bin_ms as f64).clamp(0.0, 1.0);
+    (
+        share(s.first_ms.saturating_sub(start)),
+        share(start.saturating_add(ctx.bin_ms).saturating_sub(s.last_ms)),
+    )
 }
 
 impl Detector for Flatline {
@@ -49,7 +168,7 @@ impl Detector for Flatline {
     }
 
     fn window_bins(&self) -> u32 {
-        self.bins
+        self.bins + 1
     }
 
     fn p_value(&self) -> Option<f64> {
@@ -66,57 +185,57 @@ impl Detector for Flatline {
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
         let e = ctx.expected?;
         let phi = ctx.dispersion.total;
-        let observed = ctx.counts.total as f64;
         // Flatline only judges the low side; report the usual upper bound of the band.
         let upper = CountModel::new(e.total, phi).upper_bound(self.p_value) as f64;
+        let (before, after) = silent_shares(ctx);
+        let open = self.span(ctx, e.total, after, true);
+        let mut span = open;
+        let mut p_span = Self::span_chance(&open, phi, e.total);
         if ctx.counts.total > 0 {
-            return Some(Finding {
-                anomalous: false,
-                observed,
-                expected: e.total,
-                lower: 1.0,
-                upper,
-                p_value: 1.0,
-                severity: Severity::Critical,
-                measure: "events",
-                window_bins: 1,
-            });
-        }
-        // This bin is empty: judge every window that ends with it.
-        let threshold = self.p_value / f64::from(self.bins.max(1));
-        let (mut seen, mut mean, mut mean_sq) = (0u64, e.total, e.total * e.total);
-        let mut best = (CountModel::new(e.total, phi).p_zero(), 0u64, e.total, 1u32);
-        for w in 2..=self.bins {
-            match ctx.history.get(ctx.bin - i64::from(w - 1)) {
-                Some(r) if r.known => {
-                    let mu = f64::from(r.expected_total);
-                    seen += u64::from(r.total);
-                    mean += mu;
-                    mean_sq += mu * mu;
-                }
-                _ => break,
-            }
-            let phi_w = if mean > 0.0 {
-                phi * mean_sq / (mean * mean)
-            } else {
-                phi
-            };
-            let p = CountModel::new(mean, phi_w).lower_tail(seen);
-            if p < best.0 {
-                best = (p, seen, mean, w);
+            let closed = self.span(ctx, e.total, before, false);
+            let p = Self::span_chance(&closed, phi, e.total);
+            if p < p_span {
+                (span, p_span) = (closed, p);
             }
         }
-        let (p_value, seen, expected, w) = best;
-        Some(Finding {
-            anomalous: p_value <= threshold,
-            observed: seen as f64,
-            expected,
+        // Half of `p_value` for the spans, split between the open and the closed one.
+        let span_threshold = self.p_value / 4.0;
+        let bins = span.length.ceil().max(1.0) as u32;
+        let quiet = Finding {
+            anomalous: false,
+            observed: ctx.counts.total as f64,
+            expected: e.total,
             lower: 1.0,
             upper,
-            p_value,
+            p_value: p_span,
             severity: Severity::Critical,
             measure: "events",
+            window_bins: 1,
+        };
+        if p_span <= span_threshold {
+            return Some(Finding {
+                anomalous: true,
+                // Nothing was seen over the span: report it ("0 events in the last
+                // 40 min, expected 35").
+                observed: 0.0,
+                expected: span.mean,
+                window_bins: bins,
+                ..quiet
+            });
+        }
+        if ctx.counts.total > 0 {
+            return Some(quiet);
+        }
+        // This bin is empty: the windows test, for sources that cannot place events.
+        let window_threshold = self.p_value / 2.0 / f64::from(self.bins.max(1));
+        let (p_value, seen, expected, w) = self.windows(ctx, e.total, phi);
+        Some(Finding {
+            anomalous: p_value <= window_threshold,
+            observed: seen as f64,
+            expected,
+            p_value: p_value.min(p_span),
             window_bins: w,
+            ..quiet
         })
     }
 }
@@ -222,6 +341,110 @@ mod tests {
         assert!(!f.anomalous, "{f:?}");
     }
 
+    const BIN_MS: i64 = 15 * 60_000;
+    const MIN: i64 = 60_000;
+
+    /// A past bin `b` whose events happened at these minutes into it, where `expected`
+    /// were expected: its record as the pipeline keeps it.
+    fn timed(b: i64, minutes: &[f64], expected: f32) -> BinRecord {
+        let mut c = crate::series::Counts::default();
+        for m in minutes {
+            c.add_at(
+                crate::series::OutcomeClass::Success,
+                1,
+                b * BIN_MS + (m * MIN as f64) as i64,
+            );
+        }
+        BinRecord {
+            seasonal_total: expected,
+            expected_total: expected,
+            ..BinRecord::from_counts(c, b, BIN_MS)
+        }
+    }
+
+    /// Judge bin `b` holding events at these minutes, after `h`.
+    fn judge_at(h: &History, b: i64, minutes: &[f64], expected: f64) -> Finding {
+        let rec = timed(b, minutes, expected as f32);
+        let mut c = ctx(
+            h,
+            crate::series::Counts {
+                span: rec.span(b, BIN_MS),
+                ..rec.counts()
+            },
+            Some(test_support_expected(expected)),
+        );
+        c.bin = b;
+        c.bin_ms = BIN_MS;
+        Flatline::read(
+            &mut crate::config_reader::Table::new("", None, &mut Problems::default()),
+            &mut Problems::default(),
+        )
+        .evaluate(&c)
+        .unwrap()
+    }
+
+    #[test]
+    fn a_gap_at_the_peak_pages_in_the_bin_it_starts() {
+        // 300 events a bin; the stream stops 5 minutes before this bin's end.
+        let mut h = History::new(16);
+        h.push(0, timed(0, &[0.5, 7.0, 14.5], 300.0));
+        let minutes: Vec<f64> = (0..200).map(|i| f64::from(i) * 0.05).collect();
+        let f = judge_at(&h, 1, &minutes, 300.0);
+        assert!(f.anomalous, "{f:?}");
+        assert_eq!(f.observed, 0.0);
+        assert!(f.expected > 90.0 && f.expected < 101.0, "{f:?}");
+        // The same bin with events to its end is not silence.
+        let minutes: Vec<f64> = (0..300).map(|i| f64::from(i) * 0.05).collect();
+        assert!(!judge_at(&h, 1, &minutes, 300.0).anomalous);
+    }
+
+    #[test]
+    fn a_night_gap_between_two_partial_bins_pages() {
+        // Six events a bin; the last at 2 minutes into bin 1, bins 2 and 3 empty: at the
+        // end of bin 3, 43 silent minutes expect about 17 events (one in 3·10^7).
+        let mut h = History::new(16);
+        h.push(0, timed(0, &[1.0, 5.0, 9.0, 14.0], 6.0));
+        h.push(1, timed(1, &[1.0, 2.0], 6.0));
+        let f = judge_at(&h, 2, &[], 6.0);
+        assert!(!f.anomalous, "28 minutes, 11 expected: {f:?}");
+        h.push(2, timed(2, &[], 6.0));
+        let f = judge_at(&h, 3, &[], 6.0);
+        assert!(f.anomalous, "{f:?}");
+        assert_eq!(f.window_bins, 3);
+        // Without the times (a CSV of counts) the same bins stay below the threshold.
+        let mut blind = History::new(16);
+        for (b, n) in [(0, 4), (1, 2), (2, 0)] {
+            blind.push(b, bin(n, 6.0));
+        }
+        let f = judge(&blind, 6.0);
+        assert!(!f.anomalous, "{f:?}");
+    }
+
+    #[test]
+    fn a_gap_that_ended_inside_the_bin_pages_when_long_enough() {
+        // Silent from 5 minutes before the end of bin 0 to 10 minutes into bin 2: 30
+        // minutes. At 10 events a bin (20 expected) that is one in 10^8, times the ten
+        // events that could have ended it: pages. At 6 a bin (12 expected) it does not.
+        for (expected, pages) in [(10.0, true), (6.0, false)] {
+            let mut h = History::new(16);
+            h.push(0, timed(0, &[1.0, 9.0, 10.0], expected as f32));
+            h.push(1, timed(1, &[], expected as f32));
+            let f = judge_at(&h, 2, &[10.0, 12.0, 14.0], expected);
+            assert_eq!(f.anomalous, pages, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_night_hour_expecting_one_event_is_ordinary() {
+        let mut h = History::new(16);
+        h.push(0, timed(0, &[0.5], 0.25));
+        for b in 1..4 {
+            h.push(b, timed(b, &[], 0.25));
+        }
+        let f = judge_at(&h, 4, &[], 0.25);
+        assert!(!f.anomalous && f.p_value > 0.1, "{f:?}");
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
         /// Traffic drawn from the baseline's own (Poisson) distribution: whatever its
@@ -248,6 +471,44 @@ mod tests {
             }
             let rate = f64::from(pages) / f64::from(judged);
             proptest::prop_assert!(rate <= 0.015, "rate {rate}");
+        }
+
+        /// The same with the events' times inside their bins (a Poisson stream in
+        /// continuous time): the span tests page at about the configured rate, never
+        /// much above it.
+        #[test]
+        fn quiet_timed_traffic_pages_at_about_the_configured_rate(mean in 1.0f64..6.0, seed in 0u64..1000) {
+            use rand::{Rng, SeedableRng};
+            use rand_distr::{Distribution, Exp};
+            let d = Flatline { p_value: 0.01, bins: 8 };
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let gaps = Exp::new(mean / BIN_MS as f64).unwrap();
+            let mut h = History::new(16);
+            let (mut pages, mut judged) = (0u32, 0u32);
+            let mut next = gaps.sample(&mut rng) as i64;
+            let _ = rng.random::<u8>();
+            for b in 0..6000i64 {
+                let mut c = crate::series::Counts::default();
+                while next < (b + 1) * BIN_MS {
+                    c.add_at(crate::series::OutcomeClass::Success, 1, next);
+                    next += gaps.sample(&mut rng).max(1.0) as i64;
+                }
+                let mut rec = BinRecord::from_counts(c, b, BIN_MS);
+                rec.expected_total = mean as f32;
+                let mut cx = ctx(&h, crate::series::Counts { span: rec.span(b, BIN_MS), ..rec.counts() }, Some(expected(mean, mean, 0.0)));
+                cx.bin = b;
+                cx.bin_ms = BIN_MS;
+                cx.dispersion.total = 0.0;
+                let f = d.evaluate(&cx).unwrap();
+                if b >= 8 {
+                    judged += 1;
+                    pages += u32::from(f.anomalous);
+                }
+                h.push(b, rec);
+            }
+            let rate = f64::from(pages) / f64::from(judged);
+            proptest::prop_assert!(rate <= 0.015, "rate {rate} above 0.01");
+            proptest::prop_assert!(rate >= 0.001, "rate {rate} far below 0.01");
         }
     }
 }

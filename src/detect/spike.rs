@@ -555,7 +555,7 @@ mod tests {
                     judged += 1;
                     pages += u32::from(f.anomalous);
                 }
-                let mut r = crate::series::BinRecord::from_counts(c);
+                let mut r = crate::series::BinRecord::from_counts(c, b, 900_000);
                 r.expected_failure = mu as f32;
                 r.expected_total = (mu + 100.0) as f32;
                 h.push(b, r);

@@ -134,6 +134,10 @@ pub fn decode(rule: &RuleSpec, items: &[Item]) -> Vec<SharedBin> {
                         failure: c[2],
                         failed_users: c[3],
                         failed_ips: c[4],
+                        // The exchange does not carry the first/last event times yet: a
+                        // standby credits no silence inside a bin (flatline judges whole
+                        // empty bins, as from a CSV).
+                        span: None,
                     };
                     (labels, counts)
                 })),
@@ -265,6 +269,7 @@ mod tests {
                         failure: i as u64,
                         failed_users: 1,
                         failed_ips: 1,
+                        span: None,
                     };
                     (labels, counts)
                 })

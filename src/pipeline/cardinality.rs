@@ -183,7 +183,7 @@ impl RuleEngine {
                 {
                     counts.merge(&prev.counts());
                 }
-                let mut rec = BinRecord::from_counts(counts);
+                let mut rec = BinRecord::from_counts(counts, bin, self.spec.bin_ms());
                 rec.known = true;
                 s.history.push(bin, rec);
                 s.last_active_bin = bin;

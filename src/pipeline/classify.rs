@@ -187,6 +187,7 @@ mod tests {
             failure,
             failed_users: users,
             failed_ips: ips,
+            span: None,
         }
     }
 

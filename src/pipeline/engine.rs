@@ -157,7 +157,7 @@ impl RuleEngine {
             let rec = match s.history.get(bin) {
                 Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
                 _ => {
-                    let zero = BinRecord::from_counts(Counts::default());
+                    let zero = BinRecord::from_counts(Counts::default(), bin, facts.bin_ms);
                     s.history.push(bin, zero);
                     zero
                 }
@@ -168,7 +168,10 @@ impl RuleEngine {
             }
             let expected = expectation(&self.baseline, s, facts);
             let ctx = BinContext {
-                counts: rec.counts(),
+                counts: Counts {
+                    span: rec.span(bin, facts.bin_ms),
+                    ..rec.counts()
+                },
                 expected,
                 dispersion: s.dispersion,
                 history: &s.history,

@@ -188,7 +188,7 @@ impl Pipeline {
             let labels = r.cap_series(labels);
             if let Some(s) = r.series.get_mut(&labels) {
                 let old = s.history.get(bin).copied().unwrap_or_default();
-                let mut rec = BinRecord::from_counts(counts);
+                let mut rec = BinRecord::from_counts(counts, bin, r.spec.bin_ms());
                 rec.anomalous = old.anomalous;
                 rec.seasonal_total = old.seasonal_total;
                 rec.expected_total = old.expected_total;

@@ -58,7 +58,7 @@ struct Failed {
 
 impl Cell {
     fn add(&mut self, e: &Event<'_>, class: OutcomeClass) {
-        self.counts.add(class, 1);
+        self.counts.add_at(class, 1, e.published_ms);
         if class != OutcomeClass::Failure {
             return;
         }

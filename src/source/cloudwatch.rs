@@ -41,7 +41,7 @@ use crate::clock::SharedClock;
 use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
 use crate::series::Update;
-use crate::series::{Counts, Labels, OutcomeClass};
+use crate::series::{Counts, Labels, OutcomeClass, Span};
 
 /// The service's row limit; a result this long may be truncated.
 const MAX_ROWS: usize = 10_000;
@@ -498,8 +498,8 @@ pub fn parse_rows(
                 .unwrap_or("(none)");
             labels.insert(field.clone(), value.to_string());
         }
-        let counts = out.entry((bin, labels)).or_default();
-        counts.add(class, n);
+        let mut row_counts = Counts::default();
+        row_counts.add(class, n);
         if class == OutcomeClass::Failure {
             // Optional columns (a hand-written query may leave them out).
             let distinct = |name: &str| {
@@ -508,11 +508,49 @@ pub fn parse_rows(
                     .filter(|v| v.is_finite() && *v >= 0.0)
                     .map_or(0, |v| v.round() as u64)
             };
-            counts.failed_users += distinct("users");
-            counts.failed_ips += distinct("ips");
+            row_counts.failed_users = distinct("users");
+            row_counts.failed_ips = distinct("ips");
         }
+        row_counts.span = row_span(i, get("first"), get("last"), bin_ms, b)?;
+        out.entry((bin, labels)).or_default().merge(&row_counts);
     }
     Ok(out)
+}
+
+/// The optional `first` and `last` columns (`min(@timestamp)`, `max(@timestamp)`): when
+/// inside its bin a row's first and last event happened. Read as a Logs Insights time
+/// (`2026-11-25 10:15:03.250`) or as epoch milliseconds; either missing means the row
+/// does not say (no silence is credited inside its bin).
+fn row_span(
+    i: usize,
+    first: Option<&str>,
+    last: Option<&str>,
+    bin_start: i64,
+    bin_ms: i64,
+) -> Result<Option<Span>, String> {
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(None);
+    };
+    let read = |name: &str, v: &str| -> Result<i64, String> {
+        let ms = parse_bin_ms(v)
+            .or_else(|| v.trim().parse::<i64>().ok())
+            .ok_or_else(|| {
+                format!("result row {i}: {name} = {v:?} is not a time like 2026-11-25 10:15:03.250 or epoch milliseconds")
+            })?;
+        if ms < bin_start || ms >= bin_start + bin_ms {
+            return Err(format!(
+                "result row {i}: {name} = {v:?} lies outside its bin: is it min/max(@timestamp)?"
+            ));
+        }
+        Ok(ms)
+    };
+    let (first_ms, last_ms) = (read("first", first)?, read("last", last)?);
+    if first_ms > last_ms {
+        return Err(format!(
+            "result row {i}: first = {first:?} is after last = {last:?}"
+        ));
+    }
+    Ok(Some(Span { first_ms, last_ms }))
 }
 
 fn field_names(row: &Row) -> String {
@@ -577,6 +615,55 @@ mod tests {
                 ..Counts::default()
             }
         );
+    }
+
+    #[test]
+    fn first_and_last_event_times_become_the_span() {
+        let spec = RuleSpec::named("r");
+        let base = parse_bin_ms("2026-11-25 10:15:00.000").unwrap();
+        let rows = vec![
+            row(&[
+                ("bin(15m)", "2026-11-25 10:15:00.000"),
+                ("detail.outcome.result", "SUCCESS"),
+                ("n", "40"),
+                ("first", "2026-11-25 10:16:00.000"),
+                ("last", "2026-11-25 10:21:30.500"),
+            ]),
+            // Epoch milliseconds are read too.
+            row(&[
+                ("bin(15m)", "2026-11-25 10:15:00.000"),
+                ("detail.outcome.result", "FAILURE"),
+                ("n", "3"),
+                ("first", &(base + 30_000).to_string()),
+                ("last", &(base + 60_000).to_string()),
+            ]),
+            // A row that does not say: its bin's times are unknown.
+            row(&[("bin(15m)", "2026-11-25 10:30:00.000"), ("n", "2")]),
+        ];
+        let b = base / spec.bin_ms();
+        let c = parse_rows(&spec, &rows, b, b + 2).unwrap();
+        assert_eq!(
+            c[&(b, Labels::new())].span,
+            Some(Span {
+                first_ms: base + 30_000,
+                last_ms: base + 390_500
+            })
+        );
+        assert_eq!(c[&(b + 1, Labels::new())].span, None);
+        // Times that are not times, or outside their bin, are named.
+        for (first, why) in [
+            ("yesterday", "is not a time"),
+            ("2026-11-25 10:31:00.000", "outside its bin"),
+        ] {
+            let bad = vec![row(&[
+                ("bin(15m)", "2026-11-25 10:15:00.000"),
+                ("n", "1"),
+                ("first", first),
+                ("last", "2026-11-25 10:16:00.000"),
+            ])];
+            let err = parse_rows(&spec, &bad, b, b + 2).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
     }
 
     #[test]

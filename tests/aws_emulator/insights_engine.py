@@ -20,7 +20,10 @@ Command names, keywords and function names are matched case-insensitively.
     Keeps the records for which the expression is true.
 ``stats AGG [as NAME], ... [by GROUP [as NAME], ...]``
     Aggregates: ``count(*)`` (also ``count()``), ``count(EXPR)`` (records where EXPR is
-    not missing), ``sum(EXPR)`` (numeric values only), ``count_distinct(EXPR)``.
+    not missing), ``sum(EXPR)`` (numeric values only), ``count_distinct(EXPR)``,
+    ``min(EXPR)`` and ``max(EXPR)`` (by the value order below; ``min(@timestamp)`` is a
+    time and prints like ``@timestamp``: the AWS documentation does not show how the
+    service prints it, so authpulse reads either that or epoch milliseconds).
     Groups: ``bin(PERIOD)`` and any expression, usually a field. PERIOD is a whole
     number of seconds, minutes, hours or days: ``30s``, ``15m``, ``1h``, ``1d`` (the
     spellings ``sec``, ``min``, ``hr``, ``minute``, ``hour``, ``day`` and their plurals
@@ -112,9 +115,9 @@ _UNSUPPORTED_COMMANDS = {
     "filterindex", "anomaly", "head", "tail",
 }
 _UNSUPPORTED_AGGREGATES = {
-    "avg", "min", "max", "pct", "stddev", "earliest", "latest", "sortsfirst", "sortslast",
+    "avg", "pct", "stddev", "earliest", "latest", "sortsfirst", "sortslast",
 }
-_AGGREGATES = ("count", "sum", "count_distinct")
+_AGGREGATES = ("count", "sum", "count_distinct", "min", "max")
 
 
 class MalformedQueryError(ValueError):
@@ -446,11 +449,19 @@ class _Accumulator:
         self.count = 0
         self.total: int | float | None = None
         self.distinct: set[str] = set()
+        self.extreme: Any = None
 
     def add(self, value: Any) -> None:
         if value is None:
             return
-        if self.kind == "count":
+        if self.kind in ("min", "max"):
+            if self.extreme is None:
+                self.extreme = value
+            else:
+                order = compare_values(value, self.extreme)
+                if (order < 0) if self.kind == "min" else (order > 0):
+                    self.extreme = value
+        elif self.kind == "count":
             self.count += 1
         elif self.kind == "sum":
             number = _as_number(value)
@@ -464,13 +475,15 @@ class _Accumulator:
             return self.count
         if self.kind == "sum":
             return self.total
+        if self.kind in ("min", "max"):
+            return self.extreme
         return len(self.distinct)
 
 
 @dataclass
 class _Aggregate:
     name: str
-    kind: str  # count, sum or count_distinct
+    kind: str  # count, sum, count_distinct, min or max
     argument: Any  # None for count(*)
 
     def value(self, record: Record) -> Any:

@@ -148,6 +148,7 @@ class ParserTests(unittest.TestCase):
             "filter ispresent(a) and strcontains(b, \"x\")",
             'filter a = "with \\"escaped\\" quotes"',
             "stats count(*)", "stats count()", "stats count(a), sum(b) as total, count_distinct(c) as d",
+            "stats min(@timestamp) as first, max(@timestamp) as last by bin(15m)",
             "stats count(*) by bin(30s)", "stats count(*) by bin(1m), a", "stats count(*) by bin(1h) as hour",
             "stats count(*) by bin(1d), a, b.c",
             "sort a", "sort a asc", "sort a desc, b asc", "sort count(*) desc",
@@ -313,6 +314,36 @@ class ExecutionTests(unittest.TestCase):
         self.assertEqual(
             table(run(query, events).rows),
             [{"all": "4", "c": "4", "with_v": "3", "total": "5.5", "ks": "2"}],
+        )
+
+    def test_min_and_max(self) -> None:
+        events = json_events([{"v": 2, "k": "b"}, {"v": "10", "k": "a"}, {"k": "c"}, {"v": 3}])
+        self.assertEqual(
+            table(run("stats min(v) as lo, max(v) as hi, min(k) as first_k, max(k) as last_k", events).rows),
+            [{"lo": "2", "hi": "10", "first_k": "a", "last_k": "c"}],
+        )
+        # Over no present value the column is missing, like any missing value.
+        self.assertEqual(table(run("stats count(*) as n, min(nope) as x", events).rows), [{"n": "4"}])
+
+    def test_first_and_last_event_time_per_bin(self) -> None:
+        # What authpulse asks for to know where inside a bin the stream went silent.
+        events = source_events(
+            [
+                (BASE_MS + 3 * MINUTE_MS + 250, "{}"),
+                (BASE_MS + 11 * MINUTE_MS, "{}"),
+                (BASE_MS + 7 * MINUTE_MS, "{}"),
+                (BASE_MS + 16 * MINUTE_MS, "{}"),
+            ]
+        )
+        rows = table(run("stats count(*) as n, min(@timestamp) as first, max(@timestamp) as last by bin(15m)", events).rows)
+        self.assertEqual(
+            rows,
+            [
+                {"bin(15m)": "2026-11-25 10:15:00.000", "n": "3",
+                 "first": "2026-11-25 10:18:00.250", "last": "2026-11-25 10:26:00.000"},
+                {"bin(15m)": "2026-11-25 10:30:00.000", "n": "1",
+                 "first": "2026-11-25 10:31:00.000", "last": "2026-11-25 10:31:00.000"},
+            ],
         )
 
     def test_time_range_is_inclusive_to_the_second(self) -> None:

@@ -125,7 +125,7 @@ fn query_prints_each_rules_insights_query() {
         "{out}"
     );
     assert!(
-        out.contains("stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips by bin(15m), detail.outcome.result\n"),
+        out.contains("stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips, min(@timestamp) as first, max(@timestamp) as last by bin(15m), detail.outcome.result\n"),
         "{out}"
     );
     // The built-in per-source and per-user rules.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use authpulse::event::Event;
 use authpulse::rule::RuleSpec;
 use authpulse::series::Update;
-use authpulse::series::{Counts, Labels};
+use authpulse::series::{Counts, Labels, Span};
 use authpulse::source::binner::Binner;
 use authpulse::source::cloudwatch::CloudWatchSource;
 use authpulse::source::config::SourceConfig;
@@ -381,7 +381,8 @@ async fn late_events_are_revised_without_double_counting() {
         "bin read {} times: {observed:?}",
         observed.len()
     );
-    // First read: the three on-time events plus the one that arrived within settle.
+    // First read: the three on-time events plus the one that arrived within settle,
+    // and when the first and the last of them happened (`min/max(@timestamp)`).
     assert_eq!(
         observed[0],
         Counts {
@@ -390,6 +391,10 @@ async fn late_events_are_revised_without_double_counting() {
             failure: 1,
             failed_users: 1,
             failed_ips: 1,
+            span: Some(Span {
+                first_ms: inside(0),
+                last_ms: inside(3),
+            }),
         }
     );
     // Revision: absolute counts including the two later events — not 4 + 6.
@@ -401,6 +406,10 @@ async fn late_events_are_revised_without_double_counting() {
             failure: 3,
             failed_users: 2,
             failed_ips: 1,
+            span: Some(Span {
+                first_ms: inside(0),
+                last_ms: inside(5),
+            }),
         }
     );
 }
