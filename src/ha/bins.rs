@@ -19,7 +19,7 @@ use super::dynamo::{self, get_n, get_s, n, s, DbError, Item, Table};
 use super::replica::Replica;
 use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
-use crate::series::{Counts, Labels};
+use crate::series::{Counts, Labels, Span};
 use crate::source::exchange::{BinExchange, ExchangeError, SharedBin};
 
 /// A part's body stays under this (DynamoDB's item limit is 400 KB).
@@ -30,7 +30,41 @@ const TRANSACTION_BYTES: usize = 3_000_000;
 
 /// One series in a part's body: labels, then total, success, failure, failed users,
 /// failed addresses.
-type Series = (Labels, [u64; 5]);
+/// One series of a bin on the wire: its labels and `[total, success, failure,
+/// failed_users, failed_ips]`, followed by `first_ms, last_ms` when the leader knew when
+/// the bin's first and last events happened (the standby's flatline needs them).
+type Series = (Labels, Vec<i64>);
+
+fn wire(c: &Counts) -> Vec<i64> {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut out = vec![
+        n(c.total),
+        n(c.success),
+        n(c.failure),
+        n(c.failed_users),
+        n(c.failed_ips),
+    ];
+    if let Some(span) = c.span {
+        out.extend([span.first_ms, span.last_ms]);
+    }
+    out
+}
+
+/// The counts of one wire series; `None` when it holds fewer than the five counts.
+fn counts(v: &[i64]) -> Option<Counts> {
+    let n = |i: usize| v.get(i).map(|&x| u64::try_from(x).unwrap_or(0));
+    Some(Counts {
+        total: n(0)?,
+        success: n(1)?,
+        failure: n(2)?,
+        failed_users: n(3)?,
+        failed_ips: n(4)?,
+        span: match (v.get(5), v.get(6)) {
+            (Some(&first_ms), Some(&last_ms)) => Some(Span { first_ms, last_ms }),
+            _ => None,
+        },
+    })
+}
 
 /// The partition of `rule`'s bins.
 pub fn partition(rule: &RuleSpec) -> String {
@@ -54,10 +88,7 @@ pub fn encode(rule: &RuleSpec, bin: &SharedBin, token: u64) -> Result<Vec<Item>,
     let mut part: Vec<Series> = Vec::new();
     let mut size = 0;
     for (labels, c) in &bin.series {
-        let one: Series = (
-            labels.clone(),
-            [c.total, c.success, c.failure, c.failed_users, c.failed_ips],
-        );
+        let one: Series = (labels.clone(), wire(c));
         let len = serde_json::to_string(&one)
             .map_err(|e| e.to_string())?
             .len();
@@ -127,20 +158,17 @@ pub fn decode(rule: &RuleSpec, items: &[Item]) -> Vec<SharedBin> {
         let mut readable = true;
         for body in bodies.values() {
             match serde_json::from_str::<Vec<Series>>(body) {
-                Ok(part) => series.extend(part.into_iter().map(|(labels, c)| {
-                    let counts = Counts {
-                        total: c[0],
-                        success: c[1],
-                        failure: c[2],
-                        failed_users: c[3],
-                        failed_ips: c[4],
-                        // The exchange does not carry the first/last event times yet: a
-                        // standby credits no silence inside a bin (flatline judges whole
-                        // empty bins, as from a CSV).
-                        span: None,
-                    };
-                    (labels, counts)
-                })),
+                Ok(part) => {
+                    for (labels, c) in part {
+                        match counts(&c) {
+                            Some(counts) => series.push((labels, counts)),
+                            None => {
+                                tracing::warn!(rule = %rule.name, start, "shared bin with a short series; left to Logs Insights");
+                                readable = false;
+                            }
+                        }
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(rule = %rule.name, start, %error, "unreadable shared bin; left to Logs Insights");
                     readable = false;
@@ -269,7 +297,11 @@ mod tests {
                         failure: i as u64,
                         failed_users: 1,
                         failed_ips: 1,
-                        span: None,
+                        // Every other series knows when its events happened.
+                        span: (i % 2 == 0).then(|| Span {
+                            first_ms: b * 1_000 + i as i64,
+                            last_ms: b * 1_000 + 2 * i as i64,
+                        }),
                     };
                     (labels, counts)
                 })
@@ -297,6 +329,26 @@ mod tests {
         let end_s = (small.bin + 1) * rule.bin_ms() / 1000;
         let ttl = get_n(&items[0], dynamo::TTL_ATTRIBUTE).unwrap();
         assert_eq!(ttl - end_s, rule.baseline_window.as_secs() as i64);
+    }
+
+    #[test]
+    fn a_series_of_fewer_than_five_counts_leaves_the_bin_to_logs_insights() {
+        let rule = RuleSpec::named("r");
+        let mut items = encode(&rule, &bin(3, 1), 1).unwrap();
+        items[0].insert(
+            "body".into(),
+            s(r#"[[{"client.ipAddress":"10.0.0"},[5,2,0]]]"#),
+        );
+        assert_eq!(decode(&rule, &items), vec![]);
+        // The older five-count form (no event times) still reads.
+        items[0].insert(
+            "body".into(),
+            s(r#"[[{"client.ipAddress":"10.0.0"},[5,2,0,1,1]]]"#),
+        );
+        let got = decode(&rule, &items);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].series[0].1.span, None);
+        assert_eq!(got[0].series[0].1.total, 5);
     }
 
     #[test]
