@@ -11,7 +11,6 @@ pub mod config;
 pub mod csv;
 pub mod file;
 pub mod insights;
-pub mod parallel;
 pub mod reorder;
 pub mod replay;
 
