@@ -10,7 +10,7 @@
 //! Only JSON objects are events (never a sequence, as serde's derived structs would also
 //! read), and every error names the field it is about and the type that was expected.
 //! Whether a line holds one event or an array of them is
-//! decided before this (by the file readers in `source/replay.rs`).
+//! decided before this (by the file readers in `source/replay/`).
 //!
 //! Parsing borrows from the line wherever the JSON string needs no unescaping, so a
 //! backtest over gigabytes allocates almost nothing per event. Two parsers share the

@@ -63,7 +63,7 @@ pub struct ReplayOptions {
     pub max_line_bytes: usize,
     /// Memory for sorting an input that is out of order.
     pub sort_budget: usize,
-    /// Parse NDJSON on a second thread ([`crate::source::parallel`]) and, in a backtest,
+    /// Parse NDJSON on a second thread ([`parallel`]) and, in a backtest,
     /// run the pipeline on another (see `offline::backtest`); off, everything runs on
     /// the calling thread.
     pub two_threads: bool,

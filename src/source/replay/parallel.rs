@@ -125,7 +125,12 @@ enum Parsed {
 }
 
 struct Chunk {
+    /// The lines, back to back, as read.
     buf: Vec<u8>,
+    /// The same bytes once the parser found them valid UTF-8 as a whole (the usual
+    /// case; `buf` is then empty): its lines are text as they are, with no second check
+    /// on the reading thread.
+    text: String,
     lines: Vec<Entry>,
     parsed: Vec<Parsed>,
     first_line: u64,
@@ -137,6 +142,7 @@ impl Chunk {
     fn new() -> Chunk {
         Chunk {
             buf: Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
+            text: String::new(),
             lines: Vec::new(),
             parsed: Vec::new(),
             first_line: 0,
@@ -145,20 +151,44 @@ impl Chunk {
     }
 }
 
+impl Chunk {
+    /// The bytes of one line.
+    fn bytes(&self, start: usize, end: usize) -> &[u8] {
+        let all = if self.buf.is_empty() {
+            self.text.as_bytes()
+        } else {
+            &self.buf
+        };
+        all.get(start..end).unwrap_or_default()
+    }
+
+    /// One line as text, if it is UTF-8.
+    fn line(&self, start: usize, end: usize) -> Result<&str, std::str::Utf8Error> {
+        match self.text.get(start..end) {
+            Some(line) => Ok(line),
+            None => std::str::from_utf8(self.bytes(start, end)),
+        }
+    }
+}
+
 fn parse_chunk(chunk: &mut Chunk) {
     chunk.parsed.clear();
+    match String::from_utf8(std::mem::take(&mut chunk.buf)) {
+        Ok(text) => chunk.text = text,
+        Err(e) => chunk.buf = e.into_bytes(),
+    }
     for entry in &chunk.lines {
         let Entry::Text { start, end } = entry else {
             chunk.parsed.push(Parsed::Other);
             continue;
         };
-        let bytes = &chunk.buf[*start..*end];
+        let bytes = chunk.bytes(*start, *end);
         let first = bytes.iter().position(|c| !c.is_ascii_whitespace());
         if first.map(|i| bytes[i]) != Some(b'{') {
             chunk.parsed.push(Parsed::Other);
             continue;
         }
-        chunk.parsed.push(match std::str::from_utf8(bytes) {
+        chunk.parsed.push(match chunk.line(*start, *end) {
             Err(e) => Parsed::Bad(format!("not UTF-8: {e}")),
             Ok(line) => match Event::parse(line) {
                 Ok(e) => Parsed::Event(EventRef::of(line, &e)),
@@ -255,6 +285,9 @@ fn fill<R: Read>(
     lines: &mut LineReader<R>,
     line_no: &mut u64,
 ) -> io::Result<bool> {
+    if chunk.buf.is_empty() {
+        chunk.buf = std::mem::take(&mut chunk.text).into_bytes();
+    }
     chunk.buf.clear();
     chunk.lines.clear();
     chunk.first_line = *line_no + 1;
@@ -301,8 +334,8 @@ fn take<E>(
                 ),
             }))?,
             (Entry::Text { start, end }, Parsed::Event(r)) => {
-                // Parsed from valid UTF-8 already: this only re-checks the bounds.
-                let line = std::str::from_utf8(&chunk.buf[*start..*end]).unwrap_or_default();
+                // Parsed from valid UTF-8: usually this only checks the bounds.
+                let line = chunk.line(*start, *end).unwrap_or_default();
                 f(Item::Event(&r.event(line), at))?;
             }
             (Entry::Text { .. }, Parsed::Bad(why)) => f(Item::Piece(Piece::Bad {
@@ -310,7 +343,7 @@ fn take<E>(
                 why: why.clone(),
             }))?,
             (Entry::Text { start, end }, Parsed::Other) => {
-                super::split_line(&chunk.buf[*start..*end], line_no, &mut |p| {
+                super::split_line(chunk.bytes(*start, *end), line_no, &mut |p| {
                     f(Item::Piece(p))
                 })?
             }
