@@ -19,46 +19,17 @@ cd "$(dirname "$0")/.."
 users=${USERS:-1400}
 days=${DAYS:-14}
 runs=${RUNS:-3}
-dir=target/bench
-mkdir -p "$dir"
-
-echo "==> building authpulse (release)"
-cargo build --release --quiet --bin authpulse
-bin=${CARGO_TARGET_DIR:-target}/release/authpulse
-
-export_file="$dir/duckdb-${users}u-${days}d.ndjson"
-if [ ! -s "$export_file" ]; then
-  echo "==> writing the export: $users users, $days days"
-  "$bin" simulate --users "$users" --days "$days" --out "$export_file" \
-    --labels "$dir/duckdb-${users}u-${days}d.labels.jsonl"
-fi
-
-echo "==> duckdb in .venv"
-[ -x .venv/bin/python ] || python3 -m venv .venv
-if ! .venv/bin/python -c "import duckdb" 2>/dev/null; then
-  .venv/bin/pip install --quiet --disable-pip-version-check duckdb
-fi
-
-echo "==> warming the page cache"
-cat "$export_file" > /dev/null
-printf '[[rules]]\nname = "okta-sign-ins"\n' > "$dir/sessions-only.toml"
+source benches/prepare.sh
+prepare_export duckdb "$users" "$days" duckdb
 
 python3 - "$bin" "$export_file" "$dir" "$runs" <<'PY'
-import json, os, re, statistics, subprocess, sys, time
+import json, os, re, statistics, sys
+
+sys.path.insert(0, "benches")
+from timed import load, timed
 
 binary, path, out, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 size = os.path.getsize(path)
-
-def timed(cmd, stdout):
-    """Wall seconds, CPU seconds and peak RSS (MB) of one child process."""
-    t0 = time.perf_counter()
-    with open(stdout, "w") as f:
-        child = subprocess.Popen(cmd, stdout=f)
-        _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{cmd[0]} failed; see {stdout}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 tools = {
     "authpulse backtest, all built-in rules": [binary, "backtest", "--events", path,
@@ -69,6 +40,7 @@ tools = {
         "benches/compare_duckdb.py", path, "2"],
 }
 results = {name: [] for name in tools}
+load_before = load()
 for _ in range(runs):
     for name, cmd in tools.items():
         results[name].append(timed(cmd, f"{out}/{abs(hash(name))}.txt"))
@@ -83,7 +55,7 @@ for name in tools:
         counted[name] = int(m.group(1)) if m else -1
 
 mb = size / 1e6
-print(f"\n{mb:.0f} MB export, median of {runs} runs\n")
+print(f"\n{mb:.0f} MB export, median of {runs} runs, load average {load_before:.1f} before, {load():.1f} after\n")
 print(f"{'':44} {'wall s':>7} {'CPU s':>7} {'MB/s':>7} {'peak MB':>8} {'counted':>9}")
 med = {}
 for name, rs in results.items():

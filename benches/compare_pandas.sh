@@ -19,54 +19,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 users=${USERS:-8000}
 days=${DAYS:-14}
-dir=target/bench
-mkdir -p "$dir"
-
-echo "==> building authpulse (release)"
-cargo build --release --quiet --bin authpulse
-bin=${CARGO_TARGET_DIR:-target}/release/authpulse
-
-export_file="$dir/okta-${users}u-${days}d.ndjson"
-if [ ! -s "$export_file" ]; then
-  echo "==> writing the export: $users users, $days days"
-  "$bin" simulate --users "$users" --days "$days" --out "$export_file" \
-    --labels "$dir/okta-${users}u-${days}d.labels.jsonl"
-fi
+source benches/prepare.sh
+prepare_export okta "$users" "$days" pandas
 size=$(stat -c %s "$export_file")
 if [ "$size" -lt 1000000000 ]; then
   echo "note: the export is $((size / 1000000)) MB, under the 1 GB the published figure uses"
 fi
 
-echo "==> pandas in .venv"
-[ -x .venv/bin/python ] || python3 -m venv .venv
-if ! .venv/bin/python -c "import pandas" 2>/dev/null; then
-  .venv/bin/pip install --quiet --disable-pip-version-check pandas
-fi
-
-echo "==> warming the page cache"
-cat "$export_file" > /dev/null
-
-# The pandas script's work as an authpulse config: one rule, user.session.start outcomes
-# in 15-minute bins, every default detector.
-printf '[[rules]]\nname = "okta-sign-ins"\n' > "$dir/sessions-only.toml"
-
 echo "==> timing both on $export_file ($((size / 1000000)) MB)"
 python3 - "$bin" "$export_file" "$dir" <<'PY'
-import json, os, re, subprocess, sys, time
+import json, os, re, sys
+
+sys.path.insert(0, "benches")
+from timed import timed
 
 binary, path, out = sys.argv[1], sys.argv[2], sys.argv[3]
 size = os.path.getsize(path)
-
-def timed(cmd, stdout):
-    """Wall seconds, CPU seconds and peak RSS (MB) of one child process."""
-    t0 = time.perf_counter()
-    with open(stdout, "w") as f:
-        child = subprocess.Popen(cmd, stdout=f)
-        _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{cmd[0]} failed; see {stdout}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 def authpulse(name, config):
     args = [binary, "backtest", "--events", path, "--alerts-out", f"{out}/alerts-{name}.jsonl"]

@@ -7,19 +7,23 @@
 //! 2. a bare Okta System Log event (what Okta's own API returns);
 //! 3. a CloudWatch export line that wraps one of the above as a string in `@message`.
 //!
-//! Only JSON objects are events: serde's derived structs would also read a struct from a
-//! JSON sequence (`[null,null,"user.session.start",…]`), so the raw types below have
-//! hand-written visitors that take maps only, and every error names the field it is about
-//! and the type that was expected. Whether a line holds one event or an array of them is
-//! decided before this (by the file readers in `source/replay.rs`).
+//! Only JSON objects are events (never a sequence, as serde's derived structs would also
+//! read), and every error names the field it is about and the type that was expected.
+//! Whether a line holds one event or an array of them is
+//! decided before this (by the file readers in `source/replay/`).
 //!
 //! Parsing borrows from the line wherever the JSON string needs no unescaping, so a
-//! backtest over gigabytes allocates almost nothing per event.
+//! backtest over gigabytes allocates almost nothing per event. Two parsers share the
+//! work: [`scan`], a one-pass scanner for the common shape that allocates nothing, and
+//! [`raw`], serde's, for every other shape and every error message.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+mod raw;
+mod scan;
+mod time;
+
+pub use time::parse_rfc3339_ms;
 
 /// The Okta fields a rule can count or split by.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -65,24 +69,6 @@ pub enum ParseError {
     BadTimestamp(String),
 }
 
-impl ParseError {
-    fn of(e: serde_json::Error) -> ParseError {
-        match e.classify() {
-            serde_json::error::Category::Data => ParseError::Field(strip_position(&e.to_string())),
-            _ => ParseError::Json(e.to_string()),
-        }
-    }
-}
-
-/// serde_json appends " at line L column C" to every message; nested messages would carry
-/// it twice.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) if msg[i + 9..].contains(" column ") => msg[..i].to_string(),
-        _ => msg.to_string(),
-    }
-}
-
 /// The fields a rule may name in its `filter` table, as Okta paths (without `detail.`).
 pub const FILTER_FIELDS: &[&str] = &[
     "actor.id",
@@ -120,29 +106,14 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// Parse one event (a JSON object in any of the three wrappings).
+    /// Parse one event (a JSON object in any of the three wrappings): the fast scan
+    /// ([`scan`]) for the common shape, the serde path ([`raw`]) for anything else and
+    /// for every error, so the two agree on what they both read.
     pub fn parse(text: &'a str) -> Result<Event<'a>, ParseError> {
-        let mut raw: RawOkta<'a> = serde_json::from_str(text).map_err(ParseError::of)?;
-        if let Some(message) = raw.message.take() {
-            // A CloudWatch export: the event is a JSON string inside `@message`. When it
-            // needed unescaping the inner event is owned, so convert to owned data.
-            let inner = match message.0 {
-                Cow::Borrowed(inner) => Event::parse(inner),
-                Cow::Owned(inner) => Event::parse(&inner).map(Event::into_owned),
-            };
-            return inner.map_err(|e| match e {
-                ParseError::Json(m) => ParseError::Json(format!("in `@message`: {m}")),
-                ParseError::Field(m) => ParseError::Field(format!("in `@message`: {m}")),
-                other => other,
-            });
+        match scan::event(text) {
+            Some(event) => Ok(event),
+            None => raw::parse(text),
         }
-        let envelope_time = raw.time.take().map(|s| s.0);
-        let okta = match raw.detail.take() {
-            Some(detail) => *detail,
-            None if raw.event_type.is_some() => raw,
-            None => return Err(ParseError::NotAnEvent),
-        };
-        okta.into_event(envelope_time)
     }
 
     pub fn into_owned(self) -> Event<'static> {
@@ -165,308 +136,10 @@ impl<'a> Event<'a> {
     }
 }
 
-/// A JSON string, borrowed from the input when it needed no unescaping.
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or null")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// `null` or a `T`.
-struct Opt<T>(Option<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Opt<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Option::<T>::deserialize(d).map(Opt)
-    }
-}
-
-/// `path: message` for a value of the wrong type, with nested paths joined by dots
-/// (`client.ipAddress`). Syntax errors pass through unchanged: they are not about a field.
-fn in_field<E: de::Error>(key: &str, e: E) -> E {
-    let inner = strip_position(&e.to_string());
-    if let Some(rest) = inner.strip_prefix('`') {
-        E::custom(format!("`{key}.{rest}"))
-    } else if inner.starts_with("invalid type") || inner.starts_with("invalid value") {
-        E::custom(format!("`{key}`: {inner}"))
-    } else {
-        e
-    }
-}
-
-/// Declares a struct of optional fields read from a JSON object only (never from a
-/// sequence), skipping unknown keys, with errors that name the field.
-macro_rules! raw_object {
-    ($name:ident, $expecting:literal, { $($json:literal => $field:ident : $ty:ty),* $(,)? }) => {
-        #[derive(Default)]
-        struct $name<'a> {
-            $($field: Option<$ty>,)*
-            _borrow: std::marker::PhantomData<&'a ()>,
-        }
-
-        impl<'a> Deserialize<'a> for $name<'a> {
-            fn deserialize<D: Deserializer<'a>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'a> Visitor<'a> for V {
-                    type Value = $name<'a>;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str($expecting)
-                    }
-                    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                        let mut out = $name::default();
-                        while let Some(key) = map.next_key::<Str<'a>>()? {
-                            match key.0.as_ref() {
-                                $($json => {
-                                    let v: Opt<$ty> = map
-                                        .next_value()
-                                        .map_err(|e| in_field::<A::Error>($json, e))?;
-                                    out.$field = v.0;
-                                })*
-                                _ => {
-                                    map.next_value::<IgnoredAny>()?;
-                                }
-                            }
-                        }
-                        Ok(out)
-                    }
-                }
-                d.deserialize_map(V)
-            }
-        }
-    };
-}
-
-// One JSON object, whichever wrapping it has: the envelope fields (`detail`, `time`), the
-// export wrapper (`@message`) and the Okta fields all live in one struct, so an event is
-// read in a single pass with no buffering. Unknown fields are skipped.
-raw_object!(RawOkta, "an Okta event (a JSON object)", {
-    "detail" => detail: Box<RawOkta<'a>>,
-    "@message" => message: Str<'a>,
-    "time" => time: Str<'a>,
-    "eventType" => event_type: Str<'a>,
-    "published" => published: Str<'a>,
-    "uuid" => uuid: Str<'a>,
-    "outcome" => outcome: RawOutcome<'a>,
-    "actor" => actor: RawActor<'a>,
-    "client" => client: RawClient<'a>,
-    "debugContext" => debug_context: RawDebugContext<'a>,
-});
-
-raw_object!(RawDebugContext, "an object (`debugContext`)", {
-    "debugData" => debug_data: RawDebugData<'a>,
-});
-
-raw_object!(RawDebugData, "an object (`debugData`)", {
-    "threatSuspected" => threat_suspected: StrOrBool<'a>,
-});
-
-/// Okta writes `threatSuspected` as a string (`"true"`); a JSON boolean reads the same.
-struct StrOrBool<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for StrOrBool<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StrOrBool<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or a boolean")
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(StrOrBool(Cow::Borrowed(if v { "true" } else { "false" })))
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(StrOrBool(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(StrOrBool(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-raw_object!(RawOutcome, "an object (`outcome`)", {
-    "result" => result: Str<'a>,
-    "reason" => reason: Str<'a>,
-});
-
-raw_object!(RawActor, "an object (`actor`)", {
-    "alternateId" => alternate_id: Str<'a>,
-    "id" => id: Str<'a>,
-});
-
-raw_object!(RawClient, "an object (`client`)", {
-    "ipAddress" => ip_address: Str<'a>,
-    "geographicalContext" => geo: RawGeo<'a>,
-    "userAgent" => user_agent: RawUserAgent<'a>,
-});
-
-raw_object!(RawGeo, "an object (`geographicalContext`)", {
-    "country" => country: Str<'a>,
-});
-
-raw_object!(RawUserAgent, "an object (`userAgent`)", {
-    "browser" => browser: Str<'a>,
-});
-
 /// Okta writes `null` where a value is unknown, and some exports turn that into the
 /// string `"null"` (or leave it empty): all three are "unknown".
-fn known(v: Option<Str<'_>>) -> Option<Cow<'_, str>> {
-    v.map(|s| s.0)
-        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("null"))
-}
-
-impl<'a> RawOkta<'a> {
-    fn into_event(self, envelope_time: Option<Cow<'a, str>>) -> Result<Event<'a>, ParseError> {
-        let event_type = self.event_type.ok_or(ParseError::NoEventType)?.0;
-        let stamp = self
-            .published
-            .map(|s| s.0)
-            .or(envelope_time)
-            .ok_or_else(|| ParseError::BadTimestamp(String::new()))?;
-        let published_ms =
-            parse_rfc3339_ms(&stamp).ok_or_else(|| ParseError::BadTimestamp(stamp.to_string()))?;
-        let (result, reason) = match self.outcome {
-            Some(o) => (
-                o.result.map_or(Cow::Borrowed("UNKNOWN"), |s| s.0),
-                o.reason.map(|s| s.0),
-            ),
-            None => (Cow::Borrowed("UNKNOWN"), None),
-        };
-        let (ip, country, browser) = match self.client {
-            Some(c) => (
-                known(c.ip_address),
-                known(c.geo.and_then(|g| g.country)),
-                known(c.user_agent.and_then(|u| u.browser)),
-            ),
-            None => (None, None, None),
-        };
-        let (user, actor_id) = match self.actor {
-            Some(a) => (a.alternate_id.map(|s| s.0), a.id.map(|s| s.0)),
-            None => (None, None),
-        };
-        Ok(Event {
-            published_ms,
-            event_type,
-            result,
-            reason,
-            ip,
-            user,
-            country,
-            browser,
-            uuid: self.uuid.map(|s| s.0),
-            actor_id,
-            threat_suspected: self
-                .debug_context
-                .and_then(|d| d.debug_data)
-                .and_then(|d| d.threat_suspected)
-                .map(|t| t.0),
-        })
-    }
-}
-
-/// Parse a timestamp to epoch milliseconds.
-///
-/// Okta writes RFC 3339 (`2026-11-25T10:15:03.123Z`); exports also carry other fraction
-/// lengths, `+01:00` offsets, and a space instead of the `T` with no zone at all
-/// (`2022-03-22 14:21:53.225`, as a CSV or a Logs Insights `@timestamp` shows it), which
-/// is read as UTC. Digits beyond milliseconds are dropped. Anything else goes through
-/// chrono's RFC 3339 parser.
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    fast_ms(s.as_bytes()).or_else(|| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.timestamp_millis())
-    })
-}
-
-fn fast_ms(b: &[u8]) -> Option<i64> {
-    // YYYY-MM-DD[T| ]HH:MM:SS[.fraction][Z|±HH:MM|±HHMM|nothing]
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let mut v = 0i64;
-        for &c in b.get(r)? {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + i64::from(c - b'0');
-        }
-        Some(v)
-    };
-    let sep_ok = b.get(4) == Some(&b'-')
-        && b.get(7) == Some(&b'-')
-        && matches!(b.get(10), Some(b'T' | b't' | b' '))
-        && b.get(13) == Some(&b':')
-        && b.get(16) == Some(&b':');
-    if !sep_ok {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            if i - start < 3 {
-                millis = millis * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 || n > 9 {
-            return None;
-        }
-        for _ in n..3 {
-            millis *= 10;
-        }
-    }
-    let offset_min = match &b[i..] {
-        [] | [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), rest @ ..] => {
-            let (h, m) = match rest {
-                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
-                    let d = |c: &u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
-                    (d(h1)? * 10 + d(h2)?, d(m1)? * 10 + d(m2)?)
-                }
-                _ => return None,
-            };
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let off = h * 60 + m;
-            if *sign == b'-' {
-                -off
-            } else {
-                off
-            }
-        }
-        _ => return None,
-    };
-    let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (h, mi, s) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let date = chrono::NaiveDate::from_ymd_opt(y as i32, mo as u32, d as u32)?;
-    let days = date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?);
-    Some(((days.num_days() * 24 + h) * 60 + mi - offset_min) * 60_000 + s * 1000 + millis)
+fn known(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    v.filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("null"))
 }
 
 #[cfg(test)]

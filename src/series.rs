@@ -319,16 +319,22 @@ impl History {
                     self.first = bin;
                 } else {
                     for _ in 0..gap {
-                        self.records.push_back(BinRecord::default());
+                        self.push_back(BinRecord::default());
                     }
                 }
-                self.records.push_back(record);
+                self.push_back(record);
             }
         }
-        while self.records.len() > self.capacity {
+    }
+
+    /// Append the next bin, dropping the oldest first when full (so the ring never
+    /// grows past its capacity, not even for a moment).
+    fn push_back(&mut self, record: BinRecord) {
+        if self.records.len() >= self.capacity {
             self.records.pop_front();
             self.first += 1;
         }
+        self.records.push_back(record);
     }
 
     pub fn get(&self, bin: i64) -> Option<&BinRecord> {

@@ -139,9 +139,9 @@ impl Seasonal {
         bin: i64,
         period: i64,
         keep: impl Fn(i64) -> bool,
-        out: &mut Vec<BinRecord>,
+        out: &mut Samples,
     ) {
-        out.clear();
+        *out = Samples::default();
         let mut k = 1;
         while k * period <= self.window_bins {
             let centre = self.same_local_time(bin, k * period);
@@ -149,7 +149,7 @@ impl Seasonal {
                 for j in -1..=1 {
                     if let Some(r) = history.get(centre + j) {
                         if r.is_clean() {
-                            out.push(*r);
+                            out.add(r);
                         }
                     }
                 }
@@ -187,13 +187,13 @@ fn is_typical(r: &BinRecord) -> bool {
 
 impl Baseline for Seasonal {
     fn expect(&self, history: &History, bin: i64) -> Option<Expected> {
-        let mut samples = Vec::with_capacity(32);
+        let mut samples = Samples::default();
         let week = self.bins_per_day * 7;
         let day = self.bins_per_day;
 
         let mut basis = Basis::HourOfWeek;
         self.samples(history, bin, week, |_| true, &mut samples);
-        if samples.len() < MIN_SAMPLES {
+        if samples.n < MIN_SAMPLES {
             basis = Basis::TimeOfDay;
             let weekend = self.is_weekend(bin);
             self.samples(
@@ -204,29 +204,31 @@ impl Baseline for Seasonal {
                 &mut samples,
             );
         }
-        if samples.len() < MIN_SAMPLES {
+        if samples.n < MIN_SAMPLES {
             basis = Basis::RecentLevel;
-            samples.clear();
+            samples = Samples::default();
             let lookback = self
                 .bins_per_day
                 .min(self.window_bins)
                 .max(RECENT_BINS as i64) as usize;
-            samples.extend(history.recent_clean(RECENT_BINS, lookback).copied());
-            if samples.len() < MIN_SAMPLES {
+            for r in history.recent_clean(RECENT_BINS, lookback) {
+                samples.add(r);
+            }
+            if samples.n < MIN_SAMPLES {
                 return None;
             }
-            let e = trimmed(&samples);
+            let e = samples.trimmed();
             return Some(Expected {
                 total: e.0,
                 success: e.1,
                 failure: e.2,
                 seasonal_total: e.0,
                 basis,
-                samples: samples.len(),
+                samples: samples.n,
             });
         }
 
-        let (total, success, failure) = trimmed(&samples);
+        let (total, success, failure) = samples.trimmed();
         let level = level_factor(history, total);
         Some(Expected {
             total: total * level,
@@ -234,38 +236,60 @@ impl Baseline for Seasonal {
             failure: failure * level,
             seasonal_total: total,
             basis,
-            samples: samples.len(),
+            samples: samples.n,
         })
     }
 }
 
-/// Mean of each metric after dropping the highest and lowest sample (when there are 5+).
-fn trimmed(samples: &[BinRecord]) -> (f64, f64, f64) {
-    /// Sorting needs a buffer; this runs for every series in every bin, so the usual
-    /// few dozen samples are sorted on the stack, without an allocation.
-    const STACK: usize = 64;
-    fn one(samples: &[BinRecord], metric: fn(&BinRecord) -> u32) -> f64 {
-        let mut stack = [0.0f64; STACK];
-        let mut heap = Vec::new();
-        let v: &mut [f64] = if samples.len() <= STACK {
-            for (slot, r) in stack.iter_mut().zip(samples) {
-                *slot = f64::from(metric(r));
+/// The clean bins a tier found, as running sums: the trimmed mean needs no more, so
+/// nothing is kept or sorted (this runs for every series in every bin).
+#[derive(Debug, Clone, Copy, Default)]
+struct Samples {
+    n: usize,
+    /// Per metric (total, success, failure).
+    sum: [f64; 3],
+    min: [f64; 3],
+    max: [f64; 3],
+}
+
+impl Samples {
+    fn add(&mut self, r: &BinRecord) {
+        let v = [r.total, r.success, r.failure].map(f64::from);
+        for (i, v) in v.into_iter().enumerate() {
+            if self.n == 0 {
+                (self.min[i], self.max[i]) = (v, v);
+            } else {
+                self.min[i] = self.min[i].min(v);
+                self.max[i] = self.max[i].max(v);
             }
-            &mut stack[..samples.len()]
-        } else {
-            heap.extend(samples.iter().map(|r| f64::from(metric(r))));
-            &mut heap
-        };
-        v.sort_unstable_by(f64::total_cmp);
-        let cut = if v.len() >= 5 { 1 } else { 0 };
-        let kept = &v[cut..v.len() - cut];
-        kept.iter().sum::<f64>() / kept.len().max(1) as f64
+            self.sum[i] += v;
+        }
+        self.n += 1;
     }
-    (
-        one(samples, |r| r.total),
-        one(samples, |r| r.success),
-        one(samples, |r| r.failure),
-    )
+
+    /// Mean of each metric after dropping the highest and lowest sample (when there are
+    /// 5+). The samples are whole counts, so their sums are exact in any order: the
+    /// result is that of sorting and dropping, bit for bit.
+    fn trimmed(&self) -> (f64, f64, f64) {
+        let one = |i: usize| {
+            if self.n >= 5 {
+                (self.sum[i] - self.min[i] - self.max[i]) / (self.n - 2) as f64
+            } else {
+                self.sum[i] / self.n.max(1) as f64
+            }
+        };
+        (one(0), one(1), one(2))
+    }
+}
+
+/// [`Samples::trimmed`] of a slice of bins.
+#[cfg(test)]
+fn trimmed(samples: &[BinRecord]) -> (f64, f64, f64) {
+    let mut s = Samples::default();
+    for r in samples {
+        s.add(r);
+    }
+    s.trimmed()
 }
 
 /// How the recent clean bins compared with their seasonal expectation, shrunk towards 1

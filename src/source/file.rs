@@ -53,19 +53,24 @@ impl FileSource {
         tx: &mpsc::Sender<SourceEvent>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
-        let io_err = |error| SourceError::Io {
+        let (replay, offset) = self.replay_file(tx)?;
+        if !self.follow {
+            return Ok(());
+        }
+        self.follow(replay, offset, tx, shutdown)
+    }
+
+    fn io_err(&self, error: std::io::Error) -> SourceError {
+        SourceError::Io {
             path: self.path.display().to_string(),
             error,
-        };
-        let send = |events: Vec<SourceEvent>| -> Result<(), SourceError> {
-            for e in events {
-                tx.blocking_send(e).map_err(|_| SourceError::Closed)?;
-            }
-            Ok(())
-        };
-        // The file as it is now: sorted, so its order does not matter (a replay makes the
-        // decisions a backtest makes). Lines appended later are taken as they come, with
-        // the live `settle` semantics.
+        }
+    }
+
+    /// The file as it is now: sorted, so its order does not matter (a replay makes the
+    /// decisions a backtest makes), then `CaughtUp`. Returns the replay to go on with and
+    /// the bytes read.
+    fn replay_file(&self, tx: &mpsc::Sender<SourceEvent>) -> Result<(Replay, u64), SourceError> {
         let opts = input::ReplayOptions::new(self.settle);
         let (mut replay, offset) = input::sorted_file_updates(
             &self.path,
@@ -77,10 +82,10 @@ impl FileSource {
                     .map_err(|_| std::io::Error::other("the daemon stopped listening"))
             },
         )
-        .map_err(io_err)?;
+        .map_err(|e| self.io_err(e))?;
         let mut updates: Vec<_> = replay.ready_updates().collect();
         if !self.follow {
-            updates.extend(final_updates(&mut replay).map_err(io_err)?);
+            updates.extend(final_updates(&mut replay).map_err(|e| self.io_err(e))?);
         }
         let s = replay.stats();
         tracing::info!(
@@ -92,22 +97,28 @@ impl FileSource {
             outside_window = s.outside_window,
             "file replayed"
         );
-        let mut events = Vec::new();
         if !updates.is_empty() {
-            events.push(SourceEvent::Updates(updates));
+            send(tx, SourceEvent::Updates(updates))?;
         }
-        events.push(SourceEvent::CaughtUp);
-        send(events)?;
-        if !self.follow {
-            return Ok(());
-        }
+        send(tx, SourceEvent::CaughtUp)?;
+        Ok((replay, offset))
+    }
 
-        // Follow: open again and skip what the first pass read.
-        let (mut reader, _) = input::open(&self.path).map_err(io_err)?;
-        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink()).map_err(io_err)?;
+    /// Lines appended after `offset`, as they come, with the live `settle` semantics.
+    fn follow(
+        &self,
+        mut replay: Replay,
+        offset: u64,
+        tx: &mpsc::Sender<SourceEvent>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), SourceError> {
+        // Open again and skip what the first pass read.
+        let (mut reader, _) = input::open(&self.path).map_err(|e| self.io_err(e))?;
+        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
+            .map_err(|e| self.io_err(e))?;
         let mut lines = LineReader::new(reader);
         lines.emit_partial = false;
-        let mut line_no = s.lines;
+        let mut line_no = replay.stats().lines;
         let mut since_flush = 0u64;
         loop {
             // Stop when told to, and also when the daemon is gone (its stop sender or its
@@ -115,34 +126,33 @@ impl FileSource {
             if *shutdown.borrow() || shutdown.has_changed().is_err() || tx.is_closed() {
                 return Ok(());
             }
-            match lines.next_line().map_err(io_err)? {
-                Some(line) => {
-                    line_no += 1;
-                    match line {
-                        Line::Text(text) => replay.line(text, line_no),
-                        Line::TooLong { len } => replay.too_long(line_no, len),
-                    }
-                    since_flush += 1;
-                    if since_flush >= BATCH_LINES {
-                        since_flush = 0;
-                        let updates: Vec<_> = replay.ready_updates().collect();
-                        if !updates.is_empty() {
-                            send(vec![SourceEvent::Updates(updates)])?;
-                        }
-                    }
+            let line = lines.next_line().map_err(|e| self.io_err(e))?;
+            let at_end = line.is_none();
+            if let Some(line) = line {
+                line_no += 1;
+                match line {
+                    Line::Text(text) => replay.line(text, line_no),
+                    Line::TooLong { len } => replay.too_long(line_no, len),
                 }
-                None => {
-                    since_flush = 0;
-                    let updates: Vec<_> = replay.ready_updates().collect();
-                    if !updates.is_empty() {
-                        send(vec![SourceEvent::Updates(updates)])?;
-                    }
-                    std::thread::sleep(FOLLOW_POLL);
-                    lines.clear_eof();
+                since_flush += 1;
+            }
+            if at_end || since_flush >= BATCH_LINES {
+                since_flush = 0;
+                let updates: Vec<_> = replay.ready_updates().collect();
+                if !updates.is_empty() {
+                    send(tx, SourceEvent::Updates(updates))?;
                 }
+            }
+            if at_end {
+                std::thread::sleep(FOLLOW_POLL);
+                lines.clear_eof();
             }
         }
     }
+}
+
+fn send(tx: &mpsc::Sender<SourceEvent>, event: SourceEvent) -> Result<(), SourceError> {
+    tx.blocking_send(event).map_err(|_| SourceError::Closed)
 }
 
 fn final_updates(replay: &mut Replay) -> std::io::Result<Vec<crate::series::Update>> {

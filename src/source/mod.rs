@@ -12,7 +12,6 @@ pub mod csv;
 pub mod exchange;
 pub mod file;
 pub mod insights;
-pub mod parallel;
 pub mod reorder;
 pub mod replay;
 

@@ -5,7 +5,7 @@
 //! JSON object into an [`EventRef`] — the event's fields as ranges of the chunk, so
 //! nothing is allocated per event — and hands the chunk back. The calling thread then
 //! takes the lines in their order (binning, duplicates, the time window, lateness), so
-//! the result is exactly that of [`super::replay::each_piece`] on one thread. Lines that
+//! the result is exactly that of [`super::each_piece`] on one thread. Lines that
 //! are not one object (arrays, junk) go back unparsed and are split and parsed on the
 //! calling thread as before: they are rare. At most [`IN_FLIGHT`] chunks are out at a
 //! time, so memory stays bounded.
@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::io::{self, Read};
 use std::sync::mpsc;
 
-use super::replay::{Line, LineReader, Piece, Pos};
+use super::{Line, LineReader, Piece, Pos};
 use crate::event::Event;
 
 /// Bytes of lines per chunk.
@@ -125,7 +125,12 @@ enum Parsed {
 }
 
 struct Chunk {
+    /// The lines, back to back, as read.
     buf: Vec<u8>,
+    /// The same bytes once the parser found them valid UTF-8 as a whole (the usual
+    /// case; `buf` is then empty): its lines are text as they are, with no second check
+    /// on the reading thread.
+    text: String,
     lines: Vec<Entry>,
     parsed: Vec<Parsed>,
     first_line: u64,
@@ -133,20 +138,57 @@ struct Chunk {
     consumed: u64,
 }
 
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk {
+            buf: Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
+            text: String::new(),
+            lines: Vec::new(),
+            parsed: Vec::new(),
+            first_line: 0,
+            consumed: 0,
+        }
+    }
+}
+
+impl Chunk {
+    /// The bytes of one line.
+    fn bytes(&self, start: usize, end: usize) -> &[u8] {
+        let all = if self.buf.is_empty() {
+            self.text.as_bytes()
+        } else {
+            &self.buf
+        };
+        all.get(start..end).unwrap_or_default()
+    }
+
+    /// One line as text, if it is UTF-8.
+    fn line(&self, start: usize, end: usize) -> Result<&str, std::str::Utf8Error> {
+        match self.text.get(start..end) {
+            Some(line) => Ok(line),
+            None => std::str::from_utf8(self.bytes(start, end)),
+        }
+    }
+}
+
 fn parse_chunk(chunk: &mut Chunk) {
     chunk.parsed.clear();
+    match String::from_utf8(std::mem::take(&mut chunk.buf)) {
+        Ok(text) => chunk.text = text,
+        Err(e) => chunk.buf = e.into_bytes(),
+    }
     for entry in &chunk.lines {
         let Entry::Text { start, end } = entry else {
             chunk.parsed.push(Parsed::Other);
             continue;
         };
-        let bytes = &chunk.buf[*start..*end];
+        let bytes = chunk.bytes(*start, *end);
         let first = bytes.iter().position(|c| !c.is_ascii_whitespace());
         if first.map(|i| bytes[i]) != Some(b'{') {
             chunk.parsed.push(Parsed::Other);
             continue;
         }
-        chunk.parsed.push(match std::str::from_utf8(bytes) {
+        chunk.parsed.push(match chunk.line(*start, *end) {
             Err(e) => Parsed::Bad(format!("not UTF-8: {e}")),
             Ok(line) => match Event::parse(line) {
                 Ok(e) => Parsed::Event(EventRef::of(line, &e)),
@@ -156,7 +198,7 @@ fn parse_chunk(chunk: &mut Chunk) {
     }
 }
 
-/// What reading a source found (as [`super::replay::ReadCounts`]).
+/// What reading a source found (as [`super::ReadCounts`]).
 pub struct Counts {
     pub lines: u64,
     pub bytes: u64,
@@ -166,7 +208,7 @@ pub struct Counts {
 pub enum Item<'a> {
     /// An event the parser thread read from a line.
     Event(&'a Event<'a>, Pos),
-    /// Anything else, as [`super::replay::each_piece`] gives it.
+    /// Anything else, as [`super::each_piece`] gives it.
     Piece(Piece<'a>),
 }
 
@@ -180,76 +222,33 @@ pub fn each_line<R: Read, E: From<io::Error>>(
 ) -> Result<Counts, E> {
     std::thread::scope(|scope| {
         // Chunks go round the parsers in turn and come back in the same turn: in order.
-        let mut to_parser = Vec::new();
-        let mut from_parser = Vec::new();
-        for _ in 0..PARSERS {
-            let (to, parser_in) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
-            let (parser_out, from) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
-            scope.spawn(move || {
-                for mut chunk in parser_in {
-                    parse_chunk(&mut chunk);
-                    if parser_out.send(chunk).is_err() {
-                        return;
-                    }
-                }
-            });
-            to_parser.push(to);
-            from_parser.push(from);
-        }
+        let (to_parser, from_parser): (Vec<_>, Vec<_>) =
+            (0..PARSERS).map(|_| parser(scope)).unzip();
+        let stopped = || io::Error::other("the parser thread stopped");
         let (mut sent, mut received) = (0usize, 0usize);
         let mut lines = LineReader::with_max_line(reader, max_line);
         let mut line_no = 0u64;
-        let mut out = 0usize;
         let mut spare: Vec<Chunk> = Vec::new();
         let mut done = false;
         loop {
-            // Fill the parser's queue, then take back the oldest chunk.
-            while !done && out < IN_FLIGHT {
-                let mut chunk = spare.pop().unwrap_or(Chunk {
-                    buf: Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
-                    lines: Vec::new(),
-                    parsed: Vec::new(),
-                    first_line: 0,
-                    consumed: 0,
-                });
-                chunk.buf.clear();
-                chunk.lines.clear();
-                chunk.first_line = line_no + 1;
-                while chunk.buf.len() < CHUNK_BYTES {
-                    match lines.next_line()? {
-                        None => {
-                            done = true;
-                            break;
-                        }
-                        Some(Line::Text(text)) => {
-                            let start = chunk.buf.len();
-                            chunk.buf.extend_from_slice(text);
-                            chunk.lines.push(Entry::Text {
-                                start,
-                                end: chunk.buf.len(),
-                            });
-                        }
-                        Some(Line::TooLong { len }) => chunk.lines.push(Entry::TooLong { len }),
-                    }
-                    line_no += 1;
-                }
-                chunk.consumed = lines.consumed;
+            // Fill the parsers' queues, then take back the oldest chunk.
+            while !done && sent - received < IN_FLIGHT {
+                let mut chunk = spare.pop().unwrap_or_else(Chunk::new);
+                done = fill(&mut chunk, &mut lines, &mut line_no)?;
                 if chunk.lines.is_empty() {
                     break;
                 }
                 to_parser[sent % PARSERS]
                     .send(chunk)
-                    .map_err(|_| io::Error::other("the parser thread stopped"))?;
+                    .map_err(|_| stopped())?;
                 sent += 1;
-                out += 1;
             }
-            if out == 0 {
+            if sent == received {
                 break;
             }
             let chunk = from_parser[received % PARSERS]
                 .recv()
-                .map_err(|_| io::Error::other("the parser thread stopped"))?;
-            out -= 1;
+                .map_err(|_| stopped())?;
             received += 1;
             take(&chunk, max_line, f)?;
             progress(chunk.consumed);
@@ -261,6 +260,58 @@ pub fn each_line<R: Read, E: From<io::Error>>(
             bytes: lines.consumed,
         })
     })
+}
+
+/// A parser thread: chunks in, parsed chunks out.
+fn parser<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+) -> (mpsc::SyncSender<Chunk>, mpsc::Receiver<Chunk>) {
+    let (to, parser_in) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+    let (parser_out, from) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+    scope.spawn(move || {
+        for mut chunk in parser_in {
+            parse_chunk(&mut chunk);
+            if parser_out.send(chunk).is_err() {
+                return;
+            }
+        }
+    });
+    (to, from)
+}
+
+/// Fill `chunk` with about [`CHUNK_BYTES`] of lines; true at the end of the input.
+fn fill<R: Read>(
+    chunk: &mut Chunk,
+    lines: &mut LineReader<R>,
+    line_no: &mut u64,
+) -> io::Result<bool> {
+    if chunk.buf.is_empty() {
+        chunk.buf = std::mem::take(&mut chunk.text).into_bytes();
+    }
+    chunk.buf.clear();
+    chunk.lines.clear();
+    chunk.first_line = *line_no + 1;
+    let mut done = false;
+    while chunk.buf.len() < CHUNK_BYTES {
+        match lines.next_line()? {
+            None => {
+                done = true;
+                break;
+            }
+            Some(Line::Text(text)) => {
+                let start = chunk.buf.len();
+                chunk.buf.extend_from_slice(text);
+                chunk.lines.push(Entry::Text {
+                    start,
+                    end: chunk.buf.len(),
+                });
+            }
+            Some(Line::TooLong { len }) => chunk.lines.push(Entry::TooLong { len }),
+        }
+        *line_no += 1;
+    }
+    chunk.consumed = lines.consumed;
+    Ok(done)
 }
 
 /// Hand a parsed chunk's lines to the caller, in order.
@@ -283,8 +334,8 @@ fn take<E>(
                 ),
             }))?,
             (Entry::Text { start, end }, Parsed::Event(r)) => {
-                // Parsed from valid UTF-8 already: this only re-checks the bounds.
-                let line = std::str::from_utf8(&chunk.buf[*start..*end]).unwrap_or_default();
+                // Parsed from valid UTF-8: usually this only checks the bounds.
+                let line = chunk.line(*start, *end).unwrap_or_default();
                 f(Item::Event(&r.event(line), at))?;
             }
             (Entry::Text { .. }, Parsed::Bad(why)) => f(Item::Piece(Piece::Bad {
@@ -292,7 +343,7 @@ fn take<E>(
                 why: why.clone(),
             }))?,
             (Entry::Text { start, end }, Parsed::Other) => {
-                super::replay::split_line(&chunk.buf[*start..*end], line_no, &mut |p| {
+                super::split_line(chunk.bytes(*start, *end), line_no, &mut |p| {
                     f(Item::Piece(p))
                 })?
             }
@@ -333,7 +384,7 @@ mod tests {
     /// The same on one thread.
     fn sequential(input: &[u8], max_line: usize) -> (Vec<String>, u64, u64) {
         let mut out = Vec::new();
-        let counts = super::super::replay::each_piece::<_, io::Error>(
+        let counts = super::super::each_piece::<_, io::Error>(
             input,
             max_line,
             true,
