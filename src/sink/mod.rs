@@ -31,7 +31,7 @@ pub use alertmanager::{AlertmanagerSink, AlertmanagerSpec};
 pub use lines::{FileSink, StdoutSink};
 pub use pagerduty::{PagerDutySink, PagerDutySpec};
 pub use route::SinkRoute;
-pub use slack::{SlackSink, SlackSpec};
+pub use slack::{load_threads, SlackSink, SlackSpec, Threads};
 pub use sns::SnsSink;
 pub use spec::{SinkSpec, SnsSpec, WebhookFormat, WebhookSpec};
 pub use webhook::{sign, WebhookSink};

@@ -155,7 +155,7 @@ pub struct Posted {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Threads {
+pub struct Threads {
     version: u32,
     /// Fingerprint → its message.
     messages: BTreeMap<String, Posted>,
@@ -164,7 +164,7 @@ struct Threads {
 const THREADS_VERSION: u32 = 1;
 
 /// The threads file: missing → empty; unreadable → moved aside, empty.
-fn load_threads(path: &Path) -> io::Result<Threads> {
+pub fn load_threads(path: &Path) -> io::Result<Threads> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Threads::default()),
