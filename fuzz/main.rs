@@ -102,6 +102,35 @@ struct Target {
     run: Run,
 }
 
+/// The inputs that once failed (`fuzz/regressions/<target>-*.bin`): run first, every
+/// run, as seeds of their target.
+fn with_regressions(
+    root: &std::path::Path,
+    mut targets: Vec<Target>,
+) -> Result<Vec<Target>, String> {
+    let dir = root.join("fuzz/regressions");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    for f in files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(t) = targets
+            .iter_mut()
+            .find(|t| name.starts_with(&format!("{}-", t.name)))
+        else {
+            return Err(format!("{}: names no target", f.display()));
+        };
+        let bytes = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        t.seeds.insert(0, bytes);
+    }
+    Ok(targets)
+}
+
 fn no_fixup() -> Fixup {
     Box::new(|_, v| v)
 }
@@ -137,7 +166,7 @@ fn targets(root: &std::path::Path, scratch: PathBuf) -> Result<Vec<Target>, Stri
             Box::new(move |input: &[u8]| $f(&$x, input))
         }};
     }
-    Ok(vec![
+    with_regressions(root, vec![
         Target {
             name: "event",
             drives: "one NDJSON line: Event::parse (three wrappings), the rules' filters",
