@@ -107,7 +107,11 @@ pub fn ha_state(ctx: &StateCtx, input: &[u8]) -> Result<String, String> {
 }
 
 fn use_state(ctx: &StateCtx, mut state: AlertState) {
+    // As loaded (before anything moves a watermark), then after admitting alerts.
+    let mut first = state.clone();
+    first.prune();
     let _ = state.orphans(|_| true, |_| false, |_| Some(T0));
+    let _ = state.orphans(|_| true, |_| false, |_| Some(i64::MIN));
     let _ = state.orphans(|_| true, |_| false, |_| None);
     for a in &ctx.alerts {
         let _ = state.admit(a, Some(Duration::from_secs(3600)));
