@@ -466,8 +466,8 @@ pub fn parse_rows(
                     .filter(|v| v.is_finite() && *v >= 0.0)
                     .map_or(0, |v| v.round() as u64)
             };
-            counts.failed_users += distinct("users");
-            counts.failed_ips += distinct("ips");
+            counts.failed_users = counts.failed_users.saturating_add(distinct("users"));
+            counts.failed_ips = counts.failed_ips.saturating_add(distinct("ips"));
         }
     }
     Ok(out)
