@@ -223,7 +223,7 @@ fn targets(root: &std::path::Path, scratch: PathBuf) -> Result<Vec<Target>, Stri
         },
         Target {
             name: "alert-state",
-            drives: "the ledger's alert-state.json: StateFile::load, then admit, advance, orphans, prune",
+            drives: "the ledger's alert-state.json: state_file(..).load(), then prune, orphans, admit, advance",
             max_len: 1 << 20,
             seeds: vec![made.alert_state.clone()],
             generate: Box::new({
@@ -271,14 +271,14 @@ fn targets(root: &std::path::Path, scratch: PathBuf) -> Result<Vec<Target>, Stri
         },
         Target {
             name: "slack-threads",
-            drives: "the Slack sink's threads file: slack::load_threads",
+            drives: "the Slack sink's threads file (headed, or the older plain JSON): threads_file(..).load()",
             max_len: 1 << 20,
-            seeds: vec![made.threads.clone()],
+            seeds: made.threads.clone(),
             generate: Box::new({
-                let body = made.threads.clone();
-                move |_: &mut Rng| body.clone()
+                let files = made.threads.clone();
+                move |rng: &mut Rng| rng.pick(&files).clone()
             }),
-            fixup: no_fixup(),
+            fixup: Box::new(|rng, v| state::fix_checksum_if_headed("slack-threads", rng, v)),
             run: with!(ctx, state::slack_threads),
         },
         Target {

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use authpulse::alert::Alert;
 use authpulse::clock::ManualClock;
-use authpulse::notify::ledger::{AlertState, StateFile, STATE_FILE};
+use authpulse::notify::ledger::{AlertState, STATE_FILE};
 use authpulse::notify::outbox::Outbox;
 use authpulse::notify::silence::{Silences, SILENCES_FILE};
+use authpulse::state_file::Loaded;
 use sha2::{Digest, Sha256};
 
 use crate::inputs::{outcome_of, T0};
@@ -38,6 +39,9 @@ pub fn with_checksum(kind: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The Slack threads file's header (a file without it is read as the older plain JSON).
+pub const SLACK_HEADER: &str = "authpulse-slack-threads v1 sha256=";
+
 /// Fix up a mutated state file: most of the time give the body after the first line
 /// its correct checksum again (else the decoder behind the check is never reached).
 pub fn fix_checksum(kind: &str, rng: &mut Rng, input: Vec<u8>) -> Vec<u8> {
@@ -56,26 +60,24 @@ fn fresh(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("scratch {}: {e}", dir.display()))
 }
 
-/// The ledger's state file through `StateFile::load`, then the route's uses of it.
+/// The ledger's state file through `ledger::state_file(..).load()`, then the route's
+/// uses of it.
 pub fn alert_state(ctx: &StateCtx, input: &[u8]) -> Result<String, String> {
     fresh(&ctx.dir)?;
     std::fs::write(ctx.dir.join(STATE_FILE), input).map_err(|e| e.to_string())?;
-    let (state, loaded) = StateFile::new(&ctx.dir)
+    let (state, loaded) = authpulse::notify::ledger::state_file(&ctx.dir, ManualClock::at(T0))
         .load()
         .map_err(|e| format!("load failed with an I/O error: {e}"))?;
     use_state(ctx, state);
-    Ok(format!(
-        "{} {}",
-        loaded_name(&loaded),
-        body_outcome::<AlertState>(input)
-    ))
+    Ok(loaded_outcome(&loaded))
 }
 
-fn loaded_name<T: std::fmt::Debug>(loaded: &T) -> String {
-    format!("{loaded:?}")
-        .chars()
-        .take_while(|c| c.is_alphanumeric())
-        .collect()
+/// The answer of a state file's load, for the corpus: how it loaded and why not.
+fn loaded_outcome(loaded: &Loaded) -> String {
+    match loaded {
+        Loaded::MovedAside { reason, .. } => format!("aside {}", outcome_of(reason)),
+        other => format!("{other:?}"),
+    }
 }
 
 /// What the JSON decoder says of a state file's body (the loader logs it only): the
@@ -103,6 +105,15 @@ pub fn ha_state(ctx: &StateCtx, input: &[u8]) -> Result<String, String> {
             Ok("ok".into())
         }
         Err(e) => Ok(format!("err {}", outcome_of(&e.to_string()))),
+    }
+}
+
+/// [`fix_checksum`] for a file that may also have no header (an older format).
+pub fn fix_checksum_if_headed(kind: &str, rng: &mut Rng, input: Vec<u8>) -> Vec<u8> {
+    if input.starts_with(b"authpulse-") {
+        fix_checksum(kind, rng, input)
+    } else {
+        input
     }
 }
 
@@ -201,20 +212,14 @@ pub fn outbox(ctx: &StateCtx, input: &[u8]) -> Result<String, String> {
     ))
 }
 
-/// The Slack sink's threads file through its loader.
+/// The Slack sink's threads file (headed, or the plain JSON of earlier versions)
+/// through the sink's `threads_file(..).load()`.
 pub fn slack_threads(ctx: &StateCtx, input: &[u8]) -> Result<String, String> {
     fresh(&ctx.dir)?;
-    let path = ctx.dir.join("slack-threads-fuzz.json");
-    std::fs::write(&path, input).map_err(|e| e.to_string())?;
-    match authpulse::sink::load_threads(&path) {
-        Ok(t) => Ok(format!(
-            "ok empty={} {}",
-            t == Default::default(),
-            match serde_json::from_slice::<serde_json::Value>(input) {
-                Ok(_) => "json".into(),
-                Err(e) => outcome_of(&e.to_string()),
-            }
-        )),
+    std::fs::write(ctx.dir.join("slack-threads-fuzz.json"), input).map_err(|e| e.to_string())?;
+    let file = authpulse::sink::threads_file(&ctx.dir, "fuzz", ManualClock::at(T0));
+    match file.load() {
+        Ok((t, loaded)) => Ok(format!("{} n={}", loaded_outcome(&loaded), t.len().min(2))),
         Err(e) => Err(format!("load failed with an I/O error: {e}")),
     }
 }
@@ -308,7 +313,7 @@ pub fn state_seeds(seeds: &Seeds, dir: &Path) -> Result<StateSeeds, String> {
         let _ = state.admit(a, Some(Duration::from_secs(3600)));
         state.advance(&a.rule, a.bin_end.ms());
     }
-    let file = StateFile::new(dir);
+    let file = authpulse::notify::ledger::state_file(dir, ManualClock::at(T0));
     file.save(&state).map_err(|e| e.to_string())?;
     let alert_state = std::fs::read(file.path()).map_err(|e| e.to_string())?;
     let ha_body = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
@@ -355,9 +360,12 @@ pub fn state_seeds(seeds: &Seeds, dir: &Path) -> Result<StateSeeds, String> {
             )
         })
         .collect();
-    let threads =
+    // The plain JSON of earlier versions, and the headed file of this one.
+    let threads = vec![
         serde_json::to_vec_pretty(&serde_json::json!({"version": 1, "messages": messages}))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?,
+        authpulse::state_file::encode(SLACK_HEADER, &messages).map_err(|e| e.to_string())?,
+    ];
     fresh(dir)?;
     Ok(StateSeeds {
         alert_state,
@@ -373,7 +381,7 @@ pub struct StateSeeds {
     pub ha_body: Vec<u8>,
     pub silences: Vec<u8>,
     pub records: Vec<Vec<u8>>,
-    pub threads: Vec<u8>,
+    pub threads: Vec<Vec<u8>>,
 }
 
 /// Requests the daemon answers, with bodies made from the golden alerts.

@@ -13,12 +13,14 @@
 
 use std::fmt::Write as _;
 
-use crate::html::{esc, time};
+use crate::html::esc;
 
 mod axis;
+mod grid;
+mod legend;
 
-use axis::time_step_ms;
 pub use axis::{nice_ceiling, nice_step, thin, ValueAxis};
+pub use legend::{legend, Key};
 
 /// What the alert lifecycle did in a bin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -179,97 +181,6 @@ impl Panel<'_> {
         self.top + (1.0 - self.axis.unit(v)) * self.look.height
     }
 
-    /// The plot area and its unjudged stretches.
-    fn frame(&self, out: &mut String) {
-        let (top, h) = (self.top, self.look.height);
-        let _ = write!(
-            out,
-            r#"<rect class="frame" x="{}" y="{top:.1}" width="{:.1}" height="{h}"/>"#,
-            self.look.left,
-            self.plot_width()
-        );
-        for &(from, to) in self.unjudged {
-            let _ = write!(
-                out,
-                r#"<rect class="unjudged" x="{:.1}" y="{top:.1}" width="{:.1}" height="{h}"/>"#,
-                self.x_start(from),
-                (to + 1 - from) as f64 * self.bin_width()
-            );
-        }
-    }
-
-    fn value_grid(&self, out: &mut String) {
-        for v in self.axis.ticks() {
-            let y = self.y(v);
-            let _ = write!(
-                out,
-                r#"<line class="grid" x1="{}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                self.look.left,
-                self.look.width - self.look.right,
-                self.look.left - 6.0,
-                y + 4.0,
-                esc(&(self.value)(v))
-            );
-        }
-    }
-
-    /// Vertical lines at round times, labelled under the bottom panel: days on a long
-    /// axis (the label starts at its midnight), hours on a short one (centred, with the
-    /// weekday at midnight).
-    fn time_grid(&self, out: &mut String) {
-        let bin_ms = self.time.bin_ms.max(1);
-        let from = self.time.first_bin * bin_ms;
-        let to = (self.time.first_bin + self.time.bins.max(1)) * bin_ms;
-        let step = time_step_ms(to - from, self.look.max_time_labels);
-        let x_of =
-            |t: i64| self.look.left + (t - from) as f64 / (to - from) as f64 * self.plot_width();
-        let (top, bottom) = (self.top, self.top + self.look.height);
-        let mut t = from.div_euclid(step) * step + step;
-        while t < to {
-            let x = x_of(t);
-            let _ = write!(
-                out,
-                r#"<line class="time-grid" x1="{x:.1}" x2="{x:.1}" y1="{top:.1}" y2="{bottom:.1}"/>"#
-            );
-            if self.time_labels {
-                self.time_label(out, t, x, step);
-            }
-            t += step;
-        }
-    }
-
-    /// The label of the time gridline at `x`, unless it would run off the chart.
-    fn time_label(&self, out: &mut String, t: i64, x: f64, step: i64) {
-        const DAY: i64 = 86_400_000;
-        /// About the width of a character of an 11–12 px label.
-        const CHAR: f64 = 6.5;
-        // Labels name the year where it changes (1 January), in the weekday's place.
-        let new_year = time(t, "%m-%d") == "01-01";
-        let (format, anchor, lx) = match (step % DAY == 0, t % DAY == 0) {
-            (true, _) if new_year => ("%d %b %Y", "start", x + 3.0),
-            (true, _) => ("%a %d %b", "start", x + 3.0),
-            (false, true) if new_year => ("%d %b %Y", "middle", x),
-            (false, true) => ("%a %H:%M", "middle", x),
-            (false, false) => ("%H:%M", "middle", x),
-        };
-        let label = time(t, format);
-        let width = label.chars().count() as f64 * CHAR;
-        let left = if anchor == "start" {
-            lx
-        } else {
-            lx - width / 2.0
-        };
-        // Not under the value labels, not past the chart's right edge.
-        if left < self.look.left - 16.0 || left + width > self.look.width {
-            return;
-        }
-        let _ = write!(
-            out,
-            r#"<text x="{lx:.1}" y="{:.1}" text-anchor="{anchor}">{label}</text>"#,
-            self.top + self.look.height + 15.0,
-        );
-    }
-
     /// Band, expectation and observations: one path each, a subpath per run of
     /// consecutive bins (a gap breaks the lines), each run thinned. Lone points (a run of
     /// one bin) go to a path of their own with the class `lone`, drawn as dots.
@@ -413,51 +324,6 @@ impl Panel<'_> {
     }
 }
 
-/// One entry of a chart legend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
-    Observed,
-    Expected,
-    Band,
-    Anomalous,
-    Mark(Mark),
-    Unjudged,
-}
-
-/// A legend: a small swatch drawn with the chart's own classes (so the page's
-/// stylesheet colours both alike) and a label, per entry.
-pub fn legend(entries: &[(Key, &str)], style: MarkerStyle) -> String {
-    let swatch = |key: Key| match (key, style) {
-        (Key::Observed, _) => r#"<path class="observed" d="M1 10L8 4L15 9L25 3"/>"#.to_string(),
-        (Key::Expected, _) => r#"<path class="expected" d="M1 7H25"/>"#.to_string(),
-        (Key::Band, _) => r#"<rect class="band" x="1" y="2" width="24" height="10"/>"#.to_string(),
-        (Key::Anomalous, _) => r#"<circle class="anomalous" cx="13" cy="7" r="3"/>"#.to_string(),
-        (Key::Unjudged, _) => {
-            r#"<rect class="unjudged" x="1" y="1" width="24" height="12"/>"#.to_string()
-        }
-        (Key::Mark(m), MarkerStyle::Vertical) => format!(
-            r#"<g class="{}"><line x1="13" x2="13" y1="1" y2="13" stroke-width="1.5"/><path d="M9 1h8l-4 6z"/></g>"#,
-            m.class()
-        ),
-        (Key::Mark(Mark::Resolve), MarkerStyle::AtPoint) => {
-            r#"<circle class="resolve" cx="13" cy="7" r="4.5"/>"#.to_string()
-        }
-        (Key::Mark(m), MarkerStyle::AtPoint) => {
-            format!(r#"<path class="{}" d="M13 12l-6 -10h12z"/>"#, m.class())
-        }
-    };
-    entries
-        .iter()
-        .map(|&(key, label)| {
-            format!(
-                r#"<span><svg class="swatch" width="26" height="14" viewBox="0 0 26 14">{}</svg>{}</span>"#,
-                swatch(key),
-                esc(label)
-            )
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,48 +380,6 @@ mod tests {
         assert!(svg.contains(">1549↑<"), "{svg}");
         assert!(svg.contains(">74↑<"), "{svg}");
         assert!(!svg.contains(">47↑<"), "{svg}");
-    }
-
-    #[test]
-    fn day_labels_name_the_year_where_it_changes() {
-        let look = Look {
-            width: 800.0,
-            left: 40.0,
-            right: 10.0,
-            height: 100.0,
-            dot_radius: 3.0,
-            markers: MarkerStyle::Vertical,
-            max_points: 1000,
-            max_time_labels: 8,
-        };
-        // 30 December 2026 to 3 January 2027.
-        let time = TimeAxis {
-            first_bin: 1_798_588_800_000 / 900_000,
-            bins: 4 * 96,
-            bin_ms: 900_000,
-        };
-        let points: Vec<Point> = (0..4 * 96)
-            .map(|b| point(time.first_bin + b, 10.0))
-            .collect();
-        let mut svg = String::new();
-        Panel {
-            look: &look,
-            time: &time,
-            axis: ValueAxis::log_when_dwarfed(&points),
-            top: 20.0,
-            title: "t",
-            points: &points,
-            unjudged: &[],
-            markers: &[],
-            value: &|v| format!("{v}"),
-            tip: &|i| format!("point {i}"),
-            time_labels: true,
-        }
-        .draw(&mut svg);
-        // Midnights are labelled by weekday, but 1 January by its date and year.
-        assert!(svg.contains(">Thu 00:00<"), "{svg}");
-        assert!(svg.contains(">01 Jan 2027<"), "{svg}");
-        assert!(!svg.contains(">Fri 00:00<"), "{svg}");
     }
 
     #[test]

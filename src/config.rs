@@ -146,49 +146,9 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
     let mut problems = Problems::default();
     let mut top = Table::new("", Some(value), &mut problems);
 
-    let mut daemon_table = Table::new("daemon", top.raw("daemon"), &mut problems);
-    let daemon = read_daemon(&mut daemon_table, &mut problems);
-    daemon_table.finish(&mut problems);
-
-    let mut source_table = Table::new("source", top.raw("source"), &mut problems);
-    let source = SourceConfig::read(&mut source_table, &mut problems);
-    source_table.finish(&mut problems);
-
-    let timezone = crate::rule::read_timezone(&mut top, &mut problems);
-    let mut rules = match top.array("rules", &mut problems) {
-        None => RuleSpec::builtin(),
-        Some([]) => {
-            problems.push("rules", "is empty: remove it to use the built-in rules");
-            Vec::new()
-        }
-        Some(items) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| RuleSpec::read(&format!("rules[{i}]"), v, &mut problems))
-            .collect(),
-    };
-    // The top-level `timezone` is every rule's default (seasons in local time).
-    if let (Some(tz), Some(items)) = (timezone, top.raw("rules").and_then(|v| v.as_array())) {
-        for (r, v) in rules.iter_mut().zip(items) {
-            if v.get("timezone").is_none() {
-                r.timezone = Some(tz);
-            }
-        }
-    } else if let Some(tz) = timezone {
-        for r in &mut rules {
-            r.timezone = Some(tz);
-        }
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, r) in rules.iter().enumerate() {
-        if !seen.insert(r.name.clone()) {
-            problems.push(
-                format!("rules[{i}].name"),
-                format!("{:?} is used by an earlier rule", r.name),
-            );
-        }
-    }
-
+    let daemon = sub_table(&mut top, "daemon", &mut problems, read_daemon);
+    let source = sub_table(&mut top, "source", &mut problems, SourceConfig::read);
+    let rules = read_rules(&mut top, &mut problems);
     let mut sinks = match top.array("sinks", &mut problems) {
         None => vec![SinkSpec::stdout()],
         Some(items) => items
@@ -206,12 +166,13 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
             crate::notify::mute::Mute::read(&format!("mute[{i}]"), v, &mut problems)
         })
         .collect();
-    let mut enrich_table = Table::new("enrichment", top.raw("enrichment"), &mut problems);
-    let enrichment = crate::notify::enrich::EnrichSpec::read(&mut enrich_table, &mut problems);
-    enrich_table.finish(&mut problems);
-    let mut ha_table = Table::new("ha", top.raw("ha"), &mut problems);
-    let ha = crate::ha::HaConfig::read(&mut ha_table, &mut problems);
-    ha_table.finish(&mut problems);
+    let enrichment = sub_table(
+        &mut top,
+        "enrichment",
+        &mut problems,
+        crate::notify::enrich::EnrichSpec::read,
+    );
+    let ha = sub_table(&mut top, "ha", &mut problems, crate::ha::HaConfig::read);
     top.finish(&mut problems);
 
     if source.kind == SourceKind::Cloudwatch && source.log_groups.is_empty() {
@@ -238,6 +199,60 @@ pub fn from_value(value: &Value) -> Result<Config, ConfigErrors> {
     } else {
         Err(ConfigErrors(problems.0))
     }
+}
+
+/// The table `key` of `top`, read by `read` and checked for unknown keys.
+fn sub_table<'a, T>(
+    top: &mut Table<'a>,
+    key: &'static str,
+    problems: &mut Problems,
+    read: impl FnOnce(&mut Table<'a>, &mut Problems) -> T,
+) -> T {
+    let mut t = Table::new(key, top.raw(key), problems);
+    let value = read(&mut t, problems);
+    t.finish(problems);
+    value
+}
+
+/// `[[rules]]` (the built-in rules when there are none), each taking the top-level
+/// `timezone` unless it names its own; two rules may not share a name.
+fn read_rules(top: &mut Table<'_>, problems: &mut Problems) -> Vec<RuleSpec> {
+    let timezone = crate::rule::read_timezone(top, problems);
+    let mut rules = match top.array("rules", problems) {
+        None => RuleSpec::builtin(),
+        Some([]) => {
+            problems.push("rules", "is empty: remove it to use the built-in rules");
+            Vec::new()
+        }
+        Some(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| RuleSpec::read(&format!("rules[{i}]"), v, problems))
+            .collect(),
+    };
+    // The top-level `timezone` is every rule's default (seasons in local time).
+    if let (Some(tz), Some(items)) = (timezone, top.raw("rules").and_then(|v| v.as_array())) {
+        for (r, v) in rules.iter_mut().zip(items) {
+            if v.get("timezone").is_none() {
+                r.timezone = Some(tz);
+            }
+        }
+    } else if let Some(tz) = timezone {
+        for r in &mut rules {
+            r.timezone = Some(tz);
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, r) in rules.iter().enumerate() {
+        if !seen.insert(r.name.clone()) {
+            problems.push(
+                format!("rules[{i}].name"),
+                format!("{:?} is used by an earlier rule", r.name),
+            );
+        }
+    }
+
+    rules
 }
 
 fn read_daemon<'a>(t: &mut Table<'a>, problems: &mut Problems) -> DaemonConfig {
@@ -290,10 +305,11 @@ fn read_daemon<'a>(t: &mut Table<'a>, problems: &mut Problems) -> DaemonConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn problems(toml: &str) -> Vec<String> {
+    /// Every problem `from_toml` finds in `toml`, as printed (none when it reads).
+    pub(crate) fn problems(toml: &str) -> Vec<String> {
         match from_toml(toml) {
             Ok(_) => Vec::new(),
             Err(e) => e.0.iter().map(|p| p.to_string()).collect(),

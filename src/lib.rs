@@ -12,6 +12,7 @@
 //!                   alert  alert_kind  rule  detect/ (detectors + baseline)
 //!                   series  event  stats  aws                    domain
 //!                   clock  retry  config_reader  html  chart     leaves
+//!                   state_file                                    (checksummed JSON files)
 //! ```
 //!
 //! One bin's path: [`source`] (a query, or lines binned locally) → [`series::Update`]
@@ -41,4 +42,5 @@ pub mod series;
 pub mod simulate;
 pub mod sink;
 pub mod source;
+pub mod state_file;
 pub mod stats;

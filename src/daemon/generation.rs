@@ -42,7 +42,7 @@ pub struct Shared {
     pub silences: crate::notify::silence::Silences,
     pub journal: crate::notify::journal::Journal,
     /// `[ha]`: this replica's view of the shared table (outlives generations).
-    pub ha: Option<Arc<crate::ha::store::Replica>>,
+    pub ha: Option<Arc<crate::ha::replica::Replica>>,
 }
 
 pub struct Generation {
@@ -86,7 +86,7 @@ fn route_config(config: &Config, shared: &Shared) -> RouteConfig {
     }
 }
 
-async fn build_source(config: &Config, clock: &SharedClock) -> Box<dyn Source> {
+async fn build_source(config: &Config, shared: &Shared) -> Box<dyn Source> {
     let s = &config.source;
     match s.kind {
         SourceKind::File => Box::new(FileSource {
@@ -107,7 +107,11 @@ async fn build_source(config: &Config, clock: &SharedClock) -> Box<dyn Source> {
                 ),
                 rules: config.rules.clone(),
                 config: s.clone(),
-                clock: clock.clone(),
+                clock: shared.clock.clone(),
+                exchange: shared
+                    .ha
+                    .clone()
+                    .map(|r| r as Arc<dyn crate::source::exchange::BinExchange>),
             })
         }
     }
@@ -154,7 +158,7 @@ impl Generation {
         let pipeline = Pipeline::new(config.rules.clone());
         let (tx, rx) = mpsc::channel(64);
         let (source_stop, stop_rx) = watch::channel(false);
-        let source = build_source(&config, &shared.clock).await;
+        let source = build_source(&config, shared).await;
         // A `source_unavailable` notified as firing before a restart (or reload) is still
         // open: its `resolved` is owed, and the status page lists it.
         let owed: Vec<bool> = config

@@ -34,7 +34,7 @@ pub mod source_health;
 pub mod status;
 pub mod systemd;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +44,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::ha::Ha;
 use crate::notify::journal::Journal;
 use crate::notify::silence::Silences;
 use generation::{Generation, Shared};
@@ -144,19 +145,7 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
     metrics::gauge!("authpulse_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!("authpulse_start_time_seconds").set(clock.now_ms() as f64 / 1000.0);
     let board = Arc::new(Board::new(clock.clone()));
-    let state_dir = config.daemon.state_dir.clone();
-    let silences = {
-        let (dir, clock) = (state_dir.clone(), clock.clone());
-        tokio::task::spawn_blocking(move || Silences::open(&dir, clock))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-            .map_err(|error| {
-                DaemonError::Delivery(crate::notify::DeliveryError::StateDir {
-                    path: state_dir.clone(),
-                    error,
-                })
-            })?
-    };
+    let silences = open_silences(&config.daemon.state_dir, clock.clone()).await?;
     let journal = Journal::new(clock.clone());
     board.show_route(journal.clone(), silences.clone());
     let api = api::Api::new(
@@ -166,20 +155,7 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
         clock.clone(),
         &config.daemon.api_token_env,
     );
-    let ha = match &config.ha {
-        Some(h) => Some(
-            crate::ha::Ha::start(
-                h,
-                config.source.region.clone(),
-                config.source.endpoint_url.clone(),
-                config.rules.iter().map(|r| r.name.clone()).collect(),
-                clock.clone(),
-            )
-            .await
-            .map_err(DaemonError::Ha)?,
-        ),
-        None => None,
-    };
+    let ha = start_ha(&config, clock.clone()).await?;
     let shared = Shared {
         health: Health::new(metrics, board.clone()),
         board,
@@ -203,42 +179,8 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
     })?;
     watch_stop(control.stop.clone(), &shared);
     notify.status("loading history");
-    let mut generation = Generation::start(config, &shared).await?;
-
-    // The watchdog is an arm of the loop below, not a timer task of its own: if the loop
-    // hangs, the pings stop and systemd restarts the daemon.
-    let mut watchdog = notify.watchdog_interval().map(|period| {
-        let mut i = tokio::time::interval(period);
-        i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        i
-    });
-    let mut housekeeping = Some(tokio::time::interval(HOUSEKEEPING));
-    let mut ready_once = false;
-    loop {
-        tokio::select! {
-            _ = control.stop.wait_for(Option::is_some) => break,
-            event = generation.rx.recv(), if !generation.source_done => {
-                generation.handle(event, &shared, &mut notify).await;
-                ready_once |= generation.caught_up;
-            }
-            Some(()) = control.reload.recv() => {
-                generation = reload::reload(generation, &config_path, &shared, &mut notify, ready_once).await?;
-            }
-            _ = changed(&mut generation.leadership) => {
-                generation.leadership_changed(&shared).await;
-            }
-            _ = tick(&mut watchdog) => notify.watchdog(),
-            _ = tick(&mut housekeeping) => {
-                if !ready_once && std::mem::take(&mut generation.progressed) {
-                    // Loading history can outlast TimeoutStartSec=; while it makes
-                    // progress, systemd waits longer. A stuck backfill still times out.
-                    let query = generation.config.source.query_timeout;
-                    notify.extend_timeout(query * 2 + Duration::from_secs(60));
-                }
-                notify.status(&generation.status_line());
-            }
-        }
-    }
+    let generation = Generation::start(config, &shared).await?;
+    let generation = serve(generation, &mut control, &config_path, &shared, &mut notify).await?;
 
     let started = std::time::Instant::now();
     notify.stopping();
@@ -256,4 +198,80 @@ pub async fn run(config: Config, mut control: Control, cx: Context) -> Result<()
         "stopped; state saved"
     );
     Ok(())
+}
+
+/// Load the operator's silences from `state_dir` (on the blocking pool).
+async fn open_silences(state_dir: &Path, clock: SharedClock) -> Result<Silences, DaemonError> {
+    let dir = state_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || Silences::open(&dir, clock))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        .map_err(|error| {
+            DaemonError::Delivery(crate::notify::DeliveryError::StateDir {
+                path: state_dir.to_path_buf(),
+                error,
+            })
+        })
+}
+
+/// With `[ha]`: join the replicas (the leases are kept from now on).
+async fn start_ha(config: &Config, clock: SharedClock) -> Result<Option<Ha>, DaemonError> {
+    let Some(h) = &config.ha else {
+        return Ok(None);
+    };
+    Ha::start(
+        h,
+        config.source.region.clone(),
+        config.source.endpoint_url.clone(),
+        config.rules.iter().map(|r| r.name.clone()).collect(),
+        clock,
+    )
+    .await
+    .map(Some)
+    .map_err(DaemonError::Ha)
+}
+
+/// The loop: source events, reloads, leadership changes, the watchdog and housekeeping,
+/// until a stop. Returns the generation running then.
+async fn serve(
+    mut generation: Generation,
+    control: &mut Control,
+    config_path: &Path,
+    shared: &Shared,
+    notify: &mut Notifier,
+) -> Result<Generation, DaemonError> {
+    // The watchdog is an arm of the loop below, not a timer task of its own: if the loop
+    // hangs, the pings stop and systemd restarts the daemon.
+    let mut watchdog = notify.watchdog_interval().map(|period| {
+        let mut i = tokio::time::interval(period);
+        i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        i
+    });
+    let mut housekeeping = Some(tokio::time::interval(HOUSEKEEPING));
+    let mut ready_once = false;
+    loop {
+        tokio::select! {
+            _ = control.stop.wait_for(Option::is_some) => return Ok(generation),
+            event = generation.rx.recv(), if !generation.source_done => {
+                generation.handle(event, shared, notify).await;
+                ready_once |= generation.caught_up;
+            }
+            Some(()) = control.reload.recv() => {
+                generation = reload::reload(generation, config_path, shared, notify, ready_once).await?;
+            }
+            _ = changed(&mut generation.leadership) => {
+                generation.leadership_changed(shared).await;
+            }
+            _ = tick(&mut watchdog) => notify.watchdog(),
+            _ = tick(&mut housekeeping) => {
+                if !ready_once && std::mem::take(&mut generation.progressed) {
+                    // Loading history can outlast TimeoutStartSec=; while it makes
+                    // progress, systemd waits longer. A stuck backfill still times out.
+                    let query = generation.config.source.query_timeout;
+                    notify.extend_timeout(query * 2 + Duration::from_secs(60));
+                }
+                notify.status(&generation.status_line());
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! | `state` | rule | the rule's ledger | `body` (JSON: watermark, notified), `token` |
 //! | `outbox#<rule>` | `<queue>#<idempotency key>` | one undelivered notification | `seq`, `enqueued_ms`, `alert` (JSON), `token` |
 //! | `dead#<rule>` | `<queue>#<idempotency key>` | a notification given up on | `alert`, `error`, `expires_at` (30 days) |
+//! | `bins#<rule>#<query key>` | `<bin start ms, 15 digits>#<part>` | one bin's counts as the leader read them (see `super::bins`) | `revision`, `parts`, `unknown`, `body` (JSON), `token`, `expires_at` (bin + baseline window) |
 //!
 //! Every request is counted in `authpulse_ha_requests_total{op}`; failures in
 //! `authpulse_ha_store_errors_total{op}`.
@@ -265,21 +266,37 @@ impl Table {
 
     /// Every item of a partition, strongly consistent.
     pub async fn query(&self, pk: &str) -> Result<Vec<Item>, DbError> {
+        self.query_from("Query", pk, None).await
+    }
+
+    /// The items of a partition whose sort key is at least `from` (all: `None`),
+    /// strongly consistent; counted as `op`.
+    pub async fn query_from(
+        &self,
+        op: &'static str,
+        pk: &str,
+        from: Option<&str>,
+    ) -> Result<Vec<Item>, DbError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
+        let condition = match from {
+            Some(_) => "pk = :p AND sk >= :from",
+            None => "pk = :p",
+        };
         loop {
-            counted("Query");
-            let page = self
+            counted(op);
+            let mut req = self
                 .client
                 .query()
                 .table_name(&self.name)
-                .key_condition_expression("pk = :p")
+                .key_condition_expression(condition)
                 .expression_attribute_values(":p", s(pk))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| failed("Query", &e))?;
+                .set_exclusive_start_key(start.take());
+            if let Some(from) = from {
+                req = req.expression_attribute_values(":from", s(from));
+            }
+            let page = req.send().await.map_err(|e| failed(op, &e))?;
             out.extend(page.items().iter().cloned());
             match page.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),

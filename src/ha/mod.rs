@@ -14,18 +14,26 @@
 //!
 //! - [`lease`]: the Kinesis Client Library's lease pattern, as decisions on plain data.
 //! - [`dynamo`]: the table's layout and every request.
-//! - [`store`]: [`store::Replica`], the route's store on the table (fenced writes, the
-//!   claim before each delivery) and the lease keeper.
+//! - [`replica`]: [`replica::Replica`], this replica's view of the table, which:
+//!   - `keeper` keeps the leases with (every `lease/3`: look, renew, take over);
+//!   - [`store`] implements the route's store on (fenced writes, the claim before each
+//!     delivery).
+//!   - [`bins`] implements the source's bin exchange on (the leader publishes the bins
+//!     it read from Logs Insights, the standbys read them instead of querying).
 //! - [`config`]: the `[ha]` table of the config file.
 //!
 //! Every replica runs the source and the pipeline for every rule, so a standby's
 //! baselines are warm and a takeover pages within one bin; only the leader of a rule
-//! writes its state and pages. The cost of that choice (each replica runs the Logs
-//! Insights queries) and of the alternative are in the README.
+//! queries Logs Insights for it, writes its state and pages. The standbys' pipelines
+//! are fed the leader's bins from the table, so N replicas scan what one does (the
+//! figures are in the README).
 
+pub mod bins;
 pub mod config;
 pub mod dynamo;
+mod keeper;
 pub mod lease;
+pub mod replica;
 pub mod store;
 
 use std::sync::Arc;
@@ -34,7 +42,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::HaConfig;
-use store::Replica;
+use replica::Replica;
 
 use crate::clock::SharedClock;
 
@@ -100,6 +108,10 @@ impl Ha {
             lease_ms = config.lease.as_millis() as u64,
             "high availability: leases and alert state in DynamoDB"
         );
+        // A first look before the source starts: the replica that leads a rule from the
+        // start queries and publishes its history for the others.
+        let mut unsure = unsure;
+        replica.look(&mut unsure).await;
         let (stop, stop_rx) = watch::channel(false);
         let keeper = tokio::spawn(replica.clone().keep(config.renew_every(), unsure, stop_rx));
         Ok(Ha {

@@ -1,4 +1,4 @@
-//! [`Replica`]: the route's [`AlertStore`] on the shared table, and the lease keeper.
+//! The route's [`AlertStore`] on the shared table ([`Replica`]'s ledger and outbox).
 //!
 //! Fencing: every write of a rule's shared state (its ledger, a new outbox item) is a
 //! transaction whose first item checks the rule's lease item: `owner = me AND token =
@@ -13,67 +13,22 @@
 //! the HTTP request of the send. Each notification carries its idempotency key, and
 //! receivers drop repeats by it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
-use super::dynamo::{self, get_n, get_s, n, s, DbError, Item, LeaseItem, Table};
-use super::lease::{decide, Action, Leases};
+use super::dynamo::{self, get_n, get_s, n, s, DbError, Item, Table};
+use super::replica::{fenced, lock, unavailable, Replica};
 use crate::alert::Alert;
-use crate::clock::SharedClock;
 use crate::notify::ledger::AlertState;
 use crate::notify::outbox::{Entry, Recovered};
 use crate::notify::store::{AlertStore, StoreError, Takeover};
 
 /// Dead letters stay this long (TTL).
 const DEAD_LETTER_TTL_S: i64 = 30 * 86_400;
-
-/// One replica's view of the shared table (see the module docs).
-pub struct Replica {
-    table: Table,
-    me: String,
-    lease_ms: i64,
-    clock: SharedClock,
-    rules: Mutex<Vec<String>>,
-    leases: Mutex<Leases>,
-    changed: watch::Sender<u64>,
-    handle: tokio::runtime::Handle,
-    /// Outbox keys pending per queue (the ones this replica knows of).
-    pending: Mutex<HashMap<String, HashSet<String>>>,
-    depth: AtomicUsize,
-    next_seq: AtomicU64,
-    /// Rule → the state body last written or read: unchanged state is not written.
-    saved: Mutex<BTreeMap<String, String>>,
-    coordinating: std::sync::atomic::AtomicBool,
-    /// The route says the pipeline has loaded its history (see [`decide`]).
-    warm: std::sync::atomic::AtomicBool,
-}
-
-impl std::fmt::Debug for Replica {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replica")
-            .field("table", &self.table.name)
-            .field("me", &self.me)
-            .finish()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn unavailable(e: DbError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-fn fenced(op: &'static str) {
-    metrics::counter!("authpulse_ha_fenced_writes_total", "op" => op).increment(1);
-}
 
 /// The part of `state` that belongs to `rule`.
 pub fn rule_part(state: &AlertState, rule: &str) -> AlertState {
@@ -92,289 +47,7 @@ pub fn rule_part(state: &AlertState, rule: &str) -> AlertState {
             .collect(),
     }
 }
-
-/// Who leads a rule, for the status page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leader {
-    pub rule: String,
-    /// Empty: nobody (released, or never taken).
-    pub owner: String,
-    pub me: bool,
-}
-
 impl Replica {
-    pub fn new(table: Table, me: String, lease: Duration, clock: SharedClock) -> Arc<Replica> {
-        Arc::new(Replica {
-            table,
-            me,
-            lease_ms: lease.as_millis() as i64,
-            clock,
-            rules: Mutex::new(Vec::new()),
-            leases: Mutex::new(Leases::default()),
-            changed: watch::channel(0).0,
-            handle: tokio::runtime::Handle::current(),
-            pending: Mutex::new(HashMap::new()),
-            depth: AtomicUsize::new(0),
-            next_seq: AtomicU64::new(0),
-            saved: Mutex::new(BTreeMap::new()),
-            coordinating: std::sync::atomic::AtomicBool::new(false),
-            warm: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    pub fn id(&self) -> &str {
-        &self.me
-    }
-
-    /// The rules to lead (all configured rules; a reload changes them). A rule no longer
-    /// configured is released.
-    pub fn set_rules(&self, rules: Vec<String>) {
-        *lock(&self.rules) = rules;
-    }
-
-    fn bump(&self) {
-        self.changed.send_modify(|v| *v += 1);
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    fn token(&self, rule: &str) -> Option<u64> {
-        lock(&self.leases).valid(rule, self.now()).map(|h| h.token)
-    }
-
-    /// A fenced write failed its lease check: the rule is gone.
-    fn fenced(&self, rule: &str, op: &'static str) -> StoreError {
-        fenced(op);
-        tracing::warn!(%rule, op, replica = %self.me, "fenced: another replica holds this rule's lease now; stepping down");
-        lock(&self.leases).lose(rule);
-        self.set_leader_gauge(rule, false);
-        self.bump();
-        StoreError::Fenced(format!("rule {rule:?} is led by another replica"))
-    }
-
-    fn set_leader_gauge(&self, rule: &str, leader: bool) {
-        metrics::gauge!("authpulse_ha_leader", "rule" => rule.to_string()).set(if leader {
-            1.0
-        } else {
-            0.0
-        });
-    }
-
-    /// Who leads each configured rule, as of the last look at the table.
-    pub fn leaders(&self) -> Vec<Leader> {
-        let rules = lock(&self.rules).clone();
-        let leases = lock(&self.leases);
-        let now = self.now();
-        rules
-            .into_iter()
-            .map(|rule| {
-                let me = leases.leads(&rule, now);
-                let owner = leases.owners.get(&rule).cloned().unwrap_or_default();
-                Leader { rule, owner, me }
-            })
-            .collect()
-    }
-
-    /// One round of the lease keeper: look at every lease, renew ours, acquire or take
-    /// over what is free or expired. Returns whether the table answered.
-    pub async fn round(&self) -> bool {
-        let rules = lock(&self.rules).clone();
-        let started = self.now();
-        let items = match self.table.leases().await {
-            Ok(items) => items,
-            Err(error) => {
-                self.unreachable(&error.to_string());
-                self.refresh_gauges(&rules);
-                return false;
-            }
-        };
-        let by_rule: HashMap<&str, &LeaseItem> =
-            items.iter().map(|i| (i.rule.as_str(), i)).collect();
-        let owners_before = lock(&self.leases).owners.clone();
-        let mut ok = true;
-        for rule in &rules {
-            let item = by_rule.get(rule.as_str()).copied();
-            let action = {
-                let mut leases = lock(&self.leases);
-                if let Some(i) = item {
-                    leases.observe(i, started);
-                }
-                decide(
-                    &self.me,
-                    item,
-                    leases.held.get(rule),
-                    leases.seen.get(rule),
-                    started,
-                    self.lease_ms,
-                    self.warm.load(Ordering::SeqCst),
-                )
-            };
-            let sent = self.now();
-            let renewing = matches!(action, Action::Renew { .. });
-            let result = match action {
-                Action::Wait => continue,
-                Action::Lost => {
-                    fenced("renew");
-                    tracing::warn!(%rule, replica = %self.me, now_led_by = item.map_or("", |i| i.owner.as_str()), "lost this rule's lease (paused or cut off past it, and another replica took it over): stepping down");
-                    lock(&self.leases).lose(rule);
-                    self.set_leader_gauge(rule, false);
-                    self.bump();
-                    continue;
-                }
-                Action::Acquire => self.table.acquire(rule, &self.me, sent).await,
-                Action::Renew { token } => self.table.renew(rule, &self.me, token, sent).await,
-                Action::TakeOver(seen) => {
-                    let r = self.table.take_over(&seen, &self.me, sent).await;
-                    if r.is_ok() {
-                        metrics::counter!("authpulse_ha_lease_takeovers_total", "rule" => rule.clone()).increment(1);
-                        tracing::info!(%rule, replica = %self.me, from = %seen.owner, "took over this rule's lease ({})", if seen.owner.is_empty() { "released" } else { "expired" });
-                    }
-                    r
-                }
-            };
-            match result {
-                Ok(mine) => {
-                    let gained = !lock(&self.leases).held.contains_key(rule);
-                    lock(&self.leases).hold(&mine, sent, self.lease_ms);
-                    if gained {
-                        if mine.counter == 1 {
-                            tracing::info!(%rule, replica = %self.me, "acquired this rule's lease");
-                        }
-                        self.bump();
-                    }
-                }
-                Err(DbError::Condition(_)) => {
-                    if renewing {
-                        fenced("renew");
-                        tracing::warn!(%rule, replica = %self.me, "lost this rule's lease to another replica: stepping down");
-                        lock(&self.leases).lose(rule);
-                        self.set_leader_gauge(rule, false);
-                        self.bump();
-                    }
-                    // Acquire or takeover: another replica was faster. Fine.
-                }
-                Err(error) => {
-                    ok = false;
-                    tracing::warn!(%rule, %error, "lease request failed");
-                }
-            }
-        }
-        // Leases of rules no longer configured are given up.
-        let stale: Vec<(String, u64)> = lock(&self.leases)
-            .held
-            .iter()
-            .filter(|(r, _)| !rules.contains(r))
-            .map(|(r, h)| (r.clone(), h.token))
-            .collect();
-        for (rule, token) in stale {
-            let _ = self.table.release(&rule, &self.me, token).await;
-            lock(&self.leases).lose(&rule);
-            self.bump();
-        }
-        if lock(&self.leases).owners != owners_before {
-            // Who leads what changed (for the status page).
-            self.bump();
-        }
-        if ok {
-            lock(&self.leases).last_ok_ms = Some(started);
-            self.set_coordinating(true, None);
-        } else {
-            self.unreachable("lease requests failed");
-        }
-        self.refresh_gauges(&rules);
-        ok
-    }
-
-    /// `authpulse_ha_leader{rule}`: 1 while the lease is ours by our clock.
-    fn refresh_gauges(&self, rules: &[String]) {
-        let now = self.now();
-        for rule in rules {
-            let leads = lock(&self.leases).valid(rule, now).is_some();
-            self.set_leader_gauge(rule, leads);
-        }
-    }
-
-    /// The table did not answer: once the last good round is a lease old, this replica
-    /// cannot coordinate (and its own leases have run out by its clock: it pages nothing).
-    fn unreachable(&self, error: &str) {
-        let last = lock(&self.leases).last_ok_ms;
-        let stale = last.is_none_or(|t| self.now() - t >= self.lease_ms);
-        if stale {
-            self.set_coordinating(false, Some(error));
-        } else {
-            tracing::warn!(%error, "DynamoDB request failed; retrying");
-        }
-    }
-
-    fn set_coordinating(&self, ok: bool, error: Option<&str>) {
-        let was = self.coordinating.swap(ok, Ordering::SeqCst);
-        metrics::gauge!("authpulse_ha_coordinating").set(if ok { 1.0 } else { 0.0 });
-        if was != ok {
-            if ok {
-                tracing::info!(table = %self.table.name, "coordinating with the other replicas through DynamoDB");
-            } else {
-                tracing::error!(table = %self.table.name, error = error.unwrap_or(""), "cannot coordinate with the other replicas through DynamoDB: paging nothing until it answers (readyz 503)");
-            }
-            self.bump();
-        }
-    }
-
-    /// One look: first, while `unsure` holds `Some(create_table)`, make sure the table
-    /// exists (it could not be reached at start); then a [`Replica::round`].
-    pub async fn look(&self, unsure: &mut Option<bool>) -> bool {
-        if let Some(create) = *unsure {
-            if let Err(error) = self.table.ensure(create).await {
-                self.unreachable(&error);
-                self.refresh_gauges(&lock(&self.rules).clone());
-                return false;
-            }
-            *unsure = None;
-        }
-        self.round().await
-    }
-
-    /// Keep the leases until `stop` (`unsure`: see [`Replica::look`]), then release
-    /// ours (a clean stop hands the rules over at once instead of after a lease).
-    pub async fn keep(
-        self: Arc<Self>,
-        every: Duration,
-        mut unsure: Option<bool>,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        loop {
-            self.look(&mut unsure).await;
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-        }
-    }
-
-    /// Give up every lease held (after the route stopped).
-    pub async fn release_all(&self) {
-        let held: Vec<(String, u64)> = lock(&self.leases)
-            .held
-            .iter()
-            .map(|(r, h)| (r.clone(), h.token))
-            .collect();
-        for (rule, token) in held {
-            match self.table.release(&rule, &self.me, token).await {
-                Ok(_) => tracing::info!(%rule, replica = %self.me, "released this rule's lease"),
-                Err(error) => {
-                    tracing::warn!(%rule, %error, "cannot release the lease; another replica takes it over when it expires")
-                }
-            }
-            lock(&self.leases).lose(&rule);
-            self.set_leader_gauge(&rule, false);
-        }
-    }
-
-    fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        self.handle.block_on(f)
-    }
-
     fn entry_of(&self, rule: &str, item: &Item) -> Option<Entry> {
         let sk = get_s(item, "sk")?;
         let queue = sk.split_once('#')?.0.to_string();
@@ -727,87 +400,10 @@ impl AlertStore for Replica {
 /// Against the AWS emulator's DynamoDB (moto), started by `scripts/test.sh`.
 #[cfg(all(test, feature = "aws-emulator"))]
 mod tests {
+    use super::super::replica::testing::{alert, blocking, table, LEASE};
     use super::*;
     use crate::alert::Status;
     use crate::clock::{Clock, ManualClock};
-    use crate::sink::render::tests::sample_alert;
-
-    const LEASE: Duration = Duration::from_secs(15);
-
-    async fn table() -> Table {
-        let endpoint = std::env::var("AUTHPULSE_TEST_AWS_ENDPOINT")
-            .expect("AUTHPULSE_TEST_AWS_ENDPOINT: run through scripts/test.sh");
-        let sdk = crate::aws::sdk_config(Some("us-east-1".into()), Some(endpoint)).await;
-        let name = format!("ha-unit-{}-{}", std::process::id(), rand::random::<u32>());
-        let t = Table::new(&sdk, &name, Duration::from_secs(5));
-        t.ensure(true).await.unwrap();
-        // A second replica finds it there.
-        t.ensure(false).await.unwrap();
-        t
-    }
-
-    /// Run a blocking store call the way the route does.
-    async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        tokio::task::spawn_blocking(f).await.unwrap()
-    }
-
-    fn alert(rule: &str, status: Status, bin: &str) -> Alert {
-        let mut a = sample_alert(status, bin);
-        a.rule = rule.to_string();
-        a.fingerprint = format!("{}-{rule}", a.fingerprint);
-        a.idempotency_key = format!("{}-{rule}", a.idempotency_key);
-        a
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_table_out_of_reach_at_start_is_retried_without_coordinating_meanwhile() {
-        let endpoint = std::env::var("AUTHPULSE_TEST_AWS_ENDPOINT").unwrap();
-        let sdk = crate::aws::sdk_config(Some("us-east-1".into()), Some(endpoint.clone())).await;
-        let name = format!(
-            "ha-unit-late-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let faults = format!("{endpoint}/_authpulse/faults");
-        let http = reqwest::Client::new();
-        let set = http
-            .post(&faults)
-            .json(&serde_json::json!({"log_group": name, "fail_dynamodb": 1000}))
-            .send()
-            .await
-            .unwrap();
-        assert!(set.status().is_success());
-        let t = Table::new(&sdk, &name, Duration::from_secs(5));
-        assert!(t.ensure(true).await.is_err());
-        let r = Replica::new(t, "a".into(), LEASE, ManualClock::at(1_000));
-        r.set_rules(vec!["r1".into()]);
-        let mut unsure = Some(true);
-        assert!(!r.look(&mut unsure).await);
-        assert!(!r.coordinating() && !r.leads("r1"));
-        assert_eq!(unsure, Some(true), "still to be made sure of");
-        let cleared = http
-            .delete(format!("{faults}?log_group={name}"))
-            .send()
-            .await
-            .unwrap();
-        assert!(cleared.status().is_success());
-        assert!(r.look(&mut unsure).await);
-        assert_eq!(unsure, None);
-        assert!(r.coordinating());
-        assert_eq!(r.take_changes(), vec![("r1".to_string(), true)]);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_missing_table_is_an_error_when_creating_is_not_allowed() {
-        let endpoint = std::env::var("AUTHPULSE_TEST_AWS_ENDPOINT").unwrap();
-        let sdk = crate::aws::sdk_config(Some("us-east-1".into()), Some(endpoint)).await;
-        let t = Table::new(&sdk, "ha-unit-never-created", Duration::from_secs(5));
-        let e = t.ensure(false).await.unwrap_err();
-        assert!(
-            e.contains("does not exist and ha.create_table = false"),
-            "{e}"
-        );
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lease_is_held_renewed_taken_over_and_the_old_owner_is_fenced() {

@@ -40,7 +40,8 @@
 //! its `resolved` is a new notification, sent once.
 //!
 //! The file is written atomically (temporary file, `fsync`, rename, `fsync` the
-//! directory) and starts with a header line carrying a SHA-256 of the body. A file that
+//! directory) and starts with a header line carrying a SHA-256 of the body
+//! ([`crate::state_file`]). A file that
 //! fails the check (torn by a file system without ordered writes, truncated, edited) is
 //! moved aside as `alert-state.json.corrupt-<ms>` with an error log line, and the daemon
 //! starts with empty state: it rebuilds the lifecycle by replay, and at worst sends again
@@ -50,15 +51,14 @@
 //! which covers them from then on.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::alert::{idempotency_key, Alert, Status, Timestamp};
-use crate::notify::outbox::write_atomic;
+use crate::clock::SharedClock;
+use crate::state_file::{Format, StateFile};
 
 pub const STATE_FILE: &str = "alert-state.json";
 const HEADER: &str = "authpulse-alert-state v1 sha256=";
@@ -226,100 +226,27 @@ impl AlertState {
     }
 }
 
-/// How loading went.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Loaded {
-    Fresh,
-    Restored,
-    /// The file was unreadable and moved here; the state is empty.
-    MovedAside(PathBuf),
-}
-
-/// [`AlertState`] in a file.
-#[derive(Debug)]
-pub struct StateFile {
-    path: PathBuf,
-    tmp: PathBuf,
-}
-
-fn encode(state: &AlertState) -> io::Result<Vec<u8>> {
-    let body = serde_json::to_vec_pretty(state)?;
-    let mut out = format!("{HEADER}{}\n", hex::encode(Sha256::digest(&body))).into_bytes();
-    out.extend_from_slice(&body);
-    Ok(out)
-}
-
-fn decode(bytes: &[u8]) -> Result<AlertState, String> {
-    let newline = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or("no header line (truncated?)")?;
-    let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| "header is not text")?;
-    let sum = header
-        .strip_prefix(HEADER)
-        .ok_or("unknown header (not an authpulse v1 state file)")?;
-    let body = &bytes[newline + 1..];
-    if hex::encode(Sha256::digest(body)) != sum {
-        return Err("checksum mismatch (partly written or modified)".into());
-    }
-    serde_json::from_slice(body).map_err(|e| format!("cannot parse: {e}"))
-}
-
-impl StateFile {
-    pub fn new(state_dir: &Path) -> StateFile {
-        StateFile {
-            path: state_dir.join(STATE_FILE),
-            tmp: state_dir.join(format!(".{STATE_FILE}.tmp")),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Load the state. A missing file is a fresh start; a corrupt one is moved aside
-    /// (logged) and reads as empty. Only I/O errors (permissions, disk) fail.
-    pub fn load(&self) -> io::Result<(AlertState, Loaded)> {
-        let _ = std::fs::remove_file(&self.tmp);
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok((AlertState::default(), Loaded::Fresh))
-            }
-            Err(e) => return Err(e),
-        };
-        match decode(&bytes) {
-            Ok(state) => Ok((state, Loaded::Restored)),
-            Err(reason) => {
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or(0);
-                let aside = self
-                    .path
-                    .with_file_name(format!("{STATE_FILE}.corrupt-{stamp}"));
-                std::fs::rename(&self.path, &aside)?;
-                tracing::error!(
-                    file = %self.path.display(),
-                    moved_to = %aside.display(),
-                    %reason,
-                    "alert state file is corrupt; moved it aside and starting with empty state (alerts sent before may be sent again; receivers drop repeats by idempotency key)"
-                );
-                Ok((AlertState::default(), Loaded::MovedAside(aside)))
-            }
-        }
-    }
-
-    /// Save atomically.
-    pub fn save(&self, state: &AlertState) -> io::Result<()> {
-        write_atomic(&self.path, &self.tmp, &encode(state)?)
-    }
+/// The ledger's file (`state_dir/alert-state.json`, see the module doc).
+pub fn state_file(state_dir: &Path, clock: SharedClock) -> StateFile<AlertState> {
+    StateFile::new(
+        state_dir.join(STATE_FILE),
+        Format {
+            header: HEADER,
+            what: "alert state",
+            if_lost:
+                "alerts sent before may be sent again; receivers drop repeats by idempotency key",
+            legacy: None,
+        },
+        clock,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::sink::render::tests::sample_alert;
+    use crate::state_file::Loaded;
 
     const HOUR: i64 = 3_600_000;
 
@@ -414,7 +341,7 @@ mod tests {
     #[test]
     fn state_round_trips_and_corruption_is_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
-        let f = StateFile::new(dir.path());
+        let f = state_file(dir.path(), ManualClock::at(1_795_600_000_000));
         assert_eq!(f.load().unwrap(), (AlertState::default(), Loaded::Fresh));
         let mut s = AlertState::default();
         s.admit(&alert(Status::Firing, "2026-11-25T10:00:00Z"), None)
@@ -428,14 +355,34 @@ mod tests {
         std::fs::write(f.path(), &bytes[..bytes.len() / 2]).unwrap();
         let (empty, how) = f.load().unwrap();
         assert_eq!(empty, AlertState::default());
-        let Loaded::MovedAside(aside) = how else {
+        let Loaded::MovedAside { to, reason } = how else {
             panic!("{how:?}")
         };
-        assert!(aside.exists());
+        assert_eq!(
+            to,
+            dir.path().join("alert-state.json.corrupt-1795600000000")
+        );
+        assert!(reason.starts_with("checksum mismatch"), "{reason}");
+        assert!(to.exists());
         assert!(!f.path().exists());
-        // Garbage without a header.
-        std::fs::write(f.path(), b"not json").unwrap();
-        assert!(matches!(f.load().unwrap().1, Loaded::MovedAside(_)));
+    }
+
+    /// A file the ledger wrote before its format moved to `state_file` still loads.
+    #[test]
+    fn a_file_written_by_an_earlier_version_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            include_bytes!("../../tests/fixtures/state/alert-state-v1.json"),
+        )
+        .unwrap();
+        let (state, how) = state_file(dir.path(), ManualClock::at(0)).load().unwrap();
+        assert_eq!(how, Loaded::Restored);
+        assert_eq!(state.watermark("okta-sign-ins"), Some(1_795_600_800_000));
+        let mut want = AlertState::default();
+        want.admit(&alert(Status::Firing, "2026-11-25T10:00:00Z"), None)
+            .unwrap();
+        assert_eq!(state.notified, want.notified);
     }
 
     /// Found by the fuzz driver: a state read back (a file, or the `[ha]` table's body,

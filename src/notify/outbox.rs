@@ -37,8 +37,8 @@
 //! All methods do blocking I/O; async callers run them on the blocking pool.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -46,6 +46,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
+use crate::state_file::{sync_dir, write_atomic};
 
 /// One pending notification for one sink.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,22 +88,6 @@ pub struct Recovered {
     pub corrupt: usize,
     /// Pending records of queues no sink uses any more (left on disk).
     pub orphaned: usize,
-}
-
-/// `fsync` a directory, so that a rename or unlink in it survives a power cut.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Write `bytes` to `path` atomically: temporary file, `fsync`, rename, `fsync` the
-/// directory. Readers see the old content or the new, never a mix.
-pub fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = File::create(tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(tmp, path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Sequence numbers this outbox writes stay below this (10^19: the next one after any

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
 
-use super::ledger::{AlertState, Loaded, StateFile};
+use super::ledger::{state_file, AlertState};
 use super::outbox::{Entry, Outbox, Recovered};
 use crate::alert::Alert;
+use crate::clock::SharedClock;
+use crate::state_file::{Loaded, StateFile};
 
 /// Why a write of shared state did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +110,7 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct LocalStore {
     dir: PathBuf,
-    file: StateFile,
+    file: StateFile<AlertState>,
     outbox: std::sync::OnceLock<Outbox>,
     /// Held for the daemon's lifetime: the state directory's lock.
     _lock: std::fs::File,
@@ -121,7 +123,7 @@ pub struct Locked;
 impl LocalStore {
     /// Lock `dir` (one daemon per state directory: the lock goes when the process ends,
     /// however it ends).
-    pub fn lock(dir: &Path) -> io::Result<Result<LocalStore, Locked>> {
+    pub fn lock(dir: &Path, clock: SharedClock) -> io::Result<Result<LocalStore, Locked>> {
         std::fs::create_dir_all(dir)?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -131,7 +133,7 @@ impl LocalStore {
         match lock.try_lock() {
             Ok(()) => Ok(Ok(LocalStore {
                 dir: dir.to_path_buf(),
-                file: StateFile::new(dir),
+                file: state_file(dir, clock),
                 outbox: std::sync::OnceLock::new(),
                 _lock: lock,
             })),
@@ -183,7 +185,7 @@ impl AlertStore for LocalStore {
                 rules = state.watermarks.len(),
                 "alert state restored"
             ),
-            Loaded::MovedAside(_) => {}
+            Loaded::MovedAside { .. } => {}
         }
         Ok((state, recovered))
     }
@@ -225,8 +227,13 @@ mod tests {
     #[test]
     fn the_local_store_is_the_files_and_locks_its_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::lock(dir.path()).unwrap().unwrap();
-        assert!(matches!(LocalStore::lock(dir.path()).unwrap(), Err(Locked)));
+        let store = LocalStore::lock(dir.path(), crate::clock::system())
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            LocalStore::lock(dir.path(), crate::clock::system()).unwrap(),
+            Err(Locked)
+        ));
         let q = vec!["webhook-1".to_string()];
         let (state, rec) = store.open(&q).unwrap();
         assert_eq!(state, AlertState::default());
@@ -241,7 +248,9 @@ mod tests {
         s.admit(&a, None).unwrap();
         store.save(&s).unwrap();
         drop(store);
-        let store = LocalStore::lock(dir.path()).unwrap().unwrap();
+        let store = LocalStore::lock(dir.path(), crate::clock::system())
+            .unwrap()
+            .unwrap();
         let (state, rec) = store.open(&q).unwrap();
         assert_eq!(state, s);
         assert_eq!(rec.queues["webhook-1"].len(), 1);

@@ -231,6 +231,23 @@ pub fn write_alerts(alerts: &[Alert], out: &mut dyn Write) -> std::io::Result<()
 
 /// A plain summary: throughput, what was read, and alerts per rule and detector.
 pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
+    let mut t = what_was_read(o);
+    t.push_str(&alerts_per_rule(o, rules));
+    // Warm-up said out loud: bins learned but never judged are not "quiet".
+    let warm_up = warm_up(o);
+    t.push_str(&warm_up);
+    if o.alerts.is_empty() {
+        if warm_up.is_empty() {
+            t.push_str("  no alerts: nothing in this history would have paged.\n");
+        } else {
+            t.push_str("  no alerts: nothing judged after the warm-up above would have paged.\n");
+        }
+    }
+    t
+}
+
+/// The summary's head: what was read, how fast, and what was skipped or dropped.
+fn what_was_read(o: &Outcome) -> String {
     let secs = o.elapsed.as_secs_f64().max(1e-9);
     let s = &o.stats;
     let mut t = String::new();
@@ -289,6 +306,12 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
             }
         }
     }
+    t
+}
+
+/// Firing notices per rule, and firing and resolved per detector.
+fn alerts_per_rule(o: &Outcome, rules: &[RuleSpec]) -> String {
+    let mut t = String::new();
     let mut per: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     for a in &o.alerts {
         let e = per.entry((a.rule.as_str(), a.detector.name())).or_default();
@@ -311,8 +334,13 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
             ));
         }
     }
-    // Warm-up said out loud: bins learned but never judged are not "quiet".
-    let mut warming = false;
+    t
+}
+
+/// The rules' warm-up (bins learned, not judged); empty when every rule judged from its
+/// first bin.
+fn warm_up(o: &Outcome) -> String {
+    let mut t = String::new();
     for w in &o.warmup {
         let line = match (w.first_ms, w.warm_from_ms) {
             (Some(first), Some(from)) if from > first => format!(
@@ -324,18 +352,10 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
             (None, _) => format!("    {:<24} saw no events: judged nothing\n", w.rule),
             _ => continue,
         };
-        if !warming {
+        if t.is_empty() {
             t.push_str("  warm-up (bins learned, not judged):\n");
-            warming = true;
         }
         t.push_str(&line);
-    }
-    if o.alerts.is_empty() {
-        if warming {
-            t.push_str("  no alerts: nothing judged after the warm-up above would have paged.\n");
-        } else {
-            t.push_str("  no alerts: nothing in this history would have paged.\n");
-        }
     }
     t
 }

@@ -7,7 +7,7 @@
 //! Sink names and errors never contain webhook URLs, secrets or header values: they are
 //! safe to log. The config types hold those in [`Redacted`], whose `Debug` hides them.
 //!
-//! Sinks are never called directly by the daemon: [`delivery::Delivery`] writes every
+//! Sinks are never called directly by the daemon: `notify::delivery::Delivery` writes every
 //! notification to the durable outbox (`notify::outbox`) first and retries it per sink with
 //! backoff until the sink accepts it.
 
@@ -25,16 +25,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::alert::Alert;
+use crate::clock::SharedClock;
 use crate::retry::{BoxFuture, RemoteError};
 
 pub use alertmanager::{AlertmanagerSink, AlertmanagerSpec};
 pub use lines::{FileSink, StdoutSink};
 pub use pagerduty::{PagerDutySink, PagerDutySpec};
 pub use route::SinkRoute;
-pub use slack::{load_threads, SlackSink, SlackSpec, Threads};
-pub use sns::SnsSink;
-pub use spec::{SinkSpec, SnsSpec, WebhookFormat, WebhookSpec};
-pub use webhook::{sign, WebhookSink};
+pub use slack::{threads_file, SlackSink, SlackSpec};
+pub use sns::{SnsSink, SnsSpec};
+pub use spec::SinkSpec;
+pub use webhook::{sign, WebhookFormat, WebhookSink, WebhookSpec};
 
 pub trait Sink: Send + Sync {
     /// A name for logs and metrics, e.g. `webhook[1]` — never the URL.
@@ -94,10 +95,13 @@ impl SecretSource {
 
 /// What a webhook POSTs.
 /// Build every configured sink.
-pub async fn build_all(specs: &[SinkSpec]) -> Result<Vec<Arc<dyn Sink>>, RemoteError> {
+pub async fn build_all(
+    specs: &[SinkSpec],
+    clock: &SharedClock,
+) -> Result<Vec<Arc<dyn Sink>>, RemoteError> {
     let mut sinks = Vec::with_capacity(specs.len());
     for (i, s) in specs.iter().enumerate() {
-        sinks.push(s.build(i).await?);
+        sinks.push(s.build(i, clock.clone()).await?);
     }
     Ok(sinks)
 }

@@ -18,9 +18,14 @@ use aws_sdk_sns::config::timeout::TimeoutConfig;
 use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::json;
 
-use super::{render, Sink, SnsSpec};
+use std::time::Duration;
+
+use super::spec::read_retry;
+use super::{render, Sink, SinkRoute};
 use crate::alert::{Alert, Status};
 use crate::aws;
+use crate::config_reader::{Problems, Table};
+use crate::retry::RetryPolicy;
 use crate::retry::{BoxFuture, RemoteError};
 
 pub struct SnsSink {
@@ -106,10 +111,65 @@ impl Sink for SnsSink {
     }
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnsSpec {
+    pub topic_arn: String,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Per attempt, including the SDK's own retries.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub route: SinkRoute,
+}
+
+impl SnsSpec {
+    pub(super) fn read(t: &mut Table<'_>, problems: &mut Problems) -> Option<SnsSpec> {
+        let region = t.string("region", problems);
+        let endpoint_url = t.string("endpoint_url", problems);
+        if let Some(u) = &endpoint_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                problems.push(
+                    t.key_path("endpoint_url"),
+                    "must start with http:// or https://",
+                );
+            }
+        }
+        let timeout = t
+            .duration("timeout", problems)
+            .unwrap_or(Duration::from_secs(20));
+        let retry = read_retry(t, problems);
+        let route = SinkRoute::read(t, problems);
+        match t.string("topic_arn", problems) {
+            Some(arn) if arn.starts_with("arn:") && arn.split(':').count() >= 6 => Some(SnsSpec {
+                topic_arn: arn,
+                region,
+                endpoint_url,
+                timeout,
+                retry,
+                route,
+            }),
+            Some(arn) => {
+                problems.push(
+                    t.key_path("topic_arn"),
+                    format!("{arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
+                );
+                None
+            }
+            None => {
+                problems.push(t.key_path("topic_arn"), "is required for an sns sink");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::from_toml;
+    use crate::config::tests::problems;
     use crate::sink::render::tests::sample_alert;
+    use crate::sink::SinkSpec;
 
     #[test]
     fn message_has_default_email_and_sms() {
@@ -119,5 +179,26 @@ mod tests {
         assert_eq!(default, a);
         assert!(m["email"].as_str().unwrap().contains("Investigate"));
         assert!(m["sms"].as_str().unwrap().len() <= 140);
+    }
+
+    #[test]
+    fn sns_keys_are_read() {
+        let c = from_toml(
+            r#"
+            [[sinks]]
+            kind = "sns"
+            topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
+            endpoint_url = "http://127.0.0.1:5055"
+            region = "us-east-1"
+            "#,
+        )
+        .unwrap();
+        let SinkSpec::Sns(s) = &c.sinks[0] else {
+            panic!("{:?}", c.sinks)
+        };
+        assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:5055"));
+        assert_eq!(s.timeout, Duration::from_secs(20));
+        let p = problems("[[sinks]]\nkind = \"sns\"\ntopic_arn = \"alerts\"\n");
+        assert!(p[0].starts_with("sinks[0].topic_arn: \"alerts\" is not an SNS topic ARN"));
     }
 }

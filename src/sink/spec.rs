@@ -3,54 +3,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{
-    AlertmanagerSink, AlertmanagerSpec, FileSink, PagerDutySink, PagerDutySpec, Redacted,
-    SecretSource, Sink, SinkRoute, SlackSink, SlackSpec, SnsSink, StdoutSink, WebhookSink,
+    AlertmanagerSink, AlertmanagerSpec, FileSink, PagerDutySink, PagerDutySpec, Sink, SinkRoute,
+    SlackSink, SlackSpec, SnsSink, SnsSpec, StdoutSink, WebhookSink, WebhookSpec,
 };
+use crate::clock::SharedClock;
 use crate::config_reader::{Problems, Table};
 use crate::retry::{RemoteError, RetryPolicy};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookFormat {
-    /// The alert JSON itself.
-    Json,
-    /// A Slack incoming-webhook message (`text` plus Block Kit `blocks`).
-    Slack,
-    /// The payload Alertmanager *sends* to its webhook receivers (version 4), so
-    /// receivers built for Alertmanager accept authpulse directly. (To feed an
-    /// Alertmanager, use the `alertmanager` sink kind.)
-    AlertmanagerReceiver,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookSpec {
-    pub url: Redacted,
-    pub timeout: Duration,
-    pub format: WebhookFormat,
-    /// HMAC-SHA256 key (`secret` or `secret_env`).
-    pub secret: Option<SecretSource>,
-    /// Extra headers: `headers` (inline values) and `headers_env` (values from the
-    /// environment), in config order.
-    pub headers: Vec<(String, SecretSource)>,
-    pub retry: RetryPolicy,
-    pub route: SinkRoute,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SnsSpec {
-    pub topic_arn: String,
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-    /// Per attempt, including the SDK's own retries.
-    pub timeout: Duration,
-    pub retry: RetryPolicy,
-    pub route: SinkRoute,
-}
 
 /// A validated `[[sinks]]` entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,59 +32,6 @@ pub enum SinkSpec {
     Alertmanager(AlertmanagerSpec),
     /// A Slack bot (Web API) that keeps one message per incident current.
     Slack(SlackSpec),
-}
-
-/// A webhook's `format` (the old name `alertmanager` is refused with a pointer).
-fn read_format(t: &mut Table<'_>, problems: &mut Problems) -> WebhookFormat {
-    match t.string("format", problems).as_deref() {
-        None | Some("json") => WebhookFormat::Json,
-        Some("slack") => WebhookFormat::Slack,
-        Some("alertmanager_receiver") => WebhookFormat::AlertmanagerReceiver,
-        Some("alertmanager") => {
-            problems.push(
-                t.key_path("format"),
-                "\"alertmanager\" was renamed: write format = \"alertmanager_receiver\" for the payload Alertmanager sends to its webhook receivers (what this format always was), or use a sink with kind = \"alertmanager\" to post alerts to an Alertmanager",
-            );
-            WebhookFormat::AlertmanagerReceiver
-        }
-        Some(other) => {
-            problems.push(
-                t.key_path("format"),
-                format!("{other:?} is not one of \"json\", \"slack\", \"alertmanager_receiver\""),
-            );
-            WebhookFormat::Json
-        }
-    }
-}
-
-/// A webhook's HMAC key: `secret` or `secret_env`, not both.
-fn read_secret(t: &mut Table<'_>, problems: &mut Problems) -> Option<SecretSource> {
-    match (
-        t.string("secret", problems),
-        t.string("secret_env", problems),
-    ) {
-        (Some(_), Some(_)) => {
-            problems.push(
-                t.key_path("secret"),
-                "give either secret or secret_env, not both",
-            );
-            None
-        }
-        (Some(s), None) if s.is_empty() => {
-            problems.push(t.key_path("secret"), "must not be empty");
-            None
-        }
-        (Some(s), None) => Some(SecretSource::Inline(Redacted(s))),
-        (None, Some(var)) if var.trim().is_empty() => {
-            problems.push(
-                t.key_path("secret_env"),
-                "must name an environment variable",
-            );
-            None
-        }
-        (None, Some(var)) => Some(SecretSource::Env(var)),
-        (None, None) => None,
-    }
 }
 
 pub(super) fn read_retry(t: &mut Table<'_>, problems: &mut Problems) -> RetryPolicy {
@@ -152,49 +62,6 @@ pub(super) fn read_retry(t: &mut Table<'_>, problems: &mut Problems) -> RetryPol
     r
 }
 
-/// `headers = { Name = "value" }` or `headers_env = { Name = "ENV_VAR" }`.
-fn read_headers(
-    t: &mut Table<'_>,
-    key: &'static str,
-    from_env: bool,
-    problems: &mut Problems,
-    out: &mut Vec<(String, SecretSource)>,
-) {
-    let base = t.key_path(key);
-    for (name, value) in t.entries(key, problems) {
-        let path = crate::config_reader::join(&base, name);
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            problems.push(&path, "is not a valid HTTP header name");
-            continue;
-        }
-        let lower = name.to_ascii_lowercase();
-        if ["content-type", "idempotency-key", "content-length", "host"].contains(&lower.as_str())
-            || lower.starts_with("x-authpulse-")
-        {
-            problems.push(&path, "is set by authpulse itself and cannot be overridden");
-            continue;
-        }
-        match value {
-            Value::String(v) if from_env => {
-                if v.trim().is_empty() {
-                    problems.push(&path, "must name an environment variable");
-                } else {
-                    out.push((name.to_string(), SecretSource::Env(v.clone())));
-                }
-            }
-            Value::String(v) => {
-                if reqwest::header::HeaderValue::from_str(v).is_err() {
-                    // Never echo the value: it may be a token.
-                    problems.push(&path, "is not a valid HTTP header value");
-                } else {
-                    out.push((name.to_string(), SecretSource::Inline(Redacted(v.clone()))));
-                }
-            }
-            _ => problems.push(&path, "expected a string"),
-        }
-    }
-}
-
 impl SinkSpec {
     pub fn read(path: &str, value: &Value, problems: &mut Problems) -> Option<SinkSpec> {
         let mut t = Table::new(path, Some(value), problems);
@@ -218,8 +85,8 @@ impl SinkSpec {
                     }
                 }
             }
-            Some("webhook") => Self::read_webhook(&mut t, problems),
-            Some("sns") => Self::read_sns(&mut t, problems),
+            Some("webhook") => WebhookSpec::read(&mut t, problems).map(SinkSpec::Webhook),
+            Some("sns") => SnsSpec::read(&mut t, problems).map(SinkSpec::Sns),
             Some("pagerduty") => PagerDutySpec::read(&mut t, problems).map(SinkSpec::PagerDuty),
             Some("alertmanager") => {
                 AlertmanagerSpec::read(&mut t, problems).map(SinkSpec::Alertmanager)
@@ -244,93 +111,6 @@ impl SinkSpec {
             t.finish(problems);
         }
         spec
-    }
-
-    fn read_webhook(t: &mut Table<'_>, problems: &mut Problems) -> Option<SinkSpec> {
-        let timeout = match t.duration("timeout", problems) {
-            Some(d) if d.is_zero() => {
-                problems.push(t.key_path("timeout"), "must be greater than 0");
-                None
-            }
-            other => other,
-        }
-        .unwrap_or(Duration::from_secs(10));
-        let format = read_format(t, problems);
-        let secret = read_secret(t, problems);
-        let mut headers = Vec::new();
-        read_headers(t, "headers", false, problems, &mut headers);
-        read_headers(t, "headers_env", true, problems, &mut headers);
-        let retry = read_retry(t, problems);
-        let route = SinkRoute::read(t, problems);
-        match t.string("url", problems) {
-            Some(url)
-                if (url.starts_with("http://") || url.starts_with("https://"))
-                    && reqwest::Url::parse(&url).is_ok() =>
-            {
-                Some(SinkSpec::Webhook(WebhookSpec {
-                    url: Redacted(url),
-                    timeout,
-                    format,
-                    secret,
-                    headers,
-                    retry,
-                    route,
-                }))
-            }
-            // Never echo the URL: it may carry a token.
-            Some(_) => {
-                problems.push(
-                    t.key_path("url"),
-                    "must be an http:// or https:// URL (value not shown: it may hold a token)",
-                );
-                None
-            }
-            None => {
-                problems.push(t.key_path("url"), "is required for a webhook sink");
-                None
-            }
-        }
-    }
-
-    fn read_sns(t: &mut Table<'_>, problems: &mut Problems) -> Option<SinkSpec> {
-        let region = t.string("region", problems);
-        let endpoint_url = t.string("endpoint_url", problems);
-        if let Some(u) = &endpoint_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                problems.push(
-                    t.key_path("endpoint_url"),
-                    "must start with http:// or https://",
-                );
-            }
-        }
-        let timeout = t
-            .duration("timeout", problems)
-            .unwrap_or(Duration::from_secs(20));
-        let retry = read_retry(t, problems);
-        let route = SinkRoute::read(t, problems);
-        match t.string("topic_arn", problems) {
-            Some(arn) if arn.starts_with("arn:") && arn.split(':').count() >= 6 => {
-                Some(SinkSpec::Sns(SnsSpec {
-                    topic_arn: arn,
-                    region,
-                    endpoint_url,
-                    timeout,
-                    retry,
-                    route,
-                }))
-            }
-            Some(arn) => {
-                problems.push(
-                    t.key_path("topic_arn"),
-                    format!("{arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
-                );
-                None
-            }
-            None => {
-                problems.push(t.key_path("topic_arn"), "is required for an sns sink");
-                None
-            }
-        }
     }
 
     /// A stdout sink that gets every alert (the default when no sink is configured).
@@ -410,7 +190,12 @@ impl SinkSpec {
     }
 
     /// Build the sink. `index` names it in logs (`webhook[2]`) and errors (`sinks[2]`).
-    pub async fn build(&self, index: usize) -> Result<Arc<dyn Sink>, RemoteError> {
+    /// `clock` stamps a corrupt state file a sink moves aside.
+    pub async fn build(
+        &self,
+        index: usize,
+        clock: SharedClock,
+    ) -> Result<Arc<dyn Sink>, RemoteError> {
         Ok(match self {
             SinkSpec::Stdout { .. } => Arc::new(StdoutSink::new(format!("stdout[{index}]"))),
             SinkSpec::File { path, .. } => {
@@ -439,6 +224,7 @@ impl SinkSpec {
                     &format!("sinks[{index}]"),
                     spec,
                     file_id,
+                    clock,
                 )?)
             }
         })
@@ -450,121 +236,6 @@ mod tests {
     use super::*;
     use crate::config::from_toml;
     use crate::sink::*;
-
-    fn problems(toml: &str) -> Vec<String> {
-        match from_toml(toml) {
-            Ok(_) => Vec::new(),
-            Err(e) => e.0.iter().map(|p| p.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn webhook_keys_are_read() {
-        let c = from_toml(
-            r#"
-            [[sinks]]
-            kind = "webhook"
-            url = "https://hooks.example.com/T000/secret-token"
-            format = "alertmanager_receiver"
-            secret_env = "MY_SECRET"
-            timeout = "3s"
-            retry_initial = "100ms"
-            retry_max = "2s"
-            give_up_after = "1h"
-            headers = { "X-Team" = "security" }
-            headers_env = { Authorization = "AUTHPULSE_WEBHOOK_AUTH" }
-            "#,
-        )
-        .unwrap();
-        let SinkSpec::Webhook(w) = &c.sinks[0] else {
-            panic!("{:?}", c.sinks)
-        };
-        assert_eq!(w.format, WebhookFormat::AlertmanagerReceiver);
-        assert_eq!(w.secret, Some(SecretSource::Env("MY_SECRET".into())));
-        assert_eq!(w.timeout, Duration::from_secs(3));
-        assert_eq!(w.retry.initial, Duration::from_millis(100));
-        assert_eq!(w.retry.max, Duration::from_secs(2));
-        assert_eq!(w.headers.len(), 2);
-        assert_eq!(
-            w.headers[1],
-            (
-                "Authorization".to_string(),
-                SecretSource::Env("AUTHPULSE_WEBHOOK_AUTH".into())
-            )
-        );
-        // Nothing secret in Debug output, which may end up in a log.
-        let debug = format!("{:?}", c.sinks);
-        assert!(!debug.contains("secret-token"), "{debug}");
-        assert!(!debug.contains("security"), "{debug}");
-    }
-
-    #[test]
-    fn webhook_problems_name_their_key_and_hide_values() {
-        let p = problems(
-            r#"
-            [[sinks]]
-            kind = "webhook"
-            url = "ftp://user:hunter2@example.com"
-            format = "teams"
-            secret = "a"
-            secret_env = "B"
-            retry_initial = "10s"
-            retry_max = "1s"
-            headers = { "Bad Header" = "x", "Content-Type" = "text/plain" }
-            colour = "red"
-            "#,
-        );
-        let expect = [
-            "sinks[0].format: \"teams\" is not one of",
-            "sinks[0].secret: give either secret or secret_env",
-            "sinks[0].headers.Bad Header: is not a valid HTTP header name",
-            "sinks[0].headers.Content-Type: is set by authpulse itself",
-            "sinks[0].retry_max: must be at least retry_initial",
-            "sinks[0].url: must be an http:// or https:// URL",
-        ];
-        for e in expect {
-            assert!(
-                p.iter().any(|l| l.starts_with(e)),
-                "missing {e:?} in {p:#?}"
-            );
-        }
-        assert!(p.iter().all(|l| !l.contains("hunter2")), "{p:#?}");
-        // `colour` is not reported because the sink itself failed to read; fix the url
-        // and it is.
-        let p = problems(
-            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\ncolour = \"red\"\n",
-        );
-        assert!(
-            p.iter()
-                .any(|l| l.starts_with("sinks[0].colour: unknown key")),
-            "{p:#?}"
-        );
-    }
-
-    #[test]
-    fn the_old_alertmanager_format_name_points_at_both_new_ones() {
-        let p = problems(
-            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\nformat = \"alertmanager\"\n",
-        );
-        assert_eq!(p.len(), 1, "{p:#?}");
-        assert!(
-            p[0].starts_with("sinks[0].format: \"alertmanager\" was renamed"),
-            "{p:#?}"
-        );
-        assert!(
-            p[0].contains("format = \"alertmanager_receiver\""),
-            "{p:#?}"
-        );
-        assert!(p[0].contains("kind = \"alertmanager\""), "{p:#?}");
-        let c = from_toml(
-            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\nformat = \"alertmanager_receiver\"\n",
-        )
-        .unwrap();
-        assert!(matches!(
-            &c.sinks[0],
-            SinkSpec::Webhook(w) if w.format == WebhookFormat::AlertmanagerReceiver
-        ));
-    }
 
     /// The commented `[[sinks]]` and `[[mute]]` examples in the example config, as
     /// TOML (each block: from its `# [[...]]` line to the next line not commented).
@@ -623,27 +294,6 @@ mod tests {
             let c = from_toml(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
             assert!(!c.sinks.is_empty());
         }
-    }
-
-    #[test]
-    fn sns_keys_are_read() {
-        let c = from_toml(
-            r#"
-            [[sinks]]
-            kind = "sns"
-            topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
-            endpoint_url = "http://127.0.0.1:5055"
-            region = "us-east-1"
-            "#,
-        )
-        .unwrap();
-        let SinkSpec::Sns(s) = &c.sinks[0] else {
-            panic!("{:?}", c.sinks)
-        };
-        assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:5055"));
-        assert_eq!(s.timeout, Duration::from_secs(20));
-        let p = problems("[[sinks]]\nkind = \"sns\"\ntopic_arn = \"alerts\"\n");
-        assert!(p[0].starts_with("sinks[0].topic_arn: \"alerts\" is not an SNS topic ARN"));
     }
 
     #[test]

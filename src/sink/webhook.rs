@@ -21,8 +21,13 @@ use hmac::{KeyInit, Mac};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use sha2::Sha256;
 
-use super::{render, Sink, WebhookFormat, WebhookSpec};
+use serde_json::Value;
+
+use super::spec::read_retry;
+use super::{render, Redacted, SecretSource, Sink, SinkRoute};
 use crate::alert::Alert;
+use crate::config_reader::{Problems, Table};
+use crate::retry::RetryPolicy;
 use crate::retry::{BoxFuture, RemoteError};
 
 pub const TIMESTAMP_HEADER: &str = "X-Authpulse-Timestamp";
@@ -176,9 +181,182 @@ impl Sink for WebhookSink {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// The alert JSON itself.
+    Json,
+    /// A Slack incoming-webhook message (`text` plus Block Kit `blocks`).
+    Slack,
+    /// The payload Alertmanager *sends* to its webhook receivers (version 4), so
+    /// receivers built for Alertmanager accept authpulse directly. (To feed an
+    /// Alertmanager, use the `alertmanager` sink kind.)
+    AlertmanagerReceiver,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookSpec {
+    pub url: Redacted,
+    pub timeout: Duration,
+    pub format: WebhookFormat,
+    /// HMAC-SHA256 key (`secret` or `secret_env`).
+    pub secret: Option<SecretSource>,
+    /// Extra headers: `headers` (inline values) and `headers_env` (values from the
+    /// environment), in config order.
+    pub headers: Vec<(String, SecretSource)>,
+    pub retry: RetryPolicy,
+    pub route: SinkRoute,
+}
+
+impl WebhookSpec {
+    pub(super) fn read(t: &mut Table<'_>, problems: &mut Problems) -> Option<WebhookSpec> {
+        let timeout = match t.duration("timeout", problems) {
+            Some(d) if d.is_zero() => {
+                problems.push(t.key_path("timeout"), "must be greater than 0");
+                None
+            }
+            other => other,
+        }
+        .unwrap_or(Duration::from_secs(10));
+        let format = read_format(t, problems);
+        let secret = read_secret(t, problems);
+        let mut headers = Vec::new();
+        read_headers(t, "headers", false, problems, &mut headers);
+        read_headers(t, "headers_env", true, problems, &mut headers);
+        let retry = read_retry(t, problems);
+        let route = SinkRoute::read(t, problems);
+        match t.string("url", problems) {
+            Some(url)
+                if (url.starts_with("http://") || url.starts_with("https://"))
+                    && reqwest::Url::parse(&url).is_ok() =>
+            {
+                Some(WebhookSpec {
+                    url: Redacted(url),
+                    timeout,
+                    format,
+                    secret,
+                    headers,
+                    retry,
+                    route,
+                })
+            }
+            // Never echo the URL: it may carry a token.
+            Some(_) => {
+                problems.push(
+                    t.key_path("url"),
+                    "must be an http:// or https:// URL (value not shown: it may hold a token)",
+                );
+                None
+            }
+            None => {
+                problems.push(t.key_path("url"), "is required for a webhook sink");
+                None
+            }
+        }
+    }
+}
+
+/// A webhook's `format` (the old name `alertmanager` is refused with a pointer).
+fn read_format(t: &mut Table<'_>, problems: &mut Problems) -> WebhookFormat {
+    match t.string("format", problems).as_deref() {
+        None | Some("json") => WebhookFormat::Json,
+        Some("slack") => WebhookFormat::Slack,
+        Some("alertmanager_receiver") => WebhookFormat::AlertmanagerReceiver,
+        Some("alertmanager") => {
+            problems.push(
+                t.key_path("format"),
+                "\"alertmanager\" was renamed: write format = \"alertmanager_receiver\" for the payload Alertmanager sends to its webhook receivers (what this format always was), or use a sink with kind = \"alertmanager\" to post alerts to an Alertmanager",
+            );
+            WebhookFormat::AlertmanagerReceiver
+        }
+        Some(other) => {
+            problems.push(
+                t.key_path("format"),
+                format!("{other:?} is not one of \"json\", \"slack\", \"alertmanager_receiver\""),
+            );
+            WebhookFormat::Json
+        }
+    }
+}
+
+/// A webhook's HMAC key: `secret` or `secret_env`, not both.
+fn read_secret(t: &mut Table<'_>, problems: &mut Problems) -> Option<SecretSource> {
+    match (
+        t.string("secret", problems),
+        t.string("secret_env", problems),
+    ) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                t.key_path("secret"),
+                "give either secret or secret_env, not both",
+            );
+            None
+        }
+        (Some(s), None) if s.is_empty() => {
+            problems.push(t.key_path("secret"), "must not be empty");
+            None
+        }
+        (Some(s), None) => Some(SecretSource::Inline(Redacted(s))),
+        (None, Some(var)) if var.trim().is_empty() => {
+            problems.push(
+                t.key_path("secret_env"),
+                "must name an environment variable",
+            );
+            None
+        }
+        (None, Some(var)) => Some(SecretSource::Env(var)),
+        (None, None) => None,
+    }
+}
+
+/// `headers = { Name = "value" }` or `headers_env = { Name = "ENV_VAR" }`.
+fn read_headers(
+    t: &mut Table<'_>,
+    key: &'static str,
+    from_env: bool,
+    problems: &mut Problems,
+    out: &mut Vec<(String, SecretSource)>,
+) {
+    let base = t.key_path(key);
+    for (name, value) in t.entries(key, problems) {
+        let path = crate::config_reader::join(&base, name);
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(&path, "is not a valid HTTP header name");
+            continue;
+        }
+        let lower = name.to_ascii_lowercase();
+        if ["content-type", "idempotency-key", "content-length", "host"].contains(&lower.as_str())
+            || lower.starts_with("x-authpulse-")
+        {
+            problems.push(&path, "is set by authpulse itself and cannot be overridden");
+            continue;
+        }
+        match value {
+            Value::String(v) if from_env => {
+                if v.trim().is_empty() {
+                    problems.push(&path, "must name an environment variable");
+                } else {
+                    out.push((name.to_string(), SecretSource::Env(v.clone())));
+                }
+            }
+            Value::String(v) => {
+                if reqwest::header::HeaderValue::from_str(v).is_err() {
+                    // Never echo the value: it may be a token.
+                    problems.push(&path, "is not a valid HTTP header value");
+                } else {
+                    out.push((name.to_string(), SecretSource::Inline(Redacted(v.clone()))));
+                }
+            }
+            _ => problems.push(&path, "expected a string"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::from_toml;
+    use crate::config::tests::problems;
+    use crate::sink::SinkSpec;
 
     #[test]
     fn signature_matches_a_known_vector() {
@@ -213,5 +391,113 @@ mod tests {
         ] {
             assert!(matches!(classify_status(s), Err(RemoteError::Permanent(_))));
         }
+    }
+
+    #[test]
+    fn webhook_keys_are_read() {
+        let c = from_toml(
+            r#"
+            [[sinks]]
+            kind = "webhook"
+            url = "https://hooks.example.com/T000/secret-token"
+            format = "alertmanager_receiver"
+            secret_env = "MY_SECRET"
+            timeout = "3s"
+            retry_initial = "100ms"
+            retry_max = "2s"
+            give_up_after = "1h"
+            headers = { "X-Team" = "security" }
+            headers_env = { Authorization = "AUTHPULSE_WEBHOOK_AUTH" }
+            "#,
+        )
+        .unwrap();
+        let SinkSpec::Webhook(w) = &c.sinks[0] else {
+            panic!("{:?}", c.sinks)
+        };
+        assert_eq!(w.format, WebhookFormat::AlertmanagerReceiver);
+        assert_eq!(w.secret, Some(SecretSource::Env("MY_SECRET".into())));
+        assert_eq!(w.timeout, Duration::from_secs(3));
+        assert_eq!(w.retry.initial, Duration::from_millis(100));
+        assert_eq!(w.retry.max, Duration::from_secs(2));
+        assert_eq!(w.headers.len(), 2);
+        assert_eq!(
+            w.headers[1],
+            (
+                "Authorization".to_string(),
+                SecretSource::Env("AUTHPULSE_WEBHOOK_AUTH".into())
+            )
+        );
+        // Nothing secret in Debug output, which may end up in a log.
+        let debug = format!("{:?}", c.sinks);
+        assert!(!debug.contains("secret-token"), "{debug}");
+        assert!(!debug.contains("security"), "{debug}");
+    }
+
+    #[test]
+    fn webhook_problems_name_their_key_and_hide_values() {
+        let p = problems(
+            r#"
+            [[sinks]]
+            kind = "webhook"
+            url = "ftp://user:hunter2@example.com"
+            format = "teams"
+            secret = "a"
+            secret_env = "B"
+            retry_initial = "10s"
+            retry_max = "1s"
+            headers = { "Bad Header" = "x", "Content-Type" = "text/plain" }
+            colour = "red"
+            "#,
+        );
+        let expect = [
+            "sinks[0].format: \"teams\" is not one of",
+            "sinks[0].secret: give either secret or secret_env",
+            "sinks[0].headers.Bad Header: is not a valid HTTP header name",
+            "sinks[0].headers.Content-Type: is set by authpulse itself",
+            "sinks[0].retry_max: must be at least retry_initial",
+            "sinks[0].url: must be an http:// or https:// URL",
+        ];
+        for e in expect {
+            assert!(
+                p.iter().any(|l| l.starts_with(e)),
+                "missing {e:?} in {p:#?}"
+            );
+        }
+        assert!(p.iter().all(|l| !l.contains("hunter2")), "{p:#?}");
+        // `colour` is not reported because the sink itself failed to read; fix the url
+        // and it is.
+        let p = problems(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\ncolour = \"red\"\n",
+        );
+        assert!(
+            p.iter()
+                .any(|l| l.starts_with("sinks[0].colour: unknown key")),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn the_old_alertmanager_format_name_points_at_both_new_ones() {
+        let p = problems(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\nformat = \"alertmanager\"\n",
+        );
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("sinks[0].format: \"alertmanager\" was renamed"),
+            "{p:#?}"
+        );
+        assert!(
+            p[0].contains("format = \"alertmanager_receiver\""),
+            "{p:#?}"
+        );
+        assert!(p[0].contains("kind = \"alertmanager\""), "{p:#?}");
+        let c = from_toml(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"https://x.example\"\nformat = \"alertmanager_receiver\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            &c.sinks[0],
+            SinkSpec::Webhook(w) if w.format == WebhookFormat::AlertmanagerReceiver
+        ));
     }
 }

@@ -9,6 +9,9 @@
 //!           yet; `revise_after` later, read them once more (late logs) and revise them
 //! ```
 //!
+//! With `[ha]` only the leader of a rule queries; the other replicas follow the bins it
+//! publishes (see [`super::exchange`]).
+//!
 //! Counts are absolute, so a revision replaces a bin's counts instead of adding to them.
 //! A query that fails makes its bins *unknown* (never zero): after `unavailable_after`
 //! failed polls in a row the bins are given up as unknown and the daemon raises
@@ -24,11 +27,13 @@
 //! `client.ipAddress` values; read on failure rows, 0 when absent).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::config::SourceConfig;
+use super::exchange::{BinExchange, SharedBin};
 use super::insights::{Querier, QueryError, QueryOutput, Row};
 use super::{Source, SourceError, SourceEvent};
 use crate::clock::SharedClock;
@@ -46,15 +51,25 @@ pub struct CloudWatchSource {
     pub config: SourceConfig,
     /// Bins are due by the wall clock.
     pub clock: SharedClock,
+    /// `[ha]`: the leader of a rule publishes its bins here, the others read them
+    /// instead of querying (see [`super::exchange`]). `None`: one instance.
+    pub exchange: Option<Arc<dyn BinExchange>>,
 }
 
 /// Per-rule scheduling state.
-struct RuleCursor {
+pub(super) struct RuleCursor {
     /// The first bin not yet read.
-    next_bin: i64,
+    pub(super) next_bin: i64,
     /// Ranges already read once, waiting for their revision: (first, end, due at ms).
-    revisions: VecDeque<(i64, i64, i64)>,
+    pub(super) revisions: VecDeque<(i64, i64, i64)>,
     failures: u32,
+    /// `[ha]`: bins read but not yet published (retried at the next poll).
+    pub(super) unpublished: Vec<SharedBin>,
+    /// `[ha]`: the last poll followed the exchange (a standby); the first poll after a
+    /// takeover reads the exchange once more before querying.
+    pub(super) following: bool,
+    /// `[ha]`: read the exchange at the next follow even if no bin is due.
+    pub(super) catch_up: bool,
 }
 
 impl Source for CloudWatchSource {
@@ -81,7 +96,8 @@ impl CloudWatchSource {
             let window = self.config.backfill.unwrap_or(rule.baseline_window);
             let first = (now - window.as_millis() as i64).div_euclid(b);
             let end = self.settled_end(rule, now);
-            match self.backfill(i, first, end, &tx, &shutdown).await {
+            let (next_bin, loaded) = self.load_history(i, first, end, &tx, &shutdown).await;
+            match loaded {
                 Ok(()) => {}
                 Err(QueryError::Stopping) => return Ok(()),
                 Err(e) => {
@@ -90,9 +106,12 @@ impl CloudWatchSource {
                 }
             }
             cursors.push(RuleCursor {
-                next_bin: end,
+                next_bin,
                 revisions: VecDeque::new(),
                 failures: 0,
+                unpublished: Vec::new(),
+                following: false,
+                catch_up: false,
             });
         }
         send(SourceEvent::CaughtUp).await?;
@@ -104,7 +123,7 @@ impl CloudWatchSource {
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
             for (i, cursor) in cursors.iter_mut().enumerate() {
-                match self.poll_rule(i, cursor, &tx, &shutdown).await {
+                match self.poll_or_follow(i, cursor, &tx, &shutdown).await {
                     Err(QueryError::Stopping) => return Ok(()),
                     Err(e) => tracing::debug!(error = %e, "poll ended early"),
                     Ok(()) => {}
@@ -117,12 +136,12 @@ impl CloudWatchSource {
     }
 
     /// The end (exclusive) of the bins of `rule` that are closed and settled at `now`.
-    fn settled_end(&self, rule: &RuleSpec, now: i64) -> i64 {
+    pub(super) fn settled_end(&self, rule: &RuleSpec, now: i64) -> i64 {
         (now - self.config.settle.as_millis() as i64).div_euclid(rule.bin_ms())
     }
 
     /// Load `[first, end)` in chunks that stay under the row limit.
-    async fn backfill(
+    pub(super) async fn backfill(
         &self,
         rule: usize,
         first: i64,
@@ -140,11 +159,14 @@ impl CloudWatchSource {
         let mut chunk = (MAX_ROWS / (6 * series)).max(1) as i64;
         let mut start = first;
         let mut last_error = None;
+        let mut unpublished = Vec::new();
         while start < end {
             let stop = (start + chunk).min(end);
             match self.read_range(rule, start, stop, shutdown).await {
                 Ok(ReadResult::Counts(updates)) => {
                     let mut updates = updates;
+                    let bins = self.shareable(&updates, start, stop, 0);
+                    self.publish(rule, &mut unpublished, bins).await;
                     updates.push(Update::Close {
                         rule,
                         end_bin: stop,
@@ -183,7 +205,7 @@ impl CloudWatchSource {
     }
 
     /// One poll of one rule: new bins first, then revisions that are due.
-    async fn poll_rule(
+    pub(super) async fn poll_rule(
         &self,
         rule: usize,
         cursor: &mut RuleCursor,
@@ -199,7 +221,7 @@ impl CloudWatchSource {
     }
 
     /// Read the bins that settled since the last poll, up to `end`.
-    async fn read_new(
+    pub(super) async fn read_new(
         &self,
         rule: usize,
         cursor: &mut RuleCursor,
@@ -222,11 +244,13 @@ impl CloudWatchSource {
                 Vec::new()
             }
         };
+        let bins = self.shareable(&updates, first, end, 0);
         updates.push(Update::Close { rule, end_bin: end });
         tx.send(SourceEvent::Updates(updates))
             .await
             .map_err(|_| QueryError::Stopping)?;
         self.advance(cursor, first, end, now);
+        self.publish(rule, &mut cursor.unpublished, bins).await;
         if cursor.failures > 0 {
             tracing::info!(rule = %spec.name, after_failures = cursor.failures, "source recovered");
         }
@@ -238,7 +262,7 @@ impl CloudWatchSource {
     }
 
     /// The cursor moves past `first..end`, which is read once more `revise_after` later.
-    fn advance(&self, cursor: &mut RuleCursor, first: i64, end: i64, now: i64) {
+    pub(super) fn advance(&self, cursor: &mut RuleCursor, first: i64, end: i64, now: i64) {
         cursor.next_bin = end;
         if !self.config.revise_after.is_zero() {
             let due = now + self.config.revise_after.as_millis() as i64;
@@ -268,11 +292,13 @@ impl CloudWatchSource {
             let mut updates: Vec<Update> = (first..end)
                 .map(|bin| Update::Unknown { rule, bin })
                 .collect();
+            let bins = self.shareable(&updates, first, end, 0);
             updates.push(Update::Close { rule, end_bin: end });
             tx.send(SourceEvent::Updates(updates))
                 .await
                 .map_err(|_| QueryError::Stopping)?;
             self.advance(cursor, first, end, now);
+            self.publish(rule, &mut cursor.unpublished, bins).await;
         }
         send_health(tx, rule, cursor.failures, Some(e.to_string())).await;
         Err(e)
@@ -294,9 +320,11 @@ impl CloudWatchSource {
             cursor.revisions.pop_front();
             match self.read_range(rule, first, end, shutdown).await {
                 Ok(ReadResult::Counts(updates)) => {
+                    let bins = self.shareable(&updates, first, end, 1);
                     tx.send(SourceEvent::Updates(updates))
                         .await
                         .map_err(|_| QueryError::Stopping)?;
+                    self.publish(rule, &mut cursor.unpublished, bins).await;
                 }
                 Ok(ReadResult::Truncated) => {}
                 Err(QueryError::Stopping) => return Err(QueryError::Stopping),
@@ -361,7 +389,7 @@ enum ReadResult {
     Truncated,
 }
 
-async fn send_health(
+pub(super) async fn send_health(
     tx: &mpsc::Sender<SourceEvent>,
     rule: usize,
     failures: u32,

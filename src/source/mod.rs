@@ -9,6 +9,7 @@ pub mod binner;
 pub mod cloudwatch;
 pub mod config;
 pub mod csv;
+pub mod exchange;
 pub mod file;
 pub mod insights;
 pub mod parallel;

@@ -101,15 +101,13 @@ async fn source_for(group: &str, rules: Vec<RuleSpec>, config: SourceConfig) -> 
         rules,
         config,
         clock: authpulse::clock::system(),
+        exchange: None,
     }
 }
 
 #[tokio::test]
 async fn backfilled_bins_equal_counts_computed_from_the_events() {
-    let sdk = aws::sdk_config().await;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = aws::unique("/authpulse/test/backfill");
-    aws::create_log_group(&logs, &group).await;
+    let (logs, group) = aws::log_group("/authpulse/test/backfill").await;
 
     // Two hours of events over 5-minute bins: outcomes, three IPs, some other event types.
     let now = aws::now_ms();
@@ -203,10 +201,7 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
 
 #[tokio::test]
 async fn late_events_are_revised_without_double_counting() {
-    let sdk = aws::sdk_config().await;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = aws::unique("/authpulse/test/late");
-    aws::create_log_group(&logs, &group).await;
+    let (logs, group) = aws::log_group("/authpulse/test/late").await;
 
     // 5-second bins; settle 2 s; revision 3 s after the first read.
     let rules = vec![rule("sessions", 5, None)];
@@ -349,10 +344,7 @@ async fn late_events_are_revised_without_double_counting() {
 /// the bins they covered. New bins are read once and each bin is revised once more, so
 /// the ratio is about 2 with revision on and about 1 with it off.
 async fn scan_ratio(revise_after: Duration) -> f64 {
-    let sdk = aws::sdk_config().await;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = aws::unique("/authpulse/test/scan");
-    aws::create_log_group(&logs, &group).await;
+    let (logs, group) = aws::log_group("/authpulse/test/scan").await;
     let rules = vec![rule("sessions", 2, None)];
     let config = SourceConfig {
         log_groups: vec![group.clone()],

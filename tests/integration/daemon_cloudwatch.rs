@@ -74,10 +74,7 @@ fn quiet_minutes(start: i64, end: i64) -> Vec<(i64, String)> {
 
 #[tokio::test]
 async fn backfills_then_pages_on_an_attack_in_the_newest_bins() {
-    let sdk = aws::sdk_config().await;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = aws::unique("/authpulse/test/attack");
-    aws::create_log_group(&logs, &group).await;
+    let (logs, group) = aws::log_group("/authpulse/test/attack").await;
     let now = aws::now_ms();
     let minute = 60_000;
     let this_bin = now / minute * minute;
@@ -149,10 +146,7 @@ async fn backfills_then_pages_on_an_attack_in_the_newest_bins() {
 
 #[tokio::test]
 async fn quiet_history_does_not_page() {
-    let sdk = aws::sdk_config().await;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = aws::unique("/authpulse/test/quiet");
-    aws::create_log_group(&logs, &group).await;
+    let (logs, group) = aws::log_group("/authpulse/test/quiet").await;
     let now = aws::now_ms();
     aws::put_lines(
         &logs,
@@ -189,10 +183,7 @@ async fn quiet_history_does_not_page() {
 
 #[tokio::test]
 async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
-    let sdk = aws::sdk_config().await;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = aws::unique("/authpulse/test/faults");
-    aws::create_log_group(&logs, &group).await;
+    let (logs, group) = aws::log_group("/authpulse/test/faults").await;
     let now = aws::now_ms();
     aws::put_lines(&logs, &group, quiet_minutes(now - 1800 * 1000, now - 500)).await;
 
@@ -304,10 +295,7 @@ async fn faults_make_bins_unknown_page_source_unavailable_and_recover() {
 
 #[tokio::test]
 async fn a_first_start_pages_for_ongoing_incidents_not_for_history() {
-    let sdk = aws::sdk_config().await;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let group = aws::unique("/authpulse/test/history");
-    aws::create_log_group(&logs, &group).await;
+    let (logs, group) = aws::log_group("/authpulse/test/history").await;
     let now = aws::now_ms();
     let minute = 60_000;
     let this_bin = now / minute * minute;

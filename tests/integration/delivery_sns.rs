@@ -135,7 +135,10 @@ async fn sns_sink(topic_arn: &str) -> std::sync::Arc<dyn authpulse::sink::Sink> 
         aws::endpoint()
     ))
     .unwrap();
-    config.sinks[0].build(0).await.unwrap()
+    config.sinks[0]
+        .build(0, authpulse::clock::system())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

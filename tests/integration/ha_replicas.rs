@@ -6,14 +6,14 @@
 //! properties, asserted with generous slack for a loaded 2-core machine; the measured
 //! times are in the README, not here.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::replicas::{self, assert_exactly_once, delivered, logs, metric, until};
 use crate::support::traffic::*;
-use crate::support::{aws, free_port, wait_until, Daemon, Received, Receiver};
+use crate::support::{aws, wait_until, Daemon, Received, Receiver};
 
 const LEASE_S: u64 = 3;
 /// The standbys look at the leases every lease/3.
@@ -22,130 +22,43 @@ const POLL: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_secs(10);
 const RULE_NAME: &str = "sign-ins";
 
-fn webhook(receiver: &Receiver) -> String {
-    format!(
-        r#"
-[[sinks]]
-kind = "webhook"
-url = "{}"
-retry_initial = "50ms"
-retry_max = "300ms"
-"#,
-        receiver.url("/hook")
-    )
-}
-
-/// One replica's config: its own state directory and port, the shared table.
-fn replica_config(
-    dir: &Path,
-    name: &str,
-    events: &Path,
-    table: &str,
-    sinks: &str,
-    lease_s: u64,
-) -> (PathBuf, u16) {
-    let port = free_port();
-    let home = dir.join(name);
-    std::fs::create_dir_all(&home).unwrap();
-    let text = format!(
-        r#"
-[daemon]
-state_dir = "{state}"
-http_listen = "127.0.0.1:{port}"
-log_level = "info,authpulse=debug"
-
-[source]
-kind = "file"
-path = "{events}"
-follow = true
-settle = "0s"
-
-[ha]
-table = "{table}"
-lease = "{lease_s}s"
-replica_id = "{name}"
-{RULE}
-{sinks}
-"#,
-        state = home.join("state").display(),
-        events = events.display(),
-    );
-    let path = home.join("authpulse.toml");
-    std::fs::write(&path, text).unwrap();
-    (path, port)
-}
-
-/// The emulator through the SDK's own `AWS_ENDPOINT_URL` (no endpoint in the config).
-fn aws_env() -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", aws::endpoint()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-    ]
-}
-
+/// Replicas following one shared events file.
 struct Cluster {
-    dir: tempfile::TempDir,
+    inner: replicas::Cluster,
     events: PathBuf,
-    table: String,
-    sinks: String,
-    lease_s: u64,
 }
 
 impl Cluster {
     fn new(receiver: &Receiver, lines: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let events = dir.path().join("events.ndjson");
+        let sinks = replicas::webhook(receiver);
+        let mut inner = replicas::Cluster::new("", RULE, &sinks, LEASE_S);
+        let events = inner.dir.path().join("events.ndjson");
         append(&events, lines);
-        Cluster {
-            events,
-            table: aws::unique("authpulse-ha"),
-            sinks: webhook(receiver),
-            lease_s: LEASE_S,
-            dir,
-        }
+        inner.source = format!(
+            "[source]\nkind = \"file\"\npath = \"{}\"\nfollow = true\nsettle = \"0s\"\n",
+            events.display()
+        );
+        Cluster { inner, events }
     }
 
     fn start(&self, name: &str) -> Daemon {
-        let (config, port) = replica_config(
-            self.dir.path(),
-            name,
-            &self.events,
-            &self.table,
-            &self.sinks,
-            self.lease_s,
-        );
-        let env = aws_env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Daemon::start(
-            &config,
-            port,
-            &self.dir.path().join(format!("{name}.log")),
-            &env,
-        )
+        self.inner.start(name)
     }
 
     /// What `authpulse backtest` derives from the whole file: what must be delivered.
     fn expected(&self) -> Vec<Value> {
-        let (config, _) = config(self.dir.path(), &self.events, false, &self.sinks);
+        let (config, _) = config(
+            self.inner.dir.path(),
+            &self.events,
+            false,
+            &self.inner.sinks,
+        );
         expected_alerts(&config, &self.events)
     }
 }
 
-/// A metric's value in `/metrics` text (the line `name{labels} value`).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
 async fn leads(d: &Daemon) -> bool {
-    let text = d.text("/metrics").await;
-    metric(
-        &text,
-        &format!("authpulse_ha_leader{{rule=\"{RULE_NAME}\"}}"),
-    ) == Some(1.0)
+    replicas::leads(d, RULE_NAME).await
 }
 
 async fn metrics_of(d: &Daemon) -> String {
@@ -154,60 +67,6 @@ async fn metrics_of(d: &Daemon) -> String {
 
 async fn readyz(d: &Daemon) -> Option<u16> {
     d.get("/readyz").await
-}
-
-/// Wait (async) until `check` holds.
-async fn until(timeout: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn id(v: &Value) -> (String, String, String) {
-    (
-        v["fingerprint"].as_str().unwrap_or_default().to_string(),
-        v["status"].as_str().unwrap_or_default().to_string(),
-        v["bin_start"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
-/// Accepted deliveries counted by (fingerprint, status, bin): nothing deduplicated.
-fn delivered(receiver: &Receiver) -> BTreeMap<(String, String, String), usize> {
-    let mut m = BTreeMap::new();
-    for r in receiver.accepted() {
-        *m.entry(id(&r.json())).or_insert(0) += 1;
-    }
-    m
-}
-
-fn logs(ds: &[&Daemon]) -> String {
-    ds.iter()
-        .map(|d| format!("---- {}\n{}", d.log.display(), d.log_text()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every notification of the backtest delivered exactly once, nothing else.
-fn assert_exactly_once(receiver: &Receiver, expected: &[Value], ds: &[&Daemon]) {
-    let got = delivered(receiver);
-    let want: BTreeSet<_> = expected.iter().map(id).collect();
-    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:#?}");
-    let got_ids: BTreeSet<_> = got.keys().cloned().collect();
-    let lost: Vec<_> = want.difference(&got_ids).collect();
-    let extra: Vec<_> = got_ids.difference(&want).collect();
-    assert!(
-        lost.is_empty() && extra.is_empty(),
-        "lost {lost:#?}\nextra {extra:#?}\n{}",
-        logs(ds)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,11 +302,7 @@ async fn a_paused_leader_is_fenced_after_the_takeover_and_steps_down() {
     assert!(after.is_empty(), "delivered after the takeover: {after:#?}");
     let m = metrics_of(&a).await;
     assert!(!leads(&a).await && leads(&b).await);
-    let fenced: f64 = m
-        .lines()
-        .filter(|l| l.starts_with("authpulse_ha_fenced_writes_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let fenced = replicas::metric_sum(&m, "authpulse_ha_fenced_writes_total");
     assert!(fenced >= 1.0, "{m}");
     // Each notification once; the rest of the incident is B's.
     append(&cluster.events, &traffic_lines(42..60, 40..44));
@@ -476,7 +331,11 @@ async fn a_failing_dynamodb_stops_paging_loudly_and_no_page_is_lost_or_doubled()
     assert!(leads(&a).await);
 
     // DynamoDB fails every request (then throttles): neither replica can coordinate.
-    aws::faults(&cluster.table, serde_json::json!({"fail_dynamodb": 100000})).await;
+    aws::faults(
+        &cluster.inner.table,
+        serde_json::json!({"fail_dynamodb": 100000}),
+    )
+    .await;
     assert!(
         until(Duration::from_secs(LEASE_S) * 2 + SLACK, async || {
             readyz(&a).await == Some(503) && readyz(&b).await == Some(503)
@@ -486,7 +345,7 @@ async fn a_failing_dynamodb_stops_paging_loudly_and_no_page_is_lost_or_doubled()
         logs(&[&a, &b])
     );
     aws::faults(
-        &cluster.table,
+        &cluster.inner.table,
         serde_json::json!({"fail_dynamodb": 0, "throttle_dynamodb": 100000}),
     )
     .await;
@@ -508,7 +367,7 @@ async fn a_failing_dynamodb_stops_paging_loudly_and_no_page_is_lost_or_doubled()
     // ... and once DynamoDB answers again, exactly one replica pages it, once.
     aws::admin(
         reqwest::Method::DELETE,
-        &format!("/_authpulse/faults?log_group={}", cluster.table),
+        &format!("/_authpulse/faults?log_group={}", cluster.inner.table),
         None,
     )
     .await;
@@ -537,12 +396,7 @@ async fn a_failing_dynamodb_stops_paging_loudly_and_no_page_is_lost_or_doubled()
 
 /// All DynamoDB requests a replica made so far.
 async fn requests(d: &Daemon) -> f64 {
-    metrics_of(d)
-        .await
-        .lines()
-        .filter(|l| l.starts_with("authpulse_ha_requests_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    replicas::metric_sum(&metrics_of(d).await, "authpulse_ha_requests_total")
 }
 
 /// The figures in the README, measured by hand (not part of the suite: they take
@@ -564,7 +418,7 @@ async fn figures_takeover_after_sigkill_and_requests_per_hour() {
         .unwrap_or(LEASE_S);
     let receiver = Receiver::start(200).await;
     let mut cluster = Cluster::new(&receiver, &traffic_lines(0..30, 0..0));
-    cluster.lease_s = lease_s;
+    cluster.inner.lease_s = lease_s;
     let lease = Duration::from_secs(lease_s);
     let mut leader = cluster.start("r0");
     leader.wait_ready(Duration::from_secs(60)).await;

@@ -42,6 +42,8 @@ mod delivery_cloudwatch;
 #[cfg(feature = "aws-emulator")]
 mod delivery_sns;
 #[cfg(feature = "aws-emulator")]
+mod ha_cloudwatch;
+#[cfg(feature = "aws-emulator")]
 mod ha_replicas;
 #[cfg(feature = "aws-emulator")]
 mod ops_cloudwatch;

@@ -133,3 +133,12 @@ pub async fn put_lines(
             .expect("put log events");
     }
 }
+
+/// A CloudWatch Logs client for the emulator and a new log group (with its stream) named
+/// from `prefix`: the set-up of every test that reads a log group.
+pub async fn log_group(prefix: &str) -> (aws_sdk_cloudwatchlogs::Client, String) {
+    let client = aws_sdk_cloudwatchlogs::Client::new(&sdk_config().await);
+    let group = unique(prefix);
+    create_log_group(&client, &group).await;
+    (client, group)
+}

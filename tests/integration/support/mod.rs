@@ -7,6 +7,8 @@
 //!   the alerts `authpulse backtest` derives from the same (what the daemon must send).
 //! - [`aws`] (feature `aws-emulator`): the AWS emulator that `scripts/test.sh` starts
 //!   (moto with authpulse's Logs Insights engine, `tests/aws_emulator/`).
+//! - [`replicas`] (feature `aws-emulator`): several `[ha]` replicas over one source and
+//!   one table, and the exactly-once checks of what they deliver.
 
 pub mod daemon;
 pub mod receiver;
@@ -14,6 +16,8 @@ pub mod traffic;
 
 #[cfg(feature = "aws-emulator")]
 pub mod aws;
+#[cfg(feature = "aws-emulator")]
+pub mod replicas;
 
 use std::time::Duration;
 

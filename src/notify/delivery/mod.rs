@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod takeover;
+
 use super::enrich::{self, Enricher};
 use super::journal::{self, Journal};
 use super::ledger::{AlertState, Suppressed};
@@ -52,7 +54,7 @@ use crate::alert::Alert;
 use crate::clock::SharedClock;
 use crate::retry::RemoteError;
 use crate::rule::RuleSpec;
-use crate::sink::{Sink, SinkSpec};
+use crate::sink::{Sink, SinkRoute, SinkSpec};
 
 /// Save the state at least this often while bins close without notifications.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
@@ -60,10 +62,6 @@ const SAVE_EVERY: Duration = Duration::from_secs(5);
 /// SIGTERM (systemd and ECS kill it later), and stopping the source and saving state
 /// need some of that.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// A standby keeps at most this many alerts per rule for a takeover ...
-const STANDBY_KEEP: usize = 5_000;
-/// ... of the newest day of bins.
-const STANDBY_KEEP_MS: i64 = 86_400_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -135,6 +133,19 @@ fn queue_ids(sinks: &[SinkSpec]) -> Vec<String> {
     ids
 }
 
+/// The incidents `state` records as firing (of `rule`, or of every rule) that `route`
+/// sends to its sink: what a sink that keeps alerts alive at its receiver resumes.
+fn firing_routed(state: &AlertState, route: &SinkRoute, rule: Option<&str>) -> Vec<Alert> {
+    state
+        .notified
+        .values()
+        .filter(|n| n.status == crate::alert::Status::Firing)
+        .filter(|n| rule.is_none_or(|r| n.alert.rule == r))
+        .map(|n| n.alert.clone())
+        .filter(|a| route.matches(a))
+        .collect()
+}
+
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
@@ -153,12 +164,12 @@ impl Delivery {
         let dir = config.state_dir.clone();
         let store: Arc<dyn AlertStore> = match &config.store {
             Some(shared) => shared.clone(),
-            None => match LocalStore::lock(&dir).map_err(io_err(&dir))? {
+            None => match LocalStore::lock(&dir, clock.clone()).map_err(io_err(&dir))? {
                 Ok(local) => Arc::new(local),
                 Err(Locked) => return Err(DeliveryError::Locked(dir)),
             },
         };
-        let sinks = crate::sink::build_all(&config.sinks).await?;
+        let sinks = crate::sink::build_all(&config.sinks, &clock).await?;
         let ids = queue_ids(&config.sinks);
         let (state, mut recovered) = {
             let (store, ids) = (store.clone(), ids.clone());
@@ -180,14 +191,7 @@ impl Delivery {
             }
             // A sink that keeps firing alerts alive at its receiver (Alertmanager)
             // picks up the incidents still firing.
-            let firing: Vec<Alert> = state
-                .notified
-                .values()
-                .filter(|n| n.status == crate::alert::Status::Firing)
-                .map(|n| n.alert.clone())
-                .filter(|a| spec.route().matches(a))
-                .collect();
-            sink.resume(firing).await;
+            sink.resume(firing_routed(&state, spec.route(), None)).await;
             let (tx, rx) = mpsc::unbounded_channel();
             queues.push(Queue {
                 id,
@@ -309,104 +313,6 @@ impl Delivery {
     /// Bumped when this replica gains or loses a rule (never for one instance).
     pub fn leadership(&self) -> Option<watch::Receiver<u64>> {
         self.store.changes()
-    }
-
-    /// Keep an alert of a rule another replica leads, for a takeover: the newest day
-    /// of bins, at most [`STANDBY_KEEP`] alerts per rule.
-    fn keep_for_takeover(&mut self, alert: Alert) {
-        let kept = self.standby.entry(alert.rule.clone()).or_default();
-        let newest = alert.bin_start.ms();
-        kept.push_back(alert);
-        while kept.len() > STANDBY_KEEP
-            || kept
-                .front()
-                .is_some_and(|a| a.bin_start.ms() < newest - STANDBY_KEEP_MS)
-        {
-            kept.pop_front();
-        }
-    }
-
-    /// Apply what the store says changed: a rule gained is loaded (its ledger, its
-    /// undelivered notifications, which go to the workers) and the alerts kept while
-    /// another replica led it are admitted against that ledger (what the old leader
-    /// handled is suppressed, the rest returned to be sent); a rule lost is forgotten.
-    async fn follow_leadership(&mut self) -> Vec<Alert> {
-        let mut admitted = Vec::new();
-        for (rule, gained) in self.store.take_changes() {
-            self.state.watermarks.remove(&rule);
-            self.state.notified.retain(|_, n| n.alert.rule != rule);
-            if !gained {
-                tracing::info!(%rule, "no longer leading this rule: another replica pages it");
-                continue;
-            }
-            let ids: Vec<String> = self.queues.iter().map(|q| q.id.clone()).collect();
-            let (store, r) = (self.store.clone(), rule.clone());
-            let taken = tokio::task::spawn_blocking(move || store.take_over(&r, &ids))
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())));
-            let taken = match taken {
-                Ok(t) => t,
-                Err(error) => {
-                    tracing::error!(%rule, %error, "cannot load the rule's shared state; not paging it until it loads");
-                    continue;
-                }
-            };
-            self.state.watermarks.extend(taken.state.watermarks);
-            self.state.notified.extend(taken.state.notified);
-            let owed = taken.pending.len();
-            for entry in taken.pending {
-                if let Some(q) = self.queues.iter().find(|q| q.id == entry.queue) {
-                    let _ = q.tx.send(entry);
-                }
-            }
-            for q in &self.queues {
-                let firing: Vec<Alert> = self
-                    .state
-                    .notified
-                    .values()
-                    .filter(|n| n.status == crate::alert::Status::Firing && n.alert.rule == rule)
-                    .map(|n| n.alert.clone())
-                    .filter(|a| q.route.matches(a))
-                    .collect();
-                q.sink.resume(firing).await;
-            }
-            self.reconcile_pending |= self.caught_up;
-            self.dirty = true;
-            tracing::info!(
-                %rule,
-                watermark = ?self.state.watermark(&rule),
-                firing = self.state.notified.values().filter(|n| n.alert.rule == rule && n.status == crate::alert::Status::Firing).count(),
-                undelivered = owed,
-                "leading this rule now: its shared state is loaded"
-            );
-        }
-        // Alerts kept while another replica led a rule (or while this one could not
-        // coordinate) are admitted once it leads again: its ledger drops what was
-        // handled, the rest is new.
-        let led: Vec<String> = self
-            .standby
-            .keys()
-            .filter(|r| self.store.leads(r))
-            .cloned()
-            .collect();
-        for rule in led {
-            let kept = self.standby.remove(&rule).unwrap_or_default();
-            let mut new = 0;
-            for alert in kept {
-                let repeat = self.repeat_interval(&alert);
-                match self.state.admit(&alert, repeat) {
-                    Ok(()) => {
-                        new += 1;
-                        admitted.push(alert);
-                    }
-                    Err(why) => self.count_suppressed(&alert, why),
-                }
-            }
-            if new > 0 {
-                tracing::info!(%rule, count = new, "alerts seen while not leading this rule were not handled by another replica: sending them");
-            }
-        }
-        admitted
     }
 
     fn count_suppressed(&mut self, alert: &Alert, why: Suppressed) {
