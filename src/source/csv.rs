@@ -248,13 +248,20 @@ fn row(f: &[String], cols: &[Column], line: u64) -> Result<Row, String> {
         return Err("some counts are empty and others are not".to_string());
     }
     // A single failure or success column counts events that all had that outcome.
-    let total = total.unwrap_or(failure.unwrap_or(0) + success.unwrap_or(0));
+    // Checked: a cell may hold any number up to u64::MAX (found by the fuzz driver).
+    let total = match total {
+        Some(t) => t,
+        None => failure
+            .unwrap_or(0)
+            .checked_add(success.unwrap_or(0))
+            .ok_or("failures and successes add up past 2^64")?,
+    };
     let failure = failure.unwrap_or(0);
     if failure > total {
         return Err(format!("{failure} failures out of {total} attempts"));
     }
     let success = match success {
-        Some(s) if s + failure > total => {
+        Some(s) if s.checked_add(failure).is_none_or(|sum| sum > total) => {
             return Err(format!(
                 "{s} successes and {failure} failures out of {total} attempts"
             ))
@@ -675,5 +682,20 @@ mod tests {
             prop_assert_eq!(parse_time(&t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()), want);
             prop_assert_eq!(parse_time(&t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()), want);
         }
+    }
+
+    /// Found by the fuzz driver: counts near 2^64 overflowed when added up.
+    #[test]
+    fn counts_that_add_up_past_u64_are_refused_not_a_panic() {
+        let max = u64::MAX;
+        let p = parse(&format!(
+            "timestamp,failure,success\n2026-11-25T10:00:00Z,{max},1\n2026-11-25T10:15:00Z,1,1\n"
+        ));
+        assert_eq!(p.rows.len(), 1);
+        assert_eq!(p.bad[0].line, 2);
+        let p = parse(&format!(
+            "timestamp,total,failure,success\n2026-11-25T10:00:00Z,{max},1,{max}\n"
+        ));
+        assert_eq!((p.rows.len(), p.bad_count), (0, 1));
     }
 }
