@@ -409,10 +409,9 @@ pub fn updates(parsed: &Parsed, rules: &[RuleSpec]) -> (Vec<Update>, Vec<Skipped
         for r in &parsed.rows {
             let slot = bins.entry(r.ms.div_euclid(bin_ms)).or_insert(None);
             if let Some(c) = r.counts {
-                let sum = slot.get_or_insert_with(Counts::default);
-                sum.total += c.total;
-                sum.success += c.success;
-                sum.failure += c.failure;
+                // Saturating (`merge`): rows near 2^64 summed into one bin overflowed
+                // (found by the fuzz driver).
+                slot.get_or_insert_with(Counts::default).merge(&c);
             }
         }
         // As in the event binner: the first day of a gap is closed bin by bin, the rest
@@ -682,6 +681,24 @@ mod tests {
             prop_assert_eq!(parse_time(&t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()), want);
             prop_assert_eq!(parse_time(&t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()), want);
         }
+    }
+
+    /// Found by the fuzz driver: rows near 2^64 summed into one rule bin overflowed.
+    #[test]
+    fn rows_summed_into_one_bin_saturate() {
+        let max = u64::MAX;
+        let p = parse(&format!(
+            "timestamp,total\n2026-11-25T10:00:00Z,{max}\n2026-11-25T10:05:00Z,{max}\n"
+        ));
+        let (updates, _) = updates(&p, &[RuleSpec::named("r")]);
+        let totals: Vec<u64> = updates
+            .iter()
+            .filter_map(|u| match u {
+                Update::Observe { counts, .. } => Some(counts.total),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(totals, [max]);
     }
 
     /// Found by the fuzz driver: counts near 2^64 overflowed when added up.
