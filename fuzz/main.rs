@@ -448,7 +448,9 @@ fn main() {
         .collect();
     harness::quiet_panics();
     if let Some(path) = &args.replay {
-        std::process::exit(replay(path, &chosen));
+        let code = replay(path, &chosen);
+        drop(scratch); // `exit` runs no destructor: remove the scratch directory first.
+        std::process::exit(code);
     }
     let dog = Watchdog::start(Duration::from_secs(args.hang_secs), args.crash_dir.clone());
     println!(
@@ -501,6 +503,7 @@ fn main() {
         for f in &failures {
             eprintln!("  {f}");
         }
+        drop(scratch); // `exit` runs no destructor: remove the scratch directory first.
         std::process::exit(1);
     }
 }
