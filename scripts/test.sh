@@ -89,6 +89,8 @@ cargo clippy --all-targets --all-features -- -D warnings
 # started above (a plain `cargo test` leaves them out).
 step "cargo test"
 cargo test --lib --bins --tests --features aws-emulator,alertmanager
+step "fuzz every parser (short: 1,500 inputs each; scripts/fuzz.sh runs the long one)"
+cargo run --quiet --example fuzz --features aws-emulator,alertmanager -- --iterations 1500 --seed "${AUTHPULSE_FUZZ_SEED:-1}"
 step "import layers (no cycle)"
 python3 scripts/check-layers.py
 step "backtest report in a headless browser"

@@ -441,4 +441,22 @@ mod tests {
         );
         assert_eq!(e.field("actor.id"), None);
     }
+
+    /// Found by the fuzz driver (`scripts/fuzz.sh`): a time cut short right after the
+    /// seconds' colon passed the separator checks and sliced past its end.
+    #[test]
+    fn a_time_cut_short_after_the_second_colon_is_refused_not_a_panic() {
+        for s in [
+            "2026-11-02T00:25:",
+            "2026-11-02T00:25:0",
+            "2026-11-02 00:25:",
+        ] {
+            assert_eq!(parse_rfc3339_ms(s), None, "{s}");
+        }
+        let line = r#"{"eventType":"user.session.start","published":"2026-11-02T00:25:"}"#;
+        assert!(matches!(
+            Event::parse(line),
+            Err(ParseError::BadTimestamp(_))
+        ));
+    }
 }

@@ -83,11 +83,13 @@ impl OutcomeClass {
 }
 
 impl Counts {
+    /// Saturating: a count comes from a Logs Insights row or a CSV cell, where any
+    /// number may be written (found by the fuzz driver: two rows of `n = 1e300`).
     pub fn add(&mut self, class: OutcomeClass, n: u64) {
-        self.total += n;
+        self.total = self.total.saturating_add(n);
         match class {
-            OutcomeClass::Success => self.success += n,
-            OutcomeClass::Failure => self.failure += n,
+            OutcomeClass::Success => self.success = self.success.saturating_add(n),
+            OutcomeClass::Failure => self.failure = self.failure.saturating_add(n),
             OutcomeClass::Other => {}
         }
     }
@@ -109,7 +111,8 @@ impl Counts {
     }
 
     pub fn other(&self) -> u64 {
-        self.total.saturating_sub(self.success + self.failure)
+        self.total
+            .saturating_sub(self.success.saturating_add(self.failure))
     }
 
     /// Add another series' counts (several split values merged into one series). The
@@ -122,11 +125,11 @@ impl Counts {
             (Some(a), Some(b)) => Some(a.join(b)),
             _ => None,
         };
-        self.total += other.total;
-        self.success += other.success;
-        self.failure += other.failure;
-        self.failed_users += other.failed_users;
-        self.failed_ips += other.failed_ips;
+        self.total = self.total.saturating_add(other.total);
+        self.success = self.success.saturating_add(other.success);
+        self.failure = self.failure.saturating_add(other.failure);
+        self.failed_users = self.failed_users.saturating_add(other.failed_users);
+        self.failed_ips = self.failed_ips.saturating_add(other.failed_ips);
     }
 }
 
@@ -398,6 +401,26 @@ mod tests {
             known: true,
             ..BinRecord::default()
         }
+    }
+
+    /// Found by the fuzz driver: two Logs Insights rows of `n = 1e300` for one bin.
+    #[test]
+    fn counts_saturate_instead_of_overflowing() {
+        let mut c = Counts::default();
+        c.add(OutcomeClass::Failure, u64::MAX);
+        c.add(OutcomeClass::Failure, u64::MAX);
+        c.add(OutcomeClass::Success, u64::MAX);
+        assert_eq!(
+            (c.total, c.failure, c.success),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
+        assert_eq!(c.other(), 0);
+        let big = Counts {
+            failed_users: u64::MAX,
+            ..c
+        };
+        c.merge(&big);
+        assert_eq!(c.failed_users, u64::MAX);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -239,13 +240,32 @@ struct ExpireQuery {
 
 async fn expire(
     State(api): State<Arc<Api>>,
-    Path(id): Path<String>,
-    Query(q): Query<ExpireQuery>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<ExpireQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = authorize(&api, &headers) {
         return e.into_response();
     }
+    // A path or query string the extractors refuse is answered in JSON like every
+    // other error (axum's own answer is plain text).
+    let (id, q) = match (id, q) {
+        (Ok(Path(id)), Ok(Query(q))) => (id, q),
+        (Err(e), _) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("silence id: {}", e.body_text()),
+            )
+            .into_response()
+        }
+        (_, Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("query string: {}", e.body_text()),
+            )
+            .into_response()
+        }
+    };
     let silences = api.silences.clone();
     match tokio::task::spawn_blocking(move || silences.expire(&id, &q.by)).await {
         Ok(Ok(s)) => Json(s.to_json(api.clock.now_ms())).into_response(),
@@ -397,6 +417,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v["notifications"], json!([]));
+    }
+
+    /// Found by the fuzz driver: a path that is not UTF-8 once decoded was refused in
+    /// plain text by axum's extractor; the API answers every error in JSON.
+    #[tokio::test]
+    async fn a_bad_silence_id_is_refused_in_json() {
+        let url = serve(Some("s3cret")).await;
+        let r = reqwest::Client::new()
+            .delete(format!("{url}/api/silences/%ff%00?by=x"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"].as_str().unwrap().starts_with("silence id: "),
+            "{v}"
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ fn fast_ms(b: &[u8]) -> Option<i64> {
             millis *= 10;
         }
     }
-    let offset_min = match &b[i..] {
+    // `get`, not `&b[i..]`: a text cut short after the second colon is shorter than 19.
+    let offset_min = match b.get(i..)? {
         [] | [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), rest @ ..] => {
             let (h, m) = match rest {

@@ -129,7 +129,9 @@ impl AlertState {
             }
             match (last.status, alert.status) {
                 (Status::Firing, Status::Firing)
-                    if repeat.is_none_or(|r| bin - last.bin_start_ms < r.as_millis() as i64) =>
+                    if repeat.is_none_or(|r| {
+                        bin.saturating_sub(last.bin_start_ms) < r.as_millis() as i64
+                    }) =>
                 {
                     return Err(Suppressed::StillFiring);
                 }
@@ -185,14 +187,16 @@ impl AlertState {
             }
             let len = bin_len_ms(&n.alert);
             // The last closed bin, but never at or before the last notice.
+            // Saturating: the numbers come from a file (or the [ha] table) and may be
+            // anything (found by the fuzz driver).
             let bin = next_bin(&n.alert.rule)
-                .map(|next| next - len)
+                .map(|next| next.saturating_sub(len))
                 .unwrap_or(0)
-                .max(n.bin_start_ms + len);
+                .max(n.bin_start_ms.saturating_add(len));
             let mut a = n.alert.clone();
             a.status = Status::Resolved;
             a.bin_start = Timestamp::from_ms(bin);
-            a.bin_end = Timestamp::from_ms(bin + len);
+            a.bin_end = Timestamp::from_ms(bin.saturating_add(len));
             a.summary = format!(
                 "Resolved: {} {} is no longer firing (authpulse restarted and no longer sees the anomaly that started at {}).",
                 a.rule, a.detector, a.started_at
@@ -210,7 +214,7 @@ impl AlertState {
             n.status == Status::Firing
                 || watermarks
                     .get(&n.alert.rule)
-                    .is_none_or(|&w| n.bin_start_ms >= w - PRUNE_BEHIND_MS)
+                    .is_none_or(|&w| n.bin_start_ms >= w.saturating_sub(PRUNE_BEHIND_MS))
         });
     }
 
@@ -379,5 +383,39 @@ mod tests {
         want.admit(&alert(Status::Firing, "2026-11-25T10:00:00Z"), None)
             .unwrap();
         assert_eq!(state.notified, want.notified);
+    }
+
+    /// Found by the fuzz driver: a state read back (a file, or the `[ha]` table's body,
+    /// which has no checksum) may hold any number; the arithmetic on it must not
+    /// overflow.
+    #[test]
+    fn extreme_numbers_in_a_loaded_state_do_not_overflow() {
+        let fire = alert(Status::Firing, "2026-11-25T10:00:00Z");
+        let mut s = AlertState::default();
+        s.watermarks.insert(fire.rule.clone(), i64::MIN);
+        let mut resolved = fire.clone();
+        resolved.status = Status::Resolved;
+        s.notified.insert(
+            "old".into(),
+            Notified {
+                status: Status::Resolved,
+                bin_start_ms: 0,
+                alert: resolved,
+            },
+        );
+        s.prune();
+        for extreme in [i64::MIN, i64::MAX] {
+            let mut s = AlertState::default();
+            s.notified.insert(
+                fire.fingerprint.clone(),
+                Notified {
+                    status: Status::Firing,
+                    bin_start_ms: extreme,
+                    alert: fire.clone(),
+                },
+            );
+            assert_eq!(s.orphans(|_| true, |_| false, |_| Some(i64::MIN)).len(), 1);
+            let _ = s.admit(&fire, Some(Duration::from_secs(3600)));
+        }
     }
 }

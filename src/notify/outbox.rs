@@ -90,9 +90,20 @@ pub struct Recovered {
     pub orphaned: usize,
 }
 
-/// `00000000000000000042-<key>.json` → 42.
+/// Sequence numbers this outbox writes stay below this (10^19: the next one after any
+/// of them still fits in a `u64`).
+const SEQ_LIMIT: u64 = 10_000_000_000_000_000_000;
+
+/// `00000000000000000042-<key>.json` → 42; `None` for a name this outbox never writes
+/// (including a number at or past [`SEQ_LIMIT`], after which the next would overflow).
 fn seq_of(name: &str) -> Option<u64> {
-    name.strip_suffix(".json")?.split('-').next()?.parse().ok()
+    let seq: u64 = name
+        .strip_suffix(".json")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()?;
+    (seq < SEQ_LIMIT).then_some(seq)
 }
 
 /// Move a file into `dir/<sub>/`, creating it; returns the new path.
@@ -141,7 +152,12 @@ impl Outbox {
                     fs::remove_file(&path)?;
                     continue;
                 }
-                let Some(seq) = seq_of(&name) else { continue };
+                let Some(seq) = seq_of(&name) else {
+                    if name.ends_with(".json") {
+                        tracing::warn!(queue = %queue, file = %path.display(), "not an outbox record's name (<sequence number below 10^19>-<key>.json): left alone, not delivered");
+                    }
+                    continue;
+                };
                 max_seq = max_seq.max(seq);
                 if !configured {
                     recovered.orphaned += 1;
@@ -335,6 +351,30 @@ mod tests {
         let (_, rec) = Outbox::open(dir.path(), &queues()).unwrap();
         assert_eq!(rec.queues["webhook-00000001"].len(), 1);
         assert_eq!(rec.queues["sns-00000002"].len(), 1);
+    }
+
+    /// Found by the fuzz driver: a record named with the largest sequence number made
+    /// the next one overflow (a panic with overflow checks, a wrap to 0 that breaks the
+    /// queue's order without).
+    #[test]
+    fn a_sequence_number_with_no_room_after_it_is_not_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("outbox").join("webhook-00000001");
+        std::fs::create_dir_all(&q).unwrap();
+        std::fs::write(q.join(format!("{}-k.json", u64::MAX)), "{}").unwrap();
+        std::fs::write(q.join(format!("{SEQ_LIMIT}-k.json")), "{}").unwrap();
+        let (ob, rec) = Outbox::open(dir.path(), &queues()).unwrap();
+        assert!(rec.queues["webhook-00000001"].is_empty());
+        assert_eq!(rec.corrupt, 0);
+        let a = sample_alert(Status::Firing, "2026-11-25T10:15:00Z");
+        assert_eq!(
+            ob.enqueue("webhook-00000001", &a, 1).unwrap().unwrap().seq,
+            1
+        );
+        assert_eq!(
+            seq_of(&format!("{}-k.json", SEQ_LIMIT - 1)),
+            Some(SEQ_LIMIT - 1)
+        );
     }
 
     #[test]

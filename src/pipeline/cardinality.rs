@@ -35,7 +35,7 @@ impl RuleEngine {
             } else if counts.failure > 0 {
                 c.failure += 1;
                 c.failed_ips += 1;
-                c.failed_users += counts.failed_users;
+                c.failed_users = c.failed_users.saturating_add(counts.failed_users);
             }
         }
         let labels = [(field.clone(), SOURCES_SERIES.to_string())].into();
@@ -83,10 +83,10 @@ impl RuleEngine {
                 // `total`: those that tried again in this very bin.
                 c.total += u64::from(s.history.counts(bin).is_some_and(|x| x.failure > 0));
                 c.failed_ips += 1;
-                c.failed_users += (bin - window + 1..=bin)
+                c.failed_users = (bin - window + 1..=bin)
                     .filter_map(|b| s.history.counts(b))
                     .map(|x| x.failed_users)
-                    .sum::<u64>();
+                    .fold(c.failed_users, u64::saturating_add);
             }
         }
         let labels = [(field.clone(), SPRAYERS_SERIES.to_string())].into();

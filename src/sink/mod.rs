@@ -32,7 +32,7 @@ pub use alertmanager::{AlertmanagerSink, AlertmanagerSpec};
 pub use lines::{FileSink, StdoutSink};
 pub use pagerduty::{PagerDutySink, PagerDutySpec};
 pub use route::SinkRoute;
-pub use slack::{SlackSink, SlackSpec};
+pub use slack::{threads_file, SlackSink, SlackSpec};
 pub use sns::{SnsSink, SnsSpec};
 pub use spec::SinkSpec;
 pub use webhook::{sign, WebhookFormat, WebhookSink, WebhookSpec};

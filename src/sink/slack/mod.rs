@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use self::api::{message, message_gone, reply, CallError, WebApi};
-use self::threads::{threads_file, Threads};
+use self::threads::Threads;
 use super::{SecretSource, Sink};
 use crate::alert::{Alert, Status};
 use crate::clock::SharedClock;
@@ -45,6 +45,8 @@ use crate::retry::{BoxFuture, RemoteError};
 use crate::state_file::StateFile;
 
 pub use self::spec::SlackSpec;
+/// The threads file, for the fuzz driver (`fuzz/`) to read as the sink does.
+pub use self::threads::threads_file;
 use self::threads::Posted;
 
 pub struct SlackSink {

@@ -23,7 +23,7 @@ pub struct Posted {
 }
 
 /// Fingerprint → its message.
-pub(super) type Threads = BTreeMap<String, Posted>;
+pub type Threads = BTreeMap<String, Posted>;
 
 /// The threads file, written by versions before [`crate::state_file`]: plain JSON.
 #[derive(Deserialize)]
@@ -34,11 +34,7 @@ struct PlainThreads {
 
 /// `state_dir/slack-threads-<file_id>.json`. Files written as plain JSON
 /// (`{"version": 1, "messages": …}`) by earlier versions still load.
-pub(super) fn threads_file(
-    state_dir: &Path,
-    file_id: &str,
-    clock: SharedClock,
-) -> StateFile<Threads> {
+pub fn threads_file(state_dir: &Path, file_id: &str, clock: SharedClock) -> StateFile<Threads> {
     StateFile::new(
         state_dir.join(format!("slack-threads-{file_id}.json")),
         Format {

@@ -48,10 +48,12 @@ pub fn updates(parsed: &Parsed, rules: &[RuleSpec]) -> (Vec<Update>, Vec<Skipped
         for r in &parsed.rows {
             let slot = bins.entry(r.ms.div_euclid(bin_ms)).or_insert(None);
             if let Some(c) = r.counts {
+                // Saturating: rows near 2^64 summed into one bin overflowed (found by the
+                // fuzz driver).
                 let sum = slot.get_or_insert_with(Counts::default);
-                sum.total += c.total;
-                sum.success += c.success;
-                sum.failure += c.failure;
+                sum.total = sum.total.saturating_add(c.total);
+                sum.success = sum.success.saturating_add(c.success);
+                sum.failure = sum.failure.saturating_add(c.failure);
             }
         }
         // As in the event binner: the first day of a gap is closed bin by bin, the rest
@@ -139,5 +141,23 @@ mod tests {
         let (u, skipped) = updates(&p, &[RuleSpec::named("r")]);
         assert!(u.is_empty());
         assert!(skipped[0].reason.contains("1h"), "{skipped:?}");
+    }
+
+    /// Found by the fuzz driver: rows near 2^64 summed into one rule bin overflowed.
+    #[test]
+    fn rows_summed_into_one_bin_saturate() {
+        let max = u64::MAX;
+        let p = parse(&format!(
+            "timestamp,total\n2026-11-25T10:00:00Z,{max}\n2026-11-25T10:05:00Z,{max}\n"
+        ));
+        let (updates, _) = updates(&p, &[RuleSpec::named("r")]);
+        let totals: Vec<u64> = updates
+            .iter()
+            .filter_map(|u| match u {
+                Update::Observe { counts, .. } => Some(counts.total),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(totals, [max]);
     }
 }
