@@ -198,6 +198,7 @@ pub fn config(alerts: &[Alert], input: &[u8]) -> Result<String, String> {
                 failure: 1 + k,
                 failed_users: 1,
                 failed_ips: 1,
+                span: None,
             };
             pipeline.observe(i, start + k as i64, Labels::new(), counts);
         }
