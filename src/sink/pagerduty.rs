@@ -50,7 +50,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{json, Map, Value};
 
 use super::route::SinkRoute;
-use super::spec::{read_retry, read_timeout};
+use super::spec::{read_api_url, read_retry, read_timeout, refuse_secret};
 use super::webhook::{classify_status, error_text};
 use super::{Redacted, SecretSource, Sink};
 use crate::alert::{Alert, Status};
@@ -79,26 +79,8 @@ pub struct PagerDutySpec {
 
 impl PagerDutySpec {
     pub(super) fn read(t: &mut Table<'_>, problems: &mut Problems) -> Option<PagerDutySpec> {
-        if t.raw("routing_key").is_some() {
-            // Never echo the value.
-            problems.push(
-                t.key_path("routing_key"),
-                "the integration key does not belong in the config file: put it in an environment variable and name that variable in routing_key_env",
-            );
-        }
-        let url = match t.string("url", problems) {
-            None => DEFAULT_URL.to_string(),
-            Some(u)
-                if (u.starts_with("http://") || u.starts_with("https://"))
-                    && reqwest::Url::parse(&u).is_ok() =>
-            {
-                u
-            }
-            Some(_) => {
-                problems.push(t.key_path("url"), "must be an http:// or https:// URL");
-                DEFAULT_URL.to_string()
-            }
-        };
+        refuse_secret(t, problems, "routing_key", "the integration key");
+        let url = read_api_url(t, problems, DEFAULT_URL);
         let source = match t.string("source", problems) {
             Some(s) if s.trim().is_empty() => {
                 problems.push(

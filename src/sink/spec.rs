@@ -35,6 +35,39 @@ pub enum SinkSpec {
     Slack(SlackSpec),
 }
 
+/// A secret written into the config file under `key` is a problem (its value never
+/// echoed): `what` is the secret's name, read instead from the variable `{key}_env`.
+pub(super) fn refuse_secret(
+    t: &mut Table<'_>,
+    problems: &mut Problems,
+    key: &'static str,
+    what: &str,
+) {
+    if t.raw(key).is_some() {
+        problems.push(
+            t.key_path(key),
+            format!("{what} does not belong in the config file: put it in an environment variable and name that variable in {key}_env"),
+        );
+    }
+}
+
+/// `url`: an http:// or https:// URL, `default` when not given (or not one).
+pub(super) fn read_api_url(t: &mut Table<'_>, problems: &mut Problems, default: &str) -> String {
+    match t.string("url", problems) {
+        None => default.to_string(),
+        Some(u)
+            if (u.starts_with("http://") || u.starts_with("https://"))
+                && reqwest::Url::parse(&u).is_ok() =>
+        {
+            u
+        }
+        Some(_) => {
+            problems.push(t.key_path("url"), "must be an http:// or https:// URL");
+            default.to_string()
+        }
+    }
+}
+
 /// `timeout`: more than zero, 10 s when not given.
 pub(super) fn read_timeout(t: &mut Table<'_>, problems: &mut Problems) -> Duration {
     match t.duration("timeout", problems) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::config_reader::{Problems, Table};
 use crate::retry::RetryPolicy;
 use crate::sink::route::SinkRoute;
-use crate::sink::spec::{read_retry, read_timeout};
+use crate::sink::spec::{read_api_url, read_retry, read_timeout, refuse_secret};
 
 pub const DEFAULT_URL: &str = "https://slack.com/api";
 
@@ -30,26 +30,10 @@ pub struct SlackSpec {
 
 impl SlackSpec {
     pub(in crate::sink) fn read(t: &mut Table<'_>, problems: &mut Problems) -> Option<SlackSpec> {
-        if t.raw("token").is_some() {
-            // Never echo the value.
-            problems.push(
-                t.key_path("token"),
-                "the bot token does not belong in the config file: put it in an environment variable and name that variable in token_env",
-            );
-        }
-        let url = match t.string("url", problems) {
-            None => DEFAULT_URL.to_string(),
-            Some(u)
-                if (u.starts_with("http://") || u.starts_with("https://"))
-                    && reqwest::Url::parse(&u).is_ok() =>
-            {
-                u.trim_end_matches('/').to_string()
-            }
-            Some(_) => {
-                problems.push(t.key_path("url"), "must be an http:// or https:// URL");
-                DEFAULT_URL.to_string()
-            }
-        };
+        refuse_secret(t, problems, "token", "the bot token");
+        let url = read_api_url(t, problems, DEFAULT_URL)
+            .trim_end_matches('/')
+            .to_string();
         let timeout = read_timeout(t, problems);
         let rate_limit_wait = t
             .duration("rate_limit_wait", problems)
