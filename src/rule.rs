@@ -11,7 +11,11 @@ use serde_json::Value;
 
 use crate::config_reader::{Problems, Table};
 use crate::detect::{DetectorKind, DetectorSpec};
-use crate::event::{Event, FILTER_FIELDS, SPLIT_FIELDS};
+use crate::event::{Event, SPLIT_FIELDS};
+
+mod conditions;
+
+pub use conditions::Conditions;
 
 pub const DEFAULT_EVENT_TYPES: &[&str] = &["user.session.start"];
 
@@ -29,6 +33,15 @@ pub const PUSH_EVENT_TYPES: &[&str] = &[
     "user.authentication.auth_via_mfa",
 ];
 
+/// Okta's signal of a username it could not resolve: `actor.id` is `unknown`.
+pub const UNKNOWN_USER: (&str, &str) = ("actor.id", "unknown");
+
+/// Okta ThreatInsight's flag on a sign-in from an address it suspects.
+pub const THREAT_SUSPECTED: (&str, &str) = ("debugContext.debugData.threatSuspected", "true");
+
+/// A request ThreatInsight blocked (outcome DENY, often no user).
+pub const THREAT_DETECTED: &str = "security.threat.detected";
+
 /// The push rule's condition on `user.authentication.auth_via_mfa`: a denied push.
 pub const PUSH_DENIAL_WHEN: (&str, &[(&str, &str)]) = (
     "user.authentication.auth_via_mfa",
@@ -38,16 +51,16 @@ pub const PUSH_DENIAL_WHEN: (&str, &[(&str, &str)]) = (
     ],
 );
 
-/// Which events a rule counts: its event types (some of them only when they failed)
-/// and an optional filter on other fields. The file source's binner and the generated
-/// Logs Insights query apply the same test.
+/// Which events a rule counts: its event types (some of them only when they hold a
+/// condition) and an optional condition on every event. The file source's binner and
+/// the generated Logs Insights query apply the same test.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventMatch {
     pub event_types: Vec<String>,
-    /// Of `event_types`, those counted only when every `(field, value)` holds.
-    pub when: Vec<(String, Vec<(String, String)>)>,
-    /// `(field, value)`: every one must hold (fields from [`FILTER_FIELDS`]).
-    pub filter: Vec<(String, String)>,
+    /// Of `event_types`, those counted only when their condition holds.
+    pub when: Vec<(String, Conditions)>,
+    /// Must hold for every event counted.
+    pub filter: Conditions,
 }
 
 impl EventMatch {
@@ -55,17 +68,13 @@ impl EventMatch {
         if !self.event_types.iter().any(|t| *t == *e.event_type) {
             return false;
         }
-        let holds = |conds: &[(String, String)]| {
-            conds
-                .iter()
-                .all(|(field, value)| e.field(field) == Some(value.as_str()))
-        };
+        let value_of = |field: &str| e.field(field);
         if let Some((_, conds)) = self.when.iter().find(|(t, _)| *t == *e.event_type) {
-            if !holds(conds) {
+            if !conds.holds(value_of) {
                 return false;
             }
         }
-        holds(&self.filter)
+        self.filter.holds(value_of)
     }
 }
 
@@ -92,12 +101,12 @@ pub struct RuleSpec {
     pub detectors: Vec<DetectorSpec>,
     /// A hand-written Logs Insights query replacing the generated one (CloudWatch source).
     pub query: Option<String>,
-    /// `[rules.when."<event type>"]`: of `event_types`, those counted only when every
-    /// Okta field = value holds (the push rule counts `auth_via_mfa` only as denials).
-    pub when: Vec<(String, Vec<(String, String)>)>,
-    /// `[rules.filter]`: Okta field = value, every one must hold (e.g. `"actor.id" =
+    /// `[rules.when."<event type>"]`: of `event_types`, those counted only when their
+    /// condition holds (the push rule counts `auth_via_mfa` only as denials).
+    pub when: Vec<(String, Conditions)>,
+    /// `[rules.filter]`: a condition every event counted must hold (e.g. `"actor.id" =
     /// "unknown"`: failures on usernames Okta could not resolve).
-    pub filter: Vec<(String, String)>,
+    pub filter: Conditions,
     /// `timezone` (IANA): the hour-of-week and weekday/weekend seasons are taken in it;
     /// `None` is UTC. The config's top-level `timezone` is every rule's default.
     pub timezone: Option<chrono_tz::Tz>,
@@ -133,7 +142,7 @@ impl RuleSpec {
             detectors: default_detectors(false),
             query: None,
             when: Vec::new(),
-            filter: Vec::new(),
+            filter: Conditions::default(),
             timezone: None,
         }
     }
@@ -161,7 +170,9 @@ impl RuleSpec {
     /// * `okta-threat-suspected`: failed sign-ins ThreatInsight flagged
     ///   (`debugContext.debugData.threatSuspected = "true"`);
     /// * `okta-threats-blocked`: requests ThreatInsight blocked
-    ///   (`security.threat.detected`, outcome DENY, no user).
+    ///   (`security.threat.detected`, outcome DENY, no user);
+    /// * `okta-hostile-signals`: the three at once, one series (see
+    ///   [`RuleSpec::hostile_signals`]).
     ///
     /// The totals rule comes first: the others' pages are told apart from an outage by
     /// what it saw in the same bin (`pipeline::story`).
@@ -173,15 +184,39 @@ impl RuleSpec {
             RuleSpec::signal(
                 "okta-unknown-users",
                 DEFAULT_EVENT_TYPES,
-                &[("actor.id", "unknown")],
+                Conditions::all_of(&[UNKNOWN_USER]),
             ),
             RuleSpec::signal(
                 "okta-threat-suspected",
                 DEFAULT_EVENT_TYPES,
-                &[("debugContext.debugData.threatSuspected", "true")],
+                Conditions::all_of(&[THREAT_SUSPECTED]),
             ),
-            RuleSpec::signal("okta-threats-blocked", &["security.threat.detected"], &[]),
+            RuleSpec::signal(
+                "okta-threats-blocked",
+                &[THREAT_DETECTED],
+                Conditions::default(),
+            ),
+            RuleSpec::hostile_signals(),
         ]
+    }
+
+    /// The built-in rule over Okta's three signals at once: failed sign-ins on unknown
+    /// usernames *or* flagged by ThreatInsight, and requests ThreatInsight blocked, as
+    /// one series. An attack ThreatInsight half blocks splits its attempts over the
+    /// three (a dozen attempts in half an hour: six blocked, five unknown, three
+    /// flagged), each under the floor of its own rule; together they are what the
+    /// attack did.
+    pub fn hostile_signals() -> RuleSpec {
+        let mut r = RuleSpec::signal(
+            "okta-hostile-signals",
+            &[DEFAULT_EVENT_TYPES[0], THREAT_DETECTED],
+            Conditions::default(),
+        );
+        r.when = vec![(
+            DEFAULT_EVENT_TYPES[0].to_string(),
+            Conditions::any_of(&[&[UNKNOWN_USER], &[THREAT_SUSPECTED]]),
+        )];
+        r
     }
 
     /// A built-in rule over one of Okta's own signals: the failures among `event_types`
@@ -190,18 +225,15 @@ impl RuleSpec {
     /// window as in a bin. ThreatInsight's blocked requests carry no user, so they are
     /// not asked to spread over accounts; every signal's failures must spread over
     /// source addresses (stuffing rotates proxies; an office's typos come from one NAT).
-    pub fn signal(name: &str, event_types: &[&str], filter: &[(&str, &str)]) -> RuleSpec {
+    pub fn signal(name: &str, event_types: &[&str], filter: Conditions) -> RuleSpec {
         let mut r = RuleSpec::named(name);
         r.event_types = event_types.iter().map(|s| s.to_string()).collect();
-        r.filter = filter
-            .iter()
-            .map(|(f, v)| (f.to_string(), v.to_string()))
-            .collect();
+        r.filter = filter;
         let mut problems = Problems::default();
         let table = serde_json::json!({
             "min_count": 10,
             "window_min_ratio": 3.0,
-            "spread_over_users": !event_types.contains(&"security.threat.detected"),
+            "spread_over_users": !event_types.contains(&THREAT_DETECTED),
             "spread_over_sources": true,
         });
         let mut t = Table::new("", Some(&table), &mut problems);
@@ -225,23 +257,27 @@ impl RuleSpec {
     /// What a rule over one of Okta's signals counts, for a human ("usernames Okta could
     /// not resolve"), or `None` for a plain rule.
     pub fn signal_note(&self) -> Option<String> {
-        let mut parts: Vec<String> = Vec::new();
+        // The sign-ins' own condition (a signal rule over sign-ins and blocked requests
+        // puts it in `when`), then the one every event holds.
+        let signs_in = self
+            .when
+            .iter()
+            .filter(|(t, _)| DEFAULT_EVENT_TYPES.contains(&t.as_str()))
+            .map(|(_, c)| c);
+        let mut parts: Vec<String> = signs_in
+            .chain([&self.filter])
+            .flat_map(conditions::describe)
+            .collect();
         if self
             .event_types
             .iter()
             .any(|t| t == "security.threat.detected")
         {
-            parts.push("requests Okta ThreatInsight blocked (security.threat.detected)".into());
-        }
-        for (field, value) in &self.filter {
-            parts.push(match (field.as_str(), value.as_str()) {
-                ("actor.id", "unknown") => {
-                    "on usernames Okta could not resolve (actor.id = unknown)".to_string()
-                }
-                ("debugContext.debugData.threatSuspected", "true") => {
-                    "flagged by Okta ThreatInsight (threatSuspected)".to_string()
-                }
-                (f, v) => format!("with {f} = {v}"),
+            let blocked = "requests Okta ThreatInsight blocked (security.threat.detected)";
+            parts.push(if parts.is_empty() {
+                blocked.to_string()
+            } else {
+                format!("or {blocked}")
             });
         }
         (!parts.is_empty()).then(|| parts.join(", "))
@@ -267,13 +303,7 @@ impl RuleSpec {
         let mut r = RuleSpec::named("mfa-push-fatigue");
         r.event_types = PUSH_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
         let (ty, conds) = PUSH_DENIAL_WHEN;
-        r.when = vec![(
-            ty.to_string(),
-            conds
-                .iter()
-                .map(|(f, v)| (f.to_string(), v.to_string()))
-                .collect(),
-        )];
+        r.when = vec![(ty.to_string(), Conditions::all_of(conds))];
         r.split_by = Some("actor.alternateId".to_string());
         r.top_k = Some(50);
         r.baseline_window = Duration::from_secs(2 * 3600);
@@ -327,28 +357,22 @@ impl RuleSpec {
         };
         let conditional = |t: &String| self.when.iter().any(|(w, _)| w == t);
         let all = list(&mut self.event_types.iter().filter(|t| !conditional(t)));
-        let cond = |c: &[(String, String)]| -> String {
-            c.iter()
-                .map(|(f, v)| format!("detail.{f} = {}", json_string(v)))
-                .collect::<Vec<_>>()
-                .join(" and ")
-        };
         let mut filter = format!("filter detail.eventType in [{all}]");
         if !self.when.is_empty() {
             let mut parts = vec![format!("detail.eventType in [{all}]")];
             for (t, c) in &self.when {
                 if self.event_types.contains(t) {
-                    parts.push(format!(
-                        "(detail.eventType = {} and {})",
-                        json_string(t),
-                        cond(c)
-                    ));
+                    let typed = format!("detail.eventType = {}", json_string(t));
+                    parts.push(match c.insights() {
+                        Some(c) => format!("({typed} and {c})"),
+                        None => typed,
+                    });
                 }
             }
             filter = format!("filter ({})", parts.join(" or "));
         }
-        if !self.filter.is_empty() {
-            filter.push_str(&format!("\n| filter {}", cond(&self.filter)));
+        if let Some(c) = self.filter.insights() {
+            filter.push_str(&format!("\n| filter {c}"));
         }
         let mut by = format!("bin({}), detail.outcome.result", self.bin_literal());
         if let Some(field) = &self.split_by {
@@ -424,12 +448,12 @@ impl RuleSpec {
             if !rule.event_types.iter().any(|t| t == ty) {
                 problems.push(path.clone(), "is not one of the rule's event_types");
             }
-            let c = read_filter(&path, conds, problems);
+            let c = Conditions::read(&path, conds, problems);
             rule.when.push((ty.to_string(), c));
         }
         let base = t.key_path("filter");
         if let Some(v) = t.raw("filter") {
-            rule.filter = read_filter(&base, v, problems);
+            rule.filter = Conditions::read(&base, v, problems);
         }
         if let Some(tz) = read_timezone(t, problems) {
             rule.timezone = Some(tz);
@@ -529,37 +553,8 @@ pub fn read_timezone(t: &mut Table<'_>, problems: &mut Problems) -> Option<chron
     }
 }
 
-/// Read a table of Okta field = value (`[rules.filter]`, `[rules.when."<type>"]`).
-fn read_filter(path: &str, v: &Value, problems: &mut Problems) -> Vec<(String, String)> {
-    let Some(m) = v.as_object() else {
-        problems.push(path, "must be a table of Okta field = value");
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (field, value) in m {
-        let field = field.strip_prefix("detail.").unwrap_or(field);
-        let at = crate::config_reader::join(path, field);
-        if !FILTER_FIELDS.contains(&field) {
-            problems.push(
-                at,
-                format!(
-                    "is not a field authpulse can filter on (one of: {})",
-                    FILTER_FIELDS.join(", ")
-                ),
-            );
-            continue;
-        }
-        match value {
-            Value::String(v) => out.push((field.to_string(), v.clone())),
-            Value::Bool(b) => out.push((field.to_string(), b.to_string())),
-            other => problems.push(at, format!("must be a string, found {other}")),
-        }
-    }
-    out
-}
-
 /// A string literal for a Logs Insights query (JSON escaping is a safe subset).
-fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 
@@ -657,7 +652,7 @@ mod tests {
         let r = RuleSpec::read("rules[0]", &v, &mut p).unwrap();
         assert!(p.0.is_empty(), "{p:?}");
         assert_eq!(r.timezone, Some(chrono_tz::America::New_York));
-        assert_eq!(r.filter, vec![("actor.id".into(), "unknown".into())]);
+        assert_eq!(r.filter, Conditions::all_of(&[("actor.id", "unknown")]));
         let q = r.insights_query();
         assert!(q.contains("(detail.eventType = \"user.authentication.auth_via_mfa\" and detail.outcome.result = \"FAILURE\")"), "{q}");
         assert!(q.contains("| filter detail.actor.id = \"unknown\""), "{q}");
@@ -687,5 +682,23 @@ mod tests {
         assert!(!push.matches(&Event::parse(&expired).unwrap()));
         let approved = r#"{"eventType":"user.authentication.auth_via_mfa","published":"2026-11-25T10:15:03Z","outcome":{"result":"SUCCESS"}}"#;
         assert!(!push.matches(&Event::parse(approved).unwrap()));
+    }
+
+    #[test]
+    fn the_hostile_signals_rule_is_one_series_of_three_signals() {
+        let r = RuleSpec::hostile_signals();
+        fn ev(s: &str) -> Event<'_> {
+            Event::parse(s).unwrap()
+        }
+        let blocked = r#"{"eventType":"security.threat.detected","published":"2026-11-25T10:15:03Z","outcome":{"result":"DENY"}}"#;
+        let unknown = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"unknown"}}"#;
+        let flagged = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"00u1"},"debugContext":{"debugData":{"threatSuspected":"true"}}}"#;
+        let plain = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"00u1"},"debugContext":{"debugData":{"threatSuspected":"false"}}}"#;
+        assert!(r.matches(&ev(blocked)) && r.matches(&ev(unknown)) && r.matches(&ev(flagged)));
+        assert!(!r.matches(&ev(plain)));
+        let q = r.insights_query();
+        assert!(q.starts_with("filter (detail.eventType in [\"security.threat.detected\"] or (detail.eventType = \"user.session.start\" and (detail.actor.id = \"unknown\" or detail.debugContext.debugData.threatSuspected = \"true\")))"), "{q}");
+        let note = r.signal_note().unwrap();
+        assert_eq!(note, "on usernames Okta could not resolve (actor.id = unknown) or flagged by Okta ThreatInsight (threatSuspected), or requests Okta ThreatInsight blocked (security.threat.detected)");
     }
 }

@@ -77,6 +77,9 @@ pub struct Seasonal {
     tz: Option<Tz>,
 }
 
+/// Below this mean a bin, a metric's samples are not trimmed (see `Samples::trimmed`).
+const SPARSE_MEAN: f64 = 3.0;
+
 /// Fewer samples than this and a tier is not trusted.
 const MIN_SAMPLES: usize = 3;
 /// How many recent bins the level factor and the recent-level fallback look at.
@@ -276,9 +279,15 @@ impl Samples {
     /// Mean of each metric after dropping the highest and lowest sample (when there are
     /// 5+). The samples are whole counts, so their sums are exact in any order: the
     /// result is that of sorting and dropping, bit for bit.
+    ///
+    /// A sparse metric (under [`SPARSE_MEAN`] a bin on average: a signal that sees a
+    /// few events an hour) is not trimmed: its highest sample is most of its mass, not
+    /// an outlier, and dropping it made the expectation of a series that holds one
+    /// event every few bins zero, so any cluster of chance events looked impossible.
     fn trimmed(&self) -> (f64, f64, f64) {
         let one = |i: usize| {
-            if self.n >= 5 {
+            let mean = self.sum[i] / self.n.max(1) as f64;
+            if self.n >= 5 && mean >= SPARSE_MEAN {
                 (self.sum[i] - self.min[i] - self.max[i]) / (self.n - 2) as f64
             } else {
                 self.sum[i] / self.n.max(1) as f64
@@ -410,10 +419,43 @@ mod tests {
             let (mean, _, _) = trimmed(&recs);
             let mut v: Vec<f64> = totals.iter().map(|&t| f64::from(t)).collect();
             v.sort_by(f64::total_cmp);
-            let cut = usize::from(v.len() >= 5);
+            let plain = v.iter().sum::<f64>() / v.len() as f64;
+            let cut = usize::from(v.len() >= 5 && plain >= SPARSE_MEAN);
             let kept = &v[cut..v.len() - cut];
             let want = kept.iter().sum::<f64>() / kept.len() as f64;
             proptest::prop_assert!((mean - want).abs() < 1e-9);
+        }
+    }
+
+    /// A signal that holds an event every few bins keeps its rate: the one bin of five
+    /// that held something is its mass, not an outlier to drop.
+    #[test]
+    fn a_sparse_series_is_not_trimmed_to_zero() {
+        let recs: Vec<BinRecord> = [0, 0, 2, 0, 1, 0].map(|f| rec(f, f)).to_vec();
+        let (total, _, failure) = trimmed(&recs);
+        assert!((total - 0.5).abs() < 1e-12 && (failure - 0.5).abs() < 1e-12);
+        // A busy one still drops its extremes.
+        let recs: Vec<BinRecord> = [100, 90, 500, 110, 0].map(|t| rec(t, 0)).to_vec();
+        assert!((trimmed(&recs).0 - 100.0).abs() < 1e-12);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        /// Sparse Poisson samples (a fraction of an event a bin): the expectation is their
+        /// mean, unbiased, where the trimmed mean sat far below the rate.
+        #[test]
+        fn sparse_poisson_samples_keep_their_rate(rate in 0.05f64..1.0, seed in 0u64..1000) {
+            use rand::SeedableRng;
+            use rand_distr::{Distribution, Poisson};
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let poisson = Poisson::new(rate).unwrap();
+            let (mut sum, mut want) = (0.0, 0.0);
+            for _ in 0..400 {
+                let recs: Vec<BinRecord> = (0..6).map(|_| { let f = poisson.sample(&mut rng) as u32; rec(f, f) }).collect();
+                sum += trimmed(&recs).2;
+                want += rate;
+            }
+            proptest::prop_assert!((sum / want - 1.0).abs() < 0.2, "mean {} for rate {}", sum / 400.0, rate);
         }
     }
 

@@ -495,7 +495,11 @@ mod tests {
         let input = b"{\"eventType\":\"user.session.start\",\"published\":\"2026-11-25T10:15:03Z\",\"outcome\":{\"result\":\"SUCCESS\"}}\n";
         let rules = [
             RuleSpec::named("okta-sign-ins"),
-            RuleSpec::signal("okta-threats-blocked", &["security.threat.detected"], &[]),
+            RuleSpec::signal(
+                "okta-threats-blocked",
+                &["security.threat.detected"],
+                crate::rule::Conditions::default(),
+            ),
             RuleSpec::password_spraying(),
         ];
         let o = run(&input[..], input.len() as u64, &rules, Duration::ZERO).unwrap();

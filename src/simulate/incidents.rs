@@ -910,6 +910,8 @@ enum When {
     QuietEvening,
     /// Any day, 00:00 to 04:00.
     SmallHours,
+    /// Any day, weekends too, starting between two local times.
+    AnyDay(i64, i64),
 }
 
 /// Placement rule and duration range (minutes) of each kind.
@@ -919,12 +921,18 @@ fn placement(kind: IncidentKind, difficulty: Difficulty) -> (When, i64, i64) {
         IncidentKind::BenignHoliday => (When::WholeWeekday, 1440, 1440),
         IncidentKind::PasswordSpraying if easy => (When::Anytime, 60, 180),
         IncidentKind::PasswordSpraying => (When::Anytime, 240, 480),
-        IncidentKind::PipelineGap => (When::Weekday(9 * 60, 15 * 60), 60, 180),
-        IncidentKind::Outage => (When::Weekday(9 * 60, 15 * 60), 30, 120),
+        IncidentKind::PipelineGap if easy => (When::Weekday(9 * 60, 15 * 60), 60, 180),
+        // Hard: the pipeline breaks on any day, from the morning to the evening.
+        IncidentKind::PipelineGap => (When::AnyDay(8 * 60, 20 * 60), 60, 180),
+        IncidentKind::Outage if easy => (When::Weekday(9 * 60, 15 * 60), 30, 120),
+        // Hard: also in the shoulders of the day, when fewer people are signing in.
+        IncidentKind::Outage => (When::Weekday(7 * 60, 18 * 60), 30, 120),
         IncidentKind::BenignSurge => (When::MondayMorning(8 * 60 + 30, 10 * 60), 60, 180),
         IncidentKind::CredentialStuffing if easy => (When::Anytime, 15, 60),
         IncidentKind::CredentialStuffing => (When::Anytime, 30, 60),
-        IncidentKind::MfaPushFatigue => (When::Night, 20, 90),
+        IncidentKind::MfaPushFatigue if easy => (When::Night, 20, 90),
+        // Hard: attackers also push in the day, when a push is what the user expects.
+        IncidentKind::MfaPushFatigue => (When::Anytime, 20, 90),
         IncidentKind::BenignBlip => (When::Weekday(9 * 60, 16 * 60), 15, 15),
         IncidentKind::QuietStuffing => (When::QuietEvening, 75, 105),
         IncidentKind::DistributedSpraying => (When::Anytime, 180, 240),
@@ -1095,6 +1103,7 @@ pub(super) fn default_schedule(
                     (day, from)
                 }
                 When::SmallHours => (any_of(&mut rng, &days_all), rng.random_range(0..4 * 60)),
+                When::AnyDay(a, b) => (any_of(&mut rng, &days_all), rng.random_range(a..=b)),
             };
             let Some(day) = day else {
                 break;

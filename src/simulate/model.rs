@@ -297,8 +297,10 @@ pub(super) fn sign_in(world: &World, user: u32, t_ms: i64, rng: &mut SmallRng, o
     }
 }
 
-/// Background internet noise for one minute: a few password attempts per
-/// hour from random hosts against random (mostly non-existent) accounts.
+/// Background internet noise for one minute: a few password attempts per hour from
+/// random hosts against random (mostly non-existent) accounts; ThreatInsight blocks
+/// about a third of those from addresses it flags (`security.threat.detected`, DENY, no
+/// user), so a tenant's blocked requests are never silent either.
 pub(super) fn stray_attempts(world: &World, t0: i64, rng: &mut SmallRng, out: &mut Vec<Ev>) {
     let lambda = STRAY_PER_MIN_PER_PERSON * world.users.len() as f64;
     for _ in 0..poisson(rng, lambda) {
@@ -310,6 +312,14 @@ pub(super) fn stray_attempts(world: &World, t0: i64, rng: &mut SmallRng, out: &m
         };
         let agent = &TOOLS[rng.random_range(0..TOOLS.len())];
         let net = hostile_net(rng);
+        if net.proxy && rng.random_bool(0.35) {
+            let flow = Flow {
+                session: 0,
+                ..Flow::new(rng, Actor::Unknown(0), net, agent, Factor::Push)
+            };
+            out.push(flow.ev(rng, t, EventType::ThreatDetected, Outcome::Deny));
+            continue;
+        }
         let flow = Flow {
             session: 0,
             ..Flow::new(rng, actor, net, agent, Factor::Push)
