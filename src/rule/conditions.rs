@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::json_string;
+use super::query::json_string;
 use crate::config_reader::Problems;
 use crate::event::FILTER_FIELDS;
 

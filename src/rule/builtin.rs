@@ -1,0 +1,251 @@
+//! The built-in rules: what authpulse watches when the config names no rule, and the
+//! rules over Okta's own signals.
+
+use std::time::Duration;
+
+use super::{conditions, Conditions, RuleSpec, DEFAULT_EVENT_TYPES, SPLIT_BASELINE_WINDOW};
+use crate::config_reader::{Problems, Table};
+use crate::detect::{DetectorKind, DetectorSpec};
+
+/// The Okta events of an Okta Verify push and of its denial. A Classic tenant logs a
+/// denial as `user.mfa.okta_verify.deny_push` (Okta's event catalog marks it Classic
+/// only); an Identity Engine tenant logs it as `user.authentication.auth_via_mfa` with
+/// outcome FAILURE (reason INVALID_CREDENTIALS, per Okta's support article on whether
+/// rejecting a push counts as failed MFA; Okta's suspicious-activity report lists
+/// `auth_via_mfa` FAILURE as "Failed factor attempt"), so that one counts only when it
+/// failed that way ([`PUSH_DENIAL_WHEN`]): an expired push or a mistyped code fails
+/// with another reason and is not a denial.
+pub const PUSH_EVENT_TYPES: &[&str] = &[
+    "system.push.send_factor_verify_push",
+    "user.mfa.okta_verify.deny_push",
+    "user.authentication.auth_via_mfa",
+];
+
+/// Okta's signal of a username it could not resolve: `actor.id` is `unknown`.
+pub const UNKNOWN_USER: (&str, &str) = ("actor.id", "unknown");
+
+/// Okta ThreatInsight's flag on a sign-in from an address it suspects.
+pub const THREAT_SUSPECTED: (&str, &str) = ("debugContext.debugData.threatSuspected", "true");
+
+/// A request ThreatInsight blocked (outcome DENY, often no user).
+pub const THREAT_DETECTED: &str = "security.threat.detected";
+
+/// The push rule's condition on `user.authentication.auth_via_mfa`: a denied push.
+pub const PUSH_DENIAL_WHEN: (&str, &[(&str, &str)]) = (
+    "user.authentication.auth_via_mfa",
+    &[
+        ("outcome.reason", "INVALID_CREDENTIALS"),
+        ("outcome.result", "FAILURE"),
+    ],
+);
+
+impl RuleSpec {
+    /// The rules used when the config names none:
+    ///
+    /// * `okta-sign-ins`: session starts in 15m bins, every totals detector — stuffing,
+    ///   outages (failing or unreachable), pipeline gaps;
+    /// * `password-spraying`: session starts per source address (the 50 most failing
+    ///   addresses of each bin), `distinct_users` over 4 hours, `failing_sources`
+    ///   (many addresses failing without a success: stuffing hidden in the totals) and
+    ///   `distributed_spraying` (several addresses trying one account after another
+    ///   over hours, never succeeding);
+    /// * `mfa-push-fatigue`: Okta Verify pushes and denials per user (the 50 busiest
+    ///   users of each bin), `push_fatigue` over an hour.
+    ///
+    /// The split rules keep only as much history as their window needs, so thousands of
+    /// sources cost little memory.
+    ///
+    /// and Okta's own signals, each a series with its own baseline, judged by
+    /// `failure_spike` over sliding windows (15 minutes to 4 hours):
+    ///
+    /// * `okta-unknown-users`: failed sign-ins on usernames Okta could not resolve
+    ///   (`actor.id = "unknown"`): combo lists from other breaches;
+    /// * `okta-threat-suspected`: failed sign-ins ThreatInsight flagged
+    ///   (`debugContext.debugData.threatSuspected = "true"`);
+    /// * `okta-threats-blocked`: requests ThreatInsight blocked
+    ///   (`security.threat.detected`, outcome DENY, no user);
+    /// * `okta-hostile-signals`: the three at once, one series (see
+    ///   [`RuleSpec::hostile_signals`]).
+    ///
+    /// The totals rule comes first: the others' pages are told apart from an outage by
+    /// what it saw in the same bin (`pipeline::story`).
+    pub fn builtin() -> Vec<RuleSpec> {
+        vec![
+            RuleSpec::named("okta-sign-ins"),
+            RuleSpec::password_spraying(),
+            RuleSpec::mfa_push_fatigue(),
+            RuleSpec::signal(
+                "okta-unknown-users",
+                DEFAULT_EVENT_TYPES,
+                Conditions::all_of(&[UNKNOWN_USER]),
+            ),
+            RuleSpec::signal(
+                "okta-threat-suspected",
+                DEFAULT_EVENT_TYPES,
+                Conditions::all_of(&[THREAT_SUSPECTED]),
+            ),
+            RuleSpec::signal(
+                "okta-threats-blocked",
+                &[THREAT_DETECTED],
+                Conditions::default(),
+            ),
+            RuleSpec::hostile_signals(),
+        ]
+    }
+
+    /// The built-in rule over Okta's three signals at once: failed sign-ins on unknown
+    /// usernames *or* flagged by ThreatInsight, and requests ThreatInsight blocked, as
+    /// one series. An attack ThreatInsight half blocks splits its attempts over the
+    /// three (a dozen attempts in half an hour: six blocked, five unknown, three
+    /// flagged), each under the floor of its own rule; together they are what the
+    /// attack did.
+    pub fn hostile_signals() -> RuleSpec {
+        let mut r = RuleSpec::signal(
+            "okta-hostile-signals",
+            &[DEFAULT_EVENT_TYPES[0], THREAT_DETECTED],
+            Conditions::default(),
+        );
+        r.when = vec![(
+            DEFAULT_EVENT_TYPES[0].to_string(),
+            Conditions::any_of(&[&[UNKNOWN_USER], &[THREAT_SUSPECTED]]),
+        )];
+        r
+    }
+
+    /// A built-in rule over one of Okta's own signals: the failures among `event_types`
+    /// that pass `filter`, judged by `failure_spike` over windows. Their normal level is
+    /// a few an hour at most, so the floor is 10 events and 3× the baseline, over a
+    /// window as in a bin. ThreatInsight's blocked requests carry no user, so they are
+    /// not asked to spread over accounts; every signal's failures must spread over
+    /// source addresses (stuffing rotates proxies; an office's typos come from one NAT).
+    pub fn signal(name: &str, event_types: &[&str], filter: Conditions) -> RuleSpec {
+        let mut r = RuleSpec::named(name);
+        r.event_types = event_types.iter().map(|s| s.to_string()).collect();
+        r.filter = filter;
+        let mut problems = Problems::default();
+        let table = serde_json::json!({
+            "min_count": 10,
+            "window_min_ratio": 3.0,
+            "spread_over_users": !event_types.contains(&THREAT_DETECTED),
+            "spread_over_sources": true,
+        });
+        let mut t = Table::new("", Some(&table), &mut problems);
+        r.detectors = vec![DetectorSpec::read(
+            DetectorKind::FailureSpike,
+            &mut t,
+            &mut problems,
+        )];
+        r
+    }
+
+    /// What a rule over one of Okta's signals counts, for a human ("usernames Okta could
+    /// not resolve"), or `None` for a plain rule.
+    pub fn signal_note(&self) -> Option<String> {
+        // The sign-ins' own condition (a signal rule over sign-ins and blocked requests
+        // puts it in `when`), then the one every event holds.
+        let signs_in = self
+            .when
+            .iter()
+            .filter(|(t, _)| DEFAULT_EVENT_TYPES.contains(&t.as_str()))
+            .map(|(_, c)| c);
+        let mut parts: Vec<String> = signs_in
+            .chain([&self.filter])
+            .flat_map(conditions::describe)
+            .collect();
+        if self
+            .event_types
+            .iter()
+            .any(|t| t == "security.threat.detected")
+        {
+            let blocked = "requests Okta ThreatInsight blocked (security.threat.detected)";
+            parts.push(if parts.is_empty() {
+                blocked.to_string()
+            } else {
+                format!("or {blocked}")
+            });
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// The built-in per-source spraying rule.
+    pub fn password_spraying() -> RuleSpec {
+        let mut r = RuleSpec::named("password-spraying");
+        r.split_by = Some("client.ipAddress".to_string());
+        r.top_k = Some(50);
+        r.baseline_window = SPLIT_BASELINE_WINDOW;
+        r.warmup = Duration::from_secs(3600);
+        r.detectors = vec![
+            DetectorSpec::default_for(DetectorKind::DistinctUsers),
+            DetectorSpec::default_for(DetectorKind::FailingSources),
+            DetectorSpec::default_for(DetectorKind::DistributedSpraying),
+        ];
+        r
+    }
+
+    /// The built-in per-user push-fatigue rule.
+    pub fn mfa_push_fatigue() -> RuleSpec {
+        let mut r = RuleSpec::named("mfa-push-fatigue");
+        r.event_types = PUSH_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
+        let (ty, conds) = PUSH_DENIAL_WHEN;
+        r.when = vec![(ty.to_string(), Conditions::all_of(conds))];
+        r.split_by = Some("actor.alternateId".to_string());
+        r.top_k = Some(50);
+        r.baseline_window = Duration::from_secs(2 * 3600);
+        r.warmup = Duration::from_secs(3600);
+        r.detectors = vec![DetectorSpec::default_for(DetectorKind::PushFatigue)];
+        r
+    }
+}
+
+/// The detectors a rule gets when it names none. A split rule's series are sparse
+/// (one per IP or user), where drops and silence mean nothing: it watches spikes only.
+pub(super) fn default_detectors(split: bool) -> Vec<DetectorSpec> {
+    DetectorKind::TOTALS
+        .into_iter()
+        .filter(|k| !split || matches!(k, DetectorKind::FailureSpike | DetectorKind::VolumeSpike))
+        .map(DetectorSpec::default_for)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    #[test]
+    fn signal_rules_match_what_okta_writes() {
+        let unknown = RuleSpec::builtin()
+            .into_iter()
+            .find(|r| r.name == "okta-unknown-users")
+            .unwrap();
+        let line = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"unknown","alternateId":"x@gmail.com"}}"#;
+        assert!(unknown.matches(&Event::parse(line).unwrap()));
+        let known = line.replace("\"id\":\"unknown\"", "\"id\":\"00u1\"");
+        assert!(!unknown.matches(&Event::parse(&known).unwrap()));
+        let push = RuleSpec::mfa_push_fatigue();
+        let denial = r#"{"eventType":"user.authentication.auth_via_mfa","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE","reason":"INVALID_CREDENTIALS"}}"#;
+        assert!(push.matches(&Event::parse(denial).unwrap()));
+        let expired = denial.replace("INVALID_CREDENTIALS", "VERIFICATION_ERROR");
+        assert!(!push.matches(&Event::parse(&expired).unwrap()));
+        let approved = r#"{"eventType":"user.authentication.auth_via_mfa","published":"2026-11-25T10:15:03Z","outcome":{"result":"SUCCESS"}}"#;
+        assert!(!push.matches(&Event::parse(approved).unwrap()));
+    }
+
+    #[test]
+    fn the_hostile_signals_rule_is_one_series_of_three_signals() {
+        let r = RuleSpec::hostile_signals();
+        fn ev(s: &str) -> Event<'_> {
+            Event::parse(s).unwrap()
+        }
+        let blocked = r#"{"eventType":"security.threat.detected","published":"2026-11-25T10:15:03Z","outcome":{"result":"DENY"}}"#;
+        let unknown = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"unknown"}}"#;
+        let flagged = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"00u1"},"debugContext":{"debugData":{"threatSuspected":"true"}}}"#;
+        let plain = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"00u1"},"debugContext":{"debugData":{"threatSuspected":"false"}}}"#;
+        assert!(r.matches(&ev(blocked)) && r.matches(&ev(unknown)) && r.matches(&ev(flagged)));
+        assert!(!r.matches(&ev(plain)));
+        let q = r.insights_query();
+        assert!(q.starts_with("filter (detail.eventType in [\"security.threat.detected\"] or (detail.eventType = \"user.session.start\" and (detail.actor.id = \"unknown\" or detail.debugContext.debugData.threatSuspected = \"true\")))"), "{q}");
+        let note = r.signal_note().unwrap();
+        assert_eq!(note, "on usernames Okta could not resolve (actor.id = unknown) or flagged by Okta ThreatInsight (threatSuspected), or requests Okta ThreatInsight blocked (security.threat.detected)");
+    }
+}
