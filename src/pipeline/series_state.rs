@@ -5,9 +5,8 @@ use crate::detect::baseline::Expected;
 use crate::detect::Dispersion;
 use crate::rule::RuleSpec;
 use crate::series::{Counts, History, Labels};
+use crate::stats::dispersion;
 
-/// How fast the learned dispersion follows new evidence (per bin).
-const DISPERSION_RATE: f64 = 0.05;
 const INITIAL_DISPERSION: Dispersion = Dispersion {
     total: 0.05,
     success: 0.05,
@@ -58,18 +57,9 @@ impl SeriesState {
     }
 }
 
-/// Update each metric's dispersion from one clean bin: for a negative binomial,
-/// E[(x - μ)² - x] = φ μ², so ((x - μ)² - x) / μ² estimates φ.
+/// Update each metric's dispersion from one clean bin (see [`dispersion::learn`]).
 pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts) {
-    fn one(phi: &mut f64, mean: f64, x: u64) {
-        if mean < 2.0 {
-            return;
-        }
-        let x = x as f64;
-        let z = ((x - mean).powi(2) - x) / (mean * mean);
-        *phi = (*phi + DISPERSION_RATE * (z - *phi)).clamp(0.01, 1.0);
-    }
-    one(&mut d.total, e.total, c.total);
-    one(&mut d.success, e.success, c.success);
-    one(&mut d.failure, e.failure, c.failure);
+    d.total = dispersion::learn(d.total, e.total, c.total);
+    d.success = dispersion::learn(d.success, e.success, c.success);
+    d.failure = dispersion::learn(d.failure, e.failure, c.failure);
 }
