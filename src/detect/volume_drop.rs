@@ -242,7 +242,10 @@ mod tests {
         let poisson = judge(0.0);
         assert!(poisson.anomalous, "{poisson:?}");
         let scattered = judge(0.3);
-        assert!(!scattered.anomalous && scattered.p_value > 0.01, "{scattered:?}");
+        assert!(
+            !scattered.anomalous && scattered.p_value > 0.01,
+            "{scattered:?}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::classify;
 use super::lifecycle::{Lifecycle, Transition};
-use super::series_state::{learn_dispersion, SeriesState};
+use super::series_state::SeriesState;
 use super::storm::StormGuard;
 use super::story::Story;
 use super::{Observer, Verdict};
@@ -173,7 +173,7 @@ impl RuleEngine {
                     ..rec.counts()
                 },
                 expected,
-                dispersion: s.dispersion,
+                dispersion: s.dispersion.at(expected.as_ref()),
                 history: &s.history,
                 bin,
                 bin_ms: facts.bin_ms,
@@ -432,6 +432,6 @@ fn teach(
     rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
     s.history.push(bin, rec);
     if let (Some(e), false) = (expected, rec.anomalous) {
-        learn_dispersion(&mut s.dispersion, &e, rec.counts());
+        s.dispersion.learn(&e, rec.counts());
     }
 }

@@ -5,7 +5,7 @@ use crate::detect::baseline::Expected;
 use crate::detect::Dispersion;
 use crate::rule::RuleSpec;
 use crate::series::{Counts, History, Labels};
-use crate::stats::dispersion;
+use crate::stats::dispersion::ByLevel;
 
 const INITIAL_DISPERSION: Dispersion = Dispersion {
     total: 0.05,
@@ -19,7 +19,7 @@ const FINGERPRINT_LEN: usize = 16;
 #[derive(Debug, Clone)]
 pub struct SeriesState {
     pub history: History,
-    pub dispersion: Dispersion,
+    pub dispersion: Learned,
     /// Consecutive anomalous bins; a shift that lasts a day becomes the new normal.
     pub anomalous_run: u32,
     pub last_active_bin: i64,
@@ -36,7 +36,7 @@ impl SeriesState {
     pub fn new(spec: &RuleSpec, labels: &Labels) -> SeriesState {
         SeriesState {
             history: History::new(spec.window_bins().max(8)),
-            dispersion: INITIAL_DISPERSION,
+            dispersion: Learned::new(),
             anomalous_run: 0,
             last_active_bin: 0,
             evidence_since: i64::MIN,
@@ -57,9 +57,40 @@ impl SeriesState {
     }
 }
 
-/// Update each metric's dispersion from one clean bin (see [`dispersion::learn`]).
-pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts) {
-    d.total = dispersion::learn(d.total, e.total, c.total);
-    d.success = dispersion::learn(d.success, e.success, c.success);
-    d.failure = dispersion::learn(d.failure, e.failure, c.failure);
+/// Each metric's dispersion, learned per level of its expected count (see
+/// [`ByLevel`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Learned {
+    total: ByLevel,
+    success: ByLevel,
+    failure: ByLevel,
+}
+
+impl Learned {
+    fn new() -> Learned {
+        Learned {
+            total: ByLevel::new(INITIAL_DISPERSION.total),
+            success: ByLevel::new(INITIAL_DISPERSION.success),
+            failure: ByLevel::new(INITIAL_DISPERSION.failure),
+        }
+    }
+
+    /// The dispersion to judge a bin with: each metric's at the level it expects
+    /// (the lowest level while nothing is expected yet).
+    pub fn at(&self, e: Option<&Expected>) -> Dispersion {
+        let (total, success, failure) =
+            e.map_or((0.0, 0.0, 0.0), |e| (e.total, e.success, e.failure));
+        Dispersion {
+            total: self.total.at(total),
+            success: self.success.at(success),
+            failure: self.failure.at(failure),
+        }
+    }
+
+    /// Learn from one clean bin (see [`crate::stats::dispersion::learn`]).
+    pub fn learn(&mut self, e: &Expected, c: Counts) {
+        self.total.learn(e.total, c.total);
+        self.success.learn(e.success, c.success);
+        self.failure.learn(e.failure, c.failure);
+    }
 }
