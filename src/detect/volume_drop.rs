@@ -18,9 +18,9 @@
 //!
 //! 1. that binomial lower tail is at most `p_value`, and so is the lower tail of a
 //!    negative binomial around the level of the hour before with the series' learned
-//!    dispersion (a counted series from elsewhere — mentions, requests — scatters
-//!    more than Poisson from bin to bin, and a bin at half the level is then no
-//!    cliff);
+//!    step dispersion (a counted series from elsewhere — mentions, requests —
+//!    scatters more than Poisson from bin to bin, and a bin at half the level is then
+//!    no cliff);
 //! 2. `x` is at most `max_fraction` of both the seasonal expectation and the
 //!    recent-level one (so the end of a surge, a fall back to normal, is not a drop);
 //! 3. the hour before held at least `min_recent_ratio` of its seasonal expectation (a
@@ -124,10 +124,11 @@ impl Detector for VolumeDrop {
         // P(X ≤ total) = 1 - P(X ≥ total + 1).
         let binomial = (1.0 - binomial_upper_tail(total + 1, n, share)).clamp(0.0, 1.0);
         // The binomial knows only Poisson noise between bins; a series whose bins
-        // scatter more (learned dispersion) must also be this low against a negative
-        // binomial at the expected level. Both must reject (an intersection-union
-        // test, so the size stays at most `p_value`).
-        let scatter = CountModel::new(expected, ctx.dispersion.total).lower_tail(total);
+        // scatter more from one to the next (the learned step dispersion) must also be
+        // this low against a negative binomial at the level of the hour before. Both
+        // must reject (an intersection-union test, so the size stays at most
+        // `p_value`).
+        let scatter = CountModel::new(expected, ctx.dispersion.step).lower_tail(total);
         let p_value = binomial.max(scatter);
         let lower = (self.max_fraction * expected.min(season)).floor();
         let x = total as f64;
@@ -222,7 +223,7 @@ mod tests {
         e.seasonal_total = 400.0;
         // Poisson noise between bins: the p-value alone would call it a drop.
         let mut cx = ctx(&h, counts(390, 360, 30), Some(e));
-        cx.dispersion.total = 0.0;
+        cx.dispersion.step = 0.0;
         let f = det().evaluate(&cx).unwrap();
         assert!(f.p_value < 1e-6, "a drop from the surge level: {f:?}");
         assert!(!f.anomalous, "{f:?}");
@@ -231,12 +232,12 @@ mod tests {
     #[test]
     fn a_scattered_series_at_half_its_level_is_no_cliff() {
         // Half the level of a normal hour: a cliff for Poisson noise, not for a series
-        // whose bins scatter like social-media mentions (learned dispersion 0.3).
+        // whose bins scatter like social-media mentions (step dispersion 0.3).
         let h = history(100, 1.0);
         let e = Some(expected(400.0, 370.0, 30.0));
         let judge = |phi: f64| {
             let mut cx = ctx(&h, counts(200, 185, 15), e);
-            cx.dispersion.total = phi;
+            cx.dispersion.step = phi;
             det().evaluate(&cx).unwrap()
         };
         let poisson = judge(0.0);

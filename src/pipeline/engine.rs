@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::classify;
 use super::lifecycle::{Lifecycle, Transition};
-use super::series_state::SeriesState;
+use super::series_state::{learn_dispersion, SeriesState};
 use super::storm::StormGuard;
 use super::story::Story;
 use super::{Observer, Verdict};
@@ -173,7 +173,7 @@ impl RuleEngine {
                     ..rec.counts()
                 },
                 expected,
-                dispersion: s.dispersion.at(expected.as_ref()),
+                dispersion: s.dispersion,
                 history: &s.history,
                 bin,
                 bin_ms: facts.bin_ms,
@@ -430,8 +430,9 @@ fn teach(
     rec.expected_total = expected.map_or(0.0, |e| e.total as f32);
     rec.expected_failure = expected.map_or(-1.0, |e| e.failure as f32);
     rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
+    let prev = s.history.get(bin - 1).copied();
     s.history.push(bin, rec);
     if let (Some(e), false) = (expected, rec.anomalous) {
-        s.dispersion.learn(&e, rec.counts());
+        learn_dispersion(&mut s.dispersion, &e, rec.counts(), prev.as_ref());
     }
 }

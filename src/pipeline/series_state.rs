@@ -4,13 +4,14 @@ use crate::alert::fingerprint;
 use crate::detect::baseline::Expected;
 use crate::detect::Dispersion;
 use crate::rule::RuleSpec;
-use crate::series::{Counts, History, Labels};
-use crate::stats::dispersion::ByLevel;
+use crate::series::{BinRecord, Counts, History, Labels};
+use crate::stats::dispersion;
 
 const INITIAL_DISPERSION: Dispersion = Dispersion {
     total: 0.05,
     success: 0.05,
     failure: 0.1,
+    step: 0.05,
 };
 
 /// The length of an alert fingerprint (see [`fingerprint`]).
@@ -19,7 +20,7 @@ const FINGERPRINT_LEN: usize = 16;
 #[derive(Debug, Clone)]
 pub struct SeriesState {
     pub history: History,
-    pub dispersion: Learned,
+    pub dispersion: Dispersion,
     /// Consecutive anomalous bins; a shift that lasts a day becomes the new normal.
     pub anomalous_run: u32,
     pub last_active_bin: i64,
@@ -36,7 +37,7 @@ impl SeriesState {
     pub fn new(spec: &RuleSpec, labels: &Labels) -> SeriesState {
         SeriesState {
             history: History::new(spec.window_bins().max(8)),
-            dispersion: Learned::new(),
+            dispersion: INITIAL_DISPERSION,
             anomalous_run: 0,
             last_active_bin: 0,
             evidence_since: i64::MIN,
@@ -57,40 +58,15 @@ impl SeriesState {
     }
 }
 
-/// Each metric's dispersion, learned per level of its expected count (see
-/// [`ByLevel`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Learned {
-    total: ByLevel,
-    success: ByLevel,
-    failure: ByLevel,
-}
-
-impl Learned {
-    fn new() -> Learned {
-        Learned {
-            total: ByLevel::new(INITIAL_DISPERSION.total),
-            success: ByLevel::new(INITIAL_DISPERSION.success),
-            failure: ByLevel::new(INITIAL_DISPERSION.failure),
-        }
-    }
-
-    /// The dispersion to judge a bin with: each metric's at the level it expects
-    /// (the lowest level while nothing is expected yet).
-    pub fn at(&self, e: Option<&Expected>) -> Dispersion {
-        let (total, success, failure) =
-            e.map_or((0.0, 0.0, 0.0), |e| (e.total, e.success, e.failure));
-        Dispersion {
-            total: self.total.at(total),
-            success: self.success.at(success),
-            failure: self.failure.at(failure),
-        }
-    }
-
-    /// Learn from one clean bin (see [`crate::stats::dispersion::learn`]).
-    pub fn learn(&mut self, e: &Expected, c: Counts) {
-        self.total.learn(e.total, c.total);
-        self.success.learn(e.success, c.success);
-        self.failure.learn(e.failure, c.failure);
+/// Learn each metric's dispersion from one clean bin `c` that expected `e`, and the
+/// step dispersion from it and the clean bin before it, `prev` (see
+/// [`crate::stats::dispersion`]).
+pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts, prev: Option<&BinRecord>) {
+    d.total = dispersion::learn(d.total, e.total, c.total);
+    d.success = dispersion::learn(d.success, e.success, c.success);
+    d.failure = dispersion::learn(d.failure, e.failure, c.failure);
+    if let Some(p) = prev.filter(|p| p.is_clean() && p.seasonal_total > 0.0) {
+        let predicted = e.seasonal_total * f64::from(p.total) / f64::from(p.seasonal_total);
+        d.step = dispersion::learn_step(d.step, e.total, predicted, c.total);
     }
 }
