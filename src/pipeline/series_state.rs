@@ -70,3 +70,26 @@ pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts, prev: Optio
         d.step = dispersion::learn_step(d.step, e.total, predicted, c.total);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::alert::fingerprint;
+    use crate::pipeline::testing::rule;
+    use crate::pipeline::Pipeline;
+    use crate::series::Labels;
+
+    #[test]
+    fn fingerprints_are_one_per_detector() {
+        let p = Pipeline::new(vec![rule()]);
+        let r = &p.rules[0];
+        let s = r.new_series(&Labels::new());
+        let fps: Vec<&str> = s.fingerprints().collect();
+        assert_eq!(fps.len(), r.spec.detectors.len());
+        for (fp, d) in fps.iter().zip(&r.spec.detectors) {
+            assert_eq!(
+                *fp,
+                fingerprint("t", d.detector.kind().name(), &Labels::new())
+            );
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The built-in rules: what authpulse watches when the config names no rule, and the
+//! rules over Okta's own signals.
+
+use std::time::Duration;
+
+use super::{RuleSpec, DEFAULT_EVENT_TYPES, SPLIT_BASELINE_WINDOW};
+use crate::config_reader::{Problems, Table};
+use crate::detect::{DetectorKind, DetectorSpec};
+
+/// The Okta events of an Okta Verify push and of its denial. A Classic tenant logs a
+/// denial as `user.mfa.okta_verify.deny_push` (Okta's event catalog marks it Classic
+/// only); an Identity Engine tenant logs it as `user.authentication.auth_via_mfa` with
+/// outcome FAILURE (reason INVALID_CREDENTIALS, per Okta's support article on whether
+/// rejecting a push counts as failed MFA; Okta's suspicious-activity report lists
+/// `auth_via_mfa` FAILURE as "Failed factor attempt"), so that one counts only when it
+/// failed that way ([`PUSH_DENIAL_WHEN`]): an expired push or a mistyped code fails
+/// with another reason and is not a denial.
+pub const PUSH_EVENT_TYPES: &[&str] = &[
+    "system.push.send_factor_verify_push",
+    "user.mfa.okta_verify.deny_push",
+    "user.authentication.auth_via_mfa",
+];
+
+/// The push rule's condition on `user.authentication.auth_via_mfa`: a denied push.
+pub const PUSH_DENIAL_WHEN: (&str, &[(&str, &str)]) = (
+    "user.authentication.auth_via_mfa",
+    &[
+        ("outcome.reason", "INVALID_CREDENTIALS"),
+        ("outcome.result", "FAILURE"),
+    ],
+);
+
+impl RuleSpec {
+    /// The rules used when the config names none:
+    ///
+    /// * `okta-sign-ins`: session starts in 15m bins, every totals detector — stuffing,
+    ///   outages (failing or unreachable), pipeline gaps;
+    /// * `password-spraying`: session starts per source address (the 50 most failing
+    ///   addresses of each bin), `distinct_users` over 4 hours, `failing_sources`
+    ///   (many addresses failing without a success: stuffing hidden in the totals) and
+    ///   `distributed_spraying` (several addresses trying one account after another
+    ///   over hours, never succeeding);
+    /// * `mfa-push-fatigue`: Okta Verify pushes and denials per user (the 50 busiest
+    ///   users of each bin), `push_fatigue` over an hour.
+    ///
+    /// The split rules keep only as much history as their window needs, so thousands of
+    /// sources cost little memory.
+    ///
+    /// and Okta's own signals, each a series with its own baseline, judged by
+    /// `failure_spike` over sliding windows (15 minutes to 4 hours):
+    ///
+    /// * `okta-unknown-users`: failed sign-ins on usernames Okta could not resolve
+    ///   (`actor.id = "unknown"`): combo lists from other breaches;
+    /// * `okta-threat-suspected`: failed sign-ins ThreatInsight flagged
+    ///   (`debugContext.debugData.threatSuspected = "true"`);
+    /// * `okta-threats-blocked`: requests ThreatInsight blocked
+    ///   (`security.threat.detected`, outcome DENY, no user).
+    ///
+    /// The totals rule comes first: the others' pages are told apart from an outage by
+    /// what it saw in the same bin (`pipeline::story`).
+    pub fn builtin() -> Vec<RuleSpec> {
+        vec![
+            RuleSpec::named("okta-sign-ins"),
+            RuleSpec::password_spraying(),
+            RuleSpec::mfa_push_fatigue(),
+            RuleSpec::signal(
+                "okta-unknown-users",
+                DEFAULT_EVENT_TYPES,
+                &[("actor.id", "unknown")],
+            ),
+            RuleSpec::signal(
+                "okta-threat-suspected",
+                DEFAULT_EVENT_TYPES,
+                &[("debugContext.debugData.threatSuspected", "true")],
+            ),
+            RuleSpec::signal("okta-threats-blocked", &["security.threat.detected"], &[]),
+        ]
+    }
+
+    /// A built-in rule over one of Okta's own signals: the failures among `event_types`
+    /// that pass `filter`, judged by `failure_spike` over windows. Their normal level is
+    /// a few an hour at most, so the floor is 10 events and 3× the baseline, over a
+    /// window as in a bin. ThreatInsight's blocked requests carry no user, so they are
+    /// not asked to spread over accounts; every signal's failures must spread over
+    /// source addresses (stuffing rotates proxies; an office's typos come from one NAT).
+    pub fn signal(name: &str, event_types: &[&str], filter: &[(&str, &str)]) -> RuleSpec {
+        let mut r = RuleSpec::named(name);
+        r.event_types = event_types.iter().map(|s| s.to_string()).collect();
+        r.filter = filter
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect();
+        let mut problems = Problems::default();
+        let table = serde_json::json!({
+            "min_count": 10,
+            "window_min_ratio": 3.0,
+            "spread_over_users": !event_types.contains(&"security.threat.detected"),
+            "spread_over_sources": true,
+        });
+        let mut t = Table::new("", Some(&table), &mut problems);
+        r.detectors = vec![DetectorSpec::read(
+            DetectorKind::FailureSpike,
+            &mut t,
+            &mut problems,
+        )];
+        r
+    }
+
+    /// What a rule over one of Okta's signals counts, for a human ("usernames Okta could
+    /// not resolve"), or `None` for a plain rule.
+    pub fn signal_note(&self) -> Option<String> {
+        let mut parts: Vec<String> = Vec::new();
+        if self
+            .event_types
+            .iter()
+            .any(|t| t == "security.threat.detected")
+        {
+            parts.push("requests Okta ThreatInsight blocked (security.threat.detected)".into());
+        }
+        for (field, value) in &self.filter {
+            parts.push(match (field.as_str(), value.as_str()) {
+                ("actor.id", "unknown") => {
+                    "on usernames Okta could not resolve (actor.id = unknown)".to_string()
+                }
+                ("debugContext.debugData.threatSuspected", "true") => {
+                    "flagged by Okta ThreatInsight (threatSuspected)".to_string()
+                }
+                (f, v) => format!("with {f} = {v}"),
+            });
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// The built-in per-source spraying rule.
+    pub fn password_spraying() -> RuleSpec {
+        let mut r = RuleSpec::named("password-spraying");
+        r.split_by = Some("client.ipAddress".to_string());
+        r.top_k = Some(50);
+        r.baseline_window = SPLIT_BASELINE_WINDOW;
+        r.warmup = Duration::from_secs(3600);
+        r.detectors = vec![
+            DetectorSpec::default_for(DetectorKind::DistinctUsers),
+            DetectorSpec::default_for(DetectorKind::FailingSources),
+            DetectorSpec::default_for(DetectorKind::DistributedSpraying),
+        ];
+        r
+    }
+
+    /// The built-in per-user push-fatigue rule.
+    pub fn mfa_push_fatigue() -> RuleSpec {
+        let mut r = RuleSpec::named("mfa-push-fatigue");
+        r.event_types = PUSH_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
+        let (ty, conds) = PUSH_DENIAL_WHEN;
+        r.when = vec![(
+            ty.to_string(),
+            conds
+                .iter()
+                .map(|(f, v)| (f.to_string(), v.to_string()))
+                .collect(),
+        )];
+        r.split_by = Some("actor.alternateId".to_string());
+        r.top_k = Some(50);
+        r.baseline_window = Duration::from_secs(2 * 3600);
+        r.warmup = Duration::from_secs(3600);
+        r.detectors = vec![DetectorSpec::default_for(DetectorKind::PushFatigue)];
+        r
+    }
+}
+
+/// The detectors a rule gets when it names none. A split rule's series are sparse
+/// (one per IP or user), where drops and silence mean nothing: it watches spikes only.
+pub(super) fn default_detectors(split: bool) -> Vec<DetectorSpec> {
+    DetectorKind::TOTALS
+        .into_iter()
+        .filter(|k| !split || matches!(k, DetectorKind::FailureSpike | DetectorKind::VolumeSpike))
+        .map(DetectorSpec::default_for)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    #[test]
+    fn signal_rules_match_what_okta_writes() {
+        let unknown = RuleSpec::builtin()
+            .into_iter()
+            .find(|r| r.name == "okta-unknown-users")
+            .unwrap();
+        let line = r#"{"eventType":"user.session.start","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE"},"actor":{"id":"unknown","alternateId":"x@gmail.com"}}"#;
+        assert!(unknown.matches(&Event::parse(line).unwrap()));
+        let known = line.replace("\"id\":\"unknown\"", "\"id\":\"00u1\"");
+        assert!(!unknown.matches(&Event::parse(&known).unwrap()));
+        let push = RuleSpec::mfa_push_fatigue();
+        let denial = r#"{"eventType":"user.authentication.auth_via_mfa","published":"2026-11-25T10:15:03Z","outcome":{"result":"FAILURE","reason":"INVALID_CREDENTIALS"}}"#;
+        assert!(push.matches(&Event::parse(denial).unwrap()));
+        let expired = denial.replace("INVALID_CREDENTIALS", "VERIFICATION_ERROR");
+        assert!(!push.matches(&Event::parse(&expired).unwrap()));
+        let approved = r#"{"eventType":"user.authentication.auth_via_mfa","published":"2026-11-25T10:15:03Z","outcome":{"result":"SUCCESS"}}"#;
+        assert!(!push.matches(&Event::parse(approved).unwrap()));
+    }
+}

@@ -1,0 +1,153 @@
+//! Rules: the declarative description of what to count and how to judge it.
+//!
+//! A rule names the Okta event types it counts, the bin width, an optional field to split
+//! series by, and its detectors. From that one spec authpulse derives both the Logs
+//! Insights query the CloudWatch source runs and the local evaluation the file source
+//! does, so a backtest on an export and the live daemon see the same series.
+//!
+//! `builtin` holds the rules used when the config names none, `query` the Logs Insights
+//! query a rule derives, `read` the `[[rules]]` table.
+
+mod builtin;
+mod query;
+mod read;
+
+pub use builtin::{PUSH_DENIAL_WHEN, PUSH_EVENT_TYPES};
+pub use read::read_timezone;
+
+use std::time::Duration;
+
+use builtin::default_detectors;
+
+use crate::detect::DetectorSpec;
+use crate::event::Event;
+
+pub const DEFAULT_EVENT_TYPES: &[&str] = &["user.session.start"];
+
+/// Which events a rule counts: its event types (some of them only when they failed)
+/// and an optional filter on other fields. The file source's binner and the generated
+/// Logs Insights query apply the same test.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventMatch {
+    pub event_types: Vec<String>,
+    /// Of `event_types`, those counted only when every `(field, value)` holds.
+    pub when: Vec<(String, Vec<(String, String)>)>,
+    /// `(field, value)`: every one must hold (fields from [`FILTER_FIELDS`](crate::event::FILTER_FIELDS)).
+    pub filter: Vec<(String, String)>,
+}
+
+impl EventMatch {
+    pub fn matches(&self, e: &Event<'_>) -> bool {
+        if !self.event_types.iter().any(|t| *t == *e.event_type) {
+            return false;
+        }
+        let holds = |conds: &[(String, String)]| {
+            conds
+                .iter()
+                .all(|(field, value)| e.field(field) == Some(value.as_str()))
+        };
+        if let Some((_, conds)) = self.when.iter().find(|(t, _)| *t == *e.event_type) {
+            if !holds(conds) {
+                return false;
+            }
+        }
+        holds(&self.filter)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    pub name: String,
+    pub event_types: Vec<String>,
+    pub bin: Duration,
+    /// An Okta field path (without `detail.`), one of [`SPLIT_FIELDS`](crate::event::SPLIT_FIELDS).
+    pub split_by: Option<String>,
+    /// With `split_by`: at most this many series; further values count under `(other)`.
+    pub max_series: usize,
+    /// With `split_by`: at most this many series of one detector page within an hour;
+    /// the rest of a storm (hundreds of rotating IPs) are counted in the pages that go
+    /// out, not paged one by one.
+    pub max_pages_per_hour: usize,
+    /// With `split_by`: only the `top_k` values with the most failures in a bin get
+    /// their own series for that bin; the rest count under `(other)`.
+    pub top_k: Option<usize>,
+    /// How much history the baseline keeps.
+    pub baseline_window: Duration,
+    /// How much history a series needs before anything fires.
+    pub warmup: Duration,
+    pub detectors: Vec<DetectorSpec>,
+    /// A hand-written Logs Insights query replacing the generated one (CloudWatch source).
+    pub query: Option<String>,
+    /// `[rules.when."<event type>"]`: of `event_types`, those counted only when every
+    /// Okta field = value holds (the push rule counts `auth_via_mfa` only as denials).
+    pub when: Vec<(String, Vec<(String, String)>)>,
+    /// `[rules.filter]`: Okta field = value, every one must hold (e.g. `"actor.id" =
+    /// "unknown"`: failures on usernames Okta could not resolve).
+    pub filter: Vec<(String, String)>,
+    /// `timezone` (IANA): the hour-of-week and weekday/weekend seasons are taken in it;
+    /// `None` is UTC. The config's top-level `timezone` is every rule's default.
+    pub timezone: Option<chrono_tz::Tz>,
+}
+
+/// A split rule's default `baseline_window`.
+pub const SPLIT_BASELINE_WINDOW: Duration = Duration::from_secs(4 * 3600);
+
+/// The label value of a split rule's count of addresses that only failed (see
+/// `detect::FailingSources`).
+pub const SOURCES_SERIES: &str = "(failing-only sources)";
+
+/// The label value of a split rule's count of addresses that look like a slow sprayer
+/// (see `detect::DistributedSpraying`).
+pub const SPRAYERS_SERIES: &str = "(slow sprayers)";
+
+/// The label value that collects split values beyond `max_series`.
+pub const OTHER_SERIES: &str = "(other)";
+
+impl RuleSpec {
+    /// A rule with every default: session starts in 15-minute bins, all detectors.
+    pub fn named(name: &str) -> RuleSpec {
+        RuleSpec {
+            name: name.to_string(),
+            event_types: DEFAULT_EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
+            bin: Duration::from_secs(15 * 60),
+            split_by: None,
+            max_series: 1000,
+            max_pages_per_hour: 3,
+            top_k: None,
+            baseline_window: Duration::from_secs(14 * 86_400),
+            warmup: Duration::from_secs(2 * 86_400),
+            detectors: default_detectors(false),
+            query: None,
+            when: Vec::new(),
+            filter: Vec::new(),
+            timezone: None,
+        }
+    }
+
+    /// What this rule counts, for the binner.
+    pub fn event_match(&self) -> EventMatch {
+        EventMatch {
+            event_types: self.event_types.clone(),
+            when: self.when.clone(),
+            filter: self.filter.clone(),
+        }
+    }
+
+    pub fn bin_ms(&self) -> i64 {
+        self.bin.as_millis() as i64
+    }
+
+    /// Baseline window in bins.
+    pub fn window_bins(&self) -> usize {
+        (self.baseline_window.as_millis() / self.bin.as_millis().max(1)) as usize
+    }
+
+    pub fn warmup_bins(&self) -> usize {
+        (self.warmup.as_millis() / self.bin.as_millis().max(1)) as usize
+    }
+
+    /// Does this rule count `event`?
+    pub fn matches(&self, event: &Event<'_>) -> bool {
+        self.event_match().matches(event)
+    }
+}

@@ -1,0 +1,105 @@
+//! The Logs Insights query a rule runs (the CloudWatch source's side of a rule).
+
+use super::RuleSpec;
+
+impl RuleSpec {
+    /// The bin as Logs Insights writes it: `15m`, `1h`, `30s`.
+    pub fn bin_literal(&self) -> String {
+        let s = self.bin.as_secs();
+        if s.is_multiple_of(86_400) {
+            format!("{}d", s / 86_400)
+        } else if s.is_multiple_of(3600) {
+            format!("{}h", s / 3600)
+        } else if s.is_multiple_of(60) {
+            format!("{}m", s / 60)
+        } else {
+            format!("{s}s")
+        }
+    }
+
+    /// The Logs Insights query for this rule: counts per bin and outcome (and split
+    /// value), with the distinct users and source addresses behind each count (which
+    /// `distinct_users` and the alert's `kind` read from the failure rows). A rule's raw
+    /// `query` replaces it; see the CloudWatch source (`source::cloudwatch`) for the output contract.
+    pub fn insights_query(&self) -> String {
+        if let Some(q) = &self.query {
+            return q.clone();
+        }
+        let list = |types: &mut dyn Iterator<Item = &String>| -> String {
+            types.map(|t| json_string(t)).collect::<Vec<_>>().join(", ")
+        };
+        let conditional = |t: &String| self.when.iter().any(|(w, _)| w == t);
+        let all = list(&mut self.event_types.iter().filter(|t| !conditional(t)));
+        let cond = |c: &[(String, String)]| -> String {
+            c.iter()
+                .map(|(f, v)| format!("detail.{f} = {}", json_string(v)))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        let mut filter = format!("filter detail.eventType in [{all}]");
+        if !self.when.is_empty() {
+            let mut parts = vec![format!("detail.eventType in [{all}]")];
+            for (t, c) in &self.when {
+                if self.event_types.contains(t) {
+                    parts.push(format!(
+                        "(detail.eventType = {} and {})",
+                        json_string(t),
+                        cond(c)
+                    ));
+                }
+            }
+            filter = format!("filter ({})", parts.join(" or "));
+        }
+        if !self.filter.is_empty() {
+            filter.push_str(&format!("\n| filter {}", cond(&self.filter)));
+        }
+        let mut by = format!("bin({}), detail.outcome.result", self.bin_literal());
+        if let Some(field) = &self.split_by {
+            by.push_str(", detail.");
+            by.push_str(field);
+        }
+        format!(
+            "{filter}\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips, min(@timestamp) as first, max(@timestamp) as last by {by}\n| limit 10000"
+        )
+    }
+}
+
+/// A string literal for a Logs Insights query (JSON escaping is a safe subset).
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bin_literals() {
+        let mut r = RuleSpec::named("x");
+        assert_eq!(r.bin_literal(), "15m");
+        r.bin = Duration::from_secs(3600);
+        assert_eq!(r.bin_literal(), "1h");
+        r.bin = Duration::from_secs(30);
+        assert_eq!(r.bin_literal(), "30s");
+        r.bin = Duration::from_secs(86_400);
+        assert_eq!(r.bin_literal(), "1d");
+    }
+
+    #[test]
+    fn generated_queries() {
+        let mut r = RuleSpec::named("x");
+        assert_eq!(
+            r.insights_query(),
+            "filter detail.eventType in [\"user.session.start\"]\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips, min(@timestamp) as first, max(@timestamp) as last by bin(15m), detail.outcome.result\n| limit 10000"
+        );
+        r.split_by = Some("client.ipAddress".into());
+        r.event_types.push("user.authentication.sso".into());
+        assert!(r
+            .insights_query()
+            .contains("in [\"user.session.start\", \"user.authentication.sso\"]"));
+        assert!(r
+            .insights_query()
+            .contains("by bin(15m), detail.outcome.result, detail.client.ipAddress"));
+    }
+}
