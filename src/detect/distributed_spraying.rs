@@ -93,6 +93,11 @@ impl Detector for DistributedSpraying {
         Some(self)
     }
 
+    /// Flags only a bin in which one of the sprayers tried again.
+    fn quiet_on_empty_bin(&self, _ctx: &BinContext<'_>) -> bool {
+        true
+    }
+
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
         if !ctx.sprayers {
             return None;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::classify;
 use super::lifecycle::{Lifecycle, Transition};
-use super::series_state::{learn_dispersion, SeriesState};
+use super::series_state::{learn_dispersion, Fingerprints, SeriesState};
 use super::storm::StormGuard;
 use super::story::Story;
 use super::{Observer, Verdict};
@@ -88,8 +88,8 @@ impl RuleEngine {
         }
     }
 
-    pub fn new_series(&self, labels: &Labels) -> SeriesState {
-        SeriesState::new(&self.spec, labels)
+    pub fn new_series(&self) -> SeriesState {
+        SeriesState::new(&self.spec)
     }
 
     /// Evaluate every series for `bin`; returns how many series were evaluated.
@@ -106,7 +106,7 @@ impl RuleEngine {
         if self.spec.split_by.is_none() && self.series.is_empty() {
             // A rule over totals has its one series from its first bin, events or not.
             let labels = Labels::new();
-            let s = self.new_series(&labels);
+            let s = self.new_series();
             self.series.insert(labels, s);
         }
         let facts = self.facts(bin);
@@ -188,17 +188,32 @@ impl RuleEngine {
             if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
                 judged.outage = true;
             }
+            judged.evaluated += 1;
+            // An empty bin no detector can flag, of a series with no alert open or
+            // pending: judging it would change nothing (most split series, most bins).
+            let nothing_to_judge = observer.is_none()
+                && ctx.counts == Counts::default()
+                && self
+                    .spec
+                    .detectors
+                    .iter()
+                    .all(|d| d.detector.quiet_on_empty_bin(&ctx))
+                && (lifecycle.is_empty()
+                    || !lifecycle.holds_any(s.fingerprints.all(&self.spec, labels)));
+            if nothing_to_judge {
+                teach(s, rec, expected, false, facts.idle_limit, bin);
+                continue;
+            }
             let record_verdicts = observer.is_some().then_some(&mut verdicts);
             let (any_anomalous, resolved) = judge_series(
                 &self.spec,
                 &ctx,
-                s.fingerprints(),
+                &mut s.fingerprints,
                 labels,
                 lifecycle,
                 &mut judged,
                 record_verdicts,
             );
-            judged.evaluated += 1;
             if let Some((rule, o)) = observer.as_mut() {
                 o.series_bin(*rule, labels, &ctx, &verdicts);
                 verdicts.clear();
@@ -352,10 +367,10 @@ fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option
 /// Run every detector of the rule on one series' bin and step its lifecycle; notices go
 /// to `judged`. Returns whether any detector found the bin anomalous, and whether an
 /// alert of the series resolved.
-fn judge_series<'f>(
+fn judge_series(
     spec: &RuleSpec,
     ctx: &BinContext<'_>,
-    fingerprints: impl Iterator<Item = &'f str>,
+    fingerprints: &mut Fingerprints,
     labels: &Labels,
     lifecycle: &mut Lifecycle,
     judged: &mut Judged,
@@ -364,17 +379,24 @@ fn judge_series<'f>(
     let bin_start_ms = ctx.bin * ctx.bin_ms;
     let mut any_anomalous = false;
     let mut resolved = false;
-    for (i, (d, fp)) in spec.detectors.iter().zip(fingerprints).enumerate() {
+    for (i, d) in spec.detectors.iter().enumerate() {
         let finding = d.detector.evaluate(ctx);
         let anomalous = finding.as_ref().is_some_and(|f| f.anomalous);
         any_anomalous |= anomalous;
         judged.anomalous_series[i] += usize::from(anomalous);
-        let transition = lifecycle.step(
-            fp,
-            &d.fire,
-            bin_start_ms,
-            finding.as_ref().map(|f| f.anomalous),
-        );
+        let verdict = finding.as_ref().map(|f| f.anomalous);
+        // The fingerprint only when the lifecycle may hold state for it (hashing it is
+        // most of a quiet series' cost).
+        let transition = match verdict {
+            None => Transition::Quiet,
+            Some(false) if lifecycle.is_empty() => Transition::Quiet,
+            Some(_) => lifecycle.step(
+                fingerprints.get(spec, labels, i),
+                &d.fire,
+                bin_start_ms,
+                verdict,
+            ),
+        };
         if let Some(v) = verdicts.as_deref_mut() {
             v.push(Verdict {
                 finding: finding.clone(),
