@@ -198,8 +198,13 @@ impl RuleEngine {
                     .detectors
                     .iter()
                     .all(|d| d.detector.quiet_on_empty_bin(&ctx))
-                && (lifecycle.is_empty()
-                    || !lifecycle.holds_any(s.fingerprints.all(&self.spec, labels)));
+                && !holds_alert(
+                    &mut s.may_hold_alert,
+                    &mut s.fingerprints,
+                    &self.spec,
+                    labels,
+                    lifecycle,
+                );
             if nothing_to_judge {
                 teach(s, rec, expected, false, facts.idle_limit, bin);
                 continue;
@@ -214,6 +219,7 @@ impl RuleEngine {
                 &mut judged,
                 record_verdicts,
             );
+            s.may_hold_alert |= any_anomalous;
             if let Some((rule, o)) = observer.as_mut() {
                 o.series_bin(*rule, labels, &ctx, &verdicts);
                 verdicts.clear();
@@ -342,6 +348,22 @@ impl RuleEngine {
                 }),
         }
     }
+}
+
+/// Whether the lifecycle holds state (an alert open or pending) for one of a series'
+/// `fingerprints`; once it does not, `may_hold` is cleared so the question (and the
+/// fingerprints) need not come up again until a detector flags the series.
+fn holds_alert(
+    may_hold: &mut bool,
+    fingerprints: &mut Fingerprints,
+    spec: &RuleSpec,
+    labels: &Labels,
+    lifecycle: &Lifecycle,
+) -> bool {
+    if *may_hold && (lifecycle.is_empty() || !lifecycle.holds_any(fingerprints.all(spec, labels))) {
+        *may_hold = false;
+    }
+    *may_hold
 }
 
 /// What the baseline expects of a series in this bin (from the history before it).

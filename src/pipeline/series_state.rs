@@ -29,6 +29,9 @@ pub struct SeriesState {
     pub evidence_since: i64,
     /// The series' alert fingerprints, computed when first needed.
     pub fingerprints: Fingerprints,
+    /// The lifecycle may hold state for one of the fingerprints: true until checked,
+    /// and again whenever a detector finds a bin anomalous (the only way state is made).
+    pub may_hold_alert: bool,
 }
 
 impl SeriesState {
@@ -40,6 +43,7 @@ impl SeriesState {
             last_active_bin: 0,
             evidence_since: i64::MIN,
             fingerprints: Fingerprints::default(),
+            may_hold_alert: true,
         }
     }
 }
