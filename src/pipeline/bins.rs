@@ -3,11 +3,17 @@
 
 use super::{Observer, Pipeline};
 use crate::alert::Alert;
-use crate::series::{BinRecord, Counts, Labels};
+use crate::series::{BinIndex, BinRecord, Counts, Labels, RuleId};
 
 impl Pipeline {
     /// Record the absolute counts of one series in one bin (replacing earlier counts).
-    pub fn observe(&mut self, rule: usize, bin: i64, labels: Labels, counts: Counts) {
+    pub fn observe(
+        &mut self,
+        RuleId(rule): RuleId,
+        BinIndex(bin): BinIndex,
+        labels: Labels,
+        counts: Counts,
+    ) {
         let Some(r) = self.rules.get_mut(rule) else {
             return;
         };
@@ -43,7 +49,7 @@ impl Pipeline {
     }
 
     /// The source could not read `bin`: it stays unknown unless observed later.
-    pub fn mark_unknown(&mut self, rule: usize, bin: i64) {
+    pub fn mark_unknown(&mut self, RuleId(rule): RuleId, BinIndex(bin): BinIndex) {
         if let Some(r) = self.rules.get_mut(rule) {
             if r.next_bin.is_none_or(|next| bin >= next) {
                 if r.next_bin.is_none() {
@@ -56,7 +62,12 @@ impl Pipeline {
     }
 
     /// Close every bin of `rule` before `end_bin`, appending alerts to `out`.
-    pub fn close_through(&mut self, rule: usize, end_bin: i64, out: &mut Vec<Alert>) {
+    pub fn close_through(
+        &mut self,
+        RuleId(rule): RuleId,
+        BinIndex(end_bin): BinIndex,
+        out: &mut Vec<Alert>,
+    ) {
         self.close_through_inner(rule, end_bin, out, None);
     }
 
@@ -158,7 +169,7 @@ impl Pipeline {
                 .chain(self.rules[i].unknown.iter().next_back().copied())
                 .max();
             if let Some(last) = last {
-                self.close_through(i, last + 1, out);
+                self.close_through_inner(i, last + 1, out, None);
             }
         }
     }
@@ -178,8 +189,8 @@ mod tests {
         steady(&mut p, 0..(3 * 96), &mut out);
         assert!(out.is_empty(), "{out:#?}");
         let b = 3 * 96;
-        p.observe(0, b, Labels::new(), c(1100, 1000));
-        p.close_through(0, b + 1, &mut out);
+        p.observe(RuleId(0), BinIndex(b), Labels::new(), c(1100, 1000));
+        p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
         let fired: Vec<_> = out.iter().map(|a| a.detector.name()).collect();
         assert!(fired.contains(&"failure_spike"), "{fired:?}");
         assert!(out.iter().all(|a| a.status == Status::Firing));
@@ -197,7 +208,7 @@ mod tests {
         let mut p = Pipeline::new(vec![rule()]);
         let mut out = Vec::new();
         steady(&mut p, 0..(3 * 96), &mut out);
-        p.close_through(0, 3 * 96 + 4, &mut out);
+        p.close_through(RuleId(0), BinIndex(3 * 96 + 4), &mut out);
         assert_eq!(out.len(), 1, "{out:#?}");
         assert_eq!(out[0].detector, DetectorKind::Flatline.name());
     }
@@ -208,9 +219,9 @@ mod tests {
         let mut out = Vec::new();
         steady(&mut p, 0..(3 * 96), &mut out);
         for b in (3 * 96)..(3 * 96 + 8) {
-            p.mark_unknown(0, b);
+            p.mark_unknown(RuleId(0), BinIndex(b));
         }
-        p.close_through(0, 3 * 96 + 8, &mut out);
+        p.close_through(RuleId(0), BinIndex(3 * 96 + 8), &mut out);
         assert!(out.is_empty(), "{out:#?}");
         assert_eq!(p.stats().unknown_bins, 8);
     }
@@ -220,8 +231,8 @@ mod tests {
         let mut p = Pipeline::new(vec![rule()]);
         let mut out = Vec::new();
         steady(&mut p, 0..10, &mut out);
-        p.observe(0, 10, Labels::new(), c(5000, 4900));
-        p.close_through(0, 11, &mut out);
+        p.observe(RuleId(0), BinIndex(10), Labels::new(), c(5000, 4900));
+        p.close_through(RuleId(0), BinIndex(11), &mut out);
         assert!(out.is_empty());
     }
 
@@ -232,8 +243,8 @@ mod tests {
         steady(&mut p, 0..(3 * 96), &mut out);
         // Twelve hours of attack: it must keep firing, never resolve.
         for b in (3 * 96)..(3 * 96 + 48) {
-            p.observe(0, b, Labels::new(), c(1100, 1000));
-            p.close_through(0, b + 1, &mut out);
+            p.observe(RuleId(0), BinIndex(b), Labels::new(), c(1100, 1000));
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
         }
         let spike: Vec<_> = out
             .iter()
@@ -251,7 +262,7 @@ mod tests {
         let mut p = Pipeline::new(vec![rule()]);
         let mut out = Vec::new();
         steady(&mut p, 0..10, &mut out);
-        p.observe(0, 5, Labels::new(), c(120, 5));
+        p.observe(RuleId(0), BinIndex(5), Labels::new(), c(120, 5));
         assert_eq!(p.stats().revisions, 1);
         let s = p.rules[0].series.get(&Labels::new()).unwrap();
         assert_eq!(s.history.get(5).unwrap().total, 120);

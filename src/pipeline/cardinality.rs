@@ -216,7 +216,7 @@ mod tests {
     use crate::pipeline::testing::{c, ip, rule};
     use crate::pipeline::Pipeline;
     use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES};
-    use crate::series::Labels;
+    use crate::series::{BinIndex, Labels, RuleId};
 
     #[test]
     fn split_series_are_capped() {
@@ -228,9 +228,9 @@ mod tests {
         for ip in ["a", "b", "c", "d"] {
             let mut l = Labels::new();
             l.insert("client.ipAddress".into(), ip.into());
-            p.observe(0, 0, l, c(1, 1));
+            p.observe(RuleId(0), BinIndex(0), l, c(1, 1));
         }
-        p.close_through(0, 1, &mut out);
+        p.close_through(RuleId(0), BinIndex(1), &mut out);
         assert_eq!(p.rules[0].series.len(), 3);
         let mut other = Labels::new();
         other.insert("client.ipAddress".into(), OTHER_SERIES.into());
@@ -245,9 +245,9 @@ mod tests {
         let mut p = Pipeline::new(vec![r]);
         let mut out = Vec::new();
         for (v, total, failure) in [("a", 5, 5), ("b", 4, 3), ("c", 1, 1), ("d", 4, 0)] {
-            p.observe(0, 0, ip(v), c(total, failure));
+            p.observe(RuleId(0), BinIndex(0), ip(v), c(total, failure));
         }
-        p.close_through(0, 1, &mut out);
+        p.close_through(RuleId(0), BinIndex(1), &mut out);
         let series = &p.rules[0].series;
         let mut names: Vec<&str> = series
             .keys()
@@ -277,10 +277,10 @@ mod tests {
         let window = r.window_bins() as i64;
         let mut p = Pipeline::new(vec![r]);
         let mut out = Vec::new();
-        p.observe(0, 0, ip("a"), c(1, 1));
+        p.observe(RuleId(0), BinIndex(0), ip("a"), c(1, 1));
         for b in 1..(window + 3) {
-            p.observe(0, b, ip("b"), c(1, 0));
-            p.close_through(0, b + 1, &mut out);
+            p.observe(RuleId(0), BinIndex(b), ip("b"), c(1, 0));
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
         }
         let series = &p.rules[0].series;
         assert!(!series.contains_key(&ip("a")));

@@ -221,7 +221,7 @@ impl RuleEngine {
             );
             s.may_hold_alert |= any_anomalous;
             if let Some((rule, o)) = observer.as_mut() {
-                o.series_bin(*rule, labels, &ctx, &verdicts);
+                o.series_bin(crate::series::RuleId(*rule), labels, &ctx, &verdicts);
                 verdicts.clear();
             }
             if resolved {

@@ -30,7 +30,7 @@ mod testing;
 use crate::alert::Alert;
 use crate::detect::{BinContext, Finding};
 use crate::rule::RuleSpec;
-use crate::series::{Labels, Update};
+use crate::series::{BinIndex, Labels, RuleId, Update};
 use engine::RuleEngine;
 use lifecycle::{Lifecycle, Transition};
 
@@ -68,7 +68,7 @@ pub trait Observer {
     /// order.
     fn series_bin(
         &mut self,
-        rule: usize,
+        rule: RuleId,
         labels: &Labels,
         ctx: &BinContext<'_>,
         verdicts: &[Verdict],
@@ -128,8 +128,8 @@ impl Pipeline {
     }
 
     /// The next bin `rule` will close, if it has seen anything.
-    pub fn next_bin(&self, rule: usize) -> Option<i64> {
-        self.rules.get(rule).and_then(|r| r.next_bin)
+    pub fn next_bin(&self, RuleId(rule): RuleId) -> Option<BinIndex> {
+        self.rules.get(rule).and_then(|r| r.next_bin).map(BinIndex)
     }
 
     /// Apply one update from a source, appending any alerts to `out`.
@@ -162,9 +162,9 @@ impl Pipeline {
             } => self.observe(rule, bin, labels, counts),
             Update::Unknown { rule, bin } => self.mark_unknown(rule, bin),
             Update::Close { rule, end_bin } => {
-                self.close_through_inner(rule, end_bin, out, observer)
+                self.close_through_inner(rule.0, end_bin.0, out, observer)
             }
-            Update::Skip { rule, end_bin } => self.skip_to(rule, end_bin, out, observer),
+            Update::Skip { rule, end_bin } => self.skip_to(rule.0, end_bin.0, out, observer),
         }
     }
 }
@@ -186,7 +186,7 @@ mod tests {
     impl Observer for Seen {
         fn series_bin(
             &mut self,
-            _rule: usize,
+            _rule: RuleId,
             _labels: &Labels,
             ctx: &BinContext<'_>,
             verdicts: &[Verdict],
@@ -215,8 +215,8 @@ mod tests {
             };
             p.apply_observed(
                 Update::Observe {
-                    rule: 0,
-                    bin: b,
+                    rule: RuleId(0),
+                    bin: BinIndex(b),
                     labels: Labels::new(),
                     counts,
                 },
@@ -225,8 +225,8 @@ mod tests {
             );
             p.apply_observed(
                 Update::Close {
-                    rule: 0,
-                    end_bin: b + 1,
+                    rule: RuleId(0),
+                    end_bin: BinIndex(b + 1),
                 },
                 &mut out,
                 &mut seen,

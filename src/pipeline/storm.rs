@@ -104,7 +104,7 @@ mod tests {
     use crate::detect::DetectorKind;
     use crate::pipeline::testing::{c, rule};
     use crate::pipeline::Pipeline;
-    use crate::series::Labels;
+    use crate::series::{BinIndex, Labels, RuleId};
 
     #[test]
     fn a_storm_of_sources_pages_a_few_times_not_once_per_source() {
@@ -122,13 +122,13 @@ mod tests {
         };
         // A day of one quiet source, then 40 sources fail hard in one bin, then stop.
         for b in 0..100 {
-            p.observe(0, b, ip(0), c(4, 0));
-            p.close_through(0, b + 1, &mut out);
+            p.observe(RuleId(0), BinIndex(b), ip(0), c(4, 0));
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
         }
         for i in 1..=40 {
-            p.observe(0, 100, ip(i), c(60, 60));
+            p.observe(RuleId(0), BinIndex(100), ip(i), c(60, 60));
         }
-        p.close_through(0, 101, &mut out);
+        p.close_through(RuleId(0), BinIndex(101), &mut out);
         let firing: Vec<_> = out.iter().filter(|a| a.status == Status::Firing).collect();
         assert_eq!(firing.len(), 3, "{firing:#?}");
         assert!(
@@ -137,7 +137,7 @@ mod tests {
             firing[0].summary
         );
         for b in 101..104 {
-            p.close_through(0, b + 1, &mut out);
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
         }
         let resolved = out.iter().filter(|a| a.status == Status::Resolved).count();
         assert_eq!(resolved, 3, "only what paged resolves");

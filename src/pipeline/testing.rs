@@ -3,7 +3,7 @@
 use super::Pipeline;
 use crate::alert::Alert;
 use crate::rule::RuleSpec;
-use crate::series::{Counts, Labels};
+use crate::series::{BinIndex, Counts, Labels, RuleId};
 
 pub(super) fn rule() -> RuleSpec {
     let mut r = RuleSpec::named("t");
@@ -23,8 +23,8 @@ pub(super) fn c(total: u64, failure: u64) -> Counts {
 /// Feed `days` of steady traffic (100 attempts, 5 failures per bin).
 pub(super) fn steady(p: &mut Pipeline, bins: std::ops::Range<i64>, out: &mut Vec<Alert>) {
     for b in bins {
-        p.observe(0, b, Labels::new(), c(100, 5));
-        p.close_through(0, b + 1, out);
+        p.observe(RuleId(0), BinIndex(b), Labels::new(), c(100, 5));
+        p.close_through(RuleId(0), BinIndex(b + 1), out);
     }
 }
 

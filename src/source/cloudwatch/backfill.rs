@@ -4,7 +4,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::read::ReadResult;
 use super::{CloudWatchSource, MAX_ROWS};
-use crate::series::Update;
+use crate::series::{BinIndex, RuleId, Update};
 use crate::source::insights::QueryError;
 use crate::source::SourceEvent;
 
@@ -50,8 +50,8 @@ impl CloudWatchSource {
                     let bins = self.shareable(&updates, start, stop, 0);
                     self.publish(rule, &mut unpublished, bins).await;
                     updates.push(Update::Close {
-                        rule,
-                        end_bin: stop,
+                        rule: RuleId(rule),
+                        end_bin: BinIndex(stop),
                     });
                     let _ = tx.send(SourceEvent::Updates(updates)).await;
                     start = stop;
@@ -68,11 +68,14 @@ impl CloudWatchSource {
                 Err(e) => {
                     // History we cannot read stays unknown; the baseline does without it.
                     let mut updates: Vec<Update> = (start..stop)
-                        .map(|bin| Update::Unknown { rule, bin })
+                        .map(|bin| Update::Unknown {
+                            rule: RuleId(rule),
+                            bin: BinIndex(bin),
+                        })
                         .collect();
                     updates.push(Update::Close {
-                        rule,
-                        end_bin: stop,
+                        rule: RuleId(rule),
+                        end_bin: BinIndex(stop),
                     });
                     let _ = tx.send(SourceEvent::Updates(updates)).await;
                     last_error = Some(e);

@@ -49,6 +49,7 @@ use super::{Source, SourceError, SourceEvent};
 use crate::clock::SharedClock;
 use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
+use crate::series::RuleId;
 
 /// The service's row limit; a result this long may be truncated.
 const MAX_ROWS: usize = 10_000;
@@ -157,7 +158,7 @@ pub(super) async fn send_health(
 ) {
     let _ = tx
         .send(SourceEvent::Health {
-            rule,
+            rule: RuleId(rule),
             failures,
             error,
         })

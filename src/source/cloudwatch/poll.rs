@@ -5,7 +5,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::read::ReadResult;
 use super::{send_health, CloudWatchSource, RuleCursor};
-use crate::series::Update;
+use crate::series::{BinIndex, RuleId, Update};
 use crate::source::insights::QueryError;
 use crate::source::SourceEvent;
 
@@ -51,7 +51,10 @@ impl CloudWatchSource {
             }
         };
         let bins = self.shareable(&updates, first, end, 0);
-        updates.push(Update::Close { rule, end_bin: end });
+        updates.push(Update::Close {
+            rule: RuleId(rule),
+            end_bin: BinIndex(end),
+        });
         tx.send(SourceEvent::Updates(updates))
             .await
             .map_err(|_| QueryError::Stopping)?;
@@ -102,10 +105,16 @@ impl CloudWatchSource {
         tracing::warn!(rule = %spec.name, failures = cursor.failures, error = %e, "poll failed; bins stay unread");
         if cursor.failures >= self.config.unavailable_after {
             let mut updates: Vec<Update> = (first..end)
-                .map(|bin| Update::Unknown { rule, bin })
+                .map(|bin| Update::Unknown {
+                    rule: RuleId(rule),
+                    bin: BinIndex(bin),
+                })
                 .collect();
             let bins = self.shareable(&updates, first, end, 0);
-            updates.push(Update::Close { rule, end_bin: end });
+            updates.push(Update::Close {
+                rule: RuleId(rule),
+                end_bin: BinIndex(end),
+            });
             tx.send(SourceEvent::Updates(updates))
                 .await
                 .map_err(|_| QueryError::Stopping)?;

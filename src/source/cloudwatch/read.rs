@@ -5,7 +5,7 @@ use tokio::sync::watch;
 use super::rows::parse_rows;
 use super::{CloudWatchSource, MAX_ROWS};
 use crate::rule::RuleSpec;
-use crate::series::{Counts, Labels, Update};
+use crate::series::{BinIndex, Counts, Labels, RuleId, Update};
 use crate::source::insights::{QueryError, QueryOutput};
 
 impl CloudWatchSource {
@@ -35,8 +35,8 @@ impl CloudWatchSource {
             for bin in first..end {
                 if !counts.contains_key(&(bin, Labels::new())) {
                     updates.push(Update::Observe {
-                        rule,
-                        bin,
+                        rule: RuleId(rule),
+                        bin: BinIndex(bin),
                         labels: Labels::new(),
                         counts: Counts::default(),
                     });
@@ -47,8 +47,8 @@ impl CloudWatchSource {
             counts
                 .into_iter()
                 .map(|((bin, labels), counts)| Update::Observe {
-                    rule,
-                    bin,
+                    rule: RuleId(rule),
+                    bin: BinIndex(bin),
                     labels,
                     counts,
                 }),
