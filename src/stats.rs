@@ -2,8 +2,10 @@
 //!
 //! Sign-in counts are over-dispersed: two Tuesdays at 10:00 differ by more than a Poisson
 //! distribution allows. So counts are modelled as negative binomial with mean `mu` and
-//! variance `mu + phi * mu²`; `phi` (the dispersion) is learned per series by the
-//! baseline. With `phi = 0` this is exactly Poisson.
+//! variance `mu + phi * mu²`; `phi` (the dispersion) is learned per series from its
+//! clean bins ([`dispersion`]). With `phi = 0` this is exactly Poisson.
+
+pub mod dispersion;
 
 use statrs::distribution::{Binomial, DiscreteCDF, NegativeBinomial, Poisson};
 

@@ -75,12 +75,15 @@ impl BinContext<'_> {
     }
 }
 
-/// Learned over-dispersion of each metric (see [`crate::stats`]).
+/// Learned over-dispersion of each metric (see [`crate::stats::dispersion`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dispersion {
     pub total: f64,
     pub success: f64,
     pub failure: f64,
+    /// Of the total from one bin to the next, scaled by the season: what a test that
+    /// conditions on the bins before (`volume_drop`) must tolerate.
+    pub step: f64,
 }
 
 /// A detector's verdict on one bin.
@@ -457,6 +460,7 @@ pub(crate) mod test_support {
         total: 0.02,
         success: 0.02,
         failure: 0.05,
+        step: 0.02,
     };
 
     pub fn ctx<'a>(history: &'a History, c: Counts, e: Option<Expected>) -> BinContext<'a> {

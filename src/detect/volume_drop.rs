@@ -8,14 +8,19 @@
 //! fell. A holiday is quiet from the first bin of the day, so its recent bins are already
 //! far below their seasonal expectation; an outage drops in one step from a normal level.
 //!
-//! The test conditions on the hour before. Within a day, bin-to-bin noise is close to
-//! Poisson; what varies is the level of the day (a busy Monday, a quiet Friday). So given
+//! The test conditions on the hour before. Within a day, bin-to-bin noise of sign-ins is
+//! close to Poisson; what varies is the level of the day (a busy Monday, a quiet Friday).
+//! So given
 //! the `R` attempts of the last `lookback` clean bins and the seasonal expectations `s`
 //! of this bin and `S` of those, this bin's share of the `x + R` attempts is binomial
 //! with probability `s / (s + S)` under "nothing changed but the time of day". The bin
 //! is flagged when
 //!
-//! 1. that binomial lower tail is at most `p_value`;
+//! 1. that binomial lower tail is at most `p_value`, and so is the lower tail of a
+//!    negative binomial around the level of the hour before with the series' learned
+//!    step dispersion (a counted series from elsewhere — mentions, requests —
+//!    scatters more than Poisson from bin to bin, and a bin at half the level is then
+//!    no cliff);
 //! 2. `x` is at most `max_fraction` of both the seasonal expectation and the
 //!    recent-level one (so the end of a surge, a fall back to normal, is not a drop);
 //! 3. the hour before held at least `min_recent_ratio` of its seasonal expectation (a
@@ -36,7 +41,7 @@ use std::sync::Arc;
 
 use crate::config_reader::{Problems, Table};
 use crate::detect::baseline::Basis;
-use crate::stats::binomial_upper_tail;
+use crate::stats::{binomial_upper_tail, CountModel};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VolumeDrop {
@@ -117,7 +122,14 @@ impl Detector for VolumeDrop {
         let share = season / (season + recent_seasonal);
         let n = total + recent_observed.round() as u64;
         // P(X ≤ total) = 1 - P(X ≥ total + 1).
-        let p_value = (1.0 - binomial_upper_tail(total + 1, n, share)).clamp(0.0, 1.0);
+        let binomial = (1.0 - binomial_upper_tail(total + 1, n, share)).clamp(0.0, 1.0);
+        // The binomial knows only Poisson noise between bins; a series whose bins
+        // scatter more from one to the next (the learned step dispersion) must also be
+        // this low against a negative binomial at the level of the hour before. Both
+        // must reject (an intersection-union test, so the size stays at most
+        // `p_value`).
+        let scatter = CountModel::new(expected, ctx.dispersion.step).lower_tail(total);
+        let p_value = binomial.max(scatter);
         let lower = (self.max_fraction * expected.min(season)).floor();
         let x = total as f64;
         Some(Finding {
@@ -209,11 +221,32 @@ mod tests {
         let h = history(100, 1.8);
         let mut e = expected(720.0, 670.0, 50.0);
         e.seasonal_total = 400.0;
-        let f = det()
-            .evaluate(&ctx(&h, counts(390, 360, 30), Some(e)))
-            .unwrap();
+        // Poisson noise between bins: the p-value alone would call it a drop.
+        let mut cx = ctx(&h, counts(390, 360, 30), Some(e));
+        cx.dispersion.step = 0.0;
+        let f = det().evaluate(&cx).unwrap();
         assert!(f.p_value < 1e-6, "a drop from the surge level: {f:?}");
         assert!(!f.anomalous, "{f:?}");
+    }
+
+    #[test]
+    fn a_scattered_series_at_half_its_level_is_no_cliff() {
+        // Half the level of a normal hour: a cliff for Poisson noise, not for a series
+        // whose bins scatter like social-media mentions (step dispersion 0.3).
+        let h = history(100, 1.0);
+        let e = Some(expected(400.0, 370.0, 30.0));
+        let judge = |phi: f64| {
+            let mut cx = ctx(&h, counts(200, 185, 15), e);
+            cx.dispersion.step = phi;
+            det().evaluate(&cx).unwrap()
+        };
+        let poisson = judge(0.0);
+        assert!(poisson.anomalous, "{poisson:?}");
+        let scattered = judge(0.3);
+        assert!(
+            !scattered.anomalous && scattered.p_value > 0.01,
+            "{scattered:?}"
+        );
     }
 
     #[test]

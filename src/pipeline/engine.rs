@@ -474,8 +474,9 @@ fn teach(
     rec.expected_total = expected.map_or(0.0, |e| e.total as f32);
     rec.expected_failure = expected.map_or(-1.0, |e| e.failure as f32);
     rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
+    let prev = s.history.get(bin - 1).copied();
     s.history.push(bin, rec);
     if let (Some(e), false) = (expected, rec.anomalous) {
-        learn_dispersion(&mut s.dispersion, &e, rec.counts());
+        learn_dispersion(&mut s.dispersion, &e, rec.counts(), prev.as_ref());
     }
 }

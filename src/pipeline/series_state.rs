@@ -4,14 +4,14 @@ use crate::alert::fingerprint;
 use crate::detect::baseline::Expected;
 use crate::detect::Dispersion;
 use crate::rule::RuleSpec;
-use crate::series::{Counts, History, Labels};
+use crate::series::{BinRecord, Counts, History, Labels};
+use crate::stats::dispersion;
 
-/// How fast the learned dispersion follows new evidence (per bin).
-const DISPERSION_RATE: f64 = 0.05;
 const INITIAL_DISPERSION: Dispersion = Dispersion {
     total: 0.05,
     success: 0.05,
     failure: 0.1,
+    step: 0.05,
 };
 
 /// The length of an alert fingerprint (see [`fingerprint`]).
@@ -77,20 +77,17 @@ impl Fingerprints {
     }
 }
 
-/// Update each metric's dispersion from one clean bin: for a negative binomial,
-/// E[(x - μ)² - x] = φ μ², so ((x - μ)² - x) / μ² estimates φ.
-pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts) {
-    fn one(phi: &mut f64, mean: f64, x: u64) {
-        if mean < 2.0 {
-            return;
-        }
-        let x = x as f64;
-        let z = ((x - mean).powi(2) - x) / (mean * mean);
-        *phi = (*phi + DISPERSION_RATE * (z - *phi)).clamp(0.01, 1.0);
+/// Learn each metric's dispersion from one clean bin `c` that expected `e`, and the
+/// step dispersion from it and the clean bin before it, `prev` (see
+/// [`crate::stats::dispersion`]).
+pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts, prev: Option<&BinRecord>) {
+    d.total = dispersion::learn(d.total, e.total, c.total);
+    d.success = dispersion::learn(d.success, e.success, c.success);
+    d.failure = dispersion::learn(d.failure, e.failure, c.failure);
+    if let Some(p) = prev.filter(|p| p.is_clean() && p.seasonal_total > 0.0) {
+        let predicted = e.seasonal_total * f64::from(p.total) / f64::from(p.seasonal_total);
+        d.step = dispersion::learn_step(d.step, e.total, predicted, c.total);
     }
-    one(&mut d.total, e.total, c.total);
-    one(&mut d.success, e.success, c.success);
-    one(&mut d.failure, e.failure, c.failure);
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod support;
 
 mod backtest_sim;
 mod cli;
+mod counted_series;
 mod daemon_file;
 mod daemon_in_process;
 mod delivery_pagerduty;

@@ -1,5 +1,7 @@
 //! What the integration tests share:
 //!
+//! - [`counts`]: a counted series from another dashboard (negative binomial 5-minute
+//!   counts with daily and weekly seasons) with bursts injected at known times.
 //! - [`daemon`]: THE way a test starts `authpulse run` as a child process ([`Daemon`]);
 //!   the in-process daemon needs no harness (see `daemon_in_process.rs`).
 //! - [`receiver`]: a local webhook receiver whose answer the test controls.
@@ -12,6 +14,7 @@
 //! - [`exactly_once`] (feature `aws-emulator`): those checks as figures (lost,
 //!   duplicates, extra), for the soak's report.
 
+pub mod counts;
 pub mod daemon;
 pub mod receiver;
 pub mod traffic;
