@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use authpulse::pipeline::Pipeline;
 use authpulse::rule::RuleSpec;
-use authpulse::series::{Counts, Labels};
+use authpulse::series::{BinIndex, Counts, Labels, RuleId};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 const SERIES: usize = 10_000;
@@ -97,9 +97,9 @@ fn warmed(rule: &RuleSpec, labels: &[Labels]) -> (Pipeline, i64) {
     let bins = rule.window_bins().max(rule.warmup_bins()) as i64 + 2;
     for b in 0..bins {
         for (i, l) in labels.iter().enumerate() {
-            p.observe(0, b, l.clone(), counts(i, b));
+            p.observe(RuleId(0), BinIndex(b), l.clone(), counts(i, b));
         }
-        p.close_through(0, b + 1, &mut out);
+        p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
     }
     (p, bins)
 }
@@ -154,9 +154,9 @@ fn bench(c: &mut Criterion) {
                 |obs| {
                     let bin = next.get();
                     for (l, c) in obs {
-                        pipeline.observe(0, bin, l, c);
+                        pipeline.observe(RuleId(0), BinIndex(bin), l, c);
                     }
-                    pipeline.close_through(0, bin + 1, &mut out);
+                    pipeline.close_through(RuleId(0), BinIndex(bin + 1), &mut out);
                     next.set(bin + 1);
                     out.clear();
                 },

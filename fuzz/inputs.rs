@@ -11,7 +11,7 @@ use authpulse::alert::Alert;
 use authpulse::event::Event;
 use authpulse::pipeline::Pipeline;
 use authpulse::rule::RuleSpec;
-use authpulse::series::{Counts, Labels, Update};
+use authpulse::series::{BinIndex, Counts, Labels, RuleId, Update};
 use authpulse::source::replay::{self, ReplayOptions, Source, UpdateSink};
 
 use crate::mutate::{Rng, DICTIONARY};
@@ -155,9 +155,9 @@ pub fn insights(rules: &[RuleSpec], input: &[u8]) -> Result<String, String> {
             Ok(counts) => {
                 let mut out = Vec::new();
                 for ((bin, labels), c) in counts {
-                    pipeline.observe(i, bin, labels, c);
+                    pipeline.observe(RuleId(i), BinIndex(bin), labels, c);
                 }
-                pipeline.close_through(i, end, &mut out);
+                pipeline.close_through(RuleId(i), BinIndex(end), &mut out);
                 outcome.push('o');
             }
             Err(e) => {
@@ -200,9 +200,9 @@ pub fn config(alerts: &[Alert], input: &[u8]) -> Result<String, String> {
                 failed_ips: 1,
                 span: None,
             };
-            pipeline.observe(i, start + k as i64, Labels::new(), counts);
+            pipeline.observe(RuleId(i), BinIndex(start + k as i64), Labels::new(), counts);
         }
-        pipeline.close_through(i, start + 3, &mut out);
+        pipeline.close_through(RuleId(i), BinIndex(start + 3), &mut out);
     }
     for m in &config.mutes {
         let w = &m.window;

@@ -333,12 +333,7 @@ fn summary(
     verdict: &Verdict,
 ) -> String {
     let mut s = String::new();
-    let series = if labels.is_empty() {
-        String::new()
-    } else {
-        let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!(" for {}", parts.join(", "))
-    };
+    let series = series_text(labels);
     let when = DateTime::<Utc>::from_timestamp_millis(bin_start_ms)
         .unwrap_or_default()
         .format("%a %H:%M UTC");
@@ -361,46 +356,8 @@ fn summary(
             );
         }
         Status::Firing => {
-            let what = match detector {
-                DetectorKind::FailureSpike => {
-                    "Failed sign-ins spiked (credential stuffing or password spraying?)"
-                }
-                DetectorKind::FailureRatio => {
-                    "The share of failing sign-ins jumped (an attack hiding in normal traffic?)"
-                }
-                DetectorKind::SuccessDrop => {
-                    "Successful sign-ins collapsed (IdP or integration outage?)"
-                }
-                DetectorKind::VolumeSpike => "Sign-in volume spiked (scripted traffic or a flood?)",
-                DetectorKind::Flatline => "No Okta events at all (is the log pipeline broken?)",
-                DetectorKind::VolumeDrop => {
-                    "Sign-in attempts stopped arriving (can people reach Okta?)"
-                }
-                DetectorKind::DistinctUsers => {
-                    "One source is failing for many accounts (password spraying?)"
-                }
-                DetectorKind::FailingSources => {
-                    "Many addresses fail without ever succeeding (credential stuffing?)"
-                }
-                DetectorKind::DistributedSpraying => {
-                    "Several addresses try one account after another and never succeed (slow password spraying?)"
-                }
-                DetectorKind::PushFatigue => {
-                    "One user is flooded with MFA pushes (push fatigue attack?)"
-                }
-            };
-            let band = match detector {
-                DetectorKind::SuccessDrop | DetectorKind::VolumeDrop => {
-                    format!("normally at least {}", show(f.lower, f.measure))
-                }
-                DetectorKind::DistinctUsers
-                | DetectorKind::PushFatigue
-                | DetectorKind::DistributedSpraying => {
-                    format!("paging from {}", show(f.upper, f.measure))
-                }
-                DetectorKind::Flatline => format!("about {expected} expected over the silent bins"),
-                _ => format!("paging above {}", show(f.upper, f.measure)),
-            };
+            let what = headline(detector);
+            let band = band(detector, f, &expected);
             let _ = write!(
                 s,
                 "{what}{series} [{}]: {observed} {} {span} the {bin} bin at {when}, expected about {expected} ({band}); chance under normal traffic {}.",
@@ -412,6 +369,58 @@ fn summary(
         }
     }
     s
+}
+
+/// The series a summary names: " for client.ipAddress=203.0.113.9", or nothing.
+fn series_text(labels: &Labels) -> String {
+    if labels.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(" for {}", parts.join(", "))
+    }
+}
+
+/// What a firing detector means, as the first words of its page.
+fn headline(detector: DetectorKind) -> &'static str {
+    match detector {
+        DetectorKind::FailureSpike => {
+            "Failed sign-ins spiked (credential stuffing or password spraying?)"
+        }
+        DetectorKind::FailureRatio => {
+            "The share of failing sign-ins jumped (an attack hiding in normal traffic?)"
+        }
+        DetectorKind::SuccessDrop => "Successful sign-ins collapsed (IdP or integration outage?)",
+        DetectorKind::VolumeSpike => "Sign-in volume spiked (scripted traffic or a flood?)",
+        DetectorKind::Flatline => "No Okta events at all (is the log pipeline broken?)",
+        DetectorKind::VolumeDrop => "Sign-in attempts stopped arriving (can people reach Okta?)",
+        DetectorKind::DistinctUsers => {
+            "One source is failing for many accounts (password spraying?)"
+        }
+        DetectorKind::FailingSources => {
+            "Many addresses fail without ever succeeding (credential stuffing?)"
+        }
+        DetectorKind::DistributedSpraying => {
+            "Several addresses try one account after another and never succeed (slow password spraying?)"
+        }
+        DetectorKind::PushFatigue => "One user is flooded with MFA pushes (push fatigue attack?)",
+    }
+}
+
+/// Where a firing detector pages from: its band, in the finding's measure.
+fn band(detector: DetectorKind, f: &Finding, expected: &str) -> String {
+    match detector {
+        DetectorKind::SuccessDrop | DetectorKind::VolumeDrop => {
+            format!("normally at least {}", show(f.lower, f.measure))
+        }
+        DetectorKind::DistinctUsers
+        | DetectorKind::PushFatigue
+        | DetectorKind::DistributedSpraying => {
+            format!("paging from {}", show(f.upper, f.measure))
+        }
+        DetectorKind::Flatline => format!("about {expected} expected over the silent bins"),
+        _ => format!("paging above {}", show(f.upper, f.measure)),
+    }
 }
 
 /// The detector name of the alert that says the source cannot be read.

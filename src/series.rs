@@ -9,6 +9,22 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+/// Which rule: its place in the running list of rules (the config's `[[rules]]` order),
+/// as sources, the pipeline and the daemon pass it to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleId(pub usize);
+
+/// Which bin of a rule: its start over the rule's bin width (`bin_start_ms / bin_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BinIndex(pub i64);
+
+impl BinIndex {
+    /// The bin's start, in ms since the epoch, for bins `bin_ms` wide.
+    pub fn start_ms(self, bin_ms: i64) -> i64 {
+        self.0 * bin_ms
+    }
+}
+
 /// The labels that name a series within a rule, e.g. `{"client.ipAddress": "203.0.113.5"}`.
 pub type Labels = BTreeMap<String, String>;
 
@@ -376,19 +392,19 @@ impl History {
 pub enum Update {
     /// The absolute counts of one series in one bin.
     Observe {
-        rule: usize,
-        bin: i64,
+        rule: RuleId,
+        bin: BinIndex,
         labels: Labels,
         counts: Counts,
     },
     /// The source could not read this bin.
-    Unknown { rule: usize, bin: i64 },
+    Unknown { rule: RuleId, bin: BinIndex },
     /// Every bin before `end_bin` is final: evaluate them.
-    Close { rule: usize, end_bin: i64 },
+    Close { rule: RuleId, end_bin: BinIndex },
     /// The bins before `end_bin` that hold no observation are a hole in the input (a
     /// replayed file that jumps ahead in time): they are unknown, like
     /// [`Update::Unknown`], and skipped in one step however many there are.
-    Skip { rule: usize, end_bin: i64 },
+    Skip { rule: RuleId, end_bin: BinIndex },
 }
 
 #[cfg(test)]

@@ -345,6 +345,13 @@ mod tests {
         assert_eq!(created["state"], "active");
         assert_eq!(created["ends_at"], "2026-11-25T11:46:40Z");
 
+        bad_bodies_say_why(&url).await;
+        let id = created["id"].as_str().unwrap();
+        listing_and_expiring_need_the_token(&url, id).await;
+    }
+
+    /// Each malformed silence is refused with its status and a message naming the problem.
+    async fn bad_bodies_say_why(url: &str) {
         let cases = [
             (
                 json!({"rule": "okta-sign-ins"}),
@@ -373,11 +380,14 @@ mod tests {
             ),
         ];
         for (b, want_status, want) in cases {
-            let (status, v) = post(&url, Some("s3cret"), &b).await;
+            let (status, v) = post(url, Some("s3cret"), &b).await;
             assert_eq!(status, want_status, "{b} → {v}");
             assert!(v["error"].as_str().unwrap().starts_with(want), "{v}");
         }
+    }
 
+    /// The silence is listed; expiring it needs the token; an unknown id is a 404.
+    async fn listing_and_expiring_need_the_token(url: &str, id: &str) {
         let client = reqwest::Client::new();
         let listed: Value = reqwest::get(format!("{url}/api/silences"))
             .await
@@ -386,7 +396,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(listed["silences"].as_array().unwrap().len(), 1);
-        let id = created["id"].as_str().unwrap();
         let r = client
             .delete(format!("{url}/api/silences/{id}?by=bob"))
             .send()

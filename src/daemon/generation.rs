@@ -19,7 +19,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::notify::{Progress, Route, RouteConfig, RuleProgress};
 use crate::pipeline::{Pipeline, PipelineStats};
-use crate::series::Labels;
+use crate::series::{Labels, RuleId};
 use crate::source::cloudwatch::CloudWatchSource;
 use crate::source::config::SourceKind;
 use crate::source::file::FileSource;
@@ -126,7 +126,7 @@ fn progress(pipeline: &Pipeline) -> Progress {
             .map(|(i, r)| RuleProgress {
                 name: r.name.clone(),
                 bin_ms: r.bin_ms(),
-                next_bin: pipeline.next_bin(i),
+                next_bin: pipeline.next_bin(RuleId(i)),
             })
             .collect(),
         firing: pipeline
@@ -265,7 +265,7 @@ impl Generation {
             }
             Some(SourceEvent::CaughtUp) => self.caught_up(shared, notify).await,
             Some(SourceEvent::Health {
-                rule,
+                rule: RuleId(rule),
                 failures,
                 error,
             }) => {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::Progress;
 use crate::alert::{Alert, Status, Timestamp};
+use crate::series::BinIndex;
 
 pub struct HistoryGate {
     /// `None`: everything passes.
@@ -62,7 +63,7 @@ impl HistoryGate {
             .filter(|a| firing.contains(a.fingerprint.as_str()))
             .filter_map(|mut a| {
                 let rule = progress.rule(&a.rule)?;
-                let next = rule.next_bin?;
+                let BinIndex(next) = rule.next_bin?;
                 a.summary = format!(
                     "Under way since {} (before authpulse started) and still firing. When it began: {}",
                     a.started_at, a.summary
@@ -89,7 +90,7 @@ mod tests {
             rules: vec![RuleProgress {
                 name: "okta-sign-ins".into(),
                 bin_ms: BIN,
-                next_bin: Some(next_bin),
+                next_bin: Some(BinIndex(next_bin)),
             }],
             firing: firing.iter().map(|s| s.to_string()).collect(),
         }

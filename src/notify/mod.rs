@@ -40,6 +40,7 @@ use tokio::sync::watch;
 use crate::alert::Alert;
 use crate::clock::SharedClock;
 use crate::rule::RuleSpec;
+use crate::series::BinIndex;
 use crate::sink::SinkSpec;
 use crate::source::config::SourceConfig;
 
@@ -75,13 +76,13 @@ pub struct RuleProgress {
     pub name: String,
     pub bin_ms: i64,
     /// The next bin the pipeline will close (`None` before its first observation).
-    pub next_bin: Option<i64>,
+    pub next_bin: Option<BinIndex>,
 }
 
 impl RuleProgress {
     /// Start of the next bin to close, in ms.
     pub fn next_bin_ms(&self) -> Option<i64> {
-        self.next_bin.map(|b| b * self.bin_ms)
+        self.next_bin.map(|b| b.start_ms(self.bin_ms))
     }
 }
 

@@ -196,3 +196,80 @@ impl RuleEngine {
 fn is_synthetic(v: &str) -> bool {
     v == SOURCES_SERIES || v == SPRAYERS_SERIES
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::testing::{c, ip, rule};
+    use crate::pipeline::Pipeline;
+    use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES};
+    use crate::series::{BinIndex, Labels, RuleId};
+
+    #[test]
+    fn split_series_are_capped() {
+        let mut r = rule();
+        r.split_by = Some("client.ipAddress".into());
+        r.max_series = 2;
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        for ip in ["a", "b", "c", "d"] {
+            let mut l = Labels::new();
+            l.insert("client.ipAddress".into(), ip.into());
+            p.observe(RuleId(0), BinIndex(0), l, c(1, 1));
+        }
+        p.close_through(RuleId(0), BinIndex(1), &mut out);
+        assert_eq!(p.rules[0].series.len(), 3);
+        let mut other = Labels::new();
+        other.insert("client.ipAddress".into(), OTHER_SERIES.into());
+        let s = p.rules[0].series.get(&other).unwrap();
+        assert_eq!(s.history.get(0).unwrap().total, 2);
+    }
+
+    #[test]
+    fn top_k_keeps_the_most_failing_sources_and_counts_the_failing_only_ones() {
+        let mut r = RuleSpec::password_spraying();
+        r.top_k = Some(2);
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        for (v, total, failure) in [("a", 5, 5), ("b", 4, 3), ("c", 1, 1), ("d", 4, 0)] {
+            p.observe(RuleId(0), BinIndex(0), ip(v), c(total, failure));
+        }
+        p.close_through(RuleId(0), BinIndex(1), &mut out);
+        let series = &p.rules[0].series;
+        let mut names: Vec<&str> = series
+            .keys()
+            .map(|l| l["client.ipAddress"].as_str())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                "(failing-only sources)",
+                "(other)",
+                "(slow sprayers)",
+                "a",
+                "b"
+            ]
+        );
+        let other = series[&ip(OTHER_SERIES)].history.get(0).unwrap().counts();
+        assert_eq!((other.total, other.failure), (5, 1));
+        // a and c failed without a success; b and d succeeded.
+        let sources = series[&ip(SOURCES_SERIES)].history.get(0).unwrap().counts();
+        assert_eq!((sources.total, sources.success, sources.failure), (4, 2, 2));
+    }
+
+    #[test]
+    fn idle_split_series_leave_once_their_history_is_all_zeros() {
+        let r = RuleSpec::password_spraying();
+        let window = r.window_bins() as i64;
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        p.observe(RuleId(0), BinIndex(0), ip("a"), c(1, 1));
+        for b in 1..(window + 3) {
+            p.observe(RuleId(0), BinIndex(b), ip("b"), c(1, 0));
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+        }
+        let series = &p.rules[0].series;
+        assert!(!series.contains_key(&ip("a")));
+        assert!(series.contains_key(&ip("b")));
+    }
+}

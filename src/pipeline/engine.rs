@@ -200,7 +200,7 @@ impl RuleEngine {
             );
             judged.evaluated += 1;
             if let Some((rule, o)) = observer.as_mut() {
-                o.series_bin(*rule, labels, &ctx, &verdicts);
+                o.series_bin(crate::series::RuleId(*rule), labels, &ctx, &verdicts);
                 verdicts.clear();
             }
             if resolved {

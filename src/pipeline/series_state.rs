@@ -73,3 +73,26 @@ pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts) {
     one(&mut d.success, e.success, c.success);
     one(&mut d.failure, e.failure, c.failure);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::alert::fingerprint;
+    use crate::pipeline::testing::rule;
+    use crate::pipeline::Pipeline;
+    use crate::series::Labels;
+
+    #[test]
+    fn fingerprints_are_one_per_detector() {
+        let p = Pipeline::new(vec![rule()]);
+        let r = &p.rules[0];
+        let s = r.new_series(&Labels::new());
+        let fps: Vec<&str> = s.fingerprints().collect();
+        assert_eq!(fps.len(), r.spec.detectors.len());
+        for (fp, d) in fps.iter().zip(&r.spec.detectors) {
+            assert_eq!(
+                *fp,
+                fingerprint("t", d.detector.kind().name(), &Labels::new())
+            );
+        }
+    }
+}

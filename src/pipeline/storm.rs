@@ -97,3 +97,49 @@ impl StormGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::alert::Status;
+    use crate::detect::DetectorKind;
+    use crate::pipeline::testing::{c, rule};
+    use crate::pipeline::Pipeline;
+    use crate::series::{BinIndex, Labels, RuleId};
+
+    #[test]
+    fn a_storm_of_sources_pages_a_few_times_not_once_per_source() {
+        let mut r = rule();
+        r.split_by = Some("client.ipAddress".into());
+        r.detectors = vec![crate::detect::DetectorSpec::default_for(
+            DetectorKind::FailureSpike,
+        )];
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        let ip = |i: usize| {
+            let mut l = Labels::new();
+            l.insert("client.ipAddress".into(), format!("203.0.113.{i}"));
+            l
+        };
+        // A day of one quiet source, then 40 sources fail hard in one bin, then stop.
+        for b in 0..100 {
+            p.observe(RuleId(0), BinIndex(b), ip(0), c(4, 0));
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+        }
+        for i in 1..=40 {
+            p.observe(RuleId(0), BinIndex(100), ip(i), c(60, 60));
+        }
+        p.close_through(RuleId(0), BinIndex(101), &mut out);
+        let firing: Vec<_> = out.iter().filter(|a| a.status == Status::Firing).collect();
+        assert_eq!(firing.len(), 3, "{firing:#?}");
+        assert!(
+            firing.iter().all(|a| a.summary.contains("37 more sources")),
+            "{:?}",
+            firing[0].summary
+        );
+        for b in 101..104 {
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+        }
+        let resolved = out.iter().filter(|a| a.status == Status::Resolved).count();
+        assert_eq!(resolved, 3, "only what paged resolves");
+    }
+}

@@ -24,8 +24,7 @@ use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
 use crate::event::Event;
 use crate::rule::RuleSpec;
-use crate::series::Update;
-use crate::series::{Counts, Labels, OutcomeClass};
+use crate::series::{BinIndex, Counts, Labels, OutcomeClass, RuleId, Update};
 
 /// What one rule needs to bin events.
 struct RuleBins {
@@ -366,8 +365,8 @@ impl Binner {
                     labels.insert(field.clone(), value.into_string());
                 }
                 out.push(Update::Observe {
-                    rule,
-                    bin,
+                    rule: RuleId(rule),
+                    bin: BinIndex(bin),
                     labels,
                     counts,
                 });
@@ -375,7 +374,10 @@ impl Binner {
         }
         r.skip_gap(rule, end_bin, out);
         r.flushed_before = Some(end_bin);
-        out.push(Update::Close { rule, end_bin });
+        out.push(Update::Close {
+            rule: RuleId(rule),
+            end_bin: BinIndex(end_bin),
+        });
     }
 }
 
@@ -394,13 +396,13 @@ impl RuleBins {
         let close = silent_from + self.max_silent_bins;
         if self.flushed_before.is_none_or(|f| f < close) {
             out.push(Update::Close {
-                rule,
-                end_bin: close,
+                rule: RuleId(rule),
+                end_bin: BinIndex(close),
             });
         }
         out.push(Update::Skip {
-            rule,
-            end_bin: next,
+            rule: RuleId(rule),
+            end_bin: BinIndex(next),
         });
     }
 }
@@ -429,7 +431,10 @@ mod tests {
         let closes = |out: &[Update]| -> Vec<i64> {
             out.iter()
                 .filter_map(|u| match u {
-                    Update::Close { end_bin, .. } => Some(*end_bin),
+                    Update::Close {
+                        end_bin: BinIndex(end_bin),
+                        ..
+                    } => Some(*end_bin),
                     _ => None,
                 })
                 .collect()
@@ -443,7 +448,7 @@ mod tests {
         b.flush_ready(&mut out);
         assert_eq!(closes(&out), vec![1]);
         assert!(
-            matches!(&out[0], Update::Observe { bin: 0, counts, .. } if counts.total == 2 && counts.failure == 1)
+            matches!(&out[0], Update::Observe { bin: BinIndex(0), counts, .. } if counts.total == 2 && counts.failure == 1)
         );
         // An event for bin 0 now is late.
         b.add(&ev(2000, "FAILURE", "a"));
@@ -536,10 +541,20 @@ mod tests {
         let kinds: Vec<String> = out
             .iter()
             .map(|u| match u {
-                Update::Observe { bin, .. } => format!("observe {bin}"),
-                Update::Close { end_bin, .. } => format!("close {end_bin}"),
-                Update::Skip { end_bin, .. } => format!("skip {end_bin}"),
-                Update::Unknown { bin, .. } => format!("unknown {bin}"),
+                Update::Observe {
+                    bin: BinIndex(bin), ..
+                } => format!("observe {bin}"),
+                Update::Close {
+                    end_bin: BinIndex(end_bin),
+                    ..
+                } => format!("close {end_bin}"),
+                Update::Skip {
+                    end_bin: BinIndex(end_bin),
+                    ..
+                } => format!("skip {end_bin}"),
+                Update::Unknown {
+                    bin: BinIndex(bin), ..
+                } => format!("unknown {bin}"),
             })
             .collect();
         let last = 10 * day_bins;

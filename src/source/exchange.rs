@@ -27,7 +27,7 @@ use super::insights::QueryError;
 use super::SourceEvent;
 use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
-use crate::series::{Counts, Labels, Update};
+use crate::series::{BinIndex, Counts, Labels, RuleId, Update};
 
 /// A leader this many bins behind reads them in backfill chunks (see
 /// [`CloudWatchSource::catch_up`]).
@@ -92,7 +92,7 @@ pub fn to_shared(updates: &[Update], first: i64, end: i64, revision: u32) -> Vec
     for u in updates {
         match u {
             Update::Observe {
-                bin,
+                bin: BinIndex(bin),
                 labels,
                 counts,
                 ..
@@ -101,7 +101,9 @@ pub fn to_shared(updates: &[Update], first: i64, end: i64, revision: u32) -> Vec
                     b.series.push((labels.clone(), *counts));
                 }
             }
-            Update::Unknown { bin, .. } => {
+            Update::Unknown {
+                bin: BinIndex(bin), ..
+            } => {
                 if let Some(b) = bins.get_mut(bin) {
                     b.unknown = true;
                 }
@@ -117,13 +119,16 @@ pub fn to_updates(rule: usize, bins: &[SharedBin]) -> Vec<Update> {
     let mut out = Vec::new();
     for b in bins {
         if b.unknown {
-            out.push(Update::Unknown { rule, bin: b.bin });
+            out.push(Update::Unknown {
+                rule: RuleId(rule),
+                bin: BinIndex(b.bin),
+            });
             continue;
         }
         for (labels, counts) in &b.series {
             out.push(Update::Observe {
-                rule,
-                bin: b.bin,
+                rule: RuleId(rule),
+                bin: BinIndex(b.bin),
                 labels: labels.clone(),
                 counts: *counts,
             });
@@ -306,8 +311,8 @@ impl CloudWatchSource {
                 .collect();
             let mut updates = to_updates(rule, &bins);
             updates.push(Update::Close {
-                rule,
-                end_bin: stop,
+                rule: RuleId(rule),
+                end_bin: BinIndex(stop),
             });
             let _ = tx.send(SourceEvent::Updates(updates)).await;
         }
@@ -371,8 +376,8 @@ impl CloudWatchSource {
         let run: Vec<SharedBin> = fresh.into_iter().filter(|b| b.bin < stop).collect();
         let mut updates = to_updates(rule, &run);
         updates.push(Update::Close {
-            rule,
-            end_bin: stop,
+            rule: RuleId(rule),
+            end_bin: BinIndex(stop),
         });
         tx.send(SourceEvent::Updates(updates))
             .await
@@ -436,21 +441,24 @@ mod tests {
         let ip = |v: &str| Labels::from([("client.ipAddress".to_string(), v.to_string())]);
         let updates = vec![
             Update::Observe {
-                rule: 3,
-                bin: 10,
+                rule: RuleId(3),
+                bin: BinIndex(10),
                 labels: ip("a"),
                 counts: counts(4),
             },
             Update::Observe {
-                rule: 3,
-                bin: 10,
+                rule: RuleId(3),
+                bin: BinIndex(10),
                 labels: ip("b"),
                 counts: counts(1),
             },
-            Update::Unknown { rule: 3, bin: 12 },
+            Update::Unknown {
+                rule: RuleId(3),
+                bin: BinIndex(12),
+            },
             Update::Close {
-                rule: 3,
-                end_bin: 13,
+                rule: RuleId(3),
+                end_bin: BinIndex(13),
             },
         ];
         let bins = to_shared(&updates, 10, 13, 1);

@@ -18,7 +18,7 @@ pub mod replay;
 use tokio::sync::{mpsc, watch};
 
 use crate::retry::BoxFuture;
-use crate::series::Update;
+use crate::series::{RuleId, Update};
 
 /// What a source tells the daemon.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub enum SourceEvent {
     CaughtUp,
     /// How the last poll of a rule went: `failures` in a row (0 = healthy).
     Health {
-        rule: usize,
+        rule: RuleId,
         failures: u32,
         error: Option<String>,
     },

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use authpulse::event::Event;
 use authpulse::rule::RuleSpec;
-use authpulse::series::Update;
-use authpulse::series::{Counts, Labels, Span};
+use authpulse::series::{BinIndex, Counts, Labels, RuleId, Span, Update};
 use authpulse::source::binner::Binner;
 use authpulse::source::cloudwatch::CloudWatchSource;
 use authpulse::source::config::SourceConfig;
@@ -38,8 +37,8 @@ fn local_counts(
     let mut out = BTreeMap::new();
     for u in updates {
         if let Update::Observe {
-            rule,
-            bin,
+            rule: RuleId(rule),
+            bin: BinIndex(bin),
             labels,
             counts,
         } = u
@@ -72,8 +71,8 @@ async fn run_source(
             Some(SourceEvent::Updates(us)) => {
                 for u in us {
                     if let Update::Observe {
-                        rule,
-                        bin,
+                        rule: RuleId(rule),
+                        bin: BinIndex(bin),
                         labels,
                         counts,
                     } = &u
@@ -344,7 +343,12 @@ async fn late_events_are_revised_without_double_counting() {
         };
         if let Some(SourceEvent::Updates(us)) = ev {
             for u in us {
-                if let Update::Observe { bin: b, counts, .. } = u {
+                if let Update::Observe {
+                    bin: BinIndex(b),
+                    counts,
+                    ..
+                } = u
+                {
                     if b == bin {
                         observed.push(counts);
                         if !late_written {

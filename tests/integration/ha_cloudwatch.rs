@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use authpulse::retry::BoxFuture;
 use authpulse::rule::RuleSpec;
-use authpulse::series::{Counts, Labels, Update};
+use authpulse::series::{BinIndex, Counts, Labels, Update};
 use authpulse::source::cloudwatch::CloudWatchSource;
 use authpulse::source::config::SourceConfig;
 use authpulse::source::exchange::{BinExchange, ExchangeError, SharedBin};
@@ -431,7 +431,12 @@ async fn a_standby_queries_only_holes_and_a_new_leader_resumes_where_the_bins_en
     let mut note = |ev: SourceEvent| -> bool {
         if let SourceEvent::Updates(us) = ev {
             for u in us {
-                if let Update::Observe { bin, counts, .. } = u {
+                if let Update::Observe {
+                    bin: BinIndex(bin),
+                    counts,
+                    ..
+                } = u
+                {
                     seen.insert(bin, counts.total);
                 }
             }

@@ -310,8 +310,7 @@ fn the_command_line_reads_csv_reports_bad_rows_and_writes_the_report() {
 #[test]
 fn a_split_rule_charts_the_most_eventful_series_first_and_caps_the_count() {
     use authpulse::pipeline::Pipeline;
-    use authpulse::series::Update;
-    use authpulse::series::{Counts, Labels};
+    use authpulse::series::{BinIndex, Counts, Labels, RuleId, Update};
 
     let mut rule = RuleSpec::named("per-ip");
     rule.split_by = Some("client.ipAddress".into());
@@ -346,8 +345,8 @@ fn a_split_rule_charts_the_most_eventful_series_first_and_caps_the_count() {
                 ..Counts::default()
             };
             let u = Update::Observe {
-                rule: 0,
-                bin,
+                rule: RuleId(0),
+                bin: BinIndex(bin),
                 labels,
                 counts,
             };
@@ -355,8 +354,8 @@ fn a_split_rule_charts_the_most_eventful_series_first_and_caps_the_count() {
         }
         pipeline.apply_observed(
             Update::Close {
-                rule: 0,
-                end_bin: bin + 1,
+                rule: RuleId(0),
+                end_bin: BinIndex(bin + 1),
             },
             &mut alerts,
             &mut rec,

@@ -32,7 +32,7 @@ use crate::notify::mute::Mute;
 use crate::notify::silence::{Silence, Silences};
 use crate::pipeline::lifecycle::Transition;
 use crate::pipeline::{Observer, Verdict};
-use crate::series::Labels;
+use crate::series::{Labels, RuleId};
 use crate::source::config::SourceKind;
 
 /// Bins kept (and drawn) per series: two days of 15-minute bins.
@@ -351,7 +351,7 @@ pub struct Tracer<'a> {
 impl Observer for Tracer<'_> {
     fn series_bin(
         &mut self,
-        rule: usize,
+        RuleId(rule): RuleId,
         labels: &Labels,
         ctx: &BinContext<'_>,
         verdicts: &[Verdict],

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::detect::{BinContext, Detector, DetectorKind};
 use crate::pipeline::{Observer, Verdict};
 use crate::rule::RuleSpec;
-use crate::series::{Counts, Labels};
+use crate::series::{Counts, Labels, RuleId};
 
 /// The loosest `p_value` `--suggest` considers. Each detector is also evaluated with this
 /// threshold, so the recorder knows which bins a looser setting would flag: a bin is
@@ -194,7 +194,7 @@ impl Observer for Recorder {
 
     fn series_bin(
         &mut self,
-        rule: usize,
+        RuleId(rule): RuleId,
         labels: &Labels,
         ctx: &BinContext<'_>,
         verdicts: &[Verdict],

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::Parsed;
 use crate::rule::RuleSpec;
-use crate::series::{Counts, Labels, Update};
+use crate::series::{BinIndex, Counts, Labels, RuleId, Update};
 
 /// Why a rule cannot take the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,27 +63,30 @@ pub fn updates(parsed: &Parsed, rules: &[RuleSpec]) -> (Vec<Update>, Vec<Skipped
         for (bin, counts) in bins {
             if let Some(last) = last.filter(|l| bin - (l + 1) > max_silent) {
                 out.push(Update::Close {
-                    rule: i,
-                    end_bin: last + 1 + max_silent,
+                    rule: RuleId(i),
+                    end_bin: BinIndex(last + 1 + max_silent),
                 });
                 out.push(Update::Skip {
-                    rule: i,
-                    end_bin: bin,
+                    rule: RuleId(i),
+                    end_bin: BinIndex(bin),
                 });
             }
             last = Some(bin);
             out.push(match counts {
                 Some(counts) => Update::Observe {
-                    rule: i,
-                    bin,
+                    rule: RuleId(i),
+                    bin: BinIndex(bin),
                     labels: Labels::new(),
                     counts,
                 },
-                None => Update::Unknown { rule: i, bin },
+                None => Update::Unknown {
+                    rule: RuleId(i),
+                    bin: BinIndex(bin),
+                },
             });
             out.push(Update::Close {
-                rule: i,
-                end_bin: bin + 1,
+                rule: RuleId(i),
+                end_bin: BinIndex(bin + 1),
             });
         }
     }
@@ -109,8 +112,8 @@ mod tests {
             u,
             vec![
                 Update::Observe {
-                    rule: 0,
-                    bin,
+                    rule: RuleId(0),
+                    bin: BinIndex(bin),
                     labels: Labels::new(),
                     counts: Counts {
                         total: 15,
@@ -120,16 +123,16 @@ mod tests {
                     }
                 },
                 Update::Close {
-                    rule: 0,
-                    end_bin: bin + 1
+                    rule: RuleId(0),
+                    end_bin: BinIndex(bin + 1)
                 },
                 Update::Unknown {
-                    rule: 0,
-                    bin: bin + 3
+                    rule: RuleId(0),
+                    bin: BinIndex(bin + 3)
                 },
                 Update::Close {
-                    rule: 0,
-                    end_bin: bin + 4
+                    rule: RuleId(0),
+                    end_bin: BinIndex(bin + 4)
                 },
             ]
         );

@@ -12,6 +12,12 @@
 //! What cannot be fenced by a store: a replica paused *between* a successful claim and
 //! the HTTP request of the send. Each notification carries its idempotency key, and
 //! receivers drop repeats by it.
+//!
+//! `items` writes and reads the outbox and ledger items this trait's methods are made of.
+
+mod items;
+
+pub use items::rule_part;
 
 use std::collections::HashSet;
 use std::io;
@@ -20,155 +26,13 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
-
-use super::dynamo::{self, get_n, get_s, n, s, DbError, Item, Table};
+use super::dynamo::{self, get_s, n, s, DbError, Table};
 use super::replica::{fenced, lock, unavailable, Replica};
 use crate::alert::Alert;
 use crate::notify::ledger::AlertState;
 use crate::notify::outbox::{Entry, Recovered};
 use crate::notify::store::{AlertStore, StoreError, Takeover};
-
-/// The outbox item's sort key: `<queue>#<idempotency key>`.
-fn sk_of(entry: &Entry) -> String {
-    format!("{}#{}", entry.queue, entry.alert.idempotency_key)
-}
-
-/// Dead letters stay this long (TTL).
-const DEAD_LETTER_TTL_S: i64 = 30 * 86_400;
-
-/// The part of `state` that belongs to `rule`.
-pub fn rule_part(state: &AlertState, rule: &str) -> AlertState {
-    AlertState {
-        watermarks: state
-            .watermarks
-            .iter()
-            .filter(|(r, _)| r.as_str() == rule)
-            .map(|(r, w)| (r.clone(), *w))
-            .collect(),
-        notified: state
-            .notified
-            .iter()
-            .filter(|(_, n)| n.alert.rule == rule)
-            .map(|(fp, n)| (fp.clone(), n.clone()))
-            .collect(),
-    }
-}
-impl Replica {
-    fn entry_of(&self, rule: &str, item: &Item) -> Option<Entry> {
-        let sk = get_s(item, "sk")?;
-        let queue = sk.split_once('#')?.0.to_string();
-        let alert: Alert = serde_json::from_str(get_s(item, "alert")?).ok()?;
-        if alert.rule != rule {
-            return None;
-        }
-        Some(Entry {
-            queue,
-            seq: get_n(item, "seq").unwrap_or(0) as u64,
-            path: PathBuf::from(sk),
-            enqueued_ms: get_n(item, "enqueued_ms").unwrap_or(0),
-            alert,
-        })
-    }
-
-    fn forget(&self, entry: &Entry) {
-        if let Some(keys) = lock(&self.pending).get_mut(&entry.queue) {
-            if keys.remove(&entry.alert.idempotency_key) {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn seq(&self) -> u64 {
-        let floor = (self.now().max(0) as u64) * 1000;
-        let mut cur = self.next_seq.load(Ordering::Relaxed);
-        loop {
-            let next = cur.max(floor) + 1;
-            match self
-                .next_seq
-                .compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(seen) => cur = seen,
-            }
-        }
-    }
-
-    /// The transaction that queues `alert` under `sk`: the lease check, and the outbox
-    /// item unless it exists.
-    fn outbox_write(
-        &self,
-        sk: &str,
-        alert: &Alert,
-        seq: u64,
-        now_ms: i64,
-        token: u64,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let rule = &alert.rule;
-        let mut item = Table::item(&dynamo::outbox_pk(rule), sk);
-        item.insert("seq".into(), n(seq));
-        item.insert("enqueued_ms".into(), n(now_ms));
-        item.insert(
-            "alert".into(),
-            s(serde_json::to_string(alert).map_err(|e| StoreError::Io(e.to_string()))?),
-        );
-        item.insert("token".into(), n(token));
-        Ok(vec![
-            dynamo::lease_check(&self.table.name, rule, &self.me, token).map_err(unavailable)?,
-            self.table
-                .put(item, Some("attribute_not_exists(pk)"))
-                .map_err(unavailable)?,
-        ])
-    }
-
-    /// An entry held in memory because its queue write did not answer: that write may
-    /// have landed (a timeout says nothing), and a next leader would deliver it again.
-    /// So it is written (if absent) before it is claimed like any other. False: fenced.
-    fn rewrite(&self, entry: &Entry) -> Result<bool, StoreError> {
-        let rule = &entry.alert.rule;
-        let Some(token) = self.token(rule) else {
-            return Err(StoreError::Unavailable(format!(
-                "the lease of {rule:?} is not renewed yet"
-            )));
-        };
-        let items = self.outbox_write(
-            &sk_of(entry),
-            &entry.alert,
-            entry.seq,
-            entry.enqueued_ms,
-            token,
-        )?;
-        match self.block(self.table.transact("TransactWriteItems(enqueue)", items)) {
-            Ok(()) | Err(DbError::Condition(1)) => Ok(true),
-            Err(DbError::Condition(_)) => {
-                self.fenced(rule, "deliver");
-                self.forget(entry);
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-
-    fn write_state(&self, rule: &str, token: u64, body: String) -> Result<(), StoreError> {
-        let mut item = Table::item(dynamo::STATE_PK, rule);
-        item.insert("body".into(), s(body.clone()));
-        item.insert("token".into(), n(token));
-        item.insert("saved_ms".into(), n(self.now()));
-        item.insert("saved_by".into(), s(self.me.clone()));
-        let items = vec![
-            dynamo::lease_check(&self.table.name, rule, &self.me, token).map_err(unavailable)?,
-            self.table.put(item, None).map_err(unavailable)?,
-        ];
-        match self.block(self.table.transact("TransactWriteItems(state)", items)) {
-            Ok(()) => {
-                lock(&self.saved).insert(rule.to_string(), body);
-                Ok(())
-            }
-            Err(DbError::Condition(_)) => Err(self.fenced(rule, "state")),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-}
+use items::{sk_of, DEAD_LETTER_TTL_S};
 
 impl AlertStore for Replica {
     fn describe(&self) -> String {
@@ -448,6 +312,8 @@ mod tests {
     use super::*;
     use crate::alert::Status;
     use crate::clock::{Clock, ManualClock};
+    use crate::ha::dynamo::get_n;
+    use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lease_is_held_renewed_taken_over_and_the_old_owner_is_fenced() {
@@ -474,22 +340,7 @@ mod tests {
         assert!(a.take_changes().is_empty());
         assert_eq!(b.leaders()[0].owner, "a");
 
-        // A queues a firing and records it in its ledger.
-        let fire = alert("r1", Status::Firing, "2026-11-25T10:00:00Z");
-        let mut state = AlertState::default();
-        state.admit(&fire, None).unwrap();
-        state.advance("r1", fire.bin_start.ms() + 900_000);
-        let (a2, f) = (a.clone(), fire.clone());
-        let entry = blocking(move || a2.enqueue("webhook-1", &f, 7).unwrap())
-            .await
-            .unwrap();
-        let (a2, f) = (a.clone(), fire.clone());
-        assert!(blocking(move || a2.enqueue("webhook-1", &f, 7).unwrap())
-            .await
-            .is_none());
-        let (a2, s2) = (a.clone(), state.clone());
-        blocking(move || a2.save(&s2).unwrap()).await;
-        assert_eq!(a.depth(), 1);
+        let (fire, state, entry) = a_queues_a_firing(&a).await;
 
         // A renews: B keeps waiting, however long, while the counter moves.
         for _ in 0..3 {
@@ -517,6 +368,39 @@ mod tests {
 
         // A wakes up within what it believes is its lease: every write is fenced.
         ca.advance(1_000);
+        a_is_fenced_and_steps_down(&a, &entry).await;
+
+        // B delivers A's notification once; a second claim finds it gone.
+        b_delivers_once(&b, &t, &taken.pending[0]).await;
+
+        // A clean stop hands the rule back: at once to a warm replica (a cold one, still
+        // loading its history, would wait a lease for a warm one first).
+        a_warm_replica_takes_the_rule_back(&a, &b, &queues, &state).await;
+    }
+
+    /// A (leading r1) queues a firing once, records it in its ledger and saves it.
+    async fn a_queues_a_firing(a: &Arc<Replica>) -> (Alert, AlertState, Entry) {
+        let fire = alert("r1", Status::Firing, "2026-11-25T10:00:00Z");
+        let mut state = AlertState::default();
+        state.admit(&fire, None).unwrap();
+        state.advance("r1", fire.bin_start.ms() + 900_000);
+        let (a2, f) = (a.clone(), fire.clone());
+        let entry = blocking(move || a2.enqueue("webhook-1", &f, 7).unwrap())
+            .await
+            .unwrap();
+        let (a2, f) = (a.clone(), fire.clone());
+        assert!(blocking(move || a2.enqueue("webhook-1", &f, 7).unwrap())
+            .await
+            .is_none());
+        let (a2, s2) = (a.clone(), state.clone());
+        blocking(move || a2.save(&s2).unwrap()).await;
+        assert_eq!(a.depth(), 1);
+        (fire, state, entry)
+    }
+
+    /// A wakes up within what it believes is its lease: its claim and its enqueue are
+    /// fenced, it steps down and its next round follows B.
+    async fn a_is_fenced_and_steps_down(a: &Arc<Replica>, entry: &Entry) {
         assert!(a.leads("r1"), "A does not know yet");
         let (a2, e) = (a.clone(), entry.clone());
         assert_eq!(blocking(move || a2.claim(&e)).await, Ok(false));
@@ -532,18 +416,27 @@ mod tests {
         assert!(a.round().await);
         assert!(!a.leads("r1"));
         assert_eq!(a.leaders()[0].owner, "b");
+    }
 
-        // B delivers A's notification once; a second claim finds it gone.
-        let (b2, e) = (b.clone(), taken.pending[0].clone());
+    /// B delivers A's notification once; a second claim finds it gone.
+    async fn b_delivers_once(b: &Arc<Replica>, t: &Table, pending: &Entry) {
+        let (b2, e) = (b.clone(), pending.clone());
         assert_eq!(blocking(move || b2.claim(&e)).await, Ok(true));
-        let (b2, e) = (b.clone(), taken.pending[0].clone());
+        let (b2, e) = (b.clone(), pending.clone());
         blocking(move || b2.remove(&e).unwrap()).await;
-        let (b2, e) = (b.clone(), taken.pending[0].clone());
+        let (b2, e) = (b.clone(), pending.clone());
         assert_eq!(blocking(move || b2.claim(&e)).await, Ok(false));
         assert!(t.query(&dynamo::outbox_pk("r1")).await.unwrap().is_empty());
+    }
 
-        // A clean stop hands the rule back: at once to a warm replica (a cold one, still
-        // loading its history, would wait a lease for a warm one first).
+    /// A clean stop hands the rule back: at once to a warm replica (a cold one, still
+    /// loading its history, would wait a lease for a warm one first).
+    async fn a_warm_replica_takes_the_rule_back(
+        a: &Arc<Replica>,
+        b: &Arc<Replica>,
+        queues: &[String],
+        state: &AlertState,
+    ) {
         b.release_all().await;
         assert!(!b.leads("r1"));
         assert!(a.round().await);
@@ -551,9 +444,9 @@ mod tests {
         a.set_warm(true);
         assert!(a.round().await);
         assert_eq!(a.take_changes(), vec![("r1".to_string(), true)]);
-        let (a2, q) = (a.clone(), queues.clone());
+        let (a2, q) = (a.clone(), queues.to_vec());
         let back = blocking(move || a2.take_over("r1", &q).unwrap()).await;
-        assert_eq!(back.state, state);
+        assert_eq!(&back.state, state);
         assert!(back.pending.is_empty());
     }
 

@@ -1,0 +1,270 @@
+//! Moving a rule through its bins: counts observed (and revised), bins the source could
+//! not read, bins closed in order (each judged by the rule's engine) and gaps skipped.
+
+use super::{Observer, Pipeline};
+use crate::alert::Alert;
+use crate::series::{BinIndex, BinRecord, Counts, Labels, RuleId};
+
+impl Pipeline {
+    /// Record the absolute counts of one series in one bin (replacing earlier counts).
+    pub fn observe(
+        &mut self,
+        RuleId(rule): RuleId,
+        BinIndex(bin): BinIndex,
+        labels: Labels,
+        counts: Counts,
+    ) {
+        let Some(r) = self.rules.get_mut(rule) else {
+            return;
+        };
+        if r.first_bin.is_none() {
+            let until = (bin + r.spec.warmup_bins() as i64) * r.spec.bin_ms();
+            tracing::info!(
+                rule = %r.spec.name,
+                judged_from = %crate::alert::rfc3339(until),
+                "warming up: this rule's bins are learned, not judged, until then"
+            );
+        }
+        r.first_bin = Some(r.first_bin.map_or(bin, |f| f.min(bin)));
+        if r.next_bin.is_none() {
+            r.next_bin = Some(bin);
+        }
+        if r.next_bin.is_some_and(|next| bin < next) {
+            // A revision of a closed bin: correct the history the baseline learns from.
+            self.stats.revisions += 1;
+            let labels = r.cap_series(labels);
+            if let Some(s) = r.series.get_mut(&labels) {
+                let old = s.history.get(bin).copied().unwrap_or_default();
+                let mut rec = BinRecord::from_counts(counts, bin, r.spec.bin_ms());
+                rec.anomalous = old.anomalous;
+                rec.seasonal_total = old.seasonal_total;
+                rec.expected_total = old.expected_total;
+                rec.expected_failure = old.expected_failure;
+                s.history.push(bin, rec);
+            }
+            return;
+        }
+        r.unknown.remove(&bin);
+        r.pending.entry(bin).or_default().insert(labels, counts);
+    }
+
+    /// The source could not read `bin`: it stays unknown unless observed later.
+    pub fn mark_unknown(&mut self, RuleId(rule): RuleId, BinIndex(bin): BinIndex) {
+        if let Some(r) = self.rules.get_mut(rule) {
+            if r.next_bin.is_none_or(|next| bin >= next) {
+                if r.next_bin.is_none() {
+                    r.next_bin = Some(bin);
+                }
+                r.pending.remove(&bin);
+                r.unknown.insert(bin);
+            }
+        }
+    }
+
+    /// Close every bin of `rule` before `end_bin`, appending alerts to `out`.
+    pub fn close_through(
+        &mut self,
+        RuleId(rule): RuleId,
+        BinIndex(end_bin): BinIndex,
+        out: &mut Vec<Alert>,
+    ) {
+        self.close_through_inner(rule, end_bin, out, None);
+    }
+
+    pub(super) fn close_through_inner(
+        &mut self,
+        rule: usize,
+        end_bin: i64,
+        out: &mut Vec<Alert>,
+        mut observer: Option<&mut (dyn Observer + '_)>,
+    ) {
+        let Some(r) = self.rules.get_mut(rule) else {
+            return;
+        };
+        if r.next_bin.is_none() && r.spec.split_by.is_none() && end_bin > i64::MIN {
+            // A rule over totals told to close before it saw anything: its series
+            // starts now, with zeros (see `RuleEngine::close_bin`).
+            r.next_bin = Some(end_bin - 1);
+            r.first_bin = Some(end_bin - 1);
+        }
+        let Some(mut bin) = r.next_bin else { return };
+        while bin < end_bin {
+            if r.unknown.remove(&bin) {
+                r.pending.remove(&bin);
+                for s in r.series.values_mut() {
+                    s.history.push(bin, BinRecord::default());
+                }
+                self.stats.unknown_bins += 1;
+            } else {
+                let observed = r.pending.remove(&bin).unwrap_or_default();
+                let observer = observer.as_deref_mut().map(|o| (rule, o));
+                self.stats.series_bins_evaluated += r.close_bin(
+                    bin,
+                    observed,
+                    &mut self.lifecycle,
+                    &mut self.story,
+                    out,
+                    observer,
+                ) as u64;
+            }
+            self.stats.bins_closed += 1;
+            bin += 1;
+            r.next_bin = Some(bin);
+        }
+    }
+
+    /// [`Update::Skip`]: empty bins before `end_bin` become unknown in one step (each
+    /// series' history takes the gap at once); observed bins in between close as usual.
+    pub(super) fn skip_to(
+        &mut self,
+        rule: usize,
+        end_bin: i64,
+        out: &mut Vec<Alert>,
+        mut observer: Option<&mut (dyn Observer + '_)>,
+    ) {
+        loop {
+            let Some(r) = self.rules.get_mut(rule) else {
+                return;
+            };
+            let Some(next) = r.next_bin else {
+                return;
+            };
+            if next >= end_bin {
+                return;
+            }
+            let stop = r
+                .pending
+                .range(next..)
+                .next()
+                .map(|(b, _)| *b)
+                .into_iter()
+                .chain(r.unknown.range(next..).next().copied())
+                .min()
+                .unwrap_or(end_bin)
+                .min(end_bin);
+            if stop > next {
+                for s in r.series.values_mut() {
+                    s.history.push(stop - 1, BinRecord::default());
+                }
+                let n = (stop - next) as u64;
+                self.stats.unknown_bins += n;
+                self.stats.bins_closed += n;
+                r.next_bin = Some(stop);
+            }
+            if stop < end_bin {
+                self.close_through_inner(rule, stop + 1, out, observer.as_deref_mut());
+            }
+        }
+    }
+
+    /// Close everything observed so far (end of a backtest).
+    pub fn close_all(&mut self, out: &mut Vec<Alert>) {
+        for i in 0..self.rules.len() {
+            let last = self.rules[i]
+                .pending
+                .keys()
+                .next_back()
+                .copied()
+                .into_iter()
+                .chain(self.rules[i].unknown.iter().next_back().copied())
+                .max();
+            if let Some(last) = last {
+                self.close_through_inner(i, last + 1, out, None);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Status;
+    use crate::detect::DetectorKind;
+    use crate::pipeline::testing::{c, rule, steady};
+
+    #[test]
+    fn steady_traffic_is_quiet_and_an_attack_fires_then_resolves() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        assert!(out.is_empty(), "{out:#?}");
+        let b = 3 * 96;
+        p.observe(RuleId(0), BinIndex(b), Labels::new(), c(1100, 1000));
+        p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+        let fired: Vec<_> = out.iter().map(|a| a.detector.name()).collect();
+        assert!(fired.contains(&"failure_spike"), "{fired:?}");
+        assert!(out.iter().all(|a| a.status == Status::Firing));
+        out.clear();
+        steady(&mut p, (b + 1)..(b + 4), &mut out);
+        assert!(
+            out.iter()
+                .any(|a| a.status == Status::Resolved && a.detector == "failure_spike"),
+            "{out:#?}"
+        );
+    }
+
+    #[test]
+    fn silence_is_zero_filled_and_flatlines() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        p.close_through(RuleId(0), BinIndex(3 * 96 + 4), &mut out);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].detector, DetectorKind::Flatline.name());
+    }
+
+    #[test]
+    fn unknown_bins_do_not_flatline() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        for b in (3 * 96)..(3 * 96 + 8) {
+            p.mark_unknown(RuleId(0), BinIndex(b));
+        }
+        p.close_through(RuleId(0), BinIndex(3 * 96 + 8), &mut out);
+        assert!(out.is_empty(), "{out:#?}");
+        assert_eq!(p.stats().unknown_bins, 8);
+    }
+
+    #[test]
+    fn nothing_fires_during_warmup() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..10, &mut out);
+        p.observe(RuleId(0), BinIndex(10), Labels::new(), c(5000, 4900));
+        p.close_through(RuleId(0), BinIndex(11), &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_long_attack_is_not_learned_as_normal() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        // Twelve hours of attack: it must keep firing, never resolve.
+        for b in (3 * 96)..(3 * 96 + 48) {
+            p.observe(RuleId(0), BinIndex(b), Labels::new(), c(1100, 1000));
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+        }
+        let spike: Vec<_> = out
+            .iter()
+            .filter(|a| a.detector == "failure_spike")
+            .collect();
+        assert!(spike.iter().any(|a| a.status == Status::Firing), "{out:#?}");
+        assert!(
+            spike.iter().all(|a| a.status == Status::Firing),
+            "resolved mid-attack: {spike:#?}"
+        );
+    }
+
+    #[test]
+    fn revisions_replace_counts() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..10, &mut out);
+        p.observe(RuleId(0), BinIndex(5), Labels::new(), c(120, 5));
+        assert_eq!(p.stats().revisions, 1);
+        let s = p.rules[0].series.get(&Labels::new()).unwrap();
+        assert_eq!(s.history.get(5).unwrap().total, 120);
+    }
+}
