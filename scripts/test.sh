@@ -91,7 +91,7 @@ step "cargo test"
 cargo test --lib --bins --tests --features aws-emulator,alertmanager
 step "fuzz every parser (short: 1,500 inputs each; scripts/fuzz.sh runs the long one)"
 cargo run --quiet --example fuzz --features aws-emulator,alertmanager -- --iterations 1500 --seed "${AUTHPULSE_FUZZ_SEED:-1}"
-step "import layers (no cycle)"
+step "import layers (no cycle), file and function sizes"
 python3 scripts/check-layers.py
 step "backtest report in a headless browser"
 bash scripts/check-report.sh

@@ -9,7 +9,7 @@
 //!                   notify/                  THE alert route (ledger + outbox behind a store)
 //!                   source/  sink/           bin updates in    │ adapters out
 //!                   pipeline/                bins in, alerts out (bin time)
-//!                   alert  alert_kind  rule  detect/ (detectors + baseline)
+//!                   alert  alert_kind  rule/  detect/ (detectors + baseline)
 //!                   series  event  stats  aws                    domain
 //!                   clock  retry  config_reader  html  chart     leaves
 //!                   state_file                                    (checksummed JSON files)

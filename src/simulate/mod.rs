@@ -34,6 +34,7 @@
 //! stream (never the model).
 
 mod event;
+mod generator;
 mod incidents;
 mod model;
 mod render;
@@ -42,22 +43,18 @@ mod world;
 #[cfg(test)]
 mod tests;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use event::{Ev, Pending};
-use incidents::Active;
-use model::{poisson, sign_in, stray_attempts, Background, Model, MINUTE_MS};
-use render::Renderer;
-use world::{World, SITES};
+use generator::Generator;
+use model::{Model, MINUTE_MS};
+use world::World;
 
 /// How far above the background noise attacks stand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -315,9 +312,6 @@ pub struct SimStats {
     pub incidents: usize,
 }
 
-/// Rendered lines are handed to the writer in chunks of about this size.
-const FLUSH_AT: usize = 1 << 20;
-
 /// Writes event lines to `events` (NDJSON) and one JSON line per incident to `labels`.
 ///
 /// Streams: memory stays flat however long the run. Fails with
@@ -327,6 +321,24 @@ pub fn generate(
     events: &mut dyn Write,
     labels: &mut dyn Write,
 ) -> io::Result<SimStats> {
+    check(cfg)?;
+    for inc in &cfg.incidents {
+        serde_json::to_writer(&mut *labels, inc)?;
+        labels.write_all(b"\n")?;
+    }
+    labels.flush()?;
+    let mut run = Generator::new(cfg);
+    let start = cfg.start.timestamp_millis();
+    for minute in 0..i64::from(cfg.days) * 1440 {
+        let t0 = start + minute * MINUTE_MS;
+        run.minute(t0);
+        run.write_due(t0 + MINUTE_MS, events)?;
+    }
+    run.finish(events)
+}
+
+/// A config [`generate`] can run: at least one user, no incident ending before it starts.
+fn check(cfg: &SimConfig) -> io::Result<()> {
     if cfg.users == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -339,116 +351,7 @@ pub fn generate(
             format!("incident {} ends before it starts", bad.kind),
         ));
     }
-    for inc in &cfg.incidents {
-        serde_json::to_writer(&mut *labels, inc)?;
-        labels.write_all(b"\n")?;
-    }
-    labels.flush()?;
-
-    let world = World::build(cfg.seed, cfg.users);
-    let mut bg = Background::new(cfg.seed);
-    let mut active: Vec<Active> = cfg
-        .incidents
-        .iter()
-        .enumerate()
-        .map(|(i, inc)| Active::new(cfg.seed, i, inc, cfg.difficulty, &world, &bg.model))
-        .collect();
-    let mut renderer = Renderer::new(&cfg.tenant, cfg.seed);
-    let mut queue = BinaryHeap::new();
-    let mut seq = 0;
-    let mut flow = Vec::new();
-    let mut out = Vec::with_capacity(FLUSH_AT + (4 << 10));
-    let mut stats = SimStats {
-        incidents: cfg.incidents.len(),
-        ..SimStats::default()
-    };
-
-    let start = cfg.start.timestamp_millis();
-    for minute in 0..i64::from(cfg.days) * 1440 {
-        let t0 = start + minute * MINUTE_MS;
-        let t1 = t0 + MINUTE_MS;
-        for site in 0..SITES.len() {
-            let lambda = bg.site_lambda(&world, site, t0);
-            for _ in 0..poisson(&mut bg.rng, lambda) {
-                let t = bg.rng.random_range(t0..t1);
-                let Some(user) = world.sites[site].pick(&mut bg.rng) else {
-                    break;
-                };
-                flow.clear();
-                sign_in(&world, user, t, &mut bg.rng, &mut flow);
-                admit(&mut active, &mut flow);
-                enqueue(&mut queue, &mut seq, &mut flow);
-            }
-            // A surge adds ordinary sign-ins on top, from its own stream;
-            // holidays and outages still act on them.
-            for i in 0..active.len() {
-                let (before, rest) = active.split_at_mut(i);
-                let Some((surge, after)) = rest.split_first_mut() else {
-                    break;
-                };
-                let Some((rng, extra)) = surge.surge(t0) else {
-                    continue;
-                };
-                for _ in 0..poisson(rng, lambda * extra) {
-                    let t = rng.random_range(t0..t1);
-                    let Some(user) = world.sites[site].pick(rng) else {
-                        break;
-                    };
-                    flow.clear();
-                    sign_in(&world, user, t, rng, &mut flow);
-                    admit(before, &mut flow);
-                    admit(after, &mut flow);
-                    enqueue(&mut queue, &mut seq, &mut flow);
-                }
-            }
-        }
-        flow.clear();
-        stray_attempts(&world, t0, &mut bg.rng, &mut flow);
-        for a in &mut active {
-            a.inject(&world, t0, &mut flow);
-        }
-        enqueue(&mut queue, &mut seq, &mut flow);
-
-        // Everything due before the end of this minute is final: later
-        // minutes only add events at or after their own start.
-        while let Some(Reverse(next)) = queue.peek() {
-            if next.ev.t_ms >= t1 {
-                break;
-            }
-            let Some(Reverse(due)) = queue.pop() else {
-                break;
-            };
-            if active.iter().any(|a| a.hides(due.ev.t_ms)) {
-                continue;
-            }
-            renderer.line(&due.ev, &world, &mut out);
-            stats.events += 1;
-            if out.len() >= FLUSH_AT {
-                events.write_all(&out)?;
-                stats.bytes += out.len() as u64;
-                out.clear();
-            }
-        }
-    }
-    // Follow-ups still queued fall after the end of the period: dropped.
-    events.write_all(&out)?;
-    stats.bytes += out.len() as u64;
-    events.flush()?;
-    Ok(stats)
-}
-
-/// Lets every incident act on one ordinary sign-in flow.
-fn admit(active: &mut [Active], flow: &mut Vec<Ev>) {
-    for a in active {
-        a.admit(flow);
-    }
-}
-
-fn enqueue(queue: &mut BinaryHeap<Reverse<Pending>>, seq: &mut u64, flow: &mut Vec<Ev>) {
-    for ev in flow.drain(..) {
-        *seq += 1;
-        queue.push(Reverse(Pending { seq: *seq, ev }));
-    }
+    Ok(())
 }
 
 /// SplitMix64's finaliser: a cheap, well-mixing bijection on u64.

@@ -214,7 +214,19 @@ impl Renderer {
 
     /// Appends one complete line (with `\n`) for `ev`.
     pub fn line(&mut self, ev: &Ev, world: &World, out: &mut Vec<u8>) {
-        let flow = &ev.flow;
+        self.push_head(ev, out);
+        self.push_actor(ev, world, out);
+        push_client(ev, out);
+        push_outcome(ev, out);
+        self.push_debug_context(ev, out);
+        push_authentication_context(ev, out);
+        push_security_context(ev, out);
+        out.extend_from_slice(b"},\"target\":[");
+        out.extend_from_slice(b"]}}\n");
+    }
+
+    /// The EventBridge envelope, the ids, the times, the event type and its message.
+    fn push_head(&mut self, ev: &Ev, out: &mut Vec<u8>) {
         let (hi, lo) = ((ev.id >> 64) as u64, ev.id as u64);
         let bridge_id = (u128::from(mix(hi ^ 0xEB)) << 64) | u128::from(mix(lo ^ 0xEB));
         out.extend_from_slice(b"{\"version\":\"0\",\"id\":\"");
@@ -253,8 +265,11 @@ impl Renderer {
         out.extend_from_slice(if failed { b"WARN" } else { b"INFO" });
         out.extend_from_slice(b"\",\"displayMessage\":\"");
         out.extend_from_slice(message.as_bytes());
+    }
 
-        // actor
+    /// The actor: the user, or the login an attacker tried, or nobody (ThreatInsight).
+    fn push_actor(&mut self, ev: &Ev, world: &World, out: &mut Vec<u8>) {
+        let flow = &ev.flow;
         out.extend_from_slice(b"\",\"actor\":{\"id\":\"");
         let user = match flow.actor {
             Actor::User(i) if ev.kind != EventType::ThreatDetected => world.users.get(i as usize),
@@ -281,48 +296,11 @@ impl Renderer {
                 out.extend_from_slice(b"\",\"displayName\":\"unknown");
             }
         }
+    }
 
-        // client
-        let agent = flow.agent;
-        let net = &flow.net;
-        out.extend_from_slice(b"\"},\"client\":{\"userAgent\":{\"rawUserAgent\":\"");
-        push_str(out, agent.raw);
-        out.extend_from_slice(b"\",\"os\":\"");
-        push_str(out, agent.os);
-        out.extend_from_slice(b"\",\"browser\":\"");
-        push_str(out, agent.browser);
-        out.extend_from_slice(b"\"},\"zone\":\"null\",\"device\":\"");
-        push_str(out, agent.device);
-        out.extend_from_slice(b"\",\"ipAddress\":\"");
-        push_ip(out, net.ip);
-        out.extend_from_slice(b"\",\"geographicalContext\":{\"city\":\"");
-        push_str(out, net.place.city);
-        out.extend_from_slice(b"\",\"state\":\"");
-        push_str(out, net.place.state);
-        out.extend_from_slice(b"\",\"country\":\"");
-        push_str(out, net.place.country);
-        out.extend_from_slice(b"\",\"postalCode\":\"");
-        push_str(out, net.place.postal);
-        out.extend_from_slice(b"\",\"geolocation\":{\"lat\":");
-        out.extend_from_slice(net.place.lat.as_bytes());
-        out.extend_from_slice(b",\"lon\":");
-        out.extend_from_slice(net.place.lon.as_bytes());
-
-        // outcome
-        out.extend_from_slice(b"}}},\"outcome\":{\"result\":");
-        match ev.outcome {
-            Outcome::Success => out.extend_from_slice(b"\"SUCCESS\",\"reason\":null"),
-            Outcome::Failure(reason) => {
-                out.extend_from_slice(b"\"FAILURE\",\"reason\":\"");
-                push_str(out, reason.as_str());
-                out.push(b'"');
-            }
-            Outcome::Deny => out.extend_from_slice(
-                b"\"DENY\",\"reason\":\"Login failures with high unknown users count\"",
-            ),
-        }
-
-        // transaction and debug context
+    /// The transaction and the debug context (request URI, ThreatInsight, the factor).
+    fn push_debug_context(&self, ev: &Ev, out: &mut Vec<u8>) {
+        let (flow, net) = (&ev.flow, &ev.flow.net);
         out.extend_from_slice(b"},\"transaction\":{\"type\":\"WEB\",\"id\":\"");
         push_base62(out, flow.txn, 27);
         out.extend_from_slice(b"\"},\"debugContext\":{\"debugData\":{\"requestUri\":\"");
@@ -348,40 +326,93 @@ impl Renderer {
         // `security.threat.detected`.
         let suspected = net.proxy || ev.kind == EventType::ThreatDetected;
         out.extend_from_slice(if suspected { b"true" } else { b"false" });
-        let mfa = matches!(
-            ev.kind,
-            EventType::AuthViaMfa | EventType::PushSend | EventType::DenyPush
-        );
+        let mfa = is_mfa(ev);
         if mfa && flow.factor == Factor::Push {
             out.extend_from_slice(b"\",\"factor\":\"OKTA_VERIFY_PUSH");
         }
-
-        // authentication context: step 0 is the password, 1 the factor
-        out.extend_from_slice(b"\"}},\"authenticationContext\":{\"authenticationStep\":");
-        out.push(if mfa { b'1' } else { b'0' });
-        out.extend_from_slice(b",\"externalSessionId\":\"");
-        if flow.session == 0 {
-            out.extend_from_slice(b"unknown");
-        } else {
-            out.extend_from_slice(b"102");
-            push_base62(out, flow.session, 22);
-        }
-
-        // security context
-        out.extend_from_slice(b"\"},\"securityContext\":{\"asNumber\":");
-        push_u64(out, u64::from(net.isp.asn));
-        out.extend_from_slice(b",\"asOrg\":\"");
-        push_str(out, net.isp.as_org);
-        out.extend_from_slice(b"\",\"isp\":\"");
-        push_str(out, net.isp.isp);
-        out.extend_from_slice(b"\",\"domain\":\"");
-        push_str(out, net.isp.domain);
-        out.extend_from_slice(b"\",\"isProxy\":");
-        out.extend_from_slice(if net.proxy { b"true" } else { b"false" });
-
-        out.extend_from_slice(b"},\"target\":[");
-        out.extend_from_slice(b"]}}\n");
     }
+}
+
+/// Whether `ev` is a step of the second factor.
+fn is_mfa(ev: &Ev) -> bool {
+    matches!(
+        ev.kind,
+        EventType::AuthViaMfa | EventType::PushSend | EventType::DenyPush
+    )
+}
+
+/// The client: user agent, address and where it is.
+fn push_client(ev: &Ev, out: &mut Vec<u8>) {
+    let flow = &ev.flow;
+    let agent = flow.agent;
+    let net = &flow.net;
+    out.extend_from_slice(b"\"},\"client\":{\"userAgent\":{\"rawUserAgent\":\"");
+    push_str(out, agent.raw);
+    out.extend_from_slice(b"\",\"os\":\"");
+    push_str(out, agent.os);
+    out.extend_from_slice(b"\",\"browser\":\"");
+    push_str(out, agent.browser);
+    out.extend_from_slice(b"\"},\"zone\":\"null\",\"device\":\"");
+    push_str(out, agent.device);
+    out.extend_from_slice(b"\",\"ipAddress\":\"");
+    push_ip(out, net.ip);
+    out.extend_from_slice(b"\",\"geographicalContext\":{\"city\":\"");
+    push_str(out, net.place.city);
+    out.extend_from_slice(b"\",\"state\":\"");
+    push_str(out, net.place.state);
+    out.extend_from_slice(b"\",\"country\":\"");
+    push_str(out, net.place.country);
+    out.extend_from_slice(b"\",\"postalCode\":\"");
+    push_str(out, net.place.postal);
+    out.extend_from_slice(b"\",\"geolocation\":{\"lat\":");
+    out.extend_from_slice(net.place.lat.as_bytes());
+    out.extend_from_slice(b",\"lon\":");
+    out.extend_from_slice(net.place.lon.as_bytes());
+}
+
+/// The outcome: result and reason.
+fn push_outcome(ev: &Ev, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"}}},\"outcome\":{\"result\":");
+    match ev.outcome {
+        Outcome::Success => out.extend_from_slice(b"\"SUCCESS\",\"reason\":null"),
+        Outcome::Failure(reason) => {
+            out.extend_from_slice(b"\"FAILURE\",\"reason\":\"");
+            push_str(out, reason.as_str());
+            out.push(b'"');
+        }
+        Outcome::Deny => out.extend_from_slice(
+            b"\"DENY\",\"reason\":\"Login failures with high unknown users count\"",
+        ),
+    }
+}
+
+/// The authentication context: step 0 is the password, 1 the factor.
+fn push_authentication_context(ev: &Ev, out: &mut Vec<u8>) {
+    let (flow, mfa) = (&ev.flow, is_mfa(ev));
+    out.extend_from_slice(b"\"}},\"authenticationContext\":{\"authenticationStep\":");
+    out.push(if mfa { b'1' } else { b'0' });
+    out.extend_from_slice(b",\"externalSessionId\":\"");
+    if flow.session == 0 {
+        out.extend_from_slice(b"unknown");
+    } else {
+        out.extend_from_slice(b"102");
+        push_base62(out, flow.session, 22);
+    }
+}
+
+/// The security context: the network's AS and whether it is a proxy.
+fn push_security_context(ev: &Ev, out: &mut Vec<u8>) {
+    let net = &ev.flow.net;
+    out.extend_from_slice(b"\"},\"securityContext\":{\"asNumber\":");
+    push_u64(out, u64::from(net.isp.asn));
+    out.extend_from_slice(b",\"asOrg\":\"");
+    push_str(out, net.isp.as_org);
+    out.extend_from_slice(b"\",\"isp\":\"");
+    push_str(out, net.isp.isp);
+    out.extend_from_slice(b"\",\"domain\":\"");
+    push_str(out, net.isp.domain);
+    out.extend_from_slice(b"\",\"isProxy\":");
+    out.extend_from_slice(if net.proxy { b"true" } else { b"false" });
 }
 
 #[cfg(test)]

@@ -97,27 +97,7 @@ impl Plan {
         let window_fail = mean_expected_flows(world, model, start, end) * fail;
         match inc.kind {
             IncidentKind::CredentialStuffing => {
-                // Hard: close to the noise. On top of the background, two to
-                // three times its failure rate (the window shows three to
-                // four times the usual failures), never fewer than eight an
-                // hour: a few dozen attempts from about as many addresses,
-                // more than half on usernames that do not exist here.
-                if easy {
-                    Plan::Stuffing {
-                        per_hour: rng.random_range(3000.0..8000.0_f64).max(10.0 * peak_fail),
-                        ips: rng.random_range(300..900),
-                        real_share: rng.random_range(0.1..0.2),
-                        blocked: 0.0,
-                    }
-                } else {
-                    let per_hour = rng.random_range(2.0..3.0) * window_fail.max(8.0);
-                    Plan::Stuffing {
-                        per_hour,
-                        ips: ((per_hour * minutes / 60.0) as usize).max(10),
-                        real_share: rng.random_range(0.3..0.45),
-                        blocked: 0.0,
-                    }
-                }
+                stuffing(easy, peak_fail, window_fail, minutes, rng)
             }
             IncidentKind::QuietStuffing => Plan::Stuffing {
                 // 10-15 failed sign-ins per 15 minutes.
@@ -148,36 +128,10 @@ impl Plan {
             IncidentKind::BenignVpnChange => Plan::VpnChange { key: rng.random() },
             IncidentKind::BenignDst => Plan::Label,
             IncidentKind::ShortGapPeak | IncidentKind::ShortGapNight => Plan::Gap,
-            IncidentKind::PasswordSpraying => {
-                let ips = rng.random_range(1..=if easy { 5 } else { 3 });
-                let passes = rng.random_range(1..=2);
-                let budget = (users * passes) as f64;
-                let wanted = if easy {
-                    rng.random_range(800.0..2500.0) / minutes * 60.0
-                } else {
-                    60.0 / rng.random_range(2.0..5.0)
-                };
-                Plan::Spraying {
-                    per_hour: wanted.min(budget / minutes * 60.0),
-                    ips,
-                    passes,
-                }
+            IncidentKind::PasswordSpraying => spraying(easy, users, minutes, rng),
+            IncidentKind::MfaPushFatigue | IncidentKind::OiePushFatigue => {
+                push_fatigue(easy, inc.kind == IncidentKind::OiePushFatigue, rng)
             }
-            IncidentKind::MfaPushFatigue | IncidentKind::OiePushFatigue => Plan::PushFatigue {
-                targets: rng.random_range(1..=if easy { 3 } else { 2 }),
-                per_hour: if easy {
-                    rng.random_range(30.0..60.0)
-                } else {
-                    rng.random_range(10.0..20.0)
-                },
-                deny_share: if easy {
-                    rng.random_range(0.6..0.9)
-                } else {
-                    rng.random_range(0.3..0.6)
-                },
-                approve: rng.random_bool(0.4),
-                oie: inc.kind == IncidentKind::OiePushFatigue,
-            },
             IncidentKind::Outage => Plan::Outage {
                 fail_share: if easy {
                     rng.random_range(0.7..1.0)
@@ -240,26 +194,7 @@ impl Plan {
             } => format!(
                 "{d}: ~{per_hour:.0} attempts/h from {ips} IP(s), {passes} password(s) per account, accounts in alphabetical order"
             ),
-            Plan::PushFatigue {
-                targets,
-                per_hour,
-                deny_share,
-                approve,
-                oie,
-            } => format!(
-                "{d}: {targets} user(s) get ~{per_hour:.0} pushes/h each from one IP, {:.0}% denied{}{}",
-                deny_share * 100.0,
-                if *oie {
-                    " (Identity Engine: denials logged as auth_via_mfa FAILURE)"
-                } else {
-                    ""
-                },
-                if *approve {
-                    ", the last one approved"
-                } else {
-                    ", none approved"
-                }
-            ),
+            Plan::PushFatigue { .. } => self.describe_push_fatigue(d),
             Plan::Outage {
                 fail_share,
                 unreachable,
@@ -283,6 +218,33 @@ impl Plan {
             ),
         }
     }
+
+    fn describe_push_fatigue(&self, d: &str) -> String {
+        let Plan::PushFatigue {
+            targets,
+            per_hour,
+            deny_share,
+            approve,
+            oie,
+        } = self
+        else {
+            return String::new();
+        };
+        format!(
+                "{d}: {targets} user(s) get ~{per_hour:.0} pushes/h each from one IP, {:.0}% denied{}{}",
+                deny_share * 100.0,
+                if *oie {
+                    " (Identity Engine: denials logged as auth_via_mfa FAILURE)"
+                } else {
+                    ""
+                },
+                if *approve {
+                    ", the last one approved"
+                } else {
+                    ", none approved"
+                }
+            )
+    }
 }
 
 /// Mean expected background flows per minute over `[start, end)`, sampled
@@ -300,5 +262,73 @@ fn mean_expected_flows(world: &World, model: &Model, start: i64, end: i64) -> f6
         sum / n
     } else {
         model.expected_flows(world, start)
+    }
+}
+
+/// Credential stuffing. Easy stands far above the noise; hard is close to it.
+fn stuffing(
+    easy: bool,
+    peak_fail: f64,
+    window_fail: f64,
+    minutes: f64,
+    rng: &mut SmallRng,
+) -> Plan {
+    // Hard: close to the noise. On top of the background, two to
+    // three times its failure rate (the window shows three to
+    // four times the usual failures), never fewer than eight an
+    // hour: a few dozen attempts from about as many addresses,
+    // more than half on usernames that do not exist here.
+    if easy {
+        Plan::Stuffing {
+            per_hour: rng.random_range(3000.0..8000.0_f64).max(10.0 * peak_fail),
+            ips: rng.random_range(300..900),
+            real_share: rng.random_range(0.1..0.2),
+            blocked: 0.0,
+        }
+    } else {
+        let per_hour = rng.random_range(2.0..3.0) * window_fail.max(8.0);
+        Plan::Stuffing {
+            per_hour,
+            ips: ((per_hour * minutes / 60.0) as usize).max(10),
+            real_share: rng.random_range(0.3..0.45),
+            blocked: 0.0,
+        }
+    }
+}
+
+/// Password spraying: a few addresses, one or two passes over the user list, at most
+/// as many attempts as the list allows.
+fn spraying(easy: bool, users: usize, minutes: f64, rng: &mut SmallRng) -> Plan {
+    let ips = rng.random_range(1..=if easy { 5 } else { 3 });
+    let passes = rng.random_range(1..=2);
+    let budget = (users * passes) as f64;
+    let wanted = if easy {
+        rng.random_range(800.0..2500.0) / minutes * 60.0
+    } else {
+        60.0 / rng.random_range(2.0..5.0)
+    };
+    Plan::Spraying {
+        per_hour: wanted.min(budget / minutes * 60.0),
+        ips,
+        passes,
+    }
+}
+
+/// MFA push fatigue: pushes at one to three users, some denied, maybe one approved.
+fn push_fatigue(easy: bool, oie: bool, rng: &mut SmallRng) -> Plan {
+    Plan::PushFatigue {
+        targets: rng.random_range(1..=if easy { 3 } else { 2 }),
+        per_hour: if easy {
+            rng.random_range(30.0..60.0)
+        } else {
+            rng.random_range(10.0..20.0)
+        },
+        deny_share: if easy {
+            rng.random_range(0.6..0.9)
+        } else {
+            rng.random_range(0.3..0.6)
+        },
+        approve: rng.random_bool(0.4),
+        oie,
     }
 }

@@ -130,29 +130,8 @@ pub(in crate::simulate) fn default_schedule(
     model: &Model,
 ) -> Vec<Incident> {
     let mut rng = stream(seed, 3);
-    // Baselines need a clean week; short runs (tests) get half their length.
-    let warmup = if days > 7 { 7 } else { days / 2 };
-    let earliest = start_ms + i64::from(warmup) * DAY_MS;
-    let latest = start_ms + i64::from(days) * DAY_MS;
-    // Calendar days on the main office's clock that overlap the incident
-    // period; windows are checked against the period exactly below.
-    let offset = i64::from(SITES[0].utc_offset_min) * MINUTE_MS;
-    let days_all: Vec<i64> =
-        ((earliest + offset).div_euclid(DAY_MS)..=(latest + offset).div_euclid(DAY_MS)).collect();
-    let weekdays: Vec<i64> = days_all
-        .iter()
-        .copied()
-        .filter(|&d| weekday(d) < 5)
-        .collect();
-    let mondays: Vec<i64> = weekdays
-        .iter()
-        .copied()
-        .filter(|&d| weekday(d) == 0)
-        .collect();
-    let any_of = |rng: &mut SmallRng, days: &[i64]| -> Option<i64> {
-        (!days.is_empty()).then(|| days[rng.random_range(0..days.len())])
-    };
-
+    let cal = Calendar::new(start_ms, days);
+    let (earliest, latest) = (cal.earliest, cal.latest);
     let mut taken: Vec<(i64, i64)> = Vec::new();
     let mut out = Vec::new();
     let mut order: Vec<IncidentKind> = Vec::new();
@@ -175,50 +154,11 @@ pub(in crate::simulate) fn default_schedule(
     for kind in order {
         let (when, min_len, max_len) = placement(kind, difficulty);
         for attempt in 0..100 {
-            let work_days = if weekdays.is_empty() {
-                &days_all
-            } else {
-                &weekdays
-            };
-            let (day, from) = match when {
-                When::WholeWeekday => (any_of(&mut rng, work_days), 0),
-                // Weekend office hours if the weekdays are full (short runs).
-                When::Weekday(a, b) => {
-                    let pool = if attempt < 60 { work_days } else { &days_all };
-                    (any_of(&mut rng, pool), rng.random_range(a..=b))
-                }
-                When::MondayMorning(a, b) => {
-                    // Mondays first; if they are taken, any weekday.
-                    let pool = if mondays.is_empty() || attempt >= 30 {
-                        work_days
-                    } else {
-                        &mondays
-                    };
-                    (any_of(&mut rng, pool), rng.random_range(a..=b))
-                }
-                When::Night => {
-                    // 18:00 to 06:00 on the following morning.
-                    (
-                        any_of(&mut rng, &days_all),
-                        rng.random_range(18 * 60..30 * 60),
-                    )
-                }
-                When::Anytime => (any_of(&mut rng, &days_all), rng.random_range(0..24 * 60)),
-                When::QuietEvening => {
-                    let day = any_of(&mut rng, &days_all);
-                    let from = if day.is_some_and(|d| weekday(d) >= 5) {
-                        rng.random_range(9 * 60..21 * 60)
-                    } else {
-                        rng.random_range(19 * 60..23 * 60)
-                    };
-                    (day, from)
-                }
-                When::SmallHours => (any_of(&mut rng, &days_all), rng.random_range(0..4 * 60)),
-            };
+            let (day, from) = cal.pick(&when, attempt, &mut rng);
             let Some(day) = day else {
                 break;
             };
-            let s = day * DAY_MS + from * MINUTE_MS - offset;
+            let s = day * DAY_MS + from * MINUTE_MS - cal.offset;
             let e = s + rng.random_range(min_len..=max_len) * MINUTE_MS;
             let clear = taken
                 .iter()
@@ -231,8 +171,118 @@ pub(in crate::simulate) fn default_schedule(
         }
     }
     out.sort_by_key(|&(_, s, _)| s);
-    let mut incidents = Vec::with_capacity(out.len());
-    for (kind, s, e) in out {
+    labelled(out, seed, difficulty, world, model)
+}
+
+/// The days incidents may fall on: calendar days on the main office's clock that
+/// overlap `[earliest, latest)`, the period after the warm-up.
+struct Calendar {
+    earliest: i64,
+    latest: i64,
+    /// The main office's standard offset from UTC, in ms.
+    offset: i64,
+    days_all: Vec<i64>,
+    weekdays: Vec<i64>,
+    mondays: Vec<i64>,
+}
+
+impl Calendar {
+    fn new(start_ms: i64, days: u32) -> Calendar {
+        // Baselines need a clean week; short runs (tests) get half their length.
+        let warmup = if days > 7 { 7 } else { days / 2 };
+        let earliest = start_ms + i64::from(warmup) * DAY_MS;
+        let latest = start_ms + i64::from(days) * DAY_MS;
+        // Calendar days on the main office's clock that overlap the incident
+        // period; windows are checked against the period exactly by the caller.
+        let offset = i64::from(SITES[0].utc_offset_min) * MINUTE_MS;
+        let days_all: Vec<i64> = ((earliest + offset).div_euclid(DAY_MS)
+            ..=(latest + offset).div_euclid(DAY_MS))
+            .collect();
+        let weekdays: Vec<i64> = days_all
+            .iter()
+            .copied()
+            .filter(|&d| weekday(d) < 5)
+            .collect();
+        let mondays: Vec<i64> = weekdays
+            .iter()
+            .copied()
+            .filter(|&d| weekday(d) == 0)
+            .collect();
+        Calendar {
+            earliest,
+            latest,
+            offset,
+            days_all,
+            weekdays,
+            mondays,
+        }
+    }
+
+    /// A day and a local start (minutes after midnight) for an incident placed `when`,
+    /// at the `attempt`-th try (later tries widen the pool); `None` when no day fits.
+    fn pick(&self, when: &When, attempt: u32, rng: &mut SmallRng) -> (Option<i64>, i64) {
+        let work_days = if self.weekdays.is_empty() {
+            &self.days_all
+        } else {
+            &self.weekdays
+        };
+        match *when {
+            When::WholeWeekday => (any_of(rng, work_days), 0),
+            // Weekend office hours if the weekdays are full (short runs).
+            When::Weekday(a, b) => {
+                let pool = if attempt < 60 {
+                    work_days
+                } else {
+                    &self.days_all
+                };
+                (any_of(rng, pool), rng.random_range(a..=b))
+            }
+            When::MondayMorning(a, b) => {
+                // Mondays first; if they are taken, any weekday.
+                let pool = if self.mondays.is_empty() || attempt >= 30 {
+                    work_days
+                } else {
+                    &self.mondays
+                };
+                (any_of(rng, pool), rng.random_range(a..=b))
+            }
+            When::Night => {
+                // 18:00 to 06:00 on the following morning.
+                (
+                    any_of(rng, &self.days_all),
+                    rng.random_range(18 * 60..30 * 60),
+                )
+            }
+            When::Anytime => (any_of(rng, &self.days_all), rng.random_range(0..24 * 60)),
+            When::QuietEvening => {
+                let day = any_of(rng, &self.days_all);
+                let from = if day.is_some_and(|d| weekday(d) >= 5) {
+                    rng.random_range(9 * 60..21 * 60)
+                } else {
+                    rng.random_range(19 * 60..23 * 60)
+                };
+                (day, from)
+            }
+            When::SmallHours => (any_of(rng, &self.days_all), rng.random_range(0..4 * 60)),
+        }
+    }
+}
+
+/// A random day of `days`, if there is one.
+fn any_of(rng: &mut SmallRng, days: &[i64]) -> Option<i64> {
+    (!days.is_empty()).then(|| days[rng.random_range(0..days.len())])
+}
+
+/// The placed incidents, in time order, each with the note its plan describes.
+fn labelled(
+    placed: Vec<(IncidentKind, i64, i64)>,
+    seed: u64,
+    difficulty: Difficulty,
+    world: &World,
+    model: &Model,
+) -> Vec<Incident> {
+    let mut incidents = Vec::with_capacity(placed.len());
+    for (kind, s, e) in placed {
         let (Some(start), Some(end)) = (
             chrono::DateTime::from_timestamp_millis(s),
             chrono::DateTime::from_timestamp_millis(e),

@@ -346,6 +346,12 @@ impl World {
                 phone: &MOBILE[rng.random_range(0..MOBILE.len())],
             });
         }
+        World::of(people)
+    }
+
+    /// The world of `people`: each site's people with their cumulative activity (to pick
+    /// one by weight), and the population's mean failure probability.
+    fn of(people: Vec<User>) -> World {
         let mut sites: Vec<SiteUsers> = SITES
             .iter()
             .map(|_| SiteUsers {
