@@ -18,9 +18,9 @@ use super::{Observer, Verdict};
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
 use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
-use crate::detect::{BinContext, DetectorKind, Finding};
+use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
-use crate::series::{BinRecord, Counts, Labels};
+use crate::series::{BinRecord, Counts, History, Labels};
 
 pub struct RuleEngine {
     pub spec: RuleSpec,
@@ -153,38 +153,21 @@ impl RuleEngine {
         let mut verdicts = Vec::new();
         for (labels, s) in self.series.iter_mut() {
             let bin = facts.bin;
-            // Series that saw nothing this bin get a zero bin (silence is data).
-            let rec = match s.history.get(bin) {
-                Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
-                _ => {
-                    let zero = BinRecord::from_counts(Counts::default(), bin, facts.bin_ms);
-                    s.history.push(bin, zero);
-                    zero
-                }
-            };
+            let rec = this_bin(s, facts);
             if facts.split && bin - s.last_active_bin > facts.evict_after {
                 judged.evicted.push(labels.clone());
                 continue;
             }
             let expected = expectation(&self.baseline, s, facts);
-            let ctx = BinContext {
-                counts: Counts {
-                    span: rec.span(bin, facts.bin_ms),
-                    ..rec.counts()
-                },
+            let ctx = context(
+                &s.history,
+                s.dispersion,
+                s.evidence_since,
+                rec,
                 expected,
-                dispersion: s.dispersion,
-                history: &s.history,
-                bin,
-                bin_ms: facts.bin_ms,
-                aggregate: facts.split
-                    && labels
-                        .values()
-                        .all(|v| v == OTHER_SERIES || v == SOURCES_SERIES || v == SPRAYERS_SERIES),
-                sources: facts.split && labels.values().all(|v| v == SOURCES_SERIES),
-                sprayers: facts.split && labels.values().all(|v| v == SPRAYERS_SERIES),
-                evidence_since: s.evidence_since,
-            };
+                labels,
+                facts,
+            );
             if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
                 judged.outage = true;
             }
@@ -367,6 +350,58 @@ fn holds_alert(
 }
 
 /// What the baseline expects of a series in this bin (from the history before it).
+/// This bin's record of a series; a series that saw nothing this bin gets a zero bin
+/// (silence is data).
+fn this_bin(s: &mut SeriesState, facts: &BinFacts) -> BinRecord {
+    let bin = facts.bin;
+    match s.history.get(bin) {
+        Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
+        _ => {
+            let zero = BinRecord::from_counts(Counts::default(), bin, facts.bin_ms);
+            s.history.push(bin, zero);
+            zero
+        }
+    }
+}
+
+/// What the detectors see of one series in this bin.
+fn context<'a>(
+    history: &'a History,
+    dispersion: Dispersion,
+    evidence_since: i64,
+    rec: BinRecord,
+    expected: Option<Expected>,
+    labels: &Labels,
+    facts: &BinFacts,
+) -> BinContext<'a> {
+    let bin = facts.bin;
+    BinContext {
+        counts: Counts {
+            span: rec.span(bin, facts.bin_ms),
+            ..rec.counts()
+        },
+        expected,
+        dispersion,
+        history,
+        bin,
+        bin_ms: facts.bin_ms,
+        aggregate: summary_series(
+            facts,
+            labels,
+            &[OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES],
+        ),
+        sources: summary_series(facts, labels, &[SOURCES_SERIES]),
+        sprayers: summary_series(facts, labels, &[SPRAYERS_SERIES]),
+        evidence_since,
+    }
+}
+
+/// Whether a split rule's series is one of the summary series named in `names`
+/// (the rest of the sources, all sources, the sprayers) rather than one source.
+fn summary_series(facts: &BinFacts, labels: &Labels, names: &[&str]) -> bool {
+    facts.split && labels.values().all(|v| names.contains(&v.as_str()))
+}
+
 fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option<Expected> {
     if !facts.rule_warm {
         return None;
