@@ -76,6 +76,11 @@ impl Detector for DistinctUsers {
         }))
     }
 
+    /// Flags only a bin with more failures than successes.
+    fn quiet_on_empty_bin(&self, _ctx: &BinContext<'_>) -> bool {
+        true
+    }
+
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
         ctx.expected?;
         if ctx.aggregate {

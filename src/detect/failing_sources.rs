@@ -59,6 +59,11 @@ impl Detector for FailingSources {
         Some(self.spike.min_count)
     }
 
+    /// Judges only the `(failing-only sources)` series.
+    fn quiet_on_empty_bin(&self, ctx: &BinContext<'_>) -> bool {
+        !ctx.sources
+    }
+
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
         if !ctx.sources {
             return None;

@@ -129,6 +129,13 @@ pub trait Detector: Send + Sync + fmt::Debug {
     /// The verdict on this bin, or `None` when the detector cannot judge it (no baseline
     /// yet, or the baseline expects too little for the test to mean anything).
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding>;
+    /// True when [`Detector::evaluate`] never flags `ctx`'s bin if the bin is empty (all
+    /// its counts zero), whatever the history: the pipeline then leaves the detector
+    /// out for an empty bin of a series no alert is open or pending for (nothing could
+    /// fire, repeat or resolve). False, the default, is always safe: the bin is judged.
+    fn quiet_on_empty_bin(&self, _ctx: &BinContext<'_>) -> bool {
+        false
+    }
     /// How many bins (this one included) a verdict looks at; a rule's history must hold
     /// at least that many.
     fn window_bins(&self) -> u32 {
@@ -468,6 +475,50 @@ pub(crate) mod test_support {
             sources: false,
             sprayers: false,
             evidence_since: i64::MIN,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::series::BinRecord;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What `quiet_on_empty_bin` promises: whatever the history, the expectation and
+        /// the kind of series, a detector that says so never flags an empty bin.
+        #[test]
+        fn quiet_on_empty_bin_never_flags_an_empty_bin(
+            bins in proptest::collection::vec((0u32..40, 0u32..40, 0u32..40), 0..20),
+            e in proptest::option::of((0.0f64..50.0, 0.0f64..50.0, 0.0f64..50.0)),
+            kind in 0usize..3,
+        ) {
+            let mut h = History::new(16);
+            for (i, (success, failure, users)) in bins.iter().enumerate() {
+                h.push(i as i64, BinRecord {
+                    total: success + failure,
+                    success: *success,
+                    failure: *failure,
+                    failed_users: *users,
+                    failed_ips: 1,
+                    known: true,
+                    ..BinRecord::default()
+                });
+            }
+            let mut c = ctx(&h, Counts::default(), e.map(|(t, s, f)| expected(t, s, f)));
+            c.bin = bins.len() as i64;
+            (c.aggregate, c.sources, c.sprayers) = [(true, false, false), (false, true, false), (false, false, true)][kind];
+            let plain = BinContext { aggregate: false, sources: false, sprayers: false, ..ctx(&h, c.counts, c.expected) };
+            for k in DetectorKind::ALL {
+                let d = DetectorSpec::default_for(k).detector;
+                for c in [&c, &plain] {
+                    if d.quiet_on_empty_bin(c) {
+                        prop_assert!(!d.evaluate(c).is_some_and(|f| f.anomalous), "{k:?}");
+                    }
+                }
+            }
         }
     }
 }

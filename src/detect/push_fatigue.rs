@@ -52,6 +52,11 @@ impl Detector for PushFatigue {
         self.window
     }
 
+    /// Flags only a bin with pushes or denials in it.
+    fn quiet_on_empty_bin(&self, _ctx: &BinContext<'_>) -> bool {
+        true
+    }
+
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
         ctx.expected?;
         if ctx.aggregate {

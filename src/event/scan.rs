@@ -120,7 +120,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skip whitespace and take `c`.
-    fn expect(&mut self, c: u8) -> Scan<()> {
+    fn take(&mut self, c: u8) -> Scan<()> {
         self.ws();
         if self.peek() == Some(c) {
             self.i += 1;
@@ -189,14 +189,14 @@ impl<'a> Scanner<'a> {
         if escaped {
             return Err(Fallback);
         }
-        self.expect(b':')?;
+        self.take(b':')?;
         Ok(k)
     }
 
     /// The keys of an object whose `{` is next, calling `f` with each key and the scanner
     /// at its value (which `f` must consume).
     fn object<F: FnMut(&mut Self, &'a str) -> Scan<()>>(&mut self, mut f: F) -> Scan<()> {
-        self.expect(b'{')?;
+        self.take(b'{')?;
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;

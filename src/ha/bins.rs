@@ -381,7 +381,8 @@ mod tests {
 }
 
 /// Against the AWS emulator's DynamoDB (moto), started by `scripts/test.sh`.
-#[cfg(all(test, feature = "aws-emulator"))]
+#[cfg(test)]
+#[cfg(feature = "aws-emulator")] // needs the emulator scripts/test.sh starts
 mod emulator_tests {
     use super::super::replica::testing::{table, LEASE};
     use super::*;

@@ -241,7 +241,8 @@ impl Replica {
 }
 
 /// Against the AWS emulator's DynamoDB (moto), started by `scripts/test.sh`.
-#[cfg(all(test, feature = "aws-emulator"))]
+#[cfg(test)]
+#[cfg(feature = "aws-emulator")] // needs the emulator scripts/test.sh starts
 mod tests {
     use super::super::dynamo::Table;
     use super::super::replica::testing::LEASE;

@@ -147,7 +147,8 @@ impl Replica {
 }
 
 /// What the emulator tests of `ha/` share (the AWS emulator's DynamoDB).
-#[cfg(all(test, feature = "aws-emulator"))]
+#[cfg(test)]
+#[cfg(feature = "aws-emulator")] // needs the emulator scripts/test.sh starts
 pub(super) mod testing {
     use super::*;
     use crate::alert::{Alert, Status};

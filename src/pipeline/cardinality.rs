@@ -2,9 +2,11 @@
 //! appear — the `(failing-only sources)` series, a top-K cut per bin, a `max_series` cap
 //! with `(other)` — and deterministic about which values keep a series of their own.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::engine::RuleEngine;
+use super::series_state::SeriesState;
 use super::story::Story;
 use crate::detect::DetectorKind;
 use crate::rule::{OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
@@ -117,19 +119,32 @@ impl RuleEngine {
         if self.spec.split_by.is_none() {
             return all;
         }
-        // Most failing first, always: when `max_series` is reached, which values still
-        // get a series of their own must not depend on hash order (the daemon and a
-        // backtest decide alike), and the failing ones are the ones worth watching.
-        all.sort_by(|(la, a), (lb, b)| {
+        // Most failing first (ties: fewer successes, then the value): a total order.
+        let order = |(la, a): &(Labels, Counts), (lb, b): &(Labels, Counts)| {
             b.failure
                 .cmp(&a.failure)
                 .then(a.success.cmp(&b.success))
                 .then_with(|| la.cmp(lb))
-        });
-        let Some(k) = self.spec.top_k.filter(|k| all.len() > *k) else {
-            return all;
         };
-        let rest = all.split_off(k);
+        let mut rest = Vec::new();
+        if let Some(k) = self.spec.top_k.filter(|k| all.len() > *k) {
+            // The first k in that order, found without sorting them all.
+            all.select_nth_unstable_by(k, order);
+            rest = all.split_off(k);
+            if rest.iter().any(|(_, c)| c.total == 0) {
+                // Merged in order, so an empty bin's span is taken as before.
+                rest.sort_by(order);
+            }
+        }
+        // When `max_series` may be reached, which values still get a series of their own
+        // must not depend on hash order (the daemon and a backtest decide alike): they
+        // are recorded in that order, the failing ones (worth watching) first.
+        if self.series.len() + all.len() + 1 >= self.spec.max_series {
+            all.sort_by(order);
+        }
+        if rest.is_empty() {
+            return all;
+        }
         let mut other: Option<(Labels, Counts)> = None;
         for (labels, counts) in rest {
             match &mut other {
@@ -168,12 +183,11 @@ impl RuleEngine {
     fn record(&mut self, bin: i64, observed: Vec<(Labels, Counts)>) {
         for (labels, counts) in observed {
             let labels = self.cap_series(labels);
-            if !self.series.contains_key(&labels) {
-                let s = self.new_series(&labels);
-                self.series.insert(labels.clone(), s);
-            }
-            // Series start with an empty record for this bin; the loop below fills it.
-            if let Some(s) = self.series.get_mut(&labels) {
+            let s = match self.series.entry(labels) {
+                Entry::Occupied(s) => s.into_mut(),
+                Entry::Vacant(v) => v.insert(SeriesState::new(&self.spec)),
+            };
+            {
                 let mut counts = counts;
                 // Sum when several values were merged into `(other)`.
                 if let Some(prev) = s

@@ -11,16 +11,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::classify;
 use super::lifecycle::{Lifecycle, Transition};
-use super::series_state::{learn_dispersion, SeriesState};
+use super::series_state::{learn_dispersion, Fingerprints, SeriesState};
 use super::storm::StormGuard;
 use super::story::Story;
 use super::{Observer, Verdict};
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
 use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
-use crate::detect::{BinContext, DetectorKind, Finding};
+use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
-use crate::series::{BinRecord, Counts, Labels};
+use crate::series::{BinRecord, Counts, History, Labels};
 
 pub struct RuleEngine {
     pub spec: RuleSpec,
@@ -88,8 +88,8 @@ impl RuleEngine {
         }
     }
 
-    pub fn new_series(&self, labels: &Labels) -> SeriesState {
-        SeriesState::new(&self.spec, labels)
+    pub fn new_series(&self) -> SeriesState {
+        SeriesState::new(&self.spec)
     }
 
     /// Evaluate every series for `bin`; returns how many series were evaluated.
@@ -106,7 +106,7 @@ impl RuleEngine {
         if self.spec.split_by.is_none() && self.series.is_empty() {
             // A rule over totals has its one series from its first bin, events or not.
             let labels = Labels::new();
-            let s = self.new_series(&labels);
+            let s = self.new_series();
             self.series.insert(labels, s);
         }
         let facts = self.facts(bin);
@@ -153,52 +153,56 @@ impl RuleEngine {
         let mut verdicts = Vec::new();
         for (labels, s) in self.series.iter_mut() {
             let bin = facts.bin;
-            // Series that saw nothing this bin get a zero bin (silence is data).
-            let rec = match s.history.get(bin) {
-                Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
-                _ => {
-                    let zero = BinRecord::from_counts(Counts::default(), bin, facts.bin_ms);
-                    s.history.push(bin, zero);
-                    zero
-                }
-            };
+            let rec = this_bin(s, facts);
             if facts.split && bin - s.last_active_bin > facts.evict_after {
                 judged.evicted.push(labels.clone());
                 continue;
             }
             let expected = expectation(&self.baseline, s, facts);
-            let ctx = BinContext {
-                counts: Counts {
-                    span: rec.span(bin, facts.bin_ms),
-                    ..rec.counts()
-                },
+            let ctx = context(
+                &s.history,
+                s.dispersion,
+                s.evidence_since,
+                rec,
                 expected,
-                dispersion: s.dispersion,
-                history: &s.history,
-                bin,
-                bin_ms: facts.bin_ms,
-                aggregate: facts.split
-                    && labels
-                        .values()
-                        .all(|v| v == OTHER_SERIES || v == SOURCES_SERIES || v == SPRAYERS_SERIES),
-                sources: facts.split && labels.values().all(|v| v == SOURCES_SERIES),
-                sprayers: facts.split && labels.values().all(|v| v == SPRAYERS_SERIES),
-                evidence_since: s.evidence_since,
-            };
+                labels,
+                facts,
+            );
             if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
                 judged.outage = true;
+            }
+            judged.evaluated += 1;
+            // An empty bin no detector can flag, of a series with no alert open or
+            // pending: judging it would change nothing (most split series, most bins).
+            let nothing_to_judge = observer.is_none()
+                && ctx.counts == Counts::default()
+                && self
+                    .spec
+                    .detectors
+                    .iter()
+                    .all(|d| d.detector.quiet_on_empty_bin(&ctx))
+                && !holds_alert(
+                    &mut s.may_hold_alert,
+                    &mut s.fingerprints,
+                    &self.spec,
+                    labels,
+                    lifecycle,
+                );
+            if nothing_to_judge {
+                teach(s, rec, expected, false, facts.idle_limit, bin);
+                continue;
             }
             let record_verdicts = observer.is_some().then_some(&mut verdicts);
             let (any_anomalous, resolved) = judge_series(
                 &self.spec,
                 &ctx,
-                s.fingerprints(),
+                &mut s.fingerprints,
                 labels,
                 lifecycle,
                 &mut judged,
                 record_verdicts,
             );
-            judged.evaluated += 1;
+            s.may_hold_alert |= any_anomalous;
             if let Some((rule, o)) = observer.as_mut() {
                 o.series_bin(crate::series::RuleId(*rule), labels, &ctx, &verdicts);
                 verdicts.clear();
@@ -329,7 +333,75 @@ impl RuleEngine {
     }
 }
 
+/// Whether the lifecycle holds state (an alert open or pending) for one of a series'
+/// `fingerprints`; once it does not, `may_hold` is cleared so the question (and the
+/// fingerprints) need not come up again until a detector flags the series.
+fn holds_alert(
+    may_hold: &mut bool,
+    fingerprints: &mut Fingerprints,
+    spec: &RuleSpec,
+    labels: &Labels,
+    lifecycle: &Lifecycle,
+) -> bool {
+    if *may_hold && (lifecycle.is_empty() || !lifecycle.holds_any(fingerprints.all(spec, labels))) {
+        *may_hold = false;
+    }
+    *may_hold
+}
+
 /// What the baseline expects of a series in this bin (from the history before it).
+/// This bin's record of a series; a series that saw nothing this bin gets a zero bin
+/// (silence is data).
+fn this_bin(s: &mut SeriesState, facts: &BinFacts) -> BinRecord {
+    let bin = facts.bin;
+    match s.history.get(bin) {
+        Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
+        _ => {
+            let zero = BinRecord::from_counts(Counts::default(), bin, facts.bin_ms);
+            s.history.push(bin, zero);
+            zero
+        }
+    }
+}
+
+/// What the detectors see of one series in this bin.
+fn context<'a>(
+    history: &'a History,
+    dispersion: Dispersion,
+    evidence_since: i64,
+    rec: BinRecord,
+    expected: Option<Expected>,
+    labels: &Labels,
+    facts: &BinFacts,
+) -> BinContext<'a> {
+    let bin = facts.bin;
+    BinContext {
+        counts: Counts {
+            span: rec.span(bin, facts.bin_ms),
+            ..rec.counts()
+        },
+        expected,
+        dispersion,
+        history,
+        bin,
+        bin_ms: facts.bin_ms,
+        aggregate: summary_series(
+            facts,
+            labels,
+            &[OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES],
+        ),
+        sources: summary_series(facts, labels, &[SOURCES_SERIES]),
+        sprayers: summary_series(facts, labels, &[SPRAYERS_SERIES]),
+        evidence_since,
+    }
+}
+
+/// Whether a split rule's series is one of the summary series named in `names`
+/// (the rest of the sources, all sources, the sprayers) rather than one source.
+fn summary_series(facts: &BinFacts, labels: &Labels, names: &[&str]) -> bool {
+    facts.split && labels.values().all(|v| names.contains(&v.as_str()))
+}
+
 fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option<Expected> {
     if !facts.rule_warm {
         return None;
@@ -352,10 +424,10 @@ fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option
 /// Run every detector of the rule on one series' bin and step its lifecycle; notices go
 /// to `judged`. Returns whether any detector found the bin anomalous, and whether an
 /// alert of the series resolved.
-fn judge_series<'f>(
+fn judge_series(
     spec: &RuleSpec,
     ctx: &BinContext<'_>,
-    fingerprints: impl Iterator<Item = &'f str>,
+    fingerprints: &mut Fingerprints,
     labels: &Labels,
     lifecycle: &mut Lifecycle,
     judged: &mut Judged,
@@ -364,17 +436,24 @@ fn judge_series<'f>(
     let bin_start_ms = ctx.bin * ctx.bin_ms;
     let mut any_anomalous = false;
     let mut resolved = false;
-    for (i, (d, fp)) in spec.detectors.iter().zip(fingerprints).enumerate() {
+    for (i, d) in spec.detectors.iter().enumerate() {
         let finding = d.detector.evaluate(ctx);
         let anomalous = finding.as_ref().is_some_and(|f| f.anomalous);
         any_anomalous |= anomalous;
         judged.anomalous_series[i] += usize::from(anomalous);
-        let transition = lifecycle.step(
-            fp,
-            &d.fire,
-            bin_start_ms,
-            finding.as_ref().map(|f| f.anomalous),
-        );
+        let verdict = finding.as_ref().map(|f| f.anomalous);
+        // The fingerprint only when the lifecycle may hold state for it (hashing it is
+        // most of a quiet series' cost).
+        let transition = match verdict {
+            None => Transition::Quiet,
+            Some(false) if lifecycle.is_empty() => Transition::Quiet,
+            Some(_) => lifecycle.step(
+                fingerprints.get(spec, labels, i),
+                &d.fire,
+                bin_start_ms,
+                verdict,
+            ),
+        };
         if let Some(v) = verdicts.as_deref_mut() {
             v.push(Verdict {
                 finding: finding.clone(),

@@ -78,7 +78,7 @@ impl Lifecycle {
         let Some(anomalous) = anomalous else {
             return Transition::Quiet;
         };
-        if !anomalous && !self.states.contains_key(fingerprint) {
+        if !anomalous && (self.states.is_empty() || !self.states.contains_key(fingerprint)) {
             // The common case: nothing going on. Keep no state for it.
             return Transition::Quiet;
         }
@@ -137,6 +137,17 @@ impl Lifecycle {
             self.states.remove(fingerprint);
         }
         transition
+    }
+
+    /// No alert open or pending at all (the usual state): a normal bin changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Whether any of `fingerprints` has an alert open or pending (anomalous bins in its
+    /// window): then a normal bin may still change something.
+    pub fn holds_any<'a>(&self, mut fingerprints: impl Iterator<Item = &'a str>) -> bool {
+        !self.is_empty() && fingerprints.any(|fp| self.states.contains_key(fp))
     }
 
     /// Fingerprints currently firing.
@@ -237,5 +248,8 @@ mod tests {
         }
         assert!(l.states.is_empty());
         assert_eq!(l.firing_count(), 0);
+        l.step("b", &p, 0, Some(true));
+        assert!(l.holds_any(["a", "b"].into_iter()));
+        assert!(!l.holds_any(["a"].into_iter()));
     }
 }

@@ -27,34 +27,53 @@ pub struct SeriesState {
     /// Sliding windows start no earlier than this bin: the bin after an alert of this
     /// series last resolved, so evidence that already paged is not added up again.
     pub evidence_since: i64,
-    /// One fingerprint per detector, in the rule's detector order, back to back in one
-    /// string (each is 16 hex digits): one allocation per series instead of one per
-    /// detector, which matters with thousands of split series.
-    fingerprints: String,
+    /// The series' alert fingerprints, computed when first needed.
+    pub fingerprints: Fingerprints,
+    /// The lifecycle may hold state for one of the fingerprints: true until checked,
+    /// and again whenever a detector finds a bin anomalous (the only way state is made).
+    pub may_hold_alert: bool,
 }
 
 impl SeriesState {
-    pub fn new(spec: &RuleSpec, labels: &Labels) -> SeriesState {
+    pub fn new(spec: &RuleSpec) -> SeriesState {
         SeriesState {
             history: History::new(spec.window_bins().max(8)),
             dispersion: INITIAL_DISPERSION,
             anomalous_run: 0,
             last_active_bin: 0,
             evidence_since: i64::MIN,
-            fingerprints: spec
+            fingerprints: Fingerprints::default(),
+            may_hold_alert: true,
+        }
+    }
+}
+
+/// One fingerprint per detector of a series, in the rule's detector order, back to back
+/// in one string (each is 16 hex digits): one allocation per series instead of one per
+/// detector, which matters with thousands of split series. Empty until first asked for:
+/// most split series (an address seen once or twice) never page and never need them.
+#[derive(Debug, Clone, Default)]
+pub struct Fingerprints(String);
+
+impl Fingerprints {
+    /// All of them, for the series of rule `spec` named by `labels`.
+    pub fn all(&mut self, spec: &RuleSpec, labels: &Labels) -> impl Iterator<Item = &str> {
+        if self.0.is_empty() {
+            self.0 = spec
                 .detectors
                 .iter()
                 .map(|d| fingerprint(&spec.name, d.detector.kind().name(), labels))
-                .collect::<String>(),
+                .collect::<String>();
         }
+        // Fingerprints are ASCII hex, so every 16-byte chunk is a char boundary.
+        let all = &self.0;
+        (0..all.len() / FINGERPRINT_LEN)
+            .filter_map(move |i| all.get(i * FINGERPRINT_LEN..(i + 1) * FINGERPRINT_LEN))
     }
 
-    pub fn fingerprints(&self) -> impl Iterator<Item = &str> {
-        // Fingerprints are ASCII hex, so every 16-byte chunk is a char boundary.
-        (0..self.fingerprints.len() / FINGERPRINT_LEN).filter_map(|i| {
-            self.fingerprints
-                .get(i * FINGERPRINT_LEN..(i + 1) * FINGERPRINT_LEN)
-        })
+    /// The fingerprint of detector `i` (empty if the rule has no such detector).
+    pub fn get(&mut self, spec: &RuleSpec, labels: &Labels, i: usize) -> &str {
+        self.all(spec, labels).nth(i).unwrap_or_default()
     }
 }
 
@@ -82,8 +101,8 @@ mod tests {
     fn fingerprints_are_one_per_detector() {
         let p = Pipeline::new(vec![rule()]);
         let r = &p.rules[0];
-        let s = r.new_series(&Labels::new());
-        let fps: Vec<&str> = s.fingerprints().collect();
+        let mut s = r.new_series();
+        let fps: Vec<&str> = s.fingerprints.all(&r.spec, &Labels::new()).collect();
         assert_eq!(fps.len(), r.spec.detectors.len());
         for (fp, d) in fps.iter().zip(&r.spec.detectors) {
             assert_eq!(

@@ -44,6 +44,10 @@ impl RuleSpec {
     ///
     /// * `okta-sign-ins`: session starts in 15m bins, every totals detector — stuffing,
     ///   outages (failing or unreachable), pipeline gaps;
+    /// * `okta-availability`: the same session starts in 5m bins, judged only for
+    ///   sign-ins that fail or stop succeeding (`failure_ratio`, `success_drop`): an
+    ///   outage pages at the end of the second 5-minute bin that shows it instead of
+    ///   the second 15-minute one (see [`RuleSpec::availability`]);
     /// * `password-spraying`: session starts per source address (the 50 most failing
     ///   addresses of each bin), `distinct_users` over 4 hours, `failing_sources`
     ///   (many addresses failing without a success: stuffing hidden in the totals) and
@@ -67,11 +71,12 @@ impl RuleSpec {
     /// * `okta-hostile-signals`: the three at once, one series (see
     ///   [`RuleSpec::hostile_signals`]).
     ///
-    /// The totals rule comes first: the others' pages are told apart from an outage by
-    /// what it saw in the same bin (`pipeline::story`).
+    /// The totals rules come first: the others' pages are told apart from an outage by
+    /// what they saw in the same bins (`pipeline::story`).
     pub fn builtin() -> Vec<RuleSpec> {
         vec![
             RuleSpec::named("okta-sign-ins"),
+            RuleSpec::availability(),
             RuleSpec::password_spraying(),
             RuleSpec::mfa_push_fatigue(),
             RuleSpec::signal(
@@ -167,6 +172,32 @@ impl RuleSpec {
         (!parts.is_empty()).then(|| parts.join(", "))
     }
 
+    /// The built-in rule that pages outages sooner: session starts in 5-minute bins,
+    /// judged by the totals detectors that see sign-ins fail or stop succeeding
+    /// (`failure_ratio`, `success_drop`: two bad bins of three, now ten minutes instead
+    /// of thirty). Its pages end at a 5-minute mark, so an outage pages about 12 minutes
+    /// after it began (0.8 bins of 15 minutes) instead of 16–20.
+    ///
+    /// What stays on the 15-minute `okta-sign-ins` only, measured on the simulator's
+    /// tuned seeds: the spikes (summed over 5-minute bins, the distinct accounts of
+    /// people who retry across a bin edge count twice, and help-desk reset waves, office
+    /// NATs and stale service accounts paged as attacks), `volume_drop` (the end of a
+    /// benign surge paged) and `flatline` (a holiday at a fifth of the volume paged;
+    /// blind spots already page within the bin they begin in, from the event times).
+    ///
+    /// Logs Insights bills the bytes a query scans, and each event lies in one bin
+    /// whatever its width: the rule scans what any rule over the sign-ins scans, in
+    /// three times as many (smaller) queries.
+    pub fn availability() -> RuleSpec {
+        let mut r = RuleSpec::named("okta-availability");
+        r.bin = Duration::from_secs(5 * 60);
+        r.detectors = vec![
+            DetectorSpec::default_for(DetectorKind::FailureRatio),
+            DetectorSpec::default_for(DetectorKind::SuccessDrop),
+        ];
+        r
+    }
+
     /// The built-in per-source spraying rule.
     pub fn password_spraying() -> RuleSpec {
         let mut r = RuleSpec::named("password-spraying");
@@ -211,6 +242,28 @@ pub(super) fn default_detectors(split: bool) -> Vec<DetectorSpec> {
 mod tests {
     use super::*;
     use crate::event::Event;
+
+    #[test]
+    fn the_availability_rule_watches_the_sign_ins_in_5m_bins_for_losses_only() {
+        let rules = RuleSpec::builtin();
+        let (totals, fast) = (&rules[0], &rules[1]);
+        assert_eq!(fast.name, "okta-availability");
+        assert_eq!(fast.event_match(), totals.event_match());
+        assert_eq!(fast.bin_ms() * 3, totals.bin_ms());
+        assert_eq!(fast.baseline_window, totals.baseline_window);
+        assert!(fast
+            .insights_query()
+            .contains("by bin(5m), detail.outcome.result"));
+        let kinds: Vec<DetectorKind> = fast.detectors.iter().map(|d| d.detector.kind()).collect();
+        assert_eq!(
+            kinds,
+            vec![DetectorKind::FailureRatio, DetectorKind::SuccessDrop]
+        );
+        // Two bad bins of three: ten minutes of 5-minute bins.
+        for d in &fast.detectors {
+            assert_eq!((d.fire.bins_to_fire, d.fire.bins_window), (2, 3));
+        }
+    }
 
     #[test]
     fn signal_rules_match_what_okta_writes() {

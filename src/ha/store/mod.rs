@@ -306,7 +306,8 @@ impl AlertStore for Replica {
 }
 
 /// Against the AWS emulator's DynamoDB (moto), started by `scripts/test.sh`.
-#[cfg(all(test, feature = "aws-emulator"))]
+#[cfg(test)]
+#[cfg(feature = "aws-emulator")] // needs the emulator scripts/test.sh starts
 mod tests {
     use super::super::replica::testing::{alert, blocking, table, LEASE};
     use super::*;
