@@ -63,7 +63,7 @@ pub enum Basis {
 pub trait Baseline: Send + Sync {
     /// The expectation for `bin`, from the history before it; `None` while there is too
     /// little history to say.
-    fn expect(&self, history: &History, bin: i64) -> Option<Expected>;
+    fn expected(&self, history: &History, bin: i64) -> Option<Expected>;
 }
 
 /// The seasonal baseline described in the module docs.
@@ -195,7 +195,7 @@ fn is_typical(r: &BinRecord) -> bool {
 }
 
 impl Baseline for Seasonal {
-    fn expect(&self, history: &History, bin: i64) -> Option<Expected> {
+    fn expected(&self, history: &History, bin: i64) -> Option<Expected> {
         let mut samples = Samples::default();
         let week = self.bins_per_day * 7;
         let day = self.bins_per_day;
@@ -358,7 +358,7 @@ mod tests {
         let b = Seasonal::new(BIN, 14 * 96);
         let mut h = History::new(14 * 96);
         h.push(0, rec(10, 1));
-        assert_eq!(b.expect(&h, 1), None);
+        assert_eq!(b.expected(&h, 1), None);
     }
 
     #[test]
@@ -370,7 +370,7 @@ mod tests {
         for i in 0..4 {
             h.push(start + i, rec(diurnal(start + i), 2));
         }
-        assert_eq!(b.expect(&h, start + 4).unwrap().basis, Basis::RecentLevel);
+        assert_eq!(b.expected(&h, start + 4).unwrap().basis, Basis::RecentLevel);
         for i in 4..(2 * 96) {
             let bin = start + i;
             let mut r = rec(diurnal(bin), 2);
@@ -379,18 +379,18 @@ mod tests {
         }
         // Tuesday 10:00, one weekday behind it.
         let tue10 = start + 96 + 40;
-        let e = b.expect(&h, tue10 + 96).unwrap();
+        let e = b.expected(&h, tue10 + 96).unwrap();
         assert_eq!(e.basis, Basis::TimeOfDay);
         assert!((e.total - 100.0).abs() < 10.0, "{e:?}");
         let night = start + 2 * 96 + 8;
-        assert!(b.expect(&h, night).unwrap().total < 10.0);
+        assert!(b.expected(&h, night).unwrap().total < 10.0);
         for i in (2 * 96)..(8 * 96) {
             let bin = start + i;
             let mut r = rec(diurnal(bin), 2);
             r.seasonal_total = diurnal(bin) as f32;
             h.push(bin, r);
         }
-        let e = b.expect(&h, start + 8 * 96 + 40).unwrap();
+        let e = b.expected(&h, start + 8 * 96 + 40).unwrap();
         assert_eq!(e.basis, Basis::HourOfWeek);
         assert!((e.total - 100.0).abs() < 10.0, "{e:?}");
     }
@@ -406,7 +406,7 @@ mod tests {
         attack.anomalous = true;
         h.push(10, attack);
         h.push(11, BinRecord::default());
-        let e = b.expect(&h, 12).unwrap();
+        let e = b.expected(&h, 12).unwrap();
         assert!((e.total - 10.0).abs() < 1e-9, "{e:?}");
     }
 
@@ -474,7 +474,7 @@ mod tests {
             r.seasonal_total = 100.0;
             h.push(bin, r);
         }
-        let e = b.expect(&h, 8 * 96 + 8).unwrap();
+        let e = b.expected(&h, 8 * 96 + 8).unwrap();
         assert!(e.total < 40.0 && e.seasonal_total > 90.0, "{e:?}");
     }
 
@@ -498,7 +498,7 @@ mod tests {
             h.push(bin, r);
         }
         // The third Wednesday at 10:00 expects a normal day, not the mean with the holiday.
-        let e = b.expect(&h, wednesday(2) + 40).unwrap();
+        let e = b.expected(&h, wednesday(2) + 40).unwrap();
         assert_eq!(e.basis, Basis::HourOfWeek);
         assert!((e.total - 100.0).abs() < 5.0, "{e:?}");
         // When every sample is off (the normal itself moved), they are all kept.
@@ -508,7 +508,7 @@ mod tests {
             r.seasonal_total = 100.0;
             h.push(bin, r);
         }
-        let e = b.expect(&h, 2 * week + 40).unwrap();
+        let e = b.expected(&h, 2 * week + 40).unwrap();
         assert!((e.seasonal_total - 30.0).abs() < 1e-9, "{e:?}");
     }
 
@@ -577,8 +577,8 @@ mod tests {
         assert!(local_nine(monday_nine));
         let utc = Seasonal::new(BIN, 14 * 96);
         let local = Seasonal::new(BIN, 14 * 96).with_timezone(Some(tz));
-        let e_utc = utc.expect(&h, monday_nine).unwrap();
-        let e_local = local.expect(&h, monday_nine).unwrap();
+        let e_utc = utc.expected(&h, monday_nine).unwrap();
+        let e_local = local.expected(&h, monday_nine).unwrap();
         assert_eq!(e_local.basis, Basis::HourOfWeek);
         assert!(e_local.seasonal_total > 80.0, "{e_local:?}");
         assert!(e_utc.seasonal_total < 40.0, "{e_utc:?}");

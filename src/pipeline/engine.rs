@@ -406,7 +406,7 @@ fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option
     if !facts.rule_warm {
         return None;
     }
-    baseline.expect(&s.history, facts.bin).or(if facts.split {
+    baseline.expected(&s.history, facts.bin).or(if facts.split {
         // A split value never seen before (a new IP): expect next to nothing.
         Some(Expected {
             total: 0.0,
