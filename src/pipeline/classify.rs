@@ -29,14 +29,7 @@ pub fn classify(
                 f.expected
             ),
         ),
-        DetectorKind::VolumeDrop => (
-            AlertKind::Outage,
-            format!(
-                "attempts fell in one step to {:.0}% of normal after a normal hour, and {:.0}% of those that arrive still succeed: people cannot reach Okta (network, DNS or login page)",
-                pct(f.observed, f.expected),
-                pct(c.success as f64, c.total as f64)
-            ),
-        ),
+        DetectorKind::VolumeDrop => (AlertKind::Outage, volume_drop_reason(c, f)),
         DetectorKind::SuccessDrop => (
             AlertKind::Outage,
             format!(
@@ -79,6 +72,23 @@ pub fn classify(
         }
     };
     Verdict { kind, reason }
+}
+
+/// Why a sudden drop in volume reads as an outage. A series without outcomes (a CSV
+/// of plain counts: neither successes nor failures) says only that it fell: a success
+/// share it does not have would be made up.
+fn volume_drop_reason(c: &Counts, f: &Finding) -> String {
+    let pct = |x: f64, of: f64| if of > 0.0 { 100.0 * x / of } else { 0.0 };
+    let fell = pct(f.observed, f.expected);
+    if c.total > 0 && c.success == 0 && c.failure == 0 {
+        return format!(
+            "counts fell in one step to {fell:.0}% of normal after a normal hour (this series carries no outcomes, so whether what arrives succeeds is not known): whatever feeds it stopped reaching it"
+        );
+    }
+    format!(
+        "attempts fell in one step to {fell:.0}% of normal after a normal hour, and {:.0}% of those that arrive still succeed: people cannot reach Okta (network, DNS or login page)",
+        pct(c.success as f64, c.total as f64)
+    )
 }
 
 /// Failure-type findings: outage, brute force, spraying or stuffing, by who failed.
@@ -167,6 +177,46 @@ mod tests {
             measure: "failed sign-ins",
             window_bins: 1,
         }
+    }
+
+    #[test]
+    fn a_drop_in_plain_counts_claims_no_success_share() {
+        let plain = Counts {
+            total: 40,
+            ..Counts::default()
+        };
+        let v = classify(
+            DetectorKind::VolumeDrop,
+            &plain,
+            None,
+            &finding(40.0, 400.0),
+            1,
+            900_000,
+        );
+        assert_eq!(v.kind, AlertKind::Outage);
+        assert!(v.reason.contains("10% of normal"), "{}", v.reason);
+        assert!(v.reason.contains("carries no outcomes"), "{}", v.reason);
+        assert!(!v.reason.contains("still succeed"), "{}", v.reason);
+
+        let sign_ins = Counts {
+            total: 40,
+            success: 30,
+            failure: 10,
+            ..Counts::default()
+        };
+        let v = classify(
+            DetectorKind::VolumeDrop,
+            &sign_ins,
+            None,
+            &finding(40.0, 400.0),
+            1,
+            900_000,
+        );
+        assert!(
+            v.reason.contains("75% of those that arrive still succeed"),
+            "{}",
+            v.reason
+        );
     }
 
     fn expected(total: f64, success: f64, failure: f64) -> Expected {
