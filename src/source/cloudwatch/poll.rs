@@ -43,13 +43,37 @@ impl CloudWatchSource {
             Err(QueryError::Stopping) => return Err(QueryError::Stopping),
             Err(e) => return self.read_failed(rule, cursor, end, now, tx, e).await,
         };
-        let mut updates = match result {
+        let updates = match result {
             ReadResult::Counts(u) => u,
             ReadResult::Truncated => {
                 tracing::warn!(rule = %spec.name, "poll result hit the row limit; counts are partial");
                 Vec::new()
             }
         };
+        self.deliver(rule, cursor, updates, end, now, tx).await?;
+        if cursor.failures > 0 {
+            tracing::info!(rule = %spec.name, after_failures = cursor.failures, "source recovered");
+        }
+        cursor.failures = 0;
+        metrics::gauge!("authpulse_last_successful_poll_timestamp_seconds", "rule" => spec.name.clone())
+            .set(now as f64 / 1000.0);
+        send_health(tx, rule, 0, None).await;
+        Ok(())
+    }
+
+    /// Hand the bins from the cursor up to `end` to the pipeline, closed through `end`,
+    /// move the cursor past them and publish them for the standbys (counts read, or
+    /// bins given up as unknown: the same way).
+    async fn deliver(
+        &self,
+        rule: usize,
+        cursor: &mut RuleCursor,
+        mut updates: Vec<Update>,
+        end: i64,
+        now: i64,
+        tx: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), QueryError> {
+        let first = cursor.next_bin;
         let bins = self.shareable(&updates, first, end, 0);
         updates.push(Update::Close {
             rule: RuleId(rule),
@@ -60,13 +84,6 @@ impl CloudWatchSource {
             .map_err(|_| QueryError::Stopping)?;
         self.advance(cursor, first, end, now);
         self.publish(rule, &mut cursor.unpublished, bins).await;
-        if cursor.failures > 0 {
-            tracing::info!(rule = %spec.name, after_failures = cursor.failures, "source recovered");
-        }
-        cursor.failures = 0;
-        metrics::gauge!("authpulse_last_successful_poll_timestamp_seconds", "rule" => spec.name.clone())
-            .set(now as f64 / 1000.0);
-        send_health(tx, rule, 0, None).await;
         Ok(())
     }
 
@@ -104,22 +121,13 @@ impl CloudWatchSource {
             .increment(1);
         tracing::warn!(rule = %spec.name, failures = cursor.failures, error = %e, "poll failed; bins stay unread");
         if cursor.failures >= self.config.unavailable_after {
-            let mut updates: Vec<Update> = (first..end)
+            let updates: Vec<Update> = (first..end)
                 .map(|bin| Update::Unknown {
                     rule: RuleId(rule),
                     bin: BinIndex(bin),
                 })
                 .collect();
-            let bins = self.shareable(&updates, first, end, 0);
-            updates.push(Update::Close {
-                rule: RuleId(rule),
-                end_bin: BinIndex(end),
-            });
-            tx.send(SourceEvent::Updates(updates))
-                .await
-                .map_err(|_| QueryError::Stopping)?;
-            self.advance(cursor, first, end, now);
-            self.publish(rule, &mut cursor.unpublished, bins).await;
+            self.deliver(rule, cursor, updates, end, now, tx).await?;
         }
         send_health(tx, rule, cursor.failures, Some(e.to_string())).await;
         Err(e)
