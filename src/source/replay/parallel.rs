@@ -367,22 +367,27 @@ mod tests {
         let counts = each_line::<_, io::Error>(input, max_line, &mut |_| {}, &mut |item| {
             out.push(match item {
                 Item::Event(e, at) => format!("{at}: {e:?}"),
-                Item::Piece(p) => match p {
-                    Piece::Blank => "blank".into(),
-                    Piece::Event { text, at } => match std::str::from_utf8(text)
-                        .map_err(|e| e.to_string())
-                        .and_then(|t| Event::parse(t).map_err(|e| e.to_string()))
-                    {
-                        Ok(e) => format!("{at}: {e:?}"),
-                        Err(why) => format!("{at}: bad: {why}"),
-                    },
-                    Piece::Bad { at, why } => format!("{at}: bad: {why}"),
-                },
+                Item::Piece(p) => describe(p),
             });
             Ok(())
         })
         .unwrap();
         (out, counts.lines, counts.bytes)
+    }
+
+    /// One piece as text: its event, or why it is bad.
+    fn describe(p: Piece) -> String {
+        match p {
+            Piece::Blank => "blank".into(),
+            Piece::Event { text, at } => match std::str::from_utf8(text)
+                .map_err(|e| e.to_string())
+                .and_then(|t| Event::parse(t).map_err(|e| e.to_string()))
+            {
+                Ok(e) => format!("{at}: {e:?}"),
+                Err(why) => format!("{at}: bad: {why}"),
+            },
+            Piece::Bad { at, why } => format!("{at}: bad: {why}"),
+        }
     }
 
     /// The same on one thread.
@@ -394,17 +399,7 @@ mod tests {
             true,
             &mut |_| {},
             &mut |p| {
-                out.push(match p {
-                    Piece::Blank => "blank".into(),
-                    Piece::Event { text, at } => match std::str::from_utf8(text)
-                        .map_err(|e| e.to_string())
-                        .and_then(|t| Event::parse(t).map_err(|e| e.to_string()))
-                    {
-                        Ok(e) => format!("{at}: {e:?}"),
-                        Err(why) => format!("{at}: bad: {why}"),
-                    },
-                    Piece::Bad { at, why } => format!("{at}: bad: {why}"),
-                });
+                out.push(describe(p));
                 Ok(())
             },
         )
