@@ -54,7 +54,8 @@ impl RuleSpec {
     ///   `distributed_spraying` (several addresses trying one account after another
     ///   over hours, never succeeding);
     /// * `mfa-push-fatigue`: Okta Verify pushes and denials per user (the 50 busiest
-    ///   users of each bin), `push_fatigue` over an hour.
+    ///   users of each bin) in 5-minute bins, `push_fatigue` over 55 minutes (see
+    ///   [`RuleSpec::mfa_push_fatigue`]).
     ///
     /// The split rules keep only as much history as their window needs, so thousands of
     /// sources cost little memory.
@@ -213,9 +214,19 @@ impl RuleSpec {
         r
     }
 
-    /// The built-in per-user push-fatigue rule.
+    /// The built-in per-user push-fatigue rule, in **5-minute bins**: `push_fatigue`
+    /// over the last 55 minutes (11 bins), resolved after an hour without pushes.
+    ///
+    /// What it counts per user — pushes sent and pushes denied — adds up exactly over
+    /// bins (unlike distinct accounts or addresses, which the spike rules need and
+    /// which is why they stay at 15 minutes), so finer bins judge about the same span
+    /// and only page sooner: at the end of the 5-minute bin that holds the second
+    /// denial instead of the end of its 15-minute bin (5 minutes sooner on average, a
+    /// third of a 15-minute bin). Each event lies in one bin whatever its width: the query
+    /// scans the same Logs Insights bytes.
     pub fn mfa_push_fatigue() -> RuleSpec {
         let mut r = RuleSpec::named("mfa-push-fatigue");
+        r.bin = Duration::from_secs(5 * 60);
         r.event_types = PUSH_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
         let (ty, conds) = PUSH_DENIAL_WHEN;
         r.when = vec![(ty.to_string(), Conditions::all_of(conds))];
@@ -223,7 +234,22 @@ impl RuleSpec {
         r.top_k = Some(50);
         r.baseline_window = Duration::from_secs(2 * 3600);
         r.warmup = Duration::from_secs(3600);
-        r.detectors = vec![DetectorSpec::default_for(DetectorKind::PushFatigue)];
+        // The window the 15-minute rule had: its four bins held two events between 45
+        // and 60 minutes apart, 52.5 on average; eleven 5-minute bins hold them 50 to 55
+        // minutes apart, so a person's two mistaken denials in an hour page no more
+        // often than before (twelve bins paged one more such person on the tuned
+        // seeds). An hour without a push resolves, as before.
+        let mut problems = Problems::default();
+        let table = serde_json::json!({
+            "window": 11,
+            "bins_to_resolve": 12,
+        });
+        let mut t = Table::new("", Some(&table), &mut problems);
+        r.detectors = vec![DetectorSpec::read(
+            DetectorKind::PushFatigue,
+            &mut t,
+            &mut problems,
+        )];
         r
     }
 }
@@ -263,6 +289,37 @@ mod tests {
         for d in &fast.detectors {
             assert_eq!((d.fire.bins_to_fire, d.fire.bins_window), (2, 3));
         }
+    }
+
+    #[test]
+    fn the_push_rule_judges_55_minutes_of_5m_bins() {
+        use crate::detect::test_support::{counts, ctx, expected};
+        use crate::series::{BinRecord, History};
+        let r = RuleSpec::mfa_push_fatigue();
+        assert_eq!(r.bin, Duration::from_secs(5 * 60));
+        let [d] = &r.detectors[..] else {
+            panic!("one detector: {:?}", r.detectors)
+        };
+        let hour_of_bins = 3_600_000 / r.bin_ms();
+        assert_eq!(i64::from(d.detector.window_bins()), hour_of_bins - 1);
+        assert_eq!(i64::from(d.fire.bins_to_resolve), hour_of_bins);
+        assert!(r.window_bins() as i64 >= hour_of_bins);
+        // Two pushes, one denied, 50 minutes ago and again now: two denials within the
+        // window page at the end of this 5-minute bin; 60 minutes ago is out of it.
+        let judge = |back: i64| {
+            let mut h = History::new(r.window_bins());
+            let record = BinRecord::from_counts(counts(3, 2, 1), 100 - back, r.bin_ms());
+            h.push(100 - back, record);
+            for b in 100 - back + 1..100 {
+                h.push(b, BinRecord::from_counts(counts(0, 0, 0), b, r.bin_ms()));
+            }
+            let mut c = ctx(&h, counts(3, 2, 1), Some(expected(0.0, 0.0, 0.0)));
+            c.bin = 100;
+            c.bin_ms = r.bin_ms();
+            d.detector.evaluate(&c).is_some_and(|f| f.anomalous)
+        };
+        assert!(judge(10));
+        assert!(!judge(12));
     }
 
     #[test]
