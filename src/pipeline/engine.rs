@@ -18,6 +18,7 @@ use super::{Observer, Verdict};
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
 use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
+use crate::detect::long_run::LongRunLevel;
 use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, History, Labels};
@@ -35,7 +36,13 @@ pub struct RuleEngine {
     /// resolve notice carries the same kind.
     firing_kinds: HashMap<String, KindVerdict>,
     storm: StormGuard,
+    /// The `(slow sprayers)` count's long-run level (see `distributed_spraying`): its
+    /// expectation, in place of the seasonal baseline over hours of history.
+    sprayers_level: LongRunLevel,
 }
+
+/// The half-life of the `(slow sprayers)` count's long-run level: a week.
+const SPRAYERS_HALF_LIFE_MS: i64 = 7 * 86_400_000;
 
 /// A notice decided while judging a bin's series, written once it is known how many
 /// sources fired together.
@@ -78,6 +85,9 @@ impl RuleEngine {
         RuleEngine {
             baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()).with_timezone(spec.timezone),
             storm: StormGuard::new(spec.max_pages_per_hour),
+            sprayers_level: LongRunLevel::new(
+                (SPRAYERS_HALF_LIFE_MS / spec.bin_ms().max(1)) as f64,
+            ),
             spec,
             series: HashMap::new(),
             pending: BTreeMap::new(),
@@ -158,7 +168,15 @@ impl RuleEngine {
                 judged.evicted.push(labels.clone());
                 continue;
             }
-            let expected = expectation(&self.baseline, s, facts);
+            let sprayers = summary_series(facts, labels, &[SPRAYERS_SERIES]);
+            let expected = if sprayers {
+                facts
+                    .rule_warm
+                    .then(|| self.sprayers_level.expected(1))
+                    .flatten()
+            } else {
+                expectation(&self.baseline, s, facts)
+            };
             let ctx = context(
                 &s.history,
                 s.dispersion,
@@ -189,6 +207,9 @@ impl RuleEngine {
                     lifecycle,
                 );
             if nothing_to_judge {
+                if sprayers {
+                    self.sprayers_level.learn(&ctx.counts);
+                }
                 teach(s, rec, expected, false, facts.idle_limit, bin);
                 continue;
             }
@@ -209,6 +230,9 @@ impl RuleEngine {
             }
             if resolved {
                 s.evidence_since = bin + 1;
+            }
+            if sprayers && !any_anomalous {
+                self.sprayers_level.learn(&ctx.counts);
             }
             teach(s, rec, expected, any_anomalous, facts.idle_limit, bin);
         }
