@@ -29,7 +29,7 @@ use crate::detect::baseline::Expected;
 use crate::series::{Counts, History};
 
 pub use distinct_users::DistinctUsers;
-pub use distributed_spraying::{DistributedSpraying, SourceShape, FIRST_TRIES_MEASURE};
+pub use distributed_spraying::DistributedSpraying;
 pub use failing_sources::FailingSources;
 pub use flatline::Flatline;
 pub use push_fatigue::PushFatigue;

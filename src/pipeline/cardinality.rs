@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::engine::RuleEngine;
 use super::series_state::SeriesState;
 use super::story::Story;
-use crate::detect::{DetectorKind, SourceShape};
+use crate::detect::DetectorKind;
 use crate::rule::{OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, Labels};
 
@@ -46,10 +46,8 @@ impl RuleEngine {
 
     /// With a `distributed_spraying` detector, the `(slow sprayers)` series' counts for
     /// `bin` (after the bin's counts were recorded): sources whose window looks like a
-    /// slow sprayer (`failure`), the accounts they tried (`failed_users`), and the
-    /// sources that failed in this bin once per account without ever succeeding in the
-    /// window (`total`: first tries and sprayers trying again; `failed_ips`: the
-    /// sprayers among them). See `detect::DistributedSpraying::shape`.
+    /// slow sprayer (`failure`), those of them that failed in this bin (`total`), the
+    /// accounts they tried (`failed_users`).
     ///
     /// Failures in bins an outage explains (see `story`) do not make a sprayer: people
     /// who could not sign in from home and gave up look like one.
@@ -61,8 +59,6 @@ impl RuleEngine {
             .iter()
             .find_map(|d| d.detector.as_distributed_spraying())?;
         let window = i64::from(d.window.max(1));
-        let bin_ms = self.spec.bin_ms();
-        let explained = |b: i64| story.outage_explains(b * bin_ms, (b + 1) * bin_ms, bin_ms);
         let mut c = Counts::default();
         for (labels, s) in &self.series {
             // `(other)` is many sources merged: not one address.
@@ -73,6 +69,8 @@ impl RuleEngine {
             {
                 continue;
             }
+            let bin_ms = self.spec.bin_ms();
+            let explained = |b: i64| story.outage_explains(b * bin_ms, (b + 1) * bin_ms, bin_ms);
             let bins = (bin - window + 1..=bin).map(|b| {
                 let c = s.history.counts(b).unwrap_or_default();
                 if c.failure > 0 && explained(b) {
@@ -82,14 +80,11 @@ impl RuleEngine {
                     c
                 }
             });
-            let shape = d.shape(bins);
-            let tried_now = s.history.counts(bin).is_some_and(|x| x.failure > 0);
-            if shape != SourceShape::Other && tried_now {
-                c.total += 1;
-            }
-            if shape == SourceShape::SlowSprayer {
+            if d.is_slow_sprayer(bins) {
                 c.failure += 1;
-                c.failed_ips += u64::from(tried_now);
+                // `total`: those that tried again in this very bin.
+                c.total += u64::from(s.history.counts(bin).is_some_and(|x| x.failure > 0));
+                c.failed_ips += 1;
                 c.failed_users = (bin - window + 1..=bin)
                     .filter_map(|b| s.history.counts(b))
                     .map(|x| x.failed_users)

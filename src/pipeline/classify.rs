@@ -3,7 +3,7 @@
 
 use crate::alert_kind::{AlertKind, Verdict};
 use crate::detect::baseline::Expected;
-use crate::detect::{DetectorKind, Finding, FIRST_TRIES_MEASURE};
+use crate::detect::{DetectorKind, Finding};
 use crate::series::Counts;
 
 /// How many sources of one split rule must fire in the same bin before their alerts
@@ -51,13 +51,6 @@ pub fn classify(
             format!(
                 "{:.0} distinct users failed from this one source within {hours:.0} h, and it rarely or never succeeded: one password tried across many accounts",
                 f.observed
-            ),
-        ),
-        DetectorKind::DistributedSpraying if f.measure == FIRST_TRIES_MEASURE => (
-            AlertKind::PasswordSpraying,
-            format!(
-                "{:.0} addresses failed once per account without a success in the last {hours:.0} h (usually about {:.1}), and {} of them came back for another account: one sprayer spreading its tries over addresses and hours",
-                f.observed, f.expected, c.failure
             ),
         ),
         DetectorKind::DistributedSpraying => (

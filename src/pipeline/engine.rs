@@ -170,10 +170,7 @@ impl RuleEngine {
             }
             let sprayers = summary_series(facts, labels, &[SPRAYERS_SERIES]);
             let expected = if sprayers {
-                facts
-                    .rule_warm
-                    .then(|| self.sprayers_level.expected(1))
-                    .flatten()
+                sprayers_expectation(&self.sprayers_level, facts)
             } else {
                 expectation(&self.baseline, s, facts)
             };
@@ -207,8 +204,8 @@ impl RuleEngine {
                     lifecycle,
                 );
             if nothing_to_judge {
-                if sprayers {
-                    self.sprayers_level.learn(&ctx.counts);
+                if sprayers && clean_window(&s.history) {
+                    self.sprayers_level.learn(ctx.counts.failure as f64);
                 }
                 teach(s, rec, expected, false, facts.idle_limit, bin);
                 continue;
@@ -231,8 +228,8 @@ impl RuleEngine {
             if resolved {
                 s.evidence_since = bin + 1;
             }
-            if sprayers && !any_anomalous {
-                self.sprayers_level.learn(&ctx.counts);
+            if sprayers && !any_anomalous && clean_window(&s.history) {
+                self.sprayers_level.learn(ctx.counts.failure as f64);
             }
             teach(s, rec, expected, any_anomalous, facts.idle_limit, bin);
         }
@@ -424,6 +421,26 @@ fn context<'a>(
 /// (the rest of the sources, all sources, the sprayers) rather than one source.
 fn summary_series(facts: &BinFacts, labels: &Labels, names: &[&str]) -> bool {
     facts.split && labels.values().all(|v| names.contains(&v.as_str()))
+}
+
+/// The `(slow sprayers)` count's expectation: its level learned over days (`failure`),
+/// once the rule is warm.
+fn sprayers_expectation(level: &LongRunLevel, facts: &BinFacts) -> Option<Expected> {
+    facts.rule_warm.then(|| Expected {
+        total: 0.0,
+        success: 0.0,
+        failure: level.level(),
+        seasonal_total: 0.0,
+        basis: Basis::RecentLevel,
+        samples: 0,
+    })
+}
+
+/// Whether no bin of the window was flagged: the `(slow sprayers)` count holds an
+/// attack's sources for the whole window after it, in bins nobody flags (no sprayer
+/// tries any more), which must not teach its level.
+fn clean_window(history: &History) -> bool {
+    history.last(history.len()).all(|r| !r.anomalous)
 }
 
 fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option<Expected> {
