@@ -13,6 +13,7 @@ pub struct LongRunLevel {
     decay: f64,
     sum: f64,
     weight: f64,
+    learned: u64,
 }
 
 impl LongRunLevel {
@@ -22,6 +23,7 @@ impl LongRunLevel {
             decay: 0.5f64.powf(1.0 / half_life_bins.max(1.0)),
             sum: 0.0,
             weight: 0.0,
+            learned: 0,
         }
     }
 
@@ -29,15 +31,13 @@ impl LongRunLevel {
     pub fn learn(&mut self, x: f64) {
         self.sum = self.sum * self.decay + x;
         self.weight = self.weight * self.decay + 1.0;
+        self.learned = self.learned.saturating_add(1);
     }
 
-    /// The level per bin; 0 before anything was learned.
-    pub fn level(&self) -> f64 {
-        if self.weight > 0.0 {
-            self.sum / self.weight
-        } else {
-            0.0
-        }
+    /// The level per bin, once `min_bins` bins were learned (a level from the first
+    /// hours of a history says little, and would learn an attack that came in them).
+    pub fn level(&self, min_bins: u64) -> Option<f64> {
+        (self.learned >= min_bins.max(1) && self.weight > 0.0).then(|| self.sum / self.weight)
     }
 }
 
@@ -46,8 +46,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nothing_learned_is_level_zero() {
-        assert_eq!(LongRunLevel::new(10.0).level(), 0.0);
+    fn says_nothing_until_enough_bins_were_learned() {
+        let mut l = LongRunLevel::new(10.0);
+        assert_eq!(l.level(1), None);
+        l.learn(3.0);
+        assert_eq!(l.level(2), None);
+        l.learn(1.0);
+        let level = l.level(2).unwrap();
+        assert!(level > 1.0 && level < 3.0, "{level}");
     }
 
     #[test]
@@ -56,11 +62,13 @@ mod tests {
         for i in 0..1000u32 {
             l.learn(f64::from(i % 2) * 4.0);
         }
-        assert!((l.level() - 2.0).abs() < 0.1, "{}", l.level());
+        let level = l.level(1).unwrap();
+        assert!((level - 2.0).abs() < 0.1, "{level}");
         // Fifty bins of nothing halve it.
         for _ in 0..50 {
             l.learn(0.0);
         }
-        assert!((l.level() - 1.0).abs() < 0.1, "{}", l.level());
+        let level = l.level(1).unwrap();
+        assert!((level - 1.0).abs() < 0.1, "{level}");
     }
 }

@@ -204,10 +204,10 @@ impl RuleEngine {
                     lifecycle,
                 );
             if nothing_to_judge {
-                if sprayers && clean_window(&s.history) {
-                    self.sprayers_level.learn(ctx.counts.failure as f64);
-                }
                 teach(s, rec, expected, false, facts.idle_limit, bin);
+                if sprayers && clean_window(&s.history) {
+                    self.sprayers_level.learn(rec.failure.into());
+                }
                 continue;
             }
             let record_verdicts = observer.is_some().then_some(&mut verdicts);
@@ -228,10 +228,10 @@ impl RuleEngine {
             if resolved {
                 s.evidence_since = bin + 1;
             }
-            if sprayers && !any_anomalous && clean_window(&s.history) {
-                self.sprayers_level.learn(ctx.counts.failure as f64);
-            }
             teach(s, rec, expected, any_anomalous, facts.idle_limit, bin);
+            if sprayers && clean_window(&s.history) {
+                self.sprayers_level.learn(rec.failure.into());
+            }
         }
         judged
     }
@@ -423,22 +423,25 @@ fn summary_series(facts: &BinFacts, labels: &Labels, names: &[&str]) -> bool {
     facts.split && labels.values().all(|v| names.contains(&v.as_str()))
 }
 
-/// The `(slow sprayers)` count's expectation: its level learned over days (`failure`),
-/// once the rule is warm.
+/// The `(slow sprayers)` count's expectation, once the rule is warm: its level learned
+/// over days (`failure`), once a day of bins was learned (0 until then: the detector's
+/// `null_sources` holds).
 fn sprayers_expectation(level: &LongRunLevel, facts: &BinFacts) -> Option<Expected> {
     facts.rule_warm.then(|| Expected {
         total: 0.0,
         success: 0.0,
-        failure: level.level(),
+        failure: level.level(facts.idle_limit as u64).unwrap_or(0.0),
         seasonal_total: 0.0,
         basis: Basis::RecentLevel,
         samples: 0,
     })
 }
 
-/// Whether no bin of the window was flagged: the `(slow sprayers)` count holds an
-/// attack's sources for the whole window after it, in bins nobody flags (no sprayer
-/// tries any more), which must not teach its level.
+/// Whether no bin of the window (this one included, once taught) was flagged: the
+/// `(slow sprayers)` count holds an attack's sources for the whole window after it, in
+/// bins nobody flags (no sprayer tries any more), which must not teach its level. A
+/// shift that lasts a day is no longer flagged (see `teach`), so a background that
+/// holds such sources all the time is learned.
 fn clean_window(history: &History) -> bool {
     history.last(history.len()).all(|r| !r.anomalous)
 }
