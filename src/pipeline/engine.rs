@@ -168,12 +168,9 @@ impl RuleEngine {
                 judged.evicted.push(labels.clone());
                 continue;
             }
-            let sprayers = summary_series(facts, labels, &[SPRAYERS_SERIES]);
-            let expected = if sprayers {
-                sprayers_expectation(&self.sprayers_level, facts)
-            } else {
-                expectation(&self.baseline, s, facts)
-            };
+            let mut level = summary_series(facts, labels, &[SPRAYERS_SERIES])
+                .then_some(&mut self.sprayers_level);
+            let expected = expectation(&self.baseline, level.as_deref(), s, facts);
             let ctx = context(
                 &s.history,
                 s.dispersion,
@@ -204,10 +201,7 @@ impl RuleEngine {
                     lifecycle,
                 );
             if nothing_to_judge {
-                teach(s, rec, expected, false, facts.idle_limit, bin);
-                if sprayers && clean_window(&s.history) {
-                    self.sprayers_level.learn(rec.failure.into());
-                }
+                teach(s, rec, expected, false, facts, level.as_deref_mut());
                 continue;
             }
             let record_verdicts = observer.is_some().then_some(&mut verdicts);
@@ -228,10 +222,7 @@ impl RuleEngine {
             if resolved {
                 s.evidence_since = bin + 1;
             }
-            teach(s, rec, expected, any_anomalous, facts.idle_limit, bin);
-            if sprayers && clean_window(&s.history) {
-                self.sprayers_level.learn(rec.failure.into());
-            }
+            teach(s, rec, expected, any_anomalous, facts, level);
         }
         judged
     }
@@ -446,7 +437,17 @@ fn clean_window(history: &History) -> bool {
     history.last(history.len()).all(|r| !r.anomalous)
 }
 
-fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option<Expected> {
+/// What the baseline expects of a series in this bin: the seasonal baseline, or for
+/// the `(slow sprayers)` count its long-run `level`.
+fn expectation(
+    baseline: &Seasonal,
+    level: Option<&LongRunLevel>,
+    s: &SeriesState,
+    facts: &BinFacts,
+) -> Option<Expected> {
+    if let Some(level) = level {
+        return sprayers_expectation(level, facts);
+    }
     if !facts.rule_warm {
         return None;
     }
@@ -535,15 +536,17 @@ fn judge_series(
     (any_anomalous, resolved)
 }
 
-/// Teach the baseline: record what was expected, flag anomalies, learn the noise.
+/// Teach the baseline: record what was expected, flag anomalies, learn the noise (and,
+/// for the `(slow sprayers)` count, its long-run `level` from clean windows).
 fn teach(
     s: &mut SeriesState,
     mut rec: BinRecord,
     expected: Option<Expected>,
     any_anomalous: bool,
-    idle_limit: i64,
-    bin: i64,
+    facts: &BinFacts,
+    level: Option<&mut LongRunLevel>,
 ) {
+    let bin = facts.bin;
     s.anomalous_run = if any_anomalous {
         s.anomalous_run + 1
     } else {
@@ -552,10 +555,13 @@ fn teach(
     rec.seasonal_total = expected.map_or(0.0, |e| e.seasonal_total as f32);
     rec.expected_total = expected.map_or(0.0, |e| e.total as f32);
     rec.expected_failure = expected.map_or(-1.0, |e| e.failure as f32);
-    rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
+    rec.anomalous = any_anomalous && (s.anomalous_run as i64) < facts.idle_limit;
     let prev = s.history.get(bin - 1).copied();
     s.history.push(bin, rec);
     if let (Some(e), false) = (expected, rec.anomalous) {
         learn_dispersion(&mut s.dispersion, &e, rec.counts(), prev.as_ref());
+    }
+    if let Some(level) = level.filter(|_| clean_window(&s.history)) {
+        level.learn(rec.failure.into());
     }
 }
