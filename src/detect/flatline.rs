@@ -46,6 +46,7 @@ use std::sync::Arc;
 
 use super::{read_p_value, BinContext, Detector, DetectorKind, Finding, Severity};
 use crate::config_reader::{Problems, Table};
+use crate::series::BinRecord;
 use crate::stats::CountModel;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,14 +67,22 @@ impl Flatline {
 
     /// The silent span that ends at this bin's end (`open`: the stream is still silent)
     /// or at its first event (the stream came back inside this bin): what the baseline
-    /// expects over it, the sum of squares of its parts (for the dispersion of a sum),
-    /// and its length in bins. `share` is the part of this bin the span covers.
+    /// expects over it, its length in bins, and what the bin it began in held before
+    /// it. `share` is the part of this bin the span covers.
     fn span(&self, ctx: &BinContext<'_>, e_total: f64, share: f64, open: bool) -> Span {
         let mut span = Span {
             mean: e_total * share,
             length: share,
             open,
             first_bin: ctx.bin,
+            lead: if open {
+                (
+                    ctx.counts.total.saturating_sub(1) as f64,
+                    e_total * (1.0 - share),
+                )
+            } else {
+                (0.0, 0.0)
+            },
         };
         // A span that stops short of this bin's start does not reach back.
         if share < 1.0 && (open || share <= 0.0) {
@@ -88,6 +97,10 @@ impl Flatline {
             span.length += share;
             span.first_bin = ctx.bin - back;
             if r.total > 0 {
+                span.lead = (
+                    f64::from(r.total),
+                    f64::from(r.expected_total) * (1.0 - share),
+                );
                 break;
             }
         }
@@ -96,19 +109,24 @@ impl Flatline {
 
     /// The day's level before the span: the gamma posterior's shape and rate, from a
     /// prior of `1/phi` pseudo-events at the baseline's level and the last
-    /// [`LEVEL_BINS`] clean bins before `first_bin` (looking back at most twice as
-    /// far). `None` when `phi` is 0: the baseline's rate is taken as known.
-    fn level(ctx: &BinContext<'_>, first_bin: i64, phi: f64) -> Option<(f64, f64)> {
-        if !(phi > 0.0) {
+    /// [`LEVEL_BINS`] clean bins with an expectation before the span (looking back at
+    /// most twice as far), with what the span's first bin held before the silence
+    /// began (the latest word on the stream's rate). `None` when `phi` is 0: the
+    /// baseline's rate is taken as known.
+    fn level(ctx: &BinContext<'_>, span: &Span, phi: f64) -> Option<(f64, f64)> {
+        if phi.is_nan() || phi <= 0.0 {
             return None;
         }
         let prior = 1.0 / phi.max(MIN_PHI);
-        let (mut seen, mut expected, mut found) = (0.0, 0.0, 0);
+        let first_bin = span.first_bin;
+        let ((mut seen, mut expected), mut found) = (span.lead, 0);
         for back in 1..=2 * LEVEL_BINS {
             if found == LEVEL_BINS {
                 break;
             }
-            if let Some(r) = ctx.history.get(first_bin - back).filter(|r| r.is_clean()) {
+            // A bin judged without an expectation (warm-up) says nothing of the level.
+            let usable = |r: &&BinRecord| r.is_clean() && r.expected_total > 0.0;
+            if let Some(r) = ctx.history.get(first_bin - back).filter(usable) {
                 seen += f64::from(r.total);
                 expected += f64::from(r.expected_total);
                 found += 1;
@@ -153,6 +171,10 @@ struct Span {
     open: bool,
     /// The earliest bin the span reaches into.
     first_bin: i64,
+    /// What that bin held before the silence began, and what was expected of that part
+    /// (its last event, the one the silence follows, left out: a part chosen because it
+    /// ends with an event would otherwise always look a little busy).
+    lead: (f64, f64),
 }
 
 /// The shares of this bin silent before its first event and after its last (all of it
@@ -202,10 +224,10 @@ impl Detector for Flatline {
         let (before, after) = silent_shares(ctx);
         let open = self.span(ctx, e.total, after, true);
         let mut span = open;
-        let mut p_span = Self::span_chance(&open, Self::level(ctx, open.first_bin, phi), e.total);
+        let mut p_span = Self::span_chance(&open, Self::level(ctx, &open, phi), e.total);
         if ctx.counts.total > 0 {
             let closed = self.span(ctx, e.total, before, false);
-            let level = Self::level(ctx, closed.first_bin, phi);
+            let level = Self::level(ctx, &closed, phi);
             let p = Self::span_chance(&closed, level, e.total);
             if p < p_span {
                 (span, p_span) = (closed, p);
@@ -549,6 +571,54 @@ mod tests {
             let rate = f64::from(pages) / f64::from(judged);
             proptest::prop_assert!(rate <= 0.015, "rate {rate} above 0.01");
             proptest::prop_assert!(rate >= 0.001, "rate {rate} far below 0.01");
+        }
+
+        /// A stream whose level moves from day to day as the dispersion says (a gamma
+        /// with mean 1 and squared spread `phi`, unknown to the baseline, which expects
+        /// the mean): judged at the level the stream showed lately, silence pages at most
+        /// at about the configured rate (within a factor of two: the level is measured
+        /// from a dozen events at the lowest means; the baseline's fixed rate pages
+        /// several times as often).
+        #[test]
+        fn a_stream_at_an_unknown_level_pages_at_most_at_the_configured_rate(mean in 1.0f64..6.0, phi in 0.05f64..0.5, seed in 0u64..1000) {
+            use rand::SeedableRng;
+            use rand_distr::{Distribution, Exp, Gamma};
+            let d = Flatline { p_value: 0.01, bins: 8 };
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let levels = Gamma::new(1.0 / phi, phi).unwrap();
+            let mut h = History::new(64);
+            let (mut pages, mut judged) = (0u32, 0u32);
+            let mut next = 0i64;
+            let mut rate = mean;
+            for b in 0..6000i64 {
+                if b % 96 == 0 {
+                    // A new day at a new level; the stream restarts from its start.
+                    rate = mean * levels.sample(&mut rng).max(0.05);
+                    next = b * BIN_MS + Exp::new(rate / BIN_MS as f64).unwrap().sample(&mut rng) as i64;
+                }
+                let gaps = Exp::new(rate / BIN_MS as f64).unwrap();
+                let mut c = crate::series::Counts::default();
+                while next < (b + 1) * BIN_MS {
+                    c.add_at(crate::series::OutcomeClass::Success, 1, next);
+                    next += gaps.sample(&mut rng).max(1.0) as i64;
+                }
+                let mut rec = BinRecord::from_counts(c, b, BIN_MS);
+                rec.expected_total = mean as f32;
+                let mut cx = ctx(&h, crate::series::Counts { span: rec.span(b, BIN_MS), ..rec.counts() }, Some(expected(mean, mean, 0.0)));
+                cx.bin = b;
+                cx.bin_ms = BIN_MS;
+                cx.dispersion.total = phi;
+                let f = d.evaluate(&cx).unwrap();
+                // Judged from the third hour of a day on (the bins before it measure the
+                // day's level).
+                if b % 96 >= 12 {
+                    judged += 1;
+                    pages += u32::from(f.anomalous);
+                }
+                h.push(b, rec);
+            }
+            let rate = f64::from(pages) / f64::from(judged);
+            proptest::prop_assert!(rate <= 0.02, "rate {rate} above 0.01");
         }
     }
 }
