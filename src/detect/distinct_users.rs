@@ -229,4 +229,36 @@ mod tests {
             prop_assert!(b.p_value >= a.p_value);
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// A legitimate source at the edge of the null — its attempts fail at exactly
+        /// `null_failure_share`, each failure for a different account (the worst case
+        /// for the users' floor) — pages at most at the configured `p_value` once the
+        /// floors are off: the window's binomial test holds its size (the bin's own
+        /// majority of failures only lowers the rate).
+        #[test]
+        fn quiet_traffic_pages_at_most_at_the_configured_rate(share in 0.5f64..0.9, rate in 0.5f64..10.0, seed in 0u64..1000) {
+            use rand::SeedableRng;
+            use rand_distr::{Binomial, Distribution, Poisson};
+            let p_value = 0.01;
+            let d = DistinctUsers { p_value, window: 16, min_users: 0, null_failure_share: share, min_failure_share: 0.0 };
+            let attempts = Poisson::new(rate).unwrap();
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let mut h = History::new(32);
+            let bins = 6000i64;
+            let mut pages = 0u32;
+            for b in 0..bins {
+                let n = attempts.sample(&mut rng) as u64;
+                let failure = Binomial::new(n, share).unwrap().sample(&mut rng);
+                let c = bin(failure, failure, n - failure);
+                let mut cx = ctx(&h, c, Some(expected(0.0, 0.0, 0.0)));
+                cx.bin = b;
+                pages += u32::from(d.evaluate(&cx).unwrap().anomalous);
+                h.push(b, BinRecord::from_counts(c, b, 900_000));
+            }
+            let rate = f64::from(pages) / bins as f64;
+            prop_assert!(rate <= 1.5 * p_value, "rate {rate} above {p_value}");
+        }
+    }
 }

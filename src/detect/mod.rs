@@ -10,6 +10,7 @@ mod distinct_users;
 mod distributed_spraying;
 mod failing_sources;
 mod flatline;
+pub mod long_run;
 mod push_fatigue;
 mod ratio;
 mod spike;

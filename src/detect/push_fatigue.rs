@@ -139,4 +139,37 @@ mod tests {
             }
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        /// A normal user's pushes — Poisson, `null_pushes_per_window` per window, no
+        /// denials — page at about the rate the threshold implies: with `min_pushes`
+        /// the smallest count whose Poisson tail is at most 1 %, the share of bins
+        /// flagged is about that tail (at most it: a flag needs the window's count).
+        #[test]
+        fn quiet_pushes_page_at_about_the_rate_the_threshold_implies(null in 0.5f64..4.0, seed in 0u64..1000) {
+            use rand::SeedableRng;
+            use rand_distr::{Distribution, Poisson};
+            let model = CountModel::new(null, 0.0);
+            let min_pushes = (1..100).find(|&k| model.upper_tail(k) <= 0.01).unwrap();
+            let tail = model.upper_tail(min_pushes);
+            let d = PushFatigue { window: 4, min_pushes, min_denies: 2, null_pushes_per_window: null };
+            let per_bin = Poisson::new(null / 4.0).unwrap();
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let mut h = History::new(8);
+            let bins = 40_000i64;
+            let mut pages = 0u32;
+            for b in 0..bins {
+                let sent = per_bin.sample(&mut rng) as u64;
+                let c = counts(sent, sent, 0);
+                let mut cx = ctx(&h, c, Some(expected(0.0, 0.0, 0.0)));
+                cx.bin = b;
+                pages += u32::from(d.evaluate(&cx).unwrap().anomalous);
+                h.push(b, crate::series::BinRecord::from_counts(c, b, 900_000));
+            }
+            let rate = f64::from(pages) / bins as f64;
+            prop_assert!(rate <= 1.3 * tail, "rate {rate} above the threshold's tail {tail}");
+            prop_assert!(rate >= 0.3 * tail, "rate {rate} far below the threshold's tail {tail}");
+        }
+    }
 }

@@ -139,4 +139,40 @@ mod tests {
             None
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        /// Quiet traffic drawn from the baseline's own distribution — successes Poisson
+        /// around a daily curve, failures negative binomial around their share of it
+        /// with the learned failure dispersion — pages at most at the configured
+        /// `p_value` once the floors are off (the null share is inflated by the
+        /// dispersion, so a busy, slightly-worse-than-usual hour does not page).
+        #[test]
+        fn quiet_traffic_pages_at_most_at_the_configured_rate(level in 20.0f64..2000.0, base in 0.01f64..0.3, phi in 0.0f64..0.15, seed in 0u64..1000) {
+            use rand::SeedableRng;
+            use rand_distr::{Distribution, Gamma, Poisson};
+            let p_value = 0.01;
+            let d = FailureRatio { p_value, min_count: 0, min_ratio: 1e-9 };
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let h = History::new(4);
+            let (mut pages, mut judged) = (0u32, 0u32);
+            let mut poisson = |l: f64| if l > 0.0 { Poisson::new(l).unwrap().sample(&mut rng) as u64 } else { 0 };
+            let mut rng2 = rand::rngs::SmallRng::seed_from_u64(seed + 1);
+            for b in 0..6000i64 {
+                let hour = (b % 96) as f64 / 4.0;
+                let mu = level * (0.3 + (-(hour - 13.0).powi(2) / 20.0).exp());
+                let (mu_s, mu_f) = (mu * (1.0 - base), mu * base);
+                let lambda = if phi > 0.0 { Gamma::new(1.0 / phi, mu_f * phi).unwrap().sample(&mut rng2) } else { mu_f };
+                let (s, f) = (poisson(mu_s), poisson(lambda));
+                let mut cx = ctx(&h, counts(s + f, s, f), Some(expected(mu, mu_s, mu_f)));
+                cx.dispersion.failure = phi;
+                if let Some(f) = d.evaluate(&cx) {
+                    judged += 1;
+                    pages += u32::from(f.anomalous);
+                }
+            }
+            let rate = f64::from(pages) / f64::from(judged);
+            proptest::prop_assert!(rate <= 1.5 * p_value, "rate {rate} above {p_value}");
+        }
+    }
 }

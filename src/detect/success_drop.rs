@@ -137,4 +137,38 @@ mod tests {
             None
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        /// Quiet traffic drawn from the baseline's own distribution — attempts negative
+        /// binomial around a daily curve with the learned dispersion, each succeeding at
+        /// the usual share — pages at most at the configured `p_value` once the floors
+        /// are off. Both tests must reject (an intersection-union test), so the rate is
+        /// at most `p_value` and, by design, below it.
+        #[test]
+        fn quiet_traffic_pages_at_most_at_the_configured_rate(level in 20.0f64..400.0, phi in 0.0f64..0.15, share in 0.5f64..0.98, seed in 0u64..1000) {
+            use rand::SeedableRng;
+            use rand_distr::{Binomial, Distribution, Gamma, Poisson};
+            let p_value = 0.01;
+            let d = SuccessDrop { p_value, min_expected: 5.0, max_fraction: 0.99 };
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let h = History::new(4);
+            let (mut pages, mut judged) = (0u32, 0u32);
+            for b in 0..6000i64 {
+                let hour = (b % 96) as f64 / 4.0;
+                let mu = level * (0.3 + (-(hour - 13.0).powi(2) / 20.0).exp());
+                let lambda = if phi > 0.0 { Gamma::new(1.0 / phi, mu * phi).unwrap().sample(&mut rng) } else { mu };
+                let n = Poisson::new(lambda).unwrap().sample(&mut rng) as u64;
+                let s = Binomial::new(n, share).unwrap().sample(&mut rng);
+                let mut cx = ctx(&h, counts(n, s, n - s), Some(expected(mu, mu * share, mu * (1.0 - share))));
+                cx.dispersion.success = phi;
+                if let Some(f) = d.evaluate(&cx) {
+                    judged += 1;
+                    pages += u32::from(f.anomalous);
+                }
+            }
+            let rate = f64::from(pages) / f64::from(judged);
+            proptest::prop_assert!(rate <= 1.5 * p_value, "rate {rate} above {p_value}");
+        }
+    }
 }

@@ -272,6 +272,40 @@ mod tests {
     }
 
     #[test]
+    fn a_background_of_slow_sprayers_is_learned_and_stops_paging() {
+        use crate::alert::Status;
+        use crate::series::Counts;
+        // Every bin a fresh address fails for one account and comes back the next bin
+        // for another, day and night: about sixteen slow sprayers in any four hours.
+        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
+        let mut out = Vec::new();
+        let day = 96;
+        let once = Counts {
+            failed_users: 1,
+            ..c(1, 1)
+        };
+        let mut firing_by_day = vec![0; 14];
+        for b in 1..(14 * day) {
+            for a in [b, b - 1] {
+                p.observe(
+                    RuleId(0),
+                    BinIndex(b),
+                    ip(&format!("10.0.{}.{}", a / 256, a % 256)),
+                    once,
+                );
+            }
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+            firing_by_day[(b / day) as usize] += out
+                .drain(..)
+                .filter(|a| a.detector == "distributed_spraying" && a.status == Status::Firing)
+                .count();
+        }
+        // It pages at first; the level learned over the days then holds it.
+        assert!(firing_by_day[0] > 0, "{firing_by_day:?}");
+        assert_eq!(firing_by_day[13], 0, "{firing_by_day:?}");
+    }
+
+    #[test]
     fn idle_split_series_leave_once_their_history_is_all_zeros() {
         let r = RuleSpec::password_spraying();
         let window = r.window_bins() as i64;

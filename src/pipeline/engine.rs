@@ -18,6 +18,7 @@ use super::{Observer, Verdict};
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
 use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
+use crate::detect::long_run::LongRunLevel;
 use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, History, Labels};
@@ -35,7 +36,13 @@ pub struct RuleEngine {
     /// resolve notice carries the same kind.
     firing_kinds: HashMap<String, KindVerdict>,
     storm: StormGuard,
+    /// The `(slow sprayers)` count's long-run level (see `distributed_spraying`): its
+    /// expectation, in place of the seasonal baseline over hours of history.
+    sprayers_level: LongRunLevel,
 }
+
+/// The half-life of the `(slow sprayers)` count's long-run level: a week.
+const SPRAYERS_HALF_LIFE_MS: i64 = 7 * 86_400_000;
 
 /// A notice decided while judging a bin's series, written once it is known how many
 /// sources fired together.
@@ -78,6 +85,9 @@ impl RuleEngine {
         RuleEngine {
             baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()).with_timezone(spec.timezone),
             storm: StormGuard::new(spec.max_pages_per_hour),
+            sprayers_level: LongRunLevel::new(
+                (SPRAYERS_HALF_LIFE_MS / spec.bin_ms().max(1)) as f64,
+            ),
             spec,
             series: HashMap::new(),
             pending: BTreeMap::new(),
@@ -158,7 +168,9 @@ impl RuleEngine {
                 judged.evicted.push(labels.clone());
                 continue;
             }
-            let expected = expectation(&self.baseline, s, facts);
+            let mut level = summary_series(facts, labels, &[SPRAYERS_SERIES])
+                .then_some(&mut self.sprayers_level);
+            let expected = expectation(&self.baseline, level.as_deref(), s, facts);
             let ctx = context(
                 &s.history,
                 s.dispersion,
@@ -189,7 +201,7 @@ impl RuleEngine {
                     lifecycle,
                 );
             if nothing_to_judge {
-                teach(s, rec, expected, false, facts.idle_limit, bin);
+                teach(s, rec, expected, false, facts, level.as_deref_mut());
                 continue;
             }
             let record_verdicts = observer.is_some().then_some(&mut verdicts);
@@ -210,7 +222,7 @@ impl RuleEngine {
             if resolved {
                 s.evidence_since = bin + 1;
             }
-            teach(s, rec, expected, any_anomalous, facts.idle_limit, bin);
+            teach(s, rec, expected, any_anomalous, facts, level);
         }
         judged
     }
@@ -402,7 +414,40 @@ fn summary_series(facts: &BinFacts, labels: &Labels, names: &[&str]) -> bool {
     facts.split && labels.values().all(|v| names.contains(&v.as_str()))
 }
 
-fn expectation(baseline: &Seasonal, s: &SeriesState, facts: &BinFacts) -> Option<Expected> {
+/// The `(slow sprayers)` count's expectation, once the rule is warm: its level learned
+/// over days (`failure`), once a day of bins was learned (0 until then: the detector's
+/// `null_sources` holds).
+fn sprayers_expectation(level: &LongRunLevel, facts: &BinFacts) -> Option<Expected> {
+    facts.rule_warm.then(|| Expected {
+        total: 0.0,
+        success: 0.0,
+        failure: level.level(facts.idle_limit as u64).unwrap_or(0.0),
+        seasonal_total: 0.0,
+        basis: Basis::RecentLevel,
+        samples: 0,
+    })
+}
+
+/// Whether no bin of the window (this one included, once taught) was flagged: the
+/// `(slow sprayers)` count holds an attack's sources for the whole window after it, in
+/// bins nobody flags (no sprayer tries any more), which must not teach its level. A
+/// shift that lasts a day is no longer flagged (see `teach`), so a background that
+/// holds such sources all the time is learned.
+fn clean_window(history: &History) -> bool {
+    history.last(history.len()).all(|r| !r.anomalous)
+}
+
+/// What the baseline expects of a series in this bin: the seasonal baseline, or for
+/// the `(slow sprayers)` count its long-run `level`.
+fn expectation(
+    baseline: &Seasonal,
+    level: Option<&LongRunLevel>,
+    s: &SeriesState,
+    facts: &BinFacts,
+) -> Option<Expected> {
+    if let Some(level) = level {
+        return sprayers_expectation(level, facts);
+    }
     if !facts.rule_warm {
         return None;
     }
@@ -491,15 +536,17 @@ fn judge_series(
     (any_anomalous, resolved)
 }
 
-/// Teach the baseline: record what was expected, flag anomalies, learn the noise.
+/// Teach the baseline: record what was expected, flag anomalies, learn the noise (and,
+/// for the `(slow sprayers)` count, its long-run `level` from clean windows).
 fn teach(
     s: &mut SeriesState,
     mut rec: BinRecord,
     expected: Option<Expected>,
     any_anomalous: bool,
-    idle_limit: i64,
-    bin: i64,
+    facts: &BinFacts,
+    level: Option<&mut LongRunLevel>,
 ) {
+    let bin = facts.bin;
     s.anomalous_run = if any_anomalous {
         s.anomalous_run + 1
     } else {
@@ -508,10 +555,13 @@ fn teach(
     rec.seasonal_total = expected.map_or(0.0, |e| e.seasonal_total as f32);
     rec.expected_total = expected.map_or(0.0, |e| e.total as f32);
     rec.expected_failure = expected.map_or(-1.0, |e| e.failure as f32);
-    rec.anomalous = any_anomalous && (s.anomalous_run as i64) < idle_limit;
+    rec.anomalous = any_anomalous && (s.anomalous_run as i64) < facts.idle_limit;
     let prev = s.history.get(bin - 1).copied();
     s.history.push(bin, rec);
     if let (Some(e), false) = (expected, rec.anomalous) {
         learn_dispersion(&mut s.dispersion, &e, rec.counts(), prev.as_ref());
+    }
+    if let Some(level) = level.filter(|_| clean_window(&s.history)) {
+        level.learn(rec.failure.into());
     }
 }
