@@ -111,8 +111,8 @@ impl Flatline {
     /// prior of `1/phi` pseudo-events at the baseline's level and the last
     /// [`LEVEL_BINS`] clean bins with an expectation before the span (looking back at
     /// most twice as far), with what the span's first bin held before the silence
-    /// began (the latest word on the stream's rate). `None` when `phi` is 0: the
-    /// baseline's rate is taken as known.
+    /// began (the latest word on the stream's rate), events beyond the expected ones
+    /// not counted. `None` when `phi` is 0: the baseline's rate is taken as known.
     fn level(ctx: &BinContext<'_>, span: &Span, phi: f64) -> Option<(f64, f64)> {
         if phi.is_nan() || phi <= 0.0 {
             return None;
@@ -132,7 +132,9 @@ impl Flatline {
                 found += 1;
             }
         }
-        Some((prior + seen, prior + expected))
+        // A burst in those bins (a surge, an attack no detector flagged) says nothing of
+        // the rate the stream keeps: the level is never taken above the baseline's.
+        Some((prior + seen.min(expected), prior + expected))
     }
 
     /// The chance of a silent span this long: of nothing over it, at the day's level
@@ -482,6 +484,21 @@ mod tests {
         let h = alive(LEVEL_BINS, 10.0);
         let gap = judge_at(&h, LEVEL_BINS, &[], 10.0);
         assert!(gap.p_value * 30.0 < lull.p_value, "{gap:?} {lull:?}");
+    }
+
+    #[test]
+    fn a_burst_before_the_silence_does_not_raise_the_bar() {
+        // Two hours at 20 times the baseline's 2 events a bin (an attack no detector
+        // flagged), then 30 silent minutes where 4 were due: ordinary at the baseline's
+        // rate, whatever the burst held.
+        let mut h = History::new(32);
+        let minutes: Vec<f64> = (0..40).map(|i| f64::from(i) * 0.3).collect();
+        for b in 0..LEVEL_BINS {
+            h.push(b, timed(b, &minutes, 2.0));
+        }
+        h.push(LEVEL_BINS, timed(LEVEL_BINS, &[], 2.0));
+        let f = judge_at(&h, LEVEL_BINS + 1, &[], 2.0);
+        assert!(!f.anomalous && f.p_value > 1e-3, "{f:?}");
     }
 
     #[test]
