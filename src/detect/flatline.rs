@@ -21,19 +21,32 @@
 //! expects hundreds of events and pages in the first bin it empties; at 4 a.m., where
 //! an hour expects one event, an empty hour is ordinary and nothing fires.
 //!
-//! Where a source cannot tell when inside a bin its events happened (a CSV of counts, a
-//! hand-written query), no silence is credited inside a bin with events, and a second
-//! test asks, when this bin is empty, for every window of the last `w` bins (`w` = 1 …
-//! `bins`) how likely it is to see as few events as the window holds: the lower tail of
-//! the same model. Half of `p_value` goes to the span and half, split over the window
-//! lengths (Bonferroni), to the windows. Level-adjusted expectations are used, so on a
-//! quiet holiday the bar is lower too. Unknown bins (a failed query) end the span and
-//! the windows: not knowing is not silence.
+//! # The rate the silence is judged against: the stream's own, lately
+//! The baseline's expectation can be well off for a while: on a holiday at a fifth of
+//! the usual volume its level factor lags behind for hours, and at night its learned
+//! dispersion is large. So the span's mean is not taken as known: the day's level
+//! (what the stream held over what was expected of it) gets a gamma prior whose spread
+//! is the series' learned dispersion (`1/φ` pseudo-events) and is updated by the last
+//! clean bins before the span (`N` events where `S` were expected). The chance of
+//! nothing over a span that expects `m` is then the gamma-Poisson predictive
+//! `(1 + m/(1/φ + S))^-(1/φ + N)`: a stream that has been alive at a fifth of its
+//! volume is judged at that rate (a holiday's lulls are ordinary), one that was normal
+//! until the silence is judged at nearly the baseline's rate whatever φ says (a night
+//! gap where a dozen events were due pages). With `φ = 0` the rate is the baseline's.
+//!
+//! Only zero is silence: a window that holds a few events where many were expected is
+//! a drop in volume (`volume_drop`'s to judge, with the hour before), not a broken
+//! pipeline. Where a source cannot tell when inside a bin its events happened (a CSV
+//! of counts, a hand-written query), no silence is credited inside a bin with events:
+//! only its empty bins make the span. Half of `p_value` goes to a span still open at
+//! the bin's end and half to one that ended inside it. Unknown bins (a failed query)
+//! end the span: not knowing is not silence.
 
 use std::sync::Arc;
 
 use super::{read_p_value, BinContext, Detector, DetectorKind, Finding, Severity};
 use crate::config_reader::{Problems, Table};
+use crate::series::BinRecord;
 use crate::stats::CountModel;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,15 +67,22 @@ impl Flatline {
 
     /// The silent span that ends at this bin's end (`open`: the stream is still silent)
     /// or at its first event (the stream came back inside this bin): what the baseline
-    /// expects over it, the sum of squares of its parts (for the dispersion of a sum),
-    /// and its length in bins. `share` is the part of this bin the span covers.
+    /// expects over it, its length in bins, and what the bin it began in held before
+    /// it. `share` is the part of this bin the span covers.
     fn span(&self, ctx: &BinContext<'_>, e_total: f64, share: f64, open: bool) -> Span {
-        let mu = e_total * share;
         let mut span = Span {
-            mean: mu,
-            mean_sq: mu * mu,
+            mean: e_total * share,
             length: share,
             open,
+            first_bin: ctx.bin,
+            lead: if open {
+                (
+                    ctx.counts.total.saturating_sub(1) as f64,
+                    e_total * (1.0 - share),
+                )
+            } else {
+                (0.0, 0.0)
+            },
         };
         // A span that stops short of this bin's start does not reach back.
         if share < 1.0 && (open || share <= 0.0) {
@@ -73,75 +93,90 @@ impl Flatline {
                 break;
             };
             let share = r.silent_after();
-            let mu = f64::from(r.expected_total) * share;
-            span.mean += mu;
-            span.mean_sq += mu * mu;
+            span.mean += f64::from(r.expected_total) * share;
             span.length += share;
+            span.first_bin = ctx.bin - back;
             if r.total > 0 {
+                span.lead = (
+                    f64::from(r.total),
+                    f64::from(r.expected_total) * (1.0 - share),
+                );
                 break;
             }
         }
         span
     }
 
-    /// The chance of a silent span this long: of nothing over it, under the model; for a
-    /// span that already ended, times the bin's expected events (any of them could
-    /// have ended one).
-    fn span_chance(span: &Span, phi: f64, e_total: f64) -> f64 {
+    /// The day's level before the span: the gamma posterior's shape and rate, from a
+    /// prior of `1/phi` pseudo-events at the baseline's level and the last
+    /// [`LEVEL_BINS`] clean bins with an expectation before the span (looking back at
+    /// most twice as far), with what the span's first bin held before the silence
+    /// began (the latest word on the stream's rate), events beyond the expected ones
+    /// not counted. `None` when `phi` is 0: the baseline's rate is taken as known.
+    fn level(ctx: &BinContext<'_>, span: &Span, phi: f64) -> Option<(f64, f64)> {
+        if phi.is_nan() || phi <= 0.0 {
+            return None;
+        }
+        let prior = 1.0 / phi.max(MIN_PHI);
+        let first_bin = span.first_bin;
+        let ((mut seen, mut expected), mut found) = (span.lead, 0);
+        for back in 1..=2 * LEVEL_BINS {
+            if found == LEVEL_BINS {
+                break;
+            }
+            // A bin judged without an expectation (warm-up) says nothing of the level.
+            let usable = |r: &&BinRecord| r.is_clean() && r.expected_total > 0.0;
+            if let Some(r) = ctx.history.get(first_bin - back).filter(usable) {
+                seen += f64::from(r.total);
+                expected += f64::from(r.expected_total);
+                found += 1;
+            }
+        }
+        // A burst in those bins (a surge, an attack no detector flagged) says nothing of
+        // the rate the stream keeps: the level is never taken above the baseline's.
+        Some((prior + seen.min(expected), prior + expected))
+    }
+
+    /// The chance of a silent span this long: of nothing over it, at the day's level
+    /// (see [`Flatline::level`]); for a span that already ended, times the bin's
+    /// expected events (any of them could have ended one).
+    fn span_chance(span: &Span, level: Option<(f64, f64)>, e_total: f64) -> f64 {
         if span.length <= 0.0 {
             return 1.0;
         }
-        let p = CountModel::new(span.mean, sum_dispersion(phi, span.mean, span.mean_sq)).p_zero();
+        let p = match level {
+            // The gamma-Poisson predictive chance of zero: (1 + m/b)^-a.
+            Some((a, b)) => (-a * (span.mean / b).ln_1p()).exp(),
+            None => (-span.mean).exp(),
+        };
         if span.open {
             p
         } else {
             (p * e_total.max(1.0)).min(1.0)
         }
     }
-
-    /// The windows test: the lowest lower-tail chance over the windows that end with
-    /// this (empty) bin, with what that window saw and expected, and its length.
-    fn windows(&self, ctx: &BinContext<'_>, e_total: f64, phi: f64) -> (f64, u64, f64, u32) {
-        let (mut seen, mut mean, mut mean_sq) = (0u64, e_total, e_total * e_total);
-        let mut best = (CountModel::new(e_total, phi).p_zero(), 0u64, e_total, 1u32);
-        for w in 2..=self.bins {
-            match ctx.history.get(ctx.bin - i64::from(w - 1)) {
-                Some(r) if r.known => {
-                    let mu = f64::from(r.expected_total);
-                    seen += u64::from(r.total);
-                    mean += mu;
-                    mean_sq += mu * mu;
-                }
-                _ => break,
-            }
-            let p = CountModel::new(mean, sum_dispersion(phi, mean, mean_sq)).lower_tail(seen);
-            if p < best.0 {
-                best = (p, seen, mean, w);
-            }
-        }
-        best
-    }
 }
+
+/// How many clean bins before a silent span measure the day's level.
+const LEVEL_BINS: i64 = 8;
+
+/// The smallest dispersion a prior is built from (at most a million pseudo-events).
+const MIN_PHI: f64 = 1e-6;
 
 /// A silent span (see the module docs).
 #[derive(Debug, Clone, Copy)]
 struct Span {
     mean: f64,
-    mean_sq: f64,
     /// In bins, partial bins counted by their silent share.
     length: f64,
     /// The stream is still silent at the end of this bin.
     open: bool,
-}
-
-/// Dispersion of a sum of independent negative binomials with dispersion `phi` (see
-/// `spike`): `phi · Σμᵢ² / (Σμᵢ)²`.
-fn sum_dispersion(phi: f64, mean: f64, mean_sq: f64) -> f64 {
-    if mean > 0.0 {
-        phi * mean_sq / (mean * mean)
-    } else {
-        phi
-    }
+    /// The earliest bin the span reaches into.
+    first_bin: i64,
+    /// What that bin held before the silence began, and what was expected of that part
+    /// (its last event, the one the silence follows, left out: a part chosen because it
+    /// ends with an event would otherwise always look a little busy).
+    lead: (f64, f64),
 }
 
 /// The shares of this bin silent before its first event and after its last (all of it
@@ -168,7 +203,8 @@ impl Detector for Flatline {
     }
 
     fn window_bins(&self) -> u32 {
-        self.bins + 1
+        // The span, and the bins before it that measure the day's level.
+        self.bins + 1 + 2 * LEVEL_BINS as u32
     }
 
     fn p_value(&self) -> Option<f64> {
@@ -190,52 +226,37 @@ impl Detector for Flatline {
         let (before, after) = silent_shares(ctx);
         let open = self.span(ctx, e.total, after, true);
         let mut span = open;
-        let mut p_span = Self::span_chance(&open, phi, e.total);
+        let mut p_span = Self::span_chance(&open, Self::level(ctx, &open, phi), e.total);
         if ctx.counts.total > 0 {
             let closed = self.span(ctx, e.total, before, false);
-            let p = Self::span_chance(&closed, phi, e.total);
+            let level = Self::level(ctx, &closed, phi);
+            let p = Self::span_chance(&closed, level, e.total);
             if p < p_span {
                 (span, p_span) = (closed, p);
             }
         }
-        // Half of `p_value` for the spans, split between the open and the closed one.
-        let span_threshold = self.p_value / 4.0;
-        let bins = span.length.ceil().max(1.0) as u32;
-        let quiet = Finding {
-            anomalous: false,
-            observed: ctx.counts.total as f64,
-            expected: e.total,
+        // `p_value` split between the open and the closed span.
+        let anomalous = p_span <= self.p_value / 2.0;
+        Some(Finding {
+            anomalous,
+            // Silence pages on nothing over the span: report it ("0 events in the last
+            // 40 min, expected 35").
+            observed: if anomalous {
+                0.0
+            } else {
+                ctx.counts.total as f64
+            },
+            expected: if anomalous { span.mean } else { e.total },
             lower: 1.0,
             upper,
             p_value: p_span,
             severity: Severity::Critical,
             measure: "events",
-            window_bins: 1,
-        };
-        if p_span <= span_threshold {
-            return Some(Finding {
-                anomalous: true,
-                // Nothing was seen over the span: report it ("0 events in the last
-                // 40 min, expected 35").
-                observed: 0.0,
-                expected: span.mean,
-                window_bins: bins,
-                ..quiet
-            });
-        }
-        if ctx.counts.total > 0 {
-            return Some(quiet);
-        }
-        // This bin is empty: the windows test, for sources that cannot place events.
-        let window_threshold = self.p_value / 2.0 / f64::from(self.bins.max(1));
-        let (p_value, seen, expected, w) = self.windows(ctx, e.total, phi);
-        Some(Finding {
-            anomalous: p_value <= window_threshold,
-            observed: seen as f64,
-            expected,
-            p_value: p_value.min(p_span),
-            window_bins: w,
-            ..quiet
+            window_bins: if anomalous {
+                span.length.ceil().max(1.0) as u32
+            } else {
+                1
+            },
         })
     }
 }
@@ -383,32 +404,46 @@ mod tests {
         .unwrap()
     }
 
+    /// [`LEVEL_BINS`] bins before `until` that held what was expected of them, spread
+    /// over each bin: a stream that was alive at its usual rate.
+    fn alive(until: i64, expected: f32) -> History {
+        let mut h = History::new(32);
+        let n = expected.round() as u32;
+        let minutes: Vec<f64> = (0..n)
+            .map(|i| (f64::from(i) + 0.5) * 15.0 / f64::from(n))
+            .collect();
+        for b in (until - LEVEL_BINS)..until {
+            h.push(b, timed(b, &minutes, expected));
+        }
+        h
+    }
+
     #[test]
     fn a_gap_at_the_peak_pages_in_the_bin_it_starts() {
         // 300 events a bin; the stream stops 5 minutes before this bin's end.
-        let mut h = History::new(16);
-        h.push(0, timed(0, &[0.5, 7.0, 14.5], 300.0));
+        let mut h = alive(10, 300.0);
+        h.push(10, timed(10, &[0.5, 7.0, 14.5], 300.0));
         let minutes: Vec<f64> = (0..200).map(|i| f64::from(i) * 0.05).collect();
-        let f = judge_at(&h, 1, &minutes, 300.0);
+        let f = judge_at(&h, 11, &minutes, 300.0);
         assert!(f.anomalous, "{f:?}");
         assert_eq!(f.observed, 0.0);
         assert!(f.expected > 90.0 && f.expected < 101.0, "{f:?}");
         // The same bin with events to its end is not silence.
         let minutes: Vec<f64> = (0..300).map(|i| f64::from(i) * 0.05).collect();
-        assert!(!judge_at(&h, 1, &minutes, 300.0).anomalous);
+        assert!(!judge_at(&h, 11, &minutes, 300.0).anomalous);
     }
 
     #[test]
     fn a_night_gap_between_two_partial_bins_pages() {
-        // Six events a bin; the last at 2 minutes into bin 1, bins 2 and 3 empty: at the
-        // end of bin 3, 43 silent minutes expect about 17 events (one in 3·10^7).
-        let mut h = History::new(16);
-        h.push(0, timed(0, &[1.0, 5.0, 9.0, 14.0], 6.0));
-        h.push(1, timed(1, &[1.0, 2.0], 6.0));
-        let f = judge_at(&h, 2, &[], 6.0);
+        // Six events a bin; the last at 2 minutes into bin 11, bins 12 and 13 empty: at
+        // the end of bin 13, 43 silent minutes expect about 17 events (one in 4·10^7).
+        let mut h = alive(10, 6.0);
+        h.push(10, timed(10, &[1.0, 5.0, 9.0, 14.0], 6.0));
+        h.push(11, timed(11, &[1.0, 2.0], 6.0));
+        let f = judge_at(&h, 12, &[], 6.0);
         assert!(!f.anomalous, "28 minutes, 11 expected: {f:?}");
-        h.push(2, timed(2, &[], 6.0));
-        let f = judge_at(&h, 3, &[], 6.0);
+        h.push(12, timed(12, &[], 6.0));
+        let f = judge_at(&h, 13, &[], 6.0);
         assert!(f.anomalous, "{f:?}");
         assert_eq!(f.window_bins, 3);
         // Without the times (a CSV of counts) the same bins stay below the threshold.
@@ -422,16 +457,60 @@ mod tests {
 
     #[test]
     fn a_gap_that_ended_inside_the_bin_pages_when_long_enough() {
-        // Silent from 5 minutes before the end of bin 0 to 10 minutes into bin 2: 30
+        // Silent from 5 minutes before the end of bin 10 to 10 minutes into bin 12: 30
         // minutes. At 10 events a bin (20 expected) that is one in 10^8, times the ten
         // events that could have ended it: pages. At 6 a bin (12 expected) it does not.
         for (expected, pages) in [(10.0, true), (6.0, false)] {
-            let mut h = History::new(16);
-            h.push(0, timed(0, &[1.0, 9.0, 10.0], expected as f32));
-            h.push(1, timed(1, &[], expected as f32));
-            let f = judge_at(&h, 2, &[10.0, 12.0, 14.0], expected);
+            let mut h = alive(10, expected as f32);
+            h.push(10, timed(10, &[1.0, 9.0, 10.0], expected as f32));
+            h.push(11, timed(11, &[], expected as f32));
+            let f = judge_at(&h, 12, &[10.0, 12.0, 14.0], expected);
             assert_eq!(f.anomalous, pages, "{f:?}");
         }
+    }
+
+    #[test]
+    fn a_stream_alive_at_a_fifth_of_its_volume_has_ordinary_lulls() {
+        // A holiday: the baseline still expects 10 events a bin, the stream has held 2 a
+        // bin for two hours. A bin without events (10 expected by the baseline, 2 at the
+        // stream's rate) is a lull, not a broken pipeline; the same silence after two
+        // normal hours is the start of one.
+        let mut h = History::new(32);
+        for b in 0..LEVEL_BINS {
+            h.push(b, timed(b, &[3.0, 11.0], 10.0));
+        }
+        let lull = judge_at(&h, LEVEL_BINS, &[], 10.0);
+        assert!(!lull.anomalous && lull.p_value > 1e-3, "{lull:?}");
+        let h = alive(LEVEL_BINS, 10.0);
+        let gap = judge_at(&h, LEVEL_BINS, &[], 10.0);
+        assert!(gap.p_value * 30.0 < lull.p_value, "{gap:?} {lull:?}");
+    }
+
+    #[test]
+    fn a_burst_before_the_silence_does_not_raise_the_bar() {
+        // Two hours at 20 times the baseline's 2 events a bin (an attack no detector
+        // flagged), then 30 silent minutes where 4 were due: ordinary at the baseline's
+        // rate, whatever the burst held.
+        let mut h = History::new(32);
+        let minutes: Vec<f64> = (0..40).map(|i| f64::from(i) * 0.3).collect();
+        for b in 0..LEVEL_BINS {
+            h.push(b, timed(b, &minutes, 2.0));
+        }
+        h.push(LEVEL_BINS, timed(LEVEL_BINS, &[], 2.0));
+        let f = judge_at(&h, LEVEL_BINS + 1, &[], 2.0);
+        assert!(!f.anomalous && f.p_value > 1e-3, "{f:?}");
+    }
+
+    #[test]
+    fn a_few_events_where_many_were_due_are_no_silence() {
+        // An hour that held 3 events where the baseline expected 36, the last 5 minutes
+        // before this empty bin: a drop in volume (volume_drop's), not a silent stream.
+        let mut h = alive(10, 9.0);
+        for (b, m) in [(10, 2.0), (11, 8.0), (12, 10.0)] {
+            h.push(b, timed(b, &[m], 9.0));
+        }
+        let f = judge_at(&h, 13, &[], 9.0);
+        assert!(!f.anomalous, "{f:?}");
     }
 
     #[test]
@@ -509,6 +588,54 @@ mod tests {
             let rate = f64::from(pages) / f64::from(judged);
             proptest::prop_assert!(rate <= 0.015, "rate {rate} above 0.01");
             proptest::prop_assert!(rate >= 0.001, "rate {rate} far below 0.01");
+        }
+
+        /// A stream whose level moves from day to day as the dispersion says (a gamma
+        /// with mean 1 and squared spread `phi`, unknown to the baseline, which expects
+        /// the mean): judged at the level the stream showed lately, silence pages at most
+        /// at about the configured rate (within a factor of two: the level is measured
+        /// from a dozen events at the lowest means; the baseline's fixed rate pages
+        /// several times as often).
+        #[test]
+        fn a_stream_at_an_unknown_level_pages_at_most_at_the_configured_rate(mean in 1.0f64..6.0, phi in 0.05f64..0.5, seed in 0u64..1000) {
+            use rand::SeedableRng;
+            use rand_distr::{Distribution, Exp, Gamma};
+            let d = Flatline { p_value: 0.01, bins: 8 };
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let levels = Gamma::new(1.0 / phi, phi).unwrap();
+            let mut h = History::new(64);
+            let (mut pages, mut judged) = (0u32, 0u32);
+            let mut next = 0i64;
+            let mut rate = mean;
+            for b in 0..6000i64 {
+                if b % 96 == 0 {
+                    // A new day at a new level; the stream restarts from its start.
+                    rate = mean * levels.sample(&mut rng).max(0.05);
+                    next = b * BIN_MS + Exp::new(rate / BIN_MS as f64).unwrap().sample(&mut rng) as i64;
+                }
+                let gaps = Exp::new(rate / BIN_MS as f64).unwrap();
+                let mut c = crate::series::Counts::default();
+                while next < (b + 1) * BIN_MS {
+                    c.add_at(crate::series::OutcomeClass::Success, 1, next);
+                    next += gaps.sample(&mut rng).max(1.0) as i64;
+                }
+                let mut rec = BinRecord::from_counts(c, b, BIN_MS);
+                rec.expected_total = mean as f32;
+                let mut cx = ctx(&h, crate::series::Counts { span: rec.span(b, BIN_MS), ..rec.counts() }, Some(expected(mean, mean, 0.0)));
+                cx.bin = b;
+                cx.bin_ms = BIN_MS;
+                cx.dispersion.total = phi;
+                let f = d.evaluate(&cx).unwrap();
+                // Judged from the third hour of a day on (the bins before it measure the
+                // day's level).
+                if b % 96 >= 12 {
+                    judged += 1;
+                    pages += u32::from(f.anomalous);
+                }
+                h.push(b, rec);
+            }
+            let rate = f64::from(pages) / f64::from(judged);
+            proptest::prop_assert!(rate <= 0.02, "rate {rate} above 0.01");
         }
     }
 }
