@@ -5,6 +5,7 @@ use crate::alert_kind::{AlertKind, Verdict};
 use crate::detect::baseline::Expected;
 use crate::detect::{DetectorKind, Finding};
 use crate::series::Counts;
+use crate::stats::CountModel;
 
 /// How many sources of one split rule must fire in the same bin before their alerts
 /// read as one distributed attack (stuffing) rather than one sprayer each.
@@ -134,19 +135,26 @@ fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> 
 }
 
 /// Whether a totals bin shows an outage: sign-ins arrive but successes fell far below
-/// what the baseline expects (to 70 % or less of a bin that expects at least 50: at
-/// night a few missing successes are noise). An
-/// attack on passwords adds failures and leaves successes alone; an outage (a directory
-/// agent down, Okta rejecting everyone) takes successes away.
+/// what the baseline expects — to 70 % or less, and so far that the shortfall is beyond
+/// chance (P(successes this low) < [`OUTAGE_P`] for a Poisson count with the expected
+/// mean; sign-in counts scatter more than that, hence the strict bound). Judged by its
+/// probability rather than a fixed size, an organisation of 300 people whose afternoon
+/// bin expects 30 successes and sees none has an outage as surely as a large one; at
+/// night a few missing successes stay noise. An attack on passwords adds failures and
+/// leaves successes alone; an outage (a directory agent down, Okta rejecting everyone)
+/// takes successes away.
 /// Failures must have risen too (people retry): a quiet holiday morning, before the
 /// baseline's level catches up, has fewer successes *and* fewer failures.
 pub fn outage_evidence(c: &Counts, expected: Option<&Expected>) -> bool {
     expected.is_some_and(|e| {
-        e.success >= 50.0
-            && (c.success as f64) < 0.7 * e.success
+        (c.success as f64) < 0.7 * e.success
+            && CountModel::new(e.success, 0.0).lower_tail(c.success) < OUTAGE_P
             && (c.failure as f64) >= (2.0 * e.failure).max(e.failure + 10.0)
     })
 }
+
+/// How unlikely the successes of a bin must be before their shortfall reads as an outage.
+pub const OUTAGE_P: f64 = 1e-6;
 
 /// When many sources of one split rule fire at once, each one is a small part of a
 /// distributed attack.
@@ -259,6 +267,27 @@ mod tests {
         );
         assert_eq!(kind_of(bin(400, 80, 2, 1), e), AlertKind::BruteForce);
         assert_eq!(kind_of(bin(90, 500, 300, 280), e), AlertKind::Outage);
+    }
+
+    #[test]
+    fn a_small_organisation_has_outages_too() {
+        // 300 people: an afternoon bin expects 30 successes and 4 failures; a directory
+        // agent down leaves none and 82 failures from the usual people's addresses.
+        let e = expected(34.0, 30.0, 4.0);
+        assert_eq!(kind_of(bin(0, 82, 35, 32), e), AlertKind::Outage);
+        // The same failures with successes at their usual level are an attack.
+        assert_eq!(
+            kind_of(bin(29, 82, 35, 32), e),
+            AlertKind::CredentialStuffing
+        );
+        // At night, 3 successes expected and none seen is chance, not an outage.
+        let night = expected(4.0, 3.0, 1.0);
+        assert_eq!(
+            kind_of(bin(0, 40, 30, 28), night),
+            AlertKind::CredentialStuffing
+        );
+        // A quiet holiday morning: fewer successes and fewer failures.
+        assert!(!outage_evidence(&bin(5, 1, 1, 1), Some(&e)));
     }
 
     #[test]
