@@ -28,11 +28,27 @@
 //!    attempts expected in this bin and over the lookback (early mornings are not
 //!    judged).
 //!
+//! # A drop that takes hours to be sure of
+//! An outage that keeps half the people from reaching Okta leaves each bin at about half
+//! its level: at the shoulders of the day that is one in a thousand per bin, short of
+//! `p_value`, and once such a bin passes unflagged it becomes part of "the hour before",
+//! so the next bin is judged against the lowered level and the drop is never seen. So
+//! the test is also made on the sums of the last `windows` bins (this one and up to
+//! `windows - 1` before it, each with events) against the clean hour before *them*:
+//! the same binomial and step tests on the window's total, at `p_value / windows` each
+//! (Bonferroni over the window lengths), with the same floors on the window's sums
+//! (`windows = [1, 2, 3, 4]` by default: up to an hour). The bins of a window scatter
+//! each on their own, so its sum is tested with the step dispersion its shape implies
+//! (about `φ / k` for `k` equal bins), not `φ` itself.
+//! The alert then says which window paged ("310 attempts in the last 45 min, expected
+//! 640").
+//!
 //! A bin with no events at all is `flatline`'s (a broken log pipeline, not an outage).
 //! The seasonal shape must come from the same hour of previous weeks: the time-of-day
 //! fallback of the first week mixes up Friday evenings and Saturday evenings across
 //! the weekend boundary, and a drop against it is not one.
 
+use super::spike::read_windows;
 use super::{
     read_bins, read_p_value, read_positive, read_share, BinContext, Detector, DetectorKind,
     Finding, Severity,
@@ -55,6 +71,9 @@ pub struct VolumeDrop {
     pub lookback: u32,
     /// "Normal": at least this share of their seasonal expectation.
     pub min_recent_ratio: f64,
+    /// The trailing windows (in bins, this one included) whose sums are judged; 1 is
+    /// always among them.
+    pub windows: Vec<u32>,
 }
 
 impl VolumeDrop {
@@ -65,15 +84,16 @@ impl VolumeDrop {
             min_expected: read_positive(t, "min_expected", 30.0, problems),
             lookback: read_bins(t, "lookback", 4, problems),
             min_recent_ratio: read_share(t, "min_recent_ratio", 0.5, problems),
+            windows: read_windows(t, vec![1, 2, 3, 4], problems),
         }
     }
 
-    /// Observed and seasonal totals of the last `lookback` clean bins before this one
-    /// (looking back at most twice as far, past anomalous or unknown bins), and the sum
-    /// of the squares of their seasonal expectations.
-    fn recent(&self, ctx: &BinContext<'_>) -> (f64, f64, f64) {
+    /// Observed and seasonal totals of the last `lookback` clean bins before the window
+    /// that starts `skip` bins back (looking back at most twice as far, past anomalous
+    /// or unknown bins), and the sum of the squares of their seasonal expectations.
+    fn recent(&self, ctx: &BinContext<'_>, skip: i64) -> (f64, f64, f64) {
         let (mut observed, mut seasonal, mut squares, mut found) = (0.0, 0.0, 0.0, 0);
-        for back in 1..=i64::from(self.lookback) * 2 {
+        for back in skip..skip + i64::from(self.lookback) * 2 {
             if found >= self.lookback {
                 break;
             }
@@ -100,6 +120,13 @@ impl Detector for VolumeDrop {
         Some(self.p_value)
     }
 
+    /// The longest window and, before it, up to twice `lookback` bins for the hour
+    /// before (past anomalous or unknown ones).
+    fn window_bins(&self) -> u32 {
+        let longest = self.windows.last().copied().unwrap_or(1);
+        longest.saturating_add(self.lookback.saturating_mul(2))
+    }
+
     fn with_p_value(&self, p_value: f64) -> Option<Arc<dyn Detector>> {
         Some(Arc::new(Self {
             p_value,
@@ -109,17 +136,68 @@ impl Detector for VolumeDrop {
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
         let e = ctx.expected?;
-        let total = ctx.counts.total;
-        let season = e.seasonal_total;
-        if total == 0 || season < self.min_expected || e.basis != Basis::HourOfWeek {
+        if ctx.counts.total == 0
+            || e.basis != Basis::HourOfWeek
+            || e.seasonal_total < self.min_expected
+        {
             return None;
         }
-        let (recent_observed, recent_seasonal, recent_squares) = self.recent(ctx);
+        let tests = self.windows.len().max(1) as f64;
+        let longest = self.windows.last().copied().unwrap_or(1);
+        let mut best: Option<Finding> = None;
+        let (mut total, mut season) = (ctx.counts.total, e.seasonal_total);
+        let mut squares = season * season;
+        for bins in 1..=longest {
+            if bins > 1 {
+                // The window grows by the bin before it; a bin with no events, or one
+                // not known, ends it (silence is `flatline`'s, not knowing is nothing).
+                match ctx.history.get(ctx.bin - i64::from(bins) + 1) {
+                    Some(r) if r.known && r.total > 0 && r.seasonal_total > 0.0 => {
+                        total += u64::from(r.total);
+                        season += f64::from(r.seasonal_total);
+                        squares += f64::from(r.seasonal_total).powi(2);
+                    }
+                    _ => break,
+                }
+            }
+            if !self.windows.contains(&bins) {
+                continue;
+            }
+            let Some(mut f) = self.judge(ctx, (total, season, squares), bins) else {
+                continue;
+            };
+            // Bonferroni over the window lengths: each is tested at p_value / windows.
+            f.anomalous &= f.p_value * tests <= self.p_value;
+            f.p_value = (f.p_value * tests).min(1.0);
+            best = match best {
+                Some(b) if b.anomalous || (!f.anomalous && b.p_value <= f.p_value) => Some(b),
+                _ => Some(f),
+            };
+        }
+        best
+    }
+}
+
+impl VolumeDrop {
+    /// The two tests on a window of `bins` bins that held `total` attempts where the
+    /// season expects `season` (`squares`: the sum of its bins' squared seasonal
+    /// expectations), against the clean hour before the window.
+    fn judge(
+        &self,
+        ctx: &BinContext<'_>,
+        (total, season, squares): (u64, f64, f64),
+        bins: u32,
+    ) -> Option<Finding> {
+        let floor = self.min_expected * f64::from(bins);
+        if season < floor {
+            return None;
+        }
+        let (recent_observed, recent_seasonal, recent_squares) = self.recent(ctx, i64::from(bins));
         if recent_seasonal < self.min_expected {
             return None;
         }
         let recent_ratio = recent_observed / recent_seasonal;
-        // What this bin would hold at the level of the hour before.
+        // What this window would hold at the level of the hour before.
         let expected = season * recent_ratio;
         let share = season / (season + recent_seasonal);
         let n = total + recent_observed.round() as u64;
@@ -134,9 +212,12 @@ impl Detector for VolumeDrop {
         // μ s / S (Poisson) plus φ μ² Σ s_i² / S², so the prediction's variance is
         // μ (1 + s / S) + φ μ² (1 + Σ s_i² / S²): its dispersion is what the model
         // takes. (Leaving either part out makes both tests too ready to page on a
-        // series that scatters a little more than Poisson.)
+        // series that scatters a little more than Poisson.) A window of several bins
+        // scatters as the sum of its bins, which scatter each on their own: φ μ² times
+        // Σ w_j² / s² for the window's seasonal expectations w_j (1 for one bin).
         let step = if expected > 0.0 {
-            ctx.dispersion.step * (1.0 + recent_squares / recent_seasonal.powi(2))
+            ctx.dispersion.step
+                * (squares / season.powi(2) + recent_squares / recent_seasonal.powi(2))
                 + season / (recent_seasonal * expected)
         } else {
             ctx.dispersion.step
@@ -161,7 +242,7 @@ impl Detector for VolumeDrop {
                 Severity::Warning
             },
             measure: "sign-in attempts",
-            window_bins: 1,
+            window_bins: bins,
         })
     }
 }
@@ -262,6 +343,54 @@ mod tests {
         );
     }
 
+    /// A normal hour at the season's 120, then bins at 70 (an outage that keeps four in
+    /// ten from reaching Okta): `before` normal bins then `after` dropped ones.
+    fn half_outage(before: i64, after: i64) -> History {
+        let mut h = History::new(16);
+        for b in 0..before + after {
+            let total = if b < before { 120 } else { 70 };
+            h.push(
+                100 + b,
+                BinRecord {
+                    total,
+                    success: total * 9 / 10,
+                    known: true,
+                    seasonal_total: 120.0,
+                    expected_total: 120.0,
+                    expected_failure: -1.0,
+                    ..BinRecord::default()
+                },
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn a_drop_no_single_bin_proves_pages_over_a_window() {
+        let e = Some(expected(120.0, 108.0, 12.0));
+        let cx = |h: &History| {
+            let mut c = ctx(h, counts(70, 63, 7), e);
+            c.dispersion.step = 0.0;
+            det().evaluate(&c).unwrap()
+        };
+        // The first dropped bin alone: one in about 10^5, short of 1e-6.
+        let first = cx(&half_outage(6, 0));
+        assert!(!first.anomalous && first.p_value > 1e-6, "{first:?}");
+        // Three such bins in a row (the two before taken as clean: unflagged): the
+        // window's 210 where the hour before says 360 pages, and says so.
+        let third = cx(&half_outage(6, 2));
+        assert!(third.anomalous, "{third:?}");
+        assert!(third.window_bins >= 2, "{third:?}");
+        assert_eq!(third.observed, 70.0 * f64::from(third.window_bins));
+        // Without the longer windows, the same bins never page.
+        let mut one = det();
+        one.windows = vec![1];
+        let h = half_outage(6, 2);
+        let mut c = ctx(&h, counts(70, 63, 7), e);
+        c.dispersion.step = 0.0;
+        assert!(!one.evaluate(&c).unwrap().anomalous);
+    }
+
     #[test]
     fn silence_and_quiet_hours_are_left_alone() {
         let h = history(100, 1.0);
@@ -299,7 +428,7 @@ mod tests {
             use rand::SeedableRng;
             use rand_distr::{Distribution, Gamma, Poisson};
             let p_value = 0.01;
-            let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0 };
+            let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, windows: vec![1, 2, 3, 4] };
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             let mut h = History::new(64);
             let (mut pages, mut judged) = (0u32, 0u32);
