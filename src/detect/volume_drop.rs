@@ -260,23 +260,26 @@ mod tests {
         VolumeDrop::read(&mut t, &mut p)
     }
 
+    /// A past bin that held `total` attempts (nine in ten successes) where the season
+    /// expected `season`.
+    fn record(total: u32, season: f32) -> BinRecord {
+        BinRecord {
+            total,
+            success: total * 9 / 10,
+            known: true,
+            seasonal_total: season,
+            expected_total: season,
+            expected_failure: -1.0,
+            ..BinRecord::default()
+        }
+    }
+
     /// Four bins before `at` that held `ratio` of a seasonal 400.
     fn history(at: i64, ratio: f64) -> History {
         let mut h = History::new(16);
         for b in (at - 4)..at {
             let total = (400.0 * ratio) as u32;
-            h.push(
-                b,
-                BinRecord {
-                    total,
-                    success: total * 9 / 10,
-                    known: true,
-                    seasonal_total: 400.0,
-                    expected_total: 400.0,
-                    expected_failure: -1.0,
-                    ..BinRecord::default()
-                },
-            );
+            h.push(b, record(total, 400.0));
         }
         h
     }
@@ -349,18 +352,7 @@ mod tests {
         let mut h = History::new(16);
         for b in 0..before + after {
             let total = if b < before { 120 } else { 70 };
-            h.push(
-                100 + b,
-                BinRecord {
-                    total,
-                    success: total * 9 / 10,
-                    known: true,
-                    seasonal_total: 120.0,
-                    expected_total: 120.0,
-                    expected_failure: -1.0,
-                    ..BinRecord::default()
-                },
-            );
+            h.push(100 + b, record(total, 120.0));
         }
         h
     }
