@@ -112,8 +112,12 @@ impl Flatline {
     /// [`LEVEL_BINS`] clean bins with an expectation before the span (looking back at
     /// most twice as far), with what the span's first bin held before the silence
     /// began (the latest word on the stream's rate), events beyond the expected ones
-    /// not counted. `None` when `phi` is 0: the baseline's rate is taken as known.
-    fn level(ctx: &BinContext<'_>, span: &Span, phi: f64) -> Option<(f64, f64)> {
+    /// not counted. Each bin weighs `1 / (1 + step · expected)`: where bins scatter
+    /// from one to the next around the day's level (the step dispersion `step` of a
+    /// counted series — mentions, requests), one bin says less about the level than
+    /// its count would for a Poisson stream. `None` when `phi` is 0: the baseline's
+    /// rate is taken as known.
+    fn level(ctx: &BinContext<'_>, span: &Span, phi: f64, step: f64) -> Option<(f64, f64)> {
         if phi.is_nan() || phi <= 0.0 {
             return None;
         }
@@ -127,8 +131,9 @@ impl Flatline {
             // A bin judged without an expectation (warm-up) says nothing of the level.
             let usable = |r: &&BinRecord| r.is_clean() && r.expected_total > 0.0;
             if let Some(r) = ctx.history.get(first_bin - back).filter(usable) {
-                seen += f64::from(r.total);
-                expected += f64::from(r.expected_total);
+                let weight = 1.0 / (1.0 + step.max(0.0) * f64::from(r.expected_total));
+                seen += weight * f64::from(r.total);
+                expected += weight * f64::from(r.expected_total);
                 found += 1;
             }
         }
@@ -226,10 +231,11 @@ impl Detector for Flatline {
         let (before, after) = silent_shares(ctx);
         let open = self.span(ctx, e.total, after, true);
         let mut span = open;
-        let mut p_span = Self::span_chance(&open, Self::level(ctx, &open, phi), e.total);
+        let step = ctx.dispersion.step;
+        let mut p_span = Self::span_chance(&open, Self::level(ctx, &open, phi, step), e.total);
         if ctx.counts.total > 0 {
             let closed = self.span(ctx, e.total, before, false);
-            let level = Self::level(ctx, &closed, phi);
+            let level = Self::level(ctx, &closed, phi, step);
             let p = Self::span_chance(&closed, level, e.total);
             if p < p_span {
                 (span, p_span) = (closed, p);
