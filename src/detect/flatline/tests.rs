@@ -262,6 +262,37 @@ fn an_empty_night_hour_expecting_one_event_is_ordinary() {
     assert!(!f.anomalous && f.p_value > 0.1, "{f:?}");
 }
 
+/// One bin of a Poisson stream in continuous time: the events from `next` on (the
+/// gaps drawn from `gaps`) that fall in bin `b`, as the record the history keeps, and
+/// `d`'s verdict on it against a baseline that expects `mean` with dispersion `phi`.
+fn stream_bin(
+    d: &Flatline,
+    h: &History,
+    b: i64,
+    (next, gaps, rng): (&mut i64, &rand_distr::Exp<f64>, &mut rand::rngs::SmallRng),
+    mean: f64,
+    phi: f64,
+) -> (BinRecord, Finding) {
+    use rand_distr::Distribution;
+    let mut c = crate::series::Counts::default();
+    while *next < (b + 1) * BIN_MS {
+        c.add_at(crate::series::OutcomeClass::Success, 1, *next);
+        *next += gaps.sample(rng).max(1.0) as i64;
+    }
+    let mut rec = BinRecord::from_counts(c, b, BIN_MS);
+    rec.expected_total = mean as f32;
+    let counts = crate::series::Counts {
+        span: rec.span(b, BIN_MS),
+        ..rec.counts()
+    };
+    let mut cx = ctx(h, counts, Some(expected(mean, mean, 0.0)));
+    cx.bin = b;
+    cx.bin_ms = BIN_MS;
+    cx.dispersion.total = phi;
+    let f = d.evaluate(&cx).unwrap();
+    (rec, f)
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
     /// Traffic drawn from the baseline's own (Poisson) distribution: whatever its
@@ -305,18 +336,7 @@ proptest::proptest! {
         let mut next = gaps.sample(&mut rng) as i64;
         let _ = rng.random::<u8>();
         for b in 0..6000i64 {
-            let mut c = crate::series::Counts::default();
-            while next < (b + 1) * BIN_MS {
-                c.add_at(crate::series::OutcomeClass::Success, 1, next);
-                next += gaps.sample(&mut rng).max(1.0) as i64;
-            }
-            let mut rec = BinRecord::from_counts(c, b, BIN_MS);
-            rec.expected_total = mean as f32;
-            let mut cx = ctx(&h, crate::series::Counts { span: rec.span(b, BIN_MS), ..rec.counts() }, Some(expected(mean, mean, 0.0)));
-            cx.bin = b;
-            cx.bin_ms = BIN_MS;
-            cx.dispersion.total = 0.0;
-            let f = d.evaluate(&cx).unwrap();
+            let (rec, f) = stream_bin(&d, &h, b, (&mut next, &gaps, &mut rng), mean, 0.0);
             if b >= 8 {
                 judged += 1;
                 pages += u32::from(f.anomalous);
@@ -352,18 +372,7 @@ proptest::proptest! {
                 next = b * BIN_MS + Exp::new(rate / BIN_MS as f64).unwrap().sample(&mut rng) as i64;
             }
             let gaps = Exp::new(rate / BIN_MS as f64).unwrap();
-            let mut c = crate::series::Counts::default();
-            while next < (b + 1) * BIN_MS {
-                c.add_at(crate::series::OutcomeClass::Success, 1, next);
-                next += gaps.sample(&mut rng).max(1.0) as i64;
-            }
-            let mut rec = BinRecord::from_counts(c, b, BIN_MS);
-            rec.expected_total = mean as f32;
-            let mut cx = ctx(&h, crate::series::Counts { span: rec.span(b, BIN_MS), ..rec.counts() }, Some(expected(mean, mean, 0.0)));
-            cx.bin = b;
-            cx.bin_ms = BIN_MS;
-            cx.dispersion.total = phi;
-            let f = d.evaluate(&cx).unwrap();
+            let (rec, f) = stream_bin(&d, &h, b, (&mut next, &gaps, &mut rng), mean, phi);
             // Judged from the third hour of a day on (the bins before it measure the
             // day's level).
             if b % 96 >= 12 {
