@@ -108,6 +108,13 @@ fn specials(w: u64) -> u64 {
         | (w.wrapping_sub(LO * 0x20) & !w & HI)
 }
 
+/// Eight bytes as one little-endian word.
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
+}
+
 impl<'a> Scanner<'a> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -132,15 +139,43 @@ impl<'a> Scanner<'a> {
 
     /// A string starting at its opening quote: its raw text and whether it has escapes.
     fn string(&mut self) -> Scan<(&'a str, bool)> {
+        let start = self.i + 1;
+        let (end, escaped) = self.string_end()?;
+        Ok((self.text.get(start..end).ok_or(Fallback)?, escaped))
+    }
+
+    /// Past a string starting at its opening quote: where its text ends (the closing
+    /// quote) and whether it has escapes. Inlined where it is called: most strings are
+    /// short keys and values, so the call, not the bytes, was most of their cost. The
+    /// loop leaves for [`Scanner::string_rest`] only at an escape, a control character
+    /// or the last bytes of the text.
+    #[inline(always)]
+    fn string_end(&mut self) -> Scan<(usize, bool)> {
         self.i += 1;
-        let start = self.i;
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let hits = specials(word(chunk));
+            if hits != 0 {
+                self.i += (hits.trailing_zeros() / 8) as usize;
+                if self.b.get(self.i) == Some(&b'"') {
+                    self.i += 1;
+                    return Ok((self.i - 1, false));
+                }
+                break;
+            }
+            self.i += 8;
+        }
+        self.string_rest()
+    }
+
+    /// The rest of a string from `i` (inside it): escapes, and the last bytes of the
+    /// text, which are fewer than a word.
+    #[inline(never)]
+    fn string_rest(&mut self) -> Scan<(usize, bool)> {
         let mut escaped = false;
         loop {
             // Eight bytes at a time to the next quote, backslash or control character.
             while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(chunk);
-                let hits = specials(u64::from_le_bytes(w));
+                let hits = specials(word(chunk));
                 if hits != 0 {
                     self.i += (hits.trailing_zeros() / 8) as usize;
                     break;
@@ -149,9 +184,8 @@ impl<'a> Scanner<'a> {
             }
             match self.peek().ok_or(Fallback)? {
                 b'"' => {
-                    let s = self.text.get(start..self.i).ok_or(Fallback)?;
                     self.i += 1;
-                    return Ok((s, escaped));
+                    return Ok((self.i - 1, escaped));
                 }
                 b'\\' => {
                     escaped = true;
@@ -287,7 +321,7 @@ impl<'a> Scanner<'a> {
         }
         self.ws();
         match self.peek().ok_or(Fallback)? {
-            b'"' => self.string().map(|_| ()),
+            b'"' => self.string_end().map(|_| ()),
             b'{' => self.object(|s, _| s.skip_at(depth + 1)),
             b'[' => {
                 self.i += 1;

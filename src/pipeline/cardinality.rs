@@ -3,23 +3,19 @@
 //! with `(other)` — and deterministic about which values keep a series of their own.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 
 use super::engine::RuleEngine;
 use super::series_state::SeriesState;
 use super::story::Story;
 use crate::detect::DetectorKind;
 use crate::rule::{OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
-use crate::series::{BinRecord, Counts, Labels};
+use crate::series::{BinRecord, Counts, LabelMap, Labels};
 
 impl RuleEngine {
     /// With a `failing_sources` detector, the `(failing-only sources)` series' counts for
     /// this bin: addresses that only failed (`failure`), that succeeded (`success`), all
     /// of them (`total`), and the distinct users the failing-only ones tried.
-    pub(super) fn failing_sources(
-        &self,
-        observed: &HashMap<Labels, Counts>,
-    ) -> Option<(Labels, Counts)> {
+    pub(super) fn failing_sources(&self, observed: &LabelMap<Counts>) -> Option<(Labels, Counts)> {
         let field = self.spec.split_by.as_ref()?;
         if !self
             .spec
@@ -114,7 +110,7 @@ impl RuleEngine {
     /// fewer successes first, then by value, so the choice is deterministic) and merge the
     /// rest into `(other)`. Cardinality stays bounded however many addresses appear, and
     /// the sources worth watching — the failing ones — keep their own series.
-    pub(super) fn top_k(&self, observed: HashMap<Labels, Counts>) -> Vec<(Labels, Counts)> {
+    pub(super) fn top_k(&self, observed: LabelMap<Counts>) -> Vec<(Labels, Counts)> {
         let mut all: Vec<(Labels, Counts)> = observed.into_iter().collect();
         if self.spec.split_by.is_none() {
             return all;
@@ -165,12 +161,7 @@ impl RuleEngine {
     /// Record the bin's observed counts in each series' history (step one of
     /// [`RuleEngine::close_bin`]): the failing-only sources series, the top-K cut, the
     /// `max_series` cap (values merged into `(other)` are summed).
-    pub(super) fn record_observed(
-        &mut self,
-        bin: i64,
-        observed: HashMap<Labels, Counts>,
-        story: &Story,
-    ) {
+    pub(super) fn record_observed(&mut self, bin: i64, observed: LabelMap<Counts>, story: &Story) {
         let sources = self.failing_sources(&observed);
         let mut observed = self.top_k(observed);
         observed.extend(sources);

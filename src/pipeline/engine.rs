@@ -21,13 +21,13 @@ use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
 use crate::detect::long_run::LongRunLevel;
 use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
-use crate::series::{BinRecord, Counts, History, Labels};
+use crate::series::{BinRecord, Counts, History, LabelMap, Labels};
 
 pub struct RuleEngine {
     pub spec: RuleSpec,
     pub baseline: Seasonal,
-    pub series: HashMap<Labels, SeriesState>,
-    pub pending: BTreeMap<i64, HashMap<Labels, Counts>>,
+    pub series: LabelMap<SeriesState>,
+    pub pending: BTreeMap<i64, LabelMap<Counts>>,
     pub unknown: BTreeSet<i64>,
     /// The next bin to close; `None` until the first observation.
     pub next_bin: Option<i64>,
@@ -89,7 +89,7 @@ impl RuleEngine {
                 (SPRAYERS_HALF_LIFE_MS / spec.bin_ms().max(1)) as f64,
             ),
             spec,
-            series: HashMap::new(),
+            series: LabelMap::default(),
             pending: BTreeMap::new(),
             unknown: BTreeSet::new(),
             next_bin: None,
@@ -106,7 +106,7 @@ impl RuleEngine {
     pub fn close_bin(
         &mut self,
         bin: i64,
-        observed: HashMap<Labels, Counts>,
+        observed: LabelMap<Counts>,
         lifecycle: &mut Lifecycle,
         story: &mut Story,
         out: &mut Vec<Alert>,
@@ -168,8 +168,8 @@ impl RuleEngine {
                 judged.evicted.push(labels.clone());
                 continue;
             }
-            let mut level = summary_series(facts, labels, &[SPRAYERS_SERIES])
-                .then_some(&mut self.sprayers_level);
+            let summary = Summary::of(facts, labels);
+            let mut level = summary.sprayers.then_some(&mut self.sprayers_level);
             let expected = expectation(&self.baseline, level.as_deref(), s, facts);
             let ctx = context(
                 &s.history,
@@ -177,7 +177,7 @@ impl RuleEngine {
                 s.evidence_since,
                 rec,
                 expected,
-                labels,
+                summary,
                 facts,
             );
             if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
@@ -383,7 +383,7 @@ fn context<'a>(
     evidence_since: i64,
     rec: BinRecord,
     expected: Option<Expected>,
-    labels: &Labels,
+    summary: Summary,
     facts: &BinFacts,
 ) -> BinContext<'a> {
     let bin = facts.bin;
@@ -397,21 +397,41 @@ fn context<'a>(
         history,
         bin,
         bin_ms: facts.bin_ms,
-        aggregate: summary_series(
-            facts,
-            labels,
-            &[OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES],
-        ),
-        sources: summary_series(facts, labels, &[SOURCES_SERIES]),
-        sprayers: summary_series(facts, labels, &[SPRAYERS_SERIES]),
+        aggregate: summary.aggregate,
+        sources: summary.sources,
+        sprayers: summary.sprayers,
         evidence_since,
     }
 }
 
-/// Whether a split rule's series is one of the summary series named in `names`
-/// (the rest of the sources, all sources, the sprayers) rather than one source.
-fn summary_series(facts: &BinFacts, labels: &Labels, names: &[&str]) -> bool {
-    facts.split && labels.values().all(|v| names.contains(&v.as_str()))
+/// Whether a split rule's series is one of its summary series rather than one source:
+/// any of them (the rest of the sources, all sources, the sprayers), all sources, the
+/// sprayers. Read once per series and bin (the labels are a map of strings).
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    aggregate: bool,
+    sources: bool,
+    sprayers: bool,
+}
+
+impl Summary {
+    /// Each flag holds when every label value is one of its names.
+    fn of(facts: &BinFacts, labels: &Labels) -> Summary {
+        let split = facts.split;
+        let mut s = Summary {
+            aggregate: split,
+            sources: split,
+            sprayers: split,
+        };
+        if split {
+            for v in labels.values().map(String::as_str) {
+                s.sources &= v == SOURCES_SERIES;
+                s.sprayers &= v == SPRAYERS_SERIES;
+                s.aggregate &= v == OTHER_SERIES || v == SOURCES_SERIES || v == SPRAYERS_SERIES;
+            }
+        }
+        s
+    }
 }
 
 /// The `(slow sprayers)` count's expectation, once the rule is warm: its level learned

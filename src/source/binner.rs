@@ -32,7 +32,7 @@ struct RuleBins {
     bin_ms: i64,
     split_by: Option<String>,
     /// Open bins: bin index → split value ("" without split) → counts.
-    open: BTreeMap<i64, HashMap<Box<str>, Cell>>,
+    open: BTreeMap<i64, HashMap<Box<str>, Cell, Keyed>>,
     /// Bins before this were handed to the pipeline.
     flushed_before: Option<i64>,
     /// The newest bin handed over with counts.
@@ -51,9 +51,15 @@ struct Cell {
 
 struct Failed {
     result: Box<str>,
-    users: HashSet<u64>,
-    ips: HashSet<u64>,
+    users: HashSet<u64, Keyed>,
+    ips: HashSet<u64, Keyed>,
 }
+
+/// The hash of the binner's maps and sets: their keys come from the input (addresses,
+/// user names), so it is keyed at random per process as std's is, but cheaper than
+/// SipHash, which every event paid for. Their order only orders a bin's updates, which
+/// the pipeline keys by labels.
+type Keyed = foldhash::fast::RandomState;
 
 impl Cell {
     fn add(&mut self, e: &Event<'_>, class: OutcomeClass) {
@@ -66,8 +72,8 @@ impl Cell {
             None => {
                 self.failed.push(Failed {
                     result: e.result.as_ref().into(),
-                    users: HashSet::new(),
-                    ips: HashSet::new(),
+                    users: HashSet::default(),
+                    ips: HashSet::default(),
                 });
                 self.failed.len() - 1
             }
