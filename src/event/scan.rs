@@ -138,6 +138,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string starting at its opening quote: its raw text and whether it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Scan<(&'a str, bool)> {
         let start = self.i + 1;
         let (end, escaped) = self.string_end()?;
@@ -214,22 +215,43 @@ impl<'a> Scanner<'a> {
     }
 
     /// A key and its colon; keys with escapes are left to serde (it unescapes them).
+    #[inline(always)]
     fn key(&mut self) -> Scan<&'a str> {
+        self.ws();
+        let start = self.i + 1;
+        let end = self.key_end()?;
+        self.text.get(start..end).ok_or(Fallback)
+    }
+
+    /// Past a key and its colon, where only its end matters (an object being skipped):
+    /// the end of its text.
+    #[inline(always)]
+    fn key_end(&mut self) -> Scan<usize> {
         self.ws();
         if self.peek() != Some(b'"') {
             return Err(Fallback);
         }
-        let (k, escaped) = self.string()?;
+        let (end, escaped) = self.string_end()?;
         if escaped {
             return Err(Fallback);
         }
         self.take(b':')?;
-        Ok(k)
+        Ok(end)
     }
 
     /// The keys of an object whose `{` is next, calling `f` with each key and the scanner
     /// at its value (which `f` must consume).
-    fn object<F: FnMut(&mut Self, &'a str) -> Scan<()>>(&mut self, mut f: F) -> Scan<()> {
+    fn object<F: FnMut(&mut Self, &'a str) -> Scan<()>>(&mut self, f: F) -> Scan<()> {
+        self.object_with(Self::key, f)
+    }
+
+    /// [`Scanner::object`] with the keys read by `key` (the skip reads only their ends).
+    #[inline(always)]
+    fn object_with<K, F: FnMut(&mut Self, K) -> Scan<()>>(
+        &mut self,
+        key: fn(&mut Self) -> Scan<K>,
+        mut f: F,
+    ) -> Scan<()> {
         self.take(b'{')?;
         self.ws();
         if self.peek() == Some(b'}') {
@@ -237,7 +259,7 @@ impl<'a> Scanner<'a> {
             return Ok(());
         }
         loop {
-            let k = self.key()?;
+            let k = key(self)?;
             f(self, k)?;
             self.ws();
             match self.peek() {
@@ -322,7 +344,7 @@ impl<'a> Scanner<'a> {
         self.ws();
         match self.peek().ok_or(Fallback)? {
             b'"' => self.string_end().map(|_| ()),
-            b'{' => self.object(|s, _| s.skip_at(depth + 1)),
+            b'{' => self.object_with(Self::key_end, |s, _| s.skip_at(depth + 1)),
             b'[' => {
                 self.i += 1;
                 self.ws();
