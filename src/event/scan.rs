@@ -100,12 +100,12 @@ const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The bytes of `w` that are `"`, `\` or a control character, as their high bits; the
-/// lowest one set is exact (the usual SWAR zero-byte test).
+/// lowest one set is exact (the usual SWAR test for bytes below `n`: its borrows only run
+/// upwards). `"` (0x22) xor 0x02 is 0x20 while control characters stay under 0x20 (and
+/// space and `!` become 0x22 and 0x23), so one test below 0x21 finds both.
 fn specials(w: u64) -> u64 {
-    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    zero(w ^ (LO * u64::from(b'"')))
-        | zero(w ^ (LO * u64::from(b'\\')))
-        | (w.wrapping_sub(LO * 0x20) & !w & HI)
+    let below = |v: u64, n: u64| v.wrapping_sub(LO * n) & !v & HI;
+    below(w ^ (LO * 0x02), 0x21) | below(w ^ (LO * u64::from(b'\\')), 1)
 }
 
 /// Eight bytes as one little-endian word.

@@ -145,12 +145,18 @@ impl Uuid {
                 if matches!(i, 8 | 13 | 18 | 23) {
                     continue;
                 }
-                match (c as char).to_digit(16) {
-                    Some(d) => v = (v << 4) | u128::from(d),
-                    None => ok = false,
-                }
+                // Lower-case hex only: the canonical form.
+                let d = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'a'..=b'f' => c - b'a' + 10,
+                    _ => {
+                        ok = false;
+                        0
+                    }
+                };
+                v = (v << 4) | u128::from(d);
             }
-            if ok && !b.iter().any(u8::is_ascii_uppercase) {
+            if ok {
                 return Uuid::Canonical(v);
             }
         }

@@ -200,3 +200,28 @@ proptest! {
         agrees(&s)?;
     }
 }
+
+/// The word test finds exactly the first quote, backslash or control byte, whatever
+/// surrounds it (ASCII, UTF-8 continuation bytes, DEL, the bytes next to `"`).
+#[test]
+fn specials_find_the_first_quote_backslash_or_control_byte() {
+    let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    for fill in [b'a', b' ', b'!', b'#', b']', 0x7f, 0x80, 0xc3, 0xff] {
+        for b in 0u8..=255 {
+            for pos in 0..8 {
+                let mut w = [fill; 8];
+                w[pos] = b;
+                // A second special after the first must not move it.
+                if pos < 7 {
+                    w[7] = b'"';
+                }
+                let first = w.iter().position(|&c| special(c));
+                let hits = specials(u64::from_le_bytes(w));
+                match first {
+                    Some(i) => assert_eq!(hits.trailing_zeros() / 8, i as u32, "{w:?}"),
+                    None => assert_eq!(hits, 0, "{w:?}"),
+                }
+            }
+        }
+    }
+}
