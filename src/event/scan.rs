@@ -285,6 +285,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A kept field: `null`, or a string with no escapes.
+    #[inline]
     fn opt_str(&mut self) -> Scan<Option<&'a str>> {
         if self.null() {
             return Ok(None);
@@ -333,8 +334,21 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skip any value, checking it as serde_json does.
+    #[inline(always)]
     fn skip(&mut self) -> Scan<()> {
-        self.skip_at(0)
+        self.skip_value(0)
+    }
+
+    /// A value inside `depth` objects and arrays being skipped: a string (most of them)
+    /// is read in place, anything else by [`Scanner::skip_at`]. (A string adds no depth:
+    /// serde_json's limit counts objects and arrays.)
+    #[inline(always)]
+    fn skip_value(&mut self, depth: usize) -> Scan<()> {
+        self.ws();
+        if self.peek() == Some(b'"') {
+            return self.string_end().map(|_| ());
+        }
+        self.skip_at(depth)
     }
 
     fn skip_at(&mut self, depth: usize) -> Scan<()> {
@@ -344,7 +358,7 @@ impl<'a> Scanner<'a> {
         self.ws();
         match self.peek().ok_or(Fallback)? {
             b'"' => self.string_end().map(|_| ()),
-            b'{' => self.object_with(Self::key_end, |s, _| s.skip_at(depth + 1)),
+            b'{' => self.object_with(Self::key_end, |s, _| s.skip_value(depth + 1)),
             b'[' => {
                 self.i += 1;
                 self.ws();
@@ -353,7 +367,7 @@ impl<'a> Scanner<'a> {
                     return Ok(());
                 }
                 loop {
-                    self.skip_at(depth + 1)?;
+                    self.skip_value(depth + 1)?;
                     self.ws();
                     match self.peek() {
                         Some(b',') => self.i += 1,
