@@ -29,8 +29,10 @@ impl BinIndex {
 pub type Labels = BTreeMap<String, String>;
 
 /// A map of series by their labels. The labels come from the input (addresses, user
-/// names), so the hash is keyed at random per process, as std's is, but by foldhash:
-/// SipHash over every series of every bin was a tenth of the pipeline's work. Its order
+/// names), so the hash is seeded at random per map, as std's is, but it is foldhash:
+/// SipHash over every series of every bin was a tenth of the pipeline's work. foldhash
+/// defeats collisions crafted in advance, not an attacker who can watch the hashes
+/// (its own words); a rule's series are bounded by `max_series` either way. Its order
 /// is arbitrary, as std's: whoever needs one sorts.
 pub type LabelMap<V> = std::collections::HashMap<Labels, V, foldhash::fast::RandomState>;
 

@@ -56,8 +56,9 @@ struct Failed {
 }
 
 /// The hash of the binner's maps and sets: their keys come from the input (addresses,
-/// user names), so it is keyed at random per process as std's is, but cheaper than
-/// SipHash, which every event paid for. Their order only orders a bin's updates, which
+/// user names), so it is seeded at random per map as std's is, but cheaper than
+/// SipHash, which every event paid for (see [`crate::series::LabelMap`] on what
+/// foldhash resists). Their order only orders a bin's updates, which
 /// the pipeline keys by labels.
 type Keyed = foldhash::fast::RandomState;
 
