@@ -49,6 +49,30 @@ impl Expected {
     pub fn success_share(&self) -> f64 {
         (self.success + 0.5) / (self.total + 1.0)
     }
+
+    /// How many independent copies of a window of `w` bins this expectation is an
+    /// average of: the expectation of such a window rests on about this many times its
+    /// own count of past events, and is as uncertain as that count is small (see
+    /// `detect::spike`). 0 when it rests on no past bin (a value never seen before).
+    ///
+    /// A seasonal tier averages `n` samples, three per past period (the bin at the same
+    /// time and its two neighbours). For one bin they are `n` copies. For a window of
+    /// `w ≥ 2` bins the neighbours of one bin are bins of the window itself, so a past
+    /// period holds about one copy of the window: the window's estimate is a sum in which
+    /// each past bin counts up to three times, and its variance is that of
+    /// `(n/3) · 9w / (9w − 8)` independent copies (`Σ m²` over the past bins, with
+    /// multiplicities `m` of 1, 2, 3 … 3, 2, 1). The recent level is one mean of `n`
+    /// bins repeated over the window: `n / w` copies.
+    pub fn window_samples(&self, w: u32) -> f64 {
+        let n = self.samples as f64;
+        let w = f64::from(w.max(1));
+        match self.basis {
+            _ if self.samples == 0 => 0.0,
+            Basis::RecentLevel => n / w,
+            Basis::HourOfWeek | Basis::TimeOfDay if w < 2.0 => n,
+            Basis::HourOfWeek | Basis::TimeOfDay => n / 3.0 * 9.0 * w / (9.0 * w - 8.0),
+        }
+    }
 }
 
 /// Which history an expectation came from.
@@ -100,6 +124,26 @@ impl Seasonal {
     pub fn with_timezone(mut self, tz: Option<Tz>) -> Seasonal {
         self.tz = tz;
         self
+    }
+
+    /// How many bins of history the baseline reads back: the window, the neighbour
+    /// beyond its far edge (each sample takes ±1 bin), and with a time zone the hour a
+    /// daylight saving change moves "the same local time" further back. A history of
+    /// only the window lost the oldest week's samples: one of its three always, all
+    /// three for the week after the clocks went back, so a 14-day baseline rested on
+    /// one week (three bins) where it should rest on two.
+    pub fn history_bins(&self) -> usize {
+        let window = self.window_bins.max(0) as usize;
+        if self.window_bins < self.bins_per_day {
+            // Only the recent level: no seasonal sample is reached.
+            return window;
+        }
+        let dst = if self.tz.is_some() {
+            (3_600_000 + self.bin_ms - 1) / self.bin_ms
+        } else {
+            0
+        };
+        window + 1 + dst as usize
     }
 
     /// The time zone's offset from UTC at the start of `bin`, in ms (0 for UTC).
@@ -545,6 +589,61 @@ mod tests {
                 proptest::prop_assert_eq!(out.sum[0], kept);
             }
         }
+    }
+
+    #[test]
+    fn the_history_reaches_the_oldest_weeks_samples_across_a_dst_change() {
+        // A 14-day baseline in New York time, one event a bin: on Monday 2 November 2026
+        // 09:15 local (the day after the clocks went back) both past Mondays give their
+        // three samples only if the history reaches an hour and a bin past the window.
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let b = Seasonal::new(BIN, 14 * 96).with_timezone(Some(tz));
+        assert_eq!(b.history_bins(), 14 * 96 + 1 + 4);
+        assert_eq!(Seasonal::new(BIN, 14 * 96).history_bins(), 14 * 96 + 1);
+        // A baseline shorter than a day reads only the recent level.
+        assert_eq!(
+            Seasonal::new(BIN, 16)
+                .with_timezone(Some(tz))
+                .history_bins(),
+            16
+        );
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-02T14:15:00Z")
+            .unwrap()
+            .timestamp_millis()
+            / BIN;
+        let samples = |capacity: usize| {
+            let mut h = History::new(capacity);
+            for bin in (at - 15 * 96)..at {
+                let mut r = rec(1, 1);
+                r.seasonal_total = 1.0;
+                h.push(bin, r);
+            }
+            b.expected(&h, at).unwrap().samples
+        };
+        assert_eq!(samples(b.history_bins()), 6);
+        // What a history of only the window held: the oldest week's bins were gone.
+        assert_eq!(samples(14 * 96), 3);
+    }
+
+    #[test]
+    fn window_samples_count_the_past_copies_of_a_window() {
+        let mut e = Expected {
+            total: 1.0,
+            success: 0.0,
+            failure: 1.0,
+            seasonal_total: 1.0,
+            basis: Basis::HourOfWeek,
+            samples: 6,
+        };
+        // One bin: six samples; a long window: about one copy per past week.
+        assert!((e.window_samples(1) - 6.0).abs() < 1e-12);
+        assert!((e.window_samples(2) - 2.0 * 18.0 / 10.0).abs() < 1e-12);
+        assert!((e.window_samples(16) - 2.0 * 144.0 / 136.0).abs() < 1e-12);
+        e.basis = Basis::RecentLevel;
+        e.samples = 8;
+        assert!((e.window_samples(4) - 2.0).abs() < 1e-12);
+        e.samples = 0;
+        assert_eq!(e.window_samples(4), 0.0);
     }
 
     #[test]
