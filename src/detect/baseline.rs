@@ -126,26 +126,6 @@ impl Seasonal {
         self
     }
 
-    /// How many bins of history the baseline reads back: the window, the neighbour
-    /// beyond its far edge (each sample takes ±1 bin), and with a time zone the hour a
-    /// daylight saving change moves "the same local time" further back. A history of
-    /// only the window lost the oldest week's samples: one of its three always, all
-    /// three for the week after the clocks went back, so a 14-day baseline rested on
-    /// one week (three bins) where it should rest on two.
-    pub fn history_bins(&self) -> usize {
-        let window = self.window_bins.max(0) as usize;
-        if self.window_bins < self.bins_per_day {
-            // Only the recent level: no seasonal sample is reached.
-            return window;
-        }
-        let dst = if self.tz.is_some() {
-            (3_600_000 + self.bin_ms - 1) / self.bin_ms
-        } else {
-            0
-        };
-        window + 1 + dst as usize
-    }
-
     /// The time zone's offset from UTC at the start of `bin`, in ms (0 for UTC).
     fn offset_ms(&self, bin: i64) -> i64 {
         let Some(tz) = self.tz else {
@@ -589,40 +569,6 @@ mod tests {
                 proptest::prop_assert_eq!(out.sum[0], kept);
             }
         }
-    }
-
-    #[test]
-    fn the_history_reaches_the_oldest_weeks_samples_across_a_dst_change() {
-        // A 14-day baseline in New York time, one event a bin: on Monday 2 November 2026
-        // 09:15 local (the day after the clocks went back) both past Mondays give their
-        // three samples only if the history reaches an hour and a bin past the window.
-        let tz: Tz = "America/New_York".parse().unwrap();
-        let b = Seasonal::new(BIN, 14 * 96).with_timezone(Some(tz));
-        assert_eq!(b.history_bins(), 14 * 96 + 1 + 4);
-        assert_eq!(Seasonal::new(BIN, 14 * 96).history_bins(), 14 * 96 + 1);
-        // A baseline shorter than a day reads only the recent level.
-        assert_eq!(
-            Seasonal::new(BIN, 16)
-                .with_timezone(Some(tz))
-                .history_bins(),
-            16
-        );
-        let at = chrono::DateTime::parse_from_rfc3339("2026-11-02T14:15:00Z")
-            .unwrap()
-            .timestamp_millis()
-            / BIN;
-        let samples = |capacity: usize| {
-            let mut h = History::new(capacity);
-            for bin in (at - 15 * 96)..at {
-                let mut r = rec(1, 1);
-                r.seasonal_total = 1.0;
-                h.push(bin, r);
-            }
-            b.expected(&h, at).unwrap().samples
-        };
-        assert_eq!(samples(b.history_bins()), 6);
-        // What a history of only the window held: the oldest week's bins were gone.
-        assert_eq!(samples(14 * 96), 3);
     }
 
     #[test]

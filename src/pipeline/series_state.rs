@@ -1,7 +1,7 @@
 //! One series' memory: its history, learned dispersion and alert fingerprints.
 
 use crate::alert::fingerprint;
-use crate::detect::baseline::{Expected, Seasonal};
+use crate::detect::baseline::Expected;
 use crate::detect::Dispersion;
 use crate::rule::RuleSpec;
 use crate::series::{BinRecord, Counts, History, Labels};
@@ -37,12 +37,7 @@ pub struct SeriesState {
 impl SeriesState {
     pub fn new(spec: &RuleSpec) -> SeriesState {
         SeriesState {
-            history: History::new(
-                Seasonal::new(spec.bin_ms(), spec.window_bins())
-                    .with_timezone(spec.timezone)
-                    .history_bins()
-                    .max(8),
-            ),
+            history: History::new(spec.window_bins().max(8)),
             dispersion: INITIAL_DISPERSION,
             anomalous_run: 0,
             last_active_bin: 0,
