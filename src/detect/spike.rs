@@ -97,7 +97,9 @@ const PRIOR_BINS: i64 = 8;
 /// expectation rests on `copies` past copies of the window (0: taken as exact) and the
 /// bins just before the window give it `prior_mean` (see the module docs).
 pub(crate) fn predictive(mean: f64, phi_w: f64, copies: f64, prior_mean: f64) -> CountModel {
-    if !(copies > 0.0) || !mean.is_finite() || !(prior_mean > 0.0) {
+    // NaN compares false: not usable either.
+    let usable = copies > 0.0 && mean.is_finite() && prior_mean > 0.0;
+    if !usable {
         return CountModel::new(mean, phi_w);
     }
     let events = mean.max(0.0) * copies;
@@ -669,7 +671,7 @@ mod tests {
             let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true, spread_sources: false };
             let baseline = Seasonal::new(BIN, 14 * 96);
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-            let mut h = History::new(baseline.history_bins());
+            let mut h = History::new(14 * 96);
             let (mut pages, mut judged) = (0u32, 0u32);
             for b in 0..(4 * 7 * 96i64) {
                 let hour = (b % 96) as f64 / 4.0;
