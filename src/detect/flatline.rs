@@ -34,10 +34,16 @@
 //! until the silence is judged at nearly the baseline's rate whatever φ says (a night
 //! gap where a dozen events were due pages). The level may also be above the
 //! baseline's: at night the baseline's season can expect half of what the stream keeps
-//! (the hour of week learned from weeks when another office's clock had not changed
-//! yet), and a night gap judged at half the rate was missed. Each bin counts at most
-//! twice its expectation, so a burst before the silence raises the bar by a bounded
-//! factor, not by what the burst held. With `φ = 0` the rate is the baseline's.
+//! (the same hours of earlier weeks held less), and a night gap judged at half the rate
+//! was missed. Each bin counts at most twice its expectation, so a burst before the
+//! silence raises the bar by a bounded factor, not by what the burst held, and a level
+//! above 1 is taken only as far as the latest bin shows it (an evening winding down is
+//! not judged at its busy hours' rate). With `φ = 0` the rate is the baseline's.
+//!
+//! Events are taken one by one, as a Poisson stream: a rule over event types that come
+//! in clusters (a sign-in's push and factor check within seconds of it) would page on
+//! ordinary silent seconds, which is why the built-in `okta-sessions` counts sign-ins
+//! and sign-outs only.
 //!
 //! Only zero is silence: a window that holds a few events where many were expected is
 //! a drop in volume (`volume_drop`'s to judge, with the hour before), not a broken
