@@ -128,7 +128,9 @@ impl Flatline {
     /// where bins scatter from one to the next around the day's level (the step
     /// dispersion `step` of a counted series — mentions, requests), one bin says less
     /// about the level than its count would for a Poisson stream. A level above the
-    /// baseline's is taken only as far as the latest bin and that lead show it too: a
+    /// baseline's is read only from bins that know their events' times (a CSV of
+    /// counts is never judged above its baseline: quiet negative binomial counts paged
+    /// in `counted_series`), and only as far as the latest bin and the lead show it: a
     /// busy evening that is already winding down (or a holiday that began at midnight)
     /// is not judged at the rate of the hours before. `None` when `phi` is 0: the
     /// baseline's rate is taken as known.
@@ -142,7 +144,9 @@ impl Flatline {
         let (mut seen, mut expected) = (lead_seen.min(LEVEL_CAP * lead_expected), lead_expected);
         // What the lead and the latest clean bin held, over what they were expected to.
         let mut latest = (seen, expected);
-        let mut found = 0;
+        let (mut found, mut timed) = (0, false);
+        // What the bins held uncapped (the lead too), for a stream without event times.
+        let mut raw_seen = lead_seen;
         for back in 1..=2 * LEVEL_BINS {
             if found == LEVEL_BINS {
                 break;
@@ -154,12 +158,19 @@ impl Flatline {
                 let e = f64::from(r.expected_total);
                 let n = f64::from(r.total).min(LEVEL_CAP * e);
                 seen += weight * n;
+                raw_seen += weight * f64::from(r.total);
                 expected += weight * e;
                 if found == 0 {
                     latest = (latest.0 + n, latest.1 + e);
                 }
+                timed |= r.quiet_before > 0 || r.quiet_after > 0;
                 found += 1;
             }
+        }
+        if !timed {
+            // Counts without event times (a CSV that scatters from bin to bin: its busy
+            // bins say little about the next) are never read above the baseline.
+            return Some((prior + raw_seen.min(expected), prior + expected));
         }
         let (shape, rate) = (prior + seen, prior + expected);
         let latest_ratio = if latest.1 > 0.0 {
