@@ -30,7 +30,7 @@ fn pages(csv: &str) -> Vec<Alert> {
         .alerts
         .into_iter()
         .filter(|a| a.status == Status::Firing)
-        .filter(|a| seen.insert((a.bin_start.ms(), a.detector.clone(), a.observed.to_bits())))
+        .filter(|a| seen.insert((a.bin_start.ms(), a.detector, a.observed.to_bits())))
         .collect()
 }
 
