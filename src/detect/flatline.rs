@@ -32,7 +32,18 @@
 //! `(1 + m/(1/φ + S))^-(1/φ + N)`: a stream that has been alive at a fifth of its
 //! volume is judged at that rate (a holiday's lulls are ordinary), one that was normal
 //! until the silence is judged at nearly the baseline's rate whatever φ says (a night
-//! gap where a dozen events were due pages). With `φ = 0` the rate is the baseline's.
+//! gap where a dozen events were due pages). The level may also be above the
+//! baseline's: at night the baseline's season can expect half of what the stream keeps
+//! (the same hours of earlier weeks held less), and a night gap judged at half the rate
+//! was missed. Each bin counts at most twice its expectation, so a burst before the
+//! silence raises the bar by a bounded factor, not by what the burst held, and a level
+//! above 1 is taken only as far as the latest bin shows it (an evening winding down is
+//! not judged at its busy hours' rate). With `φ = 0` the rate is the baseline's.
+//!
+//! Events are taken one by one, as a Poisson stream: a rule over event types that come
+//! in clusters (a sign-in's push and factor check within seconds of it) would page on
+//! ordinary silent seconds, which is why the built-in `okta-sessions` counts sign-ins
+//! and sign-outs only.
 //!
 //! Only zero is silence: a window that holds a few events where many were expected is
 //! a drop in volume (`volume_drop`'s to judge, with the hour before), not a broken
@@ -46,6 +57,7 @@ use std::sync::Arc;
 
 use super::{read_p_value, BinContext, Detector, DetectorKind, Finding, Severity};
 use crate::config_reader::{Problems, Table};
+use crate::detect::baseline::Basis;
 use crate::series::BinRecord;
 use crate::stats::CountModel;
 
@@ -111,19 +123,30 @@ impl Flatline {
     /// prior of `1/phi` pseudo-events at the baseline's level and the last
     /// [`LEVEL_BINS`] clean bins with an expectation before the span (looking back at
     /// most twice as far), with what the span's first bin held before the silence
-    /// began (the latest word on the stream's rate), events beyond the expected ones
-    /// not counted. Each bin weighs `1 / (1 + step · expected)`: where bins scatter
-    /// from one to the next around the day's level (the step dispersion `step` of a
-    /// counted series — mentions, requests), one bin says less about the level than
-    /// its count would for a Poisson stream. `None` when `phi` is 0: the baseline's
-    /// rate is taken as known.
+    /// began (the latest word on the stream's rate), each counted up to [`LEVEL_CAP`]
+    /// times what was expected of it. Each bin weighs `1 / (1 + step · expected)`:
+    /// where bins scatter from one to the next around the day's level (the step
+    /// dispersion `step` of a counted series — mentions, requests), one bin says less
+    /// about the level than its count would for a Poisson stream. A level above the
+    /// baseline's is read only from bins that know their events' times (a CSV of
+    /// counts is never judged above its baseline: quiet negative binomial counts paged
+    /// in `counted_series`), and only as far as the latest bin and the lead show it: a
+    /// busy evening that is already winding down (or a holiday that began at midnight)
+    /// is not judged at the rate of the hours before. `None` when `phi` is 0: the
+    /// baseline's rate is taken as known.
     fn level(ctx: &BinContext<'_>, span: &Span, phi: f64, step: f64) -> Option<(f64, f64)> {
         if phi.is_nan() || phi <= 0.0 {
             return None;
         }
         let prior = 1.0 / phi.max(MIN_PHI);
         let first_bin = span.first_bin;
-        let ((mut seen, mut expected), mut found) = (span.lead, 0);
+        let (lead_seen, lead_expected) = span.lead;
+        let (mut seen, mut expected) = (lead_seen.min(LEVEL_CAP * lead_expected), lead_expected);
+        // What the lead and the latest clean bin held, over what they were expected to.
+        let mut latest = (seen, expected);
+        let (mut found, mut timed) = (0, false);
+        // What the bins held uncapped (the lead too), for a stream without event times.
+        let mut raw_seen = lead_seen;
         for back in 1..=2 * LEVEL_BINS {
             if found == LEVEL_BINS {
                 break;
@@ -132,14 +155,30 @@ impl Flatline {
             let usable = |r: &&BinRecord| r.is_clean() && r.expected_total > 0.0;
             if let Some(r) = ctx.history.get(first_bin - back).filter(usable) {
                 let weight = 1.0 / (1.0 + step.max(0.0) * f64::from(r.expected_total));
-                seen += weight * f64::from(r.total);
-                expected += weight * f64::from(r.expected_total);
+                let e = f64::from(r.expected_total);
+                let n = f64::from(r.total).min(LEVEL_CAP * e);
+                seen += weight * n;
+                raw_seen += weight * f64::from(r.total);
+                expected += weight * e;
+                if found == 0 {
+                    latest = (latest.0 + n, latest.1 + e);
+                }
+                timed |= r.quiet_before > 0 || r.quiet_after > 0;
                 found += 1;
             }
         }
-        // A burst in those bins (a surge, an attack no detector flagged) says nothing of
-        // the rate the stream keeps: the level is never taken above the baseline's.
-        Some((prior + seen.min(expected), prior + expected))
+        if !timed {
+            // Counts without event times (a CSV that scatters from bin to bin: its busy
+            // bins say little about the next) are never read above the baseline.
+            return Some((prior + raw_seen.min(expected), prior + expected));
+        }
+        let (shape, rate) = (prior + seen, prior + expected);
+        let latest_ratio = if latest.1 > 0.0 {
+            latest.0 / latest.1
+        } else {
+            1.0
+        };
+        Some((shape.min(rate * latest_ratio.max(1.0)), rate))
     }
 
     /// The chance of a silent span this long: of nothing over it, at the day's level
@@ -165,6 +204,17 @@ impl Flatline {
 /// How many clean bins before a silent span measure the day's level.
 const LEVEL_BINS: i64 = 8;
 
+/// The most a bin says about the day's level: at most this many times what it was
+/// expected to hold. A stream that kept twice its expectation for two hours (a night
+/// when another office's people are awake, a season the baseline learned from a
+/// quieter week) is judged at that rate; a burst in one bin (a surge, an attack no
+/// detector flagged) raises the level by at most this factor of that bin's share.
+const LEVEL_CAP: f64 = 2.0;
+
+/// The dispersion a prior is built from at least when the expectation is not the same
+/// hour of an earlier week (see [`Flatline::evaluate`]).
+const FALLBACK_PHI: f64 = 0.25;
+
 /// The smallest dispersion a prior is built from (at most a million pseudo-events).
 const MIN_PHI: f64 = 1e-6;
 
@@ -182,6 +232,18 @@ struct Span {
     /// (its last event, the one the silence follows, left out: a part chosen because it
     /// ends with an event would otherwise always look a little busy).
     lead: (f64, f64),
+}
+
+/// What the last [`LEVEL_BINS`] clean bins with an expectation were expected to hold,
+/// on average (looking back at most twice as far).
+fn recent_expectation(ctx: &BinContext<'_>) -> Option<f64> {
+    let expectations: Vec<f64> = (1..=2 * LEVEL_BINS)
+        .filter_map(|back| ctx.history.get(ctx.bin - back))
+        .filter(|r| r.is_clean() && r.expected_total > 0.0)
+        .take(LEVEL_BINS as usize)
+        .map(|r| f64::from(r.expected_total))
+        .collect();
+    (!expectations.is_empty()).then(|| expectations.iter().sum::<f64>() / expectations.len() as f64)
 }
 
 /// The shares of this bin silent before its first event and after its last (all of it
@@ -224,10 +286,21 @@ impl Detector for Flatline {
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
-        let e = ctx.expected?;
-        let phi = ctx.dispersion.total;
+        let mut e = ctx.expected?;
         // Flatline only judges the low side; report the usual upper bound of the band.
-        let upper = CountModel::new(e.total, phi).upper_bound(self.p_value) as f64;
+        let upper = CountModel::new(e.total, ctx.dispersion.total).upper_bound(self.p_value) as f64;
+        // Without the same hour of an earlier week (the first week) the expectation is
+        // the time of day's or the recent level's, and the first bin of a Sunday can
+        // expect the Saturday's 13 where the bins before it expected 5: this bin is
+        // taken to expect no more than they did on average, and the level is read from
+        // the stream itself, the prior worth at most `1/FALLBACK_PHI` pseudo-events.
+        let phi = match e.basis {
+            Basis::HourOfWeek => ctx.dispersion.total,
+            _ => {
+                e.total = e.total.min(recent_expectation(ctx).unwrap_or(e.total));
+                ctx.dispersion.total.max(FALLBACK_PHI)
+            }
+        };
         let (before, after) = silent_shares(ctx);
         let open = self.span(ctx, e.total, after, true);
         let mut span = open;

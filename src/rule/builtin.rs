@@ -21,6 +21,16 @@ pub const PUSH_EVENT_TYPES: &[&str] = &[
     "user.authentication.auth_via_mfa",
 ];
 
+/// The Okta events of a session beginning and ending (a sign-in, a sign-out or a
+/// session that expired): what `okta-sessions` watches for silence.
+pub const SESSION_EVENT_TYPES: &[&str] = &["user.session.start", "user.session.end"];
+
+/// `okta-sessions` counts only what succeeded: a rule judged by `flatline` alone has
+/// no other detector to keep an attack's bins out of its baseline, and a stuffing run's
+/// failures learned as a Sunday afternoon's usual volume made an ordinary lull there
+/// page (easy seed 45).
+pub const SESSION_SUCCEEDED: (&str, &str) = ("outcome.result", "SUCCESS");
+
 /// Okta's signal of a username it could not resolve: `actor.id` is `unknown`.
 pub const UNKNOWN_USER: (&str, &str) = ("actor.id", "unknown");
 
@@ -53,6 +63,9 @@ impl RuleSpec {
     ///   (many addresses failing without a success: stuffing hidden in the totals) and
     ///   `distributed_spraying` (several addresses trying one account after another
     ///   over hours, never succeeding);
+    /// * `okta-sessions`: sign-ins and sign-outs together, judged only by `flatline`
+    ///   (see [`RuleSpec::sessions`]): twice the events of the sign-ins alone, so a
+    ///   blind spot in the small hours is told from a lull;
     /// * `mfa-push-fatigue`: Okta Verify pushes and denials per user (the 50 busiest
     ///   users of each bin) in 5-minute bins, `push_fatigue` over 55 minutes (see
     ///   [`RuleSpec::mfa_push_fatigue`]).
@@ -78,6 +91,7 @@ impl RuleSpec {
         vec![
             RuleSpec::named("okta-sign-ins"),
             RuleSpec::availability(),
+            RuleSpec::sessions(),
             RuleSpec::password_spraying(),
             RuleSpec::mfa_push_fatigue(),
             RuleSpec::signal(
@@ -199,6 +213,29 @@ impl RuleSpec {
         r
     }
 
+    /// The built-in rule that watches the log stream for silence: session starts and
+    /// ends (`user.session.start`, `user.session.end`) that succeeded, in 15-minute
+    /// bins, `flatline` only. At night a 40-minute blind spot expects 10–20 sign-ins, too few for one in
+    /// a million; sign-outs about double that. Every other event type of the stream
+    /// (the push, the factor check) comes within seconds of a sign-in, so counting them
+    /// adds events but no evidence: `flatline` takes events for a Poisson stream, and a
+    /// stream of clusters of three or four events leaves silent seconds several times
+    /// as often as that (a rule over every event type paged on 12 silent seconds at the
+    /// peak, "about 20 expected", for that reason). Sign-ins and sign-outs are single
+    /// events, each a person's own.
+    pub fn sessions() -> RuleSpec {
+        let mut r = RuleSpec::named("okta-sessions");
+        r.event_types = SESSION_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
+        r.filter = Conditions::all_of(&[SESSION_SUCCEEDED]);
+        // Judged once every bin has the same hour of an earlier week to go by: in the
+        // first week the time of day's fallback expected a Saturday's evening of a
+        // Sunday's first hours and an ordinary lull paged (seed 1). `okta-sign-ins`
+        // watches for silence from its second day, as before.
+        r.warmup = Duration::from_secs(7 * 86_400);
+        r.detectors = vec![DetectorSpec::default_for(DetectorKind::Flatline)];
+        r
+    }
+
     /// The built-in per-source spraying rule.
     pub fn password_spraying() -> RuleSpec {
         let mut r = RuleSpec::named("password-spraying");
@@ -268,6 +305,24 @@ pub(super) fn default_detectors(split: bool) -> Vec<DetectorSpec> {
 mod tests {
     use super::*;
     use crate::event::Event;
+
+    #[test]
+    fn the_sessions_rule_watches_sign_ins_and_sign_outs_for_silence_only() {
+        let r = RuleSpec::builtin()
+            .into_iter()
+            .find(|r| r.name == "okta-sessions")
+            .unwrap();
+        assert_eq!(r.event_types, ["user.session.start", "user.session.end"]);
+        assert_eq!(
+            r.filter,
+            Conditions::all_of(&[("outcome.result", "SUCCESS")])
+        );
+        assert_eq!(r.bin, Duration::from_secs(15 * 60));
+        let kinds: Vec<DetectorKind> = r.detectors.iter().map(|d| d.detector.kind()).collect();
+        assert_eq!(kinds, [DetectorKind::Flatline]);
+        assert!(r.split_by.is_none());
+        assert_eq!(r.warmup, Duration::from_secs(7 * 86_400));
+    }
 
     #[test]
     fn the_availability_rule_watches_the_sign_ins_in_5m_bins_for_losses_only() {

@@ -33,7 +33,7 @@ fn run(seed: u64, difficulty: Difficulty) -> (Score, Vec<Alert>) {
 /// The hard setting's attacks sit at the edge of what bins can show (README, "Detection
 /// quality"): a few are missed on some seeds. Easy must catch and name everything; hard
 /// at least this share, naming what it catches.
-const HARD_RECALL: f64 = 0.8;
+const HARD_RECALL: f64 = 0.9;
 
 fn check(seed: u64, difficulty: Difficulty) {
     let (s, alerts) = run(seed, difficulty);

@@ -123,14 +123,24 @@ fn timed(b: i64, minutes: &[f64], expected: f32) -> BinRecord {
 
 /// Judge bin `b` holding events at these minutes, after `h`.
 fn judge_at(h: &History, b: i64, minutes: &[f64], expected: f64) -> Finding {
-    let rec = timed(b, minutes, expected as f32);
+    judge_on(h, b, minutes, test_support_expected(expected))
+}
+
+/// [`judge_at`] with the whole expectation given (its basis, say).
+fn judge_on(
+    h: &History,
+    b: i64,
+    minutes: &[f64],
+    expected: crate::detect::baseline::Expected,
+) -> Finding {
+    let rec = timed(b, minutes, expected.total as f32);
     let mut c = ctx(
         h,
         crate::series::Counts {
             span: rec.span(b, BIN_MS),
             ..rec.counts()
         },
-        Some(test_support_expected(expected)),
+        Some(expected),
     );
     c.bin = b;
     c.bin_ms = BIN_MS;
@@ -225,10 +235,10 @@ fn a_stream_alive_at_a_fifth_of_its_volume_has_ordinary_lulls() {
 }
 
 #[test]
-fn a_burst_before_the_silence_does_not_raise_the_bar() {
+fn a_burst_before_the_silence_raises_the_bar_only_so_far() {
     // Two hours at 20 times the baseline's 2 events a bin (an attack no detector
-    // flagged), then 30 silent minutes where 4 were due: ordinary at the baseline's
-    // rate, whatever the burst held.
+    // flagged), then 30 silent minutes where 4 were due: judged at most at twice the
+    // baseline's rate (8 events, about one in 3000), not at what the burst held (80).
     let mut h = History::new(32);
     let minutes: Vec<f64> = (0..40).map(|i| f64::from(i) * 0.3).collect();
     for b in 0..LEVEL_BINS {
@@ -236,7 +246,99 @@ fn a_burst_before_the_silence_does_not_raise_the_bar() {
     }
     h.push(LEVEL_BINS, timed(LEVEL_BINS, &[], 2.0));
     let f = judge_at(&h, LEVEL_BINS + 1, &[], 2.0);
-    assert!(!f.anomalous && f.p_value > 1e-3, "{f:?}");
+    assert!(!f.anomalous && f.p_value > 1e-4, "{f:?}");
+}
+
+#[test]
+fn a_night_gap_where_the_stream_kept_twice_the_baseline_pages() {
+    // Seed 43 of the hard bench: the baseline expects 4.5 sign-ins a bin at night, the
+    // stream has held 10 a bin for two hours; then 45 minutes of nothing. Judged at
+    // the stream's rate (the baseline's, raised by the level the last bins showed) it
+    // pages; judged at the baseline's rate it was missed.
+    let silence_after = |per_bin: u32| {
+        let minutes: Vec<f64> = (0..per_bin)
+            .map(|i| (f64::from(i) + 0.5) * 15.0 / f64::from(per_bin))
+            .collect();
+        let mut h = History::new(32);
+        for b in 0..LEVEL_BINS {
+            h.push(b, timed(b, &minutes, 4.5));
+        }
+        h.push(LEVEL_BINS, timed(LEVEL_BINS, &[], 4.5));
+        h.push(LEVEL_BINS + 1, timed(LEVEL_BINS + 1, &[], 4.5));
+        judge_at(&h, LEVEL_BINS + 2, &[], 4.5)
+    };
+    let busy = silence_after(10);
+    assert!(busy.anomalous, "{busy:?}");
+    let usual = silence_after(4);
+    assert!(!usual.anomalous, "{usual:?}");
+    assert!(busy.p_value * 100.0 < usual.p_value, "{busy:?} {usual:?}");
+}
+
+#[test]
+fn a_level_above_the_baseline_counts_only_while_the_latest_bins_show_it() {
+    // Two hours at twice the baseline's 6 events a bin, then two bins at the
+    // baseline's rate, then 30 silent minutes: judged at about the baseline's rate
+    // (12 events, about one in 3·10^5), not at the two hours' (one in 10^8).
+    let twice: Vec<f64> = (0..12).map(|i| (f64::from(i) + 0.5) * 1.25).collect();
+    let usual: Vec<f64> = (0..6).map(|i| (f64::from(i) + 0.5) * 2.5).collect();
+    let silence_after = |last_two: &[f64]| {
+        let mut h = History::new(32);
+        for b in 0..LEVEL_BINS {
+            h.push(b, timed(b, &twice, 6.0));
+        }
+        for b in LEVEL_BINS..LEVEL_BINS + 2 {
+            h.push(b, timed(b, last_two, 6.0));
+        }
+        h.push(LEVEL_BINS + 2, timed(LEVEL_BINS + 2, &[], 6.0));
+        judge_at(&h, LEVEL_BINS + 3, &[], 6.0)
+    };
+    let winding_down = silence_after(&usual);
+    assert!(!winding_down.anomalous, "{winding_down:?}");
+    let still_busy = silence_after(&twice);
+    assert!(still_busy.anomalous, "{still_busy:?}");
+}
+
+#[test]
+fn a_time_of_day_expectation_far_above_the_stream_is_read_from_the_stream() {
+    // A first Sunday night: no Sunday before it, so the baseline expects the time of
+    // day's 13 events a bin where the stream has held 5 a bin for two hours; then 30
+    // silent minutes. With the same hour of an earlier week behind the expectation
+    // its prior is firm (dispersion 0.02: 50 pseudo-events) and the silence pages; from
+    // the time of day's fallback the level is the stream's, and it is a lull.
+    let five: Vec<f64> = (0..5).map(|i| (f64::from(i) + 0.5) * 3.0).collect();
+    let mut h = History::new(32);
+    for b in 0..LEVEL_BINS {
+        h.push(b, timed(b, &five, 13.0));
+    }
+    h.push(LEVEL_BINS, timed(LEVEL_BINS, &[], 13.0));
+    let mut e = test_support_expected(13.0);
+    let weekly = judge_on(&h, LEVEL_BINS + 1, &[], e);
+    e.basis = crate::detect::baseline::Basis::TimeOfDay;
+    let fallback = judge_on(&h, LEVEL_BINS + 1, &[], e);
+    assert!(weekly.anomalous, "{weekly:?}");
+    assert!(!fallback.anomalous, "{fallback:?}");
+}
+
+#[test]
+fn a_fallback_expectation_is_no_more_than_the_bins_before_expected() {
+    // The first Sunday's first bin: the time of day's fallback expects the Saturday's
+    // 13, the bins before it expected (and held) 5. Two empty bins: at 5 a bin an
+    // ordinary lull (one in 2·10^4), at 13 for this bin a page.
+    let five: Vec<f64> = (0..5).map(|i| (f64::from(i) + 0.5) * 3.0).collect();
+    let mut h = History::new(32);
+    for b in 0..LEVEL_BINS {
+        h.push(b, timed(b, &five, 5.0));
+    }
+    h.push(LEVEL_BINS, timed(LEVEL_BINS, &[], 5.0));
+    let mut e = test_support_expected(13.0);
+    let weekly = judge_on(&h, LEVEL_BINS + 1, &[], e);
+    e.basis = crate::detect::baseline::Basis::TimeOfDay;
+    let fallback = judge_on(&h, LEVEL_BINS + 1, &[], e);
+    assert!(weekly.anomalous, "{weekly:?}");
+    assert!(
+        !fallback.anomalous && fallback.p_value > 1e-5,
+        "{fallback:?}"
+    );
 }
 
 #[test]
