@@ -246,7 +246,10 @@ mod tests {
             let attempts = Poisson::new(rate).unwrap();
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             let mut h = History::new(32);
-            let bins = 6000i64;
+            // 24,000 bins: pages come in runs (a window that holds a cluster stays
+            // anomalous for several bins), so the rate of 6,000 bins scattered up to
+            // 1.5x p_value across seeds at a true rate under p_value.
+            let bins = 24_000i64;
             let mut pages = 0u32;
             for b in 0..bins {
                 let n = attempts.sample(&mut rng) as u64;
