@@ -356,7 +356,7 @@ fn summary(
             );
         }
         Status::Firing => {
-            let what = headline(detector);
+            let what = headline(detector, verdict.kind);
             let band = band(detector, f, &expected);
             let _ = write!(
                 s,
@@ -382,8 +382,12 @@ fn series_text(labels: &Labels) -> String {
 }
 
 /// What a firing detector means, as the first words of its page.
-fn headline(detector: DetectorKind) -> &'static str {
+fn headline(detector: DetectorKind, kind: AlertKind) -> &'static str {
     match detector {
+        // A silence that the log stream's other events show is not the pipeline's.
+        DetectorKind::Flatline if kind == AlertKind::Outage => {
+            "This rule's events stopped while other Okta events still arrive (outage?)"
+        }
         DetectorKind::FailureSpike => {
             "Failed sign-ins spiked (credential stuffing or password spraying?)"
         }

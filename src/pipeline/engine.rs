@@ -78,6 +78,8 @@ struct BinFacts {
     idle_limit: i64,
     /// A split series idle this long leaves.
     evict_after: i64,
+    /// A rule over totals: its last event of this bin, if any (see `Story::recast_silence`).
+    totals_last_ms: Option<i64>,
 }
 
 impl RuleEngine {
@@ -120,6 +122,7 @@ impl RuleEngine {
             self.series.insert(labels, s);
         }
         let facts = self.facts(bin);
+        story.note_stream(facts.totals_last_ms);
         let judged = self.judge_all(&facts, lifecycle, observer);
         for labels in &judged.evicted {
             self.series.remove(labels);
@@ -146,6 +149,11 @@ impl RuleEngine {
             // it goes, so the series a rule keeps are the sources active in its window
             // (and `max_series` is rarely reached).
             evict_after: idle_limit.min(self.spec.window_bins() as i64),
+            totals_last_ms: (self.series.get(&Labels::new()))
+                .filter(|_| self.spec.split_by.is_none())
+                .and_then(|s| s.history.get(bin))
+                .and_then(|r| r.span(bin, bin_ms))
+                .map(|span| span.last_ms),
         }
     }
 
@@ -331,6 +339,9 @@ impl RuleEngine {
                 };
                 let start = facts.bin * facts.bin_ms;
                 let verdict = story.fold(verdict, start, start + facts.bin_ms);
+                // A rule over totals is silent at least since its last event of this bin.
+                let since = (!facts.split).then(|| facts.totals_last_ms.unwrap_or(start));
+                let verdict = story.recast_silence(verdict, since, start + facts.bin_ms);
                 self.firing_kinds.insert(fp, verdict.clone());
                 verdict
             }

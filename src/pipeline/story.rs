@@ -15,7 +15,7 @@
 //! both the file replay and the CloudWatch source close rules in their order, so it has;
 //! a page of a rule that closed earlier keeps its own kind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::alert_kind::{AlertKind, Verdict};
 
@@ -26,9 +26,57 @@ const KEEP_MS: i64 = 2 * 86_400_000;
 pub struct Story {
     /// Start → end (ms) of the stretches an outage explains.
     outages: BTreeMap<i64, i64>,
+    /// The last event of each bin that a rule over totals closed (ms): whether the log
+    /// stream as a whole still flowed when one rule's events stopped. Rules of other bin
+    /// widths close bins past this one first (a 5-minute rule catches up after a gap
+    /// before the 15-minute rule closes the gap's bin), so only times before the judged
+    /// bin's end are read.
+    stream_last: BTreeSet<i64>,
 }
 
 impl Story {
+    /// A rule over totals closed a bin whose last event came at `last_ms` (`None`: it
+    /// had none, or the source cannot tell when).
+    pub fn note_stream(&mut self, last_ms: Option<i64>) {
+        let Some(last_ms) = last_ms else { return };
+        self.stream_last.insert(last_ms);
+        if let Some(&newest) = self.stream_last.last() {
+            self.stream_last = self.stream_last.split_off(&(newest - KEEP_MS));
+        }
+    }
+
+    /// A silence verdict (`pipeline_gap`) of a rule whose own events stopped at
+    /// `silent_since_ms` (`None`: a split rule, left alone), judged at `bin_end_ms`: when the log stream kept flowing for at
+    /// least half of that silence (another rule counted events that late), delivery is
+    /// not what broke — this rule's events stopped while others arrive (successful
+    /// sign-ins stop while failures go on: an outage). In a real gap every rule's events
+    /// stop within moments of each other, so the stream's silence is about the rule's.
+    pub fn recast_silence(
+        &self,
+        verdict: Verdict,
+        silent_since_ms: Option<i64>,
+        bin_end_ms: i64,
+    ) -> Verdict {
+        let Some(silent_since_ms) = silent_since_ms else {
+            return verdict;
+        };
+        let own = bin_end_ms - silent_since_ms;
+        let flowing = self
+            .stream_last
+            .range(..bin_end_ms)
+            .next_back()
+            .is_some_and(|&last| last > silent_since_ms && 2 * (bin_end_ms - last) < own);
+        if verdict.kind != AlertKind::PipelineGap || !flowing {
+            return verdict;
+        }
+        Verdict {
+            kind: AlertKind::Outage,
+            reason: format!(
+                "this rule's events stopped {} min ago while the log stream still delivers other sign-in events: not a broken pipeline, but what this rule counts (successful sign-ins) no longer happens — Okta or a directory agent is rejecting sign-ins",
+                own / 60_000
+            ),
+        }
+    }
     /// A totals rule saw an outage in `[start_ms, end_ms)`.
     pub fn note_outage(&mut self, start_ms: i64, end_ms: i64) {
         let e = self.outages.entry(start_ms).or_insert(end_ms);
@@ -71,6 +119,49 @@ mod tests {
     use super::*;
 
     const BIN: i64 = 900_000;
+
+    fn gap() -> Verdict {
+        Verdict {
+            kind: AlertKind::PipelineGap,
+            reason: "no events".to_string(),
+        }
+    }
+
+    #[test]
+    fn silence_of_one_rule_while_the_stream_flows_is_an_outage() {
+        let mut story = Story::default();
+        // Failures keep arriving until a minute before the bin's end; this rule's
+        // successes stopped 16 minutes before it.
+        story.note_stream(Some(BIN - 60_000));
+        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN);
+        assert_eq!(v.kind, AlertKind::Outage);
+        assert!(v.reason.contains("16 min"), "{}", v.reason);
+    }
+
+    #[test]
+    fn silence_of_the_whole_stream_stays_a_pipeline_gap() {
+        let mut story = Story::default();
+        // Every rule's events stopped within moments of each other.
+        story.note_stream(Some(BIN - 15 * 60_000));
+        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN);
+        assert_eq!(v.kind, AlertKind::PipelineGap);
+        // Events after the judged bin (a rule of finer bins caught up past the gap)
+        // say nothing of it.
+        story.note_stream(Some(BIN + 30 * 60_000));
+        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN);
+        assert_eq!(v.kind, AlertKind::PipelineGap);
+        // Nothing noted at all: a gap too.
+        let v = Story::default().recast_silence(gap(), Some(BIN - 16 * 60_000), BIN);
+        assert_eq!(v.kind, AlertKind::PipelineGap);
+        // Other kinds are left alone.
+        story.note_stream(Some(BIN));
+        assert_eq!(
+            story
+                .recast_silence(stuffing(), Some(BIN - 16 * 60_000), BIN)
+                .kind,
+            AlertKind::CredentialStuffing
+        );
+    }
 
     fn stuffing() -> Verdict {
         Verdict {
