@@ -72,7 +72,7 @@ impl Story {
         Verdict {
             kind: AlertKind::Outage,
             reason: format!(
-                "this rule's events stopped {} min ago while the log stream still delivers other sign-in events: not a broken pipeline, but what this rule counts (successful sign-ins) no longer happens — Okta or a directory agent is rejecting sign-ins",
+                "this rule's events stopped {} min ago while other rules still count Okta events: delivery is not what broke, what this rule counts stopped happening (for successful sign-ins: Okta or a directory agent is rejecting them)",
                 own / 60_000
             ),
         }
