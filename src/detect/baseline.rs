@@ -220,6 +220,21 @@ fn is_typical(r: &BinRecord) -> bool {
 
 impl Baseline for Seasonal {
     fn expected(&self, history: &History, bin: i64) -> Option<Expected> {
+        // A window shorter than a day (split rules keep hours) holds no previous day, let
+        // alone week: straight to the recent level (most series of a backtest, every bin).
+        if self.bins_per_day <= self.window_bins {
+            if let Some(e) = self.seasonal(history, bin) {
+                return Some(e);
+            }
+        }
+        self.recent_level(history)
+    }
+}
+
+impl Seasonal {
+    /// Tiers 1 and 2: the same time in previous weeks, else on previous days of the same
+    /// kind, scaled by the level factor; `None` when neither has enough samples.
+    fn seasonal(&self, history: &History, bin: i64) -> Option<Expected> {
         let mut samples = Samples::default();
         let week = self.bins_per_day * 7;
         let day = self.bins_per_day;
@@ -238,29 +253,8 @@ impl Baseline for Seasonal {
             );
         }
         if samples.n < MIN_SAMPLES {
-            basis = Basis::RecentLevel;
-            samples = Samples::default();
-            let lookback = self
-                .bins_per_day
-                .min(self.window_bins)
-                .max(RECENT_BINS as i64) as usize;
-            for r in history.recent_clean(RECENT_BINS, lookback) {
-                samples.add(r);
-            }
-            if samples.n < MIN_SAMPLES {
-                return None;
-            }
-            let e = samples.trimmed();
-            return Some(Expected {
-                total: e.0,
-                success: e.1,
-                failure: e.2,
-                seasonal_total: e.0,
-                basis,
-                samples: samples.n,
-            });
+            return None;
         }
-
         let (total, success, failure) = samples.trimmed();
         let level = level_factor(history, total);
         Some(Expected {
@@ -272,29 +266,62 @@ impl Baseline for Seasonal {
             samples: samples.n,
         })
     }
+
+    /// Tier 3: the last few clean bins; `None` with too few of them.
+    fn recent_level(&self, history: &History) -> Option<Expected> {
+        let mut samples = Samples::default();
+        let lookback = self
+            .bins_per_day
+            .min(self.window_bins)
+            .max(RECENT_BINS as i64) as usize;
+        for r in history.recent_clean(RECENT_BINS, lookback) {
+            samples.add(r);
+        }
+        if samples.n < MIN_SAMPLES {
+            return None;
+        }
+        let e = samples.trimmed();
+        Some(Expected {
+            total: e.0,
+            success: e.1,
+            failure: e.2,
+            seasonal_total: e.0,
+            basis: Basis::RecentLevel,
+            samples: samples.n,
+        })
+    }
 }
 
 /// The clean bins a tier found, as running sums: the trimmed mean needs no more, so
 /// nothing is kept or sorted (this runs for every series in every bin).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Samples {
     n: usize,
     /// Per metric (total, success, failure).
     sum: [f64; 3],
+    /// Infinite while there is no sample (the samples are whole counts: never NaN).
     min: [f64; 3],
     max: [f64; 3],
 }
 
+impl Default for Samples {
+    fn default() -> Samples {
+        Samples {
+            n: 0,
+            sum: [0.0; 3],
+            min: [f64::INFINITY; 3],
+            max: [f64::NEG_INFINITY; 3],
+        }
+    }
+}
+
 impl Samples {
+    #[inline]
     fn add(&mut self, r: &BinRecord) {
         let v = [r.total, r.success, r.failure].map(f64::from);
         for (i, v) in v.into_iter().enumerate() {
-            if self.n == 0 {
-                (self.min[i], self.max[i]) = (v, v);
-            } else {
-                self.min[i] = self.min[i].min(v);
-                self.max[i] = self.max[i].max(v);
-            }
+            self.min[i] = self.min[i].min(v);
+            self.max[i] = self.max[i].max(v);
             self.sum[i] += v;
         }
         self.n += 1;

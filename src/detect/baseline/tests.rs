@@ -282,3 +282,25 @@ fn seasons_in_the_organisations_time_zone_survive_a_dst_change() {
     assert!(e_local.seasonal_total > 80.0, "{e_local:?}");
     assert!(e_utc.seasonal_total < 40.0, "{e_utc:?}");
 }
+
+proptest::proptest! {
+    /// `expected` skips the seasonal tiers when the window is shorter than a day: they
+    /// find nothing in such a window, whatever the history (clean or not, known or not,
+    /// any counts).
+    #[test]
+    fn a_window_shorter_than_a_day_has_only_the_recent_level(
+        window in 1usize..96,
+        bins in proptest::collection::vec((0u32..50, 0u32..50, proptest::bool::ANY, proptest::bool::ANY), 0..120),
+        at in 0i64..200,
+    ) {
+        let b = Seasonal::new(BIN, window);
+        let mut h = History::new(window.max(8));
+        for (k, (total, failure, known, anomalous)) in bins.iter().enumerate() {
+            let mut r = rec(total + failure, *failure);
+            (r.known, r.anomalous) = (*known, *anomalous);
+            h.push(k as i64, r);
+        }
+        let bin = bins.len() as i64 + at % 3;
+        proptest::prop_assert_eq!(b.seasonal(&h, bin), None);
+    }
+}
