@@ -380,13 +380,30 @@ impl History {
     /// The newest `n` clean records (known, not anomalous) among the last `lookback`
     /// records, newest first. Skipping anomalous bins lets an expectation outlast a long
     /// attack instead of learning it.
-    pub fn recent_clean(&self, n: usize, lookback: usize) -> impl Iterator<Item = &BinRecord> {
-        self.records
-            .iter()
-            .rev()
-            .take(lookback)
-            .filter(|r| r.is_clean())
-            .take(n)
+    ///
+    /// A loop over the ring's two halves as slices: the seasonal baseline asks this of
+    /// every split series in every bin, and a chain of iterator adapters over the ring
+    /// cost as much as the sums it fed.
+    pub fn recent_clean(&self, n: usize, lookback: usize, mut f: impl FnMut(&BinRecord)) {
+        let (older, newer) = self.records.as_slices();
+        let from_newer = newer.len().min(lookback);
+        let from_older = older.len().min(lookback - from_newer);
+        let parts = [
+            &newer[newer.len() - from_newer..],
+            &older[older.len() - from_older..],
+        ];
+        let mut left = n;
+        for part in parts {
+            for r in part.iter().rev() {
+                if left == 0 {
+                    return;
+                }
+                if r.is_clean() {
+                    f(r);
+                    left -= 1;
+                }
+            }
+        }
     }
 
     /// How many known bins the history holds.
@@ -525,6 +542,36 @@ mod tests {
         let empty = BinRecord::from_counts(Counts::default(), 10, B);
         assert_eq!((empty.silent_before(), empty.silent_after()), (1.0, 1.0));
         assert_eq!(empty.span(10, B), None);
+    }
+
+    proptest::proptest! {
+        /// Over a ring that wrapped any number of times, the recent clean records are
+        /// those of walking the history newest first.
+        #[test]
+        fn recent_clean_walks_newest_first(
+            capacity in 1usize..20,
+            bins in proptest::collection::vec((0u32..5, proptest::bool::ANY, proptest::bool::ANY), 0..60),
+            n in 0usize..10,
+            lookback in 0usize..25,
+        ) {
+            let mut h = History::new(capacity);
+            for (i, (total, known, anomalous)) in bins.iter().enumerate() {
+                let mut r = rec(*total + i as u32 * 10);
+                (r.known, r.anomalous) = (*known, *anomalous);
+                h.push(i as i64, r);
+            }
+            let want: Vec<u32> = (0..h.len())
+                .rev()
+                .take(lookback)
+                .filter_map(|i| h.records.get(i))
+                .filter(|r| r.is_clean())
+                .take(n)
+                .map(|r| r.total)
+                .collect();
+            let mut got = Vec::new();
+            h.recent_clean(n, lookback, |r| got.push(r.total));
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     proptest::proptest! {

@@ -274,9 +274,7 @@ impl Seasonal {
             .bins_per_day
             .min(self.window_bins)
             .max(RECENT_BINS as i64) as usize;
-        for r in history.recent_clean(RECENT_BINS, lookback) {
-            samples.add(r);
-        }
+        history.recent_clean(RECENT_BINS, lookback, |r| samples.add(r));
         if samples.n < MIN_SAMPLES {
             return None;
         }
