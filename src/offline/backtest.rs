@@ -370,7 +370,7 @@ pub fn replay_sources(
 /// lines — with thousands of active users, thousands of updates, each with its labels on
 /// the heap — and the pipeline thread is the slower side, so the queue stays full: 32 made the
 /// peak memory grow with the number of users and with how the threads happened to be
-/// scheduled (41–68 MB at 394 MB, against about 30 MB with 2), and left the pipeline a
+/// scheduled (26–68 MB at 394 MB, against 28–31 MB with 2), and left the pipeline a
 /// long tail to work through alone on one core after the input was read.
 const PIPELINE_QUEUE: usize = 2;
 
