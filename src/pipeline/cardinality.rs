@@ -6,9 +6,10 @@ use std::collections::hash_map::Entry;
 
 use super::engine::RuleEngine;
 use super::series_state::SeriesState;
+use super::sprayers::is_synthetic;
 use super::story::Story;
 use crate::detect::DetectorKind;
-use crate::rule::{OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
+use crate::rule::{OTHER_SERIES, SOURCES_SERIES};
 use crate::series::{BinRecord, Counts, LabelMap, Labels};
 
 impl RuleEngine {
@@ -37,57 +38,6 @@ impl RuleEngine {
             }
         }
         let labels = [(field.clone(), SOURCES_SERIES.to_string())].into();
-        Some((labels, c))
-    }
-
-    /// With a `distributed_spraying` detector, the `(slow sprayers)` series' counts for
-    /// `bin` (after the bin's counts were recorded): sources whose window looks like a
-    /// slow sprayer (`failure`), those of them that failed in this bin (`total`), the
-    /// accounts they tried (`failed_users`).
-    ///
-    /// Failures in bins an outage explains (see `story`) do not make a sprayer: people
-    /// who could not sign in from home and gave up look like one.
-    pub(super) fn slow_sprayers(&self, bin: i64, story: &Story) -> Option<(Labels, Counts)> {
-        let field = self.spec.split_by.as_ref()?;
-        let d = self
-            .spec
-            .detectors
-            .iter()
-            .find_map(|d| d.detector.as_distributed_spraying())?;
-        let window = i64::from(d.window.max(1));
-        let mut c = Counts::default();
-        for (labels, s) in &self.series {
-            // `(other)` is many sources merged: not one address.
-            if labels
-                .values()
-                .any(|v| is_synthetic(v) || v == OTHER_SERIES)
-                || bin - s.last_active_bin >= window
-            {
-                continue;
-            }
-            let bin_ms = self.spec.bin_ms();
-            let explained = |b: i64| story.outage_explains(b * bin_ms, (b + 1) * bin_ms, bin_ms);
-            let bins = (bin - window + 1..=bin).map(|b| {
-                let c = s.history.counts(b).unwrap_or_default();
-                if c.failure > 0 && explained(b) {
-                    // Not a sprayer's try: fail the test.
-                    Counts { success: 1, ..c }
-                } else {
-                    c
-                }
-            });
-            if d.is_slow_sprayer(bins) {
-                c.failure += 1;
-                // `total`: those that tried again in this very bin.
-                c.total += u64::from(s.history.counts(bin).is_some_and(|x| x.failure > 0));
-                c.failed_ips += 1;
-                c.failed_users = (bin - window + 1..=bin)
-                    .filter_map(|b| s.history.counts(b))
-                    .map(|x| x.failed_users)
-                    .fold(c.failed_users, u64::saturating_add);
-            }
-        }
-        let labels = [(field.clone(), SPRAYERS_SERIES.to_string())].into();
         Some((labels, c))
     }
 
@@ -162,6 +112,10 @@ impl RuleEngine {
     /// [`RuleEngine::close_bin`]): the failing-only sources series, the top-K cut, the
     /// `max_series` cap (values merged into `(other)` are summed).
     pub(super) fn record_observed(&mut self, bin: i64, observed: LabelMap<Counts>, story: &Story) {
+        if let Some(d) = self.distributed_spraying() {
+            let remember = d.remember_bins(self.spec.bin_ms());
+            self.sprayers.note_successes(bin, &observed, remember);
+        }
         let sources = self.failing_sources(&observed);
         let mut observed = self.top_k(observed);
         observed.extend(sources);
@@ -195,11 +149,6 @@ impl RuleEngine {
             }
         }
     }
-}
-
-/// A label value that names a count the pipeline makes, not a source.
-fn is_synthetic(v: &str) -> bool {
-    v == SOURCES_SERIES || v == SPRAYERS_SERIES
 }
 
 #[cfg(test)]
@@ -260,40 +209,6 @@ mod tests {
         // a and c failed without a success; b and d succeeded.
         let sources = series[&ip(SOURCES_SERIES)].history.get(0).unwrap().counts();
         assert_eq!((sources.total, sources.success, sources.failure), (4, 2, 2));
-    }
-
-    #[test]
-    fn a_background_of_slow_sprayers_is_learned_and_stops_paging() {
-        use crate::alert::Status;
-        use crate::series::Counts;
-        // Every bin a fresh address fails for one account and comes back the next bin
-        // for another, day and night: about sixteen slow sprayers in any four hours.
-        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
-        let mut out = Vec::new();
-        let day = 96;
-        let once = Counts {
-            failed_users: 1,
-            ..c(1, 1)
-        };
-        let mut firing_by_day = vec![0; 14];
-        for b in 1..(14 * day) {
-            for a in [b, b - 1] {
-                p.observe(
-                    RuleId(0),
-                    BinIndex(b),
-                    ip(&format!("10.0.{}.{}", a / 256, a % 256)),
-                    once,
-                );
-            }
-            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
-            firing_by_day[(b / day) as usize] += out
-                .drain(..)
-                .filter(|a| a.detector == "distributed_spraying" && a.status == Status::Firing)
-                .count();
-        }
-        // It pages at first; the level learned over the days then holds it.
-        assert!(firing_by_day[0] > 0, "{firing_by_day:?}");
-        assert_eq!(firing_by_day[13], 0, "{firing_by_day:?}");
     }
 
     #[test]

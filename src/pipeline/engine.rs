@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::classify;
 use super::lifecycle::{Lifecycle, Transition};
 use super::series_state::{learn_dispersion, Fingerprints, SeriesState};
+use super::sprayers::Sprayers;
 use super::storm::StormGuard;
 use super::story::Story;
 use super::{Observer, Verdict};
@@ -37,12 +38,10 @@ pub struct RuleEngine {
     firing_kinds: HashMap<String, KindVerdict>,
     storm: StormGuard,
     /// The `(slow sprayers)` count's long-run level (see `distributed_spraying`): its
-    /// expectation, in place of the seasonal baseline over hours of history.
-    sprayers_level: LongRunLevel,
+    /// expectation, in place of the seasonal baseline over hours of history; and the
+    /// addresses that succeeded lately, which are no sprayers.
+    pub(super) sprayers: Sprayers,
 }
-
-/// The half-life of the `(slow sprayers)` count's long-run level: a week.
-const SPRAYERS_HALF_LIFE_MS: i64 = 7 * 86_400_000;
 
 /// A notice decided while judging a bin's series, written once it is known how many
 /// sources fired together.
@@ -87,9 +86,7 @@ impl RuleEngine {
         RuleEngine {
             baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()).with_timezone(spec.timezone),
             storm: StormGuard::new(spec.max_pages_per_hour),
-            sprayers_level: LongRunLevel::new(
-                (SPRAYERS_HALF_LIFE_MS / spec.bin_ms().max(1)) as f64,
-            ),
+            sprayers: Sprayers::new(spec.bin_ms()),
             spec,
             series: LabelMap::default(),
             pending: BTreeMap::new(),
@@ -177,7 +174,7 @@ impl RuleEngine {
                 continue;
             }
             let summary = Summary::of(facts, labels);
-            let mut level = summary.sprayers.then_some(&mut self.sprayers_level);
+            let mut level = summary.sprayers.then_some(&mut self.sprayers.level);
             let expected = expectation(&self.baseline, level.as_deref(), s, facts);
             let ctx = context(
                 &s.history,

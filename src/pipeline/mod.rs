@@ -22,6 +22,7 @@ pub mod classify;
 mod engine;
 pub mod lifecycle;
 mod series_state;
+mod sprayers;
 mod storm;
 mod story;
 #[cfg(test)]

@@ -1,0 +1,271 @@
+//! The `(slow sprayers)` count of a split rule with `distributed_spraying`: which
+//! sources look like a slow sprayer in a bin (see `detect::distributed_spraying`), the
+//! addresses that signed in successfully lately (so that a person's failures at home
+//! are not a sprayer's), and the count's long-run level.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use super::engine::RuleEngine;
+use super::story::Story;
+use crate::detect::long_run::LongRunLevel;
+use crate::detect::DistributedSpraying;
+use crate::rule::{OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
+use crate::series::{Counts, LabelMap, Labels};
+
+/// The half-life of the `(slow sprayers)` count's long-run level: a week.
+const HALF_LIFE_MS: i64 = 7 * 86_400_000;
+
+/// At most this many addresses are remembered (about 10 bytes each in the map): past
+/// it the oldest successes are forgotten first.
+const MAX_REMEMBERED: usize = 2_000_000;
+
+/// What a rule remembers for its `(slow sprayers)` count.
+#[derive(Debug, Clone)]
+pub struct Sprayers {
+    /// The count's long-run level (see `long_run`): its expectation.
+    pub level: LongRunLevel,
+    /// Each address's last bin with a success, by a 32-bit hash of the address (two
+    /// addresses that share one only make a sprayer's address look known, about once
+    /// in 2,000 with a million remembered), so an entry is 8 bytes: the map stays
+    /// small beside the series (10,000 addresses: about 15 bytes a series more).
+    succeeded: HashMap<u32, u32>,
+    /// The oldest bin still remembered, once pruned.
+    pruned_at: i64,
+}
+
+impl Sprayers {
+    pub fn new(bin_ms: i64) -> Sprayers {
+        Sprayers {
+            level: LongRunLevel::new((HALF_LIFE_MS / bin_ms.max(1)) as f64),
+            succeeded: HashMap::new(),
+            pruned_at: i64::MIN,
+        }
+    }
+
+    /// Note the addresses that succeeded in `bin` (all of them, before any top-K cut),
+    /// and forget those that have not within `remember` bins (once that many bins
+    /// passed since the last time).
+    pub fn note_successes(&mut self, bin: i64, observed: &LabelMap<Counts>, remember: i64) {
+        for (labels, c) in observed {
+            if c.success > 0 {
+                self.succeeded.insert(key(labels), stamp(bin));
+            }
+        }
+        if self.pruned_at == i64::MIN || bin - self.pruned_at >= remember.max(1) {
+            // The oldest bin still remembered.
+            let oldest = stamp(bin.saturating_sub(remember) + 1);
+            self.succeeded.retain(|_, b| *b >= oldest);
+            self.pruned_at = bin;
+        }
+        if self.succeeded.len() > MAX_REMEMBERED {
+            let mut bins: Vec<u32> = self.succeeded.values().copied().collect();
+            let (_, median, _) = bins.select_nth_unstable(MAX_REMEMBERED / 2);
+            let cut = *median;
+            self.succeeded.retain(|_, b| *b > cut);
+        }
+    }
+
+    /// Whether the address `labels` succeeded in any bin from `since` on.
+    pub fn succeeded_since(&self, labels: &Labels, since: i64) -> bool {
+        self.succeeded
+            .get(&key(labels))
+            .is_some_and(|b| *b >= stamp(since))
+    }
+}
+
+/// A fixed hash of a source's labels (the same in every run and process).
+fn key(labels: &Labels) -> u32 {
+    let mut h = std::hash::DefaultHasher::new();
+    labels.hash(&mut h);
+    let x = h.finish();
+    (x ^ (x >> 32)) as u32
+}
+
+/// A bin index as stored: bins since 1970 fit 32 bits at any bin of a second or more
+/// (earlier ones count as 0, later ones as the last).
+fn stamp(bin: i64) -> u32 {
+    bin.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+impl RuleEngine {
+    /// The rule's `distributed_spraying` detector, if it has one.
+    pub(super) fn distributed_spraying(&self) -> Option<&DistributedSpraying> {
+        self.spec.split_by.as_ref()?;
+        self.spec
+            .detectors
+            .iter()
+            .find_map(|d| d.detector.as_distributed_spraying())
+    }
+
+    /// With a `distributed_spraying` detector, the `(slow sprayers)` series' counts for
+    /// `bin` (after the bin's counts were recorded): sources whose window looks like a
+    /// slow sprayer (`failure`), those of them that failed in this bin (`total`), the
+    /// accounts they tried (`failed_users`, tries closer than `retry_gap` as one).
+    ///
+    /// Failures in bins an outage explains (see `story`) do not make a sprayer: people
+    /// who could not sign in from home and gave up look like one. Nor does an address
+    /// that succeeded within `remember`.
+    pub(super) fn slow_sprayers(&self, bin: i64, story: &Story) -> Option<(Labels, Counts)> {
+        let field = self.spec.split_by.as_ref()?;
+        let d = self.distributed_spraying()?;
+        let window = i64::from(d.window.max(1));
+        let bin_ms = self.spec.bin_ms();
+        let known_since = bin - d.remember_bins(bin_ms) + 1;
+        let mut c = Counts::default();
+        for (labels, s) in &self.series {
+            // `(other)` is many sources merged: not one address.
+            if labels
+                .values()
+                .any(|v| is_synthetic(v) || v == OTHER_SERIES)
+                || bin - s.last_active_bin >= window
+                || self.sprayers.succeeded_since(labels, known_since)
+            {
+                continue;
+            }
+            let explained = |b: i64| story.outage_explains(b * bin_ms, (b + 1) * bin_ms, bin_ms);
+            let bins = (bin - window + 1..=bin).map(|b| {
+                let r = s.history.get(b).filter(|r| r.known);
+                let c = r.map(|r| r.counts()).unwrap_or_default();
+                // A record without a silent edge may not know its events' times (a
+                // source that cannot tell spans the whole bin): no retry is inferred.
+                let span = r
+                    .filter(|r| r.quiet_before > 0 || r.quiet_after > 0)
+                    .and_then(|r| r.span(b, bin_ms));
+                if c.failure > 0 && explained(b) {
+                    // Not a sprayer's try: fail the test.
+                    (Counts { success: 1, ..c }, span)
+                } else {
+                    (c, span)
+                }
+            });
+            if let Some(accounts) = d.slow_sprayer_accounts(bins) {
+                c.failure += 1;
+                // `total`: those that tried again in this very bin.
+                c.total += u64::from(s.history.counts(bin).is_some_and(|x| x.failure > 0));
+                c.failed_ips += 1;
+                c.failed_users = c.failed_users.saturating_add(accounts);
+            }
+        }
+        let labels = [(field.clone(), SPRAYERS_SERIES.to_string())].into();
+        Some((labels, c))
+    }
+}
+
+/// A label value that names a count the pipeline makes, not a source.
+pub(super) fn is_synthetic(v: &str) -> bool {
+    v == SOURCES_SERIES || v == SPRAYERS_SERIES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Status;
+    use crate::pipeline::testing::{c, ip};
+    use crate::pipeline::Pipeline;
+    use crate::rule::RuleSpec;
+    use crate::series::{BinIndex, RuleId};
+
+    /// One failure for one account.
+    fn once() -> Counts {
+        Counts {
+            failed_users: 1,
+            ..c(1, 1)
+        }
+    }
+
+    /// The `(slow sprayers)` count of `bin`.
+    fn sprayers(p: &Pipeline, bin: i64) -> u64 {
+        let s = &p.rules[0].series[&ip(SPRAYERS_SERIES)];
+        s.history.get(bin).map_or(0, |r| u64::from(r.failure))
+    }
+
+    fn feed(p: &mut Pipeline, bin: i64, sources: &[(&str, Counts)]) {
+        for (v, counts) in sources {
+            p.observe(RuleId(0), BinIndex(bin), ip(v), *counts);
+        }
+        p.close_through(RuleId(0), BinIndex(bin + 1), &mut Vec::new());
+    }
+
+    #[test]
+    fn a_home_address_whose_success_fell_out_of_the_top_k_is_no_sprayer() {
+        // Seed 44 (easy), a busy Monday: a person failed at home, got in (a bin the
+        // top-K cut dropped: more failing sources than `top_k`), and failed again.
+        let mut r = RuleSpec::password_spraying();
+        r.top_k = Some(1);
+        let mut p = Pipeline::new(vec![r]);
+        let office = Counts {
+            failed_users: 3,
+            ..c(4, 3)
+        };
+        feed(&mut p, 4, &[("home", once())]);
+        feed(&mut p, 6, &[("home", c(1, 0)), ("office", office)]);
+        feed(&mut p, 7, &[("home", once())]);
+        feed(&mut p, 8, &[("sprayer", once())]);
+        feed(&mut p, 9, &[("sprayer", once())]);
+        assert_eq!(sprayers(&p, 7), 0);
+        // The sprayer counts once it tried its second account.
+        assert_eq!(sprayers(&p, 9), 1);
+    }
+
+    #[test]
+    fn an_address_that_succeeded_within_remember_is_no_sprayer() {
+        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
+        feed(&mut p, 0, &[("home", c(1, 0))]);
+        // Hours later: one account failing twice, hours apart (seed 51).
+        feed(&mut p, 40, &[("home", once())]);
+        feed(&mut p, 48, &[("home", once())]);
+        assert_eq!(sprayers(&p, 48), 0);
+        // Two days later the success is forgotten: a fresh address.
+        let later = 2 * 96;
+        feed(&mut p, later, &[("home", once())]);
+        feed(&mut p, later + 4, &[("home", once())]);
+        assert_eq!(sprayers(&p, later + 4), 1);
+    }
+
+    #[test]
+    fn successes_are_forgotten_after_remember() {
+        let mut s = Sprayers::new(900_000);
+        let seen = |v: &str| -> LabelMap<Counts> { [(ip(v), c(1, 0))].into_iter().collect() };
+        s.note_successes(0, &seen("a"), 100);
+        s.note_successes(50, &seen("b"), 100);
+        assert!(s.succeeded_since(&ip("a"), 0) && !s.succeeded_since(&ip("a"), 1));
+        s.note_successes(120, &seen("c"), 100);
+        // Pruned at bin 120: "a" (bin 0) is gone, "b" (bin 50) is kept.
+        assert!(!s.succeeded_since(&ip("a"), i64::MIN));
+        assert!(s.succeeded_since(&ip("b"), 50) && s.succeeded_since(&ip("c"), 120));
+        assert_eq!(s.succeeded.len(), 2);
+    }
+
+    #[test]
+    fn a_background_of_slow_sprayers_is_learned_and_stops_paging() {
+        // Every bin a fresh address fails for one account and comes back the next bin
+        // for another, day and night: about sixteen slow sprayers in any four hours.
+        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
+        let mut out = Vec::new();
+        let day = 96;
+        let once = Counts {
+            failed_users: 1,
+            ..c(1, 1)
+        };
+        let mut firing_by_day = vec![0; 14];
+        for b in 1..(14 * day) {
+            for a in [b, b - 1] {
+                p.observe(
+                    RuleId(0),
+                    BinIndex(b),
+                    ip(&format!("10.0.{}.{}", a / 256, a % 256)),
+                    once,
+                );
+            }
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+            firing_by_day[(b / day) as usize] += out
+                .drain(..)
+                .filter(|a| a.detector == "distributed_spraying" && a.status == Status::Firing)
+                .count();
+        }
+        // It pages at first; the level learned over the days then holds it.
+        assert!(firing_by_day[0] > 0, "{firing_by_day:?}");
+        assert_eq!(firing_by_day[13], 0, "{firing_by_day:?}");
+    }
+}
