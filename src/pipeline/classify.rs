@@ -115,7 +115,15 @@ fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> 
             };
         }
     }
-    let (kind, reason) = if users <= 3 && failed > 0 {
+    let (kind, reason) = if users == 0 && ips > 3 {
+        // No account at all, from many addresses: requests turned away before any
+        // username was read (ThreatInsight's blocks carry none), not a brute force on
+        // a few accounts.
+        (
+            AlertKind::CredentialStuffing,
+            format!("{failed} failed requests without a username from {ips} sources: a distributed run that Okta turned away before it named an account"),
+        )
+    } else if users <= 3 && failed > 0 {
         (
             AlertKind::BruteForce,
             format!("{failed} failures against only {users} account(s) from {ips} source(s): a brute force on few accounts, or a stuck client"),
@@ -266,6 +274,9 @@ mod tests {
             AlertKind::PasswordSpraying
         );
         assert_eq!(kind_of(bin(400, 80, 2, 1), e), AlertKind::BruteForce);
+        // ThreatInsight's blocks carry no user: many addresses, no account.
+        assert_eq!(kind_of(bin(0, 17, 0, 16), e), AlertKind::CredentialStuffing);
+        assert_eq!(kind_of(bin(0, 17, 0, 1), e), AlertKind::BruteForce);
         assert_eq!(kind_of(bin(90, 500, 300, 280), e), AlertKind::Outage);
     }
 

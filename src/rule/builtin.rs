@@ -138,6 +138,9 @@ impl RuleSpec {
     /// window as in a bin. ThreatInsight's blocked requests carry no user, so they are
     /// not asked to spread over accounts; every signal's failures must spread over
     /// source addresses (stuffing rotates proxies; an office's typos come from one NAT).
+    /// Their windows are judged against the rate of their hours pooled over every day
+    /// of the history (`pooled_rate`): three past bins of a signal that holds an event
+    /// every few bins say next to nothing of its rate.
     pub fn signal(name: &str, event_types: &[&str], filter: Conditions) -> RuleSpec {
         let mut r = RuleSpec::named(name);
         r.event_types = event_types.iter().map(|s| s.to_string()).collect();
@@ -148,6 +151,7 @@ impl RuleSpec {
             "window_min_ratio": 3.0,
             "spread_over_users": !event_types.contains(&THREAT_DETECTED),
             "spread_over_sources": true,
+            "pooled_rate": true,
         });
         let mut t = Table::new("", Some(&table), &mut problems);
         r.detectors = vec![DetectorSpec::read(
