@@ -209,10 +209,10 @@ impl CountSpike {
         } else {
             phi
         };
-        let model = match pool {
-            Some((pool, bin)) => pool.model(bin, w, phi),
-            None => predictive(mean, phi_w, prior.0, prior.1),
-        };
+        let model = pool.map_or_else(
+            || predictive(mean, phi_w, prior.0, prior.1),
+            |(pool, bin)| pool.model(bin, w, phi),
+        );
         // The smallest count that would page: the statistical bound and both floors.
         // When the floor itself is already past the bound (one tail evaluation says so),
         // the floor is the answer and the bisection for the bound is skipped: that is
@@ -244,17 +244,13 @@ impl CountSpike {
         // about as many extra accounts; people who fail and retry (a help-desk password
         // reset wave, a morning of typos, everyone during an outage) fail about twice
         // per account. So, up to `RETRY_STORM` times the baseline, the excess must bring
-        // at least `SPREAD` extra accounts per extra failure; beyond that no retry storm
-        // of people who still get in reaches, and several passwords per account (a
-        // brute force on a list) page too — but only while most attempts of the window
-        // fail: a help-desk reset wave (a hundred people failing once or twice with
-        // their old password, then signing in) passes ten times a quiet afternoon's
-        // failures while most sign-ins still succeed, and everyone failing (an outage)
-        // or an attack big enough to be most of the traffic does not leave them so.
-        // And the accounts alone must reach the paging bound, as the failures do
-        // (one account failing all afternoon counts once per bin: not enough). Over a
-        // window the distinct counts of its bins add up (an upper bound), which only
-        // makes the test gentler.
+        // at least `SPREAD` extra accounts per extra failure; beyond that, with most
+        // attempts failing, no retry storm of people who still get in reaches (a reset
+        // wave passes ten times a quiet afternoon's failures, but most still sign in),
+        // so several passwords per account (a brute force on a list) page too. And the
+        // accounts alone must reach the paging bound, as the failures do (one account
+        // failing all afternoon counts once per bin: not enough). Over a window the
+        // distinct counts of its bins add up (an upper bound): a gentler test.
         let users = sums.users as f64;
         let retry_storm = x < RETRY_STORM * mean.max(MIN_MEAN) || 2 * sums.observed < sums.total;
         let spread = self.metric != SpikeMetric::Failure

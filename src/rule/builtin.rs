@@ -86,14 +86,14 @@ impl RuleSpec {
     ///   [`RuleSpec::hostile_signals`]).
     ///
     /// The totals rules come first: the others' pages are told apart from an outage by
-    /// what they saw in the same bins (`pipeline::story`).
+    /// what they saw in the same bins (`pipeline::story`); the signal rules come before
+    /// the per-source ones, whose spraying pages are told apart from stuffing by the
+    /// unknown usernames of the same bins.
     pub fn builtin() -> Vec<RuleSpec> {
         vec![
             RuleSpec::named("okta-sign-ins"),
             RuleSpec::availability(),
             RuleSpec::sessions(),
-            RuleSpec::password_spraying(),
-            RuleSpec::mfa_push_fatigue(),
             RuleSpec::signal(
                 "okta-unknown-users",
                 DEFAULT_EVENT_TYPES,
@@ -110,6 +110,8 @@ impl RuleSpec {
                 Conditions::default(),
             ),
             RuleSpec::hostile_signals(),
+            RuleSpec::password_spraying(),
+            RuleSpec::mfa_push_fatigue(),
         ]
     }
 
@@ -160,6 +162,19 @@ impl RuleSpec {
             &mut problems,
         )];
         r
+    }
+
+    /// Whether this rule counts only failures on usernames Okta could not resolve
+    /// ([`UNKNOWN_USER`] on every event it counts), over totals: what `pipeline::story`
+    /// reads to tell stuffing (a combo list of other breaches' usernames) from spraying.
+    pub fn counts_unknown_users(&self) -> bool {
+        let (field, value) = UNKNOWN_USER;
+        self.split_by.is_none()
+            && self
+                .filter
+                .all
+                .iter()
+                .any(|(f, v)| f == field && v == value)
     }
 
     /// What a rule over one of Okta's signals counts, for a human ("usernames Okta could
