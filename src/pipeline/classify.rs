@@ -115,13 +115,14 @@ fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> 
             };
         }
     }
-    let (kind, reason) = if users == 0 && ips > 3 {
-        // No account at all, from many addresses: requests turned away before any
-        // username was read (ThreatInsight's blocks carry none), not a brute force on
-        // a few accounts.
+    let (kind, reason) = if users <= 3 && ips >= 5 && ips >= 3 * users {
+        // Few accounts or none Okta could name, from many rotating addresses: the
+        // requests ThreatInsight blocks carry the user `unknown` (one "account" for all
+        // of them), as a stuffing run's proxies rotate; a brute force on few accounts
+        // or a stuck client comes from few addresses.
         (
             AlertKind::CredentialStuffing,
-            format!("{failed} failed requests without a username from {ips} sources: a distributed run that Okta turned away before it named an account"),
+            format!("{failed} failures from {ips} sources against only {users} account(s) Okta could name (ThreatInsight's blocked requests name none): rotating addresses, as a stuffing run's proxies"),
         )
     } else if users <= 3 && failed > 0 {
         (
@@ -274,8 +275,11 @@ mod tests {
             AlertKind::PasswordSpraying
         );
         assert_eq!(kind_of(bin(400, 80, 2, 1), e), AlertKind::BruteForce);
-        // ThreatInsight's blocks carry no user: many addresses, no account.
+        // Many addresses, no account: not a brute force on few accounts.
         assert_eq!(kind_of(bin(0, 17, 0, 16), e), AlertKind::CredentialStuffing);
+        // They are logged with the user `unknown`: one "account" for all of them.
+        assert_eq!(kind_of(bin(0, 11, 2, 10), e), AlertKind::CredentialStuffing);
+        assert_eq!(kind_of(bin(400, 40, 2, 4), e), AlertKind::BruteForce);
         assert_eq!(kind_of(bin(0, 17, 0, 1), e), AlertKind::BruteForce);
         assert_eq!(kind_of(bin(90, 500, 300, 280), e), AlertKind::Outage);
     }
