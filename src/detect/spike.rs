@@ -144,6 +144,17 @@ const SOURCES_SPREAD: f64 = 0.5;
 /// raise the failures at most (see `judge`).
 pub(crate) const RETRY_STORM: f64 = 10.0;
 
+/// What a window's expectation rests on.
+#[derive(Debug, Clone, Copy)]
+enum Rate<'a> {
+    /// `copies` past copies of the window (the seasonal baseline's), and the prior
+    /// expectation of the bins before it (see [`predictive`]).
+    Seasonal { copies: f64, prior_mean: f64 },
+    /// The rate pooled over every day of the history, and the bin the window ends at
+    /// (see [`pooled`]).
+    Pooled(&'a Pool, i64),
+}
+
 /// One window's sums.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
@@ -188,17 +199,14 @@ impl CountSpike {
         }
     }
 
-    /// Judge one window's sums: the finding, with `window_bins = w`. `prior`: how many
-    /// past copies of the window its expectation rests on, and the window's prior
-    /// expectation (see [`predictive`]); `pool`: the pooled rate and the bin the window
-    /// ends at, which judge instead when given (see [`pooled`]).
+    /// Judge one window's sums: the finding, with `window_bins = w`, against what its
+    /// expectation rests on (`rate`).
     fn judge(
         &self,
         w: u32,
         sums: Sums,
         phi: f64,
-        prior: (f64, f64),
-        pool: Option<(&Pool, i64)>,
+        rate: Rate<'_>,
         p_threshold: f64,
         measure: &'static str,
     ) -> Finding {
@@ -209,10 +217,10 @@ impl CountSpike {
         } else {
             phi
         };
-        let model = pool.map_or_else(
-            || predictive(mean, phi_w, prior.0, prior.1),
-            |(pool, bin)| pool.model(bin, w, phi),
-        );
+        let model = match rate {
+            Rate::Seasonal { copies, prior_mean } => predictive(mean, phi_w, copies, prior_mean),
+            Rate::Pooled(pool, bin) => pool.model(bin, w, phi),
+        };
         // The smallest count that would page: the statistical bound and both floors.
         // When the floor itself is already past the bound (one tail evaluation says so),
         // the floor is the answer and the bisection for the bound is skipped: that is
@@ -347,15 +355,20 @@ impl Detector for CountSpike {
             mean,
             mean_sq: mean * mean,
         };
-        let prior = |w: u32| (e.window_samples(w), prior_mean(ctx, self.metric, w));
         // The pool ends before the longest window, so no window judges its own bins.
         let longest = i64::from(self.window_bins());
         let pool = self
             .pooled
             .then(|| Pool::learn(ctx.history, ctx.bin + 1 - longest, ctx.bin_ms, self.metric))
             .flatten();
-        let pool = pool.as_ref().map(|p| (p, ctx.bin));
-        let first = self.judge(1, sums, phi, prior(1), pool, p_threshold, measure);
+        let rate = |w: u32| match &pool {
+            Some(pool) => Rate::Pooled(pool, ctx.bin),
+            None => Rate::Seasonal {
+                copies: e.window_samples(w),
+                prior_mean: prior_mean(ctx, self.metric, w),
+            },
+        };
+        let first = self.judge(1, sums, phi, rate(1), p_threshold, measure);
         // A window pages only while this bin still carries the excess (at least twice
         // what it expects, and two more): when the run stops, its alert resolves like any
         // other instead of staying open for as long as the longest window holds it.
@@ -396,7 +409,7 @@ impl Detector for CountSpike {
                 sums.mean_sq += mu * mu;
                 bins += 1;
             }
-            let f = self.judge(w, sums, phi, prior(w), pool, p_threshold, measure);
+            let f = self.judge(w, sums, phi, rate(w), p_threshold, measure);
             if f.anomalous && best.as_ref().is_none_or(|b| f.p_value < b.p_value) {
                 best = Some(f);
             }

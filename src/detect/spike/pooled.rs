@@ -13,8 +13,9 @@
 //! (UTC), on a weekday or at a weekend — and each bucket's rate is estimated by
 //! empirical Bayes: the buckets' rates are taken as drawn from a gamma around the
 //! overall rate `r` with a squared coefficient of variation `cv²` estimated from the
-//! data (the method of moments on Pearson's χ² of the buckets' counts: `E[χ²] ≈ (J−1)
-//! + S·cv²` over `J` buckets holding `S` events), i.e. a prior of `α = 1/cv²` events'
+//! data (the method of moments on Pearson's χ² of the buckets' counts, whose
+//! expectation is about `J − 1 + S·cv²` over `J` buckets holding `S` events), i.e. a
+//! prior of `α = 1/cv²` events'
 //! weight (at least 1, at most `S`). A bucket that held `s` events in `n` bins then has
 //! a gamma posterior of shape `α + s` and rate `α/r + n`: a flat signal borrows the
 //! strength of every hour, a strongly seasonal one keeps mostly its own hour's.
