@@ -183,10 +183,12 @@ fn successes_collapsed(c: &Counts, e: &Expected) -> bool {
 /// ([`RETRY_STORM`]), most attempts of the bin failing, each account failing one and a
 /// half times or more, from no more addresses than accounts. An attack on passwords
 /// tries each account about once (stuffing, spraying) and rotates its addresses; a
-/// help-desk reset wave leaves most sign-ins succeeding.
+/// help-desk reset wave leaves most sign-ins succeeding. Only a series that counts
+/// successes too (a rule over Okta's signals counts failures alone).
 fn people_retrying(c: &Counts, e: &Expected) -> bool {
     let failed = c.failure as f64;
-    c.failed_users > 3
+    e.success >= 1.0
+        && c.failed_users > 3
         && failed >= RETRY_STORM * e.failure.max(1.0)
         && 2 * c.failure >= c.total
         && failed >= 1.5 * c.failed_users as f64
@@ -332,6 +334,9 @@ mod tests {
         // five), whose successes hold.
         assert_eq!(kind_of(bin(29, 82, 35, 32), e), AlertKind::Outage);
         assert!(outage_evidence(&bin(29, 82, 35, 32), Some(&e)));
+        // A rule over failures alone (unknown usernames tried twice each) is no outage.
+        let failures_only = expected(4.0, 0.0, 4.0);
+        assert!(!outage_evidence(&bin(0, 82, 35, 32), Some(&failures_only)));
         // A reset wave: most sign-ins still succeed.
         assert_eq!(
             kind_of(bin(90, 82, 35, 32), e),
