@@ -406,6 +406,11 @@ impl History {
         }
     }
 
+    /// Every record with its bin index, oldest first.
+    pub fn indexed(&self) -> impl Iterator<Item = (i64, &BinRecord)> {
+        (self.first..).zip(self.records.iter())
+    }
+
     /// How many known bins the history holds.
     pub fn known_bins(&self) -> usize {
         self.records.iter().filter(|r| r.known).count()

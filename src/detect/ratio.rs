@@ -67,11 +67,16 @@ impl Detector for FailureRatio {
         let share = c.failure as f64 / c.total as f64;
         let upper = (base * self.min_ratio).min(1.0);
         // As for `failure_spike`: the extra failures must come with extra accounts (an
-        // attack tries each about once; people who fail and retry, twice). Skipped
-        // without distinct-user counts.
+        // attack tries each about once; people who fail and retry, twice), unless they
+        // are beyond any retry storm of people who still get in — ten times the usual
+        // failures *and* most attempts failing (a help-desk reset wave passes ten times
+        // a quiet afternoon's failures while most sign-ins succeed). Skipped without
+        // distinct-user counts.
         let extra = c.failure as f64 - e.failure;
+        let storm = c.failure as f64 >= super::spike::RETRY_STORM * e.failure.max(1.0)
+            && 2 * c.failure >= c.total;
         let spread = c.failed_users == 0
-            || c.failure as f64 >= super::spike::RETRY_STORM * e.failure.max(1.0)
+            || storm
             || c.failed_users as f64 - e.failure >= super::spike::SPREAD * extra;
         Some(Finding {
             anomalous: p_value <= self.p_value
@@ -129,6 +134,23 @@ mod tests {
             ))
             .unwrap();
         assert!(!f.anomalous, "{f:?}");
+    }
+
+    #[test]
+    fn a_reset_wave_is_not_an_outage_or_an_attack() {
+        // A help-desk reset wave on a quiet afternoon: 30 failures where 2 are usual
+        // (fifteen times), from 18 people failing about twice, while 55 still sign in.
+        let h = History::new(4);
+        let mut wave = counts(85, 55, 30);
+        wave.failed_users = 18;
+        let e = Some(expected(46.0, 44.0, 2.0));
+        let f = det().evaluate(&ctx(&h, wave, e)).unwrap();
+        assert!(!f.anomalous && f.p_value < 1e-6, "{f:?}");
+        // The same people failing while most attempts fail (an agent down): pages.
+        let mut outage = counts(45, 15, 30);
+        outage.failed_users = 18;
+        let f = det().evaluate(&ctx(&h, outage, e)).unwrap();
+        assert!(f.anomalous, "{f:?}");
     }
 
     #[test]

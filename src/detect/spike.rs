@@ -50,6 +50,9 @@ use super::{
 };
 use crate::config_reader::{Problems, Table};
 use crate::stats::{CountModel, MIN_MEAN};
+use pooled::Pool;
+
+mod pooled;
 
 /// Which count a spike detector watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +87,9 @@ pub struct CountSpike {
     /// rotates proxies, while an office full of new starters mistyping their usernames
     /// fails from one NAT address.
     pub spread_sources: bool,
+    /// Judge windows against this hour's rate pooled over every day of the history
+    /// (`pooled_rate`, off by default; on for the Okta signal rules): see [`pooled`].
+    pub pooled: bool,
 }
 
 /// How many events' worth the prior on a window's rate weighs (one: any series with
@@ -138,10 +144,23 @@ const SOURCES_SPREAD: f64 = 0.5;
 /// raise the failures at most (see `judge`).
 pub(crate) const RETRY_STORM: f64 = 10.0;
 
+/// What a window's expectation rests on.
+#[derive(Debug, Clone, Copy)]
+enum Rate<'a> {
+    /// `copies` past copies of the window (the seasonal baseline's), and the prior
+    /// expectation of the bins before it (see [`predictive`]).
+    Seasonal { copies: f64, prior_mean: f64 },
+    /// The rate pooled over every day of the history, and the bin the window ends at
+    /// (see [`pooled`]).
+    Pooled(&'a Pool, i64),
+}
+
 /// One window's sums.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
     observed: u64,
+    /// All attempts of the window (with `Failure`: whether most of them failed).
+    total: u64,
     users: u64,
     ips: u64,
     mean: f64,
@@ -165,6 +184,7 @@ impl CountSpike {
             windows: read_windows(t, windows, problems),
             spread: t.bool("spread_over_users", problems).unwrap_or(true),
             spread_sources: t.bool("spread_over_sources", problems).unwrap_or(false),
+            pooled: t.bool("pooled_rate", problems).unwrap_or(false),
         }
     }
 
@@ -179,15 +199,14 @@ impl CountSpike {
         }
     }
 
-    /// Judge one window's sums: the finding, with `window_bins = w`. `prior`: how many
-    /// past copies of the window its expectation rests on, and the window's prior
-    /// expectation (see [`predictive`]).
+    /// Judge one window's sums: the finding, with `window_bins = w`, against what its
+    /// expectation rests on (`rate`).
     fn judge(
         &self,
         w: u32,
         sums: Sums,
         phi: f64,
-        prior: (f64, f64),
+        rate: Rate<'_>,
         p_threshold: f64,
         measure: &'static str,
     ) -> Finding {
@@ -198,7 +217,10 @@ impl CountSpike {
         } else {
             phi
         };
-        let model = predictive(mean, phi_w, prior.0, prior.1);
+        let model = match rate {
+            Rate::Seasonal { copies, prior_mean } => predictive(mean, phi_w, copies, prior_mean),
+            Rate::Pooled(pool, bin) => pool.model(bin, w, phi),
+        };
         // The smallest count that would page: the statistical bound and both floors.
         // When the floor itself is already past the bound (one tail evaluation says so),
         // the floor is the answer and the bisection for the bound is skipped: that is
@@ -230,14 +252,15 @@ impl CountSpike {
         // about as many extra accounts; people who fail and retry (a help-desk password
         // reset wave, a morning of typos, everyone during an outage) fail about twice
         // per account. So, up to `RETRY_STORM` times the baseline, the excess must bring
-        // at least `SPREAD` extra accounts per extra failure; beyond that no retry storm
-        // reaches, and several passwords per account (a brute force on a list) page
-        // too. And the accounts alone must reach the paging bound, as the failures do
-        // (one account failing all afternoon counts once per bin: not enough). Over a
-        // window the distinct counts of its bins add up (an upper bound), which only
-        // makes the test gentler.
+        // at least `SPREAD` extra accounts per extra failure; beyond that, with most
+        // attempts failing, no retry storm of people who still get in reaches (a reset
+        // wave passes ten times a quiet afternoon's failures, but most still sign in),
+        // so several passwords per account (a brute force on a list) page too. And the
+        // accounts alone must reach the paging bound, as the failures do (one account
+        // failing all afternoon counts once per bin: not enough). Over a window the
+        // distinct counts of its bins add up (an upper bound): a gentler test.
         let users = sums.users as f64;
-        let retry_storm = x < RETRY_STORM * mean.max(MIN_MEAN);
+        let retry_storm = x < RETRY_STORM * mean.max(MIN_MEAN) || 2 * sums.observed < sums.total;
         let spread = self.metric != SpikeMetric::Failure
             || !self.spread
             || sums.users == 0
@@ -326,13 +349,26 @@ impl Detector for CountSpike {
         let p_threshold = self.p_value / self.windows.len().max(1) as f64;
         let mut sums = Sums {
             observed,
+            total: ctx.counts.total,
             users: ctx.counts.failed_users,
             ips: ctx.counts.failed_ips,
             mean,
             mean_sq: mean * mean,
         };
-        let prior = |w: u32| (e.window_samples(w), prior_mean(ctx, self.metric, w));
-        let first = self.judge(1, sums, phi, prior(1), p_threshold, measure);
+        // The pool ends before the longest window, so no window judges its own bins.
+        let longest = i64::from(self.window_bins());
+        let pool = self
+            .pooled
+            .then(|| Pool::learn(ctx.history, ctx.bin + 1 - longest, ctx.bin_ms, self.metric))
+            .flatten();
+        let rate = |w: u32| match &pool {
+            Some(pool) => Rate::Pooled(pool, ctx.bin),
+            None => Rate::Seasonal {
+                copies: e.window_samples(w),
+                prior_mean: prior_mean(ctx, self.metric, w),
+            },
+        };
+        let first = self.judge(1, sums, phi, rate(1), p_threshold, measure);
         // A window pages only while this bin still carries the excess (at least twice
         // what it expects, and two more): when the run stops, its alert resolves like any
         // other instead of staying open for as long as the longest window holds it.
@@ -367,12 +403,13 @@ impl Detector for CountSpike {
                     SpikeMetric::Total => r.total,
                 });
                 sums.users += u64::from(r.failed_users);
+                sums.total += u64::from(r.total);
                 sums.ips += u64::from(r.failed_ips);
                 sums.mean += mu;
                 sums.mean_sq += mu * mu;
                 bins += 1;
             }
-            let f = self.judge(w, sums, phi, prior(w), p_threshold, measure);
+            let f = self.judge(w, sums, phi, rate(w), p_threshold, measure);
             if f.anomalous && best.as_ref().is_none_or(|b| f.p_value < b.p_value) {
                 best = Some(f);
             }

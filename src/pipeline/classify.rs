@@ -3,6 +3,7 @@
 
 use crate::alert_kind::{AlertKind, Verdict};
 use crate::detect::baseline::Expected;
+use crate::detect::RETRY_STORM;
 use crate::detect::{DetectorKind, Finding};
 use crate::series::Counts;
 use crate::stats::CountModel;
@@ -96,12 +97,23 @@ fn volume_drop_reason(c: &Counts, f: &Finding) -> String {
 fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> Verdict {
     let (users, ips, failed) = (c.failed_users, c.failed_ips, c.failure);
     if let Some(e) = expected {
-        if outage_evidence(c, Some(e)) {
+        if successes_collapsed(c, e) {
             return Verdict {
                 kind: AlertKind::Outage,
                 reason: format!(
                     "failures rose while successes fell to {:.0}% of normal: sign-ins are being rejected for everyone, not attacked",
                     100.0 * c.success as f64 / e.success
+                ),
+            };
+        }
+        if people_retrying(c, e) {
+            return Verdict {
+                kind: AlertKind::Outage,
+                reason: format!(
+                    "{failed} of {} attempts failed ({:.0} times the usual failures), {:.1} per account from no more addresses than accounts ({users} accounts, {ips} addresses): people retrying sign-ins that are being rejected, not an attack trying each account once from rotating addresses",
+                    c.total,
+                    failed as f64 / e.failure.max(1.0),
+                    failed as f64 / users as f64
                 ),
             };
         }
@@ -115,7 +127,16 @@ fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> 
             };
         }
     }
-    let (kind, reason) = if users <= 3 && failed > 0 {
+    let (kind, reason) = if users <= 3 && ips >= 5 && ips >= 3 * users {
+        // Few accounts or none Okta could name, from many rotating addresses: the
+        // requests ThreatInsight blocks carry the user `unknown` (one "account" for all
+        // of them), as a stuffing run's proxies rotate; a brute force on few accounts
+        // or a stuck client comes from few addresses.
+        (
+            AlertKind::CredentialStuffing,
+            format!("{failed} failures from {ips} sources against only {users} account(s) Okta could name (ThreatInsight's blocked requests name none): rotating addresses, as a stuffing run's proxies"),
+        )
+    } else if users <= 3 && failed > 0 {
         (
             AlertKind::BruteForce,
             format!("{failed} failures against only {users} account(s) from {ips} source(s): a brute force on few accounts, or a stuck client"),
@@ -145,12 +166,33 @@ fn failures(detector: DetectorKind, c: &Counts, expected: Option<&Expected>) -> 
 /// takes successes away.
 /// Failures must have risen too (people retry): a quiet holiday morning, before the
 /// baseline's level catches up, has fewer successes *and* fewer failures.
+///
+/// Or people retry until they get in (a directory agent that fails two sign-ins in
+/// five): successes hold, but see [`people_retrying`].
 pub fn outage_evidence(c: &Counts, expected: Option<&Expected>) -> bool {
-    expected.is_some_and(|e| {
-        (c.success as f64) < 0.7 * e.success
-            && CountModel::new(e.success, 0.0).lower_tail(c.success) < OUTAGE_P
-            && (c.failure as f64) >= (2.0 * e.failure).max(e.failure + 10.0)
-    })
+    expected.is_some_and(|e| successes_collapsed(c, e) || people_retrying(c, e))
+}
+
+fn successes_collapsed(c: &Counts, e: &Expected) -> bool {
+    (c.success as f64) < 0.7 * e.success
+        && CountModel::new(e.success, 0.0).lower_tail(c.success) < OUTAGE_P
+        && (c.failure as f64) >= (2.0 * e.failure).max(e.failure + 10.0)
+}
+
+/// A retry storm of people whose sign-ins are rejected: ten times the usual failures
+/// ([`RETRY_STORM`]), most attempts of the bin failing, each account failing one and a
+/// half times or more, from no more addresses than accounts. An attack on passwords
+/// tries each account about once (stuffing, spraying) and rotates its addresses; a
+/// help-desk reset wave leaves most sign-ins succeeding. Only a series that counts
+/// successes too (a rule over Okta's signals counts failures alone).
+fn people_retrying(c: &Counts, e: &Expected) -> bool {
+    let failed = c.failure as f64;
+    e.success >= 1.0
+        && c.failed_users > 3
+        && failed >= RETRY_STORM * e.failure.max(1.0)
+        && 2 * c.failure >= c.total
+        && failed >= 1.5 * c.failed_users as f64
+        && c.failed_ips <= c.failed_users
 }
 
 /// How unlikely the successes of a bin must be before their shortfall reads as an outage.
@@ -266,6 +308,12 @@ mod tests {
             AlertKind::PasswordSpraying
         );
         assert_eq!(kind_of(bin(400, 80, 2, 1), e), AlertKind::BruteForce);
+        // Many addresses, no account: not a brute force on few accounts.
+        assert_eq!(kind_of(bin(0, 17, 0, 16), e), AlertKind::CredentialStuffing);
+        // They are logged with the user `unknown`: one "account" for all of them.
+        assert_eq!(kind_of(bin(0, 11, 2, 10), e), AlertKind::CredentialStuffing);
+        assert_eq!(kind_of(bin(400, 40, 2, 4), e), AlertKind::BruteForce);
+        assert_eq!(kind_of(bin(0, 17, 0, 1), e), AlertKind::BruteForce);
         assert_eq!(kind_of(bin(90, 500, 300, 280), e), AlertKind::Outage);
     }
 
@@ -275,9 +323,23 @@ mod tests {
         // agent down leaves none and 82 failures from the usual people's addresses.
         let e = expected(34.0, 30.0, 4.0);
         assert_eq!(kind_of(bin(0, 82, 35, 32), e), AlertKind::Outage);
-        // The same failures with successes at their usual level are an attack.
+        // The same failures with successes at their usual level, one try per account
+        // from rotating addresses, are an attack.
         assert_eq!(
-            kind_of(bin(29, 82, 35, 32), e),
+            kind_of(bin(29, 82, 78, 80), e),
+            AlertKind::CredentialStuffing
+        );
+        // From the usual people's addresses, two or three tries each, most attempts
+        // failing: people retrying sign-ins that are rejected (an agent failing two in
+        // five), whose successes hold.
+        assert_eq!(kind_of(bin(29, 82, 35, 32), e), AlertKind::Outage);
+        assert!(outage_evidence(&bin(29, 82, 35, 32), Some(&e)));
+        // A rule over failures alone (unknown usernames tried twice each) is no outage.
+        let failures_only = expected(4.0, 0.0, 4.0);
+        assert!(!outage_evidence(&bin(0, 82, 35, 32), Some(&failures_only)));
+        // A reset wave: most sign-ins still succeed.
+        assert_eq!(
+            kind_of(bin(90, 82, 35, 32), e),
             AlertKind::CredentialStuffing
         );
         // At night, 3 successes expected and none seen is chance, not an outage.

@@ -121,6 +121,8 @@ impl RuleEngine {
         let facts = self.facts(bin);
         story.note_stream(facts.totals_last_ms);
         let judged = self.judge_all(&facts, lifecycle, observer);
+        let totals = self.series.get(&Labels::new()).map(|s| &s.history);
+        story.note_unknown_users(&self.spec, bin, facts.bin_ms, totals);
         for labels in &judged.evicted {
             self.series.remove(labels);
         }
@@ -242,9 +244,8 @@ impl RuleEngine {
         story: &Story,
         out: &mut Vec<Alert>,
     ) {
-        // Series live in a hash map: put notices in a fixed order so that every run (the
-        // daemon, a backtest) writes the same alerts in the same order.
-        // Within a detector the most significant come first, so a storm pages its worst.
+        // Series live in a hash map: a fixed order makes every run (the daemon, a backtest)
+        // write the same alerts; within a detector the worst first, as a storm pages it.
         notices.sort_by(|a, b| {
             (a.detector, a.finding.p_value, &a.labels)
                 .partial_cmp(&(b.detector, b.finding.p_value, &b.labels))
@@ -335,6 +336,7 @@ impl RuleEngine {
                     None => verdict,
                 };
                 let start = facts.bin * facts.bin_ms;
+                let verdict = story.recast_spraying(verdict, start + facts.bin_ms);
                 let verdict = story.fold(verdict, start, start + facts.bin_ms);
                 // A rule over totals is silent at least since its last event of this bin.
                 let since = (!facts.split).then(|| facts.totals_last_ms.unwrap_or(start));

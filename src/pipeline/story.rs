@@ -14,13 +14,35 @@
 //! The totals rule must have closed the bin first. The built-in rules put it first and
 //! both the file replay and the CloudWatch source close rules in their order, so it has;
 //! a page of a rule that closed earlier keeps its own kind.
+//!
+//! Stuffing or spraying: several addresses each failing for a few accounts and never
+//! succeeding is a spray of this organisation's usernames — or a stuffing run of a combo
+//! list from other breaches, most of whose usernames Okta cannot resolve. A rule that
+//! counts those failures (`actor.id = "unknown"`, see
+//! [`crate::rule::RuleSpec::counts_unknown_users`]) notes each bin it closes, and a
+//! `password_spraying` page whose last hour holds unknown usernames beyond chance
+//! (beyond one in [`UNKNOWN_BEYOND`] under the baseline, [`UNKNOWN_MIN`] at least) is
+//! named `credential_stuffing`, with both counts in its reason. The built-in rules put
+//! the signal rules before the per-source one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::alert_kind::{AlertKind, Verdict};
+use crate::rule::RuleSpec;
+use crate::series::History;
+use crate::stats::CountModel;
 
 /// How long noted stretches are kept behind the newest one.
 const KEEP_MS: i64 = 2 * 86_400_000;
+
+/// How far back a spraying page reads the unknown usernames.
+const UNKNOWN_SPAN_MS: i64 = 3_600_000;
+
+/// How unlikely under the baseline the unknown usernames of that span must be.
+pub const UNKNOWN_BEYOND: f64 = 100.0;
+
+/// How many unknown usernames that span must hold at least.
+pub const UNKNOWN_MIN: u64 = 5;
 
 #[derive(Debug, Default)]
 pub struct Story {
@@ -32,9 +54,56 @@ pub struct Story {
     /// before the 15-minute rule closes the gap's bin), so only times before the judged
     /// bin's end are read.
     stream_last: BTreeSet<i64>,
+    /// Bin start (ms) → failures on unresolved usernames and their expectation, as a
+    /// rule that counts only those noted them.
+    unknown: BTreeMap<i64, (u64, f64)>,
 }
 
 impl Story {
+    /// A rule closed bin `bin` (of `bin_ms`) of its series over totals, whose history
+    /// is `totals`: noted when the rule counts failures on unresolved usernames.
+    pub fn note_unknown_users(
+        &mut self,
+        spec: &RuleSpec,
+        bin: i64,
+        bin_ms: i64,
+        totals: Option<&History>,
+    ) {
+        let record = totals.and_then(|h| h.get(bin));
+        let Some(r) = record.filter(|r| r.known && spec.counts_unknown_users()) else {
+            return;
+        };
+        let expected = f64::from(r.expected_failure.max(0.0));
+        self.unknown
+            .insert(bin * bin_ms, (u64::from(r.failure), expected));
+        if let Some((&newest, _)) = self.unknown.last_key_value() {
+            self.unknown = self.unknown.split_off(&(newest - KEEP_MS));
+        }
+    }
+
+    /// A `password_spraying` verdict judged at `end_ms`, named `credential_stuffing`
+    /// when the hour before holds failures on unresolved usernames beyond chance.
+    pub fn recast_spraying(&self, verdict: Verdict, end_ms: i64) -> Verdict {
+        if verdict.kind != AlertKind::PasswordSpraying {
+            return verdict;
+        }
+        let (seen, expected) = self
+            .unknown
+            .range(end_ms - UNKNOWN_SPAN_MS..end_ms)
+            .fold((0u64, 0f64), |(n, e), (_, &(o, x))| (n + o, e + x));
+        let chance = CountModel::new(expected, 0.0).upper_tail(seen);
+        if seen < UNKNOWN_MIN || chance > 1.0 / UNKNOWN_BEYOND {
+            return verdict;
+        }
+        Verdict {
+            kind: AlertKind::CredentialStuffing,
+            reason: format!(
+                "{seen} failed sign-ins on usernames Okta could not resolve (actor.id = unknown) in the last hour where about {expected:.0} were expected: the addresses try a combo list of other breaches' usernames, not this organisation's (this alone would read as {}: {})",
+                verdict.kind, verdict.reason
+            ),
+        }
+    }
+
     /// A rule over totals closed a bin whose last event came at `last_ms` (`None`: it
     /// had none, or the source cannot tell when).
     pub fn note_stream(&mut self, last_ms: Option<i64>) {
@@ -117,6 +186,7 @@ impl Story {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::series::BinRecord;
 
     const BIN: i64 = 900_000;
 
@@ -189,6 +259,65 @@ mod tests {
         assert_eq!(
             s.fold(stuffing(), 8 * BIN, 9 * BIN).kind,
             AlertKind::CredentialStuffing
+        );
+    }
+
+    fn spraying() -> Verdict {
+        Verdict {
+            kind: AlertKind::PasswordSpraying,
+            reason: "3 addresses".into(),
+        }
+    }
+
+    #[test]
+    fn a_spray_of_unknown_usernames_is_stuffing() {
+        let unknown = RuleSpec::builtin()
+            .into_iter()
+            .find(|r| r.counts_unknown_users())
+            .expect("a built-in rule counts unknown usernames");
+        let record = |failure: u32| BinRecord {
+            failure,
+            known: true,
+            expected_failure: 0.4,
+            ..Default::default()
+        };
+        let mut h = History::new(8);
+        for (b, n) in [0u32, 1, 2, 4].into_iter().enumerate() {
+            h.push(b as i64, record(n));
+        }
+        let mut s = Story::default();
+        for b in 0..4 {
+            s.note_unknown_users(&unknown, b, BIN, Some(&h));
+        }
+        // Seven unknown usernames in the hour where 1.6 were expected.
+        let v = s.recast_spraying(spraying(), 4 * BIN);
+        assert_eq!(v.kind, AlertKind::CredentialStuffing);
+        assert!(
+            v.reason.contains("7 failed sign-ins") && v.reason.contains("3 addresses"),
+            "{}",
+            v.reason
+        );
+        // Nothing beyond chance: spraying stays spraying, and other kinds are left alone.
+        let mut quiet = Story::default();
+        let mut h = History::new(8);
+        h.push(0, record(2));
+        quiet.note_unknown_users(&unknown, 0, BIN, Some(&h));
+        assert_eq!(
+            quiet.recast_spraying(spraying(), BIN).kind,
+            AlertKind::PasswordSpraying
+        );
+        assert_eq!(
+            s.recast_spraying(stuffing(), 4 * BIN).kind,
+            AlertKind::CredentialStuffing
+        );
+        // A rule that counts something else notes nothing.
+        let mut other = Story::default();
+        let mut h = History::new(8);
+        h.push(0, record(40));
+        other.note_unknown_users(&RuleSpec::named("okta-sign-ins"), 0, BIN, Some(&h));
+        assert_eq!(
+            other.recast_spraying(spraying(), BIN).kind,
+            AlertKind::PasswordSpraying
         );
     }
 

@@ -86,14 +86,14 @@ impl RuleSpec {
     ///   [`RuleSpec::hostile_signals`]).
     ///
     /// The totals rules come first: the others' pages are told apart from an outage by
-    /// what they saw in the same bins (`pipeline::story`).
+    /// what they saw in the same bins (`pipeline::story`); the signal rules come before
+    /// the per-source ones, whose spraying pages are told apart from stuffing by the
+    /// unknown usernames of the same bins.
     pub fn builtin() -> Vec<RuleSpec> {
         vec![
             RuleSpec::named("okta-sign-ins"),
             RuleSpec::availability(),
             RuleSpec::sessions(),
-            RuleSpec::password_spraying(),
-            RuleSpec::mfa_push_fatigue(),
             RuleSpec::signal(
                 "okta-unknown-users",
                 DEFAULT_EVENT_TYPES,
@@ -110,6 +110,8 @@ impl RuleSpec {
                 Conditions::default(),
             ),
             RuleSpec::hostile_signals(),
+            RuleSpec::password_spraying(),
+            RuleSpec::mfa_push_fatigue(),
         ]
     }
 
@@ -138,6 +140,9 @@ impl RuleSpec {
     /// window as in a bin. ThreatInsight's blocked requests carry no user, so they are
     /// not asked to spread over accounts; every signal's failures must spread over
     /// source addresses (stuffing rotates proxies; an office's typos come from one NAT).
+    /// Their windows are judged against the rate of their hours pooled over every day
+    /// of the history (`pooled_rate`): three past bins of a signal that holds an event
+    /// every few bins say next to nothing of its rate.
     pub fn signal(name: &str, event_types: &[&str], filter: Conditions) -> RuleSpec {
         let mut r = RuleSpec::named(name);
         r.event_types = event_types.iter().map(|s| s.to_string()).collect();
@@ -148,6 +153,7 @@ impl RuleSpec {
             "window_min_ratio": 3.0,
             "spread_over_users": !event_types.contains(&THREAT_DETECTED),
             "spread_over_sources": true,
+            "pooled_rate": true,
         });
         let mut t = Table::new("", Some(&table), &mut problems);
         r.detectors = vec![DetectorSpec::read(
@@ -156,6 +162,19 @@ impl RuleSpec {
             &mut problems,
         )];
         r
+    }
+
+    /// Whether this rule counts only failures on usernames Okta could not resolve
+    /// ([`UNKNOWN_USER`] on every event it counts), over totals: what `pipeline::story`
+    /// reads to tell stuffing (a combo list of other breaches' usernames) from spraying.
+    pub fn counts_unknown_users(&self) -> bool {
+        let (field, value) = UNKNOWN_USER;
+        self.split_by.is_none()
+            && self
+                .filter
+                .all
+                .iter()
+                .any(|(f, v)| f == field && v == value)
     }
 
     /// What a rule over one of Okta's signals counts, for a human ("usernames Okta could

@@ -18,6 +18,7 @@ fn spike() -> CountSpike {
         windows: vec![1],
         spread: true,
         spread_sources: false,
+        pooled: false,
     }
 }
 
@@ -60,7 +61,7 @@ proptest::proptest! {
     /// The shortcut gives the same band as the full bound: max(bound, floors).
     #[test]
     fn upper_is_the_bound_or_the_floor(mean in 0.0f64..500.0, phi in 0.0f64..0.5, min_count in 0u64..100) {
-        let d = CountSpike { metric: SpikeMetric::Failure, p_value: 1e-6, min_count, min_ratio: 3.0, window_min_ratio: 3.0, windows: vec![1], spread: true, spread_sources: false };
+        let d = CountSpike { metric: SpikeMetric::Failure, p_value: 1e-6, min_count, min_ratio: 3.0, window_min_ratio: 3.0, windows: vec![1], spread: true, spread_sources: false, pooled: false };
         let h = History::new(4);
         let mut e = expected(mean * 2.0, mean, mean);
         e.samples = 0; // taken as exact: the model is the negative binomial itself
@@ -106,6 +107,7 @@ fn windowed() -> CountSpike {
         windows: DEFAULT_WINDOWS.to_vec(),
         spread: true,
         spread_sources: false,
+        pooled: false,
     }
 }
 
@@ -272,28 +274,31 @@ fn the_predictive_model_widens_with_fewer_past_events() {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
     /// Sparse quiet traffic (Poisson, a fifth of an event to three a bin at the
     /// day's peak, as Okta's signals are) judged against what the real seasonal
     /// baseline learns of it from its first weeks (three samples a bin in the second
     /// week, six from the third): with every window judged and the floors off, the
     /// share of bins that page stays about the configured `p_value`. Taken as exact,
     /// an expectation of three empty past bins paged such traffic many times over.
+    /// The same with `pooled_rate`, for a flat signal and a seasonal one.
     #[test]
-    fn sparse_traffic_against_a_learned_baseline_pages_at_about_the_configured_rate(level in 0.2f64..3.0, seed in 0u64..1000) {
+    fn sparse_traffic_against_a_learned_baseline_pages_at_about_the_configured_rate(level in 0.2f64..3.0, flat in proptest::bool::ANY, pooled in proptest::bool::ANY, seed in 0u64..1000) {
         use crate::detect::baseline::{Baseline, Seasonal};
         use rand::SeedableRng;
         use rand_distr::{Distribution, Poisson};
         const BIN: i64 = 15 * 60_000;
         let p_value = 0.01;
-        let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true, spread_sources: false };
+        let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true, spread_sources: false, pooled };
         let baseline = Seasonal::new(BIN, 14 * 96);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
         let mut h = History::new(14 * 96);
         let (mut pages, mut judged) = (0u32, 0u32);
         for b in 0..(4 * 7 * 96i64) {
             let hour = (b % 96) as f64 / 4.0;
-            let mu = level * (0.1 + (-(hour - 14.0).powi(2) / 18.0).exp());
+            // A signal at every hour alike (ThreatInsight's blocks) or one that peaks
+            // in the afternoon (unknown usernames: people's typos).
+            let mu = if flat { level * 0.4 } else { level * (0.1 + (-(hour - 14.0).powi(2) / 18.0).exp()) };
             let n = Poisson::new(mu).unwrap().sample(&mut rng) as u64;
             let mut c = counts(n, 0, n);
             c.failed_users = n;
@@ -344,7 +349,7 @@ proptest::proptest! {
         use rand::SeedableRng;
         use rand_distr::{Distribution, Gamma, Poisson};
         let p_value = 0.01;
-        let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true, spread_sources: false };
+        let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true, spread_sources: false, pooled: false };
         let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
         let mut h = History::new(64);
         let (mut pages, mut judged) = (0u32, 0u32);
@@ -376,4 +381,59 @@ proptest::proptest! {
         proptest::prop_assert!(rate <= 1.5 * p_value, "rate {rate} above {p_value}");
         proptest::prop_assert!(rate >= p_value / 20.0, "rate {rate} far below {p_value}");
     }
+}
+
+#[test]
+fn a_burst_of_a_flat_sparse_signal_pages_against_its_pooled_rate() {
+    // Ten days of ThreatInsight's blocks, one every fourth bin at any hour, then twelve
+    // in half an hour where the same hours of past weeks held none.
+    let mut h = History::new(14 * 96);
+    for b in 0..10 * 96 {
+        let n = u32::from(b % 4 == 0);
+        let mut r =
+            crate::series::BinRecord::from_counts(counts(n.into(), 0, n.into()), b, 900_000);
+        r.expected_failure = 0.0;
+        h.push(b, r);
+    }
+    let mut burst = crate::series::BinRecord::from_counts(counts(6, 0, 6), 10 * 96, 900_000);
+    burst.expected_failure = 0.0;
+    burst.failed_ips = 6;
+    h.push(10 * 96, burst);
+    let mut c = counts(6, 0, 6);
+    c.failed_ips = 6;
+    let mut e = expected(0.0, 0.0, 0.0);
+    e.samples = 3;
+    let d = CountSpike {
+        min_count: 10,
+        spread: false,
+        spread_sources: true,
+        ..windowed()
+    };
+    let mut cx = ctx(&h, c, Some(e));
+    cx.bin = 10 * 96 + 1;
+    let seasonal = d.evaluate(&cx).unwrap();
+    assert!(!seasonal.anomalous, "{seasonal:?}");
+    let pooled = CountSpike { pooled: true, ..d }.evaluate(&cx).unwrap();
+    assert!(pooled.anomalous && pooled.window_bins == 2, "{pooled:?}");
+    assert!(
+        pooled.p_value < 1e-9 && seasonal.p_value > 1e-6,
+        "{pooled:?} {seasonal:?}"
+    );
+}
+
+#[test]
+fn a_reset_wave_passes_ten_times_the_failures_without_paging() {
+    // Forty failures where two are usual, from 24 people failing about twice each:
+    // while most sign-ins succeed it is people retrying (a help-desk reset wave), not
+    // spread enough for an attack; when most attempts fail it pages.
+    let h = History::new(10);
+    let e = Some(expected(46.0, 44.0, 2.0));
+    let mut wave = counts(100, 60, 40);
+    wave.failed_users = 24;
+    let f = spike().evaluate(&ctx(&h, wave, e)).unwrap();
+    assert!(!f.anomalous && f.p_value < 1e-6, "{f:?}");
+    let mut failing = counts(55, 15, 40);
+    failing.failed_users = 24;
+    let f = spike().evaluate(&ctx(&h, failing, e)).unwrap();
+    assert!(f.anomalous, "{f:?}");
 }
