@@ -40,6 +40,14 @@ pub const THREAT_SUSPECTED: (&str, &str) = ("debugContext.debugData.threatSuspec
 /// A request ThreatInsight blocked (outcome DENY, often no user).
 pub const THREAT_DETECTED: &str = "security.threat.detected";
 
+/// `okta-sign-ins`' `flatline` threshold: a backstop for a silent stream at busy hours
+/// (see [`RuleSpec::sign_ins`]).
+pub const SIGN_INS_SILENCE_P: f64 = 1e-12;
+
+/// The longest silence `okta-sessions` judges, in 15-minute bins (see
+/// [`RuleSpec::sessions`]).
+pub const SESSIONS_SILENCE_BINS: u64 = 8;
+
 /// The push rule's condition on `user.authentication.auth_via_mfa`: a denied push.
 pub const PUSH_DENIAL_WHEN: (&str, &[(&str, &str)]) = (
     "user.authentication.auth_via_mfa",
@@ -91,7 +99,7 @@ impl RuleSpec {
     /// unknown usernames of the same bins.
     pub fn builtin() -> Vec<RuleSpec> {
         vec![
-            RuleSpec::named("okta-sign-ins"),
+            RuleSpec::sign_ins(),
             RuleSpec::availability(),
             RuleSpec::sessions(),
             RuleSpec::signal(
@@ -206,6 +214,31 @@ impl RuleSpec {
         (!parts.is_empty()).then(|| parts.join(", "))
     }
 
+    /// The built-in rule over session starts in 15-minute bins, every totals detector.
+    /// Its `flatline` is a backstop at `p_value = 1e-12` (about 28 sign-ins expected
+    /// over a silence at the day's level before it): `okta-sessions` watches the stream
+    /// for silence, with twice the events. A silence of the sign-ins alone, while
+    /// sign-outs keep arriving, is ambiguous in its first hour: a holiday at a fifth of
+    /// the volume that begins at midnight has 30–45 minutes without a sign-in where the
+    /// evening before promises 18–28 (easy and hard seeds 1, 51 and more: "1 in 10⁷"
+    /// at the evening's level, ordinary at the holiday's), and an outage that keeps 90 %
+    /// of people from reaching Okta looks the same until `volume_drop` has two bins to
+    /// judge. The detector stays (not removed): its anomalous bins keep a gap's empty
+    /// bins out of the rule's baseline; without it the same hour a week after a gap
+    /// expected nothing and `volume_spike` paged there.
+    pub fn sign_ins() -> RuleSpec {
+        let mut r = RuleSpec::named("okta-sign-ins");
+        for d in &mut r.detectors {
+            if d.detector.kind() == DetectorKind::Flatline {
+                let mut problems = Problems::default();
+                let table = serde_json::json!({ "p_value": SIGN_INS_SILENCE_P });
+                let mut t = Table::new("", Some(&table), &mut problems);
+                *d = DetectorSpec::read(DetectorKind::Flatline, &mut t, &mut problems);
+            }
+        }
+        r
+    }
+
     /// The built-in rule that pages outages sooner: session starts in 5-minute bins,
     /// judged by the totals detectors that see sign-ins fail or stop succeeding
     /// (`failure_ratio`, `success_drop`: two bad bins of three, now ten minutes instead
@@ -248,10 +281,20 @@ impl RuleSpec {
         r.filter = Conditions::all_of(&[SESSION_SUCCEEDED]);
         // Judged once every bin has the same hour of an earlier week to go by: in the
         // first week the time of day's fallback expected a Saturday's evening of a
-        // Sunday's first hours and an ordinary lull paged (seed 1). `okta-sign-ins`
-        // watches for silence from its second day, as before.
+        // Sunday's first hours and an ordinary lull paged (seed 1). Before that,
+        // `okta-sign-ins`' backstop pages a silence at busy hours from its second day.
         r.warmup = Duration::from_secs(7 * 86_400);
-        r.detectors = vec![DetectorSpec::default_for(DetectorKind::Flatline)];
+        // Spans of up to two hours: a long gap on a quiet evening adds up evidence (a
+        // gap of 2.5 hours right after the warm-up, on a Sunday evening, held 15 events
+        // an hour and one hour of it was not enough without a level to go by, seed 7).
+        let mut problems = Problems::default();
+        let table = serde_json::json!({ "bins": SESSIONS_SILENCE_BINS });
+        let mut t = Table::new("", Some(&table), &mut problems);
+        r.detectors = vec![DetectorSpec::read(
+            DetectorKind::Flatline,
+            &mut t,
+            &mut problems,
+        )];
         r
     }
 
@@ -341,6 +384,74 @@ mod tests {
         assert_eq!(kinds, [DetectorKind::Flatline]);
         assert!(r.split_by.is_none());
         assert_eq!(r.warmup, Duration::from_secs(7 * 86_400));
+    }
+
+    /// The silence detector of the built-in rule `name`.
+    fn flatline_of(name: &str) -> std::sync::Arc<dyn crate::detect::Detector> {
+        let r = RuleSpec::builtin()
+            .into_iter()
+            .find(|r| r.name == name)
+            .unwrap();
+        let d = r
+            .detectors
+            .iter()
+            .find(|d| d.detector.kind() == DetectorKind::Flatline)
+            .unwrap();
+        d.detector.clone()
+    }
+
+    /// Whether `flatline` pages `silent` empty bins (this one included) after `before`
+    /// bins that held what was expected of them, `per_bin` events a bin.
+    fn silence_pages(
+        flatline: &dyn crate::detect::Detector,
+        before: i64,
+        silent: i64,
+        per_bin: f64,
+    ) -> bool {
+        use crate::detect::test_support::{counts, ctx, expected};
+        use crate::series::{BinRecord, History};
+        let bin = |total: u32| BinRecord {
+            total,
+            known: true,
+            seasonal_total: per_bin as f32,
+            expected_total: per_bin as f32,
+            ..BinRecord::default()
+        };
+        let mut h = History::new(64);
+        for b in 0..before {
+            h.push(b, bin(per_bin as u32));
+        }
+        for b in before..before + silent - 1 {
+            h.push(b, bin(0));
+        }
+        let e = expected(per_bin, per_bin * 0.95, per_bin * 0.05);
+        let c = ctx(&h, counts(0, 0, 0), Some(e));
+        flatline.evaluate(&c).unwrap().anomalous
+    }
+
+    #[test]
+    fn the_sign_ins_silence_is_a_backstop_for_busy_hours() {
+        let generic = DetectorSpec::default_for(DetectorKind::Flatline).detector;
+        let sign_ins = flatline_of("okta-sign-ins");
+        // A holiday's first 45 minutes from midnight: nothing where the evening before
+        // promises 9 sign-ins a bin ("1 in 10^11" at that level; ordinary at a fifth of
+        // it, and the sign-outs keep coming). The default threshold pages it.
+        assert!(silence_pages(generic.as_ref(), 8, 3, 9.0));
+        assert!(!silence_pages(sign_ins.as_ref(), 8, 3, 9.0));
+        // A silent bin at the peak still pages at once.
+        assert!(silence_pages(sign_ins.as_ref(), 8, 1, 150.0));
+    }
+
+    #[test]
+    fn the_sessions_rule_judges_silences_of_up_to_two_hours() {
+        // Three events a bin (a quiet evening): two hours of nothing page; judged an
+        // hour at a time, the empty bins before the last hour lower the level and the
+        // same silence never pages.
+        let generic = DetectorSpec::default_for(DetectorKind::Flatline).detector;
+        let sessions = flatline_of("okta-sessions");
+        assert_eq!(sessions.window_bins(), generic.window_bins() + 4);
+        assert!(silence_pages(sessions.as_ref(), 16, 8, 3.0));
+        assert!(!silence_pages(generic.as_ref(), 16, 8, 3.0));
     }
 
     #[test]
