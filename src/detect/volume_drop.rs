@@ -43,6 +43,21 @@
 //! The alert then says which window paged ("310 attempts in the last 45 min, expected
 //! 640").
 //!
+//! # A season that disagrees with itself
+//! The seasonal shape (how this window compares with its hour before) is a trimmed mean
+//! over a few past weeks. With two or three weeks, one odd week moves it: a benign surge
+//! that began at 14:45 last Monday makes this Monday's 15:00–16:00 look as if it should
+//! be a third busier than 14:00–15:00, and an ordinary Monday then "falls" to 70 % of
+//! it — with only two weeks, against a mean that neither week says. So each past week
+//! whose copies of the window and of its hour before are all clean is also asked on
+//! its own: the window at that week's ratio to the hour before, as a negative binomial
+//! whose dispersion adds that ratio's own counting noise (`1/W + 1/H` for the week's
+//! sums). The drop must be a drop against every such week (the largest p-value is
+//! taken, an intersection-union test, so the size stays at most `p_value`). A past
+//! outage does not excuse a new one: bins that paged are not clean, so that week is
+//! not asked. (The weeks are taken at the same UTC bins; across a daylight-saving
+//! change a week's shape is an hour off, which can only make a drop harder to page.)
+//!
 //! A bin with no events at all is `flatline`'s (a broken log pipeline, not an outage).
 //! The seasonal shape must come from the same hour of previous weeks: the time-of-day
 //! fallback of the first week mixes up Friday evenings and Saturday evenings across
@@ -90,11 +105,13 @@ impl VolumeDrop {
 
     /// Observed and seasonal totals of the last `lookback` clean bins before the window
     /// that starts `skip` bins back (looking back at most twice as far, past anomalous
-    /// or unknown bins), and the sum of the squares of their seasonal expectations.
-    fn recent(&self, ctx: &BinContext<'_>, skip: i64) -> (f64, f64, f64) {
-        let (mut observed, mut seasonal, mut squares, mut found) = (0.0, 0.0, 0.0, 0);
+    /// or unknown bins), the sum of the squares of their seasonal expectations, and how
+    /// many bins back each of them lies.
+    fn recent(&self, ctx: &BinContext<'_>, skip: i64) -> (f64, f64, f64, Vec<i64>) {
+        let (mut observed, mut seasonal, mut squares) = (0.0, 0.0, 0.0);
+        let mut backs = Vec::with_capacity(self.lookback as usize);
         for back in skip..skip + i64::from(self.lookback) * 2 {
-            if found >= self.lookback {
+            if backs.len() >= self.lookback as usize {
                 break;
             }
             match ctx.history.get(ctx.bin - back) {
@@ -102,13 +119,48 @@ impl VolumeDrop {
                     observed += f64::from(r.total);
                     seasonal += f64::from(r.seasonal_total);
                     squares += f64::from(r.seasonal_total).powi(2);
-                    found += 1;
+                    backs.push(back);
                 }
                 _ => {}
             }
         }
-        (observed, seasonal, squares)
+        (observed, seasonal, squares, backs)
     }
+}
+
+/// The attempts each past week held at the same bins as a window of `bins` bins (this
+/// one and those before it) and as its hour before (the bins `backs` back), for every
+/// week the series' history holds whose copies of those bins are all clean and expect
+/// at least `min_expected` over the hour before.
+fn past_weeks(
+    ctx: &BinContext<'_>,
+    bins: u32,
+    backs: &[i64],
+    min_expected: f64,
+) -> Vec<(f64, f64)> {
+    let week = (7 * 86_400_000 / ctx.bin_ms.max(1)).max(1);
+    // The attempts of the bins `offsets` back from `at`; `None` if one is not clean.
+    let sum = |at: i64, offsets: &[i64]| -> Option<f64> {
+        offsets
+            .iter()
+            .try_fold(0.0, |acc, back| match ctx.history.get(at - back) {
+                Some(r) if r.is_clean() => Some(acc + f64::from(r.total)),
+                _ => None,
+            })
+    };
+    let window: Vec<i64> = (0..i64::from(bins)).collect();
+    let mut weeks = Vec::new();
+    let mut k = 1;
+    while k * week <= ctx.history.len() as i64 {
+        let at = ctx.bin - k * week;
+        if let (Some(w), Some(h)) = (sum(at, &window), sum(at, backs)) {
+            if h >= min_expected {
+                weeks.push((w, h));
+            }
+        }
+        k += 1;
+    }
+    weeks
 }
 
 impl Detector for VolumeDrop {
@@ -192,7 +244,8 @@ impl VolumeDrop {
         if season < floor {
             return None;
         }
-        let (recent_observed, recent_seasonal, recent_squares) = self.recent(ctx, i64::from(bins));
+        let (recent_observed, recent_seasonal, recent_squares, backs) =
+            self.recent(ctx, i64::from(bins));
         if recent_seasonal < self.min_expected {
             return None;
         }
@@ -223,7 +276,18 @@ impl VolumeDrop {
             ctx.dispersion.step
         };
         let scatter = CountModel::new(expected, step).lower_tail(total);
-        let p_value = binomial.max(scatter);
+        // Each past week on its own must also call it a drop (see "A season that
+        // disagrees with itself" above): the window against the hour before, in that
+        // week's own proportion, with the counting noise of that week's two sums.
+        let weeks = past_weeks(ctx, bins, &backs, self.min_expected)
+            .into_iter()
+            .map(|(w, h)| {
+                let mean = recent_observed * w / h;
+                let noise = 1.0 / w.max(1.0) + 1.0 / h;
+                CountModel::new(mean, step + noise).lower_tail(total)
+            })
+            .fold(0.0, f64::max);
+        let p_value = binomial.max(scatter).max(weeks);
         let lower = (self.max_fraction * expected.min(season)).floor();
         let x = total as f64;
         Some(Finding {
