@@ -456,6 +456,46 @@ mod tests {
         assert_eq!(det().evaluate(&ctx(&h, counts(1, 1, 0), night)), None);
     }
 
+    /// Two weeks and a bit of 15-minute bins at 200 (season 200) before bin 2000; in
+    /// each past week the bin at the time of bin 2000 held 340 when `surged` says so
+    /// (a surge that week, or a rise that is truly the season's).
+    fn past_weeks_history(surged: [bool; 2]) -> History {
+        let week = 672;
+        let mut h = History::new(1400);
+        for b in (2000 - 2 * week - 8)..2000 {
+            let k = (2000 - b) / week;
+            let at_window = (2000 - b) % week == 0;
+            let surge = at_window && (k == 1 && surged[0] || k == 2 && surged[1]);
+            h.push(b, record(if surge { 340 } else { 200 }, 200.0));
+        }
+        h
+    }
+
+    #[test]
+    fn a_drop_against_a_season_one_odd_week_made_is_asked_of_each_week() {
+        // The season averaged last week's surge in: 340 where the hour before says 200
+        // a bin. 150 is a cliff against that, and against every week that rose too.
+        let judge = |h: &History| {
+            let mut e = expected(340.0, 310.0, 30.0);
+            e.seasonal_total = 340.0;
+            let mut cx = ctx(h, counts(150, 140, 10), Some(e));
+            cx.dispersion.step = 0.0;
+            det().evaluate(&cx).unwrap()
+        };
+        let risen = judge(&past_weeks_history([true, true]));
+        assert!(risen.anomalous, "{risen:?}");
+        // The week before last was flat: against its shape 150 where 200 is usual is
+        // no cliff, so the bin does not page.
+        let odd = judge(&past_weeks_history([true, false]));
+        assert!(!odd.anomalous && odd.p_value > 1e-3, "{odd:?}");
+        // Without any past week in the history the season alone decides (and pages).
+        let mut h = History::new(16);
+        for b in 1996..2000 {
+            h.push(b, record(200, 200.0));
+        }
+        assert!(judge(&h).anomalous);
+    }
+
     proptest! {
         /// Whatever the counts, a bin at or above its expectation is never a drop, and a
         /// finding's band is ordered.
