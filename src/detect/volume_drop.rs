@@ -57,9 +57,9 @@
 //! not excuse a new one: bins that paged are not clean, so that week is not asked.
 //! It is a floor, not a third p-value: a single week's ratio carries that week's
 //! counting noise, and testing against it (at `p_value`) cost two half outages of the
-//! tuned seeds their page. (The weeks are taken at the same UTC bins; across a
-//! daylight-saving change a week's shape is an hour off, which can only make a drop
-//! harder to page.)
+//! tuned seeds their page. (The weeks are taken at the same UTC bins, while the
+//! baseline takes the same local time: in the week after a daylight-saving change a
+//! week's shape is that of an hour earlier or later, and the floor follows it.)
 //!
 //! A bin with no events at all is `flatline`'s (a broken log pipeline, not an outage).
 //! The seasonal shape must come from the same hour of previous weeks: the time-of-day
