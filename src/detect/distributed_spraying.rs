@@ -138,6 +138,17 @@ impl DistributedSpraying {
         (accounts >= self.min_accounts).then_some(accounts)
     }
 
+    /// How many sources a slow sprayer with `accounts` accounts counts as: one, or two
+    /// once it tried more than `min_accounts`. Two addresses with two accounts each
+    /// over 3–4 hours make their fourth try two to three hours in; an address's third
+    /// account is as rare in the background (people give up after one or two, stray
+    /// bots come from a fresh address each time) and comes sooner. Never more than
+    /// two: one address alone is not a distributed run, and a bot that tries ten
+    /// accounts is `distinct_users`' to judge.
+    pub fn sources_of(&self, accounts: u64) -> u64 {
+        1 + u64::from(accounts > self.min_accounts)
+    }
+
     /// `remember` in bins of `bin_ms` (never shorter than the window).
     pub fn remember_bins(&self, bin_ms: i64) -> i64 {
         let ms = i64::try_from(self.remember.as_millis()).unwrap_or(i64::MAX);
@@ -296,6 +307,21 @@ mod tests {
         assert_eq!(d.slow_sprayer_accounts(spread.into_iter()), Some(3));
         // Without event times every account counts, as before.
         assert_eq!(d.slow_sprayer_accounts(untimed(&[c(0, 2, 2)])), Some(2));
+    }
+
+    #[test]
+    fn an_address_past_min_accounts_counts_as_two_sources() {
+        let d = det();
+        assert_eq!(
+            [2, 3, 4, 9].map(|a| d.sources_of(a)),
+            [1, 2, 2, 2],
+            "two accounts make one source, a third makes two, no more"
+        );
+        let three = DistributedSpraying {
+            min_accounts: 3,
+            ..det()
+        };
+        assert_eq!([3, 4].map(|a| three.sources_of(a)), [1, 2]);
     }
 
     #[test]
