@@ -58,8 +58,8 @@ pub fn classify(
         DetectorKind::DistributedSpraying => (
             AlertKind::PasswordSpraying,
             format!(
-                "{:.0} addresses each failed for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; usually about {:.0} such addresses): one sprayer spreading its tries over addresses and hours",
-                f.observed, c.failed_users, f.expected
+                "{} addresses each failed for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; {:.0} sources, an address with more accounts counting twice; usually about {:.0}): one sprayer spreading its tries over addresses and hours",
+                c.failed_ips, c.failed_users, f.observed, f.expected
             ),
         ),
         DetectorKind::FailingSources => (

@@ -100,7 +100,8 @@ impl RuleEngine {
 
     /// With a `distributed_spraying` detector, the `(slow sprayers)` series' counts for
     /// `bin` (after the bin's counts were recorded): sources whose window looks like a
-    /// slow sprayer (`failure`), those of them that failed in this bin (`total`), the
+    /// slow sprayer (`failure`, an address past `min_accounts` accounts as two, see
+    /// `DistributedSpraying::sources_of`; `failed_ips` counts each once), those of them that failed in this bin (`total`), the
     /// accounts they tried (`failed_users`, tries closer than `retry_gap` as one).
     ///
     /// Failures in bins an outage explains (see `story`) do not make a sprayer: people
@@ -140,7 +141,7 @@ impl RuleEngine {
                 }
             });
             if let Some(accounts) = d.slow_sprayer_accounts(bins) {
-                c.failure += 1;
+                c.failure += d.sources_of(accounts);
                 // `total`: those that tried again in this very bin.
                 c.total += u64::from(s.history.counts(bin).is_some_and(|x| x.failure > 0));
                 c.failed_ips += 1;
@@ -221,6 +222,22 @@ mod tests {
         feed(&mut p, later, &[("home", once())]);
         feed(&mut p, later + 4, &[("home", once())]);
         assert_eq!(sprayers(&p, later + 4), 1);
+    }
+
+    #[test]
+    fn a_third_account_counts_as_a_second_source() {
+        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
+        feed(&mut p, 0, &[("a", once())]);
+        feed(&mut p, 4, &[("a", once())]);
+        assert_eq!(sprayers(&p, 4), 1);
+        // Its third account, an hour later: evidence a second address would give.
+        feed(&mut p, 8, &[("a", once())]);
+        assert_eq!(sprayers(&p, 8), 2);
+        feed(&mut p, 9, &[("a", once())]);
+        assert_eq!(sprayers(&p, 9), 2);
+        let s = &p.rules[0].series[&ip(SPRAYERS_SERIES)];
+        let r = s.history.get(9).map(|r| r.counts()).unwrap_or_default();
+        assert_eq!((r.failed_ips, r.failed_users), (1, 4));
     }
 
     #[test]
