@@ -4,7 +4,7 @@
 //! are not a sprayer's), and the count's long-run level.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 
 use super::engine::RuleEngine;
 use super::story::Story;
@@ -29,7 +29,7 @@ pub struct Sprayers {
     /// addresses that share one only make a sprayer's address look known, about once
     /// in 2,000 with a million remembered), so an entry is 8 bytes: the map stays
     /// small beside the series (10,000 addresses: about 15 bytes a series more).
-    succeeded: HashMap<u32, u32>,
+    succeeded: HashMap<u32, u32, foldhash::fast::FixedState>,
     /// The oldest bin still remembered, once pruned.
     pruned_at: i64,
 }
@@ -38,7 +38,7 @@ impl Sprayers {
     pub fn new(bin_ms: i64) -> Sprayers {
         Sprayers {
             level: LongRunLevel::new((HALF_LIFE_MS / bin_ms.max(1)) as f64),
-            succeeded: HashMap::new(),
+            succeeded: HashMap::default(),
             pruned_at: i64::MIN,
         }
     }
@@ -76,9 +76,10 @@ impl Sprayers {
 
 /// A fixed hash of a source's labels (the same in every run and process).
 fn key(labels: &Labels) -> u32 {
-    let mut h = std::hash::DefaultHasher::new();
-    labels.hash(&mut h);
-    let x = h.finish();
+    // foldhash with a fixed seed: the same address gets the same key in every run (the
+    // alerts do not depend on the run), at a fraction of SipHash's cost; the map over
+    // these keys uses it too.
+    let x = foldhash::fast::FixedState::default().hash_one(labels);
     (x ^ (x >> 32)) as u32
 }
 
