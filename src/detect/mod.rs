@@ -34,7 +34,7 @@ pub use failing_sources::FailingSources;
 pub use flatline::Flatline;
 pub use push_fatigue::PushFatigue;
 pub use ratio::FailureRatio;
-pub(crate) use spike::RETRY_STORM;
+pub(crate) use spike::beyond_retry_storm;
 pub use spike::{CountSpike, SpikeMetric};
 pub use success_drop::SuccessDrop;
 pub use volume_drop::VolumeDrop;

@@ -73,10 +73,8 @@ impl Detector for FailureRatio {
         // a quiet afternoon's failures while most sign-ins succeed). Skipped without
         // distinct-user counts.
         let extra = c.failure as f64 - e.failure;
-        let storm = c.failure as f64 >= super::spike::RETRY_STORM * e.failure.max(1.0)
-            && 2 * c.failure >= c.total;
         let spread = c.failed_users == 0
-            || storm
+            || super::spike::beyond_retry_storm(c.failure, c.total, e.failure.max(1.0))
             || c.failed_users as f64 - e.failure >= super::spike::SPREAD * extra;
         Some(Finding {
             anomalous: p_value <= self.p_value

@@ -142,7 +142,16 @@ const SOURCES_SPREAD: f64 = 0.5;
 
 /// How many times its baseline a retry storm of people (a reset wave, an outage) can
 /// raise the failures at most (see `judge`).
-pub(crate) const RETRY_STORM: f64 = 10.0;
+const RETRY_STORM: f64 = 10.0;
+
+/// Whether `failures` of `total` attempts are beyond any retry storm of people who still
+/// get in: at least [`RETRY_STORM`] times `expected` (the caller's floored expectation)
+/// *and* most attempts failing (a help-desk reset wave passes ten times a quiet
+/// afternoon's failures while most sign-ins succeed). `failure_spike`,
+/// `failure_ratio` and the outage classification all ask it.
+pub(crate) fn beyond_retry_storm(failures: u64, total: u64, expected: f64) -> bool {
+    failures as f64 >= RETRY_STORM * expected && 2 * failures >= total
+}
 
 /// What a window's expectation rests on.
 #[derive(Debug, Clone, Copy)]
@@ -260,7 +269,7 @@ impl CountSpike {
         // failing all afternoon counts once per bin: not enough). Over a window the
         // distinct counts of its bins add up (an upper bound): a gentler test.
         let users = sums.users as f64;
-        let retry_storm = x < RETRY_STORM * mean.max(MIN_MEAN) || 2 * sums.observed < sums.total;
+        let retry_storm = !beyond_retry_storm(sums.observed, sums.total, mean.max(MIN_MEAN));
         let spread = self.metric != SpikeMetric::Failure
             || !self.spread
             || sums.users == 0

@@ -3,7 +3,7 @@
 
 use crate::alert_kind::{AlertKind, Verdict};
 use crate::detect::baseline::Expected;
-use crate::detect::RETRY_STORM;
+use crate::detect::beyond_retry_storm;
 use crate::detect::{DetectorKind, Finding};
 use crate::series::Counts;
 use crate::stats::CountModel;
@@ -180,7 +180,7 @@ fn successes_collapsed(c: &Counts, e: &Expected) -> bool {
 }
 
 /// A retry storm of people whose sign-ins are rejected: ten times the usual failures
-/// ([`RETRY_STORM`]), most attempts of the bin failing, each account failing one and a
+/// and most attempts of the bin failing ([`beyond_retry_storm`]), each account failing one and a
 /// half times or more, from no more addresses than accounts. An attack on passwords
 /// tries each account about once (stuffing, spraying) and rotates its addresses; a
 /// help-desk reset wave leaves most sign-ins succeeding. Only a series that counts
@@ -189,8 +189,7 @@ fn people_retrying(c: &Counts, e: &Expected) -> bool {
     let failed = c.failure as f64;
     e.success >= 1.0
         && c.failed_users > 3
-        && failed >= RETRY_STORM * e.failure.max(1.0)
-        && 2 * c.failure >= c.total
+        && beyond_retry_storm(c.failure, c.total, e.failure.max(1.0))
         && failed >= 1.5 * c.failed_users as f64
         && c.failed_ips <= c.failed_users
 }
