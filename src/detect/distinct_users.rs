@@ -25,7 +25,8 @@
 //! top-K split is many sources, not one, and is not judged.
 
 use super::{
-    read_bins, read_p_value, read_share, severity_from, BinContext, Detector, DetectorKind, Finding,
+    read_bins, read_p_value, read_share, severity_from, BinContext, Detector, DetectorKind,
+    Finding, SeriesKind,
 };
 use std::sync::Arc;
 
@@ -77,7 +78,7 @@ impl Detector for DistinctUsers {
     }
 
     /// Flags only a bin with more failures than successes.
-    fn quiet_on_empty_bin(&self, _ctx: &BinContext<'_>) -> bool {
+    fn quiet_on_empty_bin(&self, _kind: SeriesKind) -> bool {
         true
     }
 

@@ -59,7 +59,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{read_bins, read_p_value, severity_from, BinContext, Detector, DetectorKind, Finding};
+use super::{
+    read_bins, read_p_value, severity_from, BinContext, Detector, DetectorKind, Finding, SeriesKind,
+};
 use crate::config_reader::{Problems, Table};
 use crate::series::Span;
 
@@ -191,7 +193,7 @@ impl Detector for DistributedSpraying {
     }
 
     /// Flags only a bin in which one of the sprayers tried again.
-    fn quiet_on_empty_bin(&self, _ctx: &BinContext<'_>) -> bool {
+    fn quiet_on_empty_bin(&self, _kind: SeriesKind) -> bool {
         true
     }
 

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use super::{BinContext, CountSpike, Detector, DetectorKind, Finding, SpikeMetric};
+use super::{BinContext, CountSpike, Detector, DetectorKind, Finding, SeriesKind, SpikeMetric};
 use crate::config_reader::{Problems, Table};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,8 +60,8 @@ impl Detector for FailingSources {
     }
 
     /// Judges only the `(failing-only sources)` series.
-    fn quiet_on_empty_bin(&self, ctx: &BinContext<'_>) -> bool {
-        !ctx.sources
+    fn quiet_on_empty_bin(&self, kind: SeriesKind) -> bool {
+        !kind.sources
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {

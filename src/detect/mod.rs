@@ -63,7 +63,25 @@ pub struct BinContext<'a> {
     pub evidence_since: i64,
 }
 
+/// Which kind of series a bin belongs to (the flags of [`BinContext`] of the same names):
+/// one source (all false), or one of a split rule's summary counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeriesKind {
+    pub aggregate: bool,
+    pub sources: bool,
+    pub sprayers: bool,
+}
+
 impl BinContext<'_> {
+    /// The kind of series this bin is of.
+    pub fn kind(&self) -> SeriesKind {
+        SeriesKind {
+            aggregate: self.aggregate,
+            sources: self.sources,
+            sprayers: self.sprayers,
+        }
+    }
+
     /// The counts of this bin and the `bins - 1` known bins before it, added up: what a
     /// detector over a trailing window sees.
     pub fn window_sum(&self, bins: u32) -> Counts {
@@ -131,11 +149,13 @@ pub trait Detector: Send + Sync + fmt::Debug {
     /// The verdict on this bin, or `None` when the detector cannot judge it (no baseline
     /// yet, or the baseline expects too little for the test to mean anything).
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding>;
-    /// True when [`Detector::evaluate`] never flags `ctx`'s bin if the bin is empty (all
-    /// its counts zero), whatever the history: the pipeline then leaves the detector
-    /// out for an empty bin of a series no alert is open or pending for (nothing could
-    /// fire, repeat or resolve). False, the default, is always safe: the bin is judged.
-    fn quiet_on_empty_bin(&self, _ctx: &BinContext<'_>) -> bool {
+    /// True when [`Detector::evaluate`] never flags an empty bin (all its counts zero) of
+    /// a series of this `kind`, whatever the history and the expectation: the pipeline
+    /// then leaves the detector out for an empty bin of a series no alert is open or
+    /// pending for (nothing could fire, repeat or resolve), and may put off teaching the
+    /// baseline such bins until the series is seen again (it asks before computing the
+    /// expectation). False, the default, is always safe: the bin is judged.
+    fn quiet_on_empty_bin(&self, _kind: SeriesKind) -> bool {
         false
     }
     /// How many bins (this one included) a verdict looks at; a rule's history must hold
@@ -516,7 +536,7 @@ mod tests {
             for k in DetectorKind::ALL {
                 let d = DetectorSpec::default_for(k).detector;
                 for c in [&c, &plain] {
-                    if d.quiet_on_empty_bin(c) {
+                    if d.quiet_on_empty_bin(c.kind()) {
                         prop_assert!(!d.evaluate(c).is_some_and(|f| f.anomalous), "{k:?}");
                     }
                 }

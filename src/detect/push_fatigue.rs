@@ -18,7 +18,9 @@
 //! signs in `null_pushes_per_window` times per window — a reading aid; the thresholds
 //! decide, because they are what an operator can reason about.
 
-use super::{read_bins, read_positive, BinContext, Detector, DetectorKind, Finding, Severity};
+use super::{
+    read_bins, read_positive, BinContext, Detector, DetectorKind, Finding, SeriesKind, Severity,
+};
 use crate::config_reader::{Problems, Table};
 use crate::stats::CountModel;
 
@@ -53,7 +55,7 @@ impl Detector for PushFatigue {
     }
 
     /// Flags only a bin with pushes or denials in it.
-    fn quiet_on_empty_bin(&self, _ctx: &BinContext<'_>) -> bool {
+    fn quiet_on_empty_bin(&self, _kind: SeriesKind) -> bool {
         true
     }
 

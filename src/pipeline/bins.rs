@@ -25,6 +25,11 @@ impl Pipeline {
                 "warming up: this rule's bins are learned, not judged, until then"
             );
         }
+        if r.first_bin.is_some_and(|f| bin < f) || r.next_bin.is_some_and(|next| bin < next) {
+            // A revision, or an earlier first bin (the warm-up moves): teach what was
+            // put off as it was then.
+            r.catch_up_idle();
+        }
         r.first_bin = Some(r.first_bin.map_or(bin, |f| f.min(bin)));
         if r.next_bin.is_none() {
             r.next_bin = Some(bin);
@@ -91,6 +96,7 @@ impl Pipeline {
         while bin < end_bin {
             if r.unknown.remove(&bin) {
                 r.pending.remove(&bin);
+                r.catch_up_idle();
                 for s in r.series.values_mut() {
                     s.history.push(bin, BinRecord::default());
                 }
@@ -143,6 +149,7 @@ impl Pipeline {
                 .unwrap_or(end_bin)
                 .min(end_bin);
             if stop > next {
+                r.catch_up_idle();
                 for s in r.series.values_mut() {
                     s.history.push(stop - 1, BinRecord::default());
                 }

@@ -132,6 +132,7 @@ impl RuleEngine {
                 Entry::Occupied(s) => s.into_mut(),
                 Entry::Vacant(v) => v.insert(SeriesState::new(&self.spec)),
             };
+            super::idle::catch_up(s, &self.baseline, &self.spec, self.first_bin, bin);
             {
                 let mut counts = counts;
                 // Sum when several values were merged into `(other)`.

@@ -20,7 +20,7 @@ use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
 use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
 use crate::detect::long_run::LongRunLevel;
-use crate::detect::{BinContext, DetectorKind, Dispersion, Finding};
+use crate::detect::{BinContext, DetectorKind, Dispersion, Finding, SeriesKind};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, History, LabelMap, Labels};
 
@@ -41,6 +41,8 @@ pub struct RuleEngine {
     /// expectation, in place of the seasonal baseline over hours of history; and the
     /// addresses that succeeded lately, which are no sprayers.
     pub(super) sprayers: Sprayers,
+    /// An idle source's empty bins may be taught later (see `idle`).
+    pub(super) defer_idle: bool,
 }
 
 /// A notice decided while judging a bin's series, written once it is known how many
@@ -68,7 +70,7 @@ struct Judged {
 }
 
 /// What is fixed for every series of a rule in one bin.
-struct BinFacts {
+pub(super) struct BinFacts {
     bin: i64,
     bin_ms: i64,
     rule_warm: bool,
@@ -81,12 +83,38 @@ struct BinFacts {
     totals_last_ms: Option<i64>,
 }
 
+impl BinFacts {
+    /// The facts of bin `bin` of rule `spec`, first observed in `first_bin`.
+    pub(super) fn at(
+        spec: &RuleSpec,
+        first_bin: Option<i64>,
+        bin: i64,
+        totals_last_ms: Option<i64>,
+    ) -> BinFacts {
+        let bin_ms = spec.bin_ms();
+        let idle_limit = (86_400_000 / bin_ms).max(1);
+        BinFacts {
+            bin,
+            bin_ms,
+            rule_warm: first_bin.is_some_and(|f| (bin - f) as usize >= spec.warmup_bins()),
+            split: spec.split_by.is_some(),
+            idle_limit,
+            // A split series idle for longer than its history holds nothing but zeros:
+            // it goes, so the series a rule keeps are the sources active in its window
+            // (and `max_series` is rarely reached).
+            evict_after: idle_limit.min(spec.window_bins() as i64),
+            totals_last_ms,
+        }
+    }
+}
+
 impl RuleEngine {
     pub fn new(spec: RuleSpec) -> RuleEngine {
         RuleEngine {
             baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()).with_timezone(spec.timezone),
             storm: StormGuard::new(spec.max_pages_per_hour),
             sprayers: Sprayers::new(spec.bin_ms()),
+            defer_idle: super::idle::defers_idle(&spec),
             spec,
             series: LabelMap::default(),
             pending: BTreeMap::new(),
@@ -111,6 +139,10 @@ impl RuleEngine {
         out: &mut Vec<Alert>,
         observer: Option<(usize, &mut (dyn Observer + '_))>,
     ) -> usize {
+        if observer.is_some() {
+            // The observer sees every series' every bin as it is judged.
+            self.catch_up_idle();
+        }
         self.record_observed(bin, observed, story);
         if self.spec.split_by.is_none() && self.series.is_empty() {
             // A rule over totals has its one series from its first bin, events or not.
@@ -135,25 +167,12 @@ impl RuleEngine {
 
     fn facts(&self, bin: i64) -> BinFacts {
         let bin_ms = self.spec.bin_ms();
-        let idle_limit = (86_400_000 / bin_ms).max(1);
-        BinFacts {
-            bin,
-            bin_ms,
-            rule_warm: self
-                .first_bin
-                .is_some_and(|f| (bin - f) as usize >= self.spec.warmup_bins()),
-            split: self.spec.split_by.is_some(),
-            idle_limit,
-            // A split series idle for longer than its history holds nothing but zeros:
-            // it goes, so the series a rule keeps are the sources active in its window
-            // (and `max_series` is rarely reached).
-            evict_after: idle_limit.min(self.spec.window_bins() as i64),
-            totals_last_ms: (self.series.get(&Labels::new()))
-                .filter(|_| self.spec.split_by.is_none())
-                .and_then(|s| s.history.get(bin))
-                .and_then(|r| r.span(bin, bin_ms))
-                .map(|span| span.last_ms),
-        }
+        let totals_last_ms = (self.series.get(&Labels::new()))
+            .filter(|_| self.spec.split_by.is_none())
+            .and_then(|s| s.history.get(bin))
+            .and_then(|r| r.span(bin, bin_ms))
+            .map(|span| span.last_ms);
+        BinFacts::at(&self.spec, self.first_bin, bin, totals_last_ms)
     }
 
     fn judge_all(
@@ -168,15 +187,35 @@ impl RuleEngine {
         };
         // Filled only for an observer, and reused across series.
         let mut verdicts = Vec::new();
+        let defer = self.defer_idle && observer.is_none();
         for (labels, s) in self.series.iter_mut() {
             let bin = facts.bin;
-            let rec = this_bin(s, facts);
             if facts.split && bin - s.last_active_bin > facts.evict_after {
                 judged.evicted.push(labels.clone());
                 continue;
             }
-            let summary = Summary::of(facts, labels);
-            let mut level = summary.sprayers.then_some(&mut self.sprayers.level);
+            judged.evaluated += 1;
+            if s.idle_from.is_some() {
+                // Idle since, and not seen in this bin either (it would have caught up).
+                continue;
+            }
+            let kind = series_kind(facts.split, labels);
+            if defer
+                && s.last_active_bin < bin
+                && kind == SeriesKind::default()
+                && !holds_alert(
+                    &mut s.may_hold_alert,
+                    &mut s.fingerprints,
+                    &self.spec,
+                    labels,
+                    lifecycle,
+                )
+            {
+                s.idle_from = Some(bin);
+                continue;
+            }
+            let rec = this_bin(s, facts);
+            let mut level = kind.sprayers.then_some(&mut self.sprayers.level);
             let expected = expectation(&self.baseline, level.as_deref(), s, facts);
             let ctx = context(
                 &s.history,
@@ -184,13 +223,12 @@ impl RuleEngine {
                 s.evidence_since,
                 rec,
                 expected,
-                summary,
+                kind,
                 facts,
             );
             if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
                 judged.outage = true;
             }
-            judged.evaluated += 1;
             // An empty bin no detector can flag, of a series with no alert open or
             // pending: judging it would change nothing (most split series, most bins).
             let nothing_to_judge = observer.is_none()
@@ -199,7 +237,7 @@ impl RuleEngine {
                     .spec
                     .detectors
                     .iter()
-                    .all(|d| d.detector.quiet_on_empty_bin(&ctx))
+                    .all(|d| d.detector.quiet_on_empty_bin(kind))
                 && !holds_alert(
                     &mut s.may_hold_alert,
                     &mut s.fingerprints,
@@ -374,7 +412,7 @@ fn holds_alert(
 /// What the baseline expects of a series in this bin (from the history before it).
 /// This bin's record of a series; a series that saw nothing this bin gets a zero bin
 /// (silence is data).
-fn this_bin(s: &mut SeriesState, facts: &BinFacts) -> BinRecord {
+pub(super) fn this_bin(s: &mut SeriesState, facts: &BinFacts) -> BinRecord {
     let bin = facts.bin;
     match s.history.get(bin) {
         Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
@@ -393,7 +431,7 @@ fn context<'a>(
     evidence_since: i64,
     rec: BinRecord,
     expected: Option<Expected>,
-    summary: Summary,
+    kind: SeriesKind,
     facts: &BinFacts,
 ) -> BinContext<'a> {
     let bin = facts.bin;
@@ -407,41 +445,31 @@ fn context<'a>(
         history,
         bin,
         bin_ms: facts.bin_ms,
-        aggregate: summary.aggregate,
-        sources: summary.sources,
-        sprayers: summary.sprayers,
+        aggregate: kind.aggregate,
+        sources: kind.sources,
+        sprayers: kind.sprayers,
         evidence_since,
     }
 }
 
 /// Whether a split rule's series is one of its summary series rather than one source:
 /// any of them (the rest of the sources, all sources, the sprayers), all sources, the
-/// sprayers. Read once per series and bin (the labels are a map of strings).
-#[derive(Debug, Clone, Copy)]
-struct Summary {
-    aggregate: bool,
-    sources: bool,
-    sprayers: bool,
-}
-
-impl Summary {
-    /// Each flag holds when every label value is one of its names.
-    fn of(facts: &BinFacts, labels: &Labels) -> Summary {
-        let split = facts.split;
-        let mut s = Summary {
-            aggregate: split,
-            sources: split,
-            sprayers: split,
-        };
-        if split {
-            for v in labels.values().map(String::as_str) {
-                s.sources &= v == SOURCES_SERIES;
-                s.sprayers &= v == SPRAYERS_SERIES;
-                s.aggregate &= v == OTHER_SERIES || v == SOURCES_SERIES || v == SPRAYERS_SERIES;
-            }
+/// sprayers; each flag holds when every label value is one of its names. Read once per
+/// series and bin (the labels are a map of strings).
+fn series_kind(split: bool, labels: &Labels) -> SeriesKind {
+    let mut s = SeriesKind {
+        aggregate: split,
+        sources: split,
+        sprayers: split,
+    };
+    if split {
+        for v in labels.values().map(String::as_str) {
+            s.sources &= v == SOURCES_SERIES;
+            s.sprayers &= v == SPRAYERS_SERIES;
+            s.aggregate &= v == OTHER_SERIES || v == SOURCES_SERIES || v == SPRAYERS_SERIES;
         }
-        s
     }
+    s
 }
 
 /// The `(slow sprayers)` count's expectation, once the rule is warm: its level learned
@@ -469,7 +497,7 @@ fn clean_window(history: &History) -> bool {
 
 /// What the baseline expects of a series in this bin: the seasonal baseline, or for
 /// the `(slow sprayers)` count its long-run `level`.
-fn expectation(
+pub(super) fn expectation(
     baseline: &Seasonal,
     level: Option<&LongRunLevel>,
     s: &SeriesState,
@@ -568,7 +596,7 @@ fn judge_series(
 
 /// Teach the baseline: record what was expected, flag anomalies, learn the noise (and,
 /// for the `(slow sprayers)` count, its long-run `level` from clean windows).
-fn teach(
+pub(super) fn teach(
     s: &mut SeriesState,
     mut rec: BinRecord,
     expected: Option<Expected>,

@@ -20,6 +20,7 @@ mod bins;
 mod cardinality;
 pub mod classify;
 mod engine;
+mod idle;
 pub mod lifecycle;
 mod series_state;
 mod sprayers;

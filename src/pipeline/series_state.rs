@@ -32,19 +32,28 @@ pub struct SeriesState {
     /// The lifecycle may hold state for one of the fingerprints: true until checked,
     /// and again whenever a detector finds a bin anomalous (the only way state is made).
     pub may_hold_alert: bool,
+    /// The bins from this one on (to the last one closed) were empty and are not taught
+    /// yet (see `pipeline::idle`).
+    pub idle_from: Option<i64>,
 }
 
 impl SeriesState {
     pub fn new(spec: &RuleSpec) -> SeriesState {
         SeriesState {
-            history: History::new(spec.window_bins().max(8)),
+            history: History::new(SeriesState::history_bins(spec)),
             dispersion: INITIAL_DISPERSION,
             anomalous_run: 0,
             last_active_bin: 0,
             evidence_since: i64::MIN,
             fingerprints: Fingerprints::default(),
             may_hold_alert: true,
+            idle_from: None,
         }
+    }
+
+    /// How many bins the history of a series of rule `spec` holds.
+    pub fn history_bins(spec: &RuleSpec) -> usize {
+        spec.window_bins().max(8)
     }
 }
 
