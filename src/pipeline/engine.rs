@@ -9,17 +9,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::classify;
 use super::lifecycle::{Lifecycle, Transition};
-use super::series_state::{learn_dispersion, Fingerprints, SeriesState};
+use super::series_state::{Fingerprints, SeriesState};
 use super::sprayers::Sprayers;
 use super::storm::StormGuard;
 use super::story::Story;
-use super::{Observer, Verdict};
+use super::teach::{expectation, teach, this_bin, BinFacts};
+use super::{classify, idle, Observer, Verdict};
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
-use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
-use crate::detect::long_run::LongRunLevel;
+use crate::detect::baseline::{Expected, Seasonal};
 use crate::detect::{BinContext, DetectorKind, Dispersion, Finding, SeriesKind};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, History, LabelMap, Labels};
@@ -67,45 +66,6 @@ struct Judged {
     evaluated: usize,
     /// A rule over totals saw an outage in this bin (see `story`).
     outage: bool,
-}
-
-/// What is fixed for every series of a rule in one bin.
-pub(super) struct BinFacts {
-    bin: i64,
-    bin_ms: i64,
-    rule_warm: bool,
-    split: bool,
-    /// Consecutive anomalous bins after which a shift counts as the new normal.
-    idle_limit: i64,
-    /// A split series idle this long leaves.
-    evict_after: i64,
-    /// A rule over totals: its last event of this bin, if any (see `Story::recast_silence`).
-    totals_last_ms: Option<i64>,
-}
-
-impl BinFacts {
-    /// The facts of bin `bin` of rule `spec`, first observed in `first_bin`.
-    pub(super) fn at(
-        spec: &RuleSpec,
-        first_bin: Option<i64>,
-        bin: i64,
-        totals_last_ms: Option<i64>,
-    ) -> BinFacts {
-        let bin_ms = spec.bin_ms();
-        let idle_limit = (86_400_000 / bin_ms).max(1);
-        BinFacts {
-            bin,
-            bin_ms,
-            rule_warm: first_bin.is_some_and(|f| (bin - f) as usize >= spec.warmup_bins()),
-            split: spec.split_by.is_some(),
-            idle_limit,
-            // A split series idle for longer than its history holds nothing but zeros:
-            // it goes, so the series a rule keeps are the sources active in its window
-            // (and `max_series` is rarely reached).
-            evict_after: idle_limit.min(spec.window_bins() as i64),
-            totals_last_ms,
-        }
-    }
 }
 
 impl RuleEngine {
@@ -195,23 +155,8 @@ impl RuleEngine {
                 continue;
             }
             judged.evaluated += 1;
-            if s.idle_from.is_some() {
-                // Idle since, and not seen in this bin either (it would have caught up).
-                continue;
-            }
             let kind = series_kind(facts.split, labels);
-            if defer
-                && s.last_active_bin < bin
-                && kind == SeriesKind::default()
-                && !holds_alert(
-                    &mut s.may_hold_alert,
-                    &mut s.fingerprints,
-                    &self.spec,
-                    labels,
-                    lifecycle,
-                )
-            {
-                s.idle_from = Some(bin);
+            if defer && idle::put_off(s, kind, bin, &self.spec, labels, lifecycle) {
                 continue;
             }
             let rec = this_bin(s, facts);
@@ -229,23 +174,8 @@ impl RuleEngine {
             if !facts.split && classify::outage_evidence(&ctx.counts, expected.as_ref()) {
                 judged.outage = true;
             }
-            // An empty bin no detector can flag, of a series with no alert open or
-            // pending: judging it would change nothing (most split series, most bins).
-            let nothing_to_judge = observer.is_none()
-                && ctx.counts == Counts::default()
-                && self
-                    .spec
-                    .detectors
-                    .iter()
-                    .all(|d| d.detector.quiet_on_empty_bin(kind))
-                && !holds_alert(
-                    &mut s.may_hold_alert,
-                    &mut s.fingerprints,
-                    &self.spec,
-                    labels,
-                    lifecycle,
-                );
-            if nothing_to_judge {
+            let state = (&mut s.may_hold_alert, &mut s.fingerprints);
+            if observer.is_none() && nothing_to_judge(&self.spec, &ctx, state, labels, lifecycle) {
                 teach(s, rec, expected, false, facts, level.as_deref_mut());
                 continue;
             }
@@ -393,10 +323,24 @@ impl RuleEngine {
     }
 }
 
+/// An empty bin no detector can flag, of a series with no alert open or pending:
+/// judging it would change nothing (most split series, most bins).
+fn nothing_to_judge(
+    spec: &RuleSpec,
+    ctx: &BinContext<'_>,
+    (may_hold, fingerprints): (&mut bool, &mut Fingerprints),
+    labels: &Labels,
+    lifecycle: &Lifecycle,
+) -> bool {
+    ctx.counts == Counts::default()
+        && (spec.detectors.iter()).all(|d| d.detector.quiet_on_empty_bin(ctx.kind()))
+        && !holds_alert(may_hold, fingerprints, spec, labels, lifecycle)
+}
+
 /// Whether the lifecycle holds state (an alert open or pending) for one of a series'
 /// `fingerprints`; once it does not, `may_hold` is cleared so the question (and the
 /// fingerprints) need not come up again until a detector flags the series.
-fn holds_alert(
+pub(super) fn holds_alert(
     may_hold: &mut bool,
     fingerprints: &mut Fingerprints,
     spec: &RuleSpec,
@@ -407,21 +351,6 @@ fn holds_alert(
         *may_hold = false;
     }
     *may_hold
-}
-
-/// What the baseline expects of a series in this bin (from the history before it).
-/// This bin's record of a series; a series that saw nothing this bin gets a zero bin
-/// (silence is data).
-pub(super) fn this_bin(s: &mut SeriesState, facts: &BinFacts) -> BinRecord {
-    let bin = facts.bin;
-    match s.history.get(bin) {
-        Some(r) if s.history.next_bin() == Some(bin + 1) => *r,
-        _ => {
-            let zero = BinRecord::from_counts(Counts::default(), bin, facts.bin_ms);
-            s.history.push(bin, zero);
-            zero
-        }
-    }
 }
 
 /// What the detectors see of one series in this bin.
@@ -470,58 +399,6 @@ fn series_kind(split: bool, labels: &Labels) -> SeriesKind {
         }
     }
     s
-}
-
-/// The `(slow sprayers)` count's expectation, once the rule is warm: its level learned
-/// over days (`failure`), once a day of bins was learned (0 until then: the detector's
-/// `null_sources` holds).
-fn sprayers_expectation(level: &LongRunLevel, facts: &BinFacts) -> Option<Expected> {
-    facts.rule_warm.then(|| Expected {
-        total: 0.0,
-        success: 0.0,
-        failure: level.level(facts.idle_limit as u64).unwrap_or(0.0),
-        seasonal_total: 0.0,
-        basis: Basis::RecentLevel,
-        samples: 0,
-    })
-}
-
-/// Whether no bin of the window (this one included, once taught) was flagged: the
-/// `(slow sprayers)` count holds an attack's sources for the whole window after it, in
-/// bins nobody flags (no sprayer tries any more), which must not teach its level. A
-/// shift that lasts a day is no longer flagged (see `teach`), so a background that
-/// holds such sources all the time is learned.
-fn clean_window(history: &History) -> bool {
-    history.last(history.len()).all(|r| !r.anomalous)
-}
-
-/// What the baseline expects of a series in this bin: the seasonal baseline, or for
-/// the `(slow sprayers)` count its long-run `level`.
-pub(super) fn expectation(
-    baseline: &Seasonal,
-    level: Option<&LongRunLevel>,
-    s: &SeriesState,
-    facts: &BinFacts,
-) -> Option<Expected> {
-    if let Some(level) = level {
-        return sprayers_expectation(level, facts);
-    }
-    if !facts.rule_warm {
-        return None;
-    }
-    baseline.expected(&s.history, facts.bin).or(if facts.split {
-        // A split value never seen before (a new IP): expect next to nothing.
-        Some(Expected {
-            total: 0.0,
-            success: 0.0,
-            failure: 0.0,
-            seasonal_total: 0.0,
-            basis: Basis::RecentLevel,
-            samples: 0,
-        })
-    } else {
-        None
-    })
 }
 
 /// Run every detector of the rule on one series' bin and step its lifecycle; notices go
@@ -592,34 +469,4 @@ fn judge_series(
         }
     }
     (any_anomalous, resolved)
-}
-
-/// Teach the baseline: record what was expected, flag anomalies, learn the noise (and,
-/// for the `(slow sprayers)` count, its long-run `level` from clean windows).
-pub(super) fn teach(
-    s: &mut SeriesState,
-    mut rec: BinRecord,
-    expected: Option<Expected>,
-    any_anomalous: bool,
-    facts: &BinFacts,
-    level: Option<&mut LongRunLevel>,
-) {
-    let bin = facts.bin;
-    s.anomalous_run = if any_anomalous {
-        s.anomalous_run + 1
-    } else {
-        0
-    };
-    rec.seasonal_total = expected.map_or(0.0, |e| e.seasonal_total as f32);
-    rec.expected_total = expected.map_or(0.0, |e| e.total as f32);
-    rec.expected_failure = expected.map_or(-1.0, |e| e.failure as f32);
-    rec.anomalous = any_anomalous && (s.anomalous_run as i64) < facts.idle_limit;
-    let prev = s.history.get(bin - 1).copied();
-    s.history.push(bin, rec);
-    if let (Some(e), false) = (expected, rec.anomalous) {
-        learn_dispersion(&mut s.dispersion, &e, rec.counts(), prev.as_ref());
-    }
-    if let Some(level) = level.filter(|_| clean_window(&s.history)) {
-        level.learn(rec.failure.into());
-    }
 }

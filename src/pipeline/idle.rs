@@ -18,11 +18,14 @@
 //! the untaught ring must answer it as the taught one would (an empty bin reads as no
 //! bin; the records before are the same while its window fits in the ring).
 
-use super::engine::{expectation, teach, this_bin, BinFacts, RuleEngine};
+use super::engine::{holds_alert, RuleEngine};
+use super::lifecycle::Lifecycle;
 use super::series_state::SeriesState;
+use super::teach::{expectation, teach, this_bin, BinFacts};
 use crate::detect::baseline::Seasonal;
 use crate::detect::SeriesKind;
 use crate::rule::RuleSpec;
+use crate::series::Labels;
 
 /// Whether rule `spec` may put off an idle source's empty bins.
 pub(super) fn defers_idle(spec: &RuleSpec) -> bool {
@@ -34,6 +37,36 @@ pub(super) fn defers_idle(spec: &RuleSpec) -> bool {
                     .as_distributed_spraying()
                     .is_none_or(|s| s.window as usize <= history)
         })
+}
+
+/// Whether series `s` (of kind `kind`, named `labels`) of rule `spec`, in a rule that
+/// may put idle bins off, is idle in bin `bin` and its bin put off. A series put off
+/// stays so until it catches up (it would have, had it been seen).
+pub(super) fn put_off(
+    s: &mut SeriesState,
+    kind: SeriesKind,
+    bin: i64,
+    spec: &RuleSpec,
+    labels: &Labels,
+    lifecycle: &Lifecycle,
+) -> bool {
+    if s.idle_from.is_some() {
+        return true;
+    }
+    let quiet_source = s.last_active_bin < bin && kind == SeriesKind::default();
+    if !quiet_source
+        || holds_alert(
+            &mut s.may_hold_alert,
+            &mut s.fingerprints,
+            spec,
+            labels,
+            lifecycle,
+        )
+    {
+        return false;
+    }
+    s.idle_from = Some(bin);
+    true
 }
 
 impl RuleEngine {

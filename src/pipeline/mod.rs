@@ -26,6 +26,7 @@ mod series_state;
 mod sprayers;
 mod storm;
 mod story;
+mod teach;
 #[cfg(test)]
 mod testing;
 
