@@ -155,6 +155,9 @@ impl RuleEngine {
                 continue;
             }
             judged.evaluated += 1;
+            if s.idle_from.is_some() {
+                continue; // put off, and not seen in this bin either (see `idle`)
+            }
             let kind = series_kind(facts.split, labels);
             if defer && idle::put_off(s, kind, bin, &self.spec, labels, lifecycle) {
                 continue;

@@ -41,7 +41,8 @@ pub(super) fn defers_idle(spec: &RuleSpec) -> bool {
 
 /// Whether series `s` (of kind `kind`, named `labels`) of rule `spec`, in a rule that
 /// may put idle bins off, is idle in bin `bin` and its bin put off. A series put off
-/// stays so until it catches up (it would have, had it been seen).
+/// stays so until it catches up (it would have, had it been seen), so the caller skips
+/// it without asking again.
 pub(super) fn put_off(
     s: &mut SeriesState,
     kind: SeriesKind,
@@ -50,9 +51,6 @@ pub(super) fn put_off(
     labels: &Labels,
     lifecycle: &Lifecycle,
 ) -> bool {
-    if s.idle_from.is_some() {
-        return true;
-    }
     let quiet_source = s.last_active_bin < bin && kind == SeriesKind::default();
     if !quiet_source
         || holds_alert(
