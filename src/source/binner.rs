@@ -297,9 +297,9 @@ impl Binner {
         if matching.is_empty() {
             return Added::Counted;
         }
-        let class = OutcomeClass::of(&e.result);
         for &i in matching {
             let r = &mut self.rules[i];
+            let class = r.matcher.class(e);
             let bin = e.published_ms.div_euclid(r.bin_ms);
             let key = match &r.split_by {
                 None => "",
@@ -581,6 +581,46 @@ mod tests {
                 format!("close {}", last + 1),
             ]
         );
+    }
+
+    #[test]
+    fn approvals_count_in_the_total_only() {
+        let rule = RuleSpec::mfa_push_fatigue();
+        let mut b = Binner::new([&rule], Duration::ZERO);
+        let answered = |ty: &'static str, result: &'static str, reason: &'static str| Event {
+            event_type: Cow::Borrowed(ty),
+            reason: Some(Cow::Borrowed(reason)),
+            ..ev(1_000, result, "a")
+        };
+        b.add(&answered(
+            "system.push.send_factor_verify_push",
+            "SUCCESS",
+            "",
+        ));
+        b.add(&answered(
+            "system.push.send_factor_verify_push",
+            "SUCCESS",
+            "",
+        ));
+        b.add(&answered(crate::rule::PUSH_ANSWER, "SUCCESS", ""));
+        b.add(&answered(
+            crate::rule::PUSH_ANSWER,
+            "FAILURE",
+            "INVALID_CREDENTIALS",
+        ));
+        // An expired push is not counted.
+        b.add(&answered(
+            crate::rule::PUSH_ANSWER,
+            "FAILURE",
+            "VERIFICATION_ERROR",
+        ));
+        let mut out = Vec::new();
+        b.flush_all(&mut out);
+        let Some(Update::Observe { counts, .. }) = out.first() else {
+            panic!("no observation: {out:?}")
+        };
+        assert_eq!((counts.total, counts.success, counts.failure), (4, 2, 1));
+        assert_eq!(counts.other(), 1);
     }
 
     #[test]
