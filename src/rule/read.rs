@@ -77,7 +77,7 @@ impl RuleSpec {
             rule.when.push((ty.to_string(), c));
         }
         if let Some(ty) = t.string("approvals", problems) {
-            if !rule.event_types.iter().any(|t| *t == ty) {
+            if !rule.event_types.contains(&ty) {
                 problems.push(
                     t.key_path("approvals"),
                     "is not one of the rule's event_types",
