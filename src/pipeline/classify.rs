@@ -44,7 +44,7 @@ pub fn classify(
         DetectorKind::PushFatigue => (
             AlertKind::MfaPushFatigue,
             format!(
-                "{:.0} pushes sent to one user in {hours:.0} h (a person gets one or two): someone with the password is pushing until the user gives in",
+                "{:.0} pushes to one user in {hours:.0} h left unapproved (a person approves the pushes they asked for): someone with the password is pushing until the user gives in",
                 f.observed
             ),
         ),

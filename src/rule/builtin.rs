@@ -7,14 +7,14 @@ use super::{conditions, Conditions, RuleSpec, DEFAULT_EVENT_TYPES, SPLIT_BASELIN
 use crate::config_reader::{Problems, Table};
 use crate::detect::{DetectorKind, DetectorSpec};
 
-/// The Okta events of an Okta Verify push and of its denial. A Classic tenant logs a
+/// The Okta events of an Okta Verify push and of its answer. A Classic tenant logs a
 /// denial as `user.mfa.okta_verify.deny_push` (Okta's event catalog marks it Classic
 /// only); an Identity Engine tenant logs it as `user.authentication.auth_via_mfa` with
 /// outcome FAILURE (reason INVALID_CREDENTIALS, per Okta's support article on whether
 /// rejecting a push counts as failed MFA; Okta's suspicious-activity report lists
 /// `auth_via_mfa` FAILURE as "Failed factor attempt"), so that one counts only when it
-/// failed that way ([`PUSH_DENIAL_WHEN`]): an expired push or a mistyped code fails
-/// with another reason and is not a denial.
+/// failed that way, or when it succeeded, the push approved ([`PUSH_ANSWER_WHEN`]): an
+/// expired push or a mistyped code fails with another reason and is not a denial.
 pub const PUSH_EVENT_TYPES: &[&str] = &[
     "system.push.send_factor_verify_push",
     "user.mfa.okta_verify.deny_push",
@@ -48,14 +48,20 @@ pub const SIGN_INS_SILENCE_P: f64 = 1e-12;
 /// [`RuleSpec::sessions`]).
 pub const SESSIONS_SILENCE_BINS: u64 = 8;
 
-/// The push rule's condition on `user.authentication.auth_via_mfa`: a denied push.
-pub const PUSH_DENIAL_WHEN: (&str, &[(&str, &str)]) = (
-    "user.authentication.auth_via_mfa",
+/// The event that answers an Okta Verify push: `user.authentication.auth_via_mfa`, a
+/// factor verified (SUCCESS: the push approved) or not.
+pub const PUSH_ANSWER: &str = "user.authentication.auth_via_mfa";
+
+/// The push rule's condition on [`PUSH_ANSWER`]: the push approved (SUCCESS, counted as
+/// an approval, see [`RuleSpec::approvals`]) or denied on an Identity Engine tenant
+/// (FAILURE, INVALID_CREDENTIALS: a denial).
+pub const PUSH_ANSWER_WHEN: &[&[(&str, &str)]] = &[
+    &[("outcome.result", "SUCCESS")],
     &[
         ("outcome.reason", "INVALID_CREDENTIALS"),
         ("outcome.result", "FAILURE"),
     ],
-);
+];
 
 impl RuleSpec {
     /// The rules used when the config names none:
@@ -316,7 +322,8 @@ impl RuleSpec {
     /// The built-in per-user push-fatigue rule, in **5-minute bins**: `push_fatigue`
     /// over the last 55 minutes (11 bins), resolved after an hour without pushes.
     ///
-    /// What it counts per user — pushes sent and pushes denied — adds up exactly over
+    /// What it counts per user — pushes sent (success), denied (failure) and approved
+    /// (`auth_via_mfa` SUCCESS, in the total only: [`RuleSpec::approvals`]) — adds up exactly over
     /// bins (unlike distinct accounts or addresses, which the spike rules need and
     /// which is why they stay at 15 minutes), so finer bins judge about the same span
     /// and only page sooner: at the end of the 5-minute bin that holds the second
@@ -327,8 +334,11 @@ impl RuleSpec {
         let mut r = RuleSpec::named("mfa-push-fatigue");
         r.bin = Duration::from_secs(5 * 60);
         r.event_types = PUSH_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
-        let (ty, conds) = PUSH_DENIAL_WHEN;
-        r.when = vec![(ty.to_string(), Conditions::all_of(conds))];
+        r.when = vec![(
+            PUSH_ANSWER.to_string(),
+            Conditions::any_of(PUSH_ANSWER_WHEN),
+        )];
+        r.approvals = Some(PUSH_ANSWER.to_string());
         r.split_by = Some("actor.alternateId".to_string());
         r.top_k = Some(50);
         r.baseline_window = Duration::from_secs(2 * 3600);
@@ -523,7 +533,36 @@ mod tests {
         let expired = denial.replace("INVALID_CREDENTIALS", "VERIFICATION_ERROR");
         assert!(!push.matches(&Event::parse(&expired).unwrap()));
         let approved = r#"{"eventType":"user.authentication.auth_via_mfa","published":"2026-11-25T10:15:03Z","outcome":{"result":"SUCCESS"}}"#;
-        assert!(!push.matches(&Event::parse(approved).unwrap()));
+        // An approval counts, in the total only; a push sent counts as a success.
+        let approved = Event::parse(approved).unwrap();
+        assert!(push.matches(&approved));
+        let m = push.event_match();
+        assert_eq!(m.class(&approved), crate::series::OutcomeClass::Other);
+        assert_eq!(
+            m.class(&Event::parse(denial).unwrap()),
+            crate::series::OutcomeClass::Failure
+        );
+        let sent = r#"{"eventType":"system.push.send_factor_verify_push","published":"2026-11-25T10:15:03Z","outcome":{"result":"SUCCESS"}}"#;
+        assert_eq!(
+            m.class(&Event::parse(sent).unwrap()),
+            crate::series::OutcomeClass::Success
+        );
+        // The Logs Insights rows tell them apart by type.
+        assert!(push.insights_query().contains(
+            "by bin(5m), detail.outcome.result, detail.eventType, detail.actor.alternateId"
+        ));
+        assert_eq!(
+            push.class_of(Some(PUSH_ANSWER), "SUCCESS"),
+            crate::series::OutcomeClass::Other
+        );
+        assert_eq!(
+            push.class_of(Some(PUSH_ANSWER), "FAILURE"),
+            crate::series::OutcomeClass::Failure
+        );
+        assert_eq!(
+            push.class_of(None, "SUCCESS"),
+            crate::series::OutcomeClass::Success
+        );
     }
 
     #[test]

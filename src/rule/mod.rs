@@ -15,7 +15,8 @@ mod query;
 mod read;
 
 pub use builtin::{
-    PUSH_DENIAL_WHEN, PUSH_EVENT_TYPES, THREAT_DETECTED, THREAT_SUSPECTED, UNKNOWN_USER,
+    PUSH_ANSWER, PUSH_ANSWER_WHEN, PUSH_EVENT_TYPES, THREAT_DETECTED, THREAT_SUSPECTED,
+    UNKNOWN_USER,
 };
 pub use conditions::Conditions;
 pub use read::read_timezone;
@@ -26,6 +27,7 @@ use builtin::default_detectors;
 
 use crate::detect::DetectorSpec;
 use crate::event::Event;
+use crate::series::OutcomeClass;
 
 pub const DEFAULT_EVENT_TYPES: &[&str] = &["user.session.start"];
 
@@ -39,9 +41,18 @@ pub struct EventMatch {
     pub when: Vec<(String, Conditions)>,
     /// Must hold for every event counted.
     pub filter: Conditions,
+    /// Of `event_types`, the one whose successes count in the total only (see
+    /// [`RuleSpec::approvals`]).
+    pub approvals: Option<String>,
 }
 
 impl EventMatch {
+    /// How an event this rule counts adds up: by its `outcome.result`, except that a
+    /// success of the rule's `approvals` type counts in the total only.
+    pub fn class(&self, e: &Event<'_>) -> OutcomeClass {
+        class_of(self.approvals.as_deref(), &e.event_type, &e.result)
+    }
+
     pub fn matches(&self, e: &Event<'_>) -> bool {
         if !self.event_types.iter().any(|t| *t == *e.event_type) {
             return false;
@@ -80,11 +91,20 @@ pub struct RuleSpec {
     /// A hand-written Logs Insights query replacing the generated one (CloudWatch source).
     pub query: Option<String>,
     /// `[rules.when."<event type>"]`: of `event_types`, those counted only when their
-    /// condition holds (the push rule counts `auth_via_mfa` only as denials).
+    /// condition holds (the push rule counts `auth_via_mfa` only as a denial or an
+    /// approval).
     pub when: Vec<(String, Conditions)>,
     /// `[rules.filter]`: a condition every event counted must hold (e.g. `"actor.id" =
     /// "unknown"`: failures on usernames Okta could not resolve).
     pub filter: Conditions,
+    /// `approvals`: of `event_types`, the one whose successes answer what the rule counts
+    /// as success, counted in the total only (neither success nor failure), so that
+    /// `total - success - failure` is how many were answered. The push rule counts
+    /// pushes sent as success, denials as failure and `user.authentication.auth_via_mfa`
+    /// SUCCESS — the push approved — here: a person approves the pushes they asked for,
+    /// an attacker's are left unanswered or denied. The Logs Insights query then also
+    /// groups by `detail.eventType` to tell the two kinds of success apart.
+    pub approvals: Option<String>,
     /// `timezone` (IANA): the hour-of-week and weekday/weekend seasons are taken in it;
     /// `None` is UTC. The config's top-level `timezone` is every rule's default.
     pub timezone: Option<chrono_tz::Tz>,
@@ -121,6 +141,7 @@ impl RuleSpec {
             query: None,
             when: Vec::new(),
             filter: Conditions::default(),
+            approvals: None,
             timezone: None,
         }
     }
@@ -131,6 +152,16 @@ impl RuleSpec {
             event_types: self.event_types.clone(),
             when: self.when.clone(),
             filter: self.filter.clone(),
+            approvals: self.approvals.clone(),
+        }
+    }
+
+    /// How a counted event of `event_type` with `outcome.result` `result` adds up in
+    /// this rule (the Logs Insights rows' side of [`EventMatch::class`]).
+    pub fn class_of(&self, event_type: Option<&str>, result: &str) -> OutcomeClass {
+        match event_type {
+            Some(t) => class_of(self.approvals.as_deref(), t, result),
+            None => OutcomeClass::of(result),
         }
     }
 
@@ -150,5 +181,12 @@ impl RuleSpec {
     /// Does this rule count `event`?
     pub fn matches(&self, event: &Event<'_>) -> bool {
         self.event_match().matches(event)
+    }
+}
+
+fn class_of(approvals: Option<&str>, event_type: &str, result: &str) -> OutcomeClass {
+    match OutcomeClass::of(result) {
+        OutcomeClass::Success if approvals == Some(event_type) => OutcomeClass::Other,
+        class => class,
     }
 }

@@ -48,6 +48,10 @@ impl RuleSpec {
             filter.push_str(&format!("\n| filter {c}"));
         }
         let mut by = format!("bin({}), detail.outcome.result", self.bin_literal());
+        if self.approvals.is_some() {
+            // Approvals are successes too: their rows are told apart by type.
+            by.push_str(", detail.eventType");
+        }
         if let Some(field) = &self.split_by {
             by.push_str(", detail.");
             by.push_str(field);

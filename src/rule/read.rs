@@ -76,6 +76,15 @@ impl RuleSpec {
             let c = Conditions::read(&path, conds, problems);
             rule.when.push((ty.to_string(), c));
         }
+        if let Some(ty) = t.string("approvals", problems) {
+            if !rule.event_types.contains(&ty) {
+                problems.push(
+                    t.key_path("approvals"),
+                    "is not one of the rule's event_types",
+                );
+            }
+            rule.approvals = Some(ty);
+        }
         let base = t.key_path("filter");
         if let Some(v) = t.raw("filter") {
             rule.filter = Conditions::read(&base, v, problems);
@@ -238,12 +247,16 @@ mod tests {
         let q = r.insights_query();
         assert!(q.contains("(detail.eventType = \"user.authentication.auth_via_mfa\" and detail.outcome.result = \"FAILURE\")"), "{q}");
         assert!(q.contains("| filter detail.actor.id = \"unknown\""), "{q}");
-        let bad = serde_json::json!({"name": "x", "timezone": "Mars/Olympus", "filter": {"debugContext": "x"}});
+        let bad = serde_json::json!({"name": "x", "timezone": "Mars/Olympus", "filter": {"debugContext": "x"}, "approvals": "user.authentication.auth_via_mfa"});
         RuleSpec::read("rules[1]", &bad, &mut p);
         let paths: Vec<&str> = p.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec!["rules[1].filter.debugContext", "rules[1].timezone"]
+            vec![
+                "rules[1].approvals",
+                "rules[1].filter.debugContext",
+                "rules[1].timezone"
+            ]
         );
     }
 }

@@ -3,7 +3,8 @@
 //! detail.outcome.result[, split field]` computes, done on this machine for the file
 //! source and the backtest. The distinct users and addresses are kept for failed
 //! attempts only (see [`Counts`]), per failing `outcome.result` value like the query's
-//! rows, as 64-bit hashes: a bin of a busy tenant holds a few hundred of them.
+//! rows, as 64-bit hashes: a bin of a busy tenant holds a few hundred of them. A rule's
+//! `approvals` successes count in the total only, as its query's rows by type do.
 //!
 //! Events may arrive slightly out of order. A bin is handed to the pipeline once the
 //! newest event seen is `lateness` past the bin's end; an event for a bin already
@@ -297,9 +298,9 @@ impl Binner {
         if matching.is_empty() {
             return Added::Counted;
         }
-        let class = OutcomeClass::of(&e.result);
         for &i in matching {
             let r = &mut self.rules[i];
+            let class = r.matcher.class(e);
             let bin = e.published_ms.div_euclid(r.bin_ms);
             let key = match &r.split_by {
                 None => "",

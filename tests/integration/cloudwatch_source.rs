@@ -127,6 +127,10 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
             "user.mfa.okta_verify.deny_push"
         } else if i % 9 == 5 {
             "system.push.send_factor_verify_push"
+        } else if i % 9 == 6 {
+            // A push approved (SUCCESS), denied on Identity Engine (FAILURE), or not
+            // counted (CHALLENGE).
+            "user.authentication.auth_via_mfa"
         } else {
             "user.session.start"
         };
@@ -145,6 +149,10 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
         .iter()
         .map(|s| s.to_string())
         .collect();
+    // Approvals counted in the total only: the query groups by type too.
+    let builtin = RuleSpec::mfa_push_fatigue();
+    pushes.when = builtin.when;
+    pushes.approvals = builtin.approvals;
     let rules = vec![
         rule("sessions", 300, None),
         rule("per-ip", 300, Some("client.ipAddress")),
@@ -178,6 +186,16 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
     assert!(
         want.keys().any(|(r, _, _)| *r == 2),
         "no push events were counted"
+    );
+    // Approvals and denials were each counted (and compared) in the push rule.
+    let pushed = || want.iter().filter(|((r, _, _), _)| *r == 2);
+    assert!(
+        pushed().any(|(_, c)| c.other() > 0),
+        "no approval was counted"
+    );
+    assert!(
+        pushed().any(|(_, c)| c.failure > 0),
+        "no denial was counted"
     );
     // Bins with no events read back as explicit zeros for the unsplit rule, never missing.
     let zeros = got

@@ -63,7 +63,10 @@ pub fn parse_rows(
             .filter(|n| n.is_finite() && *n >= 0.0)
             .ok_or_else(|| format!("result row {i}: count n = {n_text:?} is not a number"))?
             .round() as u64;
-        let class = OutcomeClass::of(get("detail.outcome.result").unwrap_or("UNKNOWN"));
+        let class = spec.class_of(
+            get("detail.eventType"),
+            get("detail.outcome.result").unwrap_or("UNKNOWN"),
+        );
         let mut labels = Labels::new();
         if let (Some(field), Some(path)) = (&spec.split_by, &split_field) {
             // `null`, `"null"` and `""` are an unknown source, as in the local binner.
@@ -189,6 +192,33 @@ mod tests {
                 ..Counts::default()
             }
         );
+    }
+
+    #[test]
+    fn an_approval_row_counts_in_the_total_only() {
+        let spec = RuleSpec::mfa_push_fatigue();
+        let base = parse_bin_ms("2026-11-25 10:15:00.000").unwrap() / spec.bin_ms();
+        let at = |ty: &str, result: &str, n: &str| {
+            row(&[
+                ("bin(5m)", "2026-11-25 10:15:00.000"),
+                ("detail.outcome.result", result),
+                ("detail.eventType", ty),
+                ("detail.actor.alternateId", "a@example.com"),
+                ("n", n),
+            ])
+        };
+        let rows = vec![
+            at("system.push.send_factor_verify_push", "SUCCESS", "5"),
+            at("user.authentication.auth_via_mfa", "SUCCESS", "2"),
+            at("user.authentication.auth_via_mfa", "FAILURE", "1"),
+            at("user.mfa.okta_verify.deny_push", "FAILURE", "1"),
+        ];
+        let c = parse_rows(&spec, &rows, base, base + 1).unwrap();
+        let [(_, counts)] = &c.into_iter().collect::<Vec<_>>()[..] else {
+            panic!("one series")
+        };
+        assert_eq!((counts.total, counts.success, counts.failure), (9, 5, 2));
+        assert_eq!(counts.other(), 2);
     }
 
     #[test]
