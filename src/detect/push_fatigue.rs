@@ -81,6 +81,7 @@ impl Detector for PushFatigue {
             },
             measure: "MFA pushes to one user",
             window_bins: 1,
+            evidence_bins: 1,
         })
     }
 }

@@ -67,13 +67,19 @@ impl Transition {
 }
 
 impl Lifecycle {
-    /// Feed one bin's verdict (`None`: not judged) for `fingerprint`.
+    /// Feed one bin's verdict (`None`: not judged) for `fingerprint`. `evidence_bins` is
+    /// how many bins, this one and those before it, an anomalous verdict stands for
+    /// (`Finding::evidence_bins`): they count as that many anomalous bins towards
+    /// `bins_to_fire`, since the detector's test already pooled them (a partial outage
+    /// at half the level is proof only over three bins together, and each of them
+    /// alone is not).
     pub fn step(
         &mut self,
         fingerprint: &str,
         policy: &FirePolicy,
         bin_start_ms: i64,
         anomalous: Option<bool>,
+        evidence_bins: u32,
     ) -> Transition {
         let Some(anomalous) = anomalous else {
             return Transition::Quiet;
@@ -89,7 +95,17 @@ impl Lifecycle {
         } else {
             (1u64 << window) - 1
         };
-        st.recent = ((st.recent << 1) | u64::from(anomalous)) & mask;
+        let evidence = if anomalous {
+            let bins = evidence_bins.clamp(1, window);
+            if bins == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bins) - 1
+            }
+        } else {
+            0
+        };
+        st.recent = ((st.recent << 1) | evidence) & mask;
         if anomalous && st.started_ms.is_none() {
             st.started_ms = Some(bin_start_ms);
         }
@@ -184,7 +200,7 @@ mod tests {
         verdicts
             .iter()
             .enumerate()
-            .map(|(i, v)| l.step("fp", p, i as i64 * BIN, *v))
+            .map(|(i, v)| l.step("fp", p, i as i64 * BIN, *v, 1))
             .collect()
     }
 
@@ -241,14 +257,14 @@ mod tests {
     fn state_is_dropped_when_idle() {
         let mut l = Lifecycle::default();
         let p = policy(2, 3);
-        l.step("a", &p, 0, Some(true));
+        l.step("a", &p, 0, Some(true), 1);
         assert_eq!(l.states.len(), 1);
         for i in 1..4 {
-            l.step("a", &p, i * BIN, Some(false));
+            l.step("a", &p, i * BIN, Some(false), 1);
         }
         assert!(l.states.is_empty());
         assert_eq!(l.firing_count(), 0);
-        l.step("b", &p, 0, Some(true));
+        l.step("b", &p, 0, Some(true), 1);
         assert!(l.holds_any(["a", "b"].into_iter()));
         assert!(!l.holds_any(["a"].into_iter()));
     }

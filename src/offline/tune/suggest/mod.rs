@@ -148,7 +148,7 @@ impl Ctx<'_> {
                         })
                 });
                 let at = bin * self.bin_ms;
-                match (lifecycle.step("", &self.policy, at, verdict), pt) {
+                match (lifecycle.step("", &self.policy, at, verdict, 1), pt) {
                     // A fire needs a verdict, so the point is there.
                     (Transition::Fire { started_ms }, Some(pt)) => {
                         pages.push(Page {
