@@ -459,6 +459,10 @@ mod tests {
         assert!(third.anomalous, "{third:?}");
         assert!(third.window_bins >= 2, "{third:?}");
         assert_eq!(third.observed, 70.0 * f64::from(third.window_bins));
+        // The attempts fell from 120 to 70 a bin (58 %, under `max_fraction`): the
+        // window stands for all its bins in the lifecycle.
+        assert_eq!(third.evidence_bins, third.window_bins, "{third:?}");
+        assert_eq!(first.evidence_bins, 1, "{first:?}");
         // Without the longer windows, the same bins never page.
         let mut one = det();
         one.windows = vec![1];
@@ -466,6 +470,24 @@ mod tests {
         let mut c = ctx(&h, counts(70, 63, 7), e);
         c.dispersion.step = 0.0;
         assert!(!one.evaluate(&c).unwrap().anomalous);
+    }
+
+    /// A window low only against the season: the attempts go on at the hour before's
+    /// 120 a bin while the season says the window should hold 220 a bin (a past week's
+    /// attack in it): it may be anomalous, but it stands for one bin only, since the
+    /// attempts themselves did not fall.
+    #[test]
+    fn a_window_low_only_against_the_season_is_one_bin_of_proof() {
+        let mut h = History::new(16);
+        for b in 0..7 {
+            let (total, season) = if b < 4 { (120, 120.0) } else { (110, 220.0) };
+            h.push(100 + b, record(total, season));
+        }
+        let mut c = ctx(&h, counts(110, 99, 11), Some(expected(220.0, 198.0, 22.0)));
+        c.dispersion.step = 0.0;
+        let f = det().evaluate(&c).unwrap();
+        assert!(f.anomalous && f.window_bins >= 2, "{f:?}");
+        assert_eq!(f.evidence_bins, 1, "{f:?}");
     }
 
     #[test]

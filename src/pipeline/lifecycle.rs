@@ -213,6 +213,30 @@ mod tests {
     }
 
     #[test]
+    fn an_anomalous_window_counts_for_its_bins() {
+        let p = policy(2, 3);
+        // One anomalous verdict that pooled three bins fires at once...
+        let mut l = Lifecycle::default();
+        assert_eq!(
+            l.step("w", &p, 0, Some(true), 3),
+            Transition::Fire { started_ms: 0 }
+        );
+        // ...one that stands for its own bin does not...
+        let mut l = Lifecycle::default();
+        assert_eq!(l.step("b", &p, 0, Some(true), 1), Transition::Quiet);
+        // ...and a window longer than `bins_window` counts no more than the window.
+        let mut l = Lifecycle::default();
+        assert_eq!(
+            l.step("x", &policy(4, 4), 0, Some(true), 9),
+            Transition::Fire { started_ms: 0 }
+        );
+        assert_eq!(
+            l.step("y", &policy(4, 5), 0, Some(true), 3),
+            Transition::Quiet
+        );
+    }
+
+    #[test]
     fn isolated_blips_do_not_fire() {
         let t = run(
             &policy(2, 3),
