@@ -90,18 +90,9 @@ impl Lifecycle {
         }
         let st = self.states.entry(fingerprint.to_string()).or_default();
         let window = policy.bins_window.clamp(1, 64);
-        let mask = if window == 64 {
-            u64::MAX
-        } else {
-            (1u64 << window) - 1
-        };
+        let mask = low_bits(window);
         let evidence = if anomalous {
-            let bins = evidence_bins.clamp(1, window);
-            if bins == 64 {
-                u64::MAX
-            } else {
-                (1u64 << bins) - 1
-            }
+            low_bits(evidence_bins.clamp(1, window))
         } else {
             0
         };
@@ -176,6 +167,15 @@ impl Lifecycle {
 
     pub fn firing_count(&self) -> usize {
         self.states.values().filter(|s| s.firing).count()
+    }
+}
+
+/// A mask of the lowest `bins` bits (1 to 64).
+fn low_bits(bins: u32) -> u64 {
+    if bins >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bins) - 1
     }
 }
 
