@@ -512,6 +512,7 @@ mod tests {
             severity: Severity::Critical,
             measure: "failed sign-ins",
             window_bins: 1,
+            evidence_bins: 1,
         }
     }
 

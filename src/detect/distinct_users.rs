@@ -116,6 +116,7 @@ impl Detector for DistinctUsers {
             severity: severity_from(p_value, self.p_value, x / self.min_users as f64),
             measure: "distinct users failing from one source",
             window_bins: 1,
+            evidence_bins: 1,
         })
     }
 }

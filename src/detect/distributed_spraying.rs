@@ -224,6 +224,7 @@ impl Detector for DistributedSpraying {
             severity: severity_from(p_value, self.p_value, x / self.min_sources as f64),
             measure: "sources failing once each for several accounts (an address with more counting twice), never succeeding",
             window_bins: self.window,
+            evidence_bins: 1,
         })
     }
 }

@@ -336,6 +336,7 @@ impl Detector for Flatline {
             } else {
                 1
             },
+            evidence_bins: 1,
         })
     }
 }

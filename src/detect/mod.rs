@@ -123,6 +123,13 @@ pub struct Finding {
     /// 1 for a single bin, more when a sliding window paged ("62 failed sign-ins in the
     /// last 90 min, expected 3").
     pub window_bins: u32,
+    /// How many of those bins the lifecycle may count as anomalous towards
+    /// `bins_to_fire` when this finding is anomalous (1: this bin only). A detector
+    /// sets more only when its test pooled the bins *and* they share the anomaly
+    /// (`volume_drop`: the attempts themselves fell in one step), so a partial outage
+    /// that is proof only over three bins together pages on that proof instead of
+    /// waiting for a second such window.
+    pub evidence_bins: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -98,6 +98,7 @@ impl Detector for PushFatigue {
             },
             measure: "MFA pushes to one user left unapproved",
             window_bins: 1,
+            evidence_bins: 1,
         })
     }
 }

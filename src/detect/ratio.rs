@@ -89,6 +89,7 @@ impl Detector for FailureRatio {
             severity: severity_from(p_value, self.p_value, share / base),
             measure: "failure share",
             window_bins: 1,
+            evidence_bins: 1,
         })
     }
 }

@@ -287,6 +287,7 @@ impl CountSpike {
             severity: severity_from(p_value, p_threshold, x / mean.max(1.0)),
             measure,
             window_bins: w,
+            evidence_bins: 1,
         }
     }
 }

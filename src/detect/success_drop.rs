@@ -84,6 +84,7 @@ impl Detector for SuccessDrop {
             },
             measure: "successful sign-ins",
             window_bins: 1,
+            evidence_bins: 1,
         })
     }
 }

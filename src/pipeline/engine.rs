@@ -435,6 +435,7 @@ fn judge_series(
                 &d.fire,
                 bin_start_ms,
                 verdict,
+                finding.as_ref().map_or(1, |f| f.evidence_bins),
             ),
         };
         if let Some(v) = verdicts.as_deref_mut() {

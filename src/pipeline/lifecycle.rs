@@ -67,13 +67,19 @@ impl Transition {
 }
 
 impl Lifecycle {
-    /// Feed one bin's verdict (`None`: not judged) for `fingerprint`.
+    /// Feed one bin's verdict (`None`: not judged) for `fingerprint`. `evidence_bins` is
+    /// how many bins, this one and those before it, an anomalous verdict stands for
+    /// (`Finding::evidence_bins`): they count as that many anomalous bins towards
+    /// `bins_to_fire`, since the detector's test already pooled them (a partial outage
+    /// at half the level is proof only over three bins together, and each of them
+    /// alone is not).
     pub fn step(
         &mut self,
         fingerprint: &str,
         policy: &FirePolicy,
         bin_start_ms: i64,
         anomalous: Option<bool>,
+        evidence_bins: u32,
     ) -> Transition {
         let Some(anomalous) = anomalous else {
             return Transition::Quiet;
@@ -84,12 +90,13 @@ impl Lifecycle {
         }
         let st = self.states.entry(fingerprint.to_string()).or_default();
         let window = policy.bins_window.clamp(1, 64);
-        let mask = if window == 64 {
-            u64::MAX
+        let mask = low_bits(window);
+        let evidence = if anomalous {
+            low_bits(evidence_bins.clamp(1, window))
         } else {
-            (1u64 << window) - 1
+            0
         };
-        st.recent = ((st.recent << 1) | u64::from(anomalous)) & mask;
+        st.recent = ((st.recent << 1) | evidence) & mask;
         if anomalous && st.started_ms.is_none() {
             st.started_ms = Some(bin_start_ms);
         }
@@ -163,6 +170,15 @@ impl Lifecycle {
     }
 }
 
+/// A mask of the lowest `bins` bits (1 to 64).
+fn low_bits(bins: u32) -> u64 {
+    if bins >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bins) - 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +200,7 @@ mod tests {
         verdicts
             .iter()
             .enumerate()
-            .map(|(i, v)| l.step("fp", p, i as i64 * BIN, *v))
+            .map(|(i, v)| l.step("fp", p, i as i64 * BIN, *v, 1))
             .collect()
     }
 
@@ -194,6 +210,30 @@ mod tests {
         assert_eq!(t[0], Transition::Quiet);
         assert_eq!(t[1], Transition::Quiet);
         assert_eq!(t[2], Transition::Fire { started_ms: 0 });
+    }
+
+    #[test]
+    fn an_anomalous_window_counts_for_its_bins() {
+        let p = policy(2, 3);
+        // One anomalous verdict that pooled three bins fires at once...
+        let mut l = Lifecycle::default();
+        assert_eq!(
+            l.step("w", &p, 0, Some(true), 3),
+            Transition::Fire { started_ms: 0 }
+        );
+        // ...one that stands for its own bin does not...
+        let mut l = Lifecycle::default();
+        assert_eq!(l.step("b", &p, 0, Some(true), 1), Transition::Quiet);
+        // ...and a window longer than `bins_window` counts no more than the window.
+        let mut l = Lifecycle::default();
+        assert_eq!(
+            l.step("x", &policy(4, 4), 0, Some(true), 9),
+            Transition::Fire { started_ms: 0 }
+        );
+        assert_eq!(
+            l.step("y", &policy(4, 5), 0, Some(true), 3),
+            Transition::Quiet
+        );
     }
 
     #[test]
@@ -241,15 +281,73 @@ mod tests {
     fn state_is_dropped_when_idle() {
         let mut l = Lifecycle::default();
         let p = policy(2, 3);
-        l.step("a", &p, 0, Some(true));
+        l.step("a", &p, 0, Some(true), 1);
         assert_eq!(l.states.len(), 1);
         for i in 1..4 {
-            l.step("a", &p, i * BIN, Some(false));
+            l.step("a", &p, i * BIN, Some(false), 1);
         }
         assert!(l.states.is_empty());
         assert_eq!(l.firing_count(), 0);
-        l.step("b", &p, 0, Some(true));
+        l.step("b", &p, 0, Some(true), 1);
         assert!(l.holds_any(["a", "b"].into_iter()));
         assert!(!l.holds_any(["a"].into_iter()));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Quiet traffic drawn from the baseline's own distribution (a season, a level of
+        /// the day, Poisson or negative binomial counts) through `volume_drop` and its
+        /// default policy (two bins of three): crediting a pooled window with its bins
+        /// makes at most one page per anomalous verdict, so pages stay at or under the
+        /// configured rate per judged bin.
+        #[test]
+        fn quiet_traffic_pages_no_more_than_the_configured_rate(level in 30.0f64..400.0, phi in 0.0f64..0.15, seed in 0u64..1000) {
+            use crate::detect::test_support::{counts, ctx, expected};
+            use crate::detect::{Detector, DetectorKind, DetectorSpec, VolumeDrop};
+            use crate::series::{BinRecord, History};
+            use rand::SeedableRng;
+            use rand_distr::{Distribution, Gamma, Poisson};
+            let p_value = 0.01;
+            let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, windows: vec![1, 2, 3, 4] };
+            let policy = DetectorSpec::default_for(DetectorKind::VolumeDrop).fire;
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let (mut h, mut l) = (History::new(64), Lifecycle::default());
+            let (mut fires, mut judged) = (0u32, 0u32);
+            let days = Gamma::new(25.0, 1.0 / 25.0).unwrap();
+            let (mut today, mut tomorrow) = (1.0, days.sample(&mut rng));
+            for b in 0..8000i64 {
+                if b % 96 == 0 {
+                    (today, tomorrow) = (tomorrow, days.sample(&mut rng));
+                }
+                let hour = (b % 96) as f64 / 4.0;
+                let season = level * (0.3 + (-(hour - 13.0).powi(2) / 20.0).exp());
+                let mu = season * (today + (tomorrow - today) * hour / 24.0);
+                let lambda = if phi > 0.0 { Gamma::new(1.0 / phi, mu * phi).unwrap().sample(&mut rng) } else { mu };
+                let n = Poisson::new(lambda).unwrap().sample(&mut rng) as u64;
+                let mut cx = ctx(&h, counts(n, n, 0), Some(expected(season, season, 0.0)));
+                cx.bin = b;
+                cx.dispersion.step = phi;
+                let f = d.evaluate(&cx);
+                let anomalous = f.as_ref().is_some_and(|f| f.anomalous);
+                if b >= 8 && f.is_some() {
+                    judged += 1;
+                    let evidence = f.as_ref().map_or(1, |f| f.evidence_bins);
+                    let t = l.step("q", &policy, b * BIN, f.as_ref().map(|f| f.anomalous), evidence);
+                    fires += u32::from(matches!(t, Transition::Fire { .. }));
+                }
+                h.push(b, BinRecord {
+                    total: n as u32,
+                    success: n as u32,
+                    known: true,
+                    anomalous,
+                    seasonal_total: season as f32,
+                    expected_total: season as f32,
+                    expected_failure: -1.0,
+                    ..BinRecord::default()
+                });
+            }
+            let rate = f64::from(fires) / f64::from(judged);
+            proptest::prop_assert!(rate <= 1.5 * p_value, "rate {rate} above {p_value}");
+        }
     }
 }

@@ -40,6 +40,9 @@ pub struct Point {
     /// Flagged with the `p_value` raised to [`PROBE_P_VALUE`] (the configured one when
     /// the detector cannot be re-tuned, see [`Detector::with_p_value`]).
     pub anomalous_loose: bool,
+    /// How many bins an anomalous verdict stands for in the lifecycle
+    /// (`Finding::evidence_bins`, at most 64).
+    pub evidence_bins: u8,
     pub mark: Mark,
 }
 
@@ -246,6 +249,7 @@ impl Observer for Recorder {
                     p_value: f.p_value,
                     anomalous: f.anomalous,
                     anomalous_loose,
+                    evidence_bins: f.evidence_bins.min(64) as u8,
                     mark: v.transition.mark(),
                 }
             }));

@@ -448,6 +448,7 @@ mod tests {
             p_value: 0.5,
             anomalous: false,
             anomalous_loose: false,
+            evidence_bins: 1,
             mark: Mark::None,
         };
         let points = [(0, None), (1, None), (2, Some(p)), (3, None), (4, Some(p))];

@@ -148,7 +148,16 @@ impl Ctx<'_> {
                         })
                 });
                 let at = bin * self.bin_ms;
-                match (lifecycle.step("", &self.policy, at, verdict), pt) {
+                match (
+                    lifecycle.step(
+                        "",
+                        &self.policy,
+                        at,
+                        verdict,
+                        pt.map_or(1, |pt| u32::from(pt.evidence_bins)),
+                    ),
+                    pt,
+                ) {
                     // A fire needs a verdict, so the point is there.
                     (Transition::Fire { started_ms }, Some(pt)) => {
                         pages.push(Page {
