@@ -174,17 +174,8 @@ impl Seasonal {
         // a dip. Such bins are left out when enough others remain (robust across
         // weeks); when most are off (the normal itself moved), all are kept. Both sums
         // are kept as they come, so no bin is stored or visited twice.
-        //
-        // But a tier that rests on a single past period cannot tell a moved normal from
-        // an odd one (a benign surge, a holiday, an outage that did not page): with
-        // most of its few samples off, each of those counts as what was expected of it
-        // (`as_expected`) — otherwise last Monday's surge is this Monday's season and a
-        // normal hour a "drop", and last Thursday's unpaged outage makes a normal
-        // Thursday a "spike" (issue 10). Two periods or more that are both off are a
-        // moved normal, and are kept as they are.
         let mut all = Samples::default();
         let mut typical = Samples::default();
-        let mut as_expected = Samples::default();
         let mut k = 1;
         while k * period <= self.window_bins {
             let centre = self.same_local_time(bin, k * period);
@@ -195,9 +186,6 @@ impl Seasonal {
                             all.add(r);
                             if is_typical(r) {
                                 typical.add(r);
-                                as_expected.add(r);
-                            } else {
-                                as_expected.add_as_expected(r);
                             }
                         }
                     }
@@ -207,8 +195,6 @@ impl Seasonal {
         }
         *out = if typical.n >= MIN_SAMPLES && typical.n < all.n {
             typical
-        } else if all.n < 2 * MIN_SAMPLES && 2 * typical.n < all.n {
-            as_expected
         } else {
             all
         };
@@ -330,23 +316,7 @@ impl Default for Samples {
 impl Samples {
     #[inline]
     fn add(&mut self, r: &BinRecord) {
-        self.push([r.total, r.success, r.failure].map(f64::from));
-    }
-
-    /// A bin far off its season counted as that season expected: its attempts at the
-    /// seasonal expectation, successes and failures in the bin's own proportion.
-    fn add_as_expected(&mut self, r: &BinRecord) {
-        let total = f64::from(r.seasonal_total);
-        let scale = total / f64::from(r.total.max(1));
-        self.push([
-            total,
-            f64::from(r.success) * scale,
-            f64::from(r.failure) * scale,
-        ]);
-    }
-
-    #[inline]
-    fn push(&mut self, v: [f64; 3]) {
+        let v = [r.total, r.success, r.failure].map(f64::from);
         for (i, v) in v.into_iter().enumerate() {
             self.min[i] = self.min[i].min(v);
             self.max[i] = self.max[i].max(v);
