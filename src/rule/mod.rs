@@ -90,10 +90,6 @@ pub struct RuleSpec {
     pub timezone: Option<chrono_tz::Tz>,
 }
 
-/// The largest change of a time zone's offset at once, in the time zone database: an
-/// hour in most places that keep daylight saving time, two at Antarctica's Troll station.
-pub const MAX_CLOCK_SHIFT: Duration = Duration::from_secs(2 * 3600);
-
 /// A split rule's default `baseline_window`.
 pub const SPLIT_BASELINE_WINDOW: Duration = Duration::from_secs(4 * 3600);
 
@@ -145,40 +141,6 @@ impl RuleSpec {
     /// Baseline window in bins.
     pub fn window_bins(&self) -> usize {
         (self.baseline_window.as_millis() / self.bin.as_millis().max(1)) as usize
-    }
-
-    /// How many bins a series of this rule keeps: the baseline window and, when the
-    /// window reaches a day (the seasonal tiers), a margin past its oldest end.
-    ///
-    /// The seasonal baseline asks the same *local* time 1 … n days or weeks back, and
-    /// the detectors ask their window there too (`volume_drop`'s past weeks: the window
-    /// and its hour before). After the clocks go back, the same local time two weeks ago
-    /// lies two weeks *and an hour* back: a ring of exactly the window had dropped it,
-    /// so for the two weeks after every autumn change the season rested on one week
-    /// alone, and a benign surge or an outage that did not page that week became the
-    /// season (issue 10: a Monday's surge made the next Monday's normal hour a "drop",
-    /// a Thursday's missed outage made the next Thursday's normal hour a "spike"). The
-    /// margin holds the largest clock change ([`MAX_CLOCK_SHIFT`]), the neighbour bin
-    /// the baseline samples beside each, and the longest detector window.
-    pub fn history_bins(&self) -> usize {
-        let window = self.window_bins();
-        let bin = self.bin.as_millis().max(1);
-        if (window as u128) * bin < 86_400_000 {
-            return window;
-        }
-        let shift = MAX_CLOCK_SHIFT.as_millis().div_ceil(bin) as usize;
-        let detectors = self
-            .detectors
-            .iter()
-            .map(|d| d.detector.window_bins() as usize)
-            .max()
-            .unwrap_or(1);
-        window + shift + 1 + detectors
-    }
-
-    /// [`history_bins`](Self::history_bins) as a span of time (what a restart backfills).
-    pub fn history_span(&self) -> Duration {
-        self.bin * self.history_bins() as u32
     }
 
     pub fn warmup_bins(&self) -> usize {

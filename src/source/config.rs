@@ -29,8 +29,8 @@ pub struct SourceConfig {
     pub revise_after: Duration,
     /// `cloudwatch`: how often the scheduler wakes to look for bins that are due.
     pub poll_interval: Duration,
-    /// `cloudwatch`: how much history to load on start (default: the history each
-    /// rule's series keep, `RuleSpec::history_span`).
+    /// `cloudwatch`: how much history to load on start (default: each rule's
+    /// baseline window).
     pub backfill: Option<Duration>,
     /// `cloudwatch`: a query still running after this long is stopped and counts as
     /// failed.
