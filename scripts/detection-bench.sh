@@ -73,8 +73,10 @@ score() { # difficulty label seeds...
 }
 
 for d in $SETTINGS; do
-  # shellcheck disable=SC2086
-  score "$d" tuned $SEEDS
+  if [[ -n "${SEEDS// /}" ]]; then # SEEDS=" " runs no tuned set
+    # shellcheck disable=SC2086
+    score "$d" tuned $SEEDS
+  fi
   if [[ -n "$HELDOUT" ]]; then
     # shellcheck disable=SC2086
     score "$d" held-out $HELDOUT
