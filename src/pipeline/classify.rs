@@ -9,7 +9,7 @@ use crate::series::Counts;
 use crate::stats::CountModel;
 
 /// How many sources of one split rule must fire in the same bin before their alerts
-/// read as one distributed attack (stuffing) rather than one sprayer each.
+/// read as one distributed attack rather than one sprayer each.
 pub const MANY_SOURCES: usize = 5;
 
 /// What one bin's finding most likely means.
@@ -198,12 +198,16 @@ fn people_retrying(c: &Counts, e: &Expected) -> bool {
 pub const OUTAGE_P: f64 = 1e-6;
 
 /// When many sources of one split rule fire at once, each one is a small part of a
-/// distributed attack.
+/// distributed attack. Which attack the addresses count cannot say: spraying from
+/// several addresses tries the organisation's own accounts, stuffing tries a combo list
+/// of other breaches' usernames. The verdict is spraying; the story names it stuffing
+/// when the hour holds failures on unresolved usernames beyond chance
+/// (`Story::recast_spraying`, asked of every verdict).
 pub fn many_sources(sources: usize) -> Verdict {
     Verdict {
-        kind: AlertKind::CredentialStuffing,
+        kind: AlertKind::PasswordSpraying,
         reason: format!(
-            "{sources} sources failed against many accounts in the same bin: a distributed credential-stuffing run rather than one sprayer"
+            "{sources} sources failed against many accounts in the same bin: one distributed run rather than one sprayer each"
         ),
     }
 }
@@ -213,6 +217,13 @@ mod tests {
     use super::*;
     use crate::detect::baseline::Basis;
     use crate::detect::Severity;
+
+    #[test]
+    fn many_sources_firing_together_are_one_spraying_run_until_unknown_usernames_say_stuffing() {
+        let v = many_sources(7);
+        assert_eq!(v.kind, AlertKind::PasswordSpraying);
+        assert!(v.reason.starts_with("7 sources failed"), "{}", v.reason);
+    }
 
     fn finding(observed: f64, expected: f64) -> Finding {
         Finding {
