@@ -233,45 +233,21 @@ proptest! {
     /// detector blind on scattered series).
     #[test]
     fn quiet_traffic_pages_at_about_the_configured_rate(level in 30.0f64..400.0, phi in 0.0f64..0.15, seed in 0u64..1000) {
-        use rand::SeedableRng;
-        use rand_distr::{Distribution, Gamma, Poisson};
         let p_value = 0.01;
         let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, windows: vec![1, 2, 3, 4] };
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
         let mut h = History::new(64);
         let (mut pages, mut judged) = (0u32, 0u32);
-        let days = Gamma::new(25.0, 1.0 / 25.0).unwrap();
-        let (mut today, mut tomorrow) = (1.0, days.sample(&mut rng));
-        for b in 0..8000i64 {
-            if b % 96 == 0 {
-                (today, tomorrow) = (tomorrow, days.sample(&mut rng));
-            }
-            let hour = (b % 96) as f64 / 4.0;
-            let season = level * (0.3 + (-(hour - 13.0).powi(2) / 20.0).exp());
-            let mu = season * (today + (tomorrow - today) * hour / 24.0);
-            let lambda = if phi > 0.0 { Gamma::new(1.0 / phi, mu * phi).unwrap().sample(&mut rng) } else { mu };
-            let n = Poisson::new(lambda).unwrap().sample(&mut rng) as u64;
-            let mut e = expected(season, season, 0.0);
-            e.seasonal_total = season;
-            let mut cx = ctx(&h, counts(n, n, 0), Some(e));
-            cx.bin = b;
+        for q in quiet_days(seed, level, phi, 8000) {
+            let mut cx = ctx(&h, counts(q.count, q.count, 0), Some(expected(q.season, q.season, 0.0)));
+            cx.bin = q.bin;
             cx.dispersion.step = phi;
             let f = d.evaluate(&cx);
             let anomalous = f.as_ref().is_some_and(|f| f.anomalous);
-            if b >= 8 && f.is_some() {
+            if q.bin >= 8 && f.is_some() {
                 judged += 1;
                 pages += u32::from(anomalous);
             }
-            h.push(b, BinRecord {
-                total: n as u32,
-                success: n as u32,
-                known: true,
-                anomalous,
-                seasonal_total: season as f32,
-                expected_total: season as f32,
-                expected_failure: -1.0,
-                ..BinRecord::default()
-            });
+            h.push(q.bin, quiet_record(&q, anomalous));
         }
         let rate = f64::from(pages) / f64::from(judged);
         prop_assert!(rate <= 1.5 * p_value, "rate {rate} above {p_value}");
