@@ -32,10 +32,11 @@
 //! simulator's hard setting), and people do not leave pushes like that: over every
 //! user of 50 simulated four-week runs (hard and easy, seeds 1–10, 61–65, 71–75,
 //! 81–85; 1,400 days) outside an attack, pushes left unapproved reached three with
-//! none denied a few times, never three with one denied, never four, in any 55
+//! none denied three times, never three with one denied, never four, in any 55
 //! minutes. So one denial among three unapproved pushes, or four unapproved, pages (it
-//! was two denials among three, or twelve): push fatigue's median latency on hard went
-//! from 1.2–1.6 bins to 0.9–1.0, with no false page more.
+//! was two denials among three, or twelve): on hard 81–85 the median latency went from
+//! 1.2 and 1.3 bins (classic, Identity Engine) to 0.8 and 0.7, on 61–65 from 1.5 and
+//! 1.6 to 1.0 and 0.9, with no false page more (docs/detection-history.md, session 9).
 //!
 //! An approval logged in the bin after its push (seconds later, across a bin edge)
 //! counts there: the push's own bin sees it unapproved for one bin.
