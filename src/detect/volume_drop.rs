@@ -306,11 +306,11 @@ impl VolumeDrop {
         // scatters as the sum of its bins, which scatter each on their own: φ μ² times
         // Σ w_j² / s² for the window's seasonal expectations w_j (1 for one bin).
         let step = if expected > 0.0 {
-            ctx.dispersion.step
+            ctx.dispersion.busy_step
                 * (squares / season.powi(2) + recent_squares / recent_seasonal.powi(2))
                 + season / (recent_seasonal * expected)
         } else {
-            ctx.dispersion.step
+            ctx.dispersion.busy_step
         };
         let scatter = CountModel::new(expected, step).lower_tail(total);
         let p_value = binomial.max(scatter);

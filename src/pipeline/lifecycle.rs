@@ -313,7 +313,7 @@ mod tests {
             for q in quiet_days(seed, level, phi, 8000) {
                 let mut cx = ctx(&h, counts(q.count, q.count, 0), Some(expected(q.season, q.season, 0.0)));
                 cx.bin = q.bin;
-                cx.dispersion.step = phi;
+                cx.dispersion.busy_step = phi;
                 let f = d.evaluate(&cx);
                 let anomalous = f.as_ref().is_some_and(|f| f.anomalous);
                 if q.bin >= 8 && f.is_some() {

@@ -69,7 +69,7 @@ fn the_end_of_a_surge_is_not_a_drop() {
     e.seasonal_total = 400.0;
     // Poisson noise between bins: the p-value alone would call it a drop.
     let mut cx = ctx(&h, counts(390, 360, 30), Some(e));
-    cx.dispersion.step = 0.0;
+    cx.dispersion.busy_step = 0.0;
     let f = det().evaluate(&cx).unwrap();
     assert!(f.p_value < 1e-6, "a drop from the surge level: {f:?}");
     assert!(!f.anomalous, "{f:?}");
@@ -83,7 +83,7 @@ fn a_scattered_series_at_half_its_level_is_no_cliff() {
     let e = Some(expected(400.0, 370.0, 30.0));
     let judge = |phi: f64| {
         let mut cx = ctx(&h, counts(200, 185, 15), e);
-        cx.dispersion.step = phi;
+        cx.dispersion.busy_step = phi;
         det().evaluate(&cx).unwrap()
     };
     let poisson = judge(0.0);
@@ -111,7 +111,7 @@ fn a_drop_no_single_bin_proves_pages_over_a_window() {
     let e = Some(expected(120.0, 108.0, 12.0));
     let cx = |h: &History| {
         let mut c = ctx(h, counts(70, 63, 7), e);
-        c.dispersion.step = 0.0;
+        c.dispersion.busy_step = 0.0;
         det().evaluate(&c).unwrap()
     };
     // The first dropped bin alone: one in about 10^5, short of 1e-6.
@@ -132,7 +132,7 @@ fn a_drop_no_single_bin_proves_pages_over_a_window() {
     one.windows = vec![1];
     let h = half_outage(6, 2);
     let mut c = ctx(&h, counts(70, 63, 7), e);
-    c.dispersion.step = 0.0;
+    c.dispersion.busy_step = 0.0;
     assert!(!one.evaluate(&c).unwrap().anomalous);
 }
 
@@ -149,7 +149,7 @@ fn after_a_season_that_rose(during: u32) -> Finding {
         counts(u64::from(during), 0, 0),
         Some(expected(220.0, 198.0, 22.0)),
     );
-    c.dispersion.step = 0.0;
+    c.dispersion.busy_step = 0.0;
     det().evaluate(&c).unwrap()
 }
 
@@ -198,7 +198,7 @@ fn a_drop_against_a_season_one_odd_week_made_must_be_one_against_each_week() {
         let mut e = expected(340.0, 310.0, 30.0);
         e.seasonal_total = 340.0;
         let mut cx = ctx(h, counts(x, x * 9 / 10, x / 10), Some(e));
-        cx.dispersion.step = 0.0;
+        cx.dispersion.busy_step = 0.0;
         det().evaluate(&cx).unwrap()
     };
     let risen = judge(&past_weeks_history([true, true]), 150);
@@ -252,7 +252,7 @@ proptest! {
         for q in quiet_days(seed, level, phi, 8000) {
             let mut cx = ctx(&h, counts(q.count, q.count, 0), Some(expected(q.season, q.season, 0.0)));
             cx.bin = q.bin;
-            cx.dispersion.step = phi;
+            cx.dispersion.busy_step = phi;
             let f = d.evaluate(&cx);
             let anomalous = f.as_ref().is_some_and(|f| f.anomalous);
             if q.bin >= 8 && f.is_some() {
