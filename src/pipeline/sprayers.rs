@@ -32,6 +32,13 @@ pub struct Sprayers {
     succeeded: HashMap<u32, u32, foldhash::fast::FixedState>,
     /// The oldest bin still remembered, once pruned.
     pruned_at: i64,
+    /// The organisation's own accounts each failing-only address failed for lately
+    /// (bin, account key; see `FailedAccounts`), by the same key as `succeeded`, kept
+    /// for a window: what tells an address back for a second account from a person
+    /// failing for their own twice.
+    accounts: HashMap<u32, Vec<(u32, u32)>, foldhash::fast::FixedState>,
+    /// When `accounts` was last pruned.
+    accounts_pruned_at: i64,
 }
 
 impl Sprayers {
@@ -40,6 +47,8 @@ impl Sprayers {
             level: LongRunLevel::new((HALF_LIFE_MS / bin_ms.max(1)) as f64),
             succeeded: HashMap::default(),
             pruned_at: i64::MIN,
+            accounts: HashMap::default(),
+            accounts_pruned_at: i64::MIN,
         }
     }
 
@@ -64,6 +73,42 @@ impl Sprayers {
             let cut = *median;
             self.succeeded.retain(|_, b| *b > cut);
         }
+    }
+
+    /// Note the accounts the failing-only addresses of `bin` failed for (all of them,
+    /// before any top-K cut), and forget those older than `window` bins.
+    pub fn note_accounts(&mut self, bin: i64, observed: &LabelMap<Counts>, window: i64) {
+        for (labels, c) in observed {
+            if c.success == 0 && c.failure > 0 && !c.failed_accounts.is_empty() {
+                let tried = self.accounts.entry(key(labels)).or_default();
+                tried.extend(c.failed_accounts.keys().map(|k| (stamp(bin), k)));
+            }
+        }
+        if self.accounts_pruned_at == i64::MIN || bin - self.accounts_pruned_at >= window.max(1) {
+            let oldest = stamp(bin.saturating_sub(window) + 1);
+            self.accounts.retain(|_, tried| {
+                tried.retain(|(b, _)| *b >= oldest);
+                !tried.is_empty()
+            });
+            self.accounts_pruned_at = bin;
+        }
+    }
+
+    /// How many distinct accounts of the organisation the address `labels` failed for
+    /// in the bins from `since` to `bin`.
+    pub fn accounts_since(&self, labels: &Labels, since: i64, bin: i64) -> u64 {
+        let Some(tried) = self.accounts.get(&key(labels)) else {
+            return 0;
+        };
+        let (since, bin) = (stamp(since), stamp(bin));
+        let mut keys: Vec<u32> = tried
+            .iter()
+            .filter(|(b, _)| (since..=bin).contains(b))
+            .map(|(_, k)| *k)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.len() as u64
     }
 
     /// Whether the address `labels` succeeded in any bin from `since` on.
@@ -101,8 +146,10 @@ impl RuleEngine {
 
     /// With a `distributed_spraying` detector, the `(slow sprayers)` series' counts for
     /// `bin` (after the bin's counts were recorded): sources whose window looks like a
-    /// slow sprayer (`failure`, an address past `min_accounts` accounts as two, see
-    /// `DistributedSpraying::sources_of`; `failed_ips` counts each once), those of them that failed in this bin (`total`), the
+    /// slow sprayer (`failure`, an address past `min_accounts` accounts, or with
+    /// `min_accounts` of the organisation's own, as two, see
+    /// `DistributedSpraying::sources_of`; `failed_ips` counts each once), those of them
+    /// that failed in this bin (`total`), the
     /// accounts they tried (`failed_users`, tries closer than `retry_gap` as one).
     ///
     /// Failures in bins an outage explains (see `story`) do not make a sprayer: people
@@ -142,7 +189,8 @@ impl RuleEngine {
                 }
             });
             if let Some(accounts) = d.slow_sprayer_accounts(bins) {
-                c.failure += d.sources_of(accounts);
+                let own = self.sprayers.accounts_since(labels, bin - window + 1, bin);
+                c.failure += d.sources_of(accounts, own);
                 // `total`: those that tried again in this very bin.
                 c.total += u64::from(s.history.counts(bin).is_some_and(|x| x.failure > 0));
                 c.failed_ips += 1;

@@ -25,7 +25,7 @@ use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
 use crate::event::Event;
 use crate::rule::RuleSpec;
-use crate::series::{BinIndex, Counts, Labels, OutcomeClass, RuleId, Update};
+use crate::series::{BinIndex, Counts, FailedAccounts, Labels, OutcomeClass, RuleId, Update};
 
 /// What one rule needs to bin events.
 struct RuleBins {
@@ -48,6 +48,10 @@ struct Cell {
     counts: Counts,
     /// Per failing `outcome.result` value: who failed, from where.
     failed: Vec<Failed>,
+    /// The first and the last failed attempt: when, and the key of its account (as the
+    /// query's `earliest` and `latest` of `actor.id`; see [`FailedAccounts`]).
+    first_failed: Option<(i64, Option<u32>)>,
+    last_failed: Option<(i64, Option<u32>)>,
 }
 
 struct Failed {
@@ -68,6 +72,13 @@ impl Cell {
         self.counts.add_at(class, 1, e.published_ms);
         if class != OutcomeClass::Failure {
             return;
+        }
+        let account = (e.published_ms, FailedAccounts::key(e.actor_id.as_deref()));
+        if self.first_failed.is_none_or(|(ms, _)| e.published_ms < ms) {
+            self.first_failed = Some(account);
+        }
+        if self.last_failed.is_none_or(|(ms, _)| e.published_ms >= ms) {
+            self.last_failed = Some(account);
         }
         let i = match self.failed.iter().position(|f| *f.result == *e.result) {
             Some(i) => i,
@@ -94,6 +105,9 @@ impl Cell {
         let mut c = self.counts;
         c.failed_users = self.failed.iter().map(|f| f.users.len() as u64).sum();
         c.failed_ips = self.failed.iter().map(|f| f.ips.len() as u64).sum();
+        for (_, key) in [self.first_failed, self.last_failed].into_iter().flatten() {
+            c.failed_accounts.add(key);
+        }
         c
     }
 }
