@@ -334,13 +334,19 @@ mod tests {
         );
         // Two of the organisation's own, told apart: two sources; one account of its
         // own failing twice (a person at home) stays one.
-        assert_eq!([(2, 2), (2, 1), (3, 2)].map(|(a, o)| d.sources_of(a, o)), [2, 1, 2]);
+        assert_eq!(
+            [(2, 2), (2, 1), (3, 2)].map(|(a, o)| d.sources_of(a, o)),
+            [2, 1, 2]
+        );
         let three = DistributedSpraying {
             min_accounts: 3,
             ..det()
         };
         assert_eq!([3, 4].map(|a| three.sources_of(a, 0)), [1, 2]);
-        assert_eq!([(3, 2), (3, 3)].map(|(a, o)| three.sources_of(a, o)), [1, 2]);
+        assert_eq!(
+            [(3, 2), (3, 3)].map(|(a, o)| three.sources_of(a, o)),
+            [1, 2]
+        );
     }
 
     #[test]

@@ -318,6 +318,12 @@ mod tests {
                             first_ms: b * 1_000 + i as i64,
                             last_ms: b * 1_000 + 2 * i as i64,
                         }),
+                        // Every third knows which accounts failed, with or without times.
+                        failed_accounts: if i % 3 == 1 {
+                            FailedAccounts::of(Some("00ua"), Some(&format!("00u{i}")))
+                        } else {
+                            FailedAccounts::default()
+                        },
                     };
                     (labels, counts)
                 })

@@ -298,7 +298,7 @@ mod tests {
             failure,
             failed_users: users,
             failed_ips: ips,
-            span: None,
+            ..Counts::default()
         }
     }
 

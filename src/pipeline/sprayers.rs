@@ -214,7 +214,7 @@ mod tests {
     use crate::pipeline::testing::{c, ip};
     use crate::pipeline::Pipeline;
     use crate::rule::RuleSpec;
-    use crate::series::{BinIndex, RuleId};
+    use crate::series::{BinIndex, FailedAccounts, RuleId};
 
     /// One failure for one account.
     fn once() -> Counts {
@@ -271,6 +271,39 @@ mod tests {
         feed(&mut p, later, &[("home", once())]);
         feed(&mut p, later + 4, &[("home", once())]);
         assert_eq!(sprayers(&p, later + 4), 1);
+    }
+
+    /// One failure for the organisation's account `id` (an Okta user id).
+    fn own(id: &str) -> Counts {
+        Counts {
+            failed_accounts: FailedAccounts::of(Some(id), None),
+            ..once()
+        }
+    }
+
+    #[test]
+    fn two_of_the_organisations_own_accounts_count_as_two_sources() {
+        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
+        // A sprayer back an hour later for a second real account: pages by itself.
+        feed(
+            &mut p,
+            0,
+            &[("sprayer", own("00ua")), ("home", own("00uc"))],
+        );
+        // A person failing for their own account twice, hours apart, from an address
+        // whose success was more than a day ago (hard seeds 62, 83, 84): one source.
+        feed(&mut p, 4, &[("sprayer", own("00ub"))]);
+        assert_eq!(sprayers(&p, 4), 2);
+        feed(&mut p, 12, &[("home", own("00uc"))]);
+        assert_eq!(sprayers(&p, 12), 2 + 1);
+        // A bot's two unresolved usernames stay one source, as before.
+        feed(&mut p, 13, &[("bot", once())]);
+        feed(&mut p, 14, &[("bot", once())]);
+        assert_eq!(sprayers(&p, 14), 2 + 1 + 1);
+        // Past the window the accounts are forgotten with the tries.
+        feed(&mut p, 40, &[("sprayer", own("00ua"))]);
+        assert_eq!(sprayers(&p, 40), 0);
+        assert!(p.rules[0].sprayers.accounts.values().all(|t| t.len() == 1));
     }
 
     #[test]

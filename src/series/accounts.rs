@@ -23,7 +23,9 @@ impl FailedAccounts {
     /// id at all.
     pub fn key(actor_id: Option<&str>) -> Option<u32> {
         let id = actor_id.map(str::trim).filter(|id| {
-            !id.is_empty() && !id.eq_ignore_ascii_case("unknown") && !id.eq_ignore_ascii_case("null")
+            !id.is_empty()
+                && !id.eq_ignore_ascii_case("unknown")
+                && !id.eq_ignore_ascii_case("null")
         })?;
         // foldhash with a fixed seed: the same id gets the same key in every run and
         // process (the daemon, a backtest and a standby agree).
@@ -46,9 +48,10 @@ impl FailedAccounts {
     /// The accounts held (none, one or two distinct keys).
     pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
         let [a, b] = self.0;
-        [a, b].into_iter().enumerate().filter_map(move |(i, k)| {
-            (k != 0 && !(i == 1 && k == a)).then_some(k)
-        })
+        [a, b]
+            .into_iter()
+            .enumerate()
+            .filter_map(move |(i, k)| (k != 0 && !(i == 1 && k == a)).then_some(k))
     }
 
     /// Add an account if there is room for it (a third is not kept: undercounting is
@@ -83,7 +86,11 @@ mod tests {
         assert_eq!(FailedAccounts::key(None), None);
         let k = FailedAccounts::key(Some("00u1abcd"));
         assert!(k.is_some_and(|k| k != 0));
-        assert_eq!(k, FailedAccounts::key(Some("00u1abcd")), "fixed across calls");
+        assert_eq!(
+            k,
+            FailedAccounts::key(Some("00u1abcd")),
+            "fixed across calls"
+        );
         assert_ne!(k, FailedAccounts::key(Some("00u1abce")));
     }
 
@@ -92,7 +99,10 @@ mod tests {
         let one = FailedAccounts::of(Some("00ua"), Some("00ua"));
         assert_eq!(one.keys().count(), 1);
         let typo = FailedAccounts::of(Some("unknown"), Some("00ua"));
-        assert_eq!(typo.keys().collect::<Vec<_>>(), one.keys().collect::<Vec<_>>());
+        assert_eq!(
+            typo.keys().collect::<Vec<_>>(),
+            one.keys().collect::<Vec<_>>()
+        );
         let mut two = FailedAccounts::of(Some("00ua"), Some("00ub"));
         assert_eq!(two.keys().count(), 2);
         two.merge(&FailedAccounts::of(Some("00uc"), None));
