@@ -58,8 +58,8 @@ pub fn classify(
         DetectorKind::DistributedSpraying => (
             AlertKind::PasswordSpraying,
             format!(
-                "{} each failed for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; {:.0} sources, an address with more accounts, or with two of the organisation's own, counting twice; usually about {:.0}): {}",
-                if c.failed_ips == 1 { "1 address".to_string() } else { format!("{} addresses", c.failed_ips) },
+                "{} for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; {:.0} sources, an address with more accounts, or with two of the organisation's own, counting twice; usually about {:.0}): {}",
+                if c.failed_ips == 1 { "1 address failed".to_string() } else { format!("{} addresses each failed", c.failed_ips) },
                 c.failed_users,
                 f.observed,
                 f.expected,
