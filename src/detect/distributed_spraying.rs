@@ -54,6 +54,14 @@
 //! third account of one of them comes sooner (median latency on the hard setting 2.6 →
 //! 2.1 bins on seeds 1–5, worst 109 → 69 min on 61–65, no new false or benign page).
 //!
+//! After session 8: an address that failed once each for `min_accounts` *different*
+//! accounts of the organisation (Okta user ids, `series::FailedAccounts`) counts as two
+//! sources too, so it pages by itself. Every address of the hard background that came
+//! back for a second try without a success in the day before was a person failing for
+//! their own account twice or a bot on usernames Okta could not resolve; a sprayer
+//! tries different real accounts (median latency on hard 71–75 94 → 56 min, 81–85 76 →
+//! 61, no new false or benign page on any stored set).
+//!
 //! Only the `(slow sprayers)` series is judged; every other series is left alone.
 
 use std::sync::Arc;
