@@ -223,7 +223,7 @@ pub fn many_sources(sources: usize) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::baseline::Basis;
+    use crate::detect::test_support::expected;
     use crate::detect::Severity;
 
     #[test]
@@ -286,17 +286,6 @@ mod tests {
             "{}",
             v.reason
         );
-    }
-
-    fn expected(total: f64, success: f64, failure: f64) -> Expected {
-        Expected {
-            total,
-            success,
-            failure,
-            seasonal_total: total,
-            basis: Basis::HourOfWeek,
-            samples: 9,
-        }
     }
 
     fn bin(success: u64, failure: u64, users: u64, ips: u64) -> Counts {

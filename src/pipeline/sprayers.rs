@@ -25,18 +25,25 @@ const MAX_REMEMBERED: usize = 2_000_000;
 pub struct Sprayers {
     /// The count's long-run level (see `long_run`): its expectation.
     pub level: LongRunLevel,
-    /// Each address's last bin with a success, by a 32-bit hash of the address (two
-    /// addresses that share one only make a sprayer's address look known, about once
-    /// in 2,000 with a million remembered), so an entry is 8 bytes: the map stays
-    /// small beside the series (10,000 addresses: about 15 bytes a series more).
-    succeeded: HashMap<u32, u32, foldhash::fast::FixedState>,
+    /// Each address's last bin with a success, by a 64-bit hash of the address keyed
+    /// at random per process (`key_state`). The addresses are the input's, so an
+    /// attacker chooses them: with a fixed, public key a sprayer could pick an address
+    /// (an IPv6 /64 offers plenty) whose hash equals a known good address's — an
+    /// office's — and never be counted. With a random key that cannot be computed in
+    /// advance, and two addresses share a 64-bit hash by chance about once in 10^7
+    /// runs with a million remembered. An entry is 16 bytes (10,000 addresses: about
+    /// 25 bytes a series more). The map hashes those keys again with a fixed key: they
+    /// are out of the attacker's hands already.
+    succeeded: HashMap<u64, u32, foldhash::fast::FixedState>,
+    /// The key of the addresses' hash, drawn at random when the rule starts.
+    key_state: foldhash::fast::RandomState,
     /// The oldest bin still remembered, once pruned.
     pruned_at: i64,
     /// The organisation's own accounts each failing-only address failed for lately
     /// (bin, account key; see `FailedAccounts`), by the same key as `succeeded`, kept
     /// for a window: what tells an address back for a second account from a person
     /// failing for their own twice.
-    accounts: HashMap<u32, Vec<(u32, u32)>, foldhash::fast::FixedState>,
+    accounts: HashMap<u64, Vec<(u32, u32)>, foldhash::fast::FixedState>,
     /// When `accounts` was last pruned.
     accounts_pruned_at: i64,
 }
@@ -46,6 +53,7 @@ impl Sprayers {
         Sprayers {
             level: LongRunLevel::new((HALF_LIFE_MS / bin_ms.max(1)) as f64),
             succeeded: HashMap::default(),
+            key_state: foldhash::fast::RandomState::default(),
             pruned_at: i64::MIN,
             accounts: HashMap::default(),
             accounts_pruned_at: i64::MIN,
@@ -58,7 +66,8 @@ impl Sprayers {
     pub fn note_successes(&mut self, bin: i64, observed: &LabelMap<Counts>, remember: i64) {
         for (labels, c) in observed {
             if c.success > 0 {
-                self.succeeded.insert(key(labels), stamp(bin));
+                self.succeeded
+                    .insert(self.key_state.hash_one(labels), stamp(bin));
             }
         }
         if self.pruned_at == i64::MIN || bin - self.pruned_at >= remember.max(1) {
@@ -80,7 +89,8 @@ impl Sprayers {
     pub fn note_accounts(&mut self, bin: i64, observed: &LabelMap<Counts>, window: i64) {
         for (labels, c) in observed {
             if c.success == 0 && c.failure > 0 && !c.failed_accounts.is_empty() {
-                let tried = self.accounts.entry(key(labels)).or_default();
+                let address = self.key_state.hash_one(labels);
+                let tried = self.accounts.entry(address).or_default();
                 tried.extend(c.failed_accounts.keys().map(|k| (stamp(bin), k)));
             }
         }
@@ -97,7 +107,7 @@ impl Sprayers {
     /// How many distinct accounts of the organisation the address `labels` failed for
     /// in the bins from `since` to `bin`.
     pub fn accounts_since(&self, labels: &Labels, since: i64, bin: i64) -> u64 {
-        let Some(tried) = self.accounts.get(&key(labels)) else {
+        let Some(tried) = self.accounts.get(&self.key_state.hash_one(labels)) else {
             return 0;
         };
         let (since, bin) = (stamp(since), stamp(bin));
@@ -114,18 +124,9 @@ impl Sprayers {
     /// Whether the address `labels` succeeded in any bin from `since` on.
     pub fn succeeded_since(&self, labels: &Labels, since: i64) -> bool {
         self.succeeded
-            .get(&key(labels))
+            .get(&self.key_state.hash_one(labels))
             .is_some_and(|b| *b >= stamp(since))
     }
-}
-
-/// A fixed hash of a source's labels (the same in every run and process).
-fn key(labels: &Labels) -> u32 {
-    // foldhash with a fixed seed: the same address gets the same key in every run (the
-    // alerts do not depend on the run), at a fraction of SipHash's cost; the map over
-    // these keys uses it too.
-    let x = foldhash::fast::FixedState::default().hash_one(labels);
-    (x ^ (x >> 32)) as u32
 }
 
 /// A bin index as stored: bins since 1970 fit 32 bits at any bin of a second or more
@@ -334,6 +335,15 @@ mod tests {
         assert!(!s.succeeded_since(&ip("a"), i64::MIN));
         assert!(s.succeeded_since(&ip("b"), 50) && s.succeeded_since(&ip("c"), 120));
         assert_eq!(s.succeeded.len(), 2);
+    }
+
+    #[test]
+    fn the_address_key_is_drawn_anew_for_every_rule() {
+        // An attacker who could compute the key in advance could pick an address that
+        // passes for one that signed in: two rules (two processes alike) disagree.
+        let (a, b) = (Sprayers::new(900_000), Sprayers::new(900_000));
+        let home = ip("203.0.113.7");
+        assert_ne!(a.key_state.hash_one(&home), b.key_state.hash_one(&home));
     }
 
     #[test]
