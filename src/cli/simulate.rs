@@ -13,7 +13,8 @@ pub struct SimulateArgs {
     /// Events file; `.gz` compresses it.
     #[arg(long)]
     pub out: PathBuf,
-    /// Labels file: one JSON line per incident (kind, start, end, expect_page).
+    /// Labels file: one JSON line per incident (kind, start, end, expect_page, the class
+    /// of an attack: spike, low_and_slow or availability).
     #[arg(long)]
     pub labels: PathBuf,
     #[arg(long, default_value_t = 14)]

@@ -12,14 +12,31 @@
 //! they asked for — re-prompted after a VPN change or a lost session, they approve
 //! within a try or two — and denies one by mistake perhaps once a month; an attacker's
 //! pushes are left unanswered or denied. So the detector judges the pushes *left
-//! unapproved* over a trailing window of `window` bins (pushes minus approvals): it
-//! flags a user with at least `min_pushes` of them, or who denied at least
-//! `min_denies` of more unapproved pushes than that while fewer pushes were approved
-//! than left unapproved. Two mistaken denials in an hour of a heavy user who approved
-//! the rest (seen on spent seeds 64, 71 and 74: a third push approved, or one expired
-//! among four approved) do not page; an attacker's pushes, never approved, page where
-//! counting pushes alone did. A rule without `approvals` sees none, and the detector
-//! judges its pushes as before.
+//! unapproved* over a trailing window of `window` bins (pushes minus approvals), and
+//! flags a user with
+//!
+//! * at least `min_pushes` of them (a flood, whatever was approved beside it), or
+//! * at least `min_unapproved` of them while fewer pushes were approved than left
+//!   unapproved, or
+//! * at least `min_denied_unapproved` of them, `min_denies` of them denied, while fewer
+//!   were approved than left unapproved.
+//!
+//! Two mistaken denials in an hour of a heavy user who approved the rest (seen on spent
+//! seeds 64, 71 and 74: a third push approved, or one expired among four approved) do
+//! not page; an attacker's pushes, never approved, page where counting pushes alone
+//! did. A rule without `approvals` sees none, and the detector judges its pushes as
+//! before.
+//!
+//! Session 9 (issue 10's one-bin target for spikes): the attacker's third unapproved
+//! push comes sooner than the second denial (10–20 pushes an hour, 30–60 % denied on the
+//! simulator's hard setting), and people do not leave pushes like that: over every
+//! user of 50 simulated four-week runs (hard and easy, seeds 1–10, 61–65, 71–75,
+//! 81–85; 1,400 days) outside an attack, pushes left unapproved reached three with
+//! none denied three times, never three with one denied, never four, in any 55
+//! minutes. So one denial among three unapproved pushes, or four unapproved, pages (it
+//! was two denials among three, or twelve): on hard 81–85 the median latency went from
+//! 1.2 and 1.3 bins (classic, Identity Engine) to 0.8 and 0.7, on 61–65 from 1.5 and
+//! 1.6 to 1.0 and 0.9, with no false page more (docs/detection-history.md, session 9).
 //!
 //! An approval logged in the bin after its push (seconds later, across a bin edge)
 //! counts there: the push's own bin sees it unapproved for one bin.
@@ -37,12 +54,21 @@ use super::{
 use crate::config_reader::{Problems, Table};
 use crate::stats::CountModel;
 
+/// Denials in the window that make a page critical: the user says no again and again.
+const CRITICAL_DENIES: u64 = 4;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushFatigue {
     /// Trailing window, in bins.
     pub window: u32,
+    /// Unapproved pushes that page whatever was approved (a flood).
     pub min_pushes: u64,
+    /// Unapproved pushes that page while fewer were approved.
+    pub min_unapproved: u64,
+    /// Denials that, among `min_denied_unapproved` unapproved pushes (more than were
+    /// approved), page.
     pub min_denies: u64,
+    pub min_denied_unapproved: u64,
     /// Pushes a normal user gets per window (for the reported p-value).
     pub null_pushes_per_window: f64,
 }
@@ -52,7 +78,9 @@ impl PushFatigue {
         PushFatigue {
             window: read_bins(t, "window", 4, problems),
             min_pushes: t.count("min_pushes", 2, problems).unwrap_or(12),
-            min_denies: t.count("min_denies", 1, problems).unwrap_or(2),
+            min_unapproved: t.count("min_unapproved", 2, problems).unwrap_or(4),
+            min_denies: t.count("min_denies", 1, problems).unwrap_or(1),
+            min_denied_unapproved: t.count("min_denied_unapproved", 2, problems).unwrap_or(3),
             null_pushes_per_window: read_positive(t, "null_pushes_per_window", 1.0, problems),
         }
     }
@@ -82,16 +110,20 @@ impl Detector for PushFatigue {
         let unapproved = w.success.saturating_sub(approved);
         let p_value = CountModel::new(self.null_pushes_per_window, 0.0).upper_tail(unapproved);
         let flooded = unapproved >= self.min_pushes;
-        let refused =
-            denies >= self.min_denies && unapproved > self.min_denies && unapproved > approved;
+        let unanswered = unapproved >= self.min_unapproved && unapproved > approved;
+        let refused = denies >= self.min_denies
+            && unapproved >= self.min_denied_unapproved
+            && unapproved > approved;
         Some(Finding {
-            anomalous: ctx.counts.total > 0 && (flooded || refused),
+            anomalous: ctx.counts.total > 0 && (flooded || unanswered || refused),
             observed: unapproved as f64,
             expected: self.null_pushes_per_window,
             lower: 0.0,
             upper: self.min_pushes as f64,
             p_value,
-            severity: if unapproved >= 2 * self.min_pushes || denies >= 2 * self.min_denies {
+            severity: if unapproved >= 2 * self.min_pushes
+                || denies >= CRITICAL_DENIES.max(2 * self.min_denies)
+            {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -182,6 +214,42 @@ mod tests {
     }
 
     #[test]
+    fn three_unapproved_pushes_page_with_a_denial_four_without() {
+        let h = History::new(4);
+        // Three pushes left unapproved: a person's worst hour on the simulator, unless
+        // one of them was denied.
+        assert!(!pushes(&h, 3, 0).unwrap().anomalous);
+        assert!(pushes(&h, 3, 1).unwrap().anomalous);
+        // Four left unapproved page, while fewer were approved.
+        assert!(pushes(&h, 4, 0).unwrap().anomalous);
+        assert!(answered(&h, 8, 3, 0).unwrap().anomalous);
+        assert!(!answered(&h, 8, 4, 0).unwrap().anomalous);
+        assert!(!answered(&h, 7, 4, 1).unwrap().anomalous);
+    }
+
+    #[test]
+    fn the_thresholds_are_read_and_the_old_rule_can_be_had_back() {
+        let mut p = Problems::default();
+        let table = serde_json::json!({
+            "min_unapproved": 12, "min_denies": 2, "min_denied_unapproved": 3,
+        });
+        let mut t = Table::new("", Some(&table), &mut p);
+        let old = PushFatigue::read(&mut t, &mut p);
+        assert!(p.0.is_empty(), "{p:?}");
+        assert_eq!((old.min_unapproved, old.min_denies), (12, 2));
+        let judge = |sent, denied| {
+            let h = History::new(4);
+            let c = ctx(
+                &h,
+                counts(sent + denied, sent, denied),
+                Some(expected(0.0, 0.0, 0.0)),
+            );
+            old.evaluate(&c).unwrap().anomalous
+        };
+        assert!(!judge(3, 1) && !judge(4, 0) && judge(3, 2));
+    }
+
+    #[test]
     fn a_few_pushes_with_repeated_denials_are_flagged() {
         let h = History::new(4);
         assert!(pushes(&h, 3, 2).unwrap().anomalous);
@@ -192,7 +260,8 @@ mod tests {
         let h = History::new(4);
         assert!(!pushes(&h, 2, 1).unwrap().anomalous);
         assert!(!pushes(&h, 2, 2).unwrap().anomalous);
-        assert!(!pushes(&h, 10, 0).unwrap().anomalous);
+        // A busy user's pushes, approved.
+        assert!(!answered(&h, 10, 10, 0).unwrap().anomalous);
         // A quiet window is judged normal, so a firing alert can resolve.
         assert!(!pushes(&h, 0, 0).unwrap().anomalous);
     }
@@ -200,7 +269,8 @@ mod tests {
     proptest! {
         /// Below both thresholds nothing pages.
         #[test]
-        fn below_thresholds_is_quiet(sent in 0u64..12, denied in 0u64..2) {
+        fn below_thresholds_is_quiet(sent in 0u64..4, denied in 0u64..3) {
+            prop_assume!(sent < 3 || denied == 0);
             let h = History::new(4);
             if let Some(f) = pushes(&h, sent, denied) {
                 prop_assert!(!f.anomalous);
@@ -228,7 +298,15 @@ mod tests {
             let model = CountModel::new(unapproved, 0.0);
             let min_pushes = (1..100).find(|&k| model.upper_tail(k) <= 0.01).unwrap();
             let tail = model.upper_tail(min_pushes);
-            let d = PushFatigue { window: 4, min_pushes, min_denies: 2, null_pushes_per_window: null };
+            // No denial, and approvals beside: the flood's threshold is the one judged.
+            let d = PushFatigue {
+                window: 4,
+                min_pushes,
+                min_unapproved: min_pushes,
+                min_denies: 1,
+                min_denied_unapproved: 3,
+                null_pushes_per_window: null,
+            };
             let per_bin = Poisson::new(null / 4.0).unwrap();
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             let mut h = History::new(8);

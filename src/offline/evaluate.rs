@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::alert::{Alert, AlertDetector, Status};
-use crate::simulate::Incident;
+use crate::simulate::{Incident, IncidentClass};
 
 /// How long after an incident ends an alert may still count as catching it.
 pub const GRACE_MS: i64 = 60 * 60 * 1000;
@@ -204,8 +204,42 @@ pub struct Summary {
     pub benign: BTreeMap<String, (usize, usize)>,
     pub pages_on_attacks: usize,
     pub pages_kind_matched: usize,
+    /// Per class of the incidents that should page (kinds, caught, latencies).
+    pub classes: BTreeMap<IncidentClass, ClassResult>,
     /// Bin width in minutes, to say latencies in bins too (0: minutes only).
     pub bin_min: f64,
+}
+
+/// The incidents of one class over every run: its latency against issue 10's target.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassResult {
+    pub kinds: std::collections::BTreeSet<String>,
+    pub caught: usize,
+    pub total: usize,
+    pub latencies_min: Vec<f64>,
+}
+
+/// Issue 10's target for a class's median latency, in minutes, how it is said, and the
+/// class's name: spikes ≤ 1 bin, low-and-slow ≤ 4 bins; outages and blind spots — told
+/// from a lull only once time has passed — are judged "in about 35 minutes".
+pub fn target(class: IncidentClass, bin_min: f64) -> (f64, String, &'static str) {
+    match class {
+        IncidentClass::Spike => (bin_min, "≤ 1 bin".into(), "spikes"),
+        IncidentClass::LowAndSlow => (4.0 * bin_min, "≤ 4 bins".into(), "low-and-slow"),
+        IncidentClass::Availability => (
+            35.0,
+            format!("≤ 35 min = {:.1} bins", 35.0 / bin_min),
+            "outages and blind spots",
+        ),
+    }
+}
+
+/// The median (the upper one of an even count, as the tables have always said) and the
+/// worst of some latencies.
+fn median_worst(latencies: &[f64]) -> Option<(f64, f64)> {
+    let mut l = latencies.to_vec();
+    l.sort_by(f64::total_cmp);
+    Some((*l.get(l.len() / 2)?, *l.last()?))
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -225,6 +259,15 @@ impl Summary {
         self.pages_kind_matched += s.pages_kind_matched;
         for r in &s.incidents {
             let kind = r.incident.kind.to_string();
+            if let Some(class) = r.incident.class().filter(|_| r.incident.expect_page) {
+                let c = self.classes.entry(class).or_default();
+                c.kinds.insert(kind.clone());
+                c.total += 1;
+                if let Some((_, mins)) = &r.caught_by {
+                    c.caught += 1;
+                    c.latencies_min.push(*mins);
+                }
+            }
             if r.incident.expect_page {
                 let k = self.kinds.entry(kind).or_default();
                 k.total += 1;
@@ -270,15 +313,13 @@ impl Summary {
         );
         let _ = writeln!(t, "| --- | --- | --- | --- | --- |");
         for (kind, k) in &self.kinds {
-            let mut l = k.latencies_min.clone();
-            l.sort_by(f64::total_cmp);
-            let (median, worst) = match (l.get(l.len() / 2), l.last()) {
-                (Some(m), Some(w)) if self.bin_min > 0.0 => (
+            let (median, worst) = match median_worst(&k.latencies_min) {
+                Some((m, w)) if self.bin_min > 0.0 => (
                     format!("{m:.0} min ({:.1} bins)", m / self.bin_min),
                     format!("{w:.0} min"),
                 ),
-                (Some(m), Some(w)) => (format!("{m:.0} min"), format!("{w:.0} min")),
-                _ => ("–".to_string(), "–".to_string()),
+                Some((m, w)) => (format!("{m:.0} min"), format!("{w:.0} min")),
+                None => ("–".to_string(), "–".to_string()),
             };
             let _ = writeln!(
                 t,
@@ -292,6 +333,7 @@ impl Summary {
                 "| {kind} (benign) | {paged}/{total} paged (should be 0) | | | |"
             );
         }
+        t.push_str(&self.class_lines());
         let (caught, should) = self.recall();
         let _ = writeln!(
             t,
@@ -309,6 +351,54 @@ impl Summary {
             self.pages_on_attacks,
             self.pages_kind_matched as f64 / self.pages_on_attacks.max(1) as f64
         );
+        t
+    }
+}
+
+impl Summary {
+    /// Under the per-kind table: each class's median latency against its target
+    /// (nothing without a bin width, which the targets are stated in).
+    fn class_lines(&self) -> String {
+        let mut t = String::new();
+        if self.bin_min <= 0.0 || self.classes.is_empty() {
+            return t;
+        }
+        t.push('\n');
+        for (class, c) in &self.classes {
+            let (goal, said, name) = target(*class, self.bin_min);
+            // Each kind's own median beside the pooled one: a kind over the target is
+            // named, though the class's median meets it.
+            let kinds: Vec<String> = c
+                .kinds
+                .iter()
+                .map(|k| {
+                    match self
+                        .kinds
+                        .get(k)
+                        .and_then(|r| median_worst(&r.latencies_min))
+                    {
+                        Some((m, _)) if m > goal => format!("{k} {:.1} over", m / self.bin_min),
+                        Some((m, _)) => format!("{k} {:.1}", m / self.bin_min),
+                        None => format!("{k} –"),
+                    }
+                })
+                .collect();
+            let verdict = match median_worst(&c.latencies_min) {
+                Some((m, _)) => format!(
+                    "median {:.1} bins ({m:.0} min; target {said}) — {}",
+                    m / self.bin_min,
+                    if m <= goal { "met" } else { "not met" }
+                ),
+                None => format!("none caught (target {said}) — not met"),
+            };
+            let _ = writeln!(
+                t,
+                "- {name}: {verdict}; {}/{} caught (by kind: {})",
+                c.caught,
+                c.total,
+                kinds.join(", ")
+            );
+        }
         t
     }
 }
@@ -371,6 +461,7 @@ mod tests {
             start: start.parse().unwrap(),
             end: end.parse().unwrap(),
             expect_page,
+            class: None,
             note: String::new(),
         }
     }
@@ -444,6 +535,58 @@ mod tests {
         );
         assert!(md.contains("| outage | 0/2 | – |"), "{md}");
         assert!(md.contains("Recall 2/4 = 0.50"), "{md}");
+    }
+
+    #[test]
+    fn each_class_is_judged_against_its_target() {
+        let at = |h: u32| format!("2026-11-10T{h:02}:00:00Z");
+        let mut incidents = Vec::new();
+        let mut alerts = Vec::new();
+        // Spikes paged after 5 and 20 minutes (median 20: the upper of two), a
+        // low-and-slow run after 50, an outage missed.
+        for (h, kind, late) in [
+            (1, IncidentKind::PasswordSpraying, Some(5)),
+            (3, IncidentKind::MfaPushFatigue, Some(20)),
+            (5, IncidentKind::QuietStuffing, Some(50)),
+            (7, IncidentKind::Outage, None),
+        ] {
+            incidents.push(incident(kind, &at(h), &at(h + 1), true));
+            if let Some(m) = late {
+                let end = format!("2026-11-10T{h:02}:{m:02}:00Z");
+                alerts.push(alert(Status::Firing, &at(h), &end));
+            }
+        }
+        let mut sum = Summary {
+            bin_min: 15.0,
+            ..Summary::default()
+        };
+        sum.add(&score(&alerts, &incidents, 900_000, 7.0));
+        let md = sum.markdown("hard");
+        for line in [
+            "- spikes: median 1.3 bins (20 min; target ≤ 1 bin) — not met; 2/2 caught (by kind: mfa_push_fatigue 1.3 over, password_spraying 0.3)",
+            "- low-and-slow: median 3.3 bins (50 min; target ≤ 4 bins) — met; 1/1 caught (by kind: quiet_stuffing 3.3)",
+            "- outages and blind spots: none caught (target ≤ 35 min = 2.3 bins) — not met; 0/1 caught (by kind: outage –)",
+        ] {
+            assert!(md.contains(line), "{line}\n{md}");
+        }
+        // Without a bin width the targets cannot be said.
+        sum.bin_min = 0.0;
+        assert!(!sum.markdown("hard").contains("spikes"));
+    }
+
+    #[test]
+    fn a_label_without_a_class_takes_its_kinds() {
+        let old = r#"{"kind":"credential_stuffing","start":"2026-11-09T19:59:00Z","end":"2026-11-09T20:54:00Z","expect_page":true,"note":"hard: ~20 attempts/h"}"#;
+        let easy = old.replace("hard:", "easy:");
+        let new = old.replace(r#""note""#, r#""class":"spike","note""#);
+        let class = |line: &str| read_labels(line).unwrap()[0].class();
+        assert_eq!(class(old), Some(IncidentClass::LowAndSlow));
+        assert_eq!(class(&easy), Some(IncidentClass::Spike));
+        assert_eq!(class(&new), Some(IncidentClass::Spike));
+        let written = serde_json::to_string(&read_labels(&new).unwrap()[0]).unwrap();
+        assert!(written.contains(r#""class":"spike""#), "{written}");
+        let unclassed = serde_json::to_string(&read_labels(old).unwrap()[0]).unwrap();
+        assert!(!unclassed.contains("class"), "{unclassed}");
     }
 
     #[test]

@@ -58,8 +58,16 @@ pub fn classify(
         DetectorKind::DistributedSpraying => (
             AlertKind::PasswordSpraying,
             format!(
-                "{} addresses each failed for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; {:.0} sources, an address with more accounts counting twice; usually about {:.0}): one sprayer spreading its tries over addresses and hours",
-                c.failed_ips, c.failed_users, f.observed, f.expected
+                "{} for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; {:.0} sources, an address with more accounts, or with two of the organisation's own, counting twice; usually about {:.0}): {}",
+                if c.failed_ips == 1 { "1 address failed".to_string() } else { format!("{} addresses each failed", c.failed_ips) },
+                c.failed_users,
+                f.observed,
+                f.expected,
+                if c.failed_ips == 1 {
+                    "an address back for another of the organisation's accounts, how a sprayer spreading its tries over addresses and hours begins"
+                } else {
+                    "one sprayer spreading its tries over addresses and hours"
+                }
             ),
         ),
         DetectorKind::FailingSources => (
@@ -215,7 +223,7 @@ pub fn many_sources(sources: usize) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::baseline::Basis;
+    use crate::detect::test_support::expected;
     use crate::detect::Severity;
 
     #[test]
@@ -280,17 +288,6 @@ mod tests {
         );
     }
 
-    fn expected(total: f64, success: f64, failure: f64) -> Expected {
-        Expected {
-            total,
-            success,
-            failure,
-            seasonal_total: total,
-            basis: Basis::HourOfWeek,
-            samples: 9,
-        }
-    }
-
     fn bin(success: u64, failure: u64, users: u64, ips: u64) -> Counts {
         Counts {
             total: success + failure,
@@ -298,7 +295,7 @@ mod tests {
             failure,
             failed_users: users,
             failed_ips: ips,
-            span: None,
+            ..Counts::default()
         }
     }
 

@@ -33,6 +33,7 @@
 //! `rand_distr` on 64-bit targets; a dependency upgrade may change the
 //! stream (never the model).
 
+mod class;
 mod event;
 mod generator;
 mod incidents;
@@ -52,6 +53,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+pub use class::IncidentClass;
 use generator::Generator;
 use model::{Model, MINUTE_MS};
 use world::World;
@@ -248,7 +250,24 @@ pub struct Incident {
     pub end: DateTime<Utc>,
     /// Whether a good detector pages on this (false for benign kinds).
     pub expect_page: bool,
+    /// The kind's class in the setting it was simulated in (none for benign kinds);
+    /// labels written before classes existed have none: see [`Incident::class`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<IncidentClass>,
     pub note: String,
+}
+
+impl Incident {
+    /// The labelled class, or for a label without one, the kind's class in the
+    /// setting its note names (`"easy: …"`; otherwise the hard setting's).
+    pub fn class(&self) -> Option<IncidentClass> {
+        let difficulty = if self.note.starts_with("easy:") {
+            Difficulty::Easy
+        } else {
+            Difficulty::Hard
+        };
+        self.class.or_else(|| self.kind.class(difficulty))
+    }
 }
 
 /// Everything that determines a simulation's output.

@@ -55,6 +55,7 @@ fn credential_stuffing_pages_inside_its_window_and_nowhere_else() {
             start,
             end,
             expect_page: true,
+            class: None,
             note: String::new(),
         }],
         500,
@@ -108,6 +109,7 @@ fn benign_surprises_stay_silent() {
                 start: at("2026-11-10T14:00:00Z"),
                 end: at("2026-11-10T15:45:00Z"),
                 expect_page: false,
+                class: None,
                 note: String::new(),
             },
             Incident {
@@ -115,6 +117,7 @@ fn benign_surprises_stay_silent() {
                 start: at("2026-11-11T05:00:00Z"),
                 end: at("2026-11-12T05:00:00Z"),
                 expect_page: false,
+                class: None,
                 note: String::new(),
             },
             Incident {
@@ -122,6 +125,7 @@ fn benign_surprises_stay_silent() {
                 start: at("2026-11-12T16:00:00Z"),
                 end: at("2026-11-12T16:15:00Z"),
                 expect_page: false,
+                class: None,
                 note: String::new(),
             },
         ],

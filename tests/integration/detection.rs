@@ -142,6 +142,7 @@ fn a_maintenance_window_mutes_what_starts_in_it_and_the_backtest_says_so() {
             start,
             end,
             expect_page: true,
+            class: None,
             note: String::new(),
         }],
         tenant: "example".into(),

@@ -303,6 +303,7 @@ fn labelled(
             start,
             end,
             expect_page: expect_page(kind),
+            class: kind.class(difficulty),
             note: String::new(),
         };
         let mut rng = incident_rng(seed, incidents.len());

@@ -209,6 +209,7 @@ fn incidents_leave_the_background_alone() {
         start,
         end: start + Duration::minutes(30),
         expect_page: true,
+        class: None,
         note: String::new(),
     }];
     let with = run(cfg.clone());

@@ -89,6 +89,7 @@ fn bad_configs_are_rejected() {
         start: monday() + Duration::hours(2),
         end: monday() + Duration::hours(1),
         expect_page: true,
+        class: None,
         note: String::new(),
     };
     let cfg = SimConfig {
