@@ -200,6 +200,15 @@ fn past_weeks(
     weeks
 }
 
+/// The lowest of what each past week says the window holds (`past_weeks`): the hour
+/// before's `recent` attempts times that week's ratio of the window to its hour before.
+fn lowest_week(ctx: &BinContext<'_>, bins: u32, backs: &[i64], min: f64, recent: f64) -> f64 {
+    past_weeks(ctx, bins, backs, min)
+        .into_iter()
+        .map(|(w, h)| recent * w / h)
+        .fold(f64::INFINITY, f64::min)
+}
+
 impl Detector for VolumeDrop {
     fn kind(&self) -> DetectorKind {
         DetectorKind::VolumeDrop
@@ -317,10 +326,7 @@ impl VolumeDrop {
         // What the window would hold at the level of the hour before in the proportion
         // of each past week on its own (see "A season that disagrees with itself"):
         // the drop must be one against the lowest of them too.
-        let weekly = past_weeks(ctx, bins, &backs, self.min_expected)
-            .into_iter()
-            .map(|(w, h)| recent_observed * w / h)
-            .fold(f64::INFINITY, f64::min);
+        let weekly = lowest_week(ctx, bins, &backs, self.min_expected, recent_observed);
         let lower = (self.max_fraction * expected.min(season).min(weekly)).floor();
         let x = total as f64;
         // The window's and the hour before's attempts a bin.
