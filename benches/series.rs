@@ -73,6 +73,7 @@ fn counts(i: usize, b: i64) -> Counts {
             first_ms: b * 900_000 + 1_000,
             last_ms: b * 900_000 + 899_000,
         }),
+        ..Counts::default()
     }
 }
 

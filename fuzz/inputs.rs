@@ -198,7 +198,7 @@ pub fn config(alerts: &[Alert], input: &[u8]) -> Result<String, String> {
                 failure: 1 + k,
                 failed_users: 1,
                 failed_ips: 1,
-                span: None,
+                ..Counts::default()
             };
             pipeline.observe(RuleId(i), BinIndex(start + k as i64), Labels::new(), counts);
         }

@@ -405,7 +405,7 @@ fn headline(detector: DetectorKind, kind: AlertKind) -> &'static str {
             "Many addresses fail without ever succeeding (credential stuffing?)"
         }
         DetectorKind::DistributedSpraying => {
-            "Several addresses try one account after another and never succeed (slow password spraying?)"
+            "Addresses that never succeed try one account after another (slow password spraying?)"
         }
         DetectorKind::PushFatigue => "One user is flooded with MFA pushes (push fatigue attack?)",
     }

@@ -61,6 +61,11 @@ pub struct Counts {
     /// events counted means "somewhere in the bin": no silence is credited inside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span: Option<Span>,
+    /// Which of the organisation's own accounts the failures were for, as far as the
+    /// source can tell (the first and the last failed attempt's `actor.id`, see
+    /// [`FailedAccounts`]; none from a CSV of counts).
+    #[serde(default, skip_serializing_if = "FailedAccounts::is_empty")]
+    pub failed_accounts: FailedAccounts,
 }
 
 /// The first and the last event of a bin, in milliseconds since the Unix epoch.
@@ -154,6 +159,7 @@ impl Counts {
         self.failure = self.failure.saturating_add(other.failure);
         self.failed_users = self.failed_users.saturating_add(other.failed_users);
         self.failed_ips = self.failed_ips.saturating_add(other.failed_ips);
+        self.failed_accounts.merge(&other.failed_accounts);
     }
 }
 
@@ -271,6 +277,7 @@ impl BinRecord {
             failed_users: u64::from(self.failed_users),
             failed_ips: u64::from(self.failed_ips),
             span: None,
+            failed_accounts: FailedAccounts::default(),
         }
     }
 
@@ -280,7 +287,9 @@ impl BinRecord {
     }
 }
 
+mod accounts;
 mod history;
+pub use accounts::FailedAccounts;
 pub use history::History;
 
 /// What a source tells the pipeline.

@@ -160,7 +160,7 @@ mod tests {
             failure,
             failed_users: users,
             failed_ips: 1,
-            span: None,
+            ..Counts::default()
         }
     }
 

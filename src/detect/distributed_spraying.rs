@@ -54,6 +54,14 @@
 //! third account of one of them comes sooner (median latency on the hard setting 2.6 →
 //! 2.1 bins on seeds 1–5, worst 109 → 69 min on 61–65, no new false or benign page).
 //!
+//! After session 8: an address that failed once each for `min_accounts` *different*
+//! accounts of the organisation (Okta user ids, `series::FailedAccounts`) counts as two
+//! sources too, so it pages by itself. Every address of the hard background that came
+//! back for a second try without a success in the day before was a person failing for
+//! their own account twice or a bot on usernames Okta could not resolve; a sprayer
+//! tries different real accounts (median latency on hard 71–75 94 → 56 min, 81–85 76 →
+//! 61, no new false or benign page on any stored set).
+//!
 //! Only the `(slow sprayers)` series is judged; every other series is left alone.
 
 use std::sync::Arc;
@@ -145,16 +153,22 @@ impl DistributedSpraying {
         (accounts >= self.min_accounts).then_some(accounts)
     }
 
-    /// How many sources a slow sprayer with `accounts` accounts counts as: one, or two
-    /// once it tried more than `min_accounts`. Two addresses with two accounts each
-    /// over 3–4 hours make their fourth try two to three hours in; an address's third
-    /// account is as rare in the background (people give up after one or two, stray
-    /// bots come from a fresh address each time) and comes sooner, so one address
-    /// with three accounts and no success pages by itself (on the tuned seeds only
-    /// during incidents). Never more than two: a bot that tries ten accounts from one
-    /// address is `distinct_users`' to judge.
-    pub fn sources_of(&self, accounts: u64) -> u64 {
-        1 + u64::from(accounts > self.min_accounts)
+    /// How many sources a slow sprayer with `accounts` accounts counts as, `own` of
+    /// them accounts of the organisation that Okta resolved and told apart (distinct
+    /// user ids, see `series::FailedAccounts`): one, or two once it tried more than
+    /// `min_accounts`, or `min_accounts` different accounts of the organisation's own.
+    /// Two addresses with two accounts each over 3–4 hours make their fourth try two
+    /// to three hours in; an address's third account is as rare in the background
+    /// (people give up after one or two, stray bots come from a fresh address each
+    /// time) and comes sooner, so one address with three accounts and no success pages
+    /// by itself (on the tuned seeds only during incidents). Two *different* real
+    /// accounts from one never-succeeding address, one try each, come sooner still:
+    /// the background's addresses back for a second try were a person failing for
+    /// their own account twice, hours apart (same user id), or a bot trying usernames
+    /// the organisation does not have (`unknown`). Never more than two: a bot that
+    /// tries ten accounts from one address is `distinct_users`' to judge.
+    pub fn sources_of(&self, accounts: u64, own: u64) -> u64 {
+        1 + u64::from(accounts > self.min_accounts || own >= self.min_accounts)
     }
 
     /// `remember` in bins of `bin_ms` (never shorter than the window).
@@ -222,7 +236,7 @@ impl Detector for DistributedSpraying {
             upper,
             p_value,
             severity: severity_from(p_value, self.p_value, x / self.min_sources as f64),
-            measure: "sources failing once each for several accounts (an address with more counting twice), never succeeding",
+            measure: "sources failing once each for several accounts (an address with more, or with two of the organisation's own, counting twice), never succeeding",
             window_bins: self.window,
             evidence_bins: 1,
         })
@@ -322,15 +336,25 @@ mod tests {
     fn an_address_past_min_accounts_counts_as_two_sources() {
         let d = det();
         assert_eq!(
-            [2, 3, 4, 9].map(|a| d.sources_of(a)),
+            [2, 3, 4, 9].map(|a| d.sources_of(a, 0)),
             [1, 2, 2, 2],
             "two accounts make one source, a third makes two, no more"
+        );
+        // Two of the organisation's own, told apart: two sources; one account of its
+        // own failing twice (a person at home) stays one.
+        assert_eq!(
+            [(2, 2), (2, 1), (3, 2)].map(|(a, o)| d.sources_of(a, o)),
+            [2, 1, 2]
         );
         let three = DistributedSpraying {
             min_accounts: 3,
             ..det()
         };
-        assert_eq!([3, 4].map(|a| three.sources_of(a)), [1, 2]);
+        assert_eq!([3, 4].map(|a| three.sources_of(a, 0)), [1, 2]);
+        assert_eq!(
+            [(3, 2), (3, 3)].map(|(a, o)| three.sources_of(a, o)),
+            [1, 2]
+        );
     }
 
     #[test]

@@ -102,8 +102,12 @@ pub struct Dispersion {
     pub success: f64,
     pub failure: f64,
     /// Of the total from one bin to the next, scaled by the season: what a test that
-    /// conditions on the bins before (`volume_drop`) must tolerate.
+    /// conditions on the bins before must tolerate (`flatline`'s weight of recent bins).
     pub step: f64,
+    /// The same step learned only from bins expecting at least
+    /// [`crate::stats::dispersion::STEP_LEARN_MIN_MEAN`], those `volume_drop` judges:
+    /// the small hours' scatter does not carry into the busy hours it tests.
+    pub busy_step: f64,
 }
 
 /// A detector's verdict on one bin.

@@ -28,6 +28,7 @@ pub const LOW_DISPERSION: Dispersion = Dispersion {
     success: 0.02,
     failure: 0.05,
     step: 0.02,
+    busy_step: 0.02,
 };
 
 pub fn ctx<'a>(history: &'a History, c: Counts, e: Option<Expected>) -> BinContext<'a> {

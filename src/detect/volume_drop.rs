@@ -22,7 +22,10 @@
 //!    scatters more than Poisson from bin to bin, and a bin at half the level is then
 //!    no cliff);
 //! 2. `x` is at most `max_fraction` of both the seasonal expectation and the
-//!    recent-level one (so the end of a surge, a fall back to normal, is not a drop);
+//!    recent-level one (so the end of a surge, a fall back to normal, is not a drop),
+//!    and the attempts themselves fell: the window holds on average at most
+//!    `max_step_fraction` of the hour before's attempts a bin (see "A season that
+//!    rose");
 //! 3. the hour before held at least `min_recent_ratio` of its seasonal expectation (a
 //!    holiday never had a normal hour to fall from), with at least `min_expected`
 //!    attempts expected in this bin and over the lookback (early mornings are not
@@ -60,6 +63,19 @@
 //! tuned seeds their page. (The weeks are taken at the same UTC bins, while the
 //! baseline takes the same local time: in the week after a daylight-saving change a
 //! week's shape is that of an hour earlier or later, and the floor follows it.)
+//!
+//! # A season that rose
+//! Conditions 1 and 2 judge the window against the hour before scaled by the season's
+//! shape, and a shape can be wrong on its own: a season pushed up by a past week's
+//! attack (easy seed 5: 31, 33, 27, 24 attempts a bin after 34 a bin, "expected"
+//! 61–69), or one that rests on last week alone after the clocks went back, when that
+//! week was a benign surge (easy seed 61, Monday 9 November: about as many attempts a
+//! bin as in the hour before, "expected" twice that). An outage takes people away, so
+//! its attempts fall below the hour before's unless the season climbs steeply; a
+//! window whose bins hold on average more than `max_step_fraction` (0.8) of the hour
+//! before's a bin is no drop. It only removes pages. (Both of these paged once the
+//! step dispersion was no longer inflated by the small hours,
+//! [`crate::stats::dispersion::STEP_LEARN_MIN_MEAN`].)
 //!
 //! # One window, several bins of proof
 //! Like the other drops, `volume_drop` pages on two anomalous bins of three. An
@@ -103,6 +119,9 @@ pub struct VolumeDrop {
     pub lookback: u32,
     /// "Normal": at least this share of their seasonal expectation.
     pub min_recent_ratio: f64,
+    /// The attempts themselves must fall: a window's bins hold on average at most this
+    /// share of the hour before's a bin.
+    pub max_step_fraction: f64,
     /// The trailing windows (in bins, this one included) whose sums are judged; 1 is
     /// always among them.
     pub windows: Vec<u32>,
@@ -116,6 +135,7 @@ impl VolumeDrop {
             min_expected: read_positive(t, "min_expected", 30.0, problems),
             lookback: read_bins(t, "lookback", 4, problems),
             min_recent_ratio: read_share(t, "min_recent_ratio", 0.5, problems),
+            max_step_fraction: read_share(t, "max_step_fraction", 0.8, problems),
             windows: read_windows(t, vec![1, 2, 3, 4], problems),
         }
     }
@@ -178,6 +198,15 @@ fn past_weeks(
         k += 1;
     }
     weeks
+}
+
+/// The lowest of what each past week says the window holds (`past_weeks`): the hour
+/// before's `recent` attempts times that week's ratio of the window to its hour before.
+fn lowest_week(ctx: &BinContext<'_>, bins: u32, backs: &[i64], min: f64, recent: f64) -> f64 {
+    past_weeks(ctx, bins, backs, min)
+        .into_iter()
+        .map(|(w, h)| recent * w / h)
+        .fold(f64::INFINITY, f64::min)
 }
 
 impl Detector for VolumeDrop {
@@ -286,27 +315,30 @@ impl VolumeDrop {
         // scatters as the sum of its bins, which scatter each on their own: φ μ² times
         // Σ w_j² / s² for the window's seasonal expectations w_j (1 for one bin).
         let step = if expected > 0.0 {
-            ctx.dispersion.step
+            ctx.dispersion.busy_step
                 * (squares / season.powi(2) + recent_squares / recent_seasonal.powi(2))
                 + season / (recent_seasonal * expected)
         } else {
-            ctx.dispersion.step
+            ctx.dispersion.busy_step
         };
         let scatter = CountModel::new(expected, step).lower_tail(total);
         let p_value = binomial.max(scatter);
         // What the window would hold at the level of the hour before in the proportion
         // of each past week on its own (see "A season that disagrees with itself"):
         // the drop must be one against the lowest of them too.
-        let weekly = past_weeks(ctx, bins, &backs, self.min_expected)
-            .into_iter()
-            .map(|(w, h)| recent_observed * w / h)
-            .fold(f64::INFINITY, f64::min);
+        let weekly = lowest_week(ctx, bins, &backs, self.min_expected, recent_observed);
         let lower = (self.max_fraction * expected.min(season).min(weekly)).floor();
         let x = total as f64;
+        // The window's and the hour before's attempts a bin.
+        let (per_bin, recent_per_bin) = (
+            x / f64::from(bins),
+            recent_observed / backs.len().max(1) as f64,
+        );
         Some(Finding {
             anomalous: p_value <= self.p_value
                 && x <= lower
-                && recent_ratio >= self.min_recent_ratio,
+                && recent_ratio >= self.min_recent_ratio
+                && per_bin <= self.max_step_fraction * recent_per_bin,
             observed: x,
             expected,
             lower,
@@ -321,9 +353,7 @@ impl VolumeDrop {
             measure: "sign-in attempts",
             window_bins: bins,
             // See "One window, several bins of proof".
-            evidence_bins: if x / f64::from(bins)
-                <= self.max_fraction * recent_observed / backs.len().max(1) as f64
-            {
+            evidence_bins: if per_bin <= self.max_fraction * recent_per_bin {
                 bins
             } else {
                 1

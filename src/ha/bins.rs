@@ -19,7 +19,7 @@ use super::dynamo::{self, get_n, get_s, n, s, DbError, Item, Table};
 use super::replica::Replica;
 use crate::retry::BoxFuture;
 use crate::rule::RuleSpec;
-use crate::series::{Counts, Labels, Span};
+use crate::series::{Counts, FailedAccounts, Labels, Span};
 use crate::source::exchange::{BinExchange, ExchangeError, SharedBin};
 
 /// A part's body stays under this (DynamoDB's item limit is 400 KB).
@@ -32,7 +32,9 @@ const TRANSACTION_BYTES: usize = 3_000_000;
 /// failed addresses.
 /// One series of a bin on the wire: its labels and `[total, success, failure,
 /// failed_users, failed_ips]`, followed by `first_ms, last_ms` when the leader knew when
-/// the bin's first and last events happened (the standby's flatline needs them).
+/// the bin's first and last events happened (the standby's flatline needs them), then
+/// the two keys of the failed accounts when it knew any (`distributed_spraying` needs
+/// them; the times are `i64::MIN` then if unknown).
 type Series = (Labels, Vec<i64>);
 
 fn wire(c: &Counts) -> Vec<i64> {
@@ -46,6 +48,11 @@ fn wire(c: &Counts) -> Vec<i64> {
     ];
     if let Some(span) = c.span {
         out.extend([span.first_ms, span.last_ms]);
+    } else if !c.failed_accounts.is_empty() {
+        out.extend([i64::MIN, i64::MIN]);
+    }
+    if !c.failed_accounts.is_empty() {
+        out.extend(c.failed_accounts.0.map(i64::from));
     }
     out
 }
@@ -60,8 +67,17 @@ fn counts(v: &[i64]) -> Option<Counts> {
         failed_users: n(3)?,
         failed_ips: n(4)?,
         span: match (v.get(5), v.get(6)) {
-            (Some(&first_ms), Some(&last_ms)) => Some(Span { first_ms, last_ms }),
+            (Some(&first_ms), Some(&last_ms)) if first_ms != i64::MIN => {
+                Some(Span { first_ms, last_ms })
+            }
             _ => None,
+        },
+        failed_accounts: match (v.get(7), v.get(8)) {
+            (Some(&a), Some(&b)) => {
+                let key = |x: i64| u32::try_from(x).unwrap_or(0);
+                FailedAccounts([key(a), key(b)])
+            }
+            _ => FailedAccounts::default(),
         },
     })
 }
@@ -302,6 +318,12 @@ mod tests {
                             first_ms: b * 1_000 + i as i64,
                             last_ms: b * 1_000 + 2 * i as i64,
                         }),
+                        // Every third knows which accounts failed, with or without times.
+                        failed_accounts: if i % 3 == 1 {
+                            FailedAccounts::of(Some("00ua"), Some(&format!("00u{i}")))
+                        } else {
+                            FailedAccounts::default()
+                        },
                     };
                     (labels, counts)
                 })

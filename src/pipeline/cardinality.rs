@@ -112,9 +112,15 @@ impl RuleEngine {
     /// [`RuleEngine::close_bin`]): the failing-only sources series, the top-K cut, the
     /// `max_series` cap (values merged into `(other)` are summed).
     pub(super) fn record_observed(&mut self, bin: i64, observed: LabelMap<Counts>, story: &Story) {
-        if let Some(d) = self.distributed_spraying() {
-            let remember = d.remember_bins(self.spec.bin_ms());
+        let spraying = self.distributed_spraying().map(|d| {
+            (
+                d.remember_bins(self.spec.bin_ms()),
+                i64::from(d.window.max(1)),
+            )
+        });
+        if let Some((remember, window)) = spraying {
             self.sprayers.note_successes(bin, &observed, remember);
+            self.sprayers.note_accounts(bin, &observed, window);
         }
         let sources = self.failing_sources(&observed);
         let mut observed = self.top_k(observed);

@@ -58,8 +58,16 @@ pub fn classify(
         DetectorKind::DistributedSpraying => (
             AlertKind::PasswordSpraying,
             format!(
-                "{} addresses each failed for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; {:.0} sources, an address with more accounts counting twice; usually about {:.0}): one sprayer spreading its tries over addresses and hours",
-                c.failed_ips, c.failed_users, f.observed, f.expected
+                "{} for two or more accounts, one try per account, with no success in {hours:.0} h ({} accounts in all; {:.0} sources, an address with more accounts, or with two of the organisation's own, counting twice; usually about {:.0}): {}",
+                if c.failed_ips == 1 { "1 address failed".to_string() } else { format!("{} addresses each failed", c.failed_ips) },
+                c.failed_users,
+                f.observed,
+                f.expected,
+                if c.failed_ips == 1 {
+                    "an address back for another of the organisation's accounts, how a sprayer spreading its tries over addresses and hours begins"
+                } else {
+                    "one sprayer spreading its tries over addresses and hours"
+                }
             ),
         ),
         DetectorKind::FailingSources => (
@@ -287,7 +295,7 @@ mod tests {
             failure,
             failed_users: users,
             failed_ips: ips,
-            span: None,
+            ..Counts::default()
         }
     }
 

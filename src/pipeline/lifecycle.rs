@@ -306,14 +306,14 @@ mod tests {
             use crate::detect::{Detector, DetectorKind, DetectorSpec, VolumeDrop};
             use crate::series::History;
             let p_value = 0.01;
-            let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, windows: vec![1, 2, 3, 4] };
+            let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, max_step_fraction: f64::INFINITY, windows: vec![1, 2, 3, 4] };
             let policy = DetectorSpec::default_for(DetectorKind::VolumeDrop).fire;
             let (mut h, mut l) = (History::new(64), Lifecycle::default());
             let (mut fires, mut judged) = (0u32, 0u32);
             for q in quiet_days(seed, level, phi, 8000) {
                 let mut cx = ctx(&h, counts(q.count, q.count, 0), Some(expected(q.season, q.season, 0.0)));
                 cx.bin = q.bin;
-                cx.dispersion.step = phi;
+                cx.dispersion.busy_step = phi;
                 let f = d.evaluate(&cx);
                 let anomalous = f.as_ref().is_some_and(|f| f.anomalous);
                 if q.bin >= 8 && f.is_some() {

@@ -12,6 +12,7 @@ const INITIAL_DISPERSION: Dispersion = Dispersion {
     success: 0.05,
     failure: 0.1,
     step: 0.05,
+    busy_step: 0.05,
 };
 
 /// The length of an alert fingerprint (see [`fingerprint`]).
@@ -96,6 +97,7 @@ pub fn learn_dispersion(d: &mut Dispersion, e: &Expected, c: Counts, prev: Optio
     if let Some(p) = prev.filter(|p| p.is_clean() && p.seasonal_total > 0.0) {
         let predicted = e.seasonal_total * f64::from(p.total) / f64::from(p.seasonal_total);
         d.step = dispersion::learn_step(d.step, e.total, predicted, c.total);
+        d.busy_step = dispersion::learn_busy_step(d.busy_step, e.total, predicted, c.total);
     }
 }
 

@@ -39,6 +39,13 @@ pub struct Sprayers {
     key_state: foldhash::fast::RandomState,
     /// The oldest bin still remembered, once pruned.
     pruned_at: i64,
+    /// The organisation's own accounts each failing-only address failed for lately
+    /// (bin, account key; see `FailedAccounts`), by the same key as `succeeded`, kept
+    /// for a window: what tells an address back for a second account from a person
+    /// failing for their own twice.
+    accounts: HashMap<u64, Vec<(u32, u32)>, foldhash::fast::FixedState>,
+    /// When `accounts` was last pruned.
+    accounts_pruned_at: i64,
 }
 
 impl Sprayers {
@@ -48,6 +55,8 @@ impl Sprayers {
             succeeded: HashMap::default(),
             key_state: foldhash::fast::RandomState::default(),
             pruned_at: i64::MIN,
+            accounts: HashMap::default(),
+            accounts_pruned_at: i64::MIN,
         }
     }
 
@@ -73,6 +82,43 @@ impl Sprayers {
             let cut = *median;
             self.succeeded.retain(|_, b| *b > cut);
         }
+    }
+
+    /// Note the accounts the failing-only addresses of `bin` failed for (all of them,
+    /// before any top-K cut), and forget those older than `window` bins.
+    pub fn note_accounts(&mut self, bin: i64, observed: &LabelMap<Counts>, window: i64) {
+        for (labels, c) in observed {
+            if c.success == 0 && c.failure > 0 && !c.failed_accounts.is_empty() {
+                let address = self.key_state.hash_one(labels);
+                let tried = self.accounts.entry(address).or_default();
+                tried.extend(c.failed_accounts.keys().map(|k| (stamp(bin), k)));
+            }
+        }
+        if self.accounts_pruned_at == i64::MIN || bin - self.accounts_pruned_at >= window.max(1) {
+            let oldest = stamp(bin.saturating_sub(window) + 1);
+            self.accounts.retain(|_, tried| {
+                tried.retain(|(b, _)| *b >= oldest);
+                !tried.is_empty()
+            });
+            self.accounts_pruned_at = bin;
+        }
+    }
+
+    /// How many distinct accounts of the organisation the address `labels` failed for
+    /// in the bins from `since` to `bin`.
+    pub fn accounts_since(&self, labels: &Labels, since: i64, bin: i64) -> u64 {
+        let Some(tried) = self.accounts.get(&self.key_state.hash_one(labels)) else {
+            return 0;
+        };
+        let (since, bin) = (stamp(since), stamp(bin));
+        let mut keys: Vec<u32> = tried
+            .iter()
+            .filter(|(b, _)| (since..=bin).contains(b))
+            .map(|(_, k)| *k)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.len() as u64
     }
 
     /// Whether the address `labels` succeeded in any bin from `since` on.
@@ -101,8 +147,10 @@ impl RuleEngine {
 
     /// With a `distributed_spraying` detector, the `(slow sprayers)` series' counts for
     /// `bin` (after the bin's counts were recorded): sources whose window looks like a
-    /// slow sprayer (`failure`, an address past `min_accounts` accounts as two, see
-    /// `DistributedSpraying::sources_of`; `failed_ips` counts each once), those of them that failed in this bin (`total`), the
+    /// slow sprayer (`failure`, an address past `min_accounts` accounts, or with
+    /// `min_accounts` of the organisation's own, as two, see
+    /// `DistributedSpraying::sources_of`; `failed_ips` counts each once), those of them
+    /// that failed in this bin (`total`), the
     /// accounts they tried (`failed_users`, tries closer than `retry_gap` as one).
     ///
     /// Failures in bins an outage explains (see `story`) do not make a sprayer: people
@@ -142,7 +190,8 @@ impl RuleEngine {
                 }
             });
             if let Some(accounts) = d.slow_sprayer_accounts(bins) {
-                c.failure += d.sources_of(accounts);
+                let own = self.sprayers.accounts_since(labels, bin - window + 1, bin);
+                c.failure += d.sources_of(accounts, own);
                 // `total`: those that tried again in this very bin.
                 c.total += u64::from(s.history.counts(bin).is_some_and(|x| x.failure > 0));
                 c.failed_ips += 1;
@@ -166,7 +215,7 @@ mod tests {
     use crate::pipeline::testing::{c, ip};
     use crate::pipeline::Pipeline;
     use crate::rule::RuleSpec;
-    use crate::series::{BinIndex, RuleId};
+    use crate::series::{BinIndex, FailedAccounts, RuleId};
 
     /// One failure for one account.
     fn once() -> Counts {
@@ -223,6 +272,39 @@ mod tests {
         feed(&mut p, later, &[("home", once())]);
         feed(&mut p, later + 4, &[("home", once())]);
         assert_eq!(sprayers(&p, later + 4), 1);
+    }
+
+    /// One failure for the organisation's account `id` (an Okta user id).
+    fn own(id: &str) -> Counts {
+        Counts {
+            failed_accounts: FailedAccounts::of(Some(id), None),
+            ..once()
+        }
+    }
+
+    #[test]
+    fn two_of_the_organisations_own_accounts_count_as_two_sources() {
+        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
+        // A sprayer back an hour later for a second real account: pages by itself.
+        feed(
+            &mut p,
+            0,
+            &[("sprayer", own("00ua")), ("home", own("00uc"))],
+        );
+        // A person failing for their own account twice, hours apart, from an address
+        // whose success was more than a day ago (hard seeds 62, 83, 84): one source.
+        feed(&mut p, 4, &[("sprayer", own("00ub"))]);
+        assert_eq!(sprayers(&p, 4), 2);
+        feed(&mut p, 12, &[("home", own("00uc"))]);
+        assert_eq!(sprayers(&p, 12), 2 + 1);
+        // A bot's two unresolved usernames stay one source, as before.
+        feed(&mut p, 13, &[("bot", once())]);
+        feed(&mut p, 14, &[("bot", once())]);
+        assert_eq!(sprayers(&p, 14), 2 + 1 + 1);
+        // Past the window the accounts are forgotten with the tries.
+        feed(&mut p, 40, &[("sprayer", own("00ua"))]);
+        assert_eq!(sprayers(&p, 40), 0);
+        assert!(p.rules[0].sprayers.accounts.values().all(|t| t.len() == 1));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Logs Insights query a rule runs (the CloudWatch source's side of a rule).
 
 use super::RuleSpec;
+use crate::detect::DetectorKind;
 
 impl RuleSpec {
     /// The bin as Logs Insights writes it: `15m`, `1h`, `30s`.
@@ -56,8 +57,19 @@ impl RuleSpec {
             by.push_str(", detail.");
             by.push_str(field);
         }
+        // `distributed_spraying` tells a sprayer's accounts apart by Okta's user ids: the
+        // first and the last failed attempt's (`series::FailedAccounts`).
+        let accounts = if self
+            .detectors
+            .iter()
+            .any(|d| d.detector.kind() == DetectorKind::DistributedSpraying)
+        {
+            ", earliest(detail.actor.id) as first_actor, latest(detail.actor.id) as last_actor"
+        } else {
+            ""
+        };
         format!(
-            "{filter}\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips, min(@timestamp) as first, max(@timestamp) as last by {by}\n| limit 10000"
+            "{filter}\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips, min(@timestamp) as first, max(@timestamp) as last{accounts} by {by}\n| limit 10000"
         )
     }
 }
@@ -99,5 +111,10 @@ mod tests {
         assert!(r
             .insights_query()
             .contains("by bin(15m), detail.outcome.result, detail.client.ipAddress"));
+        assert!(!r.insights_query().contains("earliest"));
+        // The spraying rule asks which accounts failed first and last.
+        assert!(RuleSpec::password_spraying().insights_query().contains(
+            "max(@timestamp) as last, earliest(detail.actor.id) as first_actor, latest(detail.actor.id) as last_actor by bin(15m)"
+        ));
     }
 }

@@ -20,12 +20,15 @@
 //! first day of a gap between events is closed bin by bin (an outage pages as it would
 //! live), the rest is handed over as one [`Update::Skip`] — unknown bins, in one step.
 
+mod cell;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::event::Event;
 use crate::rule::RuleSpec;
-use crate::series::{BinIndex, Counts, Labels, OutcomeClass, RuleId, Update};
+use crate::series::{BinIndex, Labels, RuleId, Update};
+use cell::{Cell, Keyed};
 
 /// What one rule needs to bin events.
 struct RuleBins {
@@ -40,70 +43,6 @@ struct RuleBins {
     last_observed: Option<i64>,
     /// Silent bins closed one by one before the rest of a gap is skipped.
     max_silent_bins: i64,
-}
-
-/// One open bin of one series.
-#[derive(Default)]
-struct Cell {
-    counts: Counts,
-    /// Per failing `outcome.result` value: who failed, from where.
-    failed: Vec<Failed>,
-}
-
-struct Failed {
-    result: Box<str>,
-    users: HashSet<u64, Keyed>,
-    ips: HashSet<u64, Keyed>,
-}
-
-/// The hash of the binner's maps and sets: their keys come from the input (addresses,
-/// user names), so it is seeded at random per map as std's is, but cheaper than
-/// SipHash, which every event paid for (see [`crate::series::LabelMap`] on what
-/// foldhash resists). Their order only orders a bin's updates, which
-/// the pipeline keys by labels.
-type Keyed = foldhash::fast::RandomState;
-
-impl Cell {
-    fn add(&mut self, e: &Event<'_>, class: OutcomeClass) {
-        self.counts.add_at(class, 1, e.published_ms);
-        if class != OutcomeClass::Failure {
-            return;
-        }
-        let i = match self.failed.iter().position(|f| *f.result == *e.result) {
-            Some(i) => i,
-            None => {
-                self.failed.push(Failed {
-                    result: e.result.as_ref().into(),
-                    users: HashSet::default(),
-                    ips: HashSet::default(),
-                });
-                self.failed.len() - 1
-            }
-        };
-        let f = &mut self.failed[i];
-        // Missing values are not counted, as `count_distinct` skips missing fields.
-        if let Some(u) = &e.user {
-            f.users.insert(hash(u));
-        }
-        if let Some(ip) = &e.ip {
-            f.ips.insert(hash(ip));
-        }
-    }
-
-    fn finish(self) -> Counts {
-        let mut c = self.counts;
-        c.failed_users = self.failed.iter().map(|f| f.users.len() as u64).sum();
-        c.failed_ips = self.failed.iter().map(|f| f.ips.len() as u64).sum();
-        c
-    }
-}
-
-/// A fixed-key hash, so that runs are reproducible (a 64-bit collision among a bin's
-/// few hundred values is vanishingly unlikely).
-fn hash(s: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,10 @@
 //!
 //! Bins a detector flagged are never learned from (the caller skips them), and bins
 //! expecting fewer than [`LEARN_MIN_MEAN`] events carry too little information to tell
-//! dispersion from Poisson noise.
+//! dispersion from Poisson noise. `volume_drop` tests against a step learned only from
+//! bins that expect at least [`STEP_LEARN_MIN_MEAN`], those it judges
+//! ([`learn_busy_step`]); `flatline` weighs the night's bins with the step of every bin
+//! (a counted series scatters at night too).
 
 /// The smallest and largest dispersion learned (`k` from 100 down to 0.25).
 pub const FLOOR: f64 = 0.01;
@@ -33,6 +36,16 @@ pub const CEILING: f64 = 4.0;
 
 /// Bins expecting fewer events than this do not teach dispersion.
 pub const LEARN_MIN_MEAN: f64 = 2.0;
+
+/// Bins expecting fewer events than this do not teach the busy hours' step dispersion
+/// ([`learn_busy_step`]): the fewest `volume_drop` judges (its default `min_expected`). At thin hours a bin's step from the
+/// one before is mostly the season's own shape noise (a handful of past events per
+/// sample) and the steep morning ramp, which the 20-bin memory carried into the first
+/// hours that are judged: on the simulator the step learned over the small hours was
+/// two to three times that of the busy hours (0.027 where the busy hours alone gave
+/// 0.016 at the start of hard seed 4's outage, 11:00 local), and a half outage there
+/// needed an hour to page.
+pub const STEP_LEARN_MIN_MEAN: f64 = 30.0;
 
 /// A residual is clipped at this many standard deviations of the current model.
 const CUT: f64 = 3.0;
@@ -54,6 +67,15 @@ pub fn learn(phi: f64, mean: f64, x: u64) -> f64 {
 /// (taken at the expectation: the previous bin's count is itself noisy).
 pub fn learn_step(phi: f64, mean: f64, predicted: f64, x: u64) -> f64 {
     update(phi, mean, x as f64 - predicted, 2.0)
+}
+
+/// [`learn_step`] from bins expecting at least [`STEP_LEARN_MIN_MEAN`] only: the step
+/// `volume_drop` tests against.
+pub fn learn_busy_step(phi: f64, mean: f64, predicted: f64, x: u64) -> f64 {
+    if mean < STEP_LEARN_MIN_MEAN {
+        return update(phi, f64::NAN, 0.0, 2.0);
+    }
+    learn_step(phi, mean, predicted, x)
 }
 
 /// One robust moment step: `residual` has variance `copies * (mean + phi mean²)`.
@@ -176,6 +198,20 @@ mod tests {
         assert_eq!(learn(0.2, f64::NAN, 40), 0.2);
         assert_eq!(learn(f64::NAN, 1.0, 40), FLOOR);
         assert_eq!(learn_step(0.2, 0.5, 3.0, 40), 0.2);
+    }
+
+    /// Thin bins (fewer than `volume_drop` judges) leave the busy step as the busy
+    /// hours taught it, however far a bin strays from the one before; the step of
+    /// every bin learns from them.
+    #[test]
+    fn thin_bins_do_not_teach_the_busy_step() {
+        assert_eq!(
+            learn_busy_step(0.02, STEP_LEARN_MIN_MEAN - 1.0, 5.0, 60),
+            0.02
+        );
+        assert!(learn_step(0.02, STEP_LEARN_MIN_MEAN - 1.0, 5.0, 60) > 0.02);
+        assert!(learn_busy_step(0.02, STEP_LEARN_MIN_MEAN, 5.0, 60) > 0.02);
+        assert_eq!(learn_busy_step(f64::NAN, 10.0, 5.0, 60), FLOOR);
     }
 
     proptest! {

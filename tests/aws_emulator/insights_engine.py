@@ -23,7 +23,10 @@ Command names, keywords and function names are matched case-insensitively.
     not missing), ``sum(EXPR)`` (numeric values only), ``count_distinct(EXPR)``,
     ``min(EXPR)`` and ``max(EXPR)`` (by the value order below; ``min(@timestamp)`` is a
     time and prints like ``@timestamp``: the AWS documentation does not show how the
-    service prints it, so authpulse reads either that or epoch milliseconds).
+    service prints it, so authpulse reads either that or epoch milliseconds),
+    ``earliest(EXPR)`` and ``latest(EXPR)`` (the value in the record with the earliest or
+    the latest ``@timestamp`` among those where it is present; ties: the first or the
+    last record read).
     Groups: ``bin(PERIOD)`` and any expression, usually a field. PERIOD is a whole
     number of seconds, minutes, hours or days: ``30s``, ``15m``, ``1h``, ``1d`` (the
     spellings ``sec``, ``min``, ``hr``, ``minute``, ``hour``, ``day`` and their plurals
@@ -115,9 +118,9 @@ _UNSUPPORTED_COMMANDS = {
     "filterindex", "anomaly", "head", "tail",
 }
 _UNSUPPORTED_AGGREGATES = {
-    "avg", "pct", "stddev", "earliest", "latest", "sortsfirst", "sortslast",
+    "avg", "pct", "stddev", "sortsfirst", "sortslast",
 }
-_AGGREGATES = ("count", "sum", "count_distinct", "min", "max")
+_AGGREGATES = ("count", "sum", "count_distinct", "min", "max", "earliest", "latest")
 
 
 class MalformedQueryError(ValueError):
@@ -450,11 +453,19 @@ class _Accumulator:
         self.total: int | float | None = None
         self.distinct: set[str] = set()
         self.extreme: Any = None
+        self.when: Any = None
 
-    def add(self, value: Any) -> None:
+    def add(self, value: Any, timestamp: Any = None) -> None:
         if value is None:
             return
-        if self.kind in ("min", "max"):
+        if self.kind in ("earliest", "latest"):
+            if self.extreme is None:
+                self.extreme, self.when = value, timestamp
+                return
+            order = _compare_optional(timestamp, self.when)
+            if (order < 0) if self.kind == "earliest" else (order >= 0):
+                self.extreme, self.when = value, timestamp
+        elif self.kind in ("min", "max"):
             if self.extreme is None:
                 self.extreme = value
             else:
@@ -475,7 +486,7 @@ class _Accumulator:
             return self.count
         if self.kind == "sum":
             return self.total
-        if self.kind in ("min", "max"):
+        if self.kind in ("min", "max", "earliest", "latest"):
             return self.extreme
         return len(self.distinct)
 
@@ -483,7 +494,7 @@ class _Accumulator:
 @dataclass
 class _Aggregate:
     name: str
-    kind: str  # count, sum, count_distinct, min or max
+    kind: str  # count, sum, count_distinct, min, max, earliest or latest
     argument: Any  # None for count(*)
 
     def value(self, record: Record) -> Any:
@@ -516,7 +527,7 @@ class _Stats:
             if accumulators is None:
                 accumulators = buckets[key] = [_Accumulator(a.kind) for a in self.aggregates]
             for aggregate, accumulator in zip(self.aggregates, accumulators):
-                accumulator.add(aggregate.value(record))
+                accumulator.add(aggregate.value(record), record.get("@timestamp"))
 
         def key_order(a: tuple, b: tuple) -> int:
             for x, y in zip(a, b):

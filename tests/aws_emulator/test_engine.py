@@ -325,6 +325,19 @@ class ExecutionTests(unittest.TestCase):
         # Over no present value the column is missing, like any missing value.
         self.assertEqual(table(run("stats count(*) as n, min(nope) as x", events).rows), [{"n": "4"}])
 
+    def test_earliest_and_latest_take_the_value_of_the_first_and_last_event(self) -> None:
+        # What authpulse asks of a source's failures: the first and the last account.
+        events = source_events([
+            (BASE_MS + 5, json.dumps({"u": "late", "k": "a"})),
+            (BASE_MS + 1, json.dumps({"u": "early", "k": "a"})),
+            (BASE_MS + 3, json.dumps({"k": "a"})),
+            (BASE_MS + 2, json.dumps({"u": "only", "k": "b"})),
+        ])
+        self.assertEqual(
+            table(run("stats earliest(u) as first_u, latest(u) as last_u by k", events).rows),
+            [{"k": "a", "first_u": "early", "last_u": "late"}, {"k": "b", "first_u": "only", "last_u": "only"}],
+        )
+
     def test_first_and_last_event_time_per_bin(self) -> None:
         # What authpulse asks for to know where inside a bin the stream went silent.
         events = source_events(

@@ -417,6 +417,7 @@ async fn late_events_are_revised_without_double_counting() {
                 first_ms: inside(0),
                 last_ms: inside(3),
             }),
+            ..Counts::default()
         }
     );
     // Revision: absolute counts including the two later events — not 4 + 6.
@@ -432,6 +433,7 @@ async fn late_events_are_revised_without_double_counting() {
                 first_ms: inside(0),
                 last_ms: inside(5),
             }),
+            ..Counts::default()
         }
     );
 }

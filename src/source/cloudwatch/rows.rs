@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDateTime;
 
 use crate::rule::RuleSpec;
-use crate::series::{Counts, Labels, OutcomeClass, Span};
+use crate::series::{Counts, FailedAccounts, Labels, OutcomeClass, Span};
 use crate::source::insights::Row;
 
 /// Parse a bin value as the service writes it: `2026-11-25 10:15:00.000` (UTC).
@@ -87,6 +87,9 @@ pub fn parse_rows(
             };
             row_counts.failed_users = distinct("users");
             row_counts.failed_ips = distinct("ips");
+            // The first and the last failed attempt's `actor.id` (the spraying rule's
+            // `earliest` and `latest`): which of the organisation's accounts failed.
+            row_counts.failed_accounts = FailedAccounts::of(get("first_actor"), get("last_actor"));
         }
         row_counts.span = row_span(i, get("first"), get("last"), bin_ms, b)?;
         out.entry((bin, labels)).or_default().merge(&row_counts);
@@ -281,12 +284,19 @@ mod tests {
             ("n", "12"),
             ("users", "11"),
             ("ips", "1"),
+            ("first_actor", "unknown"),
+            ("last_actor", "00u1b2c3"),
         ])];
         let c = parse_rows(&spec, &rows, 0, i64::MAX).unwrap();
         let (key, counts) = c.iter().next().unwrap();
         assert_eq!(key.1["client.ipAddress"], "203.0.113.9");
         assert_eq!(counts.failure, 12);
         assert_eq!((counts.failed_users, counts.failed_ips), (11, 1));
+        // The resolved account is kept, the unresolved username is not.
+        assert_eq!(
+            counts.failed_accounts,
+            FailedAccounts::of(Some("00u1b2c3"), None)
+        );
     }
 
     #[test]
