@@ -262,7 +262,8 @@ impl DetectorKind {
     /// three, which costs one bin of latency and saves many false pages. The per-source
     /// tests already look at a trailing window, so one bin is enough; low-and-slow
     /// attacks leave bins empty now and then, so they resolve only after an hour of quiet
-    /// (four 15m bins) instead of paging again on the next attempt.
+    /// (four 15m bins) instead of paging again on the next attempt — two hours for
+    /// distributed spraying, whose sources stay in its four-hour window.
     fn default_fire(self) -> FirePolicy {
         let (bins_to_fire, bins_window, bins_to_resolve) = match self {
             DetectorKind::FailureSpike | DetectorKind::Flatline | DetectorKind::FailingSources => {
@@ -272,9 +273,11 @@ impl DetectorKind {
             | DetectorKind::SuccessDrop
             | DetectorKind::VolumeSpike
             | DetectorKind::VolumeDrop => (2, 3, 2),
-            DetectorKind::DistinctUsers
-            | DetectorKind::PushFatigue
-            | DetectorKind::DistributedSpraying => (1, 1, 4),
+            DetectorKind::DistinctUsers | DetectorKind::PushFatigue => (1, 1, 4),
+            // Its sources stay in the four-hour window after a run ends, and any of them
+            // failing again is a bin it flags: two hours of quiet before it resolves, so
+            // a run's stragglers do not page it a second time.
+            DetectorKind::DistributedSpraying => (1, 1, 8),
         };
         FirePolicy {
             bins_to_fire,

@@ -347,6 +347,42 @@ mod tests {
     }
 
     #[test]
+    fn a_run_s_stragglers_do_not_page_it_a_second_time() {
+        // Hard seed 92: a run's addresses fail again 75 minutes after it went quiet,
+        // still inside the four-hour window: the same incident, not a second page.
+        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
+        let mut out = Vec::new();
+        let mut step = |p: &mut Pipeline, b: i64, failing: &[String]| {
+            p.observe(RuleId(0), BinIndex(b), ip("office"), c(1, 0));
+            for a in failing {
+                p.observe(RuleId(0), BinIndex(b), ip(a), once());
+            }
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+        };
+        let run: Vec<String> = (0..12).map(|i| format!("198.18.0.{i}")).collect();
+        for b in 1..40 {
+            step(&mut p, b, &[]);
+        }
+        for b in 40..46 {
+            step(&mut p, b, &run);
+        }
+        for b in 46..51 {
+            step(&mut p, b, &[]);
+        }
+        step(&mut p, 51, &run[..3]);
+        for b in 52..70 {
+            step(&mut p, b, &[]);
+        }
+        let spraying = |s: Status| {
+            out.iter()
+                .filter(|a| a.detector == "distributed_spraying" && a.status == s)
+                .count()
+        };
+        assert_eq!(spraying(Status::Firing), 1, "{out:#?}");
+        assert_eq!(spraying(Status::Resolved), 1, "{out:#?}");
+    }
+
+    #[test]
     fn a_background_of_slow_sprayers_is_learned_and_stops_paging() {
         // Every bin a fresh address fails for one account and comes back the next bin
         // for another, day and night: about sixteen slow sprayers in any four hours.
