@@ -16,8 +16,8 @@ use crate::series::{Counts, LabelMap, Labels};
 /// The half-life of the `(slow sprayers)` count's long-run level: a week.
 const HALF_LIFE_MS: i64 = 7 * 86_400_000;
 
-/// At most this many addresses are remembered (about 10 bytes each in the map): past
-/// it the oldest successes are forgotten first.
+/// At most this many addresses are remembered in each map (`succeeded`, `accounts`):
+/// past it the half seen longest ago is forgotten first (see `forget_oldest_half`).
 const MAX_REMEMBERED: usize = 2_000_000;
 
 /// What a rule remembers for its `(slow sprayers)` count.
@@ -26,7 +26,7 @@ pub struct Sprayers {
     /// The count's long-run level (see `long_run`): its expectation.
     pub level: LongRunLevel,
     /// Each address's last bin with a success, by a 64-bit hash of the address keyed
-    /// at random per process (`key_state`). The addresses are the input's, so an
+    /// at random per rule (`key_state`). The addresses are the input's, so an
     /// attacker chooses them: with a fixed, public key a sprayer could pick an address
     /// (an IPv6 /64 offers plenty) whose hash equals a known good address's — an
     /// office's — and never be counted. With a random key that cannot be computed in
@@ -76,12 +76,7 @@ impl Sprayers {
             self.succeeded.retain(|_, b| *b >= oldest);
             self.pruned_at = bin;
         }
-        if self.succeeded.len() > MAX_REMEMBERED {
-            let mut bins: Vec<u32> = self.succeeded.values().copied().collect();
-            let (_, median, _) = bins.select_nth_unstable(MAX_REMEMBERED / 2);
-            let cut = *median;
-            self.succeeded.retain(|_, b| *b > cut);
-        }
+        forget_oldest_half(&mut self.succeeded, MAX_REMEMBERED, |b| *b);
     }
 
     /// Note the accounts the failing-only addresses of `bin` failed for (all of them,
@@ -102,6 +97,11 @@ impl Sprayers {
             });
             self.accounts_pruned_at = bin;
         }
+        // A botnet of millions of addresses within the window must not grow it
+        // without bound.
+        forget_oldest_half(&mut self.accounts, MAX_REMEMBERED, |tried| {
+            tried.last().map_or(0, |(b, _)| *b)
+        });
     }
 
     /// How many distinct accounts of the organisation the address `labels` failed for
@@ -127,6 +127,22 @@ impl Sprayers {
             .get(&self.key_state.hash_one(labels))
             .is_some_and(|b| *b >= stamp(since))
     }
+}
+
+/// Past `limit` entries, forget those whose `newest` bin is at or before the median
+/// (about the older half), so the map stays bounded whatever the input.
+fn forget_oldest_half<V, S>(
+    map: &mut HashMap<u64, V, S>,
+    limit: usize,
+    newest: impl Fn(&V) -> u32,
+) {
+    if map.len() <= limit {
+        return;
+    }
+    let mut bins: Vec<u32> = map.values().map(&newest).collect();
+    let (_, median, _) = bins.select_nth_unstable(limit / 2);
+    let cut = *median;
+    map.retain(|_, v| newest(v) > cut);
 }
 
 /// A bin index as stored: bins since 1970 fit 32 bits at any bin of a second or more
@@ -335,6 +351,22 @@ mod tests {
         assert!(!s.succeeded_since(&ip("a"), i64::MIN));
         assert!(s.succeeded_since(&ip("b"), 50) && s.succeeded_since(&ip("c"), 120));
         assert_eq!(s.succeeded.len(), 2);
+    }
+
+    #[test]
+    fn past_the_limit_the_addresses_seen_longest_ago_are_forgotten() {
+        let mut m: HashMap<u64, Vec<(u32, u32)>, foldhash::fast::FixedState> = HashMap::default();
+        for a in 0..10u32 {
+            m.insert(u64::from(a), vec![(0, 1), (a, 2)]);
+        }
+        let newest = |t: &Vec<(u32, u32)>| t.last().map_or(0, |(b, _)| *b);
+        forget_oldest_half(&mut m, 10, newest);
+        assert_eq!(m.len(), 10, "at the limit nothing is forgotten");
+        m.insert(10, vec![(10, 3)]);
+        forget_oldest_half(&mut m, 10, newest);
+        let mut kept: Vec<u64> = m.keys().copied().collect();
+        kept.sort_unstable();
+        assert_eq!(kept, (6..=10).collect::<Vec<u64>>());
     }
 
     #[test]
