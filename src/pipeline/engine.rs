@@ -23,6 +23,16 @@ use crate::detect::{BinContext, DetectorKind, Dispersion, Finding, SeriesKind};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, History, LabelMap, Labels};
 
+/// How many bins back a rule over totals looks for its last event (see
+/// [`RuleEngine::silent_since`]): as far as `flatline` judges a span (`bins`, eight
+/// for `okta-sessions`) and more.
+const SILENCE_LOOKBACK: i64 = 16;
+
+/// How many bins back a `volume_drop` page looks for the empty bins of a silence (see
+/// `Story::fold_drop_into_silence`): it pages on two anomalous bins of three, so the
+/// bin it fires in may come two after the silence's last empty one; an hour of bins.
+const DROP_CONFIRM_BINS: u32 = 4;
+
 pub struct RuleEngine {
     pub spec: RuleSpec,
     pub baseline: Seasonal,
@@ -123,6 +133,66 @@ impl RuleEngine {
         }
         self.write(&facts, judged.notices, &judged.anomalous_series, story, out);
         judged.evaluated
+    }
+
+    /// When a rule over totals last counted an event, as far back as its history goes
+    /// (at most [`SILENCE_LOOKBACK`] bins): its silence began then. An empty bin says
+    /// only that it began before this one — a silence of an hour judged from its last
+    /// bin must not read as a quarter of an hour (`Story::recast_silence` compares it
+    /// with the stream's).
+    fn silent_since(&self, facts: &BinFacts) -> i64 {
+        let start = facts.bin * facts.bin_ms;
+        if let Some(last) = facts.totals_last_ms {
+            return last;
+        }
+        let Some(s) = self.series.get(&Labels::new()) else {
+            return start;
+        };
+        let mut since = start;
+        for back in 1..=SILENCE_LOOKBACK {
+            let bin = facts.bin - back;
+            let Some(r) = s.history.get(bin).filter(|r| r.known) else {
+                break;
+            };
+            match r.span(bin, facts.bin_ms) {
+                Some(span) => return span.last_ms,
+                None => since = bin * facts.bin_ms,
+            }
+        }
+        since
+    }
+
+    /// A `volume_drop` page at the edge of a silence this rule's `flatline` pages, in
+    /// bins the whole stream left empty, is that silence (`Story::fold_drop_into_silence`).
+    fn fold_drop(
+        &self,
+        detector: DetectorKind,
+        n: &Notice,
+        facts: &BinFacts,
+        story: &Story,
+        verdict: KindVerdict,
+    ) -> KindVerdict {
+        if detector != DetectorKind::VolumeDrop {
+            return verdict;
+        }
+        let flat = DetectorKind::Flatline.name();
+        let silence = fingerprint(&self.spec.name, flat, &n.labels);
+        let window = n.finding.window_bins.max(DROP_CONFIRM_BINS);
+        let empty = self.empty_bins(facts, window);
+        story.fold_drop_into_silence(verdict, self.firing_kinds.get(&silence), &empty)
+    }
+
+    /// The bins (start, end in ms) among this one and the `window` - 1 before it in
+    /// which the rule over totals counted nothing (see `Story::fold_drop_into_silence`).
+    fn empty_bins(&self, facts: &BinFacts, window: u32) -> Vec<(i64, i64)> {
+        let Some(s) = self.series.get(&Labels::new()) else {
+            return Vec::new();
+        };
+        (0..i64::from(window.max(1)))
+            .map(|back| facts.bin - back)
+            .filter(|&b| s.history.get(b).is_some_and(|r| r.known && r.total == 0))
+            .map(|b| (b * facts.bin_ms, (b + 1) * facts.bin_ms))
+            .collect()
     }
 
     fn facts(&self, bin: i64) -> BinFacts {
@@ -309,9 +379,10 @@ impl RuleEngine {
                 let start = facts.bin * facts.bin_ms;
                 let verdict = story.recast_spraying(verdict, start + facts.bin_ms);
                 let verdict = story.fold(verdict, start, start + facts.bin_ms);
-                // A rule over totals is silent at least since its last event of this bin.
-                let since = (!facts.split).then(|| facts.totals_last_ms.unwrap_or(start));
-                let verdict = story.recast_silence(verdict, since, start + facts.bin_ms);
+                let since = (!facts.split).then(|| self.silent_since(facts));
+                let verdict =
+                    story.recast_silence(verdict, since, start + facts.bin_ms, facts.bin_ms);
+                let verdict = self.fold_drop(detector, n, facts, story, verdict);
                 self.firing_kinds.insert(fp, verdict.clone());
                 verdict
             }

@@ -125,6 +125,7 @@ impl Story {
         verdict: Verdict,
         silent_since_ms: Option<i64>,
         bin_end_ms: i64,
+        bin_ms: i64,
     ) -> Verdict {
         let Some(silent_since_ms) = silent_since_ms else {
             return verdict;
@@ -134,7 +135,8 @@ impl Story {
             .stream_last
             .range(..bin_end_ms)
             .next_back()
-            .is_some_and(|&last| last > silent_since_ms && 2 * (bin_end_ms - last) < own);
+            .is_some_and(|&last| last > silent_since_ms && 2 * (bin_end_ms - last) < own)
+            && self.flowed_through(silent_since_ms, bin_end_ms, bin_ms);
         if verdict.kind != AlertKind::PipelineGap || !flowing {
             return verdict;
         }
@@ -146,6 +148,17 @@ impl Story {
             ),
         }
     }
+    /// Whether the stream flowed through the second half of a silence: when that half
+    /// reaches back before the judged bin (`[bin_end_ms - bin_ms, bin_end_ms)`), some
+    /// earlier bin ended with an event in it. Events only in the judged bin may be the
+    /// stream coming back after a gap of its own (hard seed 95: the stream resumed two
+    /// minutes before the bin's end, sign-outs first, and the gap read as an outage).
+    fn flowed_through(&self, silent_since_ms: i64, bin_end_ms: i64, bin_ms: i64) -> bool {
+        let bin_start = bin_end_ms - bin_ms;
+        let half = silent_since_ms + (bin_end_ms - silent_since_ms) / 2;
+        half >= bin_start || self.stream_last.range(half..bin_start).next().is_some()
+    }
+
     /// A totals rule saw an outage in `[start_ms, end_ms)`.
     pub fn note_outage(&mut self, start_ms: i64, end_ms: i64) {
         let e = self.outages.entry(start_ms).or_insert(end_ms);
@@ -183,6 +196,46 @@ impl Story {
     }
 }
 
+/// A `volume_drop` outage of a rule over totals whose own `flatline` is paging a
+/// silence (its verdict still `pipeline_gap` after [`Story::recast_silence`]) is that
+/// silence's edge, not a second incident, when the whole stream was silent too: a
+/// blind spot at the peak empties a bin or two, and the bin where events come back
+/// holds a few minutes of them — a fall in volume to `volume_drop`, which paged it two
+/// bins later as an outage while `flatline`'s pipeline-gap page was still open (6 of 25
+/// hard seeds' peak gaps, issue 10's "one incident, one story"). So it goes out as the
+/// same `pipeline_gap`, its reason saying why. `empty_bins` are the bins (start, end
+/// in ms) of the drop's window in which this rule counted nothing: the drop is the
+/// silence's only when there is one and no other rule over totals counted an event in
+/// any of them. When only this rule's events stopped (the login page unreachable for
+/// everyone: sign-ins vanish while sign-outs go on, easy seeds 1 and 74), `flatline`
+/// may have fired before the other rules closed the bin, and the drop stays an outage.
+impl Story {
+    pub fn fold_drop_into_silence(
+        &self,
+        verdict: Verdict,
+        silence: Option<&Verdict>,
+        empty_bins: &[(i64, i64)],
+    ) -> Verdict {
+        let Some(gap) = silence.filter(|s| s.kind == AlertKind::PipelineGap) else {
+            return verdict;
+        };
+        let stream_stopped = !empty_bins.is_empty()
+            && empty_bins
+                .iter()
+                .all(|&(start, end)| self.stream_last.range(start..end).next().is_none());
+        if verdict.kind != AlertKind::Outage || !stream_stopped {
+            return verdict;
+        }
+        Verdict {
+            kind: AlertKind::PipelineGap,
+            reason: format!(
+                "the volume fell because nothing arrived for part of these bins, the silence this rule's flatline is paging ({}); this alone would read as {}: {}",
+                gap.reason, verdict.kind, verdict.reason
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +256,7 @@ mod tests {
         // Failures keep arriving until a minute before the bin's end; this rule's
         // successes stopped 16 minutes before it.
         story.note_stream(Some(BIN - 60_000));
-        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN);
+        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN, BIN);
         assert_eq!(v.kind, AlertKind::Outage);
         assert!(v.reason.contains("16 min"), "{}", v.reason);
     }
@@ -213,24 +266,85 @@ mod tests {
         let mut story = Story::default();
         // Every rule's events stopped within moments of each other.
         story.note_stream(Some(BIN - 15 * 60_000));
-        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN);
+        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN, BIN);
         assert_eq!(v.kind, AlertKind::PipelineGap);
         // Events after the judged bin (a rule of finer bins caught up past the gap)
         // say nothing of it.
         story.note_stream(Some(BIN + 30 * 60_000));
-        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN);
+        let v = story.recast_silence(gap(), Some(BIN - 16 * 60_000), BIN, BIN);
         assert_eq!(v.kind, AlertKind::PipelineGap);
         // Nothing noted at all: a gap too.
-        let v = Story::default().recast_silence(gap(), Some(BIN - 16 * 60_000), BIN);
+        let v = Story::default().recast_silence(gap(), Some(BIN - 16 * 60_000), BIN, BIN);
         assert_eq!(v.kind, AlertKind::PipelineGap);
         // Other kinds are left alone.
         story.note_stream(Some(BIN));
         assert_eq!(
             story
-                .recast_silence(stuffing(), Some(BIN - 16 * 60_000), BIN)
+                .recast_silence(stuffing(), Some(BIN - 16 * 60_000), BIN, BIN)
                 .kind,
             AlertKind::CredentialStuffing
         );
+    }
+
+    #[test]
+    fn a_drop_at_the_edge_of_a_paged_silence_is_that_silence() {
+        let outage = Verdict {
+            kind: AlertKind::Outage,
+            reason: "90 attempts where 400 were expected".into(),
+        };
+        let mut story = Story::default();
+        // Other rules counted events before and after the empty bin, none in it.
+        story.note_stream(Some(BIN - 1));
+        story.note_stream(Some(3 * BIN - 1));
+        let empty = [(BIN, 2 * BIN)];
+        let v = story.fold_drop_into_silence(outage.clone(), Some(&gap()), &empty);
+        assert_eq!(v.kind, AlertKind::PipelineGap);
+        assert!(
+            v.reason.contains("no events") && v.reason.contains("90 attempts"),
+            "{}",
+            v.reason
+        );
+        // No silence paging, or one that was read as an outage: the drop stays one.
+        assert_eq!(
+            story
+                .fold_drop_into_silence(outage.clone(), None, &empty)
+                .kind,
+            AlertKind::Outage
+        );
+        let read_as_outage = Verdict {
+            kind: AlertKind::Outage,
+            reason: "this rule's events stopped".into(),
+        };
+        let v = story.fold_drop_into_silence(outage.clone(), Some(&read_as_outage), &empty);
+        assert_eq!(v.kind, AlertKind::Outage);
+        // No bin of the window empty: the drop is not the silence's.
+        let v = story.fold_drop_into_silence(outage.clone(), Some(&gap()), &[]);
+        assert_eq!(v.kind, AlertKind::Outage);
+        // A drop read as something else keeps its kind.
+        let v = story.fold_drop_into_silence(stuffing(), Some(&gap()), &empty);
+        assert_eq!(v.kind, AlertKind::CredentialStuffing);
+        // Another rule counted events in the empty bin (sign-outs while the sign-ins
+        // vanished): an outage of the login page, not a gap.
+        story.note_stream(Some(BIN + 14 * 60_000));
+        let v = story.fold_drop_into_silence(outage, Some(&gap()), &empty);
+        assert_eq!(v.kind, AlertKind::Outage);
+    }
+
+    #[test]
+    fn a_stream_coming_back_at_the_end_of_a_long_silence_did_not_flow() {
+        let mut story = Story::default();
+        // Everything stopped 45 minutes before the judged bin's end (three bins of
+        // silence); other rules' events came back a minute before its end, this
+        // rule's not yet.
+        story.note_stream(Some(BIN - 46 * 60_000 + 30_000));
+        story.note_stream(Some(BIN - 60_000));
+        let since = Some(BIN - 46 * 60_000);
+        let v = story.recast_silence(gap(), since, BIN, BIN / 3);
+        assert_eq!(v.kind, AlertKind::PipelineGap, "{}", v.reason);
+        // Had they kept arriving through the silence's second half, it is an outage.
+        story.note_stream(Some(BIN - 10 * 60_000 - 1));
+        let v = story.recast_silence(gap(), since, BIN, BIN / 3);
+        assert_eq!(v.kind, AlertKind::Outage, "{}", v.reason);
     }
 
     fn stuffing() -> Verdict {
