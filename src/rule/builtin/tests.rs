@@ -221,3 +221,58 @@ fn the_hostile_signals_rule_is_one_series_of_three_signals() {
     let note = r.signal_note().unwrap();
     assert_eq!(note, "on usernames Okta could not resolve (actor.id = unknown) or flagged by Okta ThreatInsight (threatSuspected), or requests Okta ThreatInsight blocked (security.threat.detected)");
 }
+
+/// Whether `okta-hostile-signals`, read with `windows`, pages a half-hour run of 6, 4
+/// and 4 hostile events (one address each) in three bins after ten days of a flat
+/// background of 0.625 a bin (the last bin before the run empty), judged at the run's third bin: the shape of hard seed 4's blocked
+/// stuffing, whose four-bin window came to p 5.9·10⁻⁷ and its three bins to 5.1·10⁻⁸.
+fn hostile_run_pages(windows: Option<&[u32]>) -> Option<u32> {
+    use crate::detect::test_support::{counts, ctx, expected};
+    use crate::series::{BinRecord, History};
+    let mut r = RuleSpec::hostile_signals();
+    if let Some(w) = windows {
+        let mut problems = Problems::default();
+        let table = serde_json::json!({
+            "windows": w, "min_count": 10, "window_min_ratio": 3.0,
+            "spread_over_users": false, "spread_over_sources": true, "pooled_rate": true,
+        });
+        let mut t = Table::new("", Some(&table), &mut problems);
+        r.detectors = vec![DetectorSpec::read(
+            DetectorKind::FailureSpike,
+            &mut t,
+            &mut problems,
+        )];
+    }
+    let record = |b: i64, n: u32| {
+        let mut c = counts(n.into(), 0, n.into());
+        c.failed_ips = n.into();
+        let mut rec = BinRecord::from_counts(c, b, 900_000);
+        rec.expected_failure = 0.625;
+        rec
+    };
+    let start = 10 * 96;
+    let mut h = History::new(14 * 96);
+    for b in 0..start {
+        // Three events in one hour and two in the next, every day alike: as flat a
+        // rate over the hours as the pooled rate can tell.
+        h.push(b, record(b, [1, 1, 0, 1, 0, 1, 1, 0][(b % 8) as usize]));
+    }
+    h.push(start, record(start, 6));
+    h.push(start + 1, record(start + 1, 4));
+    let mut c = counts(4, 0, 4);
+    c.failed_ips = 4;
+    let mut cx = ctx(&h, c, Some(expected(0.625, 0.0, 0.625)));
+    cx.bin = start + 2;
+    let f = r.detectors[0].detector.evaluate(&cx).unwrap();
+    f.anomalous.then_some(f.window_bins)
+}
+
+#[test]
+fn a_half_hour_run_across_three_bins_pages_the_signal_rules() {
+    assert_eq!(SIGNAL_WINDOWS, [1, 2, 3, 4, 8, 16]);
+    // The built-in windows catch it over its three bins.
+    assert_eq!(hostile_run_pages(None), Some(3));
+    // Without the three-bin window, the two bins miss a third of it and the four add a
+    // bin of background: no page.
+    assert_eq!(hostile_run_pages(Some(&[1, 2, 4, 8, 16])), None);
+}
