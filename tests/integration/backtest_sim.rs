@@ -191,3 +191,45 @@ fn the_daemon_on_a_file_sends_exactly_the_backtests_alerts() {
     };
     assert_eq!(got, want, "run and backtest disagree");
 }
+
+#[test]
+fn a_blind_spot_at_the_peak_is_one_story() {
+    // Hard seed 2's blind spot (Fri 6 Nov 15:19-15:54 UTC): `flatline` pages the gap as
+    // it begins and `volume_drop` pages the bin where events come back; both must say
+    // `pipeline_gap`, not one of them `outage`.
+    let (start, end) = (at("2026-11-20T15:19:00Z"), at("2026-11-20T15:54:00Z"));
+    let events = simulate(
+        vec![Incident {
+            kind: IncidentKind::ShortGapPeak,
+            start,
+            end,
+            expect_page: true,
+            class: None,
+            note: String::new(),
+        }],
+        2000,
+        19,
+    );
+    let alerts = replay(&events);
+    let in_gap: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.status == Status::Firing)
+        .filter(|a| started(a) >= start - chrono::Duration::minutes(15) && started(a) <= end)
+        .collect();
+    let detectors: Vec<String> = in_gap.iter().map(|a| a.detector.to_string()).collect();
+    assert!(detectors.iter().any(|d| d == "flatline"), "{detectors:?}");
+    assert!(
+        detectors.iter().any(|d| d == "volume_drop"),
+        "{detectors:?}"
+    );
+    for a in &in_gap {
+        assert_eq!(
+            a.kind.to_string(),
+            "pipeline_gap",
+            "{} {}: {}",
+            a.rule,
+            a.detector,
+            a.kind_reason
+        );
+    }
+}
