@@ -266,3 +266,40 @@ proptest! {
         prop_assert!(rate >= p_value / 20.0, "rate {rate} far below {p_value}");
     }
 }
+
+/// `hours` of bins before `at` at `busy` of a seasonal 400 a bin, after bins at the
+/// season itself (16 bins in all: the four hours `day_level` reads).
+fn busy_history(at: i64, hours: i64, busy: f64) -> History {
+    let mut h = History::new(32);
+    for b in (at - 16)..at {
+        let ratio = if b >= at - hours * 4 { busy } else { 1.0 };
+        h.push(b, record((400.0 * ratio) as u32, 400.0));
+    }
+    h
+}
+
+/// Half the day's attempts, where the day has run at 1.5x its season: 300 attempts,
+/// 75 % of the season (hard seed 2's outage, "A day busier than its season").
+fn half_a_busy_day(h: &History) -> Finding {
+    let mut e = expected(600.0, 560.0, 40.0);
+    e.seasonal_total = 400.0;
+    let mut cx = ctx(h, counts(300, 280, 20), Some(e));
+    cx.dispersion.busy_step = 0.0;
+    det().evaluate(&cx).unwrap()
+}
+
+#[test]
+fn half_of_a_day_busier_than_its_season_is_a_drop() {
+    let f = half_a_busy_day(&busy_history(100, 4, 1.5));
+    assert!(f.anomalous, "{f:?}");
+    assert_eq!(f.lower, 390.0, "the season at the day's level: {f:?}");
+}
+
+#[test]
+fn a_surge_shorter_than_the_day_level_hours_keeps_the_season() {
+    // Three hours at 1.5x after a normal one: the end of a surge, judged against the
+    // season (0.65 x 400).
+    let f = half_a_busy_day(&busy_history(100, 3, 1.5));
+    assert!(!f.anomalous, "{f:?}");
+    assert_eq!(f.lower, 260.0, "{f:?}");
+}
