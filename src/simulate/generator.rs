@@ -82,7 +82,7 @@ impl Generator {
             };
             self.flow.clear();
             sign_in(&self.world, user, t, &mut self.bg.rng, &mut self.flow);
-            admit(&mut self.active, &mut self.flow);
+            admit(&mut self.active, site, &mut self.flow);
             enqueue(&mut self.queue, &mut self.seq, &mut self.flow);
         }
     }
@@ -106,8 +106,8 @@ impl Generator {
                 };
                 self.flow.clear();
                 sign_in(&self.world, user, t, rng, &mut self.flow);
-                admit(before, &mut self.flow);
-                admit(after, &mut self.flow);
+                admit(before, site, &mut self.flow);
+                admit(after, site, &mut self.flow);
                 enqueue(&mut self.queue, &mut self.seq, &mut self.flow);
             }
         }
@@ -148,10 +148,10 @@ impl Generator {
     }
 }
 
-/// Lets every incident act on one ordinary sign-in flow.
-fn admit(active: &mut [Active], flow: &mut Vec<Ev>) {
+/// Lets every incident act on one ordinary sign-in flow of the office `site`.
+fn admit(active: &mut [Active], site: usize, flow: &mut Vec<Ev>) {
     for a in active {
-        a.admit(flow);
+        a.admit(site, flow);
     }
 }
 

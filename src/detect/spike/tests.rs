@@ -459,3 +459,28 @@ fn a_reset_wave_passes_ten_times_the_failures_without_paging() {
     let f = spike().evaluate(&ctx(&h, failing, e)).unwrap();
     assert!(f.anomalous, "{f:?}");
 }
+
+#[test]
+fn a_small_cohort_behind_one_nat_does_not_spread_over_enough_sources() {
+    // Hard seed 4 at 600 people: ten unknown usernames in three bins where 1.65 were due,
+    // from six addresses counted bin by bin (one office NAT in every bin). Rotating
+    // proxies bring about one address per attempt, and page.
+    let d = CountSpike {
+        p_value: 1e-4,
+        min_count: 10,
+        spread_sources: true,
+        ..spike()
+    };
+    let h = History::new(10);
+    let e = Some(expected(1.65, 0.0, 1.65));
+    let judge = |ips: u64| {
+        let mut c = counts(10, 0, 10);
+        c.failed_users = 10;
+        c.failed_ips = ips;
+        d.evaluate(&ctx(&h, c, e)).unwrap()
+    };
+    let nat = judge(6);
+    assert!(!nat.anomalous && nat.p_value < 1e-4, "{nat:?}");
+    let proxies = judge(9);
+    assert!(proxies.anomalous, "{proxies:?}");
+}

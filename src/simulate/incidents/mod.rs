@@ -39,7 +39,7 @@ use rand::Rng;
 
 use super::event::{Actor, Ev, EventType, Flow, Outcome, Reason};
 use super::model::{Model, MINUTE_MS};
-use super::world::World;
+use super::world::{World, SITES};
 use super::{stream, Difficulty, Incident, IncidentKind};
 use inject::{blip, push_fatigue, scheduled, spraying, stuffing, Minute};
 use plan::Plan;
@@ -107,17 +107,22 @@ impl Active {
         }
     }
 
-    /// Lets a holiday or outage act on one ordinary sign-in flow (events in
-    /// generation order, starting with the first password attempt).
-    pub fn admit(&mut self, flow: &mut Vec<Ev>) {
+    /// Lets a holiday or outage act on one ordinary sign-in flow of the office `site`
+    /// (events in generation order, starting with the first password attempt).
+    pub fn admit(&mut self, site: usize, flow: &mut Vec<Ev>) {
         let Some(first) = flow.first() else {
             return;
         };
+        if let Plan::Holiday { keep } = self.plan {
+            if self.holiday_drops(site, first.t_ms, first.flow.txn, keep) {
+                flow.clear();
+            }
+            return;
+        }
         if !self.contains(first.t_ms) {
             return;
         }
         match self.plan {
-            Plan::Holiday { keep } if !self.rng.random_bool(keep) => flow.clear(),
             Plan::VpnChange { key } => {
                 // Everyone now egresses through the new VPN's carrier-grade
                 // NAT range (100.64.0.0/10): same people, new addresses.
@@ -171,6 +176,21 @@ impl Active {
         }
     }
 
+    /// Whether a holiday drops a flow of the office `site` starting at `t` (`key`: the
+    /// flow's own random transaction id). The office keeps the holiday on its own
+    /// clock (`holiday_clock`). A flow in the labelled window draws from the incident's
+    /// stream whether or not its office is on holiday then, as every flow there always
+    /// did, so the draws of the rest of the day are the ones they were; one outside it
+    /// (London's small hours before New York's midnight, the West's last hours after
+    /// it) is decided by its own id.
+    fn holiday_drops(&mut self, site: usize, t: i64, key: u64, keep: f64) -> bool {
+        let on_holiday = self.contains(holiday_clock(site, t));
+        if self.contains(t) {
+            return !self.rng.random_bool(keep) && on_holiday;
+        }
+        on_holiday && (super::mix(key ^ t as u64) >> 11) as f64 / (1u64 << 53) as f64 >= keep
+    }
+
     /// Appends this incident's own events for the minute `[t0, t0 + 1 min)`.
     /// Every event is at or after `t0`.
     pub fn inject(&mut self, world: &World, t0: i64, out: &mut Vec<Ev>) {
@@ -201,6 +221,21 @@ impl Active {
     }
 }
 
+/// The instant `t_ms` read on the first office's (New York's) clock as if it were the
+/// office `site`'s local time: a holiday's window is the first office's local day, and
+/// every office keeps the same date on its own clock. Labelled with New York's day, it
+/// used to start at New York's midnight everywhere, so San Francisco's evening (21:00,
+/// its busiest hour of the night, a third of the organisation's sign-ins at that
+/// instant) vanished in one step: at 6,000 people `okta-sign-ins`' `volume_drop` paged
+/// it as an outage (hard seed 2, 9 sign-ins in half an hour where 59 were due). No
+/// organisation's holiday starts on the eve at 21:00.
+fn holiday_clock(site: usize, t_ms: i64) -> i64 {
+    let (Some(here), Some(first)) = (SITES.get(site), SITES.first()) else {
+        return t_ms;
+    };
+    t_ms + i64::from(here.offset_at(t_ms) - first.offset_at(t_ms)) * MINUTE_MS
+}
+
 /// A failed password attempt (no session is created).
 fn failed_password(flow: Flow, t: i64, reason: Reason, rng: &mut SmallRng, out: &mut Vec<Ev>) {
     let flow = Flow { session: 0, ..flow };
@@ -224,4 +259,36 @@ fn hijacked(flow: Flow, t: i64, deny: bool, rng: &mut SmallRng, out: &mut Vec<Ev
 /// to catch detectors that page on them.
 pub(super) fn expect_page(kind: IncidentKind) -> bool {
     kind.alert_kind().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holiday_clock;
+    use crate::simulate::world::SITES;
+
+    #[test]
+    fn each_office_keeps_the_holiday_on_its_own_clock() {
+        let at =
+            |s: &str| chrono::DateTime::parse_from_rfc3339(s).map_or(0, |t| t.timestamp_millis());
+        let office = |name: &str| {
+            SITES
+                .iter()
+                .position(|s| s.place.city == name)
+                .unwrap_or(99)
+        };
+        // New York's midnight of Wed 11 Nov is 05:00 UTC; San Francisco's is 08:00 UTC,
+        // London's 00:00 UTC: each reads as New York's midnight.
+        let midnight = at("2026-11-11T05:00:00Z");
+        assert_eq!(holiday_clock(office("New York"), midnight), midnight);
+        assert_eq!(
+            holiday_clock(office("San Francisco"), at("2026-11-11T08:00:00Z")),
+            midnight
+        );
+        assert_eq!(
+            holiday_clock(office("London"), at("2026-11-11T00:00:00Z")),
+            midnight
+        );
+        // San Francisco's evening before (21:00 local) is not the holiday yet.
+        assert!(holiday_clock(office("San Francisco"), midnight) < midnight);
+    }
 }

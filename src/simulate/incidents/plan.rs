@@ -117,13 +117,13 @@ impl Plan {
                 per_ip: rng.random_range(2..=5),
             },
             IncidentKind::BenignResetWave => Plan::ResetWave {
-                people: rng.random_range(60..150).min(users),
+                people: per_org(rng.random_range(60..150), users),
             },
             IncidentKind::BenignServiceAccount => Plan::ServiceAccount {
                 every_min: rng.random_range(2.0..6.0),
             },
             IncidentKind::BenignNatTypos => Plan::NatTypos {
-                people: rng.random_range(30..60).min(users),
+                people: per_org(rng.random_range(30..60), users),
             },
             IncidentKind::BenignVpnChange => Plan::VpnChange { key: rng.random() },
             IncidentKind::BenignDst => Plan::Label,
@@ -247,6 +247,22 @@ impl Plan {
     }
 }
 
+/// The organisation the benign incidents' head counts were drawn for: 2,000 people,
+/// the size every stored run and every threshold was measured on.
+const DRAWN_FOR_USERS: usize = 2000;
+
+/// A head count `drawn` for a 2,000-person organisation, scaled to `users` people
+/// (rounded, at least one, at most everyone). A help-desk reset wave or a cohort of new
+/// starters is a share of the organisation, not a fixed number of people: 60–150 is
+/// 3–7.5 % of 2,000 people but 10–25 % of 600 (where the reset wave of hard seed 5, 138
+/// people, paged `okta-availability` as an outage, and 45–59 new starters behind one
+/// NAT paged `failure_spike` on seeds 1 and 4). The draw itself is unchanged, so a
+/// 2,000-person run is byte-identical and the same seed draws the same share at any size.
+fn per_org(drawn: usize, users: usize) -> usize {
+    let scaled = (drawn as f64 * users as f64 / DRAWN_FOR_USERS as f64).round() as usize;
+    scaled.clamp(1, users.max(1))
+}
+
 /// Mean expected background flows per minute over `[start, end)`, sampled
 /// every ten minutes.
 fn mean_expected_flows(world: &World, model: &Model, start: i64, end: i64) -> f64 {
@@ -330,5 +346,22 @@ fn push_fatigue(easy: bool, oie: bool, rng: &mut SmallRng) -> Plan {
         },
         approve: rng.random_bool(0.4),
         oie,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_org;
+
+    #[test]
+    fn head_counts_scale_with_the_organisation_and_stay_put_at_2000() {
+        for drawn in [30, 59, 60, 149] {
+            assert_eq!(per_org(drawn, 2000), drawn);
+        }
+        assert_eq!(per_org(138, 600), 41);
+        assert_eq!(per_org(45, 6000), 135);
+        assert_eq!(per_org(30, 10), 1);
+        assert_eq!(per_org(60, 1), 1);
+        assert_eq!(per_org(150, 20_000), 1500);
     }
 }
