@@ -433,13 +433,24 @@ class Incidents:
         self.label("benign_vpn_change", t0, t1, False, None, "all home/office traffic moves to 6 new VPN egress addresses")
 
     def attacks(self):
-        rng, org = self.rng, self.org
+        """Every labelled attack of one seed, drawn in a fixed order (the same seed, the same bytes)."""
+        org = self.org
         fails = defaultdict(list)  # expected background failures per hour of week
         for e in org.ev:
             if e[1] == "user.session.start" and e[5] == "FAILURE":
                 fails[int((e[0] - org.t0) // H) % 168].append(1)
         exp_h = {h: len(v) / (org.days / 7) for h, v in fails.items()}
-        # 1. stuffing on a quiet evening or weekend: 10-15 per 15 min for ~90 min
+        self._quiet_stuffing()
+        self._near_noise_stuffing(exp_h)
+        self._distributed_spraying()
+        self._push_fatigue()
+        self._blocked_stuffing()
+        self._outage()
+        self._blind_spots()
+
+    def _quiet_stuffing(self):
+        """Stuffing on a quiet evening or weekend: 10-15 per 15 min for ~90 min."""
+        rng, org = self.rng, self.org
         dur = rng.uniform(80, 100) * 60
         if rng.random() < 0.5:
             t0 = self.pick(range(8, 27), (19.5, 23), dur, weekdays=range(5))
@@ -453,7 +464,10 @@ class Incidents:
                 n += 1
             t += 900
         self.label("quiet_stuffing", t0, t0 + dur, True, "low_and_slow", f"{n} failures over {dur / 60:.0f} min, rotating proxies")
-        # 2. stuffing close to the noise: 3-4x expected failures for ~1 h
+
+    def _near_noise_stuffing(self, exp_h):
+        """Stuffing close to the noise: 3-4x expected failures for ~1 h."""
+        rng, org = self.rng, self.org
         dur = rng.uniform(50, 70) * 60
         t0 = self.pick(range(8, 27), (8, 21), dur, weekdays=range(5))
         hw = int((t0 - org.t0) // H) % 168
@@ -465,7 +479,10 @@ class Incidents:
                             "true" if rng.random() < 0.5 else "false", rng.choice(["eu", "us"]))
         self.label("credential_stuffing", t0, t0 + dur, True, "low_and_slow",
                    f"{n} added to ~{expected:.0f} expected failures ({mult:.1f}x), as many addresses")
-        # 3. distributed low-and-slow spraying
+
+    def _distributed_spraying(self):
+        """Distributed low-and-slow spraying."""
+        rng, org = self.rng, self.org
         dur = rng.uniform(3, 4) * H
         t0 = self.pick(range(8, 27), (0, 24), dur)
         k, tot = rng.randint(4, 8), 0
@@ -476,7 +493,10 @@ class Incidents:
                 self.fail_start(t0 + rng.uniform(0, dur), org.actor(u), ip, "true" if rng.random() < 0.2 else "false", u["tenant"])
                 tot += 1
         self.label("distributed_spraying", t0, t0 + dur, True, "low_and_slow", f"{k} addresses, {tot} accounts, one try each")
-        # 4/5. push fatigue on the Classic (US) and the Identity Engine (EU) tenant
+
+    def _push_fatigue(self):
+        """Push fatigue on the Classic (US) and the Identity Engine (EU) tenant."""
+        rng, org = self.rng, self.org
         for kind, tenant in (("mfa_push_fatigue", "us"), ("oie_push_fatigue", "eu")):
             dur = rng.uniform(15, 45) * 60
             tz = "America/Chicago" if tenant == "us" else "Europe/Berlin"
@@ -495,7 +515,10 @@ class Incidents:
             if rng.random() < 0.4:
                 org.add(t, "user.authentication.auth_via_mfa", org.actor(u), ip, "ext", tenant=tenant, who=ui)
             self.label(kind, t0, t0 + dur, True, "spike", f"{pushes} pushes, {denies} denied, one {tenant} user")
-        # 6. stuffing ThreatInsight half blocks
+
+    def _blocked_stuffing(self):
+        """Stuffing ThreatInsight half blocks."""
+        rng, org = self.rng, self.org
         dur = rng.uniform(30, 75) * 60
         t0 = self.pick(range(8, 27), (0, 24), dur)
         rate = rng.uniform(15, 35)
@@ -510,7 +533,10 @@ class Incidents:
                 self.fail_start(t, self.victim_or_unknown(0.6), ip, "true" if rng.random() < 0.5 else "false", rng.choice(["eu", "us"]))
                 nf += 1
         self.label("blocked_stuffing", t0, t0 + dur, True, "low_and_slow", f"{nb} blocked + {nf} failed over {dur / 60:.0f} min")
-        # 7. an outage at a busy hour: sign-ins fail, or never reach Okta
+
+    def _outage(self):
+        """An outage at a busy hour: sign-ins fail, or never reach Okta."""
+        rng, org = self.rng, self.org
         dur = rng.uniform(30, 90) * 60
         scope = {"eu", "us"} if rng.random() < 0.5 else {rng.choice(["eu", "us"])}
         tz = "America/Chicago" if scope == {"us"} else "Europe/Berlin"  # in the affected people's hours
@@ -522,7 +548,10 @@ class Incidents:
             self.drop.append((t0, t0 + dur, lambda e, s=scope: e[10] >= 0 and e[8] in s))
             how = "people's events vanish"
         self.label("outage", t0, t0 + dur, True, "availability", f"{how} ({'+'.join(sorted(scope))}) for {dur / 60:.0f} min")
-        # 8/9. a 35-55 min blind spot at the weekday peak and at night
+
+    def _blind_spots(self):
+        """A 35-55 min blind spot at the weekday peak and at night."""
+        rng, org = self.rng, self.org
         for kind, hours, wds in (("short_gap_peak", (9.5, 15.5), range(5)), ("short_gap_night", (4.5, 6.5), range(7))):
             dur = rng.uniform(35, 55) * 60
             t0 = self.pick(range(8, 27), hours, dur, tz="Europe/Berlin", weekdays=wds)
@@ -615,7 +644,14 @@ def summary(org, labels):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example (about 30 s a seed; docs/outside-traffic.md has the measured figures):\n"
+        "  scripts/outside-traffic.py --seed 1 --out o1.ndjson.gz --labels o1.labels.jsonl --summary\n"
+        "  authpulse backtest --config scripts/outside-org.toml --events o1.ndjson.gz --alerts-out o1.alerts.jsonl\n"
+        "  authpulse evaluate --alerts o1.alerts.jsonl --labels o1.labels.jsonl --days 28",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--users", type=int, default=1500)
     p.add_argument("--days", type=int, default=28)

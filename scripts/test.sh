@@ -99,6 +99,8 @@ step "the daemon's status page in a headless browser"
 bash scripts/check-status-page.sh
 step "emulator self-tests"
 .venv/bin/python -m unittest discover -s tests/aws_emulator
+step "the outside traffic generator (deterministic, Okta-shaped, read without a drop)"
+python3 -m unittest discover -s tests/tools
 step "deployment checks (systemd unit, CloudFormation, IAM, ECS)"
 .venv/bin/python -m unittest discover -s tests/deploy
 step "all checks passed"
