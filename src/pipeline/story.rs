@@ -148,6 +148,7 @@ impl Story {
             ),
         }
     }
+
     /// Whether the stream flowed through the second half of a silence: when that half
     /// reaches back before the judged bin (`[bin_end_ms - bin_ms, bin_end_ms)`), some
     /// earlier bin ended with an event in it. Events only in the judged bin may be the
@@ -194,22 +195,20 @@ impl Story {
             ),
         }
     }
-}
 
-/// A `volume_drop` outage of a rule over totals whose own `flatline` is paging a
-/// silence (its verdict still `pipeline_gap` after [`Story::recast_silence`]) is that
-/// silence's edge, not a second incident, when the whole stream was silent too: a
-/// blind spot at the peak empties a bin or two, and the bin where events come back
-/// holds a few minutes of them — a fall in volume to `volume_drop`, which paged it two
-/// bins later as an outage while `flatline`'s pipeline-gap page was still open (6 of 25
-/// hard seeds' peak gaps, issue 10's "one incident, one story"). So it goes out as the
-/// same `pipeline_gap`, its reason saying why. `empty_bins` are the bins (start, end
-/// in ms) of the drop's window in which this rule counted nothing: the drop is the
-/// silence's only when there is one and no other rule over totals counted an event in
-/// any of them. When only this rule's events stopped (the login page unreachable for
-/// everyone: sign-ins vanish while sign-outs go on, easy seeds 1 and 74), `flatline`
-/// may have fired before the other rules closed the bin, and the drop stays an outage.
-impl Story {
+    /// A `volume_drop` outage of a rule over totals whose own `flatline` is paging a
+    /// silence (its verdict still `pipeline_gap` after [`Story::recast_silence`]) is that
+    /// silence's edge, not a second incident, when the whole stream was silent too: a
+    /// blind spot at the peak empties a bin or two, and the bin where events come back
+    /// holds a few minutes of them — a fall in volume to `volume_drop`, which paged it two
+    /// bins later as an outage while `flatline`'s pipeline-gap page was still open (6 of 25
+    /// hard seeds' peak gaps, issue 10's "one incident, one story"). So it goes out as the
+    /// same `pipeline_gap`, its reason saying why. `empty_bins` are the bins (start, end
+    /// in ms) of the drop's window in which this rule counted nothing: the drop is the
+    /// silence's only when there is one and no other rule over totals counted an event in
+    /// any of them. When only this rule's events stopped (the login page unreachable for
+    /// everyone: sign-ins vanish while sign-outs go on, easy seeds 1 and 74), `flatline`
+    /// may have fired before the other rules closed the bin, and the drop stays an outage.
     pub fn fold_drop_into_silence(
         &self,
         verdict: Verdict,

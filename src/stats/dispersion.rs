@@ -39,9 +39,10 @@ pub const LEARN_MIN_MEAN: f64 = 2.0;
 
 /// Bins expecting fewer events than this do not teach the busy hours' step dispersion
 /// ([`learn_busy_step`]): the fewest `volume_drop` judges (its default
-/// `min_expected`). At thin hours a bin's step from the one before is mostly the season's own shape noise (a handful of past events per
-/// sample) and the steep morning ramp, which the 20-bin memory carried into the first
-/// hours that are judged: on the simulator the step learned over the small hours was
+/// `min_expected`). At thin hours a bin's step from the one before is mostly the
+/// season's own shape noise (a handful of past events per sample) and the steep
+/// morning ramp, which the 20-bin memory carried into the first hours that are
+/// judged: on the simulator the step learned over the small hours was
 /// two to three times that of the busy hours (0.027 where the busy hours alone gave
 /// 0.016 at the start of hard seed 4's outage, 11:00 local), and a half outage there
 /// needed an hour to page.
