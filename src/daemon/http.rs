@@ -226,6 +226,10 @@ fn describe_pipeline_metrics() {
         "Alerts not sent because a maintenance window ([[mute]]) covers them, per {rule}"
     );
     describe_counter!(
+        "authpulse_alerts_held_total",
+        "Pages held because most of their failures came from addresses that got in within the same bin (a retry wave, not an attack), per {rule}"
+    );
+    describe_counter!(
         "authpulse_notifications_silenced_total",
         "Notifications held back by an operator's silence (authpulse silence add), per {rule}"
     );

@@ -40,10 +40,14 @@ pub struct Expected {
 }
 
 impl Expected {
-    /// Expected share of attempts that fail, shrunk towards a small prior so that a
-    /// series with no failures yet does not make the first one look infinitely unlikely.
+    /// Expected share of attempts that fail, with half a failure in one attempt added so
+    /// that a series with no failures yet does not make the first one look infinitely
+    /// unlikely. The prior pulls the share towards one half, so it raises every share a
+    /// detector could page on: a prior that pulled it towards a twentieth (half a
+    /// failure in ten attempts did) put the null below the true share on a quiet series
+    /// that often fails, and its quiet bins paged at five times the configured rate.
     pub fn failure_share(&self) -> f64 {
-        (self.failure + 0.5) / (self.total + 10.0)
+        (self.failure + 0.5) / (self.total + 1.0)
     }
 
     pub fn success_share(&self) -> f64 {

@@ -322,8 +322,13 @@ mod tests {
                 h.push(b, crate::series::BinRecord::from_counts(c, b, 900_000));
             }
             let rate = f64::from(pages) / bins as f64;
-            prop_assert!(rate <= 1.3 * tail, "rate {rate} above the threshold's tail {tail}");
-            prop_assert!(rate >= 0.3 * tail, "rate {rate} far below the threshold's tail {tail}");
+            // Within four standard errors of the tail: a window of four bins overlaps
+            // its neighbours, so a flagged bin comes with up to three more and the
+            // count's variance is up to four times a binomial's (a bound of 1.3 times
+            // the tail failed at seed 753: 258 pages where 190 were due).
+            let margin = 4.0 * (4.0 * tail / bins as f64).sqrt();
+            prop_assert!(rate <= tail + margin, "rate {rate} above the threshold's tail {tail}");
+            prop_assert!(rate >= tail - margin, "rate {rate} far below the threshold's tail {tail}");
         }
     }
 }

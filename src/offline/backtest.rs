@@ -68,6 +68,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Each rule's warm-up: what was learned but not judged.
     pub warmup: Vec<crate::pipeline::WarmUp>,
+    /// Attack pages held as retry waves (not written; see `pipeline::retry_wave`).
+    pub held_waves: u64,
 }
 
 /// Replay an export held in memory (plain or gzip NDJSON) through `rules`: streamed
@@ -115,6 +117,7 @@ pub fn run_observed(
         bytes,
         elapsed: started.elapsed(),
         warmup: pipeline.warmup(),
+        held_waves: pipeline.stats().held_waves,
     })
 }
 
@@ -146,6 +149,7 @@ pub fn run_sources(
         bytes,
         elapsed: started.elapsed(),
         warmup: pipeline.warmup(),
+        held_waves: pipeline.stats().held_waves,
     })
 }
 
@@ -165,6 +169,7 @@ pub fn run_csv(
     for u in updates {
         feed(&mut pipeline, u, &mut alerts, observer.as_deref_mut());
     }
+    pipeline.finish(&mut alerts);
     let stats = ReplayStats {
         lines: parsed.lines,
         blank: parsed.blank,
@@ -183,6 +188,7 @@ pub fn run_csv(
         bytes,
         elapsed: started.elapsed(),
         warmup: pipeline.warmup(),
+        held_waves: pipeline.stats().held_waves,
     })
 }
 
@@ -311,6 +317,12 @@ impl input::UpdateSink for PipelineSink<'_, '_> {
 }
 
 impl<'a, 'o> PipelineSink<'a, 'o> {
+    /// End of input: the pipeline judges what still waits, and hands everything over.
+    fn finish(mut self) -> (Vec<Alert>, Pipeline) {
+        self.pipeline.finish(&mut self.alerts);
+        (self.alerts, self.pipeline)
+    }
+
     fn new(rules: &'a [RuleSpec], observer: Option<&'a mut (dyn Observer + 'o)>) -> Self {
         PipelineSink {
             rules,
@@ -338,7 +350,8 @@ pub fn replay_sources(
     if observer.is_some() || !opts.two_threads {
         let mut sink = PipelineSink::new(rules, observer);
         let stats = input::replay_sources(sources, rules, opts, progress, &mut sink)?;
-        return Ok((sink.alerts, stats, sink.pipeline));
+        let (alerts, pipeline) = sink.finish();
+        return Ok((alerts, stats, pipeline));
     }
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(PIPELINE_QUEUE);
@@ -354,7 +367,7 @@ pub fn replay_sources(
                     Batch::Restart => input::UpdateSink::restart(&mut sink),
                 }
             }
-            (sink.alerts, sink.pipeline)
+            sink.finish()
         });
         let mut sink = ThreadedSink { tx };
         let stats = input::replay_sources(sources, rules, opts, progress, &mut sink);
@@ -413,7 +426,8 @@ pub fn replay_reader(
 ) -> std::io::Result<(Vec<Alert>, ReplayStats, Pipeline)> {
     let mut sink = PipelineSink::new(rules, observer);
     let stats = input::replay_reader(reader, rules, opts, progress, &mut sink)?;
-    Ok((sink.alerts, stats, sink.pipeline))
+    let (alerts, pipeline) = sink.finish();
+    Ok((alerts, stats, pipeline))
 }
 
 /// [`replay_reader`] with the default limits.

@@ -22,6 +22,7 @@ pub mod classify;
 mod engine;
 mod idle;
 pub mod lifecycle;
+mod retry_wave;
 mod series_state;
 mod sprayers;
 mod storm;
@@ -54,6 +55,8 @@ pub struct PipelineStats {
     pub series_bins_evaluated: u64,
     pub unknown_bins: u64,
     pub revisions: u64,
+    /// Attack pages held as retry waves (see `retry_wave`).
+    pub held_waves: u64,
 }
 
 /// One detector's part of an evaluated bin: its finding (`None`: it could not judge the
@@ -86,16 +89,22 @@ pub struct Pipeline {
     rules: Vec<RuleEngine>,
     lifecycle: Lifecycle,
     story: story::Story,
+    waves: retry_wave::RetryWaves,
+    /// The rule split by source address whose bins tell a retry wave from an attack.
+    source_rule: Option<usize>,
     stats: PipelineStats,
 }
 
 impl Pipeline {
     pub fn new(specs: Vec<RuleSpec>) -> Pipeline {
-        let rules = specs.into_iter().map(RuleEngine::new).collect();
+        let rules: Vec<RuleEngine> = specs.into_iter().map(RuleEngine::new).collect();
+        let source_rule = rules.iter().position(|r| r.spec.splits_by_source());
         Pipeline {
             rules,
             lifecycle: Lifecycle::default(),
             story: story::Story::default(),
+            waves: retry_wave::RetryWaves::default(),
+            source_rule,
             stats: PipelineStats::default(),
         }
     }
@@ -105,7 +114,16 @@ impl Pipeline {
     }
 
     pub fn stats(&self) -> PipelineStats {
-        self.stats
+        PipelineStats {
+            held_waves: self.waves.held_count,
+            ..self.stats
+        }
+    }
+
+    /// End of input (a backtest): attack pages still waiting for the rule split by
+    /// source address are judged on what it counted.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        self.waves.finish(out);
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {
@@ -130,9 +148,18 @@ impl Pipeline {
             .collect()
     }
 
-    /// The next bin `rule` will close, if it has seen anything.
+    /// The first bin of `rule` whose notifications may not all have been handed out:
+    /// the next bin it will close, or an earlier one whose page still waits for the
+    /// rule split by source address (see `retry_wave`). Everything of the bins before it
+    /// is out (the delivery ledger's watermark rests on that).
     pub fn next_bin(&self, RuleId(rule): RuleId) -> Option<BinIndex> {
-        self.rules.get(rule).and_then(|r| r.next_bin).map(BinIndex)
+        let r = self.rules.get(rule)?;
+        let next = r.next_bin?;
+        let waiting = self
+            .waves
+            .earliest_waiting(&r.spec.name)
+            .map(|ms| ms.div_euclid(r.spec.bin_ms()));
+        Some(BinIndex(waiting.map_or(next, |w| w.min(next))))
     }
 
     /// Apply one update from a source, appending any alerts to `out`.

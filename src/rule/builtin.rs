@@ -21,15 +21,30 @@ pub const PUSH_EVENT_TYPES: &[&str] = &[
     "user.authentication.auth_via_mfa",
 ];
 
-/// The Okta events of a session beginning and ending (a sign-in, a sign-out or a
-/// session that expired): what `okta-sessions` watches for silence.
-pub const SESSION_EVENT_TYPES: &[&str] = &["user.session.start", "user.session.end"];
+/// The Okta events of a session beginning, going on and ending (a sign-in, an app
+/// trading its refresh token for a new access token, a sign-out or a session that
+/// expired): what `okta-sessions` watches for silence. Refresh-token grants come from
+/// each signed-in device on its own timer, independently of one another and of new
+/// sign-ins, so they are evidence one by one as `flatline` takes them — and at night,
+/// when few people sign in, they are most of what a tenant with OIDC apps still logs
+/// (a night blind spot of 40 minutes where 10 sign-ins were due is within chance; with
+/// the apps' refreshes it is not). A tenant without such apps logs none: the rule is
+/// then its sign-ins and sign-outs, as before. Pushes and factor checks come within
+/// seconds of a sign-in and are left out: they add events, not evidence.
+pub const SESSION_EVENT_TYPES: &[&str] = &[
+    "user.session.start",
+    "app.oauth2.as.token.grant.refresh_token",
+    "user.session.end",
+];
 
 /// `okta-sessions` counts only what succeeded: a rule judged by `flatline` alone has
 /// no other detector to keep an attack's bins out of its baseline, and a stuffing run's
 /// failures learned as a Sunday afternoon's usual volume made an ordinary lull there
 /// page (easy seed 45).
 pub const SESSION_SUCCEEDED: (&str, &str) = ("outcome.result", "SUCCESS");
+
+/// The field that holds a sign-in's source address.
+pub const SOURCE_ADDRESS: &str = "client.ipAddress";
 
 /// Okta's signal of a username it could not resolve: `actor.id` is `unknown`.
 pub const UNKNOWN_USER: (&str, &str) = ("actor.id", "unknown");
@@ -232,6 +247,24 @@ impl RuleSpec {
                 .any(|(f, v)| f == field && v == value)
     }
 
+    /// Whether this rule splits its series by the source address (the built-in
+    /// `password-spraying`): its per-address counts tell a wave of people who fail and
+    /// get in from an attack (see `pipeline::retry_wave`).
+    pub fn splits_by_source(&self) -> bool {
+        self.split_by.as_deref() == Some(SOURCE_ADDRESS)
+    }
+
+    /// Whether this rule counts every sign-in over totals (no split, no condition, no
+    /// query of its own): its failures are all of a bin's failed sign-ins, which the
+    /// rule split by source address can explain (see `pipeline::retry_wave`).
+    pub fn counts_every_sign_in(&self) -> bool {
+        self.split_by.is_none()
+            && self.filter.is_empty()
+            && self.when.is_empty()
+            && self.query.is_none()
+            && self.event_types == super::DEFAULT_EVENT_TYPES
+    }
+
     /// What a rule over one of Okta's signals counts, for a human ("usernames Okta could
     /// not resolve"), or `None` for a plain rule.
     pub fn signal_note(&self) -> Option<String> {
@@ -351,7 +384,7 @@ impl RuleSpec {
     /// The built-in per-source spraying rule.
     pub fn password_spraying() -> RuleSpec {
         let mut r = RuleSpec::named("password-spraying");
-        r.split_by = Some("client.ipAddress".to_string());
+        r.split_by = Some(SOURCE_ADDRESS.to_string());
         r.top_k = Some(50);
         r.baseline_window = SPLIT_BASELINE_WINDOW;
         r.warmup = Duration::from_secs(3600);

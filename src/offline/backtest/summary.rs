@@ -11,6 +11,12 @@ use crate::rule::RuleSpec;
 pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
     let mut t = what_was_read(o);
     t.push_str(&alerts_per_rule(o, rules));
+    if o.held_waves > 0 {
+        t.push_str(&format!(
+            "  {} attack pages held (not written): most of their failures came from addresses that got in within the same bin, a wave of people retrying (a help-desk password reset), not an attack on passwords\n",
+            o.held_waves
+        ));
+    }
     // Warm-up said out loud: bins learned but never judged are not "quiet".
     let warm_up = warm_up(o);
     t.push_str(&warm_up);

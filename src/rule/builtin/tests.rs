@@ -3,12 +3,19 @@ use super::*;
 use crate::event::Event;
 
 #[test]
-fn the_sessions_rule_watches_sign_ins_and_sign_outs_for_silence_only() {
+fn the_sessions_rule_watches_sign_ins_refreshes_and_sign_outs_for_silence_only() {
     let r = RuleSpec::builtin()
         .into_iter()
         .find(|r| r.name == "okta-sessions")
         .unwrap();
-    assert_eq!(r.event_types, ["user.session.start", "user.session.end"]);
+    assert_eq!(
+        r.event_types,
+        [
+            "user.session.start",
+            "app.oauth2.as.token.grant.refresh_token",
+            "user.session.end"
+        ]
+    );
     assert_eq!(
         r.filter,
         Conditions::all_of(&[("outcome.result", "SUCCESS")])
@@ -275,4 +282,24 @@ fn a_half_hour_run_across_three_bins_pages_the_signal_rules() {
     // Without the three-bin window, the two bins miss a third of it and the four add a
     // bin of background: no page.
     assert_eq!(hostile_run_pages(Some(&[1, 2, 4, 8, 16])), None);
+}
+
+#[test]
+fn the_retry_wave_stage_knows_the_rules_over_every_sign_in_and_the_source_rule() {
+    let rules = RuleSpec::builtin();
+    let every: Vec<&str> = rules
+        .iter()
+        .filter(|r| r.counts_every_sign_in())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(every, ["okta-sign-ins", "okta-availability"]);
+    let source: Vec<&str> = rules
+        .iter()
+        .filter(|r| r.splits_by_source())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(source, ["password-spraying"]);
+    // The rules over every sign-in come first: their pages wait for the source rule.
+    let at = |name: &str| rules.iter().position(|r| r.name == name);
+    assert!(at("okta-availability") < at("password-spraying"));
 }
