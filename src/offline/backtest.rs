@@ -68,8 +68,10 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Each rule's warm-up: what was learned but not judged.
     pub warmup: Vec<crate::pipeline::WarmUp>,
-    /// Attack pages held as retry waves (not written; see `pipeline::retry_wave`).
+    /// Pages held as retry waves (not written; see `pipeline::retry_wave`), and the
+    /// first of them.
     pub held_waves: u64,
+    pub held: Vec<crate::pipeline::HeldPage>,
 }
 
 /// Replay an export held in memory (plain or gzip NDJSON) through `rules`: streamed
@@ -118,6 +120,7 @@ pub fn run_observed(
         elapsed: started.elapsed(),
         warmup: pipeline.warmup(),
         held_waves: pipeline.stats().held_waves,
+        held: pipeline.held_pages().to_vec(),
     })
 }
 
@@ -150,6 +153,7 @@ pub fn run_sources(
         elapsed: started.elapsed(),
         warmup: pipeline.warmup(),
         held_waves: pipeline.stats().held_waves,
+        held: pipeline.held_pages().to_vec(),
     })
 }
 
@@ -189,6 +193,7 @@ pub fn run_csv(
         elapsed: started.elapsed(),
         warmup: pipeline.warmup(),
         held_waves: pipeline.stats().held_waves,
+        held: pipeline.held_pages().to_vec(),
     })
 }
 
@@ -540,5 +545,30 @@ mod tests {
             text.contains("nothing judged after the warm-up above"),
             "{text}"
         );
+        assert!(!text.contains("pages held"), "{text}");
+        // Pages held as a retry wave are said out loud, not silently missing.
+        let page = crate::pipeline::HeldPage {
+            rule: "okta-sign-ins".into(),
+            detector: "failure_spike",
+            kind: crate::alert_kind::AlertKind::CredentialStuffing,
+            bin_start_ms: 1_792_593_000_000,
+            retries: crate::pipeline::Retries {
+                retried: 64,
+                failures: 77,
+            },
+        };
+        let held = Outcome {
+            held_waves: 3,
+            held: vec![page],
+            ..o
+        };
+        let text = summary(&held, &rules);
+        for line in [
+            "3 pages held (not written): most of their failures came from addresses that got in",
+            "okta-sign-ins failure_spike (credential_stuffing) at 2026-10-21T14:30:00Z: 64 of 77 failures from addresses that got in",
+            "... and 2 more",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
     }
 }

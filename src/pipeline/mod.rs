@@ -37,6 +37,7 @@ use crate::rule::RuleSpec;
 use crate::series::{BinIndex, Labels, RuleId, Update};
 use engine::RuleEngine;
 use lifecycle::{Lifecycle, Transition};
+pub use retry_wave::{HeldPage, Retries};
 
 /// How far one rule's warm-up got: nothing is judged before `warm_from_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,7 @@ pub struct PipelineStats {
     pub series_bins_evaluated: u64,
     pub unknown_bins: u64,
     pub revisions: u64,
-    /// Attack pages held as retry waves (see `retry_wave`).
+    /// Pages held as retry waves (see `retry_wave`).
     pub held_waves: u64,
 }
 
@@ -118,6 +119,11 @@ impl Pipeline {
             held_waves: self.waves.held_count,
             ..self.stats
         }
+    }
+
+    /// The first pages held as retry waves (their count is in [`Pipeline::stats`]).
+    pub fn held_pages(&self) -> &[HeldPage] {
+        &self.waves.held_pages
     }
 
     /// End of input (a backtest): attack pages still waiting for the rule split by

@@ -82,6 +82,19 @@ impl Retries {
     }
 }
 
+/// How many held pages are kept for the backtest summary (the count goes on).
+const HELD_KEPT: usize = 20;
+
+/// A page held as a retry wave, for the backtest summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldPage {
+    pub rule: String,
+    pub detector: &'static str,
+    pub kind: AlertKind,
+    pub bin_start_ms: i64,
+    pub retries: Retries,
+}
+
 #[derive(Debug, Default)]
 pub struct RetryWaves {
     /// Bin start (ms) → (bin end, its retries), as the source rule closed them.
@@ -93,8 +106,9 @@ pub struct RetryWaves {
     /// Fingerprints of held incidents, and of attack incidents that were sent.
     held: HashSet<String>,
     sent: HashSet<String>,
-    /// Incidents held so far.
+    /// Incidents held so far, and the first [`HELD_KEPT`] of them.
     pub held_count: u64,
+    pub held_pages: Vec<HeldPage>,
 }
 
 impl RetryWaves {
@@ -198,6 +212,15 @@ impl RetryWaves {
             if !repeat {
                 self.held_count += 1;
                 self.held.insert(fp.clone());
+                if self.held_pages.len() < HELD_KEPT {
+                    self.held_pages.push(HeldPage {
+                        rule: a.rule.clone(),
+                        detector: a.detector.name(),
+                        kind: a.kind,
+                        bin_start_ms: a.bin_start.ms(),
+                        retries: r,
+                    });
+                }
                 metrics::counter!("authpulse_alerts_held_total", "rule" => a.rule.clone())
                     .increment(1);
                 tracing::info!(
@@ -357,6 +380,9 @@ mod tests {
         );
         assert_eq!(fingerprints(&out), [("attack", Status::Firing)]);
         assert_eq!(w.held_count, 1);
+        let held = &w.held_pages[0];
+        assert_eq!((held.retries.retried, held.retries.failures), (64, 77));
+        assert_eq!(held.bin_start_ms, BIN);
         // The held incident's resolve is dropped; the sent one's goes out.
         let resolves = vec![
             notice(

@@ -13,9 +13,26 @@ pub fn summary(o: &Outcome, rules: &[RuleSpec]) -> String {
     t.push_str(&alerts_per_rule(o, rules));
     if o.held_waves > 0 {
         t.push_str(&format!(
-            "  {} attack pages held (not written): most of their failures came from addresses that got in within the same bin, a wave of people retrying (a help-desk password reset), not an attack on passwords\n",
+            "  {} pages held (not written): most of their failures came from addresses that got in within the same bin, a wave of people retrying (a help-desk password reset), not an attack or an outage\n",
             o.held_waves
         ));
+        for h in &o.held {
+            t.push_str(&format!(
+                "    {} {} ({}) at {}: {} of {} failures from addresses that got in\n",
+                h.rule,
+                h.detector,
+                h.kind,
+                crate::alert::rfc3339(h.bin_start_ms),
+                h.retries.retried,
+                h.retries.failures
+            ));
+        }
+        if o.held_waves > o.held.len() as u64 {
+            t.push_str(&format!(
+                "    ... and {} more\n",
+                o.held_waves - o.held.len() as u64
+            ));
+        }
     }
     // Warm-up said out loud: bins learned but never judged are not "quiet".
     let warm_up = warm_up(o);
