@@ -116,8 +116,13 @@ impl Plan {
                 ips: rng.random_range(4..=8),
                 per_ip: rng.random_range(2..=5),
             },
+            // Large enough to look like an attack to the counts (15-30 % of the
+            // organisation): a wave of 60-150 never paged, so it tested nothing; one of
+            // 150-350 raised failures tenfold but stayed under a third of the attempts,
+            // which the spike detectors let pass (session 11). Traffic from outside had
+            // 190-283 people of 1,500, failing about half of the attempts.
             IncidentKind::BenignResetWave => Plan::ResetWave {
-                people: per_org(rng.random_range(60..150), users),
+                people: per_org(rng.random_range(300..600), users),
             },
             IncidentKind::BenignServiceAccount => Plan::ServiceAccount {
                 every_min: rng.random_range(2.0..6.0),
