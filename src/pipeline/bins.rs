@@ -193,11 +193,7 @@ impl Pipeline {
         if rule == source {
             self.waves.advance(end_ms, out);
         }
-        let scope = match self.rules.get(rule) {
-            Some(_) if rule == source => Scope::Source,
-            Some(r) if rule < source && r.spec.counts_every_sign_in() => Scope::Totals,
-            _ => Scope::Other,
-        };
+        let scope = self.wave_scopes.get(rule).copied().unwrap_or(Scope::Other);
         self.waves.screen(fresh, out, scope);
     }
 

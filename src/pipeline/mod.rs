@@ -93,6 +93,8 @@ pub struct Pipeline {
     waves: retry_wave::RetryWaves,
     /// The rule split by source address whose bins tell a retry wave from an attack.
     source_rule: Option<usize>,
+    /// Per rule, which of its pages the retry-wave stage judges (see `retry_wave`).
+    wave_scopes: Vec<retry_wave::Scope>,
     stats: PipelineStats,
 }
 
@@ -100,12 +102,18 @@ impl Pipeline {
     pub fn new(specs: Vec<RuleSpec>) -> Pipeline {
         let rules: Vec<RuleEngine> = specs.into_iter().map(RuleEngine::new).collect();
         let source_rule = rules.iter().position(|r| r.spec.splits_by_source());
+        let wave_scopes = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| retry_wave::Scope::of(&r.spec, i, source_rule))
+            .collect();
         Pipeline {
             rules,
             lifecycle: Lifecycle::default(),
             story: story::Story::default(),
             waves: retry_wave::RetryWaves::default(),
             source_rule,
+            wave_scopes,
             stats: PipelineStats::default(),
         }
     }

@@ -47,6 +47,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::alert::{Alert, AlertDetector, Status};
 use crate::alert_kind::AlertKind;
 use crate::detect::DetectorKind;
+use crate::rule::RuleSpec;
 use crate::series::{Counts, LabelMap};
 
 /// How many of an address's failures one of its successes accounts for.
@@ -75,10 +76,19 @@ pub struct Retries {
 impl Retries {
     /// Of one bin's per-address counts.
     pub fn of(observed: &LabelMap<Counts>) -> Retries {
-        observed.values().fold(Retries::default(), |r, c| Retries {
-            retried: r.retried + c.failure.min(c.success.saturating_mul(RETRIES_PER_SUCCESS)),
-            failures: r.failures + c.failure,
+        observed.values().fold(Retries::default(), |r, c| {
+            r.plus(Retries {
+                retried: c.failure.min(c.success.saturating_mul(RETRIES_PER_SUCCESS)),
+                failures: c.failure,
+            })
         })
+    }
+
+    fn plus(self, other: Retries) -> Retries {
+        Retries {
+            retried: self.retried + other.retried,
+            failures: self.failures + other.failures,
+        }
     }
 }
 
@@ -248,10 +258,7 @@ impl RetryWaves {
         self.bins
             .range(..end_ms)
             .filter(|(_, (end, _))| *end > start_ms)
-            .fold(Retries::default(), |acc, (_, (_, r))| Retries {
-                retried: acc.retried + r.retried,
-                failures: acc.failures + r.failures,
-            })
+            .fold(Retries::default(), |acc, (_, (_, r))| acc.plus(*r))
     }
 }
 
@@ -269,6 +276,18 @@ pub enum Scope {
     Source,
     /// Any other rule (a signal rule, whose failures are the signal's): not judged.
     Other,
+}
+
+impl Scope {
+    /// The scope of rule `index` (`spec`) when the source rule is `source`: the source
+    /// rule's own, a rule over every sign-in that closes its bins before it, or other.
+    pub fn of(spec: &RuleSpec, index: usize, source: Option<usize>) -> Scope {
+        match source {
+            Some(s) if index == s => Scope::Source,
+            Some(s) if index < s && spec.counts_every_sign_in() => Scope::Totals,
+            _ => Scope::Other,
+        }
+    }
 }
 
 /// Whether a page is this stage's to judge: an attack on passwords, or an outage read
