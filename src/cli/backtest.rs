@@ -9,6 +9,7 @@ use super::{config_or_builtin, init_logging, out, Failure};
 use authpulse::alert::Alert;
 use authpulse::config::{Config, LogFormat};
 use authpulse::notify::mute;
+use authpulse::offline::tune::explain::{Explainer, Span};
 use authpulse::offline::tune::{report, suggest, Recorder};
 use authpulse::offline::{backtest, evaluate};
 use authpulse::pipeline::Observer;
@@ -63,6 +64,11 @@ pub struct BacktestArgs {
     /// what each setting catches.
     #[arg(long, value_name = "FILE", requires = "suggest")]
     pub labels: Option<PathBuf>,
+    /// Print, for every bin starting in FROM..TO (RFC 3339), each rule's judgement:
+    /// counts, and per detector observed vs expected, p-value, window and whether it was
+    /// flagged. For "why did this page, or not?".
+    #[arg(long, value_name = "FROM..TO", conflicts_with_all = ["report", "suggest"])]
+    pub explain: Option<Span>,
 }
 
 pub fn run(args: BacktestArgs) -> Result<(), Failure> {
@@ -86,9 +92,15 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    // Only --report and --suggest look inside the pipeline; a plain backtest records nothing.
+    // Only --report, --suggest and --explain look inside the pipeline; a plain backtest
+    // records nothing.
     let mut recorder = (args.report.is_some() || args.suggest).then(|| Recorder::new(&cfg.rules));
-    let observer = recorder.as_mut().map(|r| r as &mut dyn Observer);
+    let mut explainer = args.explain.map(|span| Explainer::new(&cfg.rules, span));
+    let observer = match (recorder.as_mut(), explainer.as_mut()) {
+        (Some(r), _) => Some(r as &mut dyn Observer),
+        (None, Some(e)) => Some(e as &mut dyn Observer),
+        (None, None) => None,
+    };
     let mut outcome = backtest::run_files(&args.events, format, &cfg.rules, &opts, observer)
         .map_err(|e| Failure::failed(format!("cannot read {events_name}: {e}")))?;
     // Maintenance windows apply to a replay as they would to the daemon.
@@ -110,6 +122,9 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
         rec.keep_marks_of(&outcome.alerts);
         let html = report::render(rec, &outcome.alerts, &events_name, &summary);
         write_report(path, html)?;
+    }
+    if let Some(explainer) = &explainer {
+        out!("{}", explainer.text());
     }
     if let (true, Some(rec)) = (args.suggest, &recorder) {
         out!(

@@ -51,7 +51,7 @@ pub enum Command {
     /// daemon's pipeline and report every alert it would have sent; optionally draw it
     /// (--report) and suggest thresholds (--suggest).
     #[command(
-        after_help = "Examples:\n  authpulse backtest --events okta-export.ndjson.gz\n  authpulse backtest --config config/authpulse.example.toml --events export.ndjson --alerts-out alerts.jsonl\n  authpulse backtest --events export.ndjson.gz --report report.html --suggest --pages-per-week 1\n  authpulse backtest --events dashboard.csv    # timestamp,total,failure[,success] or timestamp,value"
+        after_help = "Examples:\n  authpulse backtest --events okta-export.ndjson.gz\n  authpulse backtest --config config/authpulse.example.toml --events export.ndjson --alerts-out alerts.jsonl\n  authpulse backtest --events export.ndjson.gz --report report.html --suggest --pages-per-week 1\n  authpulse backtest --events export.ndjson.gz --explain 2026-10-29T13:00:00Z..2026-10-29T15:00:00Z   # why it paged, or not\n  authpulse backtest --events dashboard.csv    # timestamp,total,failure[,success] or timestamp,value"
     )]
     Backtest(backtest::BacktestArgs),
     /// Validate a config file: exit 0 when good, 2 with one line per problem when not.

@@ -384,3 +384,67 @@ fn a_split_rule_charts_the_most_eventful_series_first_and_caps_the_count() {
         report::MAX_SERIES
     )));
 }
+
+#[test]
+fn explain_tells_the_bins_of_a_span_and_flags_the_one_that_paged() {
+    use authpulse::offline::tune::explain::{Explainer, Span};
+    let rules = vec![RuleSpec::named("okta-sign-ins")];
+    let (alerts, _, _) = demo();
+    let first = alerts
+        .iter()
+        .find(|a| a.status == Status::Firing)
+        .expect("the demo sample pages");
+    let authpulse::alert::AlertDetector::Pipeline(kind) = first.detector else {
+        panic!("a pipeline page: {first:?}");
+    };
+    // The paging bin and the bin before it, nothing else.
+    let span: Span = format!("{}..{}", first.bin_start, first.bin_end)
+        .parse()
+        .expect("a span");
+    let span = Span {
+        from_ms: span.from_ms - 15 * 60_000,
+        ..span
+    };
+    let mut explainer = Explainer::new(&rules, span);
+    let reader = flate2::read::MultiGzDecoder::new(DEMO);
+    backtest::run_observed(
+        reader,
+        0,
+        &rules,
+        Duration::from_secs(120),
+        Some(&mut explainer),
+    )
+    .expect("backtest");
+    let text = explainer.text();
+    let bins: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(bins.len(), 2, "two bins of one series: {text}");
+    assert!(bins.iter().all(|l| l.contains("okta-sign-ins: ")), "{text}");
+    // Every detector of the rule has its line in each bin, and the one that paged is
+    // flagged in the paging bin.
+    let per_bin = rules[0].detectors.len() + 1;
+    assert_eq!(text.lines().count(), 2 * per_bin, "{text}");
+    let paging_bin: Vec<&str> = text.lines().skip(per_bin).collect();
+    let line = paging_bin
+        .iter()
+        .find(|l| l.trim_start().starts_with(kind.name()))
+        .unwrap_or_else(|| panic!("{} judged: {text}", kind.name()));
+    assert!(line.ends_with("FLAGGED"), "{line}");
+
+    // A span with nothing judged says so.
+    let mut empty = Explainer::new(
+        &rules,
+        "2001-01-01T00:00:00Z..2001-01-02T00:00:00Z"
+            .parse()
+            .expect("a span"),
+    );
+    let reader = flate2::read::MultiGzDecoder::new(DEMO);
+    backtest::run_observed(
+        reader,
+        0,
+        &rules,
+        Duration::from_secs(120),
+        Some(&mut empty),
+    )
+    .expect("backtest");
+    assert!(empty.text().contains("no bin of any rule was judged"));
+}

@@ -1,6 +1,6 @@
 //! Tuning tools: what the pipeline decided for every series and bin of a backtest, drawn
 //! as a page an operator can read (`backtest --report`) and replayed under other
-//! thresholds (`backtest --suggest`).
+//! thresholds (`backtest --suggest`), or told bin by bin over a span (`backtest --explain`).
 //!
 //! A [`Recorder`] is the pipeline's [`Observer`] during such a backtest. Per series it
 //! keeps one small [`Point`] per detector per evaluated bin — observed, expected, band,
@@ -8,6 +8,7 @@
 //! anomalous under a looser threshold ([`PROBE_P_VALUE`]). A plain backtest and the daemon
 //! record nothing.
 
+pub mod explain;
 pub mod report;
 pub mod suggest;
 
