@@ -115,6 +115,18 @@
 //! attempts a bin after 34 a bin, "expected" 61–69) still needs a second anomalous
 //! bin.
 //!
+//! # The busy hours only
+//! A series can fall off a cliff every night for reasons of its own: the phones of one
+//! continent stop refreshing their tokens at 23:00 there. In an organisation on two
+//! continents whose clocks change a week apart, that cliff comes an hour early in the
+//! organisation's time zone for a week, and every night of it is a drop against the
+//! season (outside traffic, seeds 1–10: 4–6 pages a seed on `okta-sessions`, at
+//! 04:00–05:00 UTC). `min_peak_share` keeps such a rule to the hours that matter: a
+//! bin is judged only when its season expects at least that share of the busiest bin
+//! of the week before. The built-in `okta-sessions` judges drops at half the peak and
+//! above; what happens at night is `flatline`'s. The peak is read only when the share
+//! is set (a week of records, one pass).
+//!
 //! A bin with no events at all is `flatline`'s (a broken log pipeline, not an outage).
 //! The seasonal shape must come from the same hour of previous weeks: the time-of-day
 //! fallback of the first week mixes up Friday evenings and Saturday evenings across
@@ -149,6 +161,10 @@ pub struct VolumeDrop {
     /// The trailing windows (in bins, this one included) whose sums are judged; 1 is
     /// always among them.
     pub windows: Vec<u32>,
+    /// Judge only bins whose seasonal expectation is at least this share of the
+    /// busiest one of the week before (see "The busy hours only"); 0 judges every bin
+    /// that meets `min_expected`.
+    pub min_peak_share: f64,
 }
 
 impl VolumeDrop {
@@ -161,6 +177,7 @@ impl VolumeDrop {
             min_recent_ratio: read_share(t, "min_recent_ratio", 0.5, problems),
             max_step_fraction: read_share(t, "max_step_fraction", 0.8, problems),
             windows: read_windows(t, vec![1, 2, 3, 4], problems),
+            min_peak_share: read_share(t, "min_peak_share", 0.0, problems),
         }
     }
 
@@ -222,6 +239,19 @@ fn past_weeks(
         k += 1;
     }
     weeks
+}
+
+/// The highest seasonal expectation among the series' bins of the week before this one
+/// (0 when `share` is 0: nothing to compare with, nothing read).
+fn week_peak(ctx: &BinContext<'_>, share: f64) -> f64 {
+    if share <= 0.0 {
+        return 0.0;
+    }
+    let week = (7 * 86_400_000 / ctx.bin_ms.max(1)).max(1) as usize;
+    ctx.history
+        .last(week)
+        .map(|r| f64::from(r.seasonal_total))
+        .fold(0.0, f64::max)
 }
 
 /// The hours the day's own level is read over, before a window (see "A day busier
@@ -293,6 +323,7 @@ impl Detector for VolumeDrop {
         if ctx.counts.total == 0
             || e.basis != Basis::HourOfWeek
             || e.seasonal_total < self.min_expected
+            || e.seasonal_total < self.min_peak_share * week_peak(ctx, self.min_peak_share)
         {
             return None;
         }

@@ -306,7 +306,7 @@ mod tests {
             use crate::detect::{Detector, DetectorKind, DetectorSpec, VolumeDrop};
             use crate::series::History;
             let p_value = 0.01;
-            let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, max_step_fraction: f64::INFINITY, windows: vec![1, 2, 3, 4] };
+            let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, max_step_fraction: f64::INFINITY, windows: vec![1, 2, 3, 4], min_peak_share: 0.0 };
             let policy = DetectorSpec::default_for(DetectorKind::VolumeDrop).fire;
             let (mut h, mut l) = (History::new(64), Lifecycle::default());
             let (mut fires, mut judged) = (0u32, 0u32);

@@ -102,6 +102,13 @@ pub const SESSIONS_SILENCE_P: f64 = 2e-6;
 /// [`RuleSpec::sessions`]).
 pub const SESSIONS_SILENCE_BINS: u64 = 8;
 
+/// `okta-sessions`' `volume_drop` judges the hours whose season expects at least this
+/// share of the week's busiest bin (see `volume_drop`'s "The busy hours only"). A
+/// third let the mornings of a one-continent holiday page (outside seeds 4 and 5: the
+/// other continent's phones go quiet while the absent one's should be arriving); half
+/// keeps to the hours both continents are in and pages no holiday of seeds 1–15.
+pub const SESSIONS_DROP_PEAK_SHARE: f64 = 0.5;
+
 /// The event that answers an Okta Verify push: `user.authentication.auth_via_mfa`, a
 /// factor verified (SUCCESS: the push approved) or not.
 pub const PUSH_ANSWER: &str = "user.authentication.auth_via_mfa";
@@ -355,6 +362,12 @@ impl RuleSpec {
     /// as often as that (a rule over every event type paged on 12 silent seconds at the
     /// peak, "about 20 expected", for that reason). Sign-ins and sign-outs are single
     /// events, each a person's own.
+    ///
+    /// `volume_drop` judges the same stream in the busy half of the day
+    /// ([`SESSIONS_DROP_PEAK_SHARE`]): an outage that keeps one continent of a
+    /// two-continent organisation from Okta leaves too few sign-ins a bin for
+    /// `okta-sign-ins`' drop (`min_expected`), while the apps' refreshes of the people
+    /// already in fall by half (outside traffic, seeds 4, 10 and 15: 36–79 minutes).
     pub fn sessions() -> RuleSpec {
         let mut r = RuleSpec::named("okta-sessions");
         r.event_types = SESSION_EVENT_TYPES.iter().map(|s| s.to_string()).collect();
@@ -373,11 +386,18 @@ impl RuleSpec {
             "p_value": SESSIONS_SILENCE_P,
         });
         let mut t = Table::new("", Some(&table), &mut problems);
-        r.detectors = vec![DetectorSpec::read(
-            DetectorKind::Flatline,
-            &mut t,
-            &mut problems,
-        )];
+        r.detectors = vec![
+            DetectorSpec::read(DetectorKind::Flatline, &mut t, &mut problems),
+            DetectorSpec::read(
+                DetectorKind::VolumeDrop,
+                &mut Table::new(
+                    "",
+                    Some(&serde_json::json!({ "min_peak_share": SESSIONS_DROP_PEAK_SHARE })),
+                    &mut problems,
+                ),
+                &mut problems,
+            ),
+        ];
         r
     }
 

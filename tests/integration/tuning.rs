@@ -419,9 +419,9 @@ fn explain_tells_the_bins_of_a_span_and_flags_the_one_that_paged() {
     let bins: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
     assert_eq!(bins.len(), 2, "two bins of one series: {text}");
     assert!(bins.iter().all(|l| l.contains("okta-sign-ins: ")), "{text}");
-    // Every detector of the rule has its line in each bin, and the one that paged is
-    // flagged in the paging bin.
-    let per_bin = rules[0].detectors.len() + 1;
+    // The dispersion and every detector of the rule have their line in each bin, and
+    // the one that paged is flagged in the paging bin.
+    let per_bin = rules[0].detectors.len() + 2;
     assert_eq!(text.lines().count(), 2 * per_bin, "{text}");
     let paging_bin: Vec<&str> = text.lines().skip(per_bin).collect();
     let line = paging_bin

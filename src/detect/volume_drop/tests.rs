@@ -48,6 +48,34 @@ fn a_cliff_after_a_normal_hour_is_flagged() {
 }
 
 #[test]
+fn with_min_peak_share_only_the_busy_hours_are_judged() {
+    // A week of history whose busiest bin expected 1,200: a bin expecting 400 is a
+    // third of it.
+    let mut h = History::new(700);
+    for b in (100 - 672)..100 {
+        let season = if b == 50 { 1200.0 } else { 400.0 };
+        h.push(b, record(season as u32, season));
+    }
+    let cx = ctx(&h, counts(90, 85, 5), Some(expected(400.0, 370.0, 30.0)));
+    let judged = |share: f64| {
+        VolumeDrop {
+            min_peak_share: share,
+            ..det()
+        }
+        .evaluate(&cx)
+    };
+    assert!(
+        judged(0.0).is_some_and(|f| f.anomalous),
+        "the cliff pages without the floor"
+    );
+    assert!(
+        judged(0.3).is_some_and(|f| f.anomalous),
+        "a third of the peak is judged at 0.3"
+    );
+    assert_eq!(judged(0.5), None, "below half the peak, not judged at 0.5");
+}
+
+#[test]
 fn a_holiday_is_quiet_all_along_and_is_not() {
     // The hour before was already at a fifth of the season.
     let h = history(100, 0.2);
@@ -246,7 +274,7 @@ proptest! {
     #[test]
     fn quiet_traffic_pages_at_about_the_configured_rate(level in 30.0f64..400.0, phi in 0.0f64..0.15, seed in 0u64..1000) {
         let p_value = 0.01;
-        let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, max_step_fraction: f64::INFINITY, windows: vec![1, 2, 3, 4] };
+        let d = VolumeDrop { p_value, max_fraction: 1.0, min_expected: 5.0, lookback: 4, min_recent_ratio: 0.0, max_step_fraction: f64::INFINITY, windows: vec![1, 2, 3, 4], min_peak_share: 0.0 };
         let mut h = History::new(64);
         let (mut pages, mut judged) = (0u32, 0u32);
         for q in quiet_days(seed, level, phi, 8000) {

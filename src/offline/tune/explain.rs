@@ -106,6 +106,14 @@ impl Observer for Explainer {
             c.failure,
             c.success
         );
+        if summary {
+            let d = ctx.dispersion;
+            let _ = write!(
+                line,
+                "\n    (dispersion learned: total {:.3}, failed {:.3}, succeeded {:.3}, step {:.3}, busy step {:.3})",
+                d.total, d.failure, d.success, d.step, d.busy_step
+            );
+        }
         for (d, v) in spec.detectors.iter().zip(verdicts) {
             let name = d.detector.kind().name();
             match &v.finding {

@@ -3,7 +3,7 @@ use super::*;
 use crate::event::Event;
 
 #[test]
-fn the_sessions_rule_watches_sign_ins_refreshes_and_sign_outs_for_silence_only() {
+fn the_sessions_rule_watches_sign_ins_refreshes_and_sign_outs_for_silence_and_busy_hour_drops() {
     let r = RuleSpec::builtin()
         .into_iter()
         .find(|r| r.name == "okta-sessions")
@@ -22,7 +22,32 @@ fn the_sessions_rule_watches_sign_ins_refreshes_and_sign_outs_for_silence_only()
     );
     assert_eq!(r.bin, Duration::from_secs(15 * 60));
     let kinds: Vec<DetectorKind> = r.detectors.iter().map(|d| d.detector.kind()).collect();
-    assert_eq!(kinds, [DetectorKind::Flatline]);
+    assert_eq!(kinds, [DetectorKind::Flatline, DetectorKind::VolumeDrop]);
+    // Its drop judges only the busy half of the day (see SESSIONS_DROP_PEAK_SHARE): a
+    // cliff at a third of the week's busiest bin is not judged, one at two thirds pages.
+    let drop = &r.detectors[1].detector;
+    let cliff_at = |season: f32| {
+        use crate::detect::test_support::{counts, ctx, expected};
+        use crate::series::{BinRecord, History};
+        let mut h = History::new(700);
+        for b in (100 - 672)..100 {
+            let s = if b == 50 { 1200.0 } else { season };
+            let rec = BinRecord {
+                total: s as u32,
+                success: s as u32,
+                known: true,
+                seasonal_total: s,
+                expected_total: s,
+                expected_failure: -1.0,
+                ..BinRecord::default()
+            };
+            h.push(b, rec);
+        }
+        let s = f64::from(season);
+        drop.evaluate(&ctx(&h, counts(60, 60, 0), Some(expected(s, s, 0.0))))
+    };
+    assert_eq!(cliff_at(400.0), None);
+    assert!(cliff_at(800.0).is_some_and(|f| f.anomalous));
     assert!(r.split_by.is_none());
     assert_eq!(r.warmup, Duration::from_secs(7 * 86_400));
 }
