@@ -143,3 +143,35 @@ pub(super) fn teach(
         level.learn(rec.failure.into());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::testing::{c, rule, steady};
+    use crate::pipeline::Pipeline;
+    use crate::series::{BinIndex, Counts, Labels, RuleId};
+
+    /// A help-desk reset wave — twelve times the failures, people failing twice each,
+    /// most sign-ins still succeeding — is beyond `failure_spike`'s p-value, and its
+    /// guards let it pass (an attack brings about an account per failure); it must not
+    /// teach the baseline or the noise.
+    #[test]
+    fn an_extreme_bin_a_guard_let_pass_is_not_learned() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        let wave = 3 * 96;
+        steady(&mut p, 0..wave, &mut out);
+        let before = p.rules[0].series.get(&Labels::new()).map(|s| s.dispersion);
+        let counts = Counts {
+            failed_ips: 30,
+            failed_users: 30,
+            ..c(130, 60)
+        };
+        p.observe(RuleId(0), BinIndex(wave), Labels::new(), counts);
+        p.close_through(RuleId(0), BinIndex(wave + 1), &mut out);
+        assert!(out.is_empty(), "nothing pages: {out:#?}");
+        let s = p.rules[0].series.get(&Labels::new()).expect("the series");
+        let rec = s.history.get(wave).expect("the wave's bin");
+        assert_eq!(Some(s.dispersion), before, "the noise learned nothing");
+        assert!(rec.anomalous, "kept out of the baseline: {rec:?}");
+    }
+}
