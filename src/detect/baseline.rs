@@ -9,7 +9,9 @@
 //!
 //! Each uses neighbouring bins too (±1 bin) and a trimmed mean, so one odd bin does not
 //! drag the expectation. Bins a detector flagged as anomalous are skipped, so an attack
-//! does not teach the baseline that attacks are normal. A level factor then scales the
+//! does not teach the baseline that attacks are normal (on a rule over totals, so are
+//! bins a detector found beyond its `p_value` that a guard let pass: see
+//! `pipeline::engine`). A level factor then scales the
 //! seasonal expectation by how the last few hours compared with what was expected of
 //! them, which follows slow drift and quiet holidays.
 //!

@@ -23,7 +23,8 @@
 //! difference. Sign-ins are close to Poisson from one quarter-hour to the next; mention
 //! counts are not.
 //!
-//! Bins a detector flagged are never learned from (the caller skips them), and bins
+//! Bins a detector flagged are never learned from (the caller skips them; on a rule over
+//! totals also bins beyond a detector's `p_value` that a guard let pass), and bins
 //! expecting fewer than [`LEARN_MIN_MEAN`] events carry too little information to tell
 //! dispersion from Poisson noise. `volume_drop` tests against a step learned only from
 //! bins that expect at least [`STEP_LEARN_MIN_MEAN`], those it judges
