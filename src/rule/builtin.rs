@@ -364,7 +364,7 @@ impl RuleSpec {
     /// events, each a person's own.
     ///
     /// `volume_drop` judges the same stream in the busy half of the day
-    /// ([`SESSIONS_DROP_PEAK_SHARE`]): an outage that keeps one continent of a
+    /// (`SESSIONS_DROP_PEAK_SHARE`): an outage that keeps one continent of a
     /// two-continent organisation from Okta leaves too few sign-ins a bin for
     /// `okta-sign-ins`' drop (`min_expected`), while the apps' refreshes of the people
     /// already in fall by half (outside traffic, seeds 4, 10 and 15: 36–79 minutes).
