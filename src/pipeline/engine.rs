@@ -274,12 +274,12 @@ impl RuleEngine {
             // wave's failures come with their successes) is not normal traffic either:
             // it is kept out of the baseline and the noise as a flagged one is. A wave
             // of 374 people learned as normal raised the next week's expectation at
-            // that hour, whose bins then taught the failures' dispersion fivefold (0.04
-            // to 0.22, hard seed 13) and the busy hours' step by a quarter, so the
-            // seed's outage that evening fell short of its page (`volume_drop` 3.5e-6
-            // over four bins; 4.0e-7 with the wave kept out). A source's series is
-            // judged over windows that reach back past its own bin (`distinct_users`),
-            // and is not held to this.
+            // that hour, whose bins then taught the noise: at that evening's outage the
+            // failures' dispersion was 0.29 (0.04 with the wave kept out, hard seed 13)
+            // and the busy hours' step 0.019 (0.015), and the outage fell short of its
+            // page (`volume_drop` 3.5e-6 over four bins; 4.0e-7 with the wave kept
+            // out). A source's series is judged over windows that reach back past its
+            // own bin (`distinct_users`), and is not held to this.
             let unusual = any_anomalous || (extreme && !facts.split);
             teach(s, rec, expected, unusual, facts, level);
         }
@@ -488,8 +488,8 @@ fn series_kind(split: bool, labels: &Labels) -> SeriesKind {
 
 /// Run every detector of the rule on one series' bin and step its lifecycle; notices go
 /// to `judged`. Returns whether any detector found the bin anomalous, whether any found
-/// it beyond its `p_value` whatever its other conditions said (see `teach`), and whether
-/// an alert of the series resolved.
+/// it beyond its `p_value` whatever its other conditions said (what the caller teaches
+/// depends on it), and whether an alert of the series resolved.
 fn judge_series(
     spec: &RuleSpec,
     ctx: &BinContext<'_>,
