@@ -223,20 +223,16 @@ impl RuleSpec {
         let mut r = RuleSpec::named(name);
         r.event_types = event_types.iter().map(|s| s.to_string()).collect();
         r.filter = filter;
-        let mut problems = Problems::default();
-        let table = serde_json::json!({
-            "windows": SIGNAL_WINDOWS,
-            "min_count": 10,
-            "window_min_ratio": 3.0,
-            "spread_over_users": !event_types.contains(&THREAT_DETECTED),
-            "spread_over_sources": true,
-            "pooled_rate": true,
-        });
-        let mut t = Table::new("", Some(&table), &mut problems);
-        r.detectors = vec![DetectorSpec::read(
+        r.detectors = vec![tuned(
             DetectorKind::FailureSpike,
-            &mut t,
-            &mut problems,
+            serde_json::json!({
+                "windows": SIGNAL_WINDOWS,
+                "min_count": 10,
+                "window_min_ratio": 3.0,
+                "spread_over_users": !event_types.contains(&THREAT_DETECTED),
+                "spread_over_sources": true,
+                "pooled_rate": true,
+            }),
         )];
         r
     }
@@ -317,10 +313,10 @@ impl RuleSpec {
         let mut r = RuleSpec::named("okta-sign-ins");
         for d in &mut r.detectors {
             if d.detector.kind() == DetectorKind::Flatline {
-                let mut problems = Problems::default();
-                let table = serde_json::json!({ "p_value": SIGN_INS_SILENCE_P });
-                let mut t = Table::new("", Some(&table), &mut problems);
-                *d = DetectorSpec::read(DetectorKind::Flatline, &mut t, &mut problems);
+                *d = tuned(
+                    DetectorKind::Flatline,
+                    serde_json::json!({ "p_value": SIGN_INS_SILENCE_P }),
+                );
             }
         }
         r
@@ -380,22 +376,17 @@ impl RuleSpec {
         // Spans of up to two hours: a long gap on a quiet evening adds up evidence (a
         // gap of 2.5 hours right after the warm-up, on a Sunday evening, held 15 events
         // an hour and one hour of it was not enough without a level to go by, seed 7).
-        let mut problems = Problems::default();
-        let table = serde_json::json!({
-            "bins": SESSIONS_SILENCE_BINS,
-            "p_value": SESSIONS_SILENCE_P,
-        });
-        let mut t = Table::new("", Some(&table), &mut problems);
         r.detectors = vec![
-            DetectorSpec::read(DetectorKind::Flatline, &mut t, &mut problems),
-            DetectorSpec::read(
+            tuned(
+                DetectorKind::Flatline,
+                serde_json::json!({
+                    "bins": SESSIONS_SILENCE_BINS,
+                    "p_value": SESSIONS_SILENCE_P,
+                }),
+            ),
+            tuned(
                 DetectorKind::VolumeDrop,
-                &mut Table::new(
-                    "",
-                    Some(&serde_json::json!({ "min_peak_share": SESSIONS_DROP_PEAK_SHARE })),
-                    &mut problems,
-                ),
-                &mut problems,
+                serde_json::json!({ "min_peak_share": SESSIONS_DROP_PEAK_SHARE }),
             ),
         ];
         r
@@ -445,19 +436,23 @@ impl RuleSpec {
         // minutes apart, so a person's two mistaken denials in an hour page no more
         // often than before (twelve bins paged one more such person on the tuned
         // seeds). An hour without a push resolves, as before.
-        let mut problems = Problems::default();
-        let table = serde_json::json!({
-            "window": 11,
-            "bins_to_resolve": 12,
-        });
-        let mut t = Table::new("", Some(&table), &mut problems);
-        r.detectors = vec![DetectorSpec::read(
+        r.detectors = vec![tuned(
             DetectorKind::PushFatigue,
-            &mut t,
-            &mut problems,
+            serde_json::json!({
+                "window": 11,
+                "bins_to_resolve": 12,
+            }),
         )];
         r
     }
+}
+
+/// A detector of `kind` with the built-in `settings` (as a config's table of it would
+/// give them; the settings are the project's own and read without a problem).
+fn tuned(kind: DetectorKind, settings: serde_json::Value) -> DetectorSpec {
+    let mut problems = Problems::default();
+    let mut t = Table::new("", Some(&settings), &mut problems);
+    DetectorSpec::read(kind, &mut t, &mut problems)
 }
 
 /// The detectors a rule gets when it names none. A split rule's series are sparse
