@@ -7,7 +7,8 @@ The data are fetched, not bundled: take `data/realTweets/Twitter_volume_*.csv` a
 shape `authpulse backtest` reads (`timestamp,value`, 5-minute rows).
 
 For every series this runs `authpulse backtest --events <csv> --alerts-out <tmp>` with
-the built-in config (or `--config`), counts the firing notices (pages), divides by the
+the built-in config (or `--config`), counts the pages (firing notices, once per detector
+and bin: the built-in rules that take plain counts each judge the series), divides by the
 days judged (the series' span less the warm-up the backtest reports, two days by
 default), and counts NAB's labelled windows with at least one page whose bin starts
 inside the window. It prints a Markdown table, one row per series, and a total row.
@@ -65,7 +66,15 @@ def pages_of(binary, config, path):
     with open(alerts_path) as f:
         alerts = [json.loads(line) for line in f if line.strip()]
     os.unlink(alerts_path)
-    return [a for a in alerts if a.get("status") == "firing"]
+    # Every built-in rule that takes plain counts judges the same series, so one burst
+    # can page on several rules: a page is counted once per detector and bin.
+    seen, pages = set(), []
+    for a in alerts:
+        key = (a.get("detector"), a.get("bin_start"))
+        if a.get("status") == "firing" and key not in seen:
+            seen.add(key)
+            pages.append(a)
+    return pages
 
 
 def main():
