@@ -369,39 +369,33 @@ mod tests {
         assert!(f.anomalous && f.window_bins > 1, "{f:?}");
     }
 
+    /// An hour in which 32 people a quarter-hour fail once each where 5 failures of 100
+    /// sign-ins are usual, `total` attempts a quarter-hour in all.
+    fn hour_of_failures(total: u32) -> Finding {
+        let mut h = History::new(16);
+        for b in 90..97 {
+            h.push(b, record(100, 5, 5, 100.0, 5.0));
+        }
+        for b in 97..100 {
+            h.push(b, record(total, 32, 32, 100.0, 5.0));
+        }
+        let mut c = counts(u64::from(total), u64::from(total) - 32, 32);
+        c.failed_users = 32;
+        let mut cx = ctx(&h, c, Some(expected(100.0, 95.0, 5.0)));
+        cx.bin = 100;
+        cx.dispersion.failure = 0.3;
+        det().evaluate(&cx).unwrap()
+    }
+
     #[test]
     fn a_reset_wave_raises_the_share_for_an_hour_without_a_window_page() {
         // Forced password resets: each person fails once with the old password, then
         // gets in. A quarter of the attempts fail for an hour where a twentieth do, from
         // as many accounts, while the successes run as usual.
-        let mut h = History::new(16);
-        for b in 90..97 {
-            h.push(b, record(100, 5, 5, 100.0, 5.0));
-        }
-        for b in 97..100 {
-            h.push(b, record(130, 32, 32, 100.0, 5.0));
-        }
-        let mut c = counts(130, 98, 32);
-        c.failed_users = 32;
-        let mut cx = ctx(&h, c, Some(expected(100.0, 95.0, 5.0)));
-        cx.bin = 100;
-        cx.dispersion.failure = 0.3;
-        let f = det().evaluate(&cx).unwrap();
+        let f = hour_of_failures(130);
         assert!(!f.anomalous, "{f:?}");
         // The same failures with the successes gone: an outage, which pages.
-        let mut h = History::new(16);
-        for b in 90..97 {
-            h.push(b, record(100, 5, 5, 100.0, 5.0));
-        }
-        for b in 97..100 {
-            h.push(b, record(40, 32, 32, 100.0, 5.0));
-        }
-        let mut c = counts(40, 8, 32);
-        c.failed_users = 32;
-        let mut cx = ctx(&h, c, Some(expected(100.0, 95.0, 5.0)));
-        cx.bin = 100;
-        cx.dispersion.failure = 0.3;
-        let f = det().evaluate(&cx).unwrap();
+        let f = hour_of_failures(40);
         assert!(f.anomalous, "{f:?}");
     }
 
