@@ -49,7 +49,7 @@ impl Expected {
     /// failure in ten attempts did) put the null below the true share on a quiet series
     /// that often fails, and its quiet bins paged at five times the configured rate.
     pub fn failure_share(&self) -> f64 {
-        (self.failure + 0.5) / (self.total + 1.0)
+        failure_share(self.failure, self.total)
     }
 
     pub fn success_share(&self) -> f64 {
@@ -79,6 +79,13 @@ impl Expected {
             Basis::HourOfWeek | Basis::TimeOfDay => n / 3.0 * 9.0 * w / (9.0 * w - 8.0),
         }
     }
+}
+
+/// The share of `total` expected attempts that `failure` expected failures make, with
+/// half a failure in one attempt added (see [`Expected::failure_share`]): also what a
+/// window of bins expects, from its summed expectations.
+pub fn failure_share(failure: f64, total: f64) -> f64 {
+    (failure + 0.5) / (total + 1.0)
 }
 
 /// Which history an expectation came from.

@@ -40,6 +40,8 @@
 
 use std::sync::Arc;
 
+use super::baseline::failure_share;
+use super::spike::window_dispersion;
 use super::{
     read_p_value, read_positive, severity_from, BinContext, Detector, DetectorKind, Finding,
 };
@@ -79,24 +81,14 @@ impl FailureRatio {
         }
     }
 
-    /// The baseline share of `expected_failure` in `expected_total` (half a failure in one
-    /// attempt added, as [`super::baseline::Expected::failure_share`] does).
-    fn share(expected_failure: f64, expected_total: f64) -> f64 {
-        (expected_failure + 0.5) / (expected_total + 1.0)
-    }
-
     /// Judge one window's sums, tested at `p_threshold`.
     fn judge(&self, s: &Sums, phi: f64, p_threshold: f64) -> Finding {
-        let base = Self::share(s.e_failure, s.e_total);
+        let base = failure_share(s.e_failure, s.e_total);
         // Real traffic is noisier than a binomial; inflating the null share by the
         // learned dispersion keeps a busy, slightly-worse-than-usual hour from paging.
         // Over a window the dispersion of the summed failures is that of a sum of
         // independent negative binomials (see `failure_spike`).
-        let phi_w = if s.e_failure > 0.0 {
-            phi * s.e_failure_sq / (s.e_failure * s.e_failure)
-        } else {
-            phi
-        };
+        let phi_w = window_dispersion(phi, s.e_failure, s.e_failure_sq);
         let null = (base * (1.0 + 2.0 * phi_w.sqrt())).min(0.99);
         let p_value = binomial_upper_tail(s.failure, s.total, null);
         let share = if s.total > 0 {
@@ -181,6 +173,35 @@ struct Sums {
     raised: u32,
 }
 
+impl Sums {
+    /// Add one bin: `failure` of `total` attempts failed, from `failed_users` accounts,
+    /// where `e_failure` of `e_total` were expected (`seasonal_total` attempts before the
+    /// level factor); `raised` when the bin's own share was. The current bin comes as
+    /// counts and an `f64` expectation, the earlier ones as records: plain numbers serve
+    /// both.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        failure: u64,
+        total: u64,
+        failed_users: u64,
+        e_failure: f64,
+        e_total: f64,
+        seasonal_total: f64,
+        raised: bool,
+    ) {
+        self.bins += 1;
+        self.failure += failure;
+        self.total += total;
+        self.failed_users += failed_users;
+        self.e_failure += e_failure;
+        self.e_failure_sq += e_failure * e_failure;
+        self.e_total += e_total;
+        self.e_success_seasonal += seasonal_success(e_total, e_failure, seasonal_total);
+        self.raised += u32::from(raised);
+    }
+}
+
 impl Detector for FailureRatio {
     fn kind(&self) -> DetectorKind {
         DetectorKind::FailureRatio
@@ -216,20 +237,20 @@ impl Detector for FailureRatio {
         // Whether a bin's own share is raised (at least `min_ratio` times its baseline's).
         let raised = |failure: u64, total: u64, e_failure: f64, e_total: f64| {
             total > 0
-                && failure as f64 >= self.min_ratio * Self::share(e_failure, e_total) * total as f64
+                && failure as f64
+                    >= self.min_ratio * failure_share(e_failure, e_total) * total as f64
         };
         let hot = raised(c.failure, c.total, e.failure, e.total);
-        let mut sums = Sums {
-            bins: 1,
-            failure: c.failure,
-            total: c.total,
-            failed_users: c.failed_users,
-            e_failure: e.failure,
-            e_failure_sq: e.failure * e.failure,
-            e_total: e.total,
-            e_success_seasonal: seasonal_success(e.total, e.failure, e.seasonal_total),
-            raised: u32::from(hot),
-        };
+        let mut sums = Sums::default();
+        sums.add(
+            c.failure,
+            c.total,
+            c.failed_users,
+            e.failure,
+            e.total,
+            e.seasonal_total,
+            hot,
+        );
         let first = self.judge(&sums, phi, p_threshold);
         if first.anomalous || self.windows.len() <= 1 || !hot {
             return Some(first);
@@ -248,15 +269,15 @@ impl Detector for FailureRatio {
                 };
                 let (ef, et) = (f64::from(r.expected_failure), f64::from(r.expected_total));
                 let (failure, total) = (u64::from(r.failure), u64::from(r.total));
-                sums.bins += 1;
-                sums.failure += failure;
-                sums.total += total;
-                sums.failed_users += u64::from(r.failed_users);
-                sums.e_failure += ef;
-                sums.e_failure_sq += ef * ef;
-                sums.e_total += et;
-                sums.e_success_seasonal += seasonal_success(et, ef, f64::from(r.seasonal_total));
-                sums.raised += u32::from(raised(failure, total, ef, et));
+                sums.add(
+                    failure,
+                    total,
+                    u64::from(r.failed_users),
+                    ef,
+                    et,
+                    f64::from(r.seasonal_total),
+                    raised(failure, total, ef, et),
+                );
             }
             let f = self.judge(&sums, phi, p_threshold);
             if f.anomalous && best.as_ref().is_none_or(|b| f.p_value < b.p_value) {

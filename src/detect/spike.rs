@@ -134,6 +134,16 @@ fn prior_mean(ctx: &BinContext<'_>, metric: SpikeMetric, w: u32) -> f64 {
     f64::from(w) * sum / bins.max(1.0)
 }
 
+/// The dispersion of a window's sum of independent negative binomials with means summing
+/// to `mean` (their squares to `mean_sq`), each of dispersion `phi` (see the module docs).
+pub(crate) fn window_dispersion(phi: f64, mean: f64, mean_sq: f64) -> f64 {
+    if mean > 0.0 {
+        phi * mean_sq / (mean * mean)
+    } else {
+        phi
+    }
+}
+
 /// Extra accounts per extra failure an attack on passwords brings (see `judge`).
 pub(crate) const SPREAD: f64 = 0.7;
 
@@ -229,11 +239,7 @@ impl CountSpike {
     ) -> Finding {
         let mean = sums.mean;
         // Dispersion of a sum of independent negative binomials (see the module docs).
-        let phi_w = if mean > 0.0 {
-            phi * sums.mean_sq / (mean * mean)
-        } else {
-            phi
-        };
+        let phi_w = window_dispersion(phi, mean, sums.mean_sq);
         let model = match rate {
             Rate::Seasonal { copies, prior_mean } => predictive(mean, phi_w, copies, prior_mean),
             Rate::Pooled(pool, bin) => pool.model(bin, w, phi),
