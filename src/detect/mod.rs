@@ -136,6 +136,26 @@ pub struct Finding {
     pub evidence_bins: u32,
 }
 
+impl Finding {
+    /// Whether this bin itself lies outside the band of normal values, on the side
+    /// `kind` pages on (a rebound after an outage is no reason to hold a drop's alert
+    /// open): such a bin does not resolve an open alert (the alert lifecycle's
+    /// `Reading::OffBand`). Only the tests of a rule's totals on this bin alone: a
+    /// window's sum carries the bins before it, and the per-source tests and
+    /// `distributed_spraying` count trailing windows that hold an attack's sources for
+    /// hours after it ends, and resolve after a run of quiet bins by design.
+    pub fn off_band(&self, kind: DetectorKind) -> bool {
+        if self.window_bins != 1 || !DetectorKind::TOTALS.contains(&kind) {
+            return false;
+        }
+        if kind.pages_low() {
+            self.observed < self.lower
+        } else {
+            self.observed > self.upper
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -255,6 +275,15 @@ impl DetectorKind {
 
     pub fn from_name(name: &str) -> Option<DetectorKind> {
         DetectorKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether this detector pages when a value falls (a drop, a silence) rather than
+    /// when it rises.
+    pub fn pages_low(self) -> bool {
+        matches!(
+            self,
+            DetectorKind::SuccessDrop | DetectorKind::VolumeDrop | DetectorKind::Flatline
+        )
     }
 
     /// When a run of anomalous bins becomes a page, by default. A failure spike pages on
@@ -476,6 +505,32 @@ mod tests {
     use super::*;
     use crate::series::BinRecord;
     use proptest::prelude::*;
+
+    #[test]
+    fn off_band_is_this_bin_beyond_the_side_a_detector_pages_on() {
+        let f = |observed: f64, window_bins: u32| Finding {
+            anomalous: false,
+            observed,
+            expected: 10.0,
+            lower: 5.0,
+            upper: 15.0,
+            p_value: 0.5,
+            severity: Severity::Warning,
+            measure: "m",
+            window_bins,
+            evidence_bins: 1,
+        };
+        assert!(f(16.0, 1).off_band(DetectorKind::FailureRatio));
+        assert!(!f(15.0, 1).off_band(DetectorKind::FailureRatio));
+        // A drop's alert is not held by a rebound, only by a bin still below the band.
+        assert!(!f(16.0, 1).off_band(DetectorKind::VolumeDrop));
+        assert!(f(4.0, 1).off_band(DetectorKind::VolumeDrop));
+        assert!(!f(4.0, 1).off_band(DetectorKind::FailureSpike));
+        // A window's sum, and the trailing windows of the per-source tests, do not hold.
+        assert!(!f(16.0, 4).off_band(DetectorKind::FailureRatio));
+        assert!(!f(16.0, 1).off_band(DetectorKind::DistinctUsers));
+        assert!(!f(16.0, 16).off_band(DetectorKind::DistributedSpraying));
+    }
 
     proptest! {
         /// What `quiet_on_empty_bin` promises: whatever the history, the expectation and

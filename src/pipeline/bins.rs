@@ -244,6 +244,45 @@ mod tests {
         );
     }
 
+    /// An outage pages; then every sign-in still fails, but there are too few of them
+    /// for a bin to prove it (`failure_ratio`'s floors). The alert stays open — the
+    /// share is still far outside its band — and those bins are not learned as normal;
+    /// it resolves once the share is back.
+    #[test]
+    fn an_open_alert_holds_while_its_bins_stay_off_the_band() {
+        let mut p = Pipeline::new(vec![rule()]);
+        let mut out = Vec::new();
+        steady(&mut p, 0..(3 * 96), &mut out);
+        let b = 3 * 96;
+        for bin in b..b + 2 {
+            p.observe(RuleId(0), BinIndex(bin), Labels::new(), c(100, 100));
+            p.close_through(RuleId(0), BinIndex(bin + 1), &mut out);
+        }
+        let ratio = |out: &[Alert], status: Status| {
+            out.iter()
+                .filter(|a| a.detector == "failure_ratio" && a.status == status)
+                .count()
+        };
+        assert_eq!(ratio(&out, Status::Firing), 1, "{out:#?}");
+        out.clear();
+        for bin in b + 2..b + 8 {
+            p.observe(RuleId(0), BinIndex(bin), Labels::new(), c(6, 6));
+            p.close_through(RuleId(0), BinIndex(bin + 1), &mut out);
+        }
+        assert_eq!(
+            ratio(&out, Status::Resolved),
+            0,
+            "resolved at 100 % failing: {out:#?}"
+        );
+        let s = p.rules[0].series.get(&Labels::new()).expect("the series");
+        for bin in b + 2..b + 8 {
+            let rec = s.history.get(bin).expect("the bin");
+            assert!(rec.anomalous, "an off-band bin was learned: {rec:?}");
+        }
+        steady(&mut p, (b + 8)..(b + 10), &mut out);
+        assert_eq!(ratio(&out, Status::Resolved), 1, "{out:#?}");
+    }
+
     #[test]
     fn silence_is_zero_filled_and_flatlines() {
         let mut p = Pipeline::new(vec![rule()]);

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::lifecycle::{Lifecycle, Transition};
+use super::lifecycle::{Lifecycle, Reading, Transition};
 use super::series_state::{Fingerprints, SeriesState};
 use super::sprayers::Sprayers;
 use super::storm::StormGuard;
@@ -253,7 +253,7 @@ impl RuleEngine {
                 continue;
             }
             let record_verdicts = observer.is_some().then_some(&mut verdicts);
-            let (any_anomalous, extreme, resolved) = judge_series(
+            let verdict = judge_series(
                 &self.spec,
                 &ctx,
                 &mut s.fingerprints,
@@ -262,12 +262,12 @@ impl RuleEngine {
                 &mut judged,
                 record_verdicts,
             );
-            s.may_hold_alert |= any_anomalous;
+            s.may_hold_alert |= verdict.anomalous;
             if let Some((rule, o)) = observer.as_mut() {
                 o.series_bin(crate::series::RuleId(*rule), labels, &ctx, &verdicts);
                 verdicts.clear();
             }
-            if resolved {
+            if verdict.resolved {
                 s.evidence_since = bin + 1;
             }
             // A totals bin beyond a detector's p-value that a guard let pass (a reset
@@ -279,8 +279,8 @@ impl RuleEngine {
             // and the busy hours' step 0.019 (0.015), and the outage fell short of its
             // page (`volume_drop` 3.5e-6 over four bins; 4.0e-7 with the wave kept
             // out). A source's series is judged over windows that reach back past its
-            // own bin (`distinct_users`), and is not held to this.
-            let unusual = any_anomalous || (extreme && !facts.split);
+            // own bin (`distinct_users`), and is not held to this. Nor is a held bin.
+            let unusual = verdict.anomalous || verdict.held || (verdict.extreme && !facts.split);
             teach(s, rec, expected, unusual, facts, level);
         }
         judged
@@ -486,10 +486,25 @@ fn series_kind(split: bool, labels: &Labels) -> SeriesKind {
     s
 }
 
+/// What the detectors of a rule said of one series' bin, taken together.
+#[derive(Default)]
+struct SeriesBin {
+    /// Some detector found the bin anomalous.
+    anomalous: bool,
+    /// Some detector found it beyond its `p_value`, whatever its other conditions said.
+    extreme: bool,
+    /// An alert of the series resolved.
+    resolved: bool,
+    /// An open alert of the series was held: the bin is off its band (see
+    /// [`Reading::OffBand`]). Such a bin is not taught either: an outage's bins that
+    /// no longer prove it on their own would teach the noise and the season the
+    /// outage (outside seed 17: the expected failure share rose from 0.2 to 0.4
+    /// within 45 minutes of every sign-in failing).
+    held: bool,
+}
+
 /// Run every detector of the rule on one series' bin and step its lifecycle; notices go
-/// to `judged`. Returns whether any detector found the bin anomalous, whether any found
-/// it beyond its `p_value` whatever its other conditions said (what the caller teaches
-/// depends on it), and whether an alert of the series resolved.
+/// to `judged`. What the caller teaches depends on what it returns.
 fn judge_series(
     spec: &RuleSpec,
     ctx: &BinContext<'_>,
@@ -498,34 +513,36 @@ fn judge_series(
     lifecycle: &mut Lifecycle,
     judged: &mut Judged,
     mut verdicts: Option<&mut Vec<Verdict>>,
-) -> (bool, bool, bool) {
+) -> SeriesBin {
     let bin_start_ms = ctx.bin * ctx.bin_ms;
-    let mut any_anomalous = false;
-    let mut extreme = false;
-    let mut resolved = false;
+    let mut seen = SeriesBin::default();
     for (i, d) in spec.detectors.iter().enumerate() {
         let finding = d.detector.evaluate(ctx);
         let anomalous = finding.as_ref().is_some_and(|f| f.anomalous);
-        any_anomalous |= anomalous;
-        extreme |= finding
+        seen.anomalous |= anomalous;
+        seen.extreme |= finding
             .as_ref()
             .zip(d.detector.p_value())
             .is_some_and(|(f, p)| f.p_value <= p);
         judged.anomalous_series[i] += usize::from(anomalous);
-        let verdict = finding.as_ref().map(|f| f.anomalous);
+        let off_band = |f: &Finding| f.off_band(d.detector.kind());
+        let reading = finding
+            .as_ref()
+            .map(|f| Reading::of(f.anomalous, off_band(f)));
         // The fingerprint only when the lifecycle may hold state for it (hashing it is
         // most of a quiet series' cost).
-        let transition = match verdict {
+        let transition = match reading {
             None => Transition::Quiet,
-            Some(false) if lifecycle.is_empty() => Transition::Quiet,
+            Some(r) if r != Reading::Anomalous && lifecycle.is_empty() => Transition::Quiet,
             Some(_) => lifecycle.step(
                 fingerprints.get(spec, labels, i),
                 &d.fire,
                 bin_start_ms,
-                verdict,
+                reading,
                 finding.as_ref().map_or(1, |f| f.evidence_bins),
             ),
         };
+        seen.held |= transition == Transition::Held;
         if let Some(v) = verdicts.as_deref_mut() {
             v.push(Verdict {
                 finding: finding.clone(),
@@ -533,12 +550,12 @@ fn judge_series(
             });
         }
         let (status, started_ms) = match transition {
-            Transition::Quiet => continue,
+            Transition::Quiet | Transition::Held => continue,
             Transition::Fire { started_ms } | Transition::Repeat { started_ms } => {
                 (Status::Firing, started_ms)
             }
             Transition::Resolve { started_ms } => {
-                resolved = true;
+                seen.resolved = true;
                 (Status::Resolved, started_ms)
             }
         };
@@ -560,5 +577,5 @@ fn judge_series(
             });
         }
     }
-    (any_anomalous, extreme, resolved)
+    seen
 }

@@ -10,6 +10,15 @@
 //!   firing ──(bins_to_resolve normal bins in a row)──▶ inactive ──▶ notify "resolved"
 //! ```
 //!
+//! "Normal" means back inside the band the alert calls normal, not merely short of
+//! proof: an open alert is held through bins that are no longer anomalous but still
+//! outside that band ([`Reading::OffBand`]). A detector's test weighs a bin against
+//! the noise it learned, and an outage's own first bins teach it noise; outside
+//! traffic seed 17's alert ("every sign-in fails") resolved "back to normal" 30
+//! minutes into a 65-minute outage, at 100 % failing, because 8 failures of 8 no
+//! longer proved anything on their own (p 0.03) — while the band still said at most
+//! 60 %.
+//!
 //! Time here is bin time, never the wall clock, so a backtest and the live daemon over the
 //! same events make the same decisions. A bin the detector could not judge (`None`) or
 //! the source could not read changes nothing.
@@ -31,6 +40,32 @@ pub enum Transition {
     Repeat { started_ms: i64 },
     /// Back to normal.
     Resolve { started_ms: i64 },
+    /// Still firing: this bin is outside the normal band though not anomalous; nothing
+    /// to send, and the bin is no evidence of normal traffic.
+    Held,
+}
+
+/// What one judged bin says to an alert's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Inside the band of normal values: counts towards resolving an open alert.
+    Normal,
+    /// Not anomalous, yet outside the band of normal values: holds an open alert open
+    /// (without paging again); otherwise the same as `Normal`.
+    OffBand,
+    Anomalous,
+}
+
+impl Reading {
+    /// The reading of a bin a detector found `anomalous` or not, and `off_band` or not
+    /// (see [`crate::detect::DetectorKind::off_band`]).
+    pub fn of(anomalous: bool, off_band: bool) -> Reading {
+        match (anomalous, off_band) {
+            (true, _) => Reading::Anomalous,
+            (false, true) => Reading::OffBand,
+            (false, false) => Reading::Normal,
+        }
+    }
 }
 
 /// The state of one fingerprint. Serializable: the daemon persists it so a restart does
@@ -62,12 +97,13 @@ impl Transition {
             Transition::Fire { .. } => Mark::Fire,
             Transition::Repeat { .. } => Mark::Repeat,
             Transition::Resolve { .. } => Mark::Resolve,
+            Transition::Held => Mark::None,
         }
     }
 }
 
 impl Lifecycle {
-    /// Feed one bin's verdict (`None`: not judged) for `fingerprint`. `evidence_bins` is
+    /// Feed one bin's reading (`None`: not judged) for `fingerprint`. `evidence_bins` is
     /// how many bins, this one and those before it, an anomalous verdict stands for
     /// (`Finding::evidence_bins`): they count as that many anomalous bins towards
     /// `bins_to_fire`, since the detector's test already pooled them (a partial outage
@@ -78,12 +114,13 @@ impl Lifecycle {
         fingerprint: &str,
         policy: &FirePolicy,
         bin_start_ms: i64,
-        anomalous: Option<bool>,
+        reading: Option<Reading>,
         evidence_bins: u32,
     ) -> Transition {
-        let Some(anomalous) = anomalous else {
+        let Some(reading) = reading else {
             return Transition::Quiet;
         };
+        let anomalous = reading == Reading::Anomalous;
         if !anomalous && (self.states.is_empty() || !self.states.contains_key(fingerprint)) {
             // The common case: nothing going on. Keep no state for it.
             return Transition::Quiet;
@@ -113,6 +150,9 @@ impl Lifecycle {
                 } else {
                     Transition::Quiet
                 }
+            } else if reading == Reading::OffBand {
+                st.normal_run = 0;
+                Transition::Held
             } else {
                 st.normal_run += 1;
                 if st.normal_run >= policy.bins_to_resolve {
@@ -185,6 +225,9 @@ mod tests {
     use std::time::Duration;
 
     const BIN: i64 = 900_000;
+    const A: Option<Reading> = Some(Reading::Anomalous);
+    const N: Option<Reading> = Some(Reading::Normal);
+    const O: Option<Reading> = Some(Reading::OffBand);
 
     fn policy(m: u32, n: u32) -> FirePolicy {
         FirePolicy {
@@ -195,7 +238,7 @@ mod tests {
         }
     }
 
-    fn run(p: &FirePolicy, verdicts: &[Option<bool>]) -> Vec<Transition> {
+    fn run(p: &FirePolicy, verdicts: &[Option<Reading>]) -> Vec<Transition> {
         let mut l = Lifecycle::default();
         verdicts
             .iter()
@@ -206,7 +249,7 @@ mod tests {
 
     #[test]
     fn two_of_three_fires_on_the_second_anomalous_bin() {
-        let t = run(&policy(2, 3), &[Some(true), Some(false), Some(true)]);
+        let t = run(&policy(2, 3), &[A, N, A]);
         assert_eq!(t[0], Transition::Quiet);
         assert_eq!(t[1], Transition::Quiet);
         assert_eq!(t[2], Transition::Fire { started_ms: 0 });
@@ -217,45 +260,29 @@ mod tests {
         let p = policy(2, 3);
         // One anomalous verdict that pooled three bins fires at once...
         let mut l = Lifecycle::default();
-        assert_eq!(
-            l.step("w", &p, 0, Some(true), 3),
-            Transition::Fire { started_ms: 0 }
-        );
+        assert_eq!(l.step("w", &p, 0, A, 3), Transition::Fire { started_ms: 0 });
         // ...one that stands for its own bin does not...
         let mut l = Lifecycle::default();
-        assert_eq!(l.step("b", &p, 0, Some(true), 1), Transition::Quiet);
+        assert_eq!(l.step("b", &p, 0, A, 1), Transition::Quiet);
         // ...and a window longer than `bins_window` counts no more than the window.
         let mut l = Lifecycle::default();
         assert_eq!(
-            l.step("x", &policy(4, 4), 0, Some(true), 9),
+            l.step("x", &policy(4, 4), 0, A, 9),
             Transition::Fire { started_ms: 0 }
         );
-        assert_eq!(
-            l.step("y", &policy(4, 5), 0, Some(true), 3),
-            Transition::Quiet
-        );
+        assert_eq!(l.step("y", &policy(4, 5), 0, A, 3), Transition::Quiet);
     }
 
     #[test]
     fn isolated_blips_do_not_fire() {
-        let t = run(
-            &policy(2, 3),
-            &[
-                Some(true),
-                Some(false),
-                Some(false),
-                Some(true),
-                Some(false),
-                Some(false),
-            ],
-        );
+        let t = run(&policy(2, 3), &[A, N, N, A, N, N]);
         assert!(t.iter().all(|x| *x == Transition::Quiet), "{t:?}");
     }
 
     #[test]
     fn repeats_after_interval_and_resolves_once() {
-        let mut v = vec![Some(true); 6];
-        v.extend([Some(false), Some(false), Some(false)]);
+        let mut v = vec![A; 6];
+        v.extend([N, N, N]);
         let t = run(&policy(1, 1), &v);
         assert_eq!(t[0], Transition::Fire { started_ms: 0 });
         assert_eq!(t[1..4], [Transition::Quiet; 3]);
@@ -267,11 +294,29 @@ mod tests {
     }
 
     #[test]
+    fn an_open_alert_is_held_while_its_bins_stay_off_the_band() {
+        // Fires, then four bins no longer anomalous but still outside the band, then
+        // normal: it resolves only after two normal bins in a row, and an off-band bin
+        // between two normal ones starts the count again.
+        let t = run(&policy(1, 1), &[A, O, O, N, O, O, N, N]);
+        assert_eq!(t[0], Transition::Fire { started_ms: 0 });
+        assert_eq!(t[1..3], [Transition::Held; 2]);
+        assert_eq!(t[3], Transition::Quiet);
+        assert_eq!(t[4..6], [Transition::Held; 2]);
+        assert_eq!(t[6], Transition::Quiet);
+        assert_eq!(t[7], Transition::Resolve { started_ms: 0 });
+        // Off the band is no evidence of an attack either: it neither fires nor repeats.
+        let t = run(&policy(1, 1), &[O, O, O, O, O, O]);
+        assert!(t.iter().all(|x| *x == Transition::Quiet), "{t:?}");
+        let mut v = vec![A];
+        v.extend([O; 8]);
+        let t = run(&policy(1, 1), &v);
+        assert!(t[1..].iter().all(|x| *x == Transition::Held), "{t:?}");
+    }
+
+    #[test]
     fn unjudged_bins_change_nothing() {
-        let t = run(
-            &policy(1, 1),
-            &[Some(true), None, None, Some(false), None, Some(false)],
-        );
+        let t = run(&policy(1, 1), &[A, None, None, N, None, N]);
         assert_eq!(t[0], Transition::Fire { started_ms: 0 });
         assert_eq!(t[5], Transition::Resolve { started_ms: 0 });
         assert!(t[1..5].iter().all(|x| *x == Transition::Quiet));
@@ -281,14 +326,14 @@ mod tests {
     fn state_is_dropped_when_idle() {
         let mut l = Lifecycle::default();
         let p = policy(2, 3);
-        l.step("a", &p, 0, Some(true), 1);
+        l.step("a", &p, 0, A, 1);
         assert_eq!(l.states.len(), 1);
         for i in 1..4 {
-            l.step("a", &p, i * BIN, Some(false), 1);
+            l.step("a", &p, i * BIN, N, 1);
         }
         assert!(l.states.is_empty());
         assert_eq!(l.firing_count(), 0);
-        l.step("b", &p, 0, Some(true), 1);
+        l.step("b", &p, 0, A, 1);
         assert!(l.holds_any(["a", "b"].into_iter()));
         assert!(!l.holds_any(["a"].into_iter()));
     }
@@ -319,7 +364,7 @@ mod tests {
                 if q.bin >= 8 && f.is_some() {
                     judged += 1;
                     let evidence = f.as_ref().map_or(1, |f| f.evidence_bins);
-                    let t = l.step("q", &policy, q.bin * BIN, f.as_ref().map(|f| f.anomalous), evidence);
+                    let t = l.step("q", &policy, q.bin * BIN, f.as_ref().map(|f| Reading::of(f.anomalous, false)), evidence);
                     fires += u32::from(matches!(t, Transition::Fire { .. }));
                 }
                 h.push(q.bin, quiet_record(&q, anomalous));

@@ -88,7 +88,7 @@ impl BinTrace {
                 m.band = Some((f.lower, f.upper));
                 m.anomalous = f.anomalous;
             }
-            if v.transition != Transition::Quiet {
+            if !matches!(v.transition, Transition::Quiet | Transition::Held) {
                 marks.push((*kind, v.transition.mark()));
             }
         }

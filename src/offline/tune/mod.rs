@@ -44,6 +44,8 @@ pub struct Point {
     /// How many bins an anomalous verdict stands for in the lifecycle
     /// (`Finding::evidence_bins`, at most 64).
     pub evidence_bins: u8,
+    /// The bin lies outside its band (`Finding::off_band`): it holds an open alert.
+    pub off_band: bool,
     pub mark: Mark,
 }
 
@@ -251,6 +253,11 @@ impl Observer for Recorder {
                     anomalous: f.anomalous,
                     anomalous_loose,
                     evidence_bins: f.evidence_bins.min(64) as u8,
+                    off_band: info
+                        .spec
+                        .detectors
+                        .get(d)
+                        .is_some_and(|spec| f.off_band(spec.detector.kind())),
                     mark: v.transition.mark(),
                 }
             }));

@@ -449,6 +449,7 @@ mod tests {
             anomalous: false,
             anomalous_loose: false,
             evidence_bins: 1,
+            off_band: false,
             mark: Mark::None,
         };
         let points = [(0, None), (1, None), (2, Some(p)), (3, None), (4, Some(p))];

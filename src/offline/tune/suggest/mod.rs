@@ -14,7 +14,7 @@
 use crate::alert::rfc3339;
 use crate::detect::{DetectorKind, FirePolicy};
 use crate::offline::evaluate::GRACE_MS;
-use crate::pipeline::lifecycle::{Lifecycle, Transition};
+use crate::pipeline::lifecycle::{Lifecycle, Reading, Transition};
 use crate::simulate::Incident;
 
 mod table;
@@ -141,11 +141,12 @@ impl Ctx<'_> {
             let mut open: Option<usize> = None;
             for (i, (bin, pt)) in s.detector_points(self.d, self.detectors).enumerate() {
                 let verdict = pt.map(|pt| {
-                    pt.anomalous_loose
+                    let anomalous = pt.anomalous_loose
                         && pt.p_value <= p
                         && min_count.is_none_or(|m| {
                             floor_count(self.kind, &s.counts[i]).is_none_or(|c| c >= m)
-                        })
+                        });
+                    Reading::of(anomalous, pt.off_band)
                 });
                 let at = bin * self.bin_ms;
                 match (
