@@ -90,6 +90,26 @@ fn a_holiday_is_quiet_all_along_and_is_not() {
 }
 
 #[test]
+fn an_hour_before_short_of_three_quarters_of_its_season_is_no_normal_hour() {
+    // One continent on holiday: the hour before holds the other's traffic only, 0.6
+    // of the season, and the window where the absent continent's morning was due
+    // falls far below it. Not judged a drop; the same cliff after an hour at 0.8 is.
+    let judge = |ratio: f64| {
+        let h = history(100, ratio);
+        det()
+            .evaluate(&ctx(
+                &h,
+                counts(40, 36, 4),
+                Some(expected(400.0, 370.0, 30.0)),
+            ))
+            .unwrap()
+    };
+    let f = judge(0.6);
+    assert!(f.p_value < 1e-6 && !f.anomalous, "{f:?}");
+    assert!(judge(0.8).anomalous);
+}
+
+#[test]
 fn the_end_of_a_surge_is_not_a_drop() {
     // The level factor expects 1.8x the season; the season itself is met.
     let h = history(100, 1.8);
