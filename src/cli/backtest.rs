@@ -45,7 +45,8 @@ pub struct BacktestArgs {
     /// What --events holds (default: csv for a .csv or .csv.gz file, else ndjson).
     #[arg(long, value_enum)]
     pub format: Option<backtest::Format>,
-    /// Write alerts here as JSON lines instead of to stdout.
+    /// Write alerts here as JSON lines instead of to stdout (with --explain or
+    /// --suggest, the only way to keep them: stdout is theirs).
     #[arg(long)]
     pub alerts_out: Option<PathBuf>,
     /// Write a self-contained HTML page: per series, observed vs expected and the
@@ -106,7 +107,12 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
     // Maintenance windows apply to a replay as they would to the daemon.
     let (send, muted) = mute::apply(&cfg.mutes, std::mem::take(&mut outcome.alerts));
     outcome.alerts = send;
-    write_alerts(&outcome.alerts, args.alerts_out.as_ref())?;
+    // --explain and --suggest print for a person: the alerts' JSON lines on the same
+    // stdout would bury what was asked for, so without --alerts-out they are left out.
+    let alerts_kept = args.alerts_out.is_some() || (args.explain.is_none() && !args.suggest);
+    if alerts_kept {
+        write_alerts(&outcome.alerts, args.alerts_out.as_ref())?;
+    }
     let summary = backtest::summary(&outcome, &cfg.rules);
     out!("{summary}");
     if !muted.is_empty() {
@@ -117,6 +123,8 @@ pub fn run(args: BacktestArgs) -> Result<(), Failure> {
     }
     if let Some(path) = &args.alerts_out {
         out!("  alerts written to {}", path.display());
+    } else if !alerts_kept {
+        out!("  alerts not written (give --alerts-out FILE to keep them)");
     }
     if let (Some(path), Some(rec)) = (&args.report, &mut recorder) {
         rec.keep_marks_of(&outcome.alerts);

@@ -169,3 +169,37 @@ fn every_subcommand_has_help_with_an_example() {
         );
     }
 }
+
+#[test]
+fn explain_keeps_stdout_for_the_explanation() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/demo.ndjson.gz");
+    let span = "2026-11-14T17:00:00Z..2026-11-14T17:15:00Z";
+    let (code, out, err) = authpulse(&["backtest", "--events", sample, "--explain", span]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.lines().any(|l| l.starts_with('{')),
+        "alert JSON mixed into the explanation:\n{out}"
+    );
+    assert!(out.contains("Sat 14 Nov 17:00 okta-sign-ins"), "{out}");
+    assert!(
+        out.contains("alerts not written (give --alerts-out FILE"),
+        "{out}"
+    );
+    // With --alerts-out the alerts are kept, in the file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = dir.path().join("alerts.jsonl");
+    let path = alerts.display().to_string();
+    let (code, out, err) = authpulse(&[
+        "backtest",
+        "--events",
+        sample,
+        "--explain",
+        span,
+        "--alerts-out",
+        &path,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.lines().any(|l| l.starts_with('{')), "{out}");
+    let written = std::fs::read_to_string(&alerts).expect("the alerts file");
+    assert!(written.lines().count() > 0 && written.lines().all(|l| l.starts_with('{')));
+}
