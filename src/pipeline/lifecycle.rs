@@ -58,7 +58,7 @@ pub enum Reading {
 
 impl Reading {
     /// The reading of a bin a detector found `anomalous` or not, and `off_band` or not
-    /// (see [`crate::detect::DetectorKind::off_band`]).
+    /// (see [`crate::detect::Finding::off_band`]).
     pub fn of(anomalous: bool, off_band: bool) -> Reading {
         match (anomalous, off_band) {
             (true, _) => Reading::Anomalous,
