@@ -217,7 +217,13 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(12))]
+        #![proptest_config(ProptestConfig {
+            cases: 12,
+            // A rate estimated from a few dozen pages: fixed draws, see
+            // `detect::spike::tests::quiet_traffic_pages_at_about_the_configured_rate`.
+            rng_seed: proptest::test_runner::RngSeed::Fixed(15),
+            ..ProptestConfig::default()
+        })]
         /// Quiet traffic drawn from a negative binomial, judged bin by bin as the spike
         /// detector judges one bin (the upper tail at the learned dispersion, floors
         /// off) and then learned from: the share of bins that page is about the
@@ -251,7 +257,9 @@ mod tests {
             prop_assert!(rate <= 2.5 * p_value, "rate {rate}: phi {phi} learned {est}");
             prop_assert!(rate >= p_value / 3.0, "rate {rate}: phi {phi} learned {est}");
         }
+    }
 
+    proptest! {
         /// Whatever it is shown, the estimate stays a usable dispersion.
         #[test]
         fn stays_within_bounds(phi in -1.0f64..10.0, mean in 0.0f64..1e6, x in 0u64..10_000_000) {
