@@ -365,28 +365,25 @@ mod tests {
 
     #[test]
     fn one_account_failing_all_night_is_not_a_window() {
-        // A service account with a stale password fails eight times a quarter-hour at
-        // night, where three people sign in: most attempts fail, from one account.
-        let mut h = History::new(16);
-        for b in 90..100 {
-            h.push(b, record(11, 8, 1, 3.0, 0.3));
-        }
-        let mut c = counts(11, 3, 8);
-        c.failed_users = 1;
-        let mut cx = ctx(&h, c, Some(expected(3.0, 2.7, 0.3)));
-        cx.bin = 100;
-        let f = det().evaluate(&cx).unwrap();
+        // Eight failures a quarter-hour at night for ten bins, from `users` accounts,
+        // beside `success` sign-ins that get in.
+        let night = |success: u32, users: u32| {
+            let mut h = History::new(16);
+            for b in 90..100 {
+                h.push(b, record(success + 8, 8, users, 3.0, 0.3));
+            }
+            let mut c = counts(u64::from(success + 8), u64::from(success), 8);
+            c.failed_users = u64::from(users);
+            let mut cx = ctx(&h, c, Some(expected(3.0, 2.7, 0.3)));
+            cx.bin = 100;
+            det().evaluate(&cx).unwrap()
+        };
+        // A service account with a stale password, where three people sign in: most
+        // attempts fail, from one account.
+        let f = night(3, 1);
         assert!(!f.anomalous, "{f:?}");
         // Eight people failing each quarter-hour and nobody getting in: an outage.
-        let mut h = History::new(16);
-        for b in 90..100 {
-            h.push(b, record(8, 8, 8, 3.0, 0.3));
-        }
-        let mut c = counts(8, 0, 8);
-        c.failed_users = 8;
-        let mut cx = ctx(&h, c, Some(expected(3.0, 2.7, 0.3)));
-        cx.bin = 100;
-        let f = det().evaluate(&cx).unwrap();
+        let f = night(0, 8);
         assert!(f.anomalous && f.window_bins > 1, "{f:?}");
     }
 

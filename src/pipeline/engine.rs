@@ -525,21 +525,17 @@ fn judge_series(
             .zip(d.detector.p_value())
             .is_some_and(|(f, p)| f.p_value <= p);
         judged.anomalous_series[i] += usize::from(anomalous);
-        let off_band = |f: &Finding| f.off_band(d.detector.kind());
-        let reading = finding
-            .as_ref()
-            .map(|f| Reading::of(f.anomalous, off_band(f)));
-        // The fingerprint only when the lifecycle may hold state for it (hashing it is
-        // most of a quiet series' cost).
-        let transition = match reading {
+        // The fingerprint and the reading only when the lifecycle may hold state for it
+        // (hashing the fingerprint is most of a quiet series' cost).
+        let transition = match finding.as_ref() {
             None => Transition::Quiet,
-            Some(r) if r != Reading::Anomalous && lifecycle.is_empty() => Transition::Quiet,
-            Some(_) => lifecycle.step(
+            Some(f) if !f.anomalous && lifecycle.is_empty() => Transition::Quiet,
+            Some(f) => lifecycle.step(
                 fingerprints.get(spec, labels, i),
                 &d.fire,
                 bin_start_ms,
-                reading,
-                finding.as_ref().map_or(1, |f| f.evidence_bins),
+                Some(Reading::of(f.anomalous, f.off_band(d.detector.kind()))),
+                f.evidence_bins,
             ),
         };
         seen.held |= transition == Transition::Held;
