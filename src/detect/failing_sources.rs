@@ -28,7 +28,12 @@ pub struct FailingSources {
 
 impl FailingSources {
     pub fn read(t: &mut Table<'_>, problems: &mut Problems) -> FailingSources {
+        let key = t.key_path("count_sources");
         let mut spike = CountSpike::read(SpikeMetric::Failure, t, problems);
+        if spike.count_sources {
+            problems.push(key, "failing_sources counts addresses already");
+            spike.count_sources = false;
+        }
         // Tighter than failed sign-ins: a handful of failing-only addresses is normal.
         if t.raw("min_count").is_none() {
             spike.min_count = 9;

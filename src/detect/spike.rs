@@ -38,6 +38,24 @@
 //! their expectation, independent. A busy series rests on hundreds of past events and
 //! is judged as before; the floors and the alert's "expected" stay the baseline's `M`.
 //!
+//! # Failures and the addresses they came from
+//! A sparse signal's failures come in bursts that are no attack: a scanner tries
+//! seven names (`admin`, `test`, `root`) from one address within a minute, and those
+//! bursts make the failures look noisier than they are, so a stuffing run that adds a
+//! dozen failed sign-ins an hour, each from a proxy of its own, stays within them. With
+//! `count_sources` (on for the Okta signal rules) the detector also judges the distinct
+//! addresses that failed, bin by bin — the scanner is one, the run one per attempt —
+//! with the same windows, floors and pooled rate, beside the failures; each count at
+//! half the p-value (Bonferroni), so paging on either stays within `p_value`. The
+//! failures are kept because a blocked run through a small proxy pool comes back from
+//! the same addresses. The addresses are judged against the failures' expectation
+//! (their own with `pooled_rate`): a bin never fails from more addresses than it has
+//! failures, so the floors err high. A bin whose failures carry no address at all (a
+//! CSV of counts, a query without `ips`) counts its failures. Over a window the
+//! bins' address counts add up, as the accounts do: an address that fails in each of
+//! three bins counts three times, so a slow run from a few addresses is counted as
+//! generously as its failures are.
+//!
 //! A window is judged only when every bin in it is known and had an expectation (no
 //! warm-up, no failed query inside it), only while the newest bin still carries the
 //! excess (at least twice its expectation, and two more), and never back past the bin
@@ -61,6 +79,48 @@ pub enum SpikeMetric {
     Failure,
     /// All attempts: floods, scripted traffic, misbehaving integrations.
     Total,
+    /// The distinct source addresses that failed, bin by bin (`count = "sources"`, see
+    /// the module docs).
+    FailingSources,
+}
+
+impl SpikeMetric {
+    /// This metric's count in a bin that saw `failure` failures from `failed_ips`
+    /// distinct addresses of `total` attempts. Counting addresses, a bin whose failures
+    /// carry no address at all (a CSV of counts, a query without `ips`) counts its
+    /// failures instead: an upper bound, never a silent zero.
+    fn count(self, total: u64, failure: u64, failed_ips: u64) -> u64 {
+        match self {
+            SpikeMetric::Failure => failure,
+            SpikeMetric::Total => total,
+            SpikeMetric::FailingSources if failed_ips == 0 => failure,
+            SpikeMetric::FailingSources => failed_ips.min(failure),
+        }
+    }
+
+    /// This metric's count in a past bin.
+    pub(crate) fn of(self, r: &crate::series::BinRecord) -> u32 {
+        let n = self.count(
+            u64::from(r.total),
+            u64::from(r.failure),
+            u64::from(r.failed_ips),
+        );
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// What the alert calls it.
+    fn measure(self) -> &'static str {
+        match self {
+            SpikeMetric::Failure => "failed sign-ins",
+            SpikeMetric::FailingSources => "addresses that failed",
+            SpikeMetric::Total => "sign-in attempts",
+        }
+    }
+
+    /// Whether it counts failures (failed attempts or the addresses they came from).
+    fn counts_failures(self) -> bool {
+        self != SpikeMetric::Total
+    }
 }
 
 /// The sliding windows (in bins) a failure count is judged over by default: 15 minutes
@@ -90,6 +150,10 @@ pub struct CountSpike {
     /// Judge windows against this hour's rate pooled over every day of the history
     /// (`pooled_rate`, off by default; on for the Okta signal rules): see [`pooled`].
     pub pooled: bool,
+    /// Also judge the distinct addresses that failed, bin by bin, beside the failures,
+    /// each at half the p-value (`count_sources`, off by default; on for the Okta signal
+    /// rules): see the module docs.
+    pub count_sources: bool,
 }
 
 /// How many events' worth the prior on a window's rate weighs (one: any series with
@@ -124,10 +188,7 @@ fn prior_mean(ctx: &BinContext<'_>, metric: SpikeMetric, w: u32) -> f64 {
     let (mut sum, mut bins) = (0.5f64, 0.0f64);
     for b in (start - PRIOR_BINS)..start {
         if let Some(r) = ctx.history.get(b).filter(|r| r.is_clean()) {
-            sum += f64::from(match metric {
-                SpikeMetric::Failure => r.failure,
-                SpikeMetric::Total => r.total,
-            });
+            sum += f64::from(metric.of(r));
             bins += 1.0;
         }
     }
@@ -197,7 +258,9 @@ struct Sums {
 impl CountSpike {
     pub fn read(metric: SpikeMetric, t: &mut Table<'_>, problems: &mut Problems) -> CountSpike {
         let (min_count, min_ratio, window_min_ratio, windows) = match metric {
-            SpikeMetric::Failure => (20, 3.0, 5.0, DEFAULT_WINDOWS.to_vec()),
+            SpikeMetric::Failure | SpikeMetric::FailingSources => {
+                (20, 3.0, 5.0, DEFAULT_WINDOWS.to_vec())
+            }
             // Volume moves with the working day and with benign surges for hours: only
             // single bins are judged unless asked.
             SpikeMetric::Total => (50, 2.0, 2.0, vec![1]),
@@ -212,24 +275,31 @@ impl CountSpike {
             spread: t.bool("spread_over_users", problems).unwrap_or(true),
             spread_sources: t.bool("spread_over_sources", problems).unwrap_or(false),
             pooled: t.bool("pooled_rate", problems).unwrap_or(false),
+            count_sources: read_count_sources(metric, t, problems),
         }
     }
 
     fn observed_and_mean(
-        &self,
+        metric: SpikeMetric,
         c: &crate::series::Counts,
         e: &super::baseline::Expected,
     ) -> (u64, f64) {
-        match self.metric {
-            SpikeMetric::Failure => (c.failure, e.failure),
+        match metric {
+            // Addresses against the failures' expectation: a bin's failing addresses never
+            // outnumber its failures, so the floors and the alert's "expected" err high.
+            SpikeMetric::Failure | SpikeMetric::FailingSources => {
+                (metric.count(c.total, c.failure, c.failed_ips), e.failure)
+            }
             SpikeMetric::Total => (c.total, e.total),
         }
     }
 
     /// Judge one window's sums: the finding, with `window_bins = w`, against what its
     /// expectation rests on (`rate`).
+    #[allow(clippy::too_many_arguments)]
     fn judge(
         &self,
+        metric: SpikeMetric,
         w: u32,
         sums: Sums,
         phi: f64,
@@ -284,7 +354,7 @@ impl CountSpike {
         // distinct counts of its bins add up (an upper bound): a gentler test.
         let users = sums.users as f64;
         let retry_storm = !beyond_retry_storm(sums.observed, sums.total, mean.max(MIN_MEAN));
-        let spread = self.metric != SpikeMetric::Failure
+        let spread = !metric.counts_failures()
             || !self.spread
             || sums.users == 0
             || ((!retry_storm || users - mean >= SPREAD * (x - mean)) && users >= upper);
@@ -303,6 +373,18 @@ impl CountSpike {
             window_bins: w,
             evidence_bins: 1,
         }
+    }
+}
+
+/// Read `count_sources` (failed attempts only; see [`CountSpike::count_sources`]).
+fn read_count_sources(metric: SpikeMetric, t: &mut Table<'_>, problems: &mut Problems) -> bool {
+    let key = t.key_path("count_sources");
+    match t.bool("count_sources", problems) {
+        Some(true) if metric == SpikeMetric::Total => {
+            problems.push(key, "only failure_spike counts the addresses that failed");
+            false
+        }
+        v => v.unwrap_or(false),
     }
 }
 
@@ -339,7 +421,7 @@ pub(crate) fn read_windows(
 impl Detector for CountSpike {
     fn kind(&self) -> DetectorKind {
         match self.metric {
-            SpikeMetric::Failure => DetectorKind::FailureSpike,
+            SpikeMetric::Failure | SpikeMetric::FailingSources => DetectorKind::FailureSpike,
             SpikeMetric::Total => DetectorKind::VolumeSpike,
         }
     }
@@ -364,13 +446,38 @@ impl Detector for CountSpike {
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
+        if !self.count_sources {
+            return self.evaluate_as(ctx, self.metric, self.p_value);
+        }
+        // Failures and the addresses they came from, each at half the p-value
+        // (Bonferroni): the more telling of the two.
+        let p_value = self.p_value / 2.0;
+        let failures = self.evaluate_as(ctx, SpikeMetric::Failure, p_value)?;
+        let sources = self.evaluate_as(ctx, SpikeMetric::FailingSources, p_value)?;
+        Some(match (failures.anomalous, sources.anomalous) {
+            (true, false) => failures,
+            (false, true) => sources,
+            _ if sources.p_value < failures.p_value => sources,
+            _ => failures,
+        })
+    }
+}
+
+impl CountSpike {
+    /// Judge `metric` at `p_value` (split over the windows).
+    fn evaluate_as(
+        &self,
+        ctx: &BinContext<'_>,
+        metric: SpikeMetric,
+        p_value: f64,
+    ) -> Option<Finding> {
         let e = ctx.expected?;
-        let (phi, measure) = match self.metric {
-            SpikeMetric::Failure => (ctx.dispersion.failure, "failed sign-ins"),
-            SpikeMetric::Total => (ctx.dispersion.total, "sign-in attempts"),
+        let (phi, measure) = match metric {
+            SpikeMetric::Total => (ctx.dispersion.total, metric.measure()),
+            _ => (ctx.dispersion.failure, metric.measure()),
         };
-        let (observed, mean) = self.observed_and_mean(&ctx.counts, &e);
-        let p_threshold = self.p_value / self.windows.len().max(1) as f64;
+        let (observed, mean) = Self::observed_and_mean(metric, &ctx.counts, &e);
+        let p_threshold = p_value / self.windows.len().max(1) as f64;
         let mut sums = Sums {
             observed,
             total: ctx.counts.total,
@@ -383,24 +490,23 @@ impl Detector for CountSpike {
         let longest = i64::from(self.window_bins());
         let pool = self
             .pooled
-            .then(|| Pool::learn(ctx.history, ctx.bin + 1 - longest, ctx.bin_ms, self.metric))
+            .then(|| Pool::learn(ctx.history, ctx.bin + 1 - longest, ctx.bin_ms, metric))
             .flatten();
         let rate = |w: u32| match &pool {
             Some(pool) => Rate::Pooled(pool, ctx.bin),
             None => Rate::Seasonal {
                 copies: e.window_samples(w),
-                prior_mean: prior_mean(ctx, self.metric, w),
+                prior_mean: prior_mean(ctx, metric, w),
             },
         };
-        let first = self.judge(1, sums, phi, rate(1), p_threshold, measure);
+        let first = self.judge(metric, 1, sums, phi, rate(1), p_threshold, measure);
         // A window pages only while this bin still carries the excess (at least twice
         // what it expects, and two more): when the run stops, its alert resolves like any
         // other instead of staying open for as long as the longest window holds it.
         let hot = observed as f64 >= (2.0 * mean).max(mean + 2.0);
         // Without distinct-user counts (a CSV of counts, a query without `users`) hours
         // of one person's retries cannot be told from an attack: windows need who failed.
-        let blind =
-            self.metric == SpikeMetric::Failure && self.spread && ctx.counts.failed_users == 0;
+        let blind = metric.counts_failures() && self.spread && ctx.counts.failed_users == 0;
         if first.anomalous || self.windows.len() <= 1 || !hot || blind {
             return Some(first);
         }
@@ -418,14 +524,13 @@ impl Detector for CountSpike {
                 if !r.known || r.expected_failure < 0.0 {
                     return Some(best.unwrap_or(first));
                 }
-                let mu = match self.metric {
-                    SpikeMetric::Failure => f64::from(r.expected_failure),
+                let mu = match metric {
+                    SpikeMetric::Failure | SpikeMetric::FailingSources => {
+                        f64::from(r.expected_failure)
+                    }
                     SpikeMetric::Total => f64::from(r.expected_total),
                 };
-                sums.observed += u64::from(match self.metric {
-                    SpikeMetric::Failure => r.failure,
-                    SpikeMetric::Total => r.total,
-                });
+                sums.observed += u64::from(metric.of(r));
                 sums.users += u64::from(r.failed_users);
                 sums.total += u64::from(r.total);
                 sums.ips += u64::from(r.failed_ips);
@@ -433,7 +538,7 @@ impl Detector for CountSpike {
                 sums.mean_sq += mu * mu;
                 bins += 1;
             }
-            let f = self.judge(w, sums, phi, rate(w), p_threshold, measure);
+            let f = self.judge(metric, w, sums, phi, rate(w), p_threshold, measure);
             if f.anomalous && best.as_ref().is_none_or(|b| f.p_value < b.p_value) {
                 best = Some(f);
             }

@@ -232,6 +232,7 @@ impl RuleSpec {
                 "spread_over_users": !event_types.contains(&THREAT_DETECTED),
                 "spread_over_sources": true,
                 "pooled_rate": true,
+                "count_sources": true,
             }),
         )];
         r

@@ -79,10 +79,7 @@ impl Pool {
             }
             if r.is_clean() {
                 let j = bucket(b, bin_ms);
-                s[j] += f64::from(match metric {
-                    SpikeMetric::Failure => r.failure,
-                    SpikeMetric::Total => r.total,
-                });
+                s[j] += f64::from(metric.of(r));
                 n[j] += 1.0;
             }
         }

@@ -19,6 +19,7 @@ fn spike() -> CountSpike {
         spread: true,
         spread_sources: false,
         pooled: false,
+        count_sources: false,
     }
 }
 
@@ -61,7 +62,7 @@ proptest::proptest! {
     /// The shortcut gives the same band as the full bound: max(bound, floors).
     #[test]
     fn upper_is_the_bound_or_the_floor(mean in 0.0f64..500.0, phi in 0.0f64..0.5, min_count in 0u64..100) {
-        let d = CountSpike { metric: SpikeMetric::Failure, p_value: 1e-6, min_count, min_ratio: 3.0, window_min_ratio: 3.0, windows: vec![1], spread: true, spread_sources: false, pooled: false };
+        let d = CountSpike { metric: SpikeMetric::Failure, p_value: 1e-6, min_count, min_ratio: 3.0, window_min_ratio: 3.0, windows: vec![1], spread: true, spread_sources: false, pooled: false, count_sources: false };
         let h = History::new(4);
         let mut e = expected(mean * 2.0, mean, mean);
         e.samples = 0; // taken as exact: the model is the negative binomial itself
@@ -108,6 +109,7 @@ fn windowed() -> CountSpike {
         spread: true,
         spread_sources: false,
         pooled: false,
+        count_sources: false,
     }
 }
 
@@ -289,7 +291,7 @@ proptest::proptest! {
         use rand_distr::{Distribution, Poisson};
         const BIN: i64 = 15 * 60_000;
         let p_value = 0.01;
-        let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true, spread_sources: false, pooled };
+        let d = CountSpike { metric: SpikeMetric::Failure, p_value, min_count: 0, min_ratio: 1e-9, window_min_ratio: 1e-9, windows: DEFAULT_WINDOWS.to_vec(), spread: true, spread_sources: false, pooled, count_sources: false };
         let baseline = Seasonal::new(BIN, 14 * 96);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
         let mut h = History::new(14 * 96);
@@ -353,6 +355,7 @@ fn quiet_page_rate(level: f64, phi: f64, seed: u64, bins: i64, p_value: f64) -> 
         spread: true,
         spread_sources: false,
         pooled: false,
+        count_sources: false,
     };
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let mut h = History::new(64);
@@ -492,3 +495,5 @@ fn a_small_cohort_behind_one_nat_does_not_spread_over_enough_sources() {
     let proxies = judge(9);
     assert!(proxies.anomalous, "{proxies:?}");
 }
+
+mod addresses;
