@@ -92,6 +92,17 @@ mod tests {
     }
 
     #[test]
+    fn count_sources_is_refused_it_counts_addresses_already() {
+        let mut problems = Problems::default();
+        let table = serde_json::json!({ "count_sources": true });
+        let mut t = Table::new("d", Some(&table), &mut problems);
+        let d = FailingSources::read(&mut t, &mut problems);
+        assert!(!d.spike.count_sources);
+        assert_eq!(problems.0.len(), 1, "{problems:?}");
+        assert!(problems.0[0].to_string().contains("addresses already"));
+    }
+
+    #[test]
     fn dozens_of_failing_only_sources_are_flagged() {
         let h = History::new(16);
         let mut c = ctx(&h, counts(60, 46, 14), Some(expected(50.0, 48.0, 1.5)));

@@ -79,8 +79,8 @@ pub enum SpikeMetric {
     Failure,
     /// All attempts: floods, scripted traffic, misbehaving integrations.
     Total,
-    /// The distinct source addresses that failed, bin by bin (`count = "sources"`, see
-    /// the module docs).
+    /// The distinct source addresses that failed, bin by bin: judged beside the failures
+    /// with `count_sources` (see the module docs), never configured on its own.
     FailingSources,
 }
 
