@@ -446,14 +446,21 @@ impl Detector for CountSpike {
     }
 
     fn evaluate(&self, ctx: &BinContext<'_>) -> Option<Finding> {
+        ctx.expected?;
         if !self.count_sources {
-            return self.evaluate_as(ctx, self.metric, self.p_value);
+            let pool = self.pools(ctx, [self.metric]);
+            return self.evaluate_as(ctx, self.metric, self.p_value, pool.as_ref().map(|[p]| p));
         }
         // Failures and the addresses they came from, each at half the p-value
         // (Bonferroni): the more telling of the two.
         let p_value = self.p_value / 2.0;
-        let failures = self.evaluate_as(ctx, SpikeMetric::Failure, p_value)?;
-        let sources = self.evaluate_as(ctx, SpikeMetric::FailingSources, p_value)?;
+        let pools = self.pools(ctx, [SpikeMetric::Failure, SpikeMetric::FailingSources]);
+        let (by_failure, by_source) = match &pools {
+            Some([f, s]) => (Some(f), Some(s)),
+            None => (None, None),
+        };
+        let failures = self.evaluate_as(ctx, SpikeMetric::Failure, p_value, by_failure)?;
+        let sources = self.evaluate_as(ctx, SpikeMetric::FailingSources, p_value, by_source)?;
         Some(match (failures.anomalous, sources.anomalous) {
             (true, false) => failures,
             (false, true) => sources,
@@ -464,12 +471,27 @@ impl Detector for CountSpike {
 }
 
 impl CountSpike {
-    /// Judge `metric` at `p_value` (split over the windows).
+    /// With `pooled_rate`, the pooled rates of `metrics`, learned in one pass. The pool
+    /// ends before the longest window, so no window judges its own bins.
+    fn pools<const N: usize>(
+        &self,
+        ctx: &BinContext<'_>,
+        metrics: [SpikeMetric; N],
+    ) -> Option<[Pool; N]> {
+        let before = ctx.bin + 1 - i64::from(self.window_bins());
+        self.pooled
+            .then(|| Pool::learn_each(ctx.history, before, ctx.bin_ms, metrics))
+            .flatten()
+    }
+
+    /// Judge `metric` at `p_value` (split over the windows), with `pool` its pooled
+    /// rate when `pooled_rate` is on and the history is long enough.
     fn evaluate_as(
         &self,
         ctx: &BinContext<'_>,
         metric: SpikeMetric,
         p_value: f64,
+        pool: Option<&Pool>,
     ) -> Option<Finding> {
         let e = ctx.expected?;
         let (phi, measure) = match metric {
@@ -486,13 +508,7 @@ impl CountSpike {
             mean,
             mean_sq: mean * mean,
         };
-        // The pool ends before the longest window, so no window judges its own bins.
-        let longest = i64::from(self.window_bins());
-        let pool = self
-            .pooled
-            .then(|| Pool::learn(ctx.history, ctx.bin + 1 - longest, ctx.bin_ms, metric))
-            .flatten();
-        let rate = |w: u32| match &pool {
+        let rate = |w: u32| match pool {
             Some(pool) => Rate::Pooled(pool, ctx.bin),
             None => Rate::Seasonal {
                 copies: e.window_samples(w),

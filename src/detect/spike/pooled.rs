@@ -63,34 +63,54 @@ pub(crate) struct Pool {
 impl Pool {
     /// Learn the buckets from the clean bins of `history` before bin `before`; `None`
     /// until they cover [`MIN_DAYS`] days.
+    #[cfg(test)]
     pub(crate) fn learn(
         history: &History,
         before: i64,
         bin_ms: i64,
         metric: SpikeMetric,
     ) -> Option<Pool> {
+        Pool::learn_each(history, before, bin_ms, [metric]).map(|[p]| p)
+    }
+
+    /// [`Pool::learn`] for each of `metrics`, in one pass over the history (a signal
+    /// rule that counts its failures and their addresses reads it once).
+    pub(crate) fn learn_each<const N: usize>(
+        history: &History,
+        before: i64,
+        bin_ms: i64,
+        metrics: [SpikeMetric; N],
+    ) -> Option<[Pool; N]> {
         if bin_ms <= 0 {
             return None;
         }
-        let (mut s, mut n) = ([0f64; BUCKETS], [0f64; BUCKETS]);
+        let (mut s, mut n) = ([[0f64; BUCKETS]; N], [0f64; BUCKETS]);
         for (b, r) in history.indexed() {
             if b >= before {
                 break;
             }
             if r.is_clean() {
                 let j = bucket(b, bin_ms);
-                s[j] += f64::from(metric.of(r));
+                for (sums, metric) in s.iter_mut().zip(metrics) {
+                    sums[j] += f64::from(metric.of(r));
+                }
                 n[j] += 1.0;
             }
         }
-        let (events, bins): (f64, f64) = (s.iter().sum(), n.iter().sum());
+        let bins: f64 = n.iter().sum();
         if bins * (bin_ms as f64) < MIN_DAYS * DAY_MS as f64 {
             return None;
         }
+        Some(s.map(|sums| Pool::from_sums(&sums, &n, bins, bin_ms)))
+    }
+
+    /// The pool of buckets that held `s` events in `n` clean bins (`bins` in all).
+    fn from_sums(s: &[f64; BUCKETS], n: &[f64; BUCKETS], bins: f64, bin_ms: i64) -> Pool {
+        let events: f64 = s.iter().sum();
         // Half an event, so that a signal silent so far is not taken for a rate of 0.
         let r = (events + 0.5) / bins;
         let (mut chi2, mut used) = (0.0, 0.0);
-        for (sj, nj) in s.iter().zip(&n).filter(|(_, nj)| **nj > 0.0) {
+        for (sj, nj) in s.iter().zip(n).filter(|(_, nj)| **nj > 0.0) {
             chi2 += (sj - nj * r).powi(2) / (nj * r);
             used += 1.0;
         }
@@ -111,7 +131,7 @@ impl Pool {
             pool.shape[j] = alpha + s[j];
             pool.rate[j] = pool.shape[j] / (alpha / r + n[j]);
         }
-        Some(pool)
+        pool
     }
 
     /// The window of `w` bins ending at bin `bin`: its expected count, the sum of its
@@ -192,6 +212,24 @@ mod tests {
         assert!(p.alpha < 2.0, "{p:?}");
         let (day, night) = (p.window(10 * 96 + 60, 1).0, p.window(10 * 96 + 8, 1).0);
         assert!(day > 1.5 && night < 0.1, "{day} {night}");
+    }
+
+    #[test]
+    fn one_pass_learns_each_metric_as_alone() {
+        let mut h = history(6, |b| u32::from(b % 3 == 0) * 4);
+        for b in 0..6 * 96 {
+            if let Some(r) = h.get(b) {
+                let mut r = *r;
+                r.failed_ips = r.failure / 4;
+                h.push(b, r);
+            }
+        }
+        let metrics = [SpikeMetric::Failure, SpikeMetric::FailingSources];
+        let both = Pool::learn_each(&h, 6 * 96, BIN, metrics).unwrap();
+        for (pool, metric) in both.iter().zip(metrics) {
+            assert_eq!(Some(pool), Pool::learn(&h, 6 * 96, BIN, metric).as_ref());
+        }
+        assert!(both[0].window(6 * 96, 1).0 > 3.0 * both[1].window(6 * 96, 1).0);
     }
 
     #[test]

@@ -89,7 +89,12 @@ fn a_scanner_alone_is_one_address() {
     let f = d.evaluate(&ctx(&h, c, Some(e))).unwrap();
     assert!(f.anomalous && f.measure == "failed sign-ins", "{f:?}");
     let sources = d
-        .evaluate_as(&ctx(&h, c, Some(e)), SpikeMetric::FailingSources, 1e-6)
+        .evaluate_as(
+            &ctx(&h, c, Some(e)),
+            SpikeMetric::FailingSources,
+            1e-6,
+            None,
+        )
         .unwrap();
     assert!(!sources.anomalous && sources.observed == 1.0, "{sources:?}");
 }
