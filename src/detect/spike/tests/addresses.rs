@@ -38,7 +38,7 @@ fn signal_run(d: &CountSpike, run: i64) -> Finding {
     e.samples = 3;
     let mut cx = ctx(&h, c, Some(e));
     cx.bin = end + run - 1;
-    d.evaluate(&cx).unwrap()
+    d.evaluate(&cx).unwrap() // ok: a test
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn a_scanner_alone_is_one_address() {
         count_sources: true,
         ..spike()
     };
-    let f = d.evaluate(&ctx(&h, c, Some(e))).unwrap();
+    let f = d.evaluate(&ctx(&h, c, Some(e))).unwrap(); // ok: a test
     assert!(f.anomalous && f.measure == "failed sign-ins", "{f:?}");
     let sources = d
         .evaluate_as(
@@ -95,7 +95,7 @@ fn a_scanner_alone_is_one_address() {
             1e-6,
             None,
         )
-        .unwrap();
+        .unwrap(); // ok: a test
     assert!(!sources.anomalous && sources.observed == 1.0, "{sources:?}");
 }
 
