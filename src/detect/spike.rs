@@ -121,6 +121,18 @@ impl SpikeMetric {
     fn counts_failures(self) -> bool {
         self != SpikeMetric::Total
     }
+
+    /// Of a figure kept for the failures and for all attempts (an expectation, a
+    /// dispersion), the one this metric is judged against. The addresses take the
+    /// failures': a bin's failing addresses never outnumber its failures, so the floors
+    /// and the alert's "expected" err high.
+    fn side<T>(self, failures: T, total: T) -> T {
+        if self.counts_failures() {
+            failures
+        } else {
+            total
+        }
+    }
 }
 
 /// The sliding windows (in bins) a failure count is judged over by default: 15 minutes
@@ -276,21 +288,6 @@ impl CountSpike {
             spread_sources: t.bool("spread_over_sources", problems).unwrap_or(false),
             pooled: t.bool("pooled_rate", problems).unwrap_or(false),
             count_sources: read_count_sources(metric, t, problems),
-        }
-    }
-
-    fn observed_and_mean(
-        metric: SpikeMetric,
-        c: &crate::series::Counts,
-        e: &super::baseline::Expected,
-    ) -> (u64, f64) {
-        match metric {
-            // Addresses against the failures' expectation: a bin's failing addresses never
-            // outnumber its failures, so the floors and the alert's "expected" err high.
-            SpikeMetric::Failure | SpikeMetric::FailingSources => {
-                (metric.count(c.total, c.failure, c.failed_ips), e.failure)
-            }
-            SpikeMetric::Total => (c.total, e.total),
         }
     }
 
@@ -494,11 +491,13 @@ impl CountSpike {
         pool: Option<&Pool>,
     ) -> Option<Finding> {
         let e = ctx.expected?;
-        let (phi, measure) = match metric {
-            SpikeMetric::Total => (ctx.dispersion.total, metric.measure()),
-            _ => (ctx.dispersion.failure, metric.measure()),
-        };
-        let (observed, mean) = Self::observed_and_mean(metric, &ctx.counts, &e);
+        let (phi, measure) = (
+            metric.side(ctx.dispersion.failure, ctx.dispersion.total),
+            metric.measure(),
+        );
+        let c = &ctx.counts;
+        let observed = metric.count(c.total, c.failure, c.failed_ips);
+        let mean = metric.side(e.failure, e.total);
         let p_threshold = p_value / self.windows.len().max(1) as f64;
         let mut sums = Sums {
             observed,
@@ -540,12 +539,7 @@ impl CountSpike {
                 if !r.known || r.expected_failure < 0.0 {
                     return Some(best.unwrap_or(first));
                 }
-                let mu = match metric {
-                    SpikeMetric::Failure | SpikeMetric::FailingSources => {
-                        f64::from(r.expected_failure)
-                    }
-                    SpikeMetric::Total => f64::from(r.expected_total),
-                };
+                let mu = f64::from(metric.side(r.expected_failure, r.expected_total));
                 sums.observed += u64::from(metric.of(r));
                 sums.users += u64::from(r.failed_users);
                 sums.total += u64::from(r.total);
