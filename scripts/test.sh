@@ -9,6 +9,21 @@ mkdir -p target
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# 0. Room on disk. A fresh clone's run writes about 3.5 GB (the venv, clippy's metadata,
+#    the debug test build, the fuzz driver). A full disk otherwise shows up minutes in as
+#    the linker dying with a bus error; say it up front instead.
+step "free disk space"
+need_kb=$((5 * 1024 * 1024))
+free_kb=$(df -Pk target | awk 'NR == 2 { print $4 }')
+echo "$((free_kb / 1024)) MB free where target/ is; the suite needs about 5 GB"
+if [ "$free_kb" -lt "$need_kb" ]; then
+  df -h target >&2
+  echo "not enough disk space: $((free_kb / 1024)) MB free, the suite needs about 5 GB (free some, then re-run)" >&2
+  exit 1
+fi
+# A fresh clone compiles everything once: incremental state would only add about 1 GB.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # 1. Python side: moto + our Logs Insights extension, cfn-lint. Reinstalled only when the
 #    requirements change.
 step "Python test dependencies (.venv)"
