@@ -9,7 +9,7 @@ mkdir -p target
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# 0. Room on disk. A fresh clone's run writes about 3.5 GB (the venv, clippy's metadata,
+# 0. Room on disk. A fresh clone's run writes about 2.5 GB (the venv, clippy's metadata,
 #    the debug test build, the fuzz driver). A full disk otherwise shows up minutes in as
 #    the linker dying with a bus error; say it up front instead.
 step "free disk space"

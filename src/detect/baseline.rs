@@ -110,8 +110,52 @@ pub struct Seasonal {
     bins_per_day: i64,
     /// How many bins back the history reaches (the baseline window).
     window_bins: i64,
+    local: LocalTime,
+}
+
+/// Bins in the organisation's local time: which bin of a past week or day is "the same
+/// time" to people who keep a clock that changes for daylight saving.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LocalTime {
+    bin_ms: i64,
     /// The organisation's time zone; `None` is UTC.
     tz: Option<Tz>,
+}
+
+impl LocalTime {
+    pub fn new(bin_ms: i64, tz: Option<Tz>) -> LocalTime {
+        LocalTime {
+            bin_ms: bin_ms.max(1),
+            tz,
+        }
+    }
+
+    /// The time zone's offset from UTC at the start of `bin`, in ms (0 for UTC).
+    pub fn offset_ms(&self, bin: i64) -> i64 {
+        let Some(tz) = self.tz else {
+            return 0;
+        };
+        match chrono::DateTime::from_timestamp_millis(bin * self.bin_ms) {
+            Some(t) => {
+                let secs = tz
+                    .offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc();
+                i64::from(secs) * 1000
+            }
+            None => 0,
+        }
+    }
+
+    /// The bin `back_bins` before `bin` at the same local time: shifted by the change
+    /// of the time zone's offset in between (an hour across a DST change).
+    pub fn same_local_time(&self, bin: i64, back_bins: i64) -> i64 {
+        let centre = bin - back_bins;
+        if self.tz.is_none() {
+            return centre;
+        }
+        centre + (self.offset_ms(bin) - self.offset_ms(centre)).div_euclid(self.bin_ms)
+    }
 }
 
 /// Below this mean a bin, a metric's samples are not trimmed (see `Samples::trimmed`).
@@ -129,47 +173,20 @@ impl Seasonal {
             bin_ms,
             bins_per_day: (86_400_000 / bin_ms).max(1),
             window_bins: window_bins as i64,
-            tz: None,
+            local: LocalTime::new(bin_ms, None),
         }
     }
 
-    /// The same baseline with seasons in `tz`.
-    pub fn with_timezone(mut self, tz: Option<Tz>) -> Seasonal {
-        self.tz = tz;
+    /// The same baseline with seasons in `local`'s time zone.
+    pub fn with_local_time(mut self, local: LocalTime) -> Seasonal {
+        self.local = local;
         self
-    }
-
-    /// The time zone's offset from UTC at the start of `bin`, in ms (0 for UTC).
-    fn offset_ms(&self, bin: i64) -> i64 {
-        let Some(tz) = self.tz else {
-            return 0;
-        };
-        match chrono::DateTime::from_timestamp_millis(bin * self.bin_ms) {
-            Some(t) => {
-                let secs = tz
-                    .offset_from_utc_datetime(&t.naive_utc())
-                    .fix()
-                    .local_minus_utc();
-                i64::from(secs) * 1000
-            }
-            None => 0,
-        }
     }
 
     fn is_weekend(&self, bin: i64) -> bool {
         // 1970-01-01 was a Thursday: day 0 → Thursday, so (day + 3) % 7 is 0 for Monday.
-        let day = (bin * self.bin_ms + self.offset_ms(bin)).div_euclid(86_400_000);
+        let day = (bin * self.bin_ms + self.local.offset_ms(bin)).div_euclid(86_400_000);
         (day + 3).rem_euclid(7) >= 5
-    }
-
-    /// The bin `k` periods before `bin` at the same local time: shifted by the change
-    /// of the time zone's offset in between (an hour across a DST change).
-    fn same_local_time(&self, bin: i64, back_bins: i64) -> i64 {
-        let centre = bin - back_bins;
-        if self.tz.is_none() {
-            return centre;
-        }
-        centre + (self.offset_ms(bin) - self.offset_ms(centre)).div_euclid(self.bin_ms)
     }
 
     /// Samples at `bin - k * period ± 1` for k = 1.., within the window, kept when `keep`.
@@ -189,11 +206,17 @@ impl Seasonal {
         // are kept as they come, so no bin is stored or visited twice.
         let mut all = Samples::default();
         let mut typical = Samples::default();
+        // The window's own bins only: a history may keep a few more for the detectors
+        // (see `SeriesState::history_bins`).
+        let oldest = history.next_bin().unwrap_or(bin) - self.window_bins;
         let mut k = 1;
         while k * period <= self.window_bins {
-            let centre = self.same_local_time(bin, k * period);
+            let centre = self.local.same_local_time(bin, k * period);
             if keep(centre) {
                 for j in -1..=1 {
+                    if centre + j < oldest {
+                        continue;
+                    }
                     if let Some(r) = history.get(centre + j) {
                         if r.is_clean() {
                             all.add(r);

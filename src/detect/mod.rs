@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config_reader::{Problems, Table};
-use crate::detect::baseline::Expected;
+use crate::detect::baseline::{Expected, LocalTime};
 use crate::series::{Counts, History};
 
 pub use distinct_users::DistinctUsers;
@@ -49,6 +49,8 @@ pub struct BinContext<'a> {
     pub history: &'a History,
     pub bin: i64,
     pub bin_ms: i64,
+    /// The bins in the organisation's local time.
+    pub local: LocalTime,
     /// This series is the `(other)` remainder of a split rule: many sources merged, so
     /// per-source tests (`distinct_users`, `push_fatigue`) do not apply to it.
     pub aggregate: bool,

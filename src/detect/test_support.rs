@@ -39,6 +39,7 @@ pub fn ctx<'a>(history: &'a History, c: Counts, e: Option<Expected>) -> BinConte
         history,
         bin: history.next_bin().unwrap_or(1000),
         bin_ms: 15 * 60_000,
+        local: LocalTime::new(15 * 60_000, None),
         aggregate: false,
         sources: false,
         sprayers: false,

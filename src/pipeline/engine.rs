@@ -81,7 +81,8 @@ struct Judged {
 impl RuleEngine {
     pub fn new(spec: RuleSpec) -> RuleEngine {
         RuleEngine {
-            baseline: Seasonal::new(spec.bin_ms(), spec.window_bins()).with_timezone(spec.timezone),
+            baseline: Seasonal::new(spec.bin_ms(), spec.window_bins())
+                .with_local_time(spec.local_time()),
             storm: StormGuard::new(spec.max_pages_per_hour),
             sprayers: Sprayers::new(spec.bin_ms()),
             defer_idle: super::idle::defers_idle(&spec),
@@ -459,6 +460,7 @@ fn context<'a>(
         history,
         bin,
         bin_ms: facts.bin_ms,
+        local: facts.local,
         aggregate: kind.aggregate,
         sources: kind.sources,
         sprayers: kind.sprayers,

@@ -4,7 +4,7 @@
 //! `(slow sprayers)` count's long-run level).
 
 use super::series_state::{learn_dispersion, SeriesState};
-use crate::detect::baseline::{Baseline, Basis, Expected, Seasonal};
+use crate::detect::baseline::{Baseline, Basis, Expected, LocalTime, Seasonal};
 use crate::detect::long_run::LongRunLevel;
 use crate::rule::RuleSpec;
 use crate::series::{BinRecord, Counts, History};
@@ -13,6 +13,8 @@ use crate::series::{BinRecord, Counts, History};
 pub(super) struct BinFacts {
     pub(super) bin: i64,
     pub(super) bin_ms: i64,
+    /// The rule's bins in the organisation's local time.
+    pub(super) local: LocalTime,
     pub(super) rule_warm: bool,
     pub(super) split: bool,
     /// Consecutive anomalous bins after which a shift counts as the new normal.
@@ -36,6 +38,7 @@ impl BinFacts {
         BinFacts {
             bin,
             bin_ms,
+            local: spec.local_time(),
             rule_warm: first_bin.is_some_and(|f| (bin - f) as usize >= spec.warmup_bins()),
             split: spec.split_by.is_some(),
             idle_limit,

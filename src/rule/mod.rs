@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use builtin::default_detectors;
 
+use crate::detect::baseline::LocalTime;
 use crate::detect::DetectorSpec;
 use crate::event::Event;
 use crate::series::OutcomeClass;
@@ -167,6 +168,11 @@ impl RuleSpec {
 
     pub fn bin_ms(&self) -> i64 {
         self.bin.as_millis() as i64
+    }
+
+    /// The rule's bins in the organisation's time zone.
+    pub fn local_time(&self) -> LocalTime {
+        LocalTime::new(self.bin_ms(), self.timezone)
     }
 
     /// Baseline window in bins.

@@ -275,7 +275,7 @@ fn seasons_in_the_organisations_time_zone_survive_a_dst_change() {
         / BIN;
     assert!(local_nine(monday_nine));
     let utc = Seasonal::new(BIN, 14 * 96);
-    let local = Seasonal::new(BIN, 14 * 96).with_timezone(Some(tz));
+    let local = Seasonal::new(BIN, 14 * 96).with_local_time(LocalTime::new(BIN, Some(tz)));
     let e_utc = utc.expected(&h, monday_nine).unwrap();
     let e_local = local.expected(&h, monday_nine).unwrap();
     assert_eq!(e_local.basis, Basis::HourOfWeek);

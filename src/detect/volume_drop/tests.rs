@@ -1,5 +1,6 @@
 use super::super::test_support::*;
 use super::*;
+use crate::detect::baseline::LocalTime;
 use crate::series::{BinRecord, History};
 use proptest::prelude::*;
 
@@ -266,6 +267,41 @@ fn a_drop_against_a_season_one_odd_week_made_must_be_one_against_each_week() {
         h.push(b, record(200, 200.0));
     }
     assert!(judge(&h, 150).anomalous);
+}
+
+#[test]
+fn a_week_across_a_clock_change_is_also_asked_at_the_same_local_time() {
+    // Monday 2 November 2026 09:15 New York (EST, the day after the change), 14:15 UTC.
+    let bin_ms = 15 * 60_000;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-02T14:15:00Z")
+        .unwrap() // ok: a test
+        .timestamp_millis()
+        / bin_ms;
+    let week = 672;
+    // Both past weeks were on EDT: their 09:15 was 13:15 UTC, four bins earlier. At
+    // the same UTC bins (10:15 then) each held a morning peak of 340; at 09:15 200,
+    // like every other bin.
+    let mut h = History::new(2 * 672 + 16);
+    for b in (at - 2 * week - 12)..at {
+        let utc_copy = (at - b) % week == 0;
+        h.push(b, record(if utc_copy { 340 } else { 200 }, 200.0));
+    }
+    let judge = |local: LocalTime| {
+        let mut e = expected(340.0, 310.0, 30.0);
+        e.seasonal_total = 340.0;
+        let mut cx = ctx(&h, counts(150, 135, 15), Some(e));
+        (cx.dispersion.busy_step, cx.local) = (0.0, local);
+        det().evaluate(&cx).unwrap() // ok: a test
+    };
+    // Read at the same UTC bins only (a season in UTC), the weeks agree with the
+    // season: 150 is a drop.
+    let utc = judge(LocalTime::new(bin_ms, None));
+    assert!(utc.anomalous, "{utc:?}");
+    // At the same New York time both weeks held 200 after 200: 150 is more than
+    // `max_fraction` of that, no drop.
+    let local = judge(LocalTime::new(bin_ms, Some(chrono_tz::America::New_York)));
+    assert_eq!(local.lower, (0.65f64 * 200.0).floor(), "{local:?}");
+    assert!(!local.anomalous, "{local:?}");
 }
 
 proptest! {
