@@ -207,16 +207,17 @@ impl Seasonal {
         let mut all = Samples::default();
         let mut typical = Samples::default();
         // The window's own bins only: a history may keep a few more for the detectors
-        // (see `SeriesState::history_bins`).
+        // (see `SeriesState::history_bins`). A week or day whose earlier neighbour lies
+        // outside the window is left out whole: its later neighbours alone would lean
+        // the season towards what comes next (before a morning's step, the step: on
+        // outside traffic seeds 5 and 30 a lull of minutes in the quiet Sunday bin before
+        // the phones' morning paged `flatline`).
         let oldest = history.next_bin().unwrap_or(bin) - self.window_bins;
         let mut k = 1;
         while k * period <= self.window_bins {
             let centre = self.local.same_local_time(bin, k * period);
-            if keep(centre) {
+            if keep(centre) && centre > oldest {
                 for j in -1..=1 {
-                    if centre + j < oldest {
-                        continue;
-                    }
                     if let Some(r) = history.get(centre + j) {
                         if r.is_clean() {
                             all.add(r);

@@ -283,6 +283,31 @@ fn seasons_in_the_organisations_time_zone_survive_a_dst_change() {
     assert!(e_utc.seasonal_total < 40.0, "{e_utc:?}");
 }
 
+/// The oldest week of the window counts whole or not at all: a history that keeps a few
+/// bins past the window (`SeriesState::history_bins`) still gives the season only the
+/// window's, and a week whose earlier neighbour fell out of it is left out rather than
+/// read by its later neighbour alone — before a morning's step that one bin is already
+/// the step, and the season read half the morning into the quiet bin before it.
+#[test]
+fn the_oldest_week_counts_whole_or_not_at_all() {
+    let b = Seasonal::new(BIN, 14 * 96);
+    let bin = 20 * 96 + 20;
+    let step_after = |b: i64| (b - bin).rem_euclid(7 * 96) == 1;
+    let mut h = History::new(14 * 96 + 40);
+    for x in (bin - 14 * 96 - 20)..bin {
+        let total = if step_after(x) { 80 } else { 20 };
+        let mut r = rec(total, 1);
+        r.seasonal_total = total as f32;
+        h.push(x, r);
+    }
+    let e = b.expected(&h, bin).unwrap(); // ok: a test
+                                          // Last week's three bins only: two weeks back sits on the window's edge.
+    assert_eq!(e.samples, 3, "{e:?}");
+    // With a week more of window both weeks count whole, each with its step.
+    let wider = Seasonal::new(BIN, 14 * 96 + 2).expected(&h, bin).unwrap(); // ok: a test
+    assert_eq!(wider.samples, 6, "{wider:?}");
+}
+
 proptest::proptest! {
     /// `expected` skips the seasonal tiers when the window is shorter than a day: they
     /// find nothing in such a window, whatever the history (clean or not, known or not,
