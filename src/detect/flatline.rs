@@ -40,6 +40,19 @@
 //! above 1 is taken only as far as the latest bin shows it (an evening winding down is
 //! not judged at its busy hours' rate). With `φ = 0` the rate is the baseline's.
 //!
+//! # A lull that ended inside the bin
+//! The bin's expectation is its season's, smoothed over neighbouring bins: before a
+//! step (the phones' morning, at the same minute every day) it holds part of the step,
+//! and the minutes before the step are expected at a rate they never have. A span that
+//! ended inside this bin is judged with the bin's part after it as the latest word on
+//! the rate: this bin expects at most [`LEVEL_CAP`] times what its events after the
+//! silence make over the whole bin. A gap that ended and left the stream at its usual
+//! rate is judged as before. Outside traffic seed 37: nothing from 05:13:47 to
+//! 05:20:14 UTC on a Sunday, ten minutes before the phones' morning refreshes; the bin
+//! expected about 60 where its events after the lull ran at 17 a bin. It had paged at
+//! 2.9·10⁻¹⁴; judged at twice 17 it comes to 1.4·10⁻⁶, just short of `okta-sessions`'
+//! threshold (10⁻⁶ for a closed span).
+//!
 //! Events are taken one by one, as a Poisson stream: a rule over event types that come
 //! in clusters (a sign-in's push and factor check within seconds of it) would page on
 //! ordinary silent seconds, which is why the built-in `okta-sessions` counts sign-ins
@@ -307,7 +320,9 @@ impl Detector for Flatline {
         let step = ctx.dispersion.step;
         let mut p_span = Self::span_chance(&open, Self::level(ctx, &open, phi, step), e.total);
         if ctx.counts.total > 0 {
-            let closed = self.span(ctx, e.total, before, false);
+            // See "A lull that ended inside the bin".
+            let seen_rate = ctx.counts.total as f64 / (1.0 - before).max(f64::EPSILON);
+            let closed = self.span(ctx, e.total.min(LEVEL_CAP * seen_rate), before, false);
             let level = Self::level(ctx, &closed, phi, step);
             let p = Self::span_chance(&closed, level, e.total);
             if p < p_span {

@@ -218,6 +218,24 @@ fn a_gap_that_ended_inside_the_bin_pages_when_long_enough() {
 }
 
 #[test]
+fn a_lull_that_ended_is_judged_at_most_at_twice_the_rate_after_it() {
+    // 20 events a bin, then the season's smoothing expects 60 of this bin (the step
+    // after it). Silent from 13.8 minutes into bin 10 to 5.2 minutes into bin 11.
+    let mut h = alive(10, 20.0);
+    h.push(10, timed(10, &[1.0, 4.0, 7.0, 10.0, 13.8], 20.0));
+    // After the lull the stream goes on at its rate (10 events in 9.8 minutes): the
+    // bin is taken to expect at most twice that, about 31, and the lull is ordinary.
+    let slow: Vec<f64> = (0..10).map(|i| 5.2 + f64::from(i)).collect();
+    let f = judge_at(&h, 11, &slow, 60.0);
+    assert!(!f.anomalous, "{f:?}");
+    // After the same lull the stream runs at the bin's expectation (40 events): the
+    // lull is judged at 60 a bin and pages.
+    let busy: Vec<f64> = (0..40).map(|i| 5.2 + f64::from(i) * 0.245).collect();
+    let f = judge_at(&h, 11, &busy, 60.0);
+    assert!(f.anomalous, "{f:?}");
+}
+
+#[test]
 fn a_stream_alive_at_a_fifth_of_its_volume_has_ordinary_lulls() {
     // A holiday: the baseline still expects 10 events a bin, the stream has held 2 a
     // bin for two hours. A bin without events (10 expected by the baseline, 2 at the
