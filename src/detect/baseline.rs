@@ -207,7 +207,7 @@ impl Seasonal {
         let mut all = Samples::default();
         let mut typical = Samples::default();
         // The window's own bins only: a history may keep a few more for the detectors
-        // (see `SeriesState::history_bins`). A week or day whose earlier neighbour lies
+        // (see `RuleSpec::history_bins`). A week or day whose earlier neighbour lies
         // outside the window is left out whole: its later neighbours alone would lean
         // the season towards what comes next (before a morning's step, the step: on
         // outside traffic seeds 5 and 30 a lull of minutes in the quiet Sunday bin before

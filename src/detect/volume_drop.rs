@@ -91,7 +91,7 @@
 //! the week before still had the US an hour earlier and its lunch in the hour before.
 //! Two weeks back, at the same Berlin time, both continents were where they are now
 //! (54 after 130), and that week says it is no drop. A series' history keeps the bins
-//! this reaches past its baseline window (`SeriesState::history_bins`). Only removes
+//! this reaches past its baseline window (`RuleSpec::history_bins`). Only removes
 //! pages; on outside seeds 1–35 false pages 18 → 13, on benign events 9 → 6, nothing
 //! caught lost.
 //!

@@ -120,7 +120,7 @@ pub fn encode(rule: &RuleSpec, bin: &SharedBin, token: u64) -> Result<Vec<Item>,
         bodies.push(serde_json::to_string(&part).map_err(|e| e.to_string())?);
     }
     let b = rule.bin_ms();
-    let expires_s = ((bin.bin + 1) * b + rule.baseline_window.as_millis() as i64) / 1000;
+    let expires_s = ((bin.bin + 1) * b + rule.history_window().as_millis() as i64) / 1000;
     let parts = bodies.len();
     Ok(bodies
         .into_iter()
@@ -347,10 +347,10 @@ mod tests {
         // A bin missing a part is not a bin yet.
         let partial: Vec<Item> = items[..items.len() - 1].to_vec();
         assert_eq!(decode(&rule, &partial), vec![small.clone()]);
-        // The TTL: the bin's end plus the baseline window.
+        // The TTL: the bin's end plus the history a series keeps.
         let end_s = (small.bin + 1) * rule.bin_ms() / 1000;
         let ttl = get_n(&items[0], dynamo::TTL_ATTRIBUTE).unwrap();
-        assert_eq!(ttl - end_s, rule.baseline_window.as_secs() as i64);
+        assert_eq!(ttl - end_s, rule.history_window().as_secs() as i64);
     }
 
     #[test]

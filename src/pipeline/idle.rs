@@ -29,7 +29,7 @@ use crate::series::Labels;
 
 /// Whether rule `spec` may put off an idle source's empty bins.
 pub(super) fn defers_idle(spec: &RuleSpec) -> bool {
-    let history = SeriesState::history_bins(spec);
+    let history = spec.history_bins();
     spec.split_by.is_some()
         && spec.detectors.iter().all(|d| {
             d.detector.quiet_on_empty_bin(SeriesKind::default())

@@ -41,7 +41,7 @@ pub struct SeriesState {
 impl SeriesState {
     pub fn new(spec: &RuleSpec) -> SeriesState {
         SeriesState {
-            history: History::new(SeriesState::history_bins(spec)),
+            history: History::new(spec.history_bins()),
             dispersion: INITIAL_DISPERSION,
             anomalous_run: 0,
             last_active_bin: 0,
@@ -50,26 +50,6 @@ impl SeriesState {
             may_hold_alert: true,
             idle_from: None,
         }
-    }
-
-    /// How many bins the history of a series of rule `spec` holds: its baseline window,
-    /// and for a window of a day or more a margin past it. A detector may read the
-    /// copies of the bins its verdict looks at `window / week` weeks back at the same
-    /// local time, and in the week after the clocks went back that time lies an hour
-    /// before the window's first bin (`volume_drop`'s past weeks: see "Two continents,
-    /// two clock changes" there). The season itself reads the window only.
-    pub fn history_bins(spec: &RuleSpec) -> usize {
-        let window = spec.window_bins().max(8);
-        let bin_ms = spec.bin_ms().max(1) as usize;
-        if window < 86_400_000 / bin_ms {
-            return window;
-        }
-        let reach = spec
-            .detectors
-            .iter()
-            .map(|d| d.detector.window_bins() as usize)
-            .max();
-        window + 3_600_000usize.div_ceil(bin_ms) + 1 + reach.unwrap_or(1)
     }
 }
 
@@ -142,7 +122,6 @@ mod tests {
     /// a split rule's hours-long window (thousands of series) keeps exactly its window.
     #[test]
     fn a_seasonal_history_keeps_a_margin_past_its_window() {
-        use super::SeriesState;
         use crate::rule::RuleSpec;
         let sign_ins = RuleSpec::sign_ins();
         let reach = sign_ins
@@ -151,16 +130,13 @@ mod tests {
             .map(|d| d.detector.window_bins() as usize)
             .max();
         assert_eq!(
-            SeriesState::history_bins(&sign_ins),
+            sign_ins.history_bins(),
             sign_ins.window_bins() + 4 + 1 + reach.unwrap_or(1) // ok: a test
         );
         let spraying = RuleSpec::builtin()
             .into_iter()
             .find(|r| r.split_by.is_some())
             .unwrap(); // ok: a test
-        assert_eq!(
-            SeriesState::history_bins(&spraying),
-            spraying.window_bins().max(8)
-        );
+        assert_eq!(spraying.history_bins(), spraying.window_bins().max(8));
     }
 }

@@ -180,6 +180,32 @@ impl RuleSpec {
         (self.baseline_window.as_millis() / self.bin.as_millis().max(1)) as usize
     }
 
+    /// How many bins the history of a series of this rule holds: its baseline window,
+    /// and for a window of a day or more a margin past it. A detector may read the
+    /// copies of the bins its verdict looks at `window / week` weeks back at the same
+    /// local time, and in the week after the clocks went back that time lies an hour
+    /// before the window's first bin (`volume_drop`'s past weeks: see "Two continents,
+    /// two clock changes" there). The season itself reads the window only.
+    pub fn history_bins(&self) -> usize {
+        let window = self.window_bins().max(8);
+        let bin_ms = self.bin_ms().max(1) as usize;
+        if window < 86_400_000 / bin_ms {
+            return window;
+        }
+        let reach = self
+            .detectors
+            .iter()
+            .map(|d| d.detector.window_bins() as usize)
+            .max();
+        window + 3_600_000usize.div_ceil(bin_ms) + 1 + reach.unwrap_or(1)
+    }
+
+    /// The time [`RuleSpec::history_bins`] covers: what a restart loads by default and
+    /// how long a bin shared between replicas is kept.
+    pub fn history_window(&self) -> Duration {
+        self.bin.saturating_mul(self.history_bins() as u32)
+    }
+
     pub fn warmup_bins(&self) -> usize {
         (self.warmup.as_millis() / self.bin.as_millis().max(1)) as usize
     }

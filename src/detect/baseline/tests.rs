@@ -284,7 +284,7 @@ fn seasons_in_the_organisations_time_zone_survive_a_dst_change() {
 }
 
 /// The oldest week of the window counts whole or not at all: a history that keeps a few
-/// bins past the window (`SeriesState::history_bins`) still gives the season only the
+/// bins past the window (`RuleSpec::history_bins`) still gives the season only the
 /// window's, and a week whose earlier neighbour fell out of it is left out rather than
 /// read by its later neighbour alone — before a morning's step that one bin is already
 /// the step, and the season read half the morning into the quiet bin before it.

@@ -102,7 +102,7 @@ impl CloudWatchSource {
         let mut cursors = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
             let b = rule.bin_ms();
-            let window = self.config.backfill.unwrap_or(rule.baseline_window);
+            let window = self.config.backfill.unwrap_or(rule.history_window());
             let first = (now - window.as_millis() as i64).div_euclid(b);
             let end = self.settled_end(rule, now);
             let (next_bin, loaded) = self.load_history(i, first, end, &tx, &shutdown).await;
