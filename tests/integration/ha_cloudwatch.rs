@@ -376,6 +376,13 @@ impl BinExchange for MemoryExchange {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_queries_only_holes_and_a_new_leader_resumes_where_the_bins_end() {
     let (logs_client, group) = aws::log_group("/authpulse/test/exchange").await;
+    // The source reads its own clock for the window's first bin: a minute boundary
+    // between this `now` and its start would move that bin past the one the exchange
+    // was filled from (a CI run failed so). Start at least 20 s before the next one.
+    let into_minute = aws::now_ms() % 60_000;
+    if into_minute > 40_000 {
+        tokio::time::sleep(Duration::from_millis((60_000 - into_minute + 500) as u64)).await;
+    }
     let now = aws::now_ms();
     aws::put_lines(&logs_client, &group, quiet(now - 30 * 60_000, now - 200)).await;
     let mut rule = RuleSpec::named(RULE);
