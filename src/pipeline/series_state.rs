@@ -118,20 +118,34 @@ mod tests {
         }
     }
 
-    /// A rule whose window holds days keeps an hour and its detectors' reach past it;
-    /// a split rule's hours-long window (thousands of series) keeps exactly its window.
+    /// What a series keeps reaches the oldest bin a verdict reads: on the Monday after
+    /// the clocks went back, the copies of the longest verdict's bins two weeks back at
+    /// the same local time (an hour before the bare window). A split rule's hours-long
+    /// window (thousands of series) keeps exactly its window.
     #[test]
-    fn a_seasonal_history_keeps_a_margin_past_its_window() {
+    fn a_seasonal_history_reaches_the_oldest_bin_a_verdict_reads() {
         use crate::rule::RuleSpec;
-        let sign_ins = RuleSpec::sign_ins();
-        let reach = sign_ins
-            .detectors
-            .iter()
-            .map(|d| d.detector.window_bins() as usize)
-            .max();
-        assert_eq!(
-            sign_ins.history_bins(),
-            sign_ins.window_bins() + 4 + 1 + reach.unwrap_or(1) // ok: a test
+        let mut sign_ins = RuleSpec::sign_ins();
+        sign_ins.timezone = Some(chrono_tz::America::New_York);
+        let bin_ms = sign_ins.bin_ms();
+        // Monday 2 November 2026 09:15 New York (EST), the day after the change.
+        let bin = chrono::DateTime::parse_from_rfc3339("2026-11-02T14:15:00Z")
+            .unwrap() // ok: a test
+            .timestamp_millis()
+            / bin_ms;
+        let week = 7 * 86_400_000 / bin_ms;
+        let weeks = sign_ins.window_bins() as i64 / week;
+        let reach = (sign_ins.detectors.iter())
+            .map(|d| i64::from(d.detector.window_bins()))
+            .max()
+            .unwrap_or(1);
+        let oldest_read = sign_ins.local_time().same_local_time(bin, weeks * week) - (reach - 1);
+        // The history after this bin was taught holds bins from `bin + 1 - capacity` on.
+        let holds = |capacity: usize| bin + 1 - capacity as i64 <= oldest_read;
+        assert!(holds(sign_ins.history_bins()));
+        assert!(
+            !holds(sign_ins.window_bins()),
+            "the bare window falls short"
         );
         let spraying = RuleSpec::builtin()
             .into_iter()
