@@ -49,6 +49,10 @@ pub struct Alert {
     /// bin: how long it is ("1h 30m"), ending with this alert's bin. Absent for one bin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+    /// The start of that window (RFC 3339, UTC): where the evidence of this notification
+    /// begins. Absent for one bin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<Timestamp>,
     /// Start of the first anomalous bin of this incident.
     pub started_at: Timestamp,
     /// A Logs Insights query over the anomalous window: paste it into the console.
@@ -269,6 +273,8 @@ impl Alert {
             summary: summary(status, rule, detector, labels, bin_start_ms, f, verdict),
             measure: f.measure.to_string(),
             window: (f.window_bins > 1).then(|| window_literal(rule, f.window_bins)),
+            window_start: (f.window_bins > 1)
+                .then(|| Timestamp::from_ms(bin_end_ms - i64::from(f.window_bins) * rule.bin_ms())),
             started_at: Timestamp::from_ms(started_ms),
             investigate: investigate_query(rule, labels),
             idempotency_key: String::new(),
@@ -472,6 +478,7 @@ impl Alert {
             summary,
             measure: "failed polls in a row".to_string(),
             window: None,
+            window_start: None,
             started_at: Timestamp::from_ms(since_ms),
             investigate: "Check the daemon's logs, its IAM permissions (logs:StartQuery, logs:GetQueryResults) and the CloudWatch Logs service health.".to_string(),
             idempotency_key: String::new(),

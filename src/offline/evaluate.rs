@@ -424,35 +424,14 @@ pub fn read_labels(text: &str) -> Result<Vec<Incident>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::Severity;
-    use crate::series::Labels;
     use crate::simulate::IncidentKind;
 
     fn alert(status: Status, started: &str, bin_end: &str) -> Alert {
-        Alert {
-            status,
-            rule: "r".into(),
-            detector: "failure_spike".parse().unwrap(),
-            series: Labels::new(),
-            bin_start: started.parse().unwrap(),
-            bin_end: bin_end.parse().unwrap(),
-            observed: 1.0,
-            expected: 1.0,
-            lower: 0.0,
-            upper: 1.0,
-            p_value: 0.0,
-            severity: Severity::Critical,
-            fingerprint: "f".into(),
-            summary: String::new(),
-            measure: String::new(),
-            window: None,
-            started_at: started.parse().unwrap(),
-            investigate: String::new(),
-            idempotency_key: String::new(),
-            kind: crate::alert_kind::AlertKind::TrafficSurge,
-            kind_reason: String::new(),
-            enrichment: None,
-        }
+        let mut a = crate::sink::render::tests::sample_alert(status, started);
+        a.bin_end = bin_end.parse().unwrap();
+        a.started_at = started.parse().unwrap();
+        a.kind = crate::alert_kind::AlertKind::TrafficSurge;
+        a
     }
 
     fn incident(kind: IncidentKind, start: &str, end: &str, expect_page: bool) -> Incident {

@@ -14,9 +14,14 @@ use crate::series::{BinRecord, Counts, LabelMap, Labels};
 
 impl RuleEngine {
     /// With a `failing_sources` detector, the `(failing-only sources)` series' counts for
-    /// this bin: addresses that only failed (`failure`), that succeeded (`success`), all
-    /// of them (`total`), and the distinct users the failing-only ones tried.
-    pub(super) fn failing_sources(&self, observed: &LabelMap<Counts>) -> Option<(Labels, Counts)> {
+    /// this bin: addresses that only failed, on a username Okta could not resolve, new
+    /// in the window (`failure`: see `fresh_sources`), that succeeded (`success`), all
+    /// of them (`total`), and the distinct users the counted ones tried.
+    pub(super) fn failing_sources(
+        &mut self,
+        bin: i64,
+        observed: &LabelMap<Counts>,
+    ) -> Option<(Labels, Counts)> {
         let field = self.spec.split_by.as_ref()?;
         if !self
             .spec
@@ -26,17 +31,20 @@ impl RuleEngine {
         {
             return None;
         }
+        let window = self.spec.window_bins().max(1) as i64;
         let mut c = Counts::default();
-        for counts in observed.values() {
+        for (labels, counts) in observed {
             c.total += 1;
             if counts.success > 0 {
                 c.success += 1;
-            } else if counts.failure > 0 {
+            }
+            if self.fresh_sources.counts(labels, counts, bin, window) {
                 c.failure += 1;
                 c.failed_ips += 1;
                 c.failed_users = c.failed_users.saturating_add(counts.failed_users);
             }
         }
+        self.fresh_sources.prune(bin, window);
         let labels = [(field.clone(), SOURCES_SERIES.to_string())].into();
         Some((labels, c))
     }
@@ -122,7 +130,7 @@ impl RuleEngine {
             self.sprayers.note_successes(bin, &observed, remember);
             self.sprayers.note_accounts(bin, &observed, window);
         }
-        let sources = self.failing_sources(&observed);
+        let sources = self.failing_sources(bin, &observed);
         let mut observed = self.top_k(observed);
         observed.extend(sources);
         self.record(bin, observed);
@@ -134,11 +142,18 @@ impl RuleEngine {
     fn record(&mut self, bin: i64, observed: Vec<(Labels, Counts)>) {
         for (labels, counts) in observed {
             let labels = self.cap_series(labels);
+            let kind = super::engine::series_kind(self.spec.split_by.is_some(), &labels);
+            let keeps = if kind.sources {
+                self.spec.sources_history_bins()
+            } else {
+                self.spec.history_bins()
+            };
             let s = match self.series.entry(labels) {
                 Entry::Occupied(s) => s.into_mut(),
-                Entry::Vacant(v) => v.insert(SeriesState::new(&self.spec)),
+                Entry::Vacant(v) => v.insert(SeriesState::keeping(keeps)),
             };
-            super::idle::catch_up(s, &self.baseline, &self.spec, self.first_bin, bin);
+            let baseline = self.baselines.of(kind);
+            super::idle::catch_up(s, baseline, &self.spec, self.first_bin, bin);
             {
                 let mut counts = counts;
                 // Sum when several values were merged into `(other)`.
@@ -163,7 +178,7 @@ mod tests {
     use crate::pipeline::testing::{c, ip, rule};
     use crate::pipeline::Pipeline;
     use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES};
-    use crate::series::{BinIndex, Labels, RuleId};
+    use crate::series::{BinIndex, Counts, FailedAccounts, Labels, RuleId};
 
     #[test]
     fn split_series_are_capped() {
@@ -232,5 +247,42 @@ mod tests {
         let series = &p.rules[0].series;
         assert!(!series.contains_key(&ip("a")));
         assert!(series.contains_key(&ip("b")));
+    }
+
+    /// The count takes an address that only failed on an unknown username and had not
+    /// failed within the window before, and keeps days of bins where the rule's
+    /// addresses keep hours.
+    #[test]
+    fn the_failing_only_count_takes_new_addresses_on_unknown_usernames_and_keeps_days() {
+        let r = RuleSpec::password_spraying();
+        let window = r.window_bins() as i64;
+        let mut p = Pipeline::new(vec![r]);
+        let mut out = Vec::new();
+        let known = Counts {
+            failed_accounts: FailedAccounts::of(Some("00u1"), None),
+            ..c(1, 1)
+        };
+        for b in 0..(window + 3) {
+            // A service account under a wrong username, every bin from one address; a
+            // person failing for their own account; in bin 0 a proxy.
+            p.observe(RuleId(0), BinIndex(b), ip("svc"), c(1, 1));
+            p.observe(RuleId(0), BinIndex(b), ip("home"), known);
+            if b == 0 {
+                p.observe(RuleId(0), BinIndex(b), ip("proxy"), c(1, 1));
+            }
+            p.close_through(RuleId(0), BinIndex(b + 1), &mut out);
+        }
+        let series = &p.rules[0].series;
+        let sources = &series[&ip(SOURCES_SERIES)].history;
+        let counted: Vec<u32> = (0..(window + 3))
+            .map(|b| sources.get(b).map_or(u32::MAX, |r| r.failure))
+            .collect();
+        let mut expected = vec![0; counted.len()];
+        expected[0] = 2; // svc and proxy, both new; svc never again while it keeps failing
+        assert_eq!(counted, expected);
+        assert!(
+            series[&ip("svc")].history.get(0).is_none(),
+            "an address keeps hours"
+        );
     }
 }

@@ -73,8 +73,14 @@ pub fn classify(
         DetectorKind::FailingSources => (
             AlertKind::CredentialStuffing,
             format!(
-                "{:.0} source addresses failed without a single success in one bin (usually about {:.0}), against {} accounts: many addresses, each trying a few leaked passwords",
-                f.observed, f.expected, c.failed_users
+                "{:.0} addresses new {} failed on usernames Okta could not resolve without a single success (usually about {:.0}): many addresses, each trying a few credentials leaked elsewhere",
+                f.observed,
+                if f.window_bins > 1 {
+                    format!("over {} bins", f.window_bins)
+                } else {
+                    "in one bin".to_string()
+                },
+                f.expected
             ),
         ),
         DetectorKind::FailureSpike | DetectorKind::FailureRatio | DetectorKind::VolumeSpike => {

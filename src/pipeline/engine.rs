@@ -9,16 +9,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::fresh_sources::FreshSources;
 use super::lifecycle::{Lifecycle, Reading, Transition};
 use super::series_state::{Fingerprints, SeriesState};
 use super::sprayers::Sprayers;
 use super::storm::StormGuard;
 use super::story::Story;
-use super::teach::{expectation, teach, this_bin, BinFacts};
+use super::teach::{expectation, teach, this_bin, Baselines, BinFacts};
 use super::{classify, idle, Observer, Verdict};
 use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
-use crate::detect::baseline::{Expected, Seasonal};
+use crate::detect::baseline::Expected;
 use crate::detect::{BinContext, DetectorKind, Dispersion, Finding, SeriesKind};
 use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, History, LabelMap, Labels};
@@ -35,7 +36,9 @@ const DROP_CONFIRM_BINS: u32 = 4;
 
 pub struct RuleEngine {
     pub spec: RuleSpec,
-    pub baseline: Seasonal,
+    pub(super) baselines: Baselines,
+    /// Which failing-only addresses the `(failing-only sources)` count takes.
+    pub(super) fresh_sources: FreshSources,
     pub series: LabelMap<SeriesState>,
     pub pending: BTreeMap<i64, LabelMap<Counts>>,
     pub unknown: BTreeSet<i64>,
@@ -81,8 +84,8 @@ struct Judged {
 impl RuleEngine {
     pub fn new(spec: RuleSpec) -> RuleEngine {
         RuleEngine {
-            baseline: Seasonal::new(spec.bin_ms(), spec.window_bins())
-                .with_local_time(spec.local_time()),
+            baselines: Baselines::new(&spec),
+            fresh_sources: FreshSources::default(),
             storm: StormGuard::new(spec.max_pages_per_hour),
             sprayers: Sprayers::new(spec.bin_ms()),
             defer_idle: super::idle::defers_idle(&spec),
@@ -235,7 +238,7 @@ impl RuleEngine {
             }
             let rec = this_bin(s, facts);
             let mut level = kind.sprayers.then_some(&mut self.sprayers.level);
-            let expected = expectation(&self.baseline, level.as_deref(), s, facts);
+            let expected = expectation(self.baselines.of(kind), level.as_deref(), s, facts);
             let ctx = context(
                 &s.history,
                 s.dispersion,
@@ -472,7 +475,7 @@ fn context<'a>(
 /// any of them (the rest of the sources, all sources, the sprayers), all sources, the
 /// sprayers; each flag holds when every label value is one of its names. Read once per
 /// series and bin (the labels are a map of strings).
-fn series_kind(split: bool, labels: &Labels) -> SeriesKind {
+pub(super) fn series_kind(split: bool, labels: &Labels) -> SeriesKind {
     let mut s = SeriesKind {
         aggregate: split,
         sources: split,

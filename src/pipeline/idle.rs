@@ -73,8 +73,10 @@ impl RuleEngine {
         let Some(until) = self.next_bin else {
             return;
         };
-        for s in self.series.values_mut() {
-            catch_up(s, &self.baseline, &self.spec, self.first_bin, until);
+        let split = self.spec.split_by.is_some();
+        for (labels, s) in self.series.iter_mut() {
+            let baseline = self.baselines.of(super::engine::series_kind(split, labels));
+            catch_up(s, baseline, &self.spec, self.first_bin, until);
         }
     }
 }

@@ -20,6 +20,7 @@ mod bins;
 mod cardinality;
 pub mod classify;
 mod engine;
+mod fresh_sources;
 mod idle;
 pub mod lifecycle;
 mod retry_wave;

@@ -212,10 +212,14 @@ impl RetryWaves {
             return;
         }
         let repeat = self.held.contains(&fp);
+        // A page read from a window is judged on the window's bins: a reset wave whose
+        // last people gave up on unknown usernames adds up over two hours to a page in
+        // a bin where hardly anyone retries any more (outside seed 27).
         let since = if repeat {
             a.bin_end.ms() - REJUDGE_MS
         } else {
-            a.started_at.ms()
+            let started = a.started_at.ms();
+            a.window_start.map_or(started, |w| started.min(w.ms()))
         };
         let r = self.retries_in(since, a.bin_end.ms());
         if is_wave(r) {
@@ -428,6 +432,25 @@ mod tests {
         out.clear();
         w.screen(vec![push, gap], &mut out, Scope::Totals);
         assert_eq!(out.len(), 2);
+    }
+
+    /// A page read from a window is judged on the window's bins, not its last one: the
+    /// end of a reset wave, where hardly anyone retries any more, is still the wave.
+    #[test]
+    fn a_window_page_is_judged_on_the_windows_bins() {
+        let mut w = RetryWaves::default();
+        for bin in 1..8 {
+            note(&mut w, bin, 40, 50); // the wave: 80 % retried
+        }
+        note(&mut w, 8, 0, 3); // its last bin: the ones who gave up
+        w.advance(9 * BIN, &mut Vec::new());
+        let mut out = Vec::new();
+        let bin_alone = firing("bin", 8, 8);
+        let mut window = firing("window", 8, 8);
+        window.window_start = Some(Timestamp::from_ms(BIN));
+        w.screen(vec![bin_alone, window], &mut out, Scope::Totals);
+        assert_eq!(fingerprints(&out), [("bin", Status::Firing)]);
+        assert_eq!(w.held_count, 1);
     }
 
     #[test]

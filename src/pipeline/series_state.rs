@@ -40,8 +40,13 @@ pub struct SeriesState {
 
 impl SeriesState {
     pub fn new(spec: &RuleSpec) -> SeriesState {
+        SeriesState::keeping(spec.history_bins())
+    }
+
+    /// A series whose history holds `bins` bins.
+    pub fn keeping(bins: usize) -> SeriesState {
         SeriesState {
-            history: History::new(spec.history_bins()),
+            history: History::new(bins),
             dispersion: INITIAL_DISPERSION,
             anomalous_run: 0,
             last_active_bin: 0,

@@ -6,8 +6,38 @@
 use super::series_state::{learn_dispersion, SeriesState};
 use crate::detect::baseline::{Baseline, Basis, Expected, LocalTime, Seasonal};
 use crate::detect::long_run::LongRunLevel;
+use crate::detect::SeriesKind;
 use crate::rule::RuleSpec;
 use crate::series::{BinRecord, Counts, History};
+
+/// A rule's baselines: its series' own, and the `(failing-only sources)` count's over
+/// days with its season (see `detect::failing_sources`), where a split rule's sources
+/// keep hours.
+#[derive(Debug, Clone)]
+pub(super) struct Baselines {
+    series: Seasonal,
+    sources: Seasonal,
+}
+
+impl Baselines {
+    pub(super) fn new(spec: &RuleSpec) -> Baselines {
+        let local = spec.local_time();
+        Baselines {
+            series: Seasonal::new(spec.bin_ms(), spec.window_bins()).with_local_time(local),
+            sources: Seasonal::new(spec.bin_ms(), spec.sources_window_bins())
+                .with_local_time(local),
+        }
+    }
+
+    /// The baseline of a series of `kind`.
+    pub(super) fn of(&self, kind: SeriesKind) -> &Seasonal {
+        if kind.sources {
+            &self.sources
+        } else {
+            &self.series
+        }
+    }
+}
 
 /// What is fixed for every series of a rule in one bin.
 pub(super) struct BinFacts {

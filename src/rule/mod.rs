@@ -111,6 +111,9 @@ pub struct RuleSpec {
     pub timezone: Option<chrono_tz::Tz>,
 }
 
+/// A rule's default `baseline_window` (see [`SPLIT_BASELINE_WINDOW`] for split rules).
+pub const DEFAULT_BASELINE_WINDOW: Duration = Duration::from_secs(14 * 86_400);
+
 /// A split rule's default `baseline_window`.
 pub const SPLIT_BASELINE_WINDOW: Duration = Duration::from_secs(4 * 3600);
 
@@ -136,7 +139,7 @@ impl RuleSpec {
             max_series: 1000,
             max_pages_per_hour: 3,
             top_k: None,
-            baseline_window: Duration::from_secs(14 * 86_400),
+            baseline_window: DEFAULT_BASELINE_WINDOW,
             warmup: Duration::from_secs(2 * 86_400),
             detectors: default_detectors(false),
             query: None,
@@ -187,7 +190,26 @@ impl RuleSpec {
     /// before the window's first bin (`volume_drop`'s past weeks: see "Two continents,
     /// two clock changes" there). The season itself reads the window only.
     pub fn history_bins(&self) -> usize {
-        let window = self.window_bins().max(8);
+        self.history_bins_of(self.window_bins())
+    }
+
+    /// The baseline window, in bins, of a split rule's `(failing-only sources)` count:
+    /// one series per rule, so it keeps the season a rule over totals keeps (at least
+    /// [`DEFAULT_BASELINE_WINDOW`]) while the rule's sources keep hours (see
+    /// `detect::failing_sources`).
+    pub fn sources_window_bins(&self) -> usize {
+        let default = (DEFAULT_BASELINE_WINDOW.as_millis() / self.bin.as_millis().max(1)) as usize;
+        self.window_bins().max(default)
+    }
+
+    /// How many bins the history of the `(failing-only sources)` count holds (see
+    /// [`RuleSpec::sources_window_bins`] and [`RuleSpec::history_bins`]).
+    pub fn sources_history_bins(&self) -> usize {
+        self.history_bins_of(self.sources_window_bins())
+    }
+
+    fn history_bins_of(&self, window: usize) -> usize {
+        let window = window.max(8);
         let bin_ms = self.bin_ms().max(1) as usize;
         if window < 86_400_000 / bin_ms {
             return window;

@@ -41,6 +41,15 @@ impl FailedAccounts {
         a
     }
 
+    /// Whether some of a bin's `failures` were on a username Okta could not resolve (or
+    /// carried no id): fewer accounts are held than the first and the last attempt
+    /// name. Exact for one or two failures; a busier bin with two real accounts at its
+    /// ends says no. A source that gives no accounts at all (a CSV of counts, a query
+    /// without them) says yes: the count it feeds is then every failing-only address.
+    pub fn unresolved_among(&self, failures: u64) -> bool {
+        failures > 0 && (self.keys().count() as u64) < failures.min(2)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0 == [0, 0]
     }

@@ -343,6 +343,7 @@ pub(crate) mod tests {
             summary: "Failed sign-ins spiked: 412 failed sign-ins in the 15m bin at Wed 10:15 UTC, expected about 23.".into(),
             measure: "failed sign-ins".into(),
             window: None,
+            window_start: None,
             started_at: bin_start.parse().unwrap(),
             investigate: "fields @timestamp | limit 200".into(),
             idempotency_key: String::new(),
