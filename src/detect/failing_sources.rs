@@ -38,9 +38,11 @@
 //!   `pipeline::retry_wave`): the last people of a reset wave who give up on a
 //!   mistyped username add up over two hours, in a bin where hardly anyone retries.
 //!
-//! A restart backfills the rule's window (hours), not the count's season: until a day
-//! of bins is back, the count is judged against its recent level, and its pooled rate
-//! returns after four days (as for the signal rules after a history shorter than that).
+//! A restart loads the count's 14 days too: the rule's history window
+//! (`RuleSpec::history_window`, the default backfill and the replicas' table's TTL)
+//! covers them, where the rule's addresses alone needed hours. Until a day of bins is
+//! known the count is judged against its recent level, and its pooled rate needs four
+//! days (as for the signal rules after a history shorter than that).
 
 use std::sync::Arc;
 

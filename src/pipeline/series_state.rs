@@ -157,5 +157,11 @@ mod tests {
             .find(|r| r.split_by.is_some())
             .unwrap(); // ok: a test
         assert_eq!(spraying.history_bins(), spraying.window_bins().max(8));
+        // Its failing-only count keeps days, and a restart loads them.
+        assert!(spraying.sources_history_bins() > 14 * 86_400_000 / bin_ms as usize);
+        assert_eq!(
+            spraying.history_window(),
+            spraying.bin * spraying.sources_history_bins() as u32
+        );
     }
 }

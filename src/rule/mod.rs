@@ -26,7 +26,7 @@ use std::time::Duration;
 use builtin::default_detectors;
 
 use crate::detect::baseline::LocalTime;
-use crate::detect::DetectorSpec;
+use crate::detect::{DetectorKind, DetectorSpec};
 use crate::event::Event;
 use crate::series::OutcomeClass;
 
@@ -222,10 +222,24 @@ impl RuleSpec {
         window + 3_600_000usize.div_ceil(bin_ms) + 1 + reach.unwrap_or(1)
     }
 
-    /// The time [`RuleSpec::history_bins`] covers: what a restart loads by default and
-    /// how long a bin shared between replicas is kept.
+    /// The longest history a series of this rule keeps: [`RuleSpec::history_bins`], or
+    /// for a split rule with `failing_sources` its count's
+    /// ([`RuleSpec::sources_history_bins`]). What a restart loads by default and how long
+    /// a bin shared between replicas is kept, so that a replaced task or a new replica
+    /// judges that count against its season at once.
     pub fn history_window(&self) -> Duration {
-        self.bin.saturating_mul(self.history_bins() as u32)
+        let counts_sources = self.split_by.is_some()
+            && self
+                .detectors
+                .iter()
+                .any(|d| d.detector.kind() == DetectorKind::FailingSources);
+        let bins = if counts_sources {
+            self.sources_history_bins()
+        } else {
+            self.history_bins()
+        };
+        self.bin
+            .saturating_mul(u32::try_from(bins).unwrap_or(u32::MAX))
     }
 
     pub fn warmup_bins(&self) -> usize {
