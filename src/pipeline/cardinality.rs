@@ -143,14 +143,13 @@ impl RuleEngine {
         for (labels, counts) in observed {
             let labels = self.cap_series(labels);
             let kind = super::engine::series_kind(self.spec.split_by.is_some(), &labels);
-            let keeps = if kind.sources {
-                self.spec.sources_history_bins()
-            } else {
-                self.spec.history_bins()
-            };
             let s = match self.series.entry(labels) {
                 Entry::Occupied(s) => s.into_mut(),
-                Entry::Vacant(v) => v.insert(SeriesState::keeping(keeps)),
+                Entry::Vacant(v) => v.insert(SeriesState::keeping(if kind.sources {
+                    self.spec.sources_history_bins()
+                } else {
+                    self.spec.history_bins()
+                })),
             };
             let baseline = self.baselines.of(kind);
             super::idle::catch_up(s, baseline, &self.spec, self.first_bin, bin);
