@@ -8,7 +8,6 @@ use super::engine::RuleEngine;
 use super::series_state::SeriesState;
 use super::sprayers::is_synthetic;
 use super::story::Story;
-use crate::detect::DetectorKind;
 use crate::rule::{OTHER_SERIES, SOURCES_SERIES};
 use crate::series::{BinRecord, Counts, LabelMap, Labels};
 
@@ -22,15 +21,10 @@ impl RuleEngine {
         bin: i64,
         observed: &LabelMap<Counts>,
     ) -> Option<(Labels, Counts)> {
-        let field = self.spec.split_by.as_ref()?;
-        if !self
-            .spec
-            .detectors
-            .iter()
-            .any(|d| d.detector.kind() == DetectorKind::FailingSources)
-        {
+        if !self.spec.counts_failing_sources() {
             return None;
         }
+        let field = self.spec.split_by.as_ref()?;
         let window = self.spec.window_bins().max(1) as i64;
         let mut c = Counts::default();
         for (labels, counts) in observed {

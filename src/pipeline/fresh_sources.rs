@@ -17,11 +17,8 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
+use super::sprayers::{forget_oldest_half, stamp, MAX_REMEMBERED};
 use crate::series::{Counts, Labels};
-
-/// At most this many addresses are remembered; past it the half seen longest ago is
-/// forgotten first.
-const MAX_REMEMBERED: usize = 2_000_000;
 
 /// The bin each address last failed in, by a 64-bit hash of the address keyed at random
 /// per rule (the addresses are the input's: see `sprayers::Sprayers::succeeded`).
@@ -49,19 +46,14 @@ impl FreshSources {
         fresh && counts.success == 0 && counts.failed_accounts.unresolved_among(counts.failure)
     }
 
-    /// Forget what is older than `window` bins (once a window), and the older half past
-    /// [`MAX_REMEMBERED`].
+    /// Forget what is older than `window` bins (once a window), and past
+    /// [`MAX_REMEMBERED`] addresses the older half (as the sprayers' memory does).
     pub fn prune(&mut self, bin: i64, window: i64) {
         if self.pruned_at.is_none_or(|p| bin - p >= window) {
             self.failed.retain(|_, b| *b > bin - window);
             self.pruned_at = Some(bin);
         }
-        if self.failed.len() > MAX_REMEMBERED {
-            let mut bins: Vec<i64> = self.failed.values().copied().collect();
-            let (_, median, _) = bins.select_nth_unstable(MAX_REMEMBERED / 2);
-            let cut = *median;
-            self.failed.retain(|_, b| *b > cut);
-        }
+        forget_oldest_half(&mut self.failed, MAX_REMEMBERED, |b| stamp(*b));
     }
 }
 

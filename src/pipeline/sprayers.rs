@@ -18,7 +18,7 @@ const HALF_LIFE_MS: i64 = 7 * 86_400_000;
 
 /// At most this many addresses are remembered in each map (`succeeded`, `accounts`):
 /// past it the half seen longest ago is forgotten first (see `forget_oldest_half`).
-const MAX_REMEMBERED: usize = 2_000_000;
+pub(super) const MAX_REMEMBERED: usize = 2_000_000;
 
 /// What a rule remembers for its `(slow sprayers)` count.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ impl Sprayers {
 
 /// Past `limit` entries, forget those whose `newest` bin is at or before the median
 /// (about the older half), so the map stays bounded whatever the input.
-fn forget_oldest_half<V, S>(
+pub(super) fn forget_oldest_half<V, S>(
     map: &mut HashMap<u64, V, S>,
     limit: usize,
     newest: impl Fn(&V) -> u32,
@@ -147,7 +147,7 @@ fn forget_oldest_half<V, S>(
 
 /// A bin index as stored: bins since 1970 fit 32 bits at any bin of a second or more
 /// (earlier ones count as 0, later ones as the last).
-fn stamp(bin: i64) -> u32 {
+pub(super) fn stamp(bin: i64) -> u32 {
     bin.clamp(0, i64::from(u32::MAX)) as u32
 }
 

@@ -222,18 +222,23 @@ impl RuleSpec {
         window + 3_600_000usize.div_ceil(bin_ms) + 1 + reach.unwrap_or(1)
     }
 
+    /// Whether this rule keeps the `(failing-only sources)` count: split, with a
+    /// `failing_sources` detector (which judges only that series).
+    pub fn counts_failing_sources(&self) -> bool {
+        self.split_by.is_some()
+            && self
+                .detectors
+                .iter()
+                .any(|d| d.detector.kind() == DetectorKind::FailingSources)
+    }
+
     /// The longest history a series of this rule keeps: [`RuleSpec::history_bins`], or
     /// for a split rule with `failing_sources` its count's
     /// ([`RuleSpec::sources_history_bins`]). What a restart loads by default and how long
     /// a bin shared between replicas is kept, so that a replaced task or a new replica
     /// judges that count against its season at once.
     pub fn history_window(&self) -> Duration {
-        let counts_sources = self.split_by.is_some()
-            && self
-                .detectors
-                .iter()
-                .any(|d| d.detector.kind() == DetectorKind::FailingSources);
-        let bins = if counts_sources {
+        let bins = if self.counts_failing_sources() {
             self.sources_history_bins()
         } else {
             self.history_bins()
