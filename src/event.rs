@@ -52,6 +52,12 @@ pub struct Event<'a> {
     pub threat_suspected: Option<Cow<'a, str>>,
 }
 
+/// Whether a `threatSuspected` value is ThreatInsight's flag: `"true"` as Okta writes it
+/// (a JSON boolean reads the same; the query's columns hold it as text).
+pub fn threat_flagged(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("true")
+}
+
 /// Why a piece of input was not an event. Counted in summaries, logged at a limited rate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {

@@ -66,6 +66,11 @@ pub struct Counts {
     /// [`FailedAccounts`]; none from a CSV of counts).
     #[serde(default, skip_serializing_if = "FailedAccounts::is_empty")]
     pub failed_accounts: FailedAccounts,
+    /// Whether the first or the last failed attempt that says (the query's `earliest`
+    /// and `latest` of `debugContext.debugData.threatSuspected`) carried Okta
+    /// ThreatInsight's flag: `"true"`. False when the source cannot tell.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed_flagged: bool,
 }
 
 /// The first and the last event of a bin, in milliseconds since the Unix epoch.
@@ -160,6 +165,7 @@ impl Counts {
         self.failed_users = self.failed_users.saturating_add(other.failed_users);
         self.failed_ips = self.failed_ips.saturating_add(other.failed_ips);
         self.failed_accounts.merge(&other.failed_accounts);
+        self.failed_flagged |= other.failed_flagged;
     }
 }
 
@@ -278,6 +284,7 @@ impl BinRecord {
             failed_ips: u64::from(self.failed_ips),
             span: None,
             failed_accounts: FailedAccounts::default(),
+            failed_flagged: false,
         }
     }
 

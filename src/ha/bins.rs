@@ -34,7 +34,9 @@ const TRANSACTION_BYTES: usize = 3_000_000;
 /// failed_users, failed_ips]`, followed by `first_ms, last_ms` when the leader knew when
 /// the bin's first and last events happened (the standby's flatline needs them), then
 /// the two keys of the failed accounts when it knew any (`distributed_spraying` needs
-/// them; the times are `i64::MIN` then if unknown).
+/// them; the times are `i64::MIN` then if unknown), then `1` when a failed attempt
+/// carried ThreatInsight's flag (`failing_sources` reads it; the times and the keys are
+/// `i64::MIN` and `0` then if unknown).
 type Series = (Labels, Vec<i64>);
 
 fn wire(c: &Counts) -> Vec<i64> {
@@ -46,13 +48,17 @@ fn wire(c: &Counts) -> Vec<i64> {
         n(c.failed_users),
         n(c.failed_ips),
     ];
+    let accounts = !c.failed_accounts.is_empty() || c.failed_flagged;
     if let Some(span) = c.span {
         out.extend([span.first_ms, span.last_ms]);
-    } else if !c.failed_accounts.is_empty() {
+    } else if accounts {
         out.extend([i64::MIN, i64::MIN]);
     }
-    if !c.failed_accounts.is_empty() {
+    if accounts {
         out.extend(c.failed_accounts.0.map(i64::from));
+    }
+    if c.failed_flagged {
+        out.push(1);
     }
     out
 }
@@ -79,6 +85,7 @@ fn counts(v: &[i64]) -> Option<Counts> {
             }
             _ => FailedAccounts::default(),
         },
+        failed_flagged: v.get(9) == Some(&1),
     })
 }
 
@@ -324,6 +331,9 @@ mod tests {
                         } else {
                             FailedAccounts::default()
                         },
+                        // Every fourth was flagged by ThreatInsight, with or without
+                        // accounts and times.
+                        failed_flagged: i % 4 == 3,
                     };
                     (labels, counts)
                 })

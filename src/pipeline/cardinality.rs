@@ -13,8 +13,8 @@ use crate::series::{BinRecord, Counts, LabelMap, Labels};
 
 impl RuleEngine {
     /// With a `failing_sources` detector, the `(failing-only sources)` series' counts for
-    /// this bin: addresses that only failed, on a username Okta could not resolve, new
-    /// in the window (`failure`: see `fresh_sources`), that succeeded (`success`), all
+    /// this bin: addresses that only failed, on a username Okta could not resolve or
+    /// flagged by ThreatInsight, new in the window (`failure`: see `fresh_sources`), that succeeded (`success`), all
     /// of them (`total`), and the distinct users the counted ones tried.
     pub(super) fn failing_sources(
         &mut self,

@@ -73,7 +73,7 @@ pub fn classify(
         DetectorKind::FailingSources => (
             AlertKind::CredentialStuffing,
             format!(
-                "{:.0} addresses new {} failed on usernames Okta could not resolve without a single success (usually about {:.0}): many addresses, each trying a few credentials leaked elsewhere",
+                "{:.0} addresses new {} failed on usernames Okta could not resolve or with ThreatInsight's flag, without a single success (usually about {:.0}): many addresses, each trying a few credentials leaked elsewhere",
                 f.observed,
                 if f.window_bins > 1 {
                     format!("over {} bins", f.window_bins)

@@ -1,6 +1,7 @@
 //! Which of a split rule's failing-only addresses the `(failing-only sources)` count
 //! takes (see `detect::failing_sources`): an address that only failed in the bin, on a
-//! username Okta could not resolve, and had not failed within the rule's window before.
+//! username Okta could not resolve or flagged by Okta ThreatInsight, and had not failed
+//! within the rule's window before.
 //!
 //! Stuffing near the noise — a few dozen attempts in an hour from as many proxies, more
 //! than half on usernames of other breaches — adds one such address per attempt, while
@@ -31,7 +32,8 @@ pub struct FreshSources {
 
 impl FreshSources {
     /// Whether the address `labels` with `counts` in `bin` counts: it only failed, some
-    /// of its failures were on an unresolved username, and it had not failed in the
+    /// of its failures were on an unresolved username or flagged by ThreatInsight
+    /// (`Counts::failed_flagged`), and it had not failed in the
     /// `window` bins before. Every failing address is remembered (call once per address
     /// and bin, in bin order).
     pub fn counts(&mut self, labels: &Labels, counts: &Counts, bin: i64, window: i64) -> bool {
@@ -43,7 +45,9 @@ impl FreshSources {
             .failed
             .insert(key, bin)
             .is_none_or(|last| last <= bin - window);
-        fresh && counts.success == 0 && counts.failed_accounts.unresolved_among(counts.failure)
+        fresh
+            && counts.success == 0
+            && (counts.failed_flagged || counts.failed_accounts.unresolved_among(counts.failure))
     }
 
     /// Forget what is older than `window` bins (once a window), and past
@@ -94,6 +98,14 @@ mod tests {
         assert!(
             !f.counts(&ip("b"), &failed(true), 10, 16),
             "a person's own account"
+        );
+        let flagged = Counts {
+            failed_flagged: true,
+            ..failed(true)
+        };
+        assert!(
+            f.counts(&ip("d"), &flagged, 10, 16),
+            "a real account, from an address ThreatInsight flagged"
         );
         let got_in = Counts {
             success: 1,

@@ -19,6 +19,7 @@ pub use builtin::{
     UNKNOWN_USER,
 };
 pub use conditions::Conditions;
+pub use query::Reads;
 pub use read::read_timezone;
 
 use std::time::Duration;

@@ -3,7 +3,33 @@
 use super::RuleSpec;
 use crate::detect::DetectorKind;
 
+/// Which details of a bin's first and last failed attempt a rule reads (its query asks
+/// for them, and the local binner keeps them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// Okta's user ids (`series::FailedAccounts`).
+    pub accounts: bool,
+    /// ThreatInsight's flag (`Counts::failed_flagged`).
+    pub threat_flags: bool,
+}
+
 impl RuleSpec {
+    /// What this rule reads of its failed attempts: `distributed_spraying` tells a
+    /// sprayer's accounts apart by Okta's user ids; the failing-only count
+    /// (`failing_sources`) takes an address whose attempts were on unresolved usernames
+    /// or flagged by ThreatInsight, so it reads both.
+    pub fn reads(&self) -> Reads {
+        let sources = self.counts_failing_sources();
+        Reads {
+            accounts: sources
+                || self
+                    .detectors
+                    .iter()
+                    .any(|d| d.detector.kind() == DetectorKind::DistributedSpraying),
+            threat_flags: sources,
+        }
+    }
+
     /// The bin as Logs Insights writes it: `15m`, `1h`, `30s`.
     pub fn bin_literal(&self) -> String {
         let s = self.bin.as_secs();
@@ -57,22 +83,26 @@ impl RuleSpec {
             by.push_str(", detail.");
             by.push_str(field);
         }
-        // `distributed_spraying` tells a sprayer's accounts apart by Okta's user ids: the
-        // first and the last failed attempt's (`series::FailedAccounts`).
-        let accounts = if self
-            .detectors
-            .iter()
-            .any(|d| d.detector.kind() == DetectorKind::DistributedSpraying)
-        {
-            ", earliest(detail.actor.id) as first_actor, latest(detail.actor.id) as last_actor"
-        } else {
-            ""
-        };
+        let reads = self.reads();
+        let mut accounts = String::new();
+        if reads.accounts {
+            accounts.push_str(
+                ", earliest(detail.actor.id) as first_actor, latest(detail.actor.id) as last_actor",
+            );
+        }
+        if reads.threat_flags {
+            accounts.push_str(&format!(
+                ", earliest({THREAT}) as first_threat, latest({THREAT}) as last_threat"
+            ));
+        }
         format!(
             "{filter}\n| stats count(*) as n, count_distinct(detail.actor.alternateId) as users, count_distinct(detail.client.ipAddress) as ips, min(@timestamp) as first, max(@timestamp) as last{accounts} by {by}\n| limit 10000"
         )
     }
 }
+
+/// Okta ThreatInsight's flag on an attempt (`"true"` when it suspected a threat).
+const THREAT: &str = "detail.debugContext.debugData.threatSuspected";
 
 /// A string literal for a Logs Insights query (JSON escaping is a safe subset).
 pub(super) fn json_string(s: &str) -> String {
@@ -114,7 +144,13 @@ mod tests {
         assert!(!r.insights_query().contains("earliest"));
         // The spraying rule asks which accounts failed first and last.
         assert!(RuleSpec::password_spraying().insights_query().contains(
-            "max(@timestamp) as last, earliest(detail.actor.id) as first_actor, latest(detail.actor.id) as last_actor by bin(15m)"
+            "max(@timestamp) as last, earliest(detail.actor.id) as first_actor, latest(detail.actor.id) as last_actor, earliest(detail.debugContext.debugData.threatSuspected) as first_threat, latest(detail.debugContext.debugData.threatSuspected) as last_threat by bin(15m)"
         ));
+        // A split rule with only `failing_sources` asks for both too.
+        r.detectors = vec![crate::detect::DetectorSpec::default_for(
+            DetectorKind::FailingSources,
+        )];
+        assert!(r.insights_query().contains("as first_actor"));
+        assert!(r.insights_query().contains("as last_threat"));
     }
 }

@@ -1,6 +1,6 @@
 //! Which of the organisation's own accounts a bin's failures were for, as far as a
 //! source can tell: the Okta user ids (`actor.id`) of the bin's first and last failed
-//! attempt, kept when Okta resolved the username (an unresolved one is `unknown`).
+//! attempt, or that it was a username Okta could not resolve (`actor.id` `unknown`).
 //!
 //! Counts alone cannot tell an address coming back for a *second* account hours later
 //! from a person at home failing for their own account twice; the user ids can, and an
@@ -13,24 +13,30 @@ use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
-/// Up to two accounts, as 32-bit keys of their Okta user ids (0: none). Eight bytes a
-/// bin; two ids that share a key count as one account (about once in 4·10⁹ pairs).
+/// Up to two accounts, as 32-bit keys of their Okta user ids (0: none; [`UNRESOLVED`]: a
+/// username Okta could not resolve). Eight bytes a bin; two ids that share a key count as
+/// one account (about once in 4·10⁹ pairs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedAccounts(pub [u32; 2]);
 
+/// The key of an attempt on a username Okta could not resolve (`actor.id` `unknown`):
+/// no account, but said, so that a bin's two attempts on one real account are not
+/// mistaken for one real and one unresolved.
+pub const UNRESOLVED: u32 = u32::MAX;
+
 impl FailedAccounts {
-    /// The key of an `actor.id`: `None` for an unresolved username (`unknown`) or no
-    /// id at all.
+    /// The key of an `actor.id`: [`UNRESOLVED`] for an unresolved username (`unknown`,
+    /// or an empty id), `None` for no id at all (Logs Insights' `earliest` and `latest`
+    /// skip those).
     pub fn key(actor_id: Option<&str>) -> Option<u32> {
-        let id = actor_id.map(str::trim).filter(|id| {
-            !id.is_empty()
-                && !id.eq_ignore_ascii_case("unknown")
-                && !id.eq_ignore_ascii_case("null")
-        })?;
+        let id = actor_id.map(str::trim)?;
+        if id.is_empty() || id.eq_ignore_ascii_case("unknown") || id.eq_ignore_ascii_case("null") {
+            return Some(UNRESOLVED);
+        }
         // foldhash with a fixed seed: the same id gets the same key in every run and
         // process (the daemon, a backtest and a standby agree).
         let x = foldhash::fast::FixedState::default().hash_one(id);
-        Some(((x ^ (x >> 32)) as u32).max(1))
+        Some(((x ^ (x >> 32)) as u32).clamp(1, UNRESOLVED - 1))
     }
 
     /// The accounts of the first and the last failed attempt (their `actor.id`s).
@@ -41,26 +47,26 @@ impl FailedAccounts {
         a
     }
 
-    /// Whether some of a bin's `failures` were on a username Okta could not resolve (or
-    /// carried no id): fewer accounts are held than the first and the last attempt
-    /// name. Exact for one or two failures; a busier bin with two real accounts at its
-    /// ends says no. A source that gives no accounts at all (a CSV of counts, a query
-    /// without them) says yes: the count it feeds is then every failing-only address.
+    /// Whether some of a bin's `failures` were on a username Okta could not resolve: the
+    /// first or the last failed attempt was. A bin whose attempts in between were the
+    /// only unresolved ones says no. A source that gives no accounts at all (a CSV of
+    /// counts, a query without them) says yes: the count it feeds is then every
+    /// failing-only address.
     pub fn unresolved_among(&self, failures: u64) -> bool {
-        failures > 0 && (self.keys().count() as u64) < failures.min(2)
+        failures > 0 && (self.is_empty() || self.0.contains(&UNRESOLVED))
     }
 
     pub fn is_empty(&self) -> bool {
         self.0 == [0, 0]
     }
 
-    /// The accounts held (none, one or two distinct keys).
+    /// The accounts held (none, one or two distinct keys; an unresolved username is
+    /// none).
     pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
         let [a, b] = self.0;
-        [a, b]
-            .into_iter()
-            .enumerate()
-            .filter_map(move |(i, k)| (k != 0 && !(i == 1 && k == a)).then_some(k))
+        [a, b].into_iter().enumerate().filter_map(move |(i, k)| {
+            (k != 0 && k != UNRESOLVED && !(i == 1 && k == a)).then_some(k)
+        })
     }
 
     /// Add an account if there is room for it (a third is not kept: undercounting is
@@ -76,9 +82,9 @@ impl FailedAccounts {
         }
     }
 
-    /// Both sides' accounts (as far as two fit).
+    /// Both sides' accounts and unresolved usernames (as far as two fit).
     pub fn merge(&mut self, other: &FailedAccounts) {
-        for k in other.keys().collect::<Vec<_>>() {
+        for k in other.0 {
             self.add(Some(k));
         }
     }
@@ -89,10 +95,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unresolved_usernames_have_no_key() {
-        assert_eq!(FailedAccounts::key(Some("unknown")), None);
-        assert_eq!(FailedAccounts::key(Some("")), None);
+    fn unresolved_usernames_have_no_account_but_are_said() {
+        assert_eq!(FailedAccounts::key(Some("unknown")), Some(UNRESOLVED));
+        assert_eq!(FailedAccounts::key(Some("")), Some(UNRESOLVED));
         assert_eq!(FailedAccounts::key(None), None);
+        assert_eq!(FailedAccounts::of(Some("unknown"), None).keys().count(), 0);
+        // One unresolved end says so; two attempts on one real account do not.
+        assert!(FailedAccounts::of(Some("00ua"), Some("unknown")).unresolved_among(2));
+        assert!(!FailedAccounts::of(Some("00ua"), Some("00ua")).unresolved_among(2));
+        assert!(!FailedAccounts::of(Some("00ua"), None).unresolved_among(1));
+        assert!(!FailedAccounts::of(Some("unknown"), None).unresolved_among(0));
+        // A source that names no accounts at all: every failing address.
+        assert!(FailedAccounts::default().unresolved_among(3));
         let k = FailedAccounts::key(Some("00u1abcd"));
         assert!(k.is_some_and(|k| k != 0));
         assert_eq!(
@@ -120,5 +134,9 @@ mod tests {
         assert!(none.is_empty());
         none.merge(&two);
         assert_eq!(none, two);
+        // An unresolved username survives a merge (a query's rows per outcome).
+        let mut merged = FailedAccounts::default();
+        merged.merge(&FailedAccounts::of(Some("unknown"), None));
+        assert!(merged.unresolved_among(1));
     }
 }

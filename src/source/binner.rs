@@ -35,6 +35,9 @@ struct RuleBins {
     matcher: crate::rule::EventMatch,
     bin_ms: i64,
     split_by: Option<String>,
+    /// Which failed attempts' details the rule's query asks for (the binner keeps the
+    /// same, so that both sources give a rule the same counts).
+    reads: crate::rule::Reads,
     /// Open bins: bin index → split value ("" without split) → counts.
     open: BTreeMap<i64, HashMap<Box<str>, Cell, Keyed>>,
     /// Bins before this were handed to the pipeline.
@@ -164,6 +167,7 @@ impl Binner {
                     matcher: r.event_match(),
                     bin_ms,
                     split_by: r.split_by.clone(),
+                    reads: r.reads(),
                     open: BTreeMap::new(),
                     flushed_before: None,
                     last_observed: None,
@@ -312,7 +316,7 @@ impl Binner {
             r.skip_gap(rule, bin, out);
             r.last_observed = Some(bin);
             for (value, cell) in values {
-                let counts = cell.finish();
+                let counts = cell.finish(r.reads);
                 let mut labels = Labels::new();
                 if let Some(field) = &r.split_by {
                     labels.insert(field.clone(), value.into_string());

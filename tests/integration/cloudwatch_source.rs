@@ -134,10 +134,14 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
         } else {
             "user.session.start"
         };
-        lines.push((
-            t,
-            support::okta_line(t, kind, result, ip, &format!("user{}@example.com", i % 13)),
-        ));
+        let mut line =
+            support::okta_line(t, kind, result, ip, &format!("user{}@example.com", i % 13));
+        if kind == "user.session.start" {
+            // Okta's user id (or `unknown`) and ThreatInsight's flag (or none), which the
+            // spraying rule's query reads at each bin's first and last failed attempt.
+            line = with_signals(&line, i);
+        }
+        lines.push((t, line));
         i += 1;
         t += 7_000 + (i % 5) * 1_000;
     }
@@ -153,10 +157,13 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
     let builtin = RuleSpec::mfa_push_fatigue();
     pushes.when = builtin.when;
     pushes.approvals = builtin.approvals;
+    let mut spraying = RuleSpec::password_spraying();
+    spraying.bin = Duration::from_secs(300);
     let rules = vec![
         rule("sessions", 300, None),
         rule("per-ip", 300, Some("client.ipAddress")),
         pushes,
+        spraying,
     ];
     let config = SourceConfig {
         log_groups: vec![group.clone()],
@@ -187,6 +194,20 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
         want.keys().any(|(r, _, _)| *r == 2),
         "no push events were counted"
     );
+    // The spraying rule's accounts and flags were compared, both ways round.
+    let spray = || {
+        want.iter()
+            .filter(|((r, _, _), c)| *r == 3 && c.failure > 0)
+    };
+    assert!(
+        spray().any(|(_, c)| c.failed_flagged) && spray().any(|(_, c)| !c.failed_flagged),
+        "no bin with and without ThreatInsight's flag"
+    );
+    assert!(
+        spray().any(|(_, c)| c.failed_accounts.unresolved_among(c.failure))
+            && spray().any(|(_, c)| c.failed_accounts.keys().count() == 2),
+        "no bin with an unresolved username and none with two accounts"
+    );
     // Approvals and denials were each counted (and compared) in the push rule.
     let pushed = || want.iter().filter(|((r, _, _), _)| *r == 2);
     assert!(
@@ -214,6 +235,28 @@ async fn backfilled_bins_equal_counts_computed_from_the_events() {
             "a query reached into the future: {q}"
         );
     }
+}
+
+/// An Okta line with `actor.id` (a user id, or `unknown` on one line in four) and, on two
+/// of every three, ThreatInsight's `threatSuspected` (`"true"` on one of those). `i / 3`:
+/// the test's addresses take turns by `i % 3`.
+fn with_signals(line: &str, i: i64) -> String {
+    let i = i / 3;
+    let mut v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    let detail = &mut v["detail"];
+    detail["actor"]["id"] = if i % 4 == 0 {
+        "unknown".into()
+    } else {
+        format!("00u{}", i % 5).into()
+    };
+    match i % 3 {
+        0 => {}
+        1 => detail["debugContext"] = serde_json::json!({"debugData": {"threatSuspected": "true"}}),
+        _ => {
+            detail["debugContext"] = serde_json::json!({"debugData": {"threatSuspected": "false"}})
+        }
+    }
+    v.to_string()
 }
 
 /// Found building the soak (`soak/`): a daemon restarted while Logs Insights failed a query

@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use crate::event::Event;
+use crate::event::{threat_flagged, Event};
+use crate::rule::Reads;
 use crate::series::{Counts, FailedAccounts, OutcomeClass};
 
 /// One open bin of one series.
@@ -18,6 +19,11 @@ pub(super) struct Cell {
     /// query's `earliest` and `latest` of `actor.id`; see [`FailedAccounts`]).
     first_failed: Option<(i64, Option<u32>)>,
     last_failed: Option<(i64, Option<u32>)>,
+    /// The first and the last failed attempt that carries ThreatInsight's
+    /// `threatSuspected`: when, and whether it was flagged (as the query's `earliest`
+    /// and `latest`, which skip attempts without the field).
+    first_threat: Option<(i64, bool)>,
+    last_threat: Option<(i64, bool)>,
 }
 
 struct Failed {
@@ -46,6 +52,15 @@ impl Cell {
         if self.last_failed.is_none_or(|(ms, _)| e.published_ms >= ms) {
             self.last_failed = Some(account);
         }
+        if let Some(flag) = e.threat_suspected.as_deref() {
+            let threat = (e.published_ms, threat_flagged(flag));
+            if self.first_threat.is_none_or(|(ms, _)| e.published_ms < ms) {
+                self.first_threat = Some(threat);
+            }
+            if self.last_threat.is_none_or(|(ms, _)| e.published_ms >= ms) {
+                self.last_threat = Some(threat);
+            }
+        }
         let i = match self.failed.iter().position(|f| *f.result == *e.result) {
             Some(i) => i,
             None => {
@@ -67,13 +82,22 @@ impl Cell {
         }
     }
 
-    pub(super) fn finish(self) -> Counts {
+    /// The bin's counts, with the failed attempts' accounts and flags where the rule
+    /// `reads` them.
+    pub(super) fn finish(self, reads: Reads) -> Counts {
         let mut c = self.counts;
         c.failed_users = self.failed.iter().map(|f| f.users.len() as u64).sum();
         c.failed_ips = self.failed.iter().map(|f| f.ips.len() as u64).sum();
-        for (_, key) in [self.first_failed, self.last_failed].into_iter().flatten() {
-            c.failed_accounts.add(key);
+        if reads.accounts {
+            for (_, key) in [self.first_failed, self.last_failed].into_iter().flatten() {
+                c.failed_accounts.add(key);
+            }
         }
+        c.failed_flagged = reads.threat_flags
+            && [self.first_threat, self.last_threat]
+                .into_iter()
+                .flatten()
+                .any(|(_, flagged)| flagged);
         c
     }
 }
@@ -90,6 +114,11 @@ fn hash(s: &str) -> u64 {
 mod tests {
     use super::*;
     use std::borrow::Cow;
+
+    const ALL: Reads = Reads {
+        accounts: true,
+        threat_flags: true,
+    };
 
     fn failed(ms: i64, actor: &'static str) -> Event<'static> {
         Event {
@@ -110,7 +139,7 @@ mod tests {
         for (ms, actor) in [(30, "00ulast"), (10, "00ufirst"), (20, "00umiddle")] {
             c.add(&failed(ms, actor), OutcomeClass::Failure);
         }
-        let counts = c.finish();
+        let counts = c.finish(ALL);
         assert_eq!(counts.failed_users, 3);
         assert_eq!(
             counts.failed_accounts,
@@ -120,6 +149,56 @@ mod tests {
         let mut c = Cell::default();
         c.add(&failed(10, "unknown"), OutcomeClass::Failure);
         c.add(&failed(20, "00uother"), OutcomeClass::Success);
-        assert!(c.finish().failed_accounts.is_empty());
+        let counts = c.finish(ALL);
+        assert_eq!(counts.failed_accounts.keys().count(), 0);
+        assert!(counts.failed_accounts.unresolved_among(counts.failure));
+        assert!(!counts.failed_flagged);
+    }
+
+    #[test]
+    fn a_rule_that_does_not_read_accounts_or_flags_keeps_neither() {
+        let mut c = Cell::default();
+        let mut e = failed(10, "00ua");
+        e.threat_suspected = Some(Cow::Borrowed("true"));
+        c.add(&e, OutcomeClass::Failure);
+        let none = Reads {
+            accounts: false,
+            threat_flags: false,
+        };
+        let counts = c.finish(none);
+        // As the query of such a rule asks for neither column.
+        assert!(counts.failed_accounts.is_empty());
+        assert!(!counts.failed_flagged);
+        assert_eq!(counts.failure, 1);
+    }
+
+    #[test]
+    fn threatinsight_flags_are_read_at_the_first_and_last_attempt_that_carry_one() {
+        let flagged = |flags: &[(i64, Option<&'static str>)]| {
+            let mut c = Cell::default();
+            for &(ms, flag) in flags {
+                let mut e = failed(ms, "unknown");
+                e.threat_suspected = flag.map(Cow::Borrowed);
+                c.add(&e, OutcomeClass::Failure);
+            }
+            c.finish(ALL).failed_flagged
+        };
+        assert!(flagged(&[
+            (10, Some("false")),
+            (20, Some("true")),
+            (30, None)
+        ]));
+        assert!(flagged(&[
+            (30, Some("false")),
+            (10, Some("TRUE")),
+            (20, Some("false"))
+        ]));
+        // Between the ends, as Logs Insights' `earliest` and `latest` would not see it.
+        assert!(!flagged(&[
+            (10, Some("false")),
+            (20, Some("true")),
+            (30, Some("false"))
+        ]));
+        assert!(!flagged(&[(10, None), (20, None)]));
     }
 }

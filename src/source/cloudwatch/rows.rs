@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 
+use crate::event::threat_flagged;
 use crate::rule::RuleSpec;
 use crate::series::{Counts, FailedAccounts, Labels, OutcomeClass, Span};
 use crate::source::insights::Row;
@@ -78,23 +79,31 @@ pub fn parse_rows(
         let mut row_counts = Counts::default();
         row_counts.add(class, n);
         if class == OutcomeClass::Failure {
-            // Optional columns (a hand-written query may leave them out).
-            let distinct = |name: &str| {
-                get(name)
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .map_or(0, |v| v.round() as u64)
-            };
-            row_counts.failed_users = distinct("users");
-            row_counts.failed_ips = distinct("ips");
-            // The first and the last failed attempt's `actor.id` (the spraying rule's
-            // `earliest` and `latest`): which of the organisation's accounts failed.
-            row_counts.failed_accounts = FailedAccounts::of(get("first_actor"), get("last_actor"));
+            read_failed_columns(&get, &mut row_counts);
         }
         row_counts.span = row_span(i, get("first"), get("last"), bin_ms, b)?;
         out.entry((bin, labels)).or_default().merge(&row_counts);
     }
     Ok(out)
+}
+
+/// The optional columns of a failure row (a hand-written query may leave them out): the
+/// distinct users and addresses, the first and the last failed attempt's `actor.id`
+/// (which of the organisation's accounts failed) and ThreatInsight's flag on them.
+fn read_failed_columns<'r>(get: &dyn Fn(&str) -> Option<&'r str>, counts: &mut Counts) {
+    let distinct = |name: &str| {
+        get(name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map_or(0, |v| v.round() as u64)
+    };
+    counts.failed_users = distinct("users");
+    counts.failed_ips = distinct("ips");
+    counts.failed_accounts = FailedAccounts::of(get("first_actor"), get("last_actor"));
+    counts.failed_flagged = [get("first_threat"), get("last_threat")]
+        .into_iter()
+        .flatten()
+        .any(threat_flagged);
 }
 
 /// The optional `first` and `last` columns (`min(@timestamp)`, `max(@timestamp)`): when
@@ -286,17 +295,37 @@ mod tests {
             ("ips", "1"),
             ("first_actor", "unknown"),
             ("last_actor", "00u1b2c3"),
+            ("first_threat", "false"),
+            ("last_threat", "true"),
         ])];
         let c = parse_rows(&spec, &rows, 0, i64::MAX).unwrap();
         let (key, counts) = c.iter().next().unwrap();
+        assert!(counts.failed_flagged);
         assert_eq!(key.1["client.ipAddress"], "203.0.113.9");
         assert_eq!(counts.failure, 12);
         assert_eq!((counts.failed_users, counts.failed_ips), (11, 1));
-        // The resolved account is kept, the unresolved username is not.
+        // The resolved account is kept, the unresolved username is said without one.
         assert_eq!(
-            counts.failed_accounts,
+            counts.failed_accounts.keys().collect::<Vec<_>>(),
             FailedAccounts::of(Some("00u1b2c3"), None)
+                .keys()
+                .collect::<Vec<_>>()
         );
+        assert!(counts.failed_accounts.unresolved_among(counts.failure));
+        // Neither end flagged, or the columns missing: not flagged.
+        for threats in [
+            vec![("first_threat", "false"), ("last_threat", "False")],
+            vec![],
+        ] {
+            let mut fields = vec![
+                ("bin(15m)", "2026-11-25 10:15:00.000"),
+                ("detail.outcome.result", "FAILURE"),
+                ("n", "2"),
+            ];
+            fields.extend(threats);
+            let c = parse_rows(&spec, &[row(&fields)], 0, i64::MAX).unwrap();
+            assert!(!c.values().next().unwrap().failed_flagged);
+        }
     }
 
     #[test]
