@@ -407,6 +407,9 @@ fn headline(detector: DetectorKind, kind: AlertKind) -> &'static str {
         DetectorKind::DistinctUsers => {
             "One source is failing for many accounts (password spraying?)"
         }
+        DetectorKind::FailingSources if kind == AlertKind::Outage => {
+            "Many addresses fail without ever succeeding (outage?)"
+        }
         DetectorKind::FailingSources => {
             "Many addresses fail without ever succeeding (credential stuffing?)"
         }

@@ -54,9 +54,11 @@ pub struct BinContext<'a> {
     /// This series is the `(other)` remainder of a split rule: many sources merged, so
     /// per-source tests (`distinct_users`, `push_fatigue`) do not apply to it.
     pub aggregate: bool,
-    /// This series is a split rule's `(failing-only sources)` count (see
-    /// `failing_sources`), not a source: only `failing_sources` judges it.
+    /// This series is a split rule's `(failing-only sources)` or `(locked-out sources)`
+    /// count (see `failing_sources`), not a source: only `failing_sources` judges it.
     pub sources: bool,
+    /// Of those, the `(locked-out sources)` count.
+    pub locked_out: bool,
     /// This series is a split rule's `(slow sprayers)` count (see
     /// `distributed_spraying`): only `distributed_spraying` judges it.
     pub sprayers: bool,
@@ -71,6 +73,7 @@ pub struct BinContext<'a> {
 pub struct SeriesKind {
     pub aggregate: bool,
     pub sources: bool,
+    pub locked_out: bool,
     pub sprayers: bool,
 }
 
@@ -80,6 +83,7 @@ impl BinContext<'_> {
         SeriesKind {
             aggregate: self.aggregate,
             sources: self.sources,
+            locked_out: self.locked_out,
             sprayers: self.sprayers,
         }
     }
@@ -558,7 +562,7 @@ mod tests {
             let mut c = ctx(&h, Counts::default(), e.map(|(t, s, f)| expected(t, s, f)));
             c.bin = bins.len() as i64;
             (c.aggregate, c.sources, c.sprayers) = [(true, false, false), (false, true, false), (false, false, true)][kind];
-            let plain = BinContext { aggregate: false, sources: false, sprayers: false, ..ctx(&h, c.counts, c.expected) };
+            let plain = BinContext { aggregate: false, sources: false, locked_out: false, sprayers: false, ..ctx(&h, c.counts, c.expected) };
             for k in DetectorKind::ALL {
                 let d = DetectorSpec::default_for(k).detector;
                 for c in [&c, &plain] {

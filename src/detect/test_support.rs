@@ -42,6 +42,7 @@ pub fn ctx<'a>(history: &'a History, c: Counts, e: Option<Expected>) -> BinConte
         local: LocalTime::new(15 * 60_000, None),
         aggregate: false,
         sources: false,
+        locked_out: false,
         sprayers: false,
         evidence_since: i64::MIN,
     }

@@ -3,44 +3,81 @@
 //! with `(other)` — and deterministic about which values keep a series of their own.
 
 use std::collections::hash_map::Entry;
+use std::collections::HashSet;
+
+use super::fresh_sources::Failing;
 
 use super::engine::RuleEngine;
 use super::series_state::SeriesState;
 use super::sprayers::is_synthetic;
 use super::story::Story;
-use crate::rule::{OTHER_SERIES, SOURCES_SERIES};
+use crate::rule::{LOCKED_OUT_SERIES, OTHER_SERIES, SOURCES_SERIES};
 use crate::series::{BinRecord, Counts, LabelMap, Labels};
 
 impl RuleEngine {
-    /// With a `failing_sources` detector, the `(failing-only sources)` series' counts for
-    /// this bin: addresses that only failed, on a username Okta could not resolve or
-    /// flagged by ThreatInsight, new in the window (`failure`: see `fresh_sources`), that succeeded (`success`), all
-    /// of them (`total`), and the distinct users the counted ones tried.
+    /// With a `failing_sources` detector, the two counts it judges for this bin (see
+    /// `fresh_sources`), each as one series:
+    /// - `(failing-only sources)`: addresses that only failed, on a username Okta could
+    ///   not resolve or flagged by ThreatInsight, new in the window (`failure`), that
+    ///   succeeded (`success`), all of them (`total`), and the distinct users the counted
+    ///   ones tried;
+    /// - `(locked-out sources)`: of the addresses that in the bin before only failed, on
+    ///   their own accounts, new in the window (`total`), those that have not got in
+    ///   since (`failure`) and those that have (`success`). Whether the address got in
+    ///   before says nothing here: on the outside traffic most addresses people failed
+    ///   from in an outage had never got in before (phones, new networks).
     pub(super) fn failing_sources(
         &mut self,
         bin: i64,
         observed: &LabelMap<Counts>,
-    ) -> Option<(Labels, Counts)> {
-        if !self.spec.counts_failing_sources() {
-            return None;
-        }
-        let field = self.spec.split_by.as_ref()?;
+    ) -> Vec<(Labels, Counts)> {
+        let Some(field) = self
+            .spec
+            .split_by
+            .as_ref()
+            .filter(|_| self.spec.counts_failing_sources())
+        else {
+            return Vec::new();
+        };
         let window = self.spec.window_bins().max(1) as i64;
-        let mut c = Counts::default();
+        let mut hostile = Counts::default();
+        let mut waiting = self.fresh_sources.take_waiting(bin);
+        let mut locked = Counts {
+            total: waiting.len() as u64,
+            ..Counts::default()
+        };
+        let mut own = HashSet::default();
         for (labels, counts) in observed {
-            c.total += 1;
+            hostile.total += 1;
+            let key = self.fresh_sources.key(labels);
             if counts.success > 0 {
-                c.success += 1;
+                hostile.success += 1;
+                locked.success += u64::from(waiting.remove(&key));
             }
-            if self.fresh_sources.counts(labels, counts, bin, window) {
-                c.failure += 1;
-                c.failed_ips += 1;
-                c.failed_users = c.failed_users.saturating_add(counts.failed_users);
+            match self.fresh_sources.judge(key, counts, bin, window) {
+                Some(Failing::Hostile) => {
+                    hostile.failure += 1;
+                    hostile.failed_ips += 1;
+                    hostile.failed_users = hostile.failed_users.saturating_add(counts.failed_users);
+                }
+                Some(Failing::Own) => {
+                    own.insert(key);
+                }
+                None => {}
             }
         }
+        self.fresh_sources.wait_for(bin, own);
         self.fresh_sources.prune(bin, window);
-        let labels = [(field.clone(), SOURCES_SERIES.to_string())].into();
-        Some((labels, c))
+        // One person (at least) behind each address: what the windows need to tell
+        // many people from one person's retries (`detect::spike`).
+        locked.failure = waiting.len() as u64;
+        locked.failed_ips = locked.failure;
+        locked.failed_users = locked.failure;
+        let series = |name: &str| [(field.clone(), name.to_string())].into();
+        vec![
+            (series(SOURCES_SERIES), hostile),
+            (series(LOCKED_OUT_SERIES), locked),
+        ]
     }
 
     /// With `split_by`, values beyond `max_series` share one `(other)` series.
@@ -170,7 +207,7 @@ impl RuleEngine {
 mod tests {
     use crate::pipeline::testing::{c, ip, rule};
     use crate::pipeline::Pipeline;
-    use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES};
+    use crate::rule::{RuleSpec, LOCKED_OUT_SERIES, OTHER_SERIES, SOURCES_SERIES};
     use crate::series::{BinIndex, Counts, FailedAccounts, Labels, RuleId};
 
     #[test]
@@ -213,6 +250,7 @@ mod tests {
             names,
             vec![
                 "(failing-only sources)",
+                "(locked-out sources)",
                 "(other)",
                 "(slow sprayers)",
                 "a",
@@ -277,5 +315,40 @@ mod tests {
             series[&ip("svc")].history.get(0).is_none(),
             "an address keeps hours"
         );
+    }
+
+    /// The locked-out count takes, one bin later, the addresses that failed on their
+    /// own accounts and have not got in since; someone who mistyped and got in, or got
+    /// in in the next bin, is not counted.
+    #[test]
+    fn the_locked_out_count_takes_people_who_did_not_get_in_by_the_next_bin() {
+        let mut p = Pipeline::new(vec![RuleSpec::password_spraying()]);
+        let mut out = Vec::new();
+        let own = Counts {
+            failed_accounts: FailedAccounts::of(Some("00u1"), Some("00u1")),
+            ..c(2, 2)
+        };
+        for v in ["p1", "p2", "p3"] {
+            p.observe(RuleId(0), BinIndex(0), ip(v), own);
+        }
+        let typo = Counts {
+            success: 1,
+            total: 3,
+            ..own
+        };
+        p.observe(RuleId(0), BinIndex(0), ip("typo"), typo);
+        p.close_through(RuleId(0), BinIndex(1), &mut out);
+        p.observe(RuleId(0), BinIndex(1), ip("p3"), c(1, 0));
+        p.observe(RuleId(0), BinIndex(1), ip("p1"), own);
+        p.close_through(RuleId(0), BinIndex(3), &mut out);
+        let series = &p.rules[0].series;
+        let locked = &series[&ip(LOCKED_OUT_SERIES)].history;
+        let at = |b: i64| locked.get(b).map(|r| (r.total, r.success, r.failure));
+        assert_eq!(at(0), Some((0, 0, 0)), "nobody was waiting yet");
+        assert_eq!(at(1), Some((3, 1, 2)), "p1 and p2 still out, p3 got in");
+        assert_eq!(at(2), Some((0, 0, 0)), "p1's second failure is not new");
+        // Their own accounts: the stuffing count took none of them.
+        let sources = &series[&ip(SOURCES_SERIES)].history;
+        assert_eq!(sources.get(0).map(|r| r.failure), Some(0));
     }
 }

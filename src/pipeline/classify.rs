@@ -226,6 +226,40 @@ pub fn many_sources(sources: usize) -> Verdict {
     }
 }
 
+/// The `(locked-out sources)` count paged: many addresses failed on their own accounts
+/// and did not get in by the end of the next bin. People who mistype get in within
+/// minutes and a help-desk reset wave gets in after its reset; people Okta (or a
+/// directory agent, or an MFA factor) keeps out do not: an outage for some. Unless the
+/// stuffing count (new addresses on unknown usernames or flagged) is `beside` it in the
+/// same bin: then the addresses are proxies whose combo list holds real usernames.
+pub fn locked_out(f: &Finding, bin_ms: i64, beside_stuffing: bool) -> Verdict {
+    let minutes = bin_ms / 60_000;
+    let (kind, why) = if beside_stuffing {
+        (
+            AlertKind::CredentialStuffing,
+            "new addresses on unknown usernames or flagged by ThreatInsight failed beside them: proxies whose combo list holds real usernames",
+        )
+    } else {
+        (
+            AlertKind::Outage,
+            "Okta, a directory agent or a sign-in policy is keeping people out",
+        )
+    };
+    Verdict {
+        kind,
+        reason: format!(
+            "{:.0} addresses {} failed to sign in to their own accounts (resolved usernames, no ThreatInsight flag) and had not got in {minutes} min later (usually about {:.0}); {why}",
+            f.observed,
+            if f.window_bins > 1 {
+                format!("over {} bins", f.window_bins)
+            } else {
+                "in one bin".to_string()
+            },
+            f.expected
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +286,31 @@ mod tests {
             window_bins: 1,
             evidence_bins: 1,
         }
+    }
+
+    #[test]
+    fn people_kept_out_of_their_own_accounts_are_an_outage() {
+        let f = Finding {
+            window_bins: 4,
+            ..finding(22.0, 0.3)
+        };
+        let v = locked_out(&f, 900_000, false);
+        assert_eq!(v.kind, AlertKind::Outage);
+        assert!(
+            v.reason
+                .starts_with("22 addresses over 4 bins failed to sign in to their own accounts"),
+            "{}",
+            v.reason
+        );
+        assert!(v.reason.contains("not got in 15 min later"), "{}", v.reason);
+        // Beside the stuffing count in the same bin: proxies, not people.
+        let v = locked_out(&f, 900_000, true);
+        assert_eq!(v.kind, AlertKind::CredentialStuffing);
+        assert!(
+            v.reason.contains("combo list holds real usernames"),
+            "{}",
+            v.reason
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::alert::{fingerprint, Alert, AlertInput, Status};
 use crate::alert_kind::{AlertKind, Verdict as KindVerdict};
 use crate::detect::baseline::Expected;
 use crate::detect::{BinContext, DetectorKind, Dispersion, Finding, SeriesKind};
-use crate::rule::{RuleSpec, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
+use crate::rule::{RuleSpec, LOCKED_OUT_SERIES, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{BinRecord, Counts, History, LabelMap, Labels};
 
 /// How many bins back a rule over totals looks for its last event (see
@@ -365,6 +365,12 @@ impl RuleEngine {
                     && sources >= classify::MANY_SOURCES
                 {
                     classify::many_sources(sources)
+                } else if detector == DetectorKind::FailingSources
+                    && series_kind(facts.split, &n.labels).locked_out
+                {
+                    // Its only other series is the stuffing count: both anomalous in
+                    // one bin is stuffing whose combo list holds real usernames.
+                    classify::locked_out(&n.finding, facts.bin_ms, sources >= 2)
                 } else {
                     classify::classify(
                         detector,
@@ -466,6 +472,7 @@ fn context<'a>(
         local: facts.local,
         aggregate: kind.aggregate,
         sources: kind.sources,
+        locked_out: kind.locked_out,
         sprayers: kind.sprayers,
         evidence_since,
     }
@@ -479,13 +486,15 @@ pub(super) fn series_kind(split: bool, labels: &Labels) -> SeriesKind {
     let mut s = SeriesKind {
         aggregate: split,
         sources: split,
+        locked_out: split,
         sprayers: split,
     };
     if split {
         for v in labels.values().map(String::as_str) {
-            s.sources &= v == SOURCES_SERIES;
+            s.locked_out &= v == LOCKED_OUT_SERIES;
+            s.sources &= v == SOURCES_SERIES || v == LOCKED_OUT_SERIES;
             s.sprayers &= v == SPRAYERS_SERIES;
-            s.aggregate &= v == OTHER_SERIES || v == SOURCES_SERIES || v == SPRAYERS_SERIES;
+            s.aggregate &= v == OTHER_SERIES || super::sprayers::is_synthetic(v);
         }
     }
     s

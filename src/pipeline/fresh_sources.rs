@@ -15,39 +15,78 @@
 //! of other days: 1.0–1.7 on average, at most 4; its missed stuffing near the noise:
 //! 9–29 in its worst hour).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use super::sprayers::{forget_oldest_half, stamp, MAX_REMEMBERED};
 use crate::series::{Counts, Labels};
 
+/// What a failing-only address new in the window failed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failing {
+    /// Some of its failures were on an unresolved username or flagged by ThreatInsight:
+    /// the `(failing-only sources)` count.
+    Hostile,
+    /// Its own (resolved, unflagged) accounts: a person who could not get in, counted by
+    /// `(locked-out sources)` if it has not got in by the end of the next bin.
+    Own,
+}
+
 /// The bin each address last failed in, by a 64-bit hash of the address keyed at random
-/// per rule (the addresses are the input's: see `sprayers::Sprayers::succeeded`).
+/// per rule (the addresses are the input's: see `sprayers::Sprayers::succeeded`), and the
+/// addresses of the last bin that failed on their own accounts.
 #[derive(Debug, Clone, Default)]
 pub struct FreshSources {
     failed: HashMap<u64, i64, foldhash::fast::FixedState>,
     key_state: foldhash::fast::RandomState,
     pruned_at: Option<i64>,
+    /// The bin and the keys of its addresses that failed on their own accounts (see
+    /// [`Failing::Own`]).
+    waiting: (i64, HashSet<u64, foldhash::fast::FixedState>),
 }
 
 impl FreshSources {
-    /// Whether the address `labels` with `counts` in `bin` counts: it only failed, some
-    /// of its failures were on an unresolved username or flagged by ThreatInsight
-    /// (`Counts::failed_flagged`), and it had not failed in the
-    /// `window` bins before. Every failing address is remembered (call once per address
-    /// and bin, in bin order).
-    pub fn counts(&mut self, labels: &Labels, counts: &Counts, bin: i64, window: i64) -> bool {
+    /// The key an address is remembered by.
+    pub fn key(&self, labels: &Labels) -> u64 {
+        self.key_state.hash_one(labels)
+    }
+
+    /// What the address `key` with `counts` in `bin` is: `None` unless it only failed
+    /// and had not failed in the `window` bins before; then whether some of its failures
+    /// were on an unresolved username or flagged by ThreatInsight
+    /// (`Counts::failed_flagged`). Every failing address is remembered (call once per
+    /// address and bin, in bin order).
+    pub fn judge(&mut self, key: u64, counts: &Counts, bin: i64, window: i64) -> Option<Failing> {
         if counts.failure == 0 {
-            return false;
+            return None;
         }
-        let key = self.key_state.hash_one(labels);
         let fresh = self
             .failed
             .insert(key, bin)
             .is_none_or(|last| last <= bin - window);
-        fresh
-            && counts.success == 0
-            && (counts.failed_flagged || counts.failed_accounts.unresolved_among(counts.failure))
+        if !fresh || counts.success > 0 {
+            None
+        } else if counts.failed_flagged || counts.failed_accounts.unresolved_among(counts.failure) {
+            Some(Failing::Hostile)
+        } else {
+            Some(Failing::Own)
+        }
+    }
+
+    /// The addresses of the bin before `bin` that failed on their own accounts (empty if
+    /// the last bin noted was another).
+    pub fn take_waiting(&mut self, bin: i64) -> HashSet<u64, foldhash::fast::FixedState> {
+        let (noted, keys) = std::mem::take(&mut self.waiting);
+        if noted == bin - 1 {
+            keys
+        } else {
+            HashSet::default()
+        }
+    }
+
+    /// Note the addresses of `bin` that failed on their own accounts.
+    pub fn wait_for(&mut self, bin: i64, keys: HashSet<u64, foldhash::fast::FixedState>) {
+        self.waiting = (bin, keys);
     }
 
     /// Forget what is older than `window` bins (once a window), and past
@@ -65,73 +104,110 @@ impl FreshSources {
 mod tests {
     use super::*;
     use crate::series::FailedAccounts;
+    use Failing::{Hostile, Own};
 
-    fn ip(v: &str) -> Labels {
-        [("client.ipAddress".to_string(), v.to_string())].into()
+    fn judge(f: &mut FreshSources, ip: &str, c: &Counts, bin: i64, window: i64) -> Option<Failing> {
+        let labels: Labels = [("client.ipAddress".to_string(), ip.to_string())].into();
+        let key = f.key(&labels);
+        f.judge(key, c, bin, window)
     }
 
-    /// One failure on an unresolved username (no account key), or on a real account.
+    /// One failure on an unresolved username, or on a real account.
     fn failed(resolved: bool) -> Counts {
         Counts {
             total: 1,
             failure: 1,
             failed_users: 1,
             failed_ips: 1,
-            failed_accounts: FailedAccounts::of(resolved.then_some("00u1"), None),
+            failed_accounts: FailedAccounts::of(
+                Some(if resolved { "00u1" } else { "unknown" }),
+                None,
+            ),
             ..Counts::default()
         }
     }
 
     #[test]
-    fn a_proxy_counts_once_a_window_and_a_real_account_never() {
+    fn a_proxy_counts_once_a_window_and_a_real_account_as_its_own() {
         let mut f = FreshSources::default();
-        assert!(f.counts(&ip("a"), &failed(false), 10, 16), "a new proxy");
-        assert!(
-            !f.counts(&ip("a"), &failed(false), 11, 16),
+        assert_eq!(
+            judge(&mut f, "a", &failed(false), 10, 16),
+            Some(Hostile),
+            "a new proxy"
+        );
+        assert_eq!(
+            judge(&mut f, "a", &failed(false), 11, 16),
+            None,
             "back within the window"
         );
-        assert!(
-            !f.counts(&ip("a"), &failed(false), 26, 16),
+        assert_eq!(
+            judge(&mut f, "a", &failed(false), 26, 16),
+            None,
             "still: last failed at 11"
         );
-        assert!(f.counts(&ip("a"), &failed(false), 43, 16), "a window later");
-        assert!(
-            !f.counts(&ip("b"), &failed(true), 10, 16),
+        assert_eq!(
+            judge(&mut f, "a", &failed(false), 43, 16),
+            Some(Hostile),
+            "a window later"
+        );
+        assert_eq!(
+            judge(&mut f, "b", &failed(true), 10, 16),
+            Some(Own),
             "a person's own account"
         );
         let flagged = Counts {
             failed_flagged: true,
             ..failed(true)
         };
-        assert!(
-            f.counts(&ip("d"), &flagged, 10, 16),
+        assert_eq!(
+            judge(&mut f, "d", &flagged, 10, 16),
+            Some(Hostile),
             "a real account, from an address ThreatInsight flagged"
         );
         let got_in = Counts {
             success: 1,
             ..failed(false)
         };
-        assert!(
-            !f.counts(&ip("c"), &got_in, 10, 16),
+        assert_eq!(
+            judge(&mut f, "c", &got_in, 10, 16),
+            None,
             "mistyped, then got in"
         );
-        assert!(
-            !f.counts(&ip("c"), &Counts::default(), 10, 16),
+        assert_eq!(
+            judge(&mut f, "e", &Counts::default(), 10, 16),
+            None,
             "no failure"
         );
+        // Without any accounts from the source, every failing-only address is taken as
+        // on an unresolved username.
+        let unnamed = Counts {
+            failed_accounts: FailedAccounts::default(),
+            ..failed(true)
+        };
+        assert_eq!(judge(&mut f, "g", &unnamed, 10, 16), Some(Hostile));
+    }
+
+    #[test]
+    fn the_addresses_waiting_are_those_of_the_bin_just_before() {
+        let mut f = FreshSources::default();
+        f.wait_for(7, [1, 2].into_iter().collect());
+        assert_eq!(f.take_waiting(8).len(), 2);
+        assert!(f.take_waiting(9).is_empty(), "taken once");
+        f.wait_for(7, [1].into_iter().collect());
+        assert!(f.take_waiting(9).is_empty(), "a bin was skipped");
     }
 
     #[test]
     fn pruning_forgets_only_what_the_window_no_longer_holds() {
         let mut f = FreshSources::default();
-        assert!(f.counts(&ip("a"), &failed(false), 0, 4));
-        assert!(f.counts(&ip("b"), &failed(false), 3, 4));
+        assert!(judge(&mut f, "a", &failed(false), 0, 4).is_some());
+        assert!(judge(&mut f, "b", &failed(false), 3, 4).is_some());
         f.prune(5, 4);
         assert_eq!(
             f.failed.len(),
             1,
             "a (bin 0) is out of the window at 5, b is not"
         );
-        assert!(!f.counts(&ip("b"), &failed(false), 6, 4));
+        assert!(judge(&mut f, "b", &failed(false), 6, 4).is_none());
     }
 }

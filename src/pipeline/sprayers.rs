@@ -10,7 +10,7 @@ use super::engine::RuleEngine;
 use super::story::Story;
 use crate::detect::long_run::LongRunLevel;
 use crate::detect::DistributedSpraying;
-use crate::rule::{OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
+use crate::rule::{LOCKED_OUT_SERIES, OTHER_SERIES, SOURCES_SERIES, SPRAYERS_SERIES};
 use crate::series::{Counts, LabelMap, Labels};
 
 /// The half-life of the `(slow sprayers)` count's long-run level: a week.
@@ -221,7 +221,7 @@ impl RuleEngine {
 
 /// A label value that names a count the pipeline makes, not a source.
 pub(super) fn is_synthetic(v: &str) -> bool {
-    v == SOURCES_SERIES || v == SPRAYERS_SERIES
+    v == SOURCES_SERIES || v == LOCKED_OUT_SERIES || v == SPRAYERS_SERIES
 }
 
 #[cfg(test)]

@@ -122,6 +122,11 @@ pub const SPLIT_BASELINE_WINDOW: Duration = Duration::from_secs(4 * 3600);
 /// `detect::FailingSources`).
 pub const SOURCES_SERIES: &str = "(failing-only sources)";
 
+/// The label value of a split rule's count of addresses that failed on their own
+/// accounts and had not got in by the end of the next bin (see `detect::FailingSources`:
+/// an outage, when it is many).
+pub const LOCKED_OUT_SERIES: &str = "(locked-out sources)";
+
 /// The label value of a split rule's count of addresses that look like a slow sprayer
 /// (see `detect::DistributedSpraying`).
 pub const SPRAYERS_SERIES: &str = "(slow sprayers)";
