@@ -8,9 +8,9 @@
 # held-out seeds that were never looked at while tuning, only their summary (HELDOUT),
 # and final seeds used for nothing but the report (FINAL: run them last, once; not 21-25,
 # whose 21-23 make the golden alert files in tests/golden/). Seeds 31-35, 41-45, 51-55, 61-65,
-# 71-75, 81-85, 91-95, 101-105, 111-115, 121-125, 131-135, 141-145, 151-155, 161-165 and 171-175 were the final sets of earlier reports and are spent; 181-185 replaced them.
+# 71-75, 81-85, 91-95, 101-105, 111-115, 121-125, 131-135, 141-145, 151-155, 161-165, 171-175 and 181-185 were the final sets of earlier reports and are spent; 191-195 replaced them.
 #
-#   scripts/detection-bench.sh                    # seeds 1-5, 11-15 and 181-185, both settings
+#   scripts/detection-bench.sh                    # seeds 1-5, 11-15 and 191-195, both settings
 #   SETTINGS=hard FINAL="" scripts/detection-bench.sh   # while iterating: hard, two sets
 #   SEEDS="1 2" HELDOUT="" FINAL="" USERS=5000 DAYS=21 scripts/detection-bench.sh
 #   CONFIG=my.toml scripts/detection-bench.sh     # score your own rules instead
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 
 SEEDS=${SEEDS:-"1 2 3 4 5"}
 HELDOUT=${HELDOUT-"11 12 13 14 15"}
-FINAL=${FINAL-"181 182 183 184 185"}
+FINAL=${FINAL-"191 192 193 194 195"}
 SETTINGS=${SETTINGS:-"easy hard"}
 USERS=${USERS:-2000}
 DAYS=${DAYS:-28}
