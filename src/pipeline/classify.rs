@@ -75,11 +75,7 @@ pub fn classify(
             format!(
                 "{:.0} addresses new {} failed on usernames Okta could not resolve or with ThreatInsight's flag, without a single success (usually about {:.0}): many addresses, each trying a few credentials leaked elsewhere",
                 f.observed,
-                if f.window_bins > 1 {
-                    format!("over {} bins", f.window_bins)
-                } else {
-                    "in one bin".to_string()
-                },
+                over_bins(f),
                 f.expected
             ),
         ),
@@ -250,13 +246,18 @@ pub fn locked_out(f: &Finding, bin_ms: i64, beside_stuffing: bool) -> Verdict {
         reason: format!(
             "{:.0} addresses {} failed to sign in to their own accounts (resolved usernames, no ThreatInsight flag) and had not got in {minutes} min later (usually about {:.0}); {why}",
             f.observed,
-            if f.window_bins > 1 {
-                format!("over {} bins", f.window_bins)
-            } else {
-                "in one bin".to_string()
-            },
+            over_bins(f),
             f.expected
         ),
+    }
+}
+
+/// Over how many bins a finding counted: "over 4 bins", or "in one bin".
+fn over_bins(f: &Finding) -> String {
+    if f.window_bins > 1 {
+        format!("over {} bins", f.window_bins)
+    } else {
+        "in one bin".to_string()
     }
 }
 
