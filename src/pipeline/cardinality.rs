@@ -49,9 +49,16 @@ impl RuleEngine {
         let mut own = HashSet::default();
         for (labels, counts) in observed {
             hostile.total += 1;
-            let key = self.fresh_sources.key(labels);
             if counts.success > 0 {
                 hostile.success += 1;
+            }
+            // Most addresses only succeed, and nobody is waiting for most of them: the
+            // address is hashed only when it matters.
+            if counts.failure == 0 && (counts.success == 0 || waiting.is_empty()) {
+                continue;
+            }
+            let key = self.fresh_sources.key(labels);
+            if counts.success > 0 {
                 locked.success += u64::from(waiting.remove(&key));
             }
             match self.fresh_sources.judge(key, counts, bin, window) {
