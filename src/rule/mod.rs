@@ -231,11 +231,12 @@ impl RuleSpec {
     /// Whether this rule keeps the `(failing-only sources)` count: split, with a
     /// `failing_sources` detector (which judges only that series).
     pub fn counts_failing_sources(&self) -> bool {
-        self.split_by.is_some()
-            && self
-                .detectors
-                .iter()
-                .any(|d| d.detector.kind() == DetectorKind::FailingSources)
+        self.split_by.is_some() && self.has_detector(DetectorKind::FailingSources)
+    }
+
+    /// Whether one of this rule's detectors is of `kind`.
+    pub fn has_detector(&self, kind: DetectorKind) -> bool {
+        self.detectors.iter().any(|d| d.detector.kind() == kind)
     }
 
     /// The longest history a series of this rule keeps: [`RuleSpec::history_bins`], or

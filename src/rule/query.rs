@@ -21,11 +21,7 @@ impl RuleSpec {
     pub fn reads(&self) -> Reads {
         let sources = self.counts_failing_sources();
         Reads {
-            accounts: sources
-                || self
-                    .detectors
-                    .iter()
-                    .any(|d| d.detector.kind() == DetectorKind::DistributedSpraying),
+            accounts: sources || self.has_detector(DetectorKind::DistributedSpraying),
             threat_flags: sources,
         }
     }

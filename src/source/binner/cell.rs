@@ -1,6 +1,6 @@
 //! One open bin of one series in the local binner: its counts, who failed and from
 //! where (as 64-bit hashes, for the distinct counts), and the first and last failed
-//! attempt's account.
+//! attempt's account and ThreatInsight flag.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -15,15 +15,49 @@ pub(super) struct Cell {
     pub(super) counts: Counts,
     /// Per failing `outcome.result` value: who failed, from where.
     failed: Vec<Failed>,
-    /// The first and the last failed attempt: when, and the key of its account (as the
-    /// query's `earliest` and `latest` of `actor.id`; see [`FailedAccounts`]).
-    first_failed: Option<(i64, Option<u32>)>,
-    last_failed: Option<(i64, Option<u32>)>,
-    /// The first and the last failed attempt that carries ThreatInsight's
-    /// `threatSuspected`: when, and whether it was flagged (as the query's `earliest`
-    /// and `latest`, which skip attempts without the field).
-    first_threat: Option<(i64, bool)>,
-    last_threat: Option<(i64, bool)>,
+    /// The key of the first and the last failed attempt's account (as the query's
+    /// `earliest` and `latest` of `actor.id`; see [`FailedAccounts`]).
+    accounts: Ends<Option<u32>>,
+    /// Whether the first and the last failed attempt that carries ThreatInsight's
+    /// `threatSuspected` was flagged (as the query's `earliest` and `latest`, which skip
+    /// attempts without the field).
+    threats: Ends<bool>,
+}
+
+/// A value of the earliest and of the latest event that had one, as Logs Insights'
+/// `earliest` and `latest` take them (ties: the first seen is the earliest, the last
+/// seen the latest).
+struct Ends<T> {
+    first: Option<(i64, T)>,
+    last: Option<(i64, T)>,
+}
+
+impl<T> Default for Ends<T> {
+    fn default() -> Self {
+        Ends {
+            first: None,
+            last: None,
+        }
+    }
+}
+
+impl<T: Copy> Ends<T> {
+    fn note(&mut self, ms: i64, value: T) {
+        if self.first.is_none_or(|(first, _)| ms < first) {
+            self.first = Some((ms, value));
+        }
+        if self.last.is_none_or(|(last, _)| ms >= last) {
+            self.last = Some((ms, value));
+        }
+    }
+
+    /// The earliest's value and the latest's (none before any was noted).
+    fn values(&self) -> impl Iterator<Item = T> {
+        [self.first, self.last]
+            .into_iter()
+            .flatten()
+            .map(|(_, v)| v)
+    }
 }
 
 struct Failed {
@@ -45,21 +79,10 @@ impl Cell {
         if class != OutcomeClass::Failure {
             return;
         }
-        let account = (e.published_ms, FailedAccounts::key(e.actor_id.as_deref()));
-        if self.first_failed.is_none_or(|(ms, _)| e.published_ms < ms) {
-            self.first_failed = Some(account);
-        }
-        if self.last_failed.is_none_or(|(ms, _)| e.published_ms >= ms) {
-            self.last_failed = Some(account);
-        }
+        self.accounts
+            .note(e.published_ms, FailedAccounts::key(e.actor_id.as_deref()));
         if let Some(flag) = e.threat_suspected.as_deref() {
-            let threat = (e.published_ms, threat_flagged(flag));
-            if self.first_threat.is_none_or(|(ms, _)| e.published_ms < ms) {
-                self.first_threat = Some(threat);
-            }
-            if self.last_threat.is_none_or(|(ms, _)| e.published_ms >= ms) {
-                self.last_threat = Some(threat);
-            }
+            self.threats.note(e.published_ms, threat_flagged(flag));
         }
         let i = match self.failed.iter().position(|f| *f.result == *e.result) {
             Some(i) => i,
@@ -89,15 +112,11 @@ impl Cell {
         c.failed_users = self.failed.iter().map(|f| f.users.len() as u64).sum();
         c.failed_ips = self.failed.iter().map(|f| f.ips.len() as u64).sum();
         if reads.accounts {
-            for (_, key) in [self.first_failed, self.last_failed].into_iter().flatten() {
+            for key in self.accounts.values() {
                 c.failed_accounts.add(key);
             }
         }
-        c.failed_flagged = reads.threat_flags
-            && [self.first_threat, self.last_threat]
-                .into_iter()
-                .flatten()
-                .any(|(_, flagged)| flagged);
+        c.failed_flagged = reads.threat_flags && self.threats.values().any(|flagged| flagged);
         c
     }
 }
